@@ -1,0 +1,38 @@
+# Everything a new user needs starts from python3 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint schema bench maestro-smoke check-pr clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/maestro up
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+schema: $(STAMP)
+	$(BIN)/python -m proto.schema_gen
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+maestro-smoke: $(STAMP)
+	$(BIN)/maestro smoke
+
+clean:
+	rm -rf $(VENV) .maestro .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,371 @@
+"""Publish, request, consume and serve typed messages; the one place that acks, naks, terms or sets errors.
+
+| handler                          | JetStream consumer                          | request/reply          |
+|----------------------------------|---------------------------------------------|------------------------|
+| returns                          | ack                                         | reply with the answer  |
+| raises Retry(delay)              | nak(delay)                                  | error 503              |
+| raises Reject, or does not decode| term + DeadLetter to the DLQ                | error 400              |
+| raises anything else             | nak with backoff until max_deliver, then DLQ| error 500              |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import ServiceConfig
+
+from maestro import codec, topics
+from maestro.errors import Reject, RemoteError, Retry
+from maestro.metrics import Metrics
+from maestro.settings import Settings
+from proto.v1 import DeadLetter
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+_FETCH_TIMEOUT_S = 1.0
+_MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a consumer handler may know about the message besides its content."""
+
+    subject: str
+    headers: Mapping[str, str]
+    attempt: int
+    stream_seq: int
+    _msg: Msg = field(repr=False)
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C traceparent the message carried, if any."""
+        return self.headers.get(topics.HEADER_TRACEPARENT)
+
+    async def keepalive(self) -> None:
+        """Tell the server the handler is still working, so the message is not redelivered yet."""
+        await self._msg.in_progress()
+
+
+Handler = Callable[[M, Delivery], Awaitable[None]]
+DeadLetterHook = Callable[[bytes, str], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Consumer(Generic[M]):
+    """A durable pull consumer: which stream, which subjects, what type, and the DLQ origin for failures."""
+
+    stream: str
+    durable: str
+    filter_subject: str
+    type: type[M]
+    origin: str
+
+
+class Bus:
+    """A connection's typed surface: publish, request, consume, serve."""
+
+    def __init__(self, nc: Client, settings: Settings, metrics: Metrics) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=settings.request_timeout_s)
+        self.settings = settings
+        self.metrics = metrics
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop pulling new messages; running handlers finish and consume() returns."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether stop() was called."""
+        return self._stopping.is_set()
+
+    # -- publish and request ---------------------------------------------------------------------
+    async def publish(
+        self,
+        subject: str,
+        message: Any,
+        *,
+        msg_id: str | None = None,
+        traceparent: str | None = None,
+    ) -> PubAck:
+        """Store a message in the stream that owns `subject`; `msg_id` makes a resend a no-op."""
+        headers: dict[str, str] | None = None
+        if msg_id or traceparent:
+            headers = {}
+            if msg_id:
+                headers[topics.HEADER_MSG_ID] = msg_id
+            if traceparent:
+                headers[topics.HEADER_TRACEPARENT] = traceparent
+        return await self.js.publish(subject, codec.encode(message), headers=headers)
+
+    async def request(self, endpoint: topics.Endpoint[Req, Resp], message: Req) -> Resp:
+        """Call an endpoint; raises RemoteError with the peer's code (503 when nobody answers in time)."""
+        try:
+            reply = await self.nc.request(
+                endpoint.subject, codec.encode(message), timeout=self.settings.request_timeout_s
+            )
+        except nats.errors.NoRespondersError:
+            raise RemoteError(503, f"no {endpoint.subject} service is running") from None
+        except TimeoutError:
+            raise RemoteError(503, f"{endpoint.subject} did not answer in time") from None
+        if reply.headers and topics.HEADER_ERROR_CODE in reply.headers:
+            code = int(reply.headers.get(topics.HEADER_ERROR_CODE) or 500)
+            raise RemoteError(code, reply.headers.get(topics.HEADER_ERROR, ""))
+        return codec.decode(endpoint.response, reply.data)
+
+    # -- dead letters ------------------------------------------------------------------------------
+    async def dead_letter(
+        self,
+        origin: str,
+        subject: str,
+        data: bytes,
+        reason: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        deliveries: int = 1,
+        stream_seq: int = 0,
+    ) -> None:
+        """Keep a message that could not be handled in the DLQ, with the reason."""
+        letter = DeadLetter(
+            origin=origin,
+            subject=subject,
+            reason=reason,
+            at=datetime.now(UTC),
+            data=data,
+            headers=dict(headers or {}),
+            deliveries=deliveries,
+            stream_seq=stream_seq,
+        )
+        await self.publish(topics.DLQ.subject(origin), letter)
+        self.metrics.dead_letters.labels(origin).inc()
+
+    # -- consume -------------------------------------------------------------------------------------
+    async def consume(
+        self,
+        consumer: Consumer[M],
+        handler: Handler[M],
+        *,
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> None:
+        """Pull from a durable consumer and run `handler` on each message until stop() or cancellation.
+
+        `on_dead_letter(data, reason)` runs after a message went to the DLQ, so a service can fail the
+        task it belonged to when that task is known.
+        """
+        settings = self.settings
+        config = ConsumerConfig(
+            durable_name=consumer.durable,
+            name=consumer.durable,
+            filter_subject=consumer.filter_subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=settings.ack_wait_s,
+            max_ack_pending=settings.max_ack_pending,
+            # The bus counts deliveries itself and dead-letters the last one, so the server never drops one.
+            max_deliver=-1,
+        )
+        await self.js.add_consumer(consumer.stream, config)
+        sub = await self.js.pull_subscribe_bind(consumer.durable, stream=consumer.stream)
+        slots = asyncio.Semaphore(settings.concurrency)
+        failures = 0
+        try:
+            async with asyncio.TaskGroup() as group:
+                while not self._stopping.is_set():
+                    await slots.acquire()
+                    free = 1
+                    while free < settings.fetch_batch and not slots.locked():
+                        await slots.acquire()
+                        free += 1
+                    try:
+                        msgs = await self._fetch(sub, free)
+                        failures = 0
+                    except Exception as exc:
+                        for _ in range(free):
+                            slots.release()
+                        failures += 1
+                        log.warning("fetch from %s failed: %r", consumer.durable, exc)
+                        await self._sleep_unless_stopping(min(0.1 * 2**failures, 5.0))
+                        continue
+                    for _ in range(free - len(msgs)):
+                        slots.release()
+                    for msg in msgs:
+                        group.create_task(self._handle(consumer, handler, msg, slots, on_dead_letter))
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
+        try:
+            return await sub.fetch(batch, timeout=_FETCH_TIMEOUT_S)
+        except TimeoutError:
+            return []
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _handle(
+        self,
+        consumer: Consumer[M],
+        handler: Handler[M],
+        msg: Msg,
+        slots: asyncio.Semaphore,
+        on_dead_letter: DeadLetterHook | None,
+    ) -> None:
+        started = time.perf_counter()
+        outcome = "ack"
+        try:
+            meta = msg.metadata
+            attempt = meta.num_delivered
+            delivery = Delivery(
+                subject=msg.subject,
+                headers=msg.headers or {},
+                attempt=attempt,
+                stream_seq=meta.sequence.stream,
+                _msg=msg,
+            )
+            try:
+                message = codec.decode(consumer.type, msg.data)
+            except codec.DecodeError as exc:
+                outcome = "reject"
+                await self._to_dlq(consumer, msg, delivery, f"undecodable: {exc}", on_dead_letter)
+                return
+            try:
+                await handler(message, delivery)
+            except Retry as exc:
+                outcome = "retry"
+                await msg.nak(delay=exc.delay)
+            except Reject as exc:
+                outcome = "reject"
+                await self._to_dlq(consumer, msg, delivery, f"rejected: {exc.reason}", on_dead_letter)
+            except Exception as exc:
+                if attempt >= self.settings.max_deliver:
+                    outcome = "dead_letter"
+                    reason = f"failed {attempt} times, last: {exc!r}"
+                    log.error("%s: giving up on %s: %r", consumer.durable, msg.subject, exc)
+                    await self._to_dlq(consumer, msg, delivery, reason, on_dead_letter)
+                else:
+                    outcome = "error"
+                    log.exception("%s: handler failed on %s", consumer.durable, msg.subject)
+                    await msg.nak(delay=min(0.5 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
+            else:
+                await msg.ack()
+        except Exception:
+            # The connection went away while settling: the server redelivers after ack_wait.
+            outcome = "unsettled"
+            log.exception("%s: could not settle %s", consumer.durable, msg.subject)
+        finally:
+            slots.release()
+            self.metrics.messages.labels(consumer.durable, outcome).inc()
+            self.metrics.handler_seconds.labels(consumer.durable).observe(time.perf_counter() - started)
+
+    async def _to_dlq(
+        self,
+        consumer: Consumer[Any],
+        msg: Msg,
+        delivery: Delivery,
+        reason: str,
+        on_dead_letter: DeadLetterHook | None,
+    ) -> None:
+        log.warning("%s: dead letter from %s: %s", consumer.durable, msg.subject, reason)
+        await self.dead_letter(
+            consumer.origin,
+            msg.subject,
+            msg.data,
+            reason,
+            headers=delivery.headers,
+            deliveries=delivery.attempt,
+            stream_seq=delivery.stream_seq,
+        )
+        if on_dead_letter is not None:
+            try:
+                await on_dead_letter(msg.data, reason)
+            except Exception:
+                log.exception("%s: dead-letter hook failed", consumer.durable)
+        await msg.term()
+
+    # -- serve ---------------------------------------------------------------------------------------
+    async def serve(
+        self,
+        service: str,
+        version: str,
+        endpoints: list[tuple[topics.Endpoint[Any, Any], Callable[[Any], Awaitable[Any]]]],
+    ) -> None:
+        """Answer requests on each endpoint (queue group = service name) until stop() or cancellation."""
+        async with asyncio.TaskGroup() as group:
+            svc = await add_service(
+                self.nc, ServiceConfig(name=service, version=version, queue_group=service)
+            )
+            try:
+                for endpoint, handler in endpoints:
+                    await svc.add_endpoint(
+                        name=endpoint.name,
+                        subject=endpoint.subject,
+                        handler=self._answerer(group, endpoint, handler),
+                    )
+                await self._stopping.wait()
+            finally:
+                await svc.stop()
+
+    def _answerer(
+        self,
+        group: asyncio.TaskGroup,
+        endpoint: topics.Endpoint[Req, Resp],
+        handler: Callable[[Req], Awaitable[Resp]],
+    ) -> Callable[[Request], Awaitable[None]]:
+        # Each request runs in its own task, so one slow answer does not hold up the subscription.
+        async def on_request(request: Request) -> None:
+            group.create_task(self._answer(endpoint, handler, request))
+
+        return on_request
+
+    async def _answer(
+        self,
+        endpoint: topics.Endpoint[Req, Resp],
+        handler: Callable[[Req], Awaitable[Resp]],
+        request: Request,
+    ) -> None:
+        code = "200"
+        try:
+            try:
+                message = codec.decode(endpoint.request, request.data)
+                answer = await handler(message)
+            except codec.DecodeError as exc:
+                code = "400"
+                await request.respond_error(code, f"invalid request: {exc}")
+            except Reject as exc:
+                code = "400"
+                await request.respond_error(code, exc.reason)
+            except Retry as exc:
+                code = "503"
+                await request.respond_error(code, str(exc))
+            except Exception as exc:
+                code = "500"
+                log.exception("%s failed", endpoint.subject)
+                await request.respond_error(code, f"internal error: {exc!r}")
+            else:
+                await request.respond(codec.encode(answer))
+        except Exception:
+            log.exception("%s: could not answer", endpoint.subject)
+        finally:
+            self.metrics.requests.labels(endpoint.name, code).inc()

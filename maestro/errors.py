@@ -1,0 +1,37 @@
+"""Exceptions that carry a decision about a message: retry later, reject for good, or a remote failure."""
+
+from __future__ import annotations
+
+
+class MaestroError(Exception):
+    """Base of every error Maestro raises on purpose."""
+
+
+class Retry(MaestroError):
+    """Redeliver the message after `delay` seconds (consumer: nak(delay); request/reply: error 503)."""
+
+    def __init__(self, delay: float = 1.0, reason: str = "") -> None:
+        super().__init__(reason or f"retry in {delay}s")
+        self.delay = delay
+        self.reason = reason
+
+
+class Reject(MaestroError):
+    """Never retry: the message goes to the DLQ with `reason` (consumer: term; request/reply: error 400)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RemoteError(MaestroError):
+    """A request/reply peer answered with an error `code` (400, 404, 500, 503) and `description`."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+
+
+class NotFound(MaestroError):
+    """The thing asked for does not exist."""

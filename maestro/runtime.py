@@ -1,0 +1,160 @@
+"""Run one service: logging, connect, provision, serve HTTP, serve the bus, drain on SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+from aiohttp import web
+from nats.aio.client import Client
+from prometheus_client import CollectorRegistry
+
+from maestro import topology
+from maestro.bus import Bus
+from maestro.http import health_routes, serving_http
+from maestro.logs import setup_logging
+from maestro.metrics import Metrics
+from maestro.settings import Settings
+
+log = logging.getLogger(__name__)
+
+URL_FILE = "nats.url"
+DEFAULT_URL = "nats://127.0.0.1:4222"
+
+
+def resolve_nats_url(settings: Settings) -> str:
+    """MAESTRO_NATS_URL, else the URL `maestro up` wrote into the data dir, else the NATS default."""
+    if settings.nats_url:
+        return settings.nats_url
+    url_file = Path(settings.data_dir) / URL_FILE
+    if url_file.exists():
+        return url_file.read_text().strip()
+    return DEFAULT_URL
+
+
+async def connect(settings: Settings, name: str) -> Client:
+    """Connect to NATS, retrying the first connection with backoff, reconnecting forever after."""
+
+    async def disconnected() -> None:
+        log.warning("disconnected from NATS")
+
+    async def reconnected() -> None:
+        log.warning("reconnected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")
+
+    async def error(exc: Exception) -> None:
+        log.warning("NATS error: %r", exc)
+
+    servers = [s.strip() for s in resolve_nats_url(settings).split(",") if s.strip()]
+    delay = 0.1
+    while True:
+        nc = Client()
+        try:
+            await nc.connect(
+                servers=servers,
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=1,
+                connect_timeout=2,
+                disconnected_cb=disconnected,
+                reconnected_cb=reconnected,
+                error_cb=error,
+                allow_reconnect=True,
+                drain_timeout=5,
+            )
+            return nc
+        except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
+            log.warning("cannot reach NATS at %s (%r); retrying in %.1fs", servers, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+@asynccontextmanager
+async def open_bus(
+    settings: Settings, name: str, registry: CollectorRegistry | None = None
+) -> AsyncIterator[Bus]:
+    """A connected Bus on a provisioned server; drains the connection when the block ends."""
+    nc = await connect(settings, name)
+    try:
+        bus = Bus(nc, settings, Metrics.create(registry or CollectorRegistry()))
+        await topology.ensure(bus.js, settings)
+        yield bus
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.drain()
+
+
+@dataclass(frozen=True)
+class Service:
+    """How to run one service: its name, default HTTP port, what it serves, and any extra HTTP routes."""
+
+    name: str
+    default_port: int
+    serve: Callable[[Bus], Coroutine[Any, Any, None]]
+    routes: Callable[[Bus], Iterable[web.RouteDef]] = field(default=lambda _: ())
+
+
+async def run_service(service: Service, settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run `service` until `stop` is set (or SIGTERM/SIGINT): serve, then finish in-flight work and drain."""
+    stop = stop or asyncio.Event()
+    registry = CollectorRegistry()
+    async with open_bus(settings, f"maestro-{service.name}", registry) as bus:
+
+        async def ready() -> bool:
+            return bus.nc.is_connected and await topology.is_provisioned(bus.js)
+
+        port = service.default_port if settings.http_port < 0 else settings.http_port
+        routes = [*health_routes(registry, ready), *service.routes(bus)]
+        async with serving_http(
+            settings.http_host, port, routes, client_max_size=settings.max_request_bytes + 65536
+        ) as bound:
+            log.info(
+                "%s serving on http://%s:%d (pid %d)", service.name, settings.http_host, bound, os.getpid()
+            )
+            serving = asyncio.create_task(service.serve(bus), name=service.name)
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            bus.stop()
+            try:
+                await asyncio.wait_for(serving, timeout=max(settings.ack_wait_s, 10.0))
+            except TimeoutError:
+                log.warning("%s: in-flight work did not finish in time; it will be redelivered", service.name)
+            stopped.cancel()
+            if serving.done() and not serving.cancelled() and serving.exception() is not None:
+                raise serving.exception()  # type: ignore[misc]
+        log.info("%s stopped", service.name)
+
+
+def main(service: Service, environ: dict[str, str] | None = None) -> None:
+    """The entry point of `python -m services.<name>`: read settings, log JSON, run until signalled."""
+    settings = Settings.from_env(environ if environ is not None else dict(os.environ))
+    setup_logging(settings.log_level)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_service(service, settings, stop=stop)
+
+    asyncio.run(_main())
+
+
+@asynccontextmanager
+async def running_service(service: Service, settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a service in this process for the length of a block (tests, benchmarks); stops and drains after."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_service(service, settings, stop=stop), name=f"run-{service.name}")
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)

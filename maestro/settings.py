@@ -1,0 +1,112 @@
+"""Settings: read once from MAESTRO_* variables in main() into a frozen dataclass, then passed down."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from proto.v1 import ROLES
+
+
+class SettingsError(ValueError):
+    """A MAESTRO_* variable held a value of the wrong kind; the text names the variable."""
+
+
+def _default_worker() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of every service. Each field is read from MAESTRO_<FIELD NAME IN CAPITALS>."""
+
+    nats_url: str | None = None
+    """NATS server URL(s), comma-separated; when empty, `maestro up` starts an embedded JetStream server."""
+    data_dir: str = ".maestro"
+    """Where `maestro up` keeps the embedded server's JetStream store and its URL file."""
+    http_host: str = "127.0.0.1"
+    """Interface for /healthz, /readyz, /metrics (and the orchestrator's API)."""
+    http_port: int = -1
+    """Port for the HTTP endpoints; -1 picks the service's default, 0 picks a free port."""
+    log_level: str = "INFO"
+    """Python logging level for the JSON log lines."""
+    stream_replicas: int = 1
+    """Replicas of every stream and bucket (3 on a NATS cluster)."""
+    event_max_age_s: float = 7 * 24 * 3600.0
+    """How long task events (the audit log) are kept."""
+    dlq_max_age_s: float = 30 * 24 * 3600.0
+    """How long dead letters are kept."""
+    duplicate_window_s: float = 120.0
+    """JetStream de-duplication window for requests, tasks and outcome events."""
+    ack_wait_s: float = 30.0
+    """How long a consumer waits for an ack before redelivering a message."""
+    max_deliver: int = 5
+    """Deliveries of one message before it goes to the DLQ."""
+    max_ack_pending: int = 1000
+    """Messages a durable consumer hands out without an ack (back-pressure across replicas)."""
+    concurrency: int = 256
+    """Handlers one consumer runs at once in one process."""
+    fetch_batch: int = 128
+    """Messages asked for in one pull."""
+    request_timeout_s: float = 5.0
+    """Timeout of one request/reply call (the budget)."""
+    max_request_bytes: int = 1_048_576
+    """Largest task request the guard and the API accept."""
+    default_limit_micro_usd: int = 100_000_000
+    """Budget limit of a tenant that has none set (100 USD)."""
+    price_input_micro_usd_per_token: int = 3
+    """Default price of one input token (3 USD per million)."""
+    price_output_micro_usd_per_token: int = 15
+    """Default price of one output token (15 USD per million)."""
+    estimate_output_tokens: int = 1024
+    """Output tokens assumed when estimating a task's cost before it runs."""
+    reservation_ttl_s: float = 3600.0
+    """How long a budget hold lives without a commit or release."""
+    roles: tuple[str, ...] = ROLES
+    """Roles this agent worker serves (comma-separated)."""
+    heartbeat_s: float = 10.0
+    """How often a worker reports that a long task is still running."""
+    command_timeout_s: float = 300.0
+    """Longest a task's shell command may run in the sandbox."""
+    worker: str = field(default_factory=_default_worker)
+    """This worker's name in events."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Settings from MAESTRO_* entries of `environ`; raises SettingsError naming a bad variable."""
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            name = f"MAESTRO_{f.name.upper()}"
+            raw = environ.get(name)
+            if raw is None or (raw == "" and f.name != "nats_url"):
+                continue
+            values[f.name] = _parse(name, f.type, raw)
+        settings = cls(**values)
+        unknown = sorted(set(settings.roles) - set(ROLES))
+        if unknown:
+            raise SettingsError(f"MAESTRO_ROLES: unknown roles {unknown}; known: {', '.join(ROLES)}")
+        return settings
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(name: str, type_: Any, raw: str) -> Any:
+    kind = str(type_)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if kind == "str | None":
+            return raw or None
+        return raw
+    except ValueError:
+        raise SettingsError(f"{name}: expected {kind}, got {raw!r}") from None

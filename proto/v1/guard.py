@@ -1,0 +1,32 @@
+"""What the guard decides about a request, and why."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from proto.base import Message
+
+Verdict = Literal["allow", "redact", "approve", "deny"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class Violation(Message, frozen=True):
+    """One rule a request broke; `evidence` is redacted and never holds the secret itself."""
+
+    policy: str
+    rule_id: str
+    severity: Severity = "high"
+    location: str = ""
+    evidence: str = ""
+    message: str = ""
+    fix: str = ""
+
+
+class Decision(Message, frozen=True):
+    """The guard's verdict on one request, with every violation and the policy that judged it."""
+
+    verdict: Verdict
+    violations: list[Violation] = []
+    policy_version: str = ""
+    policy_hash: str = ""
+    estimate_micro_usd: int = 0

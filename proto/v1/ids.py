@@ -1,0 +1,27 @@
+"""Value rules shared by every v1 message: ids, tenants, money, tokens."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+# A token is safe as a NATS subject token and as a KV key: no dots, wildcards or spaces.
+TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+TaskId = Annotated[str, Meta(pattern=TOKEN_PATTERN, description="task id, also the idempotency key")]
+Tenant = Annotated[
+    str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="tenant name (lowercase, subject-safe)")
+]
+MicroUsd = Annotated[int, Meta(ge=0, description="money in integer micro-USD (1 USD = 1_000_000)")]
+Tokens = Annotated[int, Meta(ge=0, description="a count of model tokens")]
+
+Role = Literal["planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer"]
+ROLES: tuple[Role, ...] = ("planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer")
+
+
+def new_task_id() -> str:
+    """A fresh task id: time-ordered (ms, hex) then 64 random bits, so ids sort roughly by creation."""
+    return f"t{time.time_ns() // 1_000_000:011x}{secrets.token_hex(8)}"

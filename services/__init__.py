@@ -1,0 +1,1 @@
+"""Maestro services: guard, budget, orchestrator, agents. They never import each other."""

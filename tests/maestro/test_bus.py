@@ -1,0 +1,170 @@
+"""The bus's outcome table against a real nats-server: ack, retry, reject to DLQ, crash until max_deliver."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from maestro import codec, topics
+from maestro.bus import Bus, Consumer, Delivery
+from maestro.errors import Reject, RemoteError, Retry
+from proto.v1 import DeadLetter, GetLedger, LedgerView, TaskRequest
+
+CONSUMER = Consumer(
+    stream=topics.STREAM_REQUESTS,
+    durable="test-bus",
+    filter_subject=topics.REQUESTS.all,
+    type=TaskRequest,
+    origin="test",
+)
+
+
+async def read_dlq(bus: Bus, count: int, timeout: float = 5.0) -> list[DeadLetter]:
+    sub = await bus.js.pull_subscribe(topics.DLQ.all, stream=topics.STREAM_DLQ)
+    letters: list[DeadLetter] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(letters) < count:
+                try:
+                    msgs = await sub.fetch(count - len(letters), timeout=0.5)
+                except TimeoutError:
+                    continue
+                letters.extend(codec.decode(DeadLetter, m.data) for m in msgs)
+    finally:
+        await sub.unsubscribe()
+    return letters
+
+
+async def run_until(bus: Bus, handler, done: asyncio.Event, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    task = asyncio.create_task(bus.consume(CONSUMER, handler, **kwargs))
+    try:
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        bus.stop()
+        await asyncio.wait_for(task, 5)
+
+
+def request(n: int) -> TaskRequest:
+    return TaskRequest(id=f"req-{n}", tenant="acme", role="planner", prompt=f"task {n}")
+
+
+async def test_returned_handler_acks_and_each_message_is_handled_once(bus: Bus) -> None:
+    seen: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        seen.append(msg.id)
+        if len(seen) == 20:
+            done.set()
+
+    for n in range(20):
+        await bus.publish(topics.REQUESTS.subject("acme"), request(n), msg_id=f"req-{n}")
+    await run_until(bus, handler, done)
+    assert sorted(seen) == sorted(f"req-{n}" for n in range(20))
+    info = await bus.js.stream_info(topics.STREAM_REQUESTS)
+    assert info.state.messages == 0  # acked work-queue messages are gone
+
+
+async def test_retry_redelivers_after_the_delay(bus: Bus) -> None:
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if delivery.attempt < 3:
+            raise Retry(0.05)
+        done.set()
+
+    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    await run_until(bus, handler, done)
+    assert attempts == [1, 2, 3]
+
+
+async def test_undecodable_and_rejected_messages_go_to_the_dlq_and_serving_continues(bus: Bus) -> None:
+    handled: list[str] = []
+    hooked: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        if msg.prompt == "reject me":
+            raise Reject("not this one")
+        handled.append(msg.id)
+        done.set()
+
+    async def hook(data: bytes, reason: str) -> None:
+        hooked.append(reason)
+
+    await bus.nc.publish(topics.REQUESTS.subject("acme"), b"\x00\xffnot json")
+    await bus.publish(
+        topics.REQUESTS.subject("acme"),
+        TaskRequest(id="bad", tenant="acme", role="planner", prompt="reject me"),
+    )
+    await bus.publish(topics.REQUESTS.subject("acme"), request(7))
+    await run_until(bus, handler, done, on_dead_letter=hook)
+    assert handled == ["req-7"]
+    letters = await read_dlq(bus, 2)
+    reasons = sorted(letter.reason for letter in letters)
+    assert reasons[0].startswith("rejected: not this one")
+    assert reasons[1].startswith("undecodable:")
+    assert {letter.origin for letter in letters} == {"test"}
+    assert b"\x00\xffnot json" in [letter.data for letter in letters]
+    assert len(hooked) == 2
+
+
+async def test_a_crashing_handler_is_retried_until_max_deliver_then_dead_lettered(bus: Bus) -> None:
+    attempts: list[int] = []
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        raise RuntimeError("boom")
+
+    bus.settings = bus.settings.with_(max_deliver=3)
+    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    task = asyncio.create_task(bus.consume(CONSUMER, handler))
+    letters = await read_dlq(bus, 1, timeout=15)
+    bus.stop()
+    await asyncio.wait_for(task, 5)
+    assert attempts == [1, 2, 3]
+    assert "failed 3 times" in letters[0].reason and "boom" in letters[0].reason
+
+
+async def test_serve_answers_and_maps_errors_to_codes(bus: Bus) -> None:
+    async def get(req: GetLedger) -> LedgerView:
+        if req.tenant == "busy":
+            raise Retry(1)
+        if req.tenant == "bad":
+            raise Reject("no such tenant")
+        if req.tenant == "boom":
+            raise RuntimeError("boom")
+        return LedgerView(
+            tenant=req.tenant, limit_micro_usd=10, spent_micro_usd=1, held_micro_usd=2, remaining_micro_usd=7
+        )
+
+    serving = asyncio.create_task(bus.serve("budget", "0.1.0", [(topics.BUDGET_GET, get)]))
+    await asyncio.sleep(0.1)
+    try:
+        view = await bus.request(topics.BUDGET_GET, GetLedger(tenant="acme"))
+        assert view.remaining_micro_usd == 7
+        for tenant, code in (("busy", 503), ("bad", 400), ("boom", 500)):
+            with pytest.raises(RemoteError) as err:
+                await bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
+            assert err.value.code == code
+        reply = await bus.nc.request(topics.BUDGET_GET.subject, b"{not json", timeout=2)
+        assert reply.headers and reply.headers[topics.HEADER_ERROR_CODE] == "400"
+    finally:
+        bus.stop()
+        await asyncio.wait_for(serving, 5)
+
+
+async def test_request_without_a_server_is_a_503(bus: Bus) -> None:
+    with pytest.raises(RemoteError) as err:
+        await bus.request(topics.BUDGET_GET, GetLedger(tenant="acme"))
+    assert err.value.code == 503
+
+
+def test_dead_letter_keeps_bytes_exactly() -> None:
+    letter = DeadLetter(origin="o", subject="s", reason="r", at=datetime.now(UTC), data=b"\x00\x01")
+    assert codec.decode(DeadLetter, codec.encode(letter)).data == b"\x00\x01"
