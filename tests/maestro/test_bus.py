@@ -21,11 +21,11 @@ CONSUMER = Consumer(
 )
 
 
-async def read_dlq(bus: Bus, count: int, timeout: float = 5.0) -> list[DeadLetter]:
+async def read_dlq(bus: Bus, count: int, within: float = 5.0) -> list[DeadLetter]:
     sub = await bus.js.pull_subscribe(topics.DLQ.all, stream=topics.STREAM_DLQ)
     letters: list[DeadLetter] = []
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while len(letters) < count:
                 try:
                     msgs = await sub.fetch(count - len(letters), timeout=0.5)
@@ -124,7 +124,7 @@ async def test_a_crashing_handler_is_retried_until_max_deliver_then_dead_lettere
     bus.settings = bus.settings.with_(max_deliver=3)
     await bus.publish(topics.REQUESTS.subject("acme"), request(1))
     task = asyncio.create_task(bus.consume(CONSUMER, handler))
-    letters = await read_dlq(bus, 1, timeout=15)
+    letters = await read_dlq(bus, 1, within=15)
     bus.stop()
     await asyncio.wait_for(task, 5)
     assert attempts == [1, 2, 3]
