@@ -52,6 +52,7 @@ class Delivery:
     headers: Mapping[str, str]
     attempt: int
     stream_seq: int
+    size: int
     _msg: Msg = field(repr=False)
 
     @property
@@ -242,6 +243,7 @@ class Bus:
                 headers=msg.headers or {},
                 attempt=attempt,
                 stream_seq=meta.sequence.stream,
+                size=len(msg.data),
                 _msg=msg,
             )
             try:

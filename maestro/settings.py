@@ -54,8 +54,8 @@ class Settings:
     """Messages asked for in one pull."""
     request_timeout_s: float = 5.0
     """Timeout of one request/reply call (the budget)."""
-    max_request_bytes: int = 1_048_576
-    """Largest task request the guard and the API accept."""
+    max_request_bytes: int = 786_432
+    """Largest task request the guard and the API accept (below NATS's 1 MiB max payload)."""
     default_limit_micro_usd: int = 100_000_000
     """Budget limit of a tenant that has none set (100 USD)."""
     price_input_micro_usd_per_token: int = 3

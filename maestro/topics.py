@@ -58,6 +58,14 @@ class Topic(Generic[M]):
         parts = [_check_token(v) for v in values] + ["*"] * (len(self.tokens) - len(values))
         return ".".join((self.prefix, *parts))
 
+    def where(self, **named: str) -> str:
+        """A subscription filter from named token values, `*` for the rest: `EVENTS.where(task_id=id)`."""
+        unknown = set(named) - set(self.tokens)
+        if unknown:
+            raise SubjectError(f"{self.prefix} has no tokens {sorted(unknown)}")
+        parts = [_check_token(named[t]) if t in named else "*" for t in self.tokens]
+        return ".".join((self.prefix, *parts))
+
     @property
     def all(self) -> str:
         """The filter matching every subject of this topic."""
