@@ -41,8 +41,13 @@ def resolve_nats_url(settings: Settings) -> str:
     return DEFAULT_URL
 
 
-async def connect(settings: Settings, name: str) -> Client:
-    """Connect to NATS, retrying the first connection with backoff, reconnecting forever after."""
+class Unreachable(ConnectionError):
+    """NATS could not be reached within the patience given."""
+
+
+async def connect(settings: Settings, name: str, *, patience_s: float | None = None) -> Client:
+    """Connect to NATS, retrying the first connection with backoff (forever, or raising Unreachable after
+    `patience_s`), then reconnecting forever."""
 
     async def disconnected() -> None:
         log.warning("disconnected from NATS")
@@ -55,6 +60,8 @@ async def connect(settings: Settings, name: str) -> Client:
 
     servers = [s.strip() for s in resolve_nats_url(settings).split(",") if s.strip()]
     delay = 0.1
+    loop = asyncio.get_running_loop()
+    deadline = None if patience_s is None else loop.time() + patience_s
     while True:
         nc = Client()
         try:
@@ -72,6 +79,8 @@ async def connect(settings: Settings, name: str) -> Client:
             )
             return nc
         except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
+            if deadline is not None and loop.time() + delay > deadline:
+                raise Unreachable(f"cannot reach NATS at {', '.join(servers)}: is Maestro running?") from None
             log.warning("cannot reach NATS at %s (%r); retrying in %.1fs", servers, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -79,10 +88,14 @@ async def connect(settings: Settings, name: str) -> Client:
 
 @asynccontextmanager
 async def open_bus(
-    settings: Settings, name: str, registry: CollectorRegistry | None = None
+    settings: Settings,
+    name: str,
+    registry: CollectorRegistry | None = None,
+    *,
+    patience_s: float | None = None,
 ) -> AsyncIterator[Bus]:
     """A connected Bus on a provisioned server; drains the connection when the block ends."""
-    nc = await connect(settings, name)
+    nc = await connect(settings, name, patience_s=patience_s)
     try:
         bus = Bus(nc, settings, Metrics.create(registry or CollectorRegistry()))
         await topology.ensure(bus.js, settings)

@@ -1,0 +1,101 @@
+"""The SDK: submit requests, read a task's record and events, watch it, wait for it to finish."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from maestro import codec, history, topics
+from maestro.bus import Bus
+from maestro.errors import NotFound, RemoteError
+from maestro.runtime import open_bus
+from maestro.settings import Settings
+from proto.v1 import (
+    TERMINAL_STATES,
+    Cancelled,
+    Failed,
+    GetLedger,
+    LedgerView,
+    Rejected,
+    Succeeded,
+    TaskEvent,
+    TaskRecord,
+    TaskRequest,
+    TimedOut,
+)
+
+_TERMINAL_EVENTS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
+
+
+class Client:
+    """A user's handle on Maestro over NATS."""
+
+    def __init__(self, bus: Bus, records: KeyValue) -> None:
+        self.bus = bus
+        self._records = records
+
+    async def submit(self, request: TaskRequest, *, traceparent: str | None = None) -> str:
+        """Publish a request for the guard; the same request id twice is one task. Returns the task id."""
+        size = len(codec.encode(request))
+        if size > self.bus.settings.max_request_bytes:
+            raise RemoteError(
+                413, f"request is {size} bytes; the limit is {self.bus.settings.max_request_bytes}"
+            )
+        await self.bus.publish(
+            topics.REQUESTS.subject(request.tenant), request, msg_id=request.id, traceparent=traceparent
+        )
+        return request.id
+
+    async def get(self, task_id: str) -> TaskRecord:
+        """The task's current record; raises NotFound when the orchestrator has not seen it (yet)."""
+        try:
+            entry = await self._records.get(task_id)
+        except KeyNotFoundError:
+            raise NotFound(f"no task {task_id}") from None
+        if entry.value is None:
+            raise NotFound(f"no task {task_id}")
+        return codec.decode(TaskRecord, entry.value)
+
+    async def events(self, task_id: str) -> list[TaskEvent]:
+        """Every event of the task so far, oldest first."""
+        return await history.read_events(self.bus.js, task_id)
+
+    async def watch(self, task_id: str) -> AsyncIterator[TaskEvent]:
+        """The task's events as they happen, ending after its terminal event."""
+        async for event in history.follow_events(self.bus.js, task_id):
+            yield event
+            if isinstance(event, _TERMINAL_EVENTS):
+                return
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
+        """Wait until the task's record is terminal and return it; raises TimeoutError."""
+        async with asyncio.timeout(timeout):
+            async for _ in self.watch(task_id):
+                pass
+            # The terminal event is stored; the orchestrator folds it into the record a moment later.
+            delay = 0.01
+            while True:
+                try:
+                    record = await self.get(task_id)
+                    if record.state in TERMINAL_STATES:
+                        return record
+                except NotFound:
+                    pass
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    async def ledger(self, tenant: str) -> LedgerView:
+        """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""
+        return await self.bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
+
+
+@asynccontextmanager
+async def open_client(settings: Settings, *, patience_s: float | None = 10.0) -> AsyncIterator[Client]:
+    """A connected Client for the length of a block; raises runtime.Unreachable when NATS is not there."""
+    async with open_bus(settings, "maestro-client", patience_s=patience_s) as bus:
+        records = await bus.js.key_value(topics.BUCKET_TASKS)
+        yield Client(bus, records)

@@ -1,0 +1,88 @@
+"""The smoke run: one task per role plus one request carrying a credential, then a table of how each ended."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from maestro.client import Client
+from proto.v1 import ROLES, ContextFile, Role, TaskRecord, TaskRequest
+
+# Built from parts so that this file itself carries no credential-shaped string.
+_PLANTED_KEY = "AKIA" + "Z7QW3RT5YU2IOP4L"
+
+_PROMPTS: dict[Role, str] = {
+    "planner": "Plan a CLI that counts words",
+    "scaffolder": "Scaffold a Python package named wordcount",
+    "implementer": "Implement wordcount.count(text) returning the number of words",
+    "tester": "Run the test command",
+    "reviewer": "Review wordcount/__init__.py",
+    "doc-writer": "Document the wordcount CLI",
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One smoke task and the state it must end in."""
+
+    name: str
+    request: TaskRequest
+    expect: str
+
+
+def cases(tenant: str = "smoke") -> list[Case]:
+    """The smoke tasks: every role must succeed; the request with a key must be rejected."""
+    source = ContextFile(
+        path="wordcount/__init__.py", content="def count(text):\n    return len(text.split())\n"
+    )
+    found = [
+        Case(
+            role,
+            TaskRequest(
+                tenant=tenant,
+                role=role,
+                prompt=_PROMPTS[role],
+                context=[source] if role in ("reviewer", "tester", "doc-writer") else [],
+                commands=["python3 -c 'print(len(\"a b c\".split()))'"] if role == "tester" else [],
+                labels={"suite": "smoke"},
+            ),
+            "succeeded",
+        )
+        for role in ROLES
+    ]
+    leaked = TaskRequest(
+        tenant=tenant,
+        role="implementer",
+        prompt=f"Deploy with aws key {_PLANTED_KEY} please",
+        labels={"suite": "smoke"},
+    )
+    found.append(Case("credential", leaked, "rejected"))
+    return found
+
+
+async def _finish(client: Client, case: Case, timeout: float) -> tuple[Case, TaskRecord | None, float]:
+    started = time.monotonic()
+    await client.submit(case.request)
+    try:
+        record = await client.wait(case.request.id, timeout=timeout)
+    except TimeoutError:
+        return case, None, time.monotonic() - started
+    return case, record, time.monotonic() - started
+
+
+async def run(client: Client, *, timeout: float = 120.0) -> int:
+    """Submit every case, wait for all, print a table; 0 only when every case ended as expected."""
+    results = await asyncio.gather(*(_finish(client, case, timeout) for case in cases()))
+    print(f"{'task':<14}{'role':<13}{'state':<12}{'expected':<11}{'duration':>9}")
+    ok = True
+    for case, record, seconds in results:
+        state = record.state if record else "no answer"
+        good = state == case.expect
+        ok &= good
+        mark = "" if good else "   <-- unexpected"
+        print(f"{case.name:<14}{case.request.role:<13}{state:<12}{case.expect:<11}{seconds:>8.2f}s{mark}")
+        if record and not good and (record.reason or record.error):
+            print(f"{'':<14}{record.reason or record.error}")
+    print("smoke passed" if ok else "smoke FAILED")
+    return 0 if ok else 1
