@@ -1,0 +1,3 @@
+from services.budget.service import main
+
+main()

@@ -1,0 +1,3 @@
+from services.guard.service import main
+
+main()

@@ -1,0 +1,182 @@
+"""The budget service against a real nats-server: round trips, idempotency, refusals, no overspend."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from maestro import topics
+from maestro.bus import Bus
+from maestro.errors import RemoteError
+from maestro.runtime import open_bus, running_service
+from maestro.settings import Settings
+from proto.v1 import Commit, GetLedger, LedgerView, Release, Reserve, Usage
+from services.budget.service import SERVICE, serve
+
+
+async def answering(bus: Bus, tenant: str = "acme", within: float = 5.0) -> LedgerView:
+    """The tenant's ledger, as soon as a budget replica answers."""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                return await bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
+            except RemoteError as exc:
+                if exc.code != 503:
+                    raise
+                await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def budget(settings: Settings, bus: Bus, replicas: int = 1) -> AsyncIterator[None]:
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(replicas):
+            await stack.enter_async_context(running_service(SERVICE, settings))
+        await answering(bus, "probe")
+        yield
+
+
+def reserve(task: str, amount: int, tenant: str = "acme") -> Reserve:
+    return Reserve(tenant=tenant, task_id=task, estimate_micro_usd=amount)
+
+
+async def test_reserve_commit_release_round_trip(settings: Settings, bus: Bus) -> None:
+    async with budget(settings.with_(default_limit_micro_usd=1_000_000), bus):
+        granted = await bus.request(topics.BUDGET_RESERVE, reserve("t1", 300_000))
+        assert granted.granted and granted.reservation_id == "r-t1" and granted.held_micro_usd == 300_000
+        await bus.request(topics.BUDGET_RESERVE, reserve("t2", 200_000))
+        view = await answering(bus)
+        assert (view.spent_micro_usd, view.held_micro_usd, view.remaining_micro_usd, view.holds) == (
+            0,
+            500_000,
+            500_000,
+            2,
+        )
+
+        usage = Usage(model="offline", input_tokens=10_000, output_tokens=1_000)  # 30_000 + 15_000
+        settled = await bus.request(
+            topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id="r-t1", usage=usage)
+        )
+        assert (settled.charged_micro_usd, settled.released_micro_usd) == (45_000, 255_000)
+        released = await bus.request(topics.BUDGET_RELEASE, Release(tenant="acme", reservation_id="r-t2"))
+        assert released.released_micro_usd == 200_000 and not released.already_settled
+
+        view = await answering(bus)
+        assert (view.limit_micro_usd, view.spent_micro_usd, view.held_micro_usd, view.holds) == (
+            1_000_000,
+            45_000,
+            0,
+            0,
+        )
+        assert view.remaining_micro_usd == 955_000
+
+
+async def test_each_operation_is_idempotent(settings: Settings, bus: Bus) -> None:
+    async with budget(settings, bus):
+        first = await bus.request(topics.BUDGET_RESERVE, reserve("t1", 1000))
+        again = await bus.request(topics.BUDGET_RESERVE, reserve("t1", 1000))
+        assert again == first
+        await bus.request(topics.BUDGET_RESERVE, reserve("t2", 1000))
+
+        commit = Commit(tenant="acme", reservation_id="r-t1", usage=Usage(model="m", input_tokens=100))
+        once = await bus.request(topics.BUDGET_COMMIT, commit)
+        twice = await bus.request(topics.BUDGET_COMMIT, commit)
+        assert once.charged_micro_usd == 300 and not once.already_settled
+        assert twice.already_settled and twice.charged_micro_usd == 0
+
+        release = Release(tenant="acme", reservation_id="r-t2")
+        assert not (await bus.request(topics.BUDGET_RELEASE, release)).already_settled
+        assert (await bus.request(topics.BUDGET_RELEASE, release)).already_settled
+
+        view = await answering(bus)
+        assert (view.spent_micro_usd, view.held_micro_usd) == (300, 0)
+
+
+async def test_refused_when_the_limit_cannot_cover_the_estimate(settings: Settings, bus: Bus) -> None:
+    async with budget(settings.with_(default_limit_micro_usd=1000), bus):
+        assert (await bus.request(topics.BUDGET_RESERVE, reserve("t1", 700))).granted
+        refusal = await bus.request(topics.BUDGET_RESERVE, reserve("t2", 301))
+        assert not refusal.granted and refusal.reservation_id == ""
+        assert (
+            "held 700" in refusal.reason
+            and "estimate 301" in refusal.reason
+            and "limit 1000" in refusal.reason
+        )
+        other = await bus.request(topics.BUDGET_RESERVE, reserve("t9", 1000, tenant="globex"))
+        assert other.granted  # tenants have separate ledgers
+        view = await answering(bus)
+        assert (view.held_micro_usd, view.holds) == (700, 1)
+
+
+async def test_concurrent_reservers_across_two_replicas_never_overspend(settings: Settings, bus: Bus) -> None:
+    limit, each, reservers = 1_000_000, 10_000, 200
+    async with budget(settings.with_(default_limit_micro_usd=limit), bus, replicas=2):
+        answers = await asyncio.gather(
+            *(bus.request(topics.BUDGET_RESERVE, reserve(f"t{n}", each)) for n in range(reservers))
+        )
+        granted = [a for a in answers if a.granted]
+        assert len(granted) == limit // each
+        assert all(not a.granted and "budget exceeded" in a.reason for a in answers if not a.granted)
+        view = await answering(bus)
+        assert view.spent_micro_usd + view.held_micro_usd <= limit
+        assert (view.held_micro_usd, view.holds) == (limit, limit // each)
+
+        # Commits and repeats through both replicas at once: each reservation is charged exactly once.
+        commits = [
+            Commit(tenant="acme", reservation_id=a.reservation_id, usage=Usage(model="m", input_tokens=1000))
+            for a in granted
+        ]
+        settlements = await asyncio.gather(*(bus.request(topics.BUDGET_COMMIT, c) for c in commits * 2))
+        assert sum(s.charged_micro_usd for s in settlements) == 3000 * len(granted)
+        assert sum(s.already_settled for s in settlements) == len(granted)
+        view = await answering(bus)
+        assert (view.spent_micro_usd, view.held_micro_usd) == (3000 * len(granted), 0)
+
+
+async def test_undecodable_or_invalid_requests_answer_400(settings: Settings, bus: Bus) -> None:
+    async with budget(settings, bus):
+        for subject in (
+            topics.BUDGET_RESERVE.subject,
+            topics.BUDGET_COMMIT.subject,
+            topics.BUDGET_GET.subject,
+        ):
+            reply = await bus.nc.request(subject, b"\x00{not json", timeout=2)
+            assert reply.headers and reply.headers[topics.HEADER_ERROR_CODE] == "400"
+        with pytest.raises(RemoteError) as err:
+            await bus.request(topics.BUDGET_GET, GetLedger(tenant="Not A Tenant"))
+        assert err.value.code == 400 and "tenant" in err.value.description
+        reply = await bus.nc.request(
+            topics.BUDGET_RESERVE.subject,
+            b'{"tenant":"acme","task_id":"t1","estimate_micro_usd":-5}',
+            timeout=2,
+        )
+        assert reply.headers and reply.headers[topics.HEADER_ERROR_CODE] == "400"
+        assert "estimate_micro_usd" in reply.headers[topics.HEADER_ERROR]
+        assert (await answering(bus)).holds == 0  # and it keeps serving
+
+
+async def test_metrics_count_granted_and_refused_reservations(settings: Settings, bus: Bus) -> None:
+    registry = CollectorRegistry()
+    async with open_bus(settings.with_(default_limit_micro_usd=100), "budget-metrics", registry) as own:
+        serving = asyncio.create_task(serve(own))
+        try:
+            await answering(bus)
+            answers = await asyncio.gather(
+                *(bus.request(topics.BUDGET_RESERVE, reserve(f"t{n}", 10)) for n in range(15))
+            )
+            assert sum(a.granted for a in answers) == 10
+        finally:
+            own.stop()
+            await asyncio.wait_for(serving, 5)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert sample("maestro_budget_reservations_total", outcome="granted") == 10
+    assert sample("maestro_budget_reservations_total", outcome="refused") == 5
+    assert sample("maestro_budget_cas_conflicts_total") == 0
+    writes = sample("maestro_budget_ledger_writes_total")
+    assert writes is not None and 1 <= writes <= 10  # grants were group-committed

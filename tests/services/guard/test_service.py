@@ -1,0 +1,215 @@
+"""The guard against a real nats-server and the real budget service: verdicts, queueing, DLQ, dedup."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from prometheus_client import CollectorRegistry
+
+from maestro import codec, topics
+from maestro.bus import Bus
+from maestro.history import follow_events, read_events
+from maestro.runtime import open_bus, running_service
+from maestro.settings import Settings
+from proto.v1 import (
+    Accepted,
+    ContextFile,
+    DeadLetter,
+    Queued,
+    Rejected,
+    TaskAssignment,
+    TaskEvent,
+    TaskRequest,
+)
+from services.budget.service import SERVICE as BUDGET
+from services.guard.service import serve
+
+AWS = "AKIA" + "IOSFODNN7EXAMPLE"
+
+
+@asynccontextmanager
+async def mesh(settings: Settings) -> AsyncIterator[CollectorRegistry]:
+    """The guard (on a bus whose metrics the test can read) and the budget service, running in-process."""
+    registry = CollectorRegistry()
+    async with running_service(BUDGET, settings), open_bus(settings, "maestro-guard", registry) as guard_bus:
+        guarding = asyncio.create_task(serve(guard_bus))
+        try:
+            yield registry
+        finally:
+            guard_bus.stop()
+            await asyncio.wait_for(guarding, 10)
+
+
+def request(task_id: str, prompt: str = "Plan a CLI that counts words", **kwargs: object) -> TaskRequest:
+    return TaskRequest(id=task_id, tenant="acme", role="planner", prompt=prompt, **kwargs)  # type: ignore[arg-type]
+
+
+async def submit(bus: Bus, req: TaskRequest) -> None:
+    await bus.publish(topics.REQUESTS.subject(req.tenant), req, msg_id=req.id)
+
+
+async def events_until_verdict(bus: Bus, task_id: str, within: float = 10.0) -> list[TaskEvent]:
+    """A task's events up to and including the guard's verdict."""
+    seen: list[TaskEvent] = []
+    async with asyncio.timeout(within):
+        async for event in follow_events(bus.js, task_id):
+            seen.append(event)
+            if not isinstance(event, Accepted):
+                return seen
+    raise AssertionError("unreachable")
+
+
+async def tasks_stored(bus: Bus) -> int:
+    return (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages
+
+
+async def read_stream(bus: Bus, stream: str, subjects: str, count: int, within: float = 5.0) -> list[bytes]:
+    """The first `count` messages of a stream (raw bytes), without consuming them."""
+    config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, mem_storage=True)
+    sub = await bus.js.pull_subscribe(subjects, stream=stream, config=config)
+    data: list[bytes] = []
+    try:
+        async with asyncio.timeout(within):
+            while len(data) < count:
+                try:
+                    msgs = await sub.fetch(count - len(data), timeout=0.5)
+                except TimeoutError:
+                    continue
+                data.extend(m.data for m in msgs)
+    finally:
+        await sub.unsubscribe()
+    return data
+
+
+async def guard_idle(bus: Bus, within: float = 10.0) -> None:
+    """Wait until the guard has settled every request it was given."""
+    async with asyncio.timeout(within):
+        while True:
+            info = await bus.js.consumer_info(topics.STREAM_REQUESTS, topics.DURABLE_GUARD)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_a_clean_request_is_accepted_queued_and_assigned_to_its_role(
+    bus: Bus, settings: Settings
+) -> None:
+    req = request("clean-1", labels={"repo": "acme/app"}, commands=["make test"])
+    async with mesh(settings) as registry:
+        await submit(bus, req)
+        events = await events_until_verdict(bus, req.id)
+    accepted, queued = events
+    assert isinstance(accepted, Accepted)
+    assert (accepted.role, accepted.labels, accepted.commands) == ("planner", {"repo": "acme/app"}, 1)
+    assert accepted.prompt_chars == len(req.prompt)
+    assert isinstance(queued, Queued)
+    assert queued.decision.verdict == "allow" and queued.reservation_id
+    assert queued.decision.estimate_micro_usd > 0
+
+    stored = await bus.js.get_last_msg(topics.STREAM_TASKS, topics.TASKS.subject("planner"))
+    assignment = codec.decode(TaskAssignment, stored.data or b"")
+    assert assignment.request == req
+    assert assignment.reservation_id == queued.reservation_id
+    assert (
+        registry.get_sample_value("maestro_guard_decisions_total", {"verdict": "allow", "rule": "none"}) == 1
+    )
+    assert registry.get_sample_value("maestro_guard_eval_seconds_count") == 1
+
+
+async def test_a_request_carrying_a_credential_is_rejected_and_never_queued(
+    bus: Bus, settings: Settings
+) -> None:
+    req = request(
+        "leaky-1",
+        prompt="Deploy the app",
+        context=[ContextFile(path="deploy/.env", content=f"REGION=eu\nAWS_ACCESS_KEY_ID={AWS}\n")],
+    )
+    async with mesh(settings) as registry:
+        await submit(bus, req)
+        events = await events_until_verdict(bus, req.id)
+    rejected = events[-1]
+    assert isinstance(rejected, Rejected)
+    assert rejected.decision.verdict == "deny"
+    (violation,) = rejected.decision.violations
+    assert violation.rule_id == "credentials.aws-access-key"
+    assert violation.location == "context:deploy/.env:2:19"
+    assert "credentials.aws-access-key" in rejected.reason
+    assert await tasks_stored(bus) == 0
+    # The secret is in no event: not in the verdict's evidence, not in the Accepted metadata.
+    stored = await read_stream(bus, topics.STREAM_EVENTS, topics.EVENTS.all, len(events))
+    assert all(AWS.encode() not in data for data in stored)
+    rule = {"verdict": "deny", "rule": "credentials.aws-access-key"}
+    assert registry.get_sample_value("maestro_guard_decisions_total", rule) == 1
+
+
+async def test_a_budget_too_small_for_the_estimate_rejects_the_request(bus: Bus, settings: Settings) -> None:
+    async with mesh(settings.with_(default_limit_micro_usd=1_000)):
+        await submit(bus, request("poor-1"))
+        events = await events_until_verdict(bus, "poor-1")
+    rejected = events[-1]
+    assert isinstance(rejected, Rejected)
+    (violation,) = rejected.decision.violations
+    assert violation.rule_id == "budget.insufficient"
+    assert str(rejected.decision.estimate_micro_usd) in violation.message
+    assert await tasks_stored(bus) == 0
+
+
+async def test_random_bytes_go_to_the_dlq_and_the_guard_keeps_serving(bus: Bus, settings: Settings) -> None:
+    async with mesh(settings):
+        await bus.nc.publish(topics.REQUESTS.subject("acme"), b"\x00\xff\x13 not a request")
+        await submit(bus, request("after-garbage"))
+        events = await events_until_verdict(bus, "after-garbage")
+        (letter_bytes,) = await read_stream(bus, topics.STREAM_DLQ, topics.DLQ.all, 1)
+    assert isinstance(events[-1], Queued)
+    letter = codec.decode(DeadLetter, letter_bytes)
+    assert letter.origin == "guard"
+    assert letter.subject == topics.REQUESTS.subject("acme")
+    assert letter.reason.startswith("undecodable:")
+    assert letter.data == b"\x00\xff\x13 not a request"
+
+
+async def test_an_invalid_request_with_an_id_and_tenant_fails_with_the_reason(
+    bus: Bus, settings: Settings
+) -> None:
+    body = b'{"id": "bad-role-1", "tenant": "acme", "role": "wizard", "prompt": "cast a spell"}'
+    async with mesh(settings):
+        await bus.nc.publish(topics.REQUESTS.subject("acme"), body)
+        events = await events_until_verdict(bus, "bad-role-1")
+    (rejected,) = events
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason.startswith("invalid request: undecodable:")
+    assert "$.role" in rejected.reason
+    assert rejected.decision.violations[0].rule_id == "input.undecodable"
+    assert await tasks_stored(bus) == 0
+
+
+async def test_an_invalid_request_without_a_valid_id_only_goes_to_the_dlq(
+    bus: Bus, settings: Settings
+) -> None:
+    async with mesh(settings):
+        await bus.nc.publish(topics.REQUESTS.subject("acme"), b'{"id": "has.dots", "tenant": "acme"}')
+        await submit(bus, request("next-1"))
+        await events_until_verdict(bus, "next-1")
+        await read_stream(bus, topics.STREAM_DLQ, topics.DLQ.all, 1)
+        await guard_idle(bus)
+    evt = await bus.js.stream_info(topics.STREAM_EVENTS)
+    assert evt.state.messages == 2  # next-1's accepted and queued, nothing for the bad one
+
+
+async def test_resubmitting_a_request_yields_one_set_of_events_and_one_task(
+    bus: Bus, settings: Settings
+) -> None:
+    req = request("twice-1")
+    async with mesh(settings):
+        await submit(bus, req)
+        await submit(bus, req)
+        await events_until_verdict(bus, req.id)
+        # Even when the same request reaches the guard again (no dedup id), nothing happens twice.
+        await bus.publish(topics.REQUESTS.subject("acme"), req)
+        await guard_idle(bus)
+    events = await read_events(bus.js, req.id)
+    assert [type(e) for e in events] == [Accepted, Queued]
+    assert await tasks_stored(bus) == 1
