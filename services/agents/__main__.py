@@ -1,0 +1,3 @@
+from services.agents.service import main
+
+main()

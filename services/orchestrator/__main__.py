@@ -1,0 +1,3 @@
+from services.orchestrator.service import main
+
+main()

@@ -1,0 +1,122 @@
+"""The HTTP API: submit a task, read its record, read its events. Every answer, errors included, is JSON."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from maestro import codec, history, topics
+from maestro.bus import Bus
+from proto.v1 import TaskRequest
+from proto.v1.ids import TOKEN_PATTERN
+from services.orchestrator.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_TASK_ID = re.compile(TOKEN_PATTERN)
+# msgspec names the path of a bad value ("... - at `$.context[0]`") and a missing field by name.
+_AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def error(status: int, message: str, **more: Any) -> web.Response:
+    """A JSON error answer: {"error": message, ...more}."""
+    return web.json_response({"error": message, **more}, status=status)
+
+
+def field_of(message: str) -> str:
+    """The JSON path a decode error is about (`$.role`), or `$` when it is about the whole body."""
+    at = _AT_PATH.search(message)
+    path = at.group(1) if at else "$"
+    missing = _MISSING.search(message)
+    return f"{path}.{missing.group(1)}" if missing else path
+
+
+def _json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+def _guarded(endpoint: Endpoint) -> Endpoint:
+    # Whatever goes wrong, the caller gets JSON with a message, never an HTML error page.
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await endpoint(request)
+        except web.HTTPException as exc:
+            return error(exc.status, exc.reason)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.path)
+            return error(500, "internal error")
+
+    return guarded
+
+
+def _task_id(request: web.Request) -> str | web.Response:
+    task_id = request.match_info["id"]
+    if not _TASK_ID.match(task_id):
+        return error(400, f"not a valid task id (expected {TOKEN_PATTERN})", field="id")
+    return task_id
+
+
+def routes(bus: Bus) -> list[web.RouteDef]:
+    """The API's routes on `bus`: POST /v1/tasks, GET /v1/tasks/{id}, GET /v1/tasks/{id}/events."""
+    store = TaskStore(bus.js)
+    limit = bus.settings.max_request_bytes
+
+    async def submit(request: web.Request) -> web.StreamResponse:
+        if request.content_length is not None and request.content_length > limit:
+            return error(413, f"request is {request.content_length} bytes; the limit is {limit}")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return error(413, f"request is over the limit of {limit} bytes")
+        if len(body) > limit:
+            return error(413, f"request is {len(body)} bytes; the limit is {limit}")
+        try:
+            task = codec.decode(TaskRequest, body)
+        except codec.DecodeError as exc:
+            return error(400, f"invalid task request: {exc}", field=field_of(str(exc)))
+        try:
+            await bus.publish(
+                topics.REQUESTS.subject(task.tenant),
+                task,
+                msg_id=task.id,
+                traceparent=request.headers.get(topics.HEADER_TRACEPARENT),
+            )
+        except Exception as exc:
+            log.warning("could not queue request: %r", exc, extra={"task_id": task.id, "tenant": task.tenant})
+            return error(503, "could not queue the request; try again")
+        return web.json_response({"id": task.id, "tenant": task.tenant}, status=202)
+
+    async def get_task(request: web.Request) -> web.StreamResponse:
+        task_id = _task_id(request)
+        if isinstance(task_id, web.Response):
+            return task_id
+        record = await store.read(task_id)
+        if record is None:
+            return error(404, f"no task {task_id}")
+        return _json(record)
+
+    async def get_events(request: web.Request) -> web.StreamResponse:
+        task_id = _task_id(request)
+        if isinstance(task_id, web.Response):
+            return task_id
+        events = await history.read_events(bus.js, task_id)
+        if not events:
+            return error(404, f"no events for task {task_id}")
+        return _json(codec.encode(events))
+
+    async def unknown(request: web.Request) -> web.StreamResponse:
+        return error(404, f"no such endpoint: {request.method} {request.path}")
+
+    return [
+        web.post("/v1/tasks", _guarded(submit)),
+        web.get("/v1/tasks/{id}", _guarded(get_task), allow_head=False),
+        web.get("/v1/tasks/{id}/events", _guarded(get_events), allow_head=False),
+        web.route("*", "/v1/{tail:.*}", _guarded(unknown)),
+    ]

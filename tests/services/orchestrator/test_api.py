@@ -1,0 +1,134 @@
+"""The HTTP API against the running orchestrator on a real nats-server, as a client sees it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+from nats.js.kv import KeyValue
+
+from maestro import codec, topics
+from maestro.bus import Bus
+from maestro.settings import Settings
+from proto.v1 import TaskRequest
+from tests.services.orchestrator.support import emit, lifecycle, orchestrator, wait_record
+
+LIMIT = 4096
+PLAN = {"tenant": "acme", "role": "planner", "prompt": "p"}
+
+
+@dataclass(frozen=True)
+class Api:
+    http: aiohttp.ClientSession
+    base: str
+
+    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
+        async with self.http.request(method, self.base + path, **kw) as resp:
+            assert resp.content_type == "application/json", await resp.text()
+            return resp.status, await resp.json()
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    async with (
+        orchestrator(settings.with_(max_request_bytes=LIMIT)) as port,
+        aiohttp.ClientSession() as http,
+    ):
+        yield Api(http, f"http://127.0.0.1:{port}")
+
+
+async def queued_requests(bus: Bus) -> list[TaskRequest]:
+    info = await bus.js.stream_info(topics.STREAM_REQUESTS)
+    first, count = info.state.first_seq, info.state.messages
+    return [
+        codec.decode(TaskRequest, (await bus.js.get_msg(topics.STREAM_REQUESTS, seq)).data or b"")
+        for seq in range(first, first + count)
+    ]
+
+
+async def test_submit_answers_202_with_the_id_and_queues_the_request(api: Api, bus: Bus) -> None:
+    body = {"tenant": "acme", "role": "planner", "prompt": "Plan a CLI", "labels": {"repo": "r"}}
+    status, answer = await api.call("POST", "/v1/tasks", json=body)
+    assert status == 202
+    assert answer["tenant"] == "acme" and answer["id"]
+    [queued] = await queued_requests(bus)
+    assert (queued.id, queued.prompt, queued.labels) == (answer["id"], "Plan a CLI", {"repo": "r"})
+
+
+async def test_the_same_request_id_twice_is_one_request(api: Api, bus: Bus) -> None:
+    body = {"id": "req-once", "tenant": "acme", "role": "tester", "prompt": "run tests"}
+    for _ in range(2):
+        status, answer = await api.call("POST", "/v1/tasks", json=body)
+        assert (status, answer) == (202, {"id": "req-once", "tenant": "acme"})
+    assert [r.id for r in await queued_requests(bus)] == ["req-once"]
+
+
+INVALID: list[tuple[Any, str]] = [
+    ({"tenant": "acme", "role": "painter", "prompt": "p"}, "$.role"),
+    ({"tenant": "acme", "prompt": "p"}, "$.role"),
+    ({"tenant": "Not A Tenant", "role": "planner", "prompt": "p"}, "$.tenant"),
+    ({**PLAN, "context": [{"content": "x"}]}, "$.context[0].path"),
+    ({**PLAN, "id": "has.dots"}, "$.id"),
+    ({**PLAN, "labels": {"repo": 1}}, "$.labels[...]"),
+    ([1, 2], "$"),
+]
+
+
+async def test_an_invalid_request_is_a_400_naming_the_field(api: Api, bus: Bus) -> None:
+    for body, field in INVALID:
+        status, answer = await api.call("POST", "/v1/tasks", json=body)
+        assert status == 400, body
+        assert answer["field"] == field, answer
+        assert answer["error"].startswith("invalid task request")
+    status, answer = await api.call("POST", "/v1/tasks", data=b"{nope")
+    assert status == 400 and answer["field"] == "$" and "malformed" in answer["error"]
+    assert await queued_requests(bus) == []
+
+
+async def test_an_oversized_request_is_a_413(api: Api, bus: Bus) -> None:
+    body = json.dumps({"tenant": "acme", "role": "planner", "prompt": "x" * LIMIT}).encode()
+    status, answer = await api.call("POST", "/v1/tasks", data=body)
+    assert status == 413 and str(LIMIT) in answer["error"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the size is only known once read
+        yield body[:100]
+        yield body[100:]
+
+    status, answer = await api.call("POST", "/v1/tasks", data=chunks())
+    assert status == 413 and "error" in answer
+    assert await queued_requests(bus) == []
+
+
+async def test_an_unknown_task_is_a_404_and_a_malformed_id_a_400(api: Api) -> None:
+    for path in ("/v1/tasks/t-nobody", "/v1/tasks/t-nobody/events"):
+        status, answer = await api.call("GET", path)
+        assert status == 404 and "t-nobody" in answer["error"]
+    status, answer = await api.call("GET", "/v1/tasks/not.an.id")
+    assert (status, answer["field"]) == (400, "id")
+    status, answer = await api.call("GET", "/v1/nothing/here")
+    assert status == 404 and "no such endpoint" in answer["error"]
+
+
+async def test_a_task_s_record_and_events_are_readable(api: Api, bus: Bus, settings: Settings) -> None:
+    events = lifecycle("task-read")
+    for event in events:
+        await emit(bus, event)
+    records: KeyValue = await bus.js.key_value(topics.BUCKET_TASKS)
+    await wait_record(records, "task-read", lambda r: r.state == "succeeded")
+    status, record = await api.call("GET", "/v1/tasks/task-read")
+    assert status == 200
+    assert (record["id"], record["state"], record["output"]) == ("task-read", "succeeded", "exit 0")
+    status, listed = await api.call("GET", "/v1/tasks/task-read/events")
+    assert status == 200
+    assert [e["kind"] for e in listed] == [
+        "task.accepted",
+        "task.queued",
+        "task.started",
+        "task.heartbeat",
+        "task.succeeded",
+    ]
+    assert all(e["task_id"] == "task-read" for e in listed)

@@ -1,0 +1,135 @@
+"""The orchestrator in-process on a real nats-server: events published to MAESTRO_EVT fold into KV records."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nats.js.kv import KeyValue
+
+from maestro import codec, topics
+from maestro.bus import Bus
+from maestro.settings import Settings
+from proto.v1 import (
+    Accepted,
+    Decision,
+    Rejected,
+    Started,
+    Succeeded,
+    TaskRecord,
+    Usage,
+    Violation,
+)
+from tests.services.orchestrator.support import (
+    emit,
+    lifecycle,
+    metric,
+    now,
+    orchestrator,
+    wait_delivered,
+    wait_handled,
+    wait_record,
+)
+
+
+async def test_a_task_s_events_bring_its_record_to_succeeded(bus: Bus, records: KeyValue, port: int) -> None:
+    for event in lifecycle("task-ok"):
+        await emit(bus, event)
+    done = await wait_record(records, "task-ok", lambda r: r.state == "succeeded")
+    assert (done.tenant, done.role, done.labels, done.model) == ("acme", "tester", {"pr": "7"}, "m")
+    assert (done.verdict, done.worker, done.attempts, done.output) == ("allow", "w-1", 1, "exit 0")
+    assert done.usage == Usage(model="m", input_tokens=3, output_tokens=4)
+    assert done.cost_micro_usd == 69
+    assert done.started_at is not None and done.finished_at is not None
+    assert await metric(port, "maestro_tasks_state_total", 'state="succeeded"') == 1
+    assert await metric(port, "maestro_orchestrator_transitions_total", 'result="applied"') == 5
+
+
+async def test_an_illegal_event_leaves_the_record_unchanged(bus: Bus, records: KeyValue, port: int) -> None:
+    deny = Decision(verdict="deny", violations=[Violation(policy="secrets", rule_id="secrets.github-token")])
+    await emit(bus, Accepted(task_id="task-bad", tenant="acme", at=now(), role="planner"))
+    await emit(bus, Rejected(task_id="task-bad", tenant="acme", at=now(), decision=deny, reason="leak"))
+    rejected = await wait_record(records, "task-bad", lambda r: r.state == "rejected")
+    seq = await emit(bus, Succeeded(task_id="task-bad", tenant="acme", at=now(), worker="w", output="x"))
+    await wait_handled(bus, seq)
+    after = codec.decode(TaskRecord, (await records.get("task-bad")).value or b"")
+    assert after == rejected
+    assert after.violations == ["secrets.github-token"]
+    assert await metric(port, "maestro_orchestrator_transitions_total", 'result="refused"') == 1
+
+
+async def test_two_interleaved_tasks_both_end_right(bus: Bus, records: KeyValue, port: int) -> None:
+    first, second = lifecycle("task-a"), lifecycle("task-b")
+    for a, b in zip(first, second, strict=True):
+        await emit(bus, a)
+        await emit(bus, b)
+    for task_id in ("task-a", "task-b"):
+        done = await wait_record(records, task_id, lambda r: r.state == "succeeded")
+        assert done.output == "exit 0" and done.attempts == 1
+
+
+async def test_many_tasks_at_once_each_apply_in_order(bus: Bus, records: KeyValue, port: int) -> None:
+    # Handlers run concurrently; per-task serialization keeps each task's events in stream order.
+    ids = [f"task-{n}" for n in range(40)]
+    acks = [
+        bus.js.publish(topics.EVENTS.subject("acme", e.task_id), codec.encode(e))
+        for stage in zip(*(lifecycle(i) for i in ids), strict=True)
+        for e in stage
+    ]
+    await asyncio.gather(*acks)
+    for task_id in ids:
+        await wait_record(records, task_id, lambda r: r.state == "succeeded")
+    assert await metric(port, "maestro_orchestrator_transitions_total", 'result="refused"') == 0
+
+
+async def test_a_redelivered_event_is_a_duplicate_and_redelivered_work_restarts(
+    bus: Bus, records: KeyValue, port: int
+) -> None:
+    events = lifecycle("task-r")
+    for event in events[:3]:
+        await emit(bus, event)
+    # The same Started stored again (past the dedup window): refused, the task keeps its attempt.
+    seq = await emit(bus, events[2])
+    await wait_handled(bus, seq)
+    await emit(bus, Started(task_id="task-r", tenant="acme", at=now(), worker="w-2", attempt=2))
+    running = await wait_record(records, "task-r", lambda r: r.attempts == 2)
+    assert (running.state, running.worker) == ("running", "w-2")
+    await emit(bus, events[4])
+    done = await wait_record(records, "task-r", lambda r: r.state == "succeeded")
+    assert done.attempts == 2
+
+
+async def test_an_event_that_overtakes_accepted_is_applied_once_accepted_arrives(
+    bus: Bus, records: KeyValue, port: int
+) -> None:
+    # A second replica (or a retry) can see Queued before Accepted is in KV: it is retried, not dropped.
+    accepted, queued = lifecycle("task-late")[:2]
+    seq = await emit(bus, queued)
+    await wait_delivered(bus, seq)
+    # Meanwhile another replica applies Accepted.
+    pending = TaskRecord(
+        id="task-late", tenant="acme", state="pending", created_at=accepted.at, updated_at=accepted.at
+    )
+    await records.create("task-late", codec.encode(pending))
+    done = await wait_record(records, "task-late", lambda r: r.state == "queued")
+    assert done.verdict == "allow"
+
+
+async def test_an_event_on_another_task_s_subject_goes_to_the_dlq(bus: Bus, port: int) -> None:
+    event = lifecycle("task-x")[0]
+    await bus.publish(topics.EVENTS.subject("acme", "task-y"), event)
+    sub = await bus.js.pull_subscribe(topics.DLQ.all, stream=topics.STREAM_DLQ)
+    msgs = await sub.fetch(1, timeout=10)
+    assert "task-x" in msgs[0].data.decode() and "stored on" in msgs[0].data.decode()
+
+
+async def test_two_replicas_sharing_the_consumer_get_every_task_right(
+    bus: Bus, records: KeyValue, settings: Settings
+) -> None:
+    # Each replica gets some of every task's events: early events are retried, stale writes lose the CAS.
+    async with orchestrator(settings), orchestrator(settings):
+        ids = [f"task-{n}" for n in range(30)]
+        for stage in zip(*(lifecycle(i) for i in ids), strict=True):
+            await asyncio.gather(*(emit(bus, event) for event in stage))
+        for task_id in ids:
+            done = await wait_record(records, task_id, lambda r: r.state == "succeeded", within=20)
+            assert done.output == "exit 0"
