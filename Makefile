@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 schema: $(STAMP)
-	$(BIN)/python -m proto.schema_gen
+	$(BIN)/python -m maestro.schema
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

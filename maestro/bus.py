@@ -40,7 +40,8 @@ M = TypeVar("M")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
-_FETCH_TIMEOUT_S = 1.0
+# Short, so a stopping service notices within a fraction of a second; an idle pull costs little.
+_FETCH_TIMEOUT_S = 0.3
 _MAX_BACKOFF_S = 30.0
 
 

@@ -94,7 +94,7 @@ class Client:
 
 
 @asynccontextmanager
-async def open_client(settings: Settings, *, patience_s: float | None = 10.0) -> AsyncIterator[Client]:
+async def open_client(settings: Settings, *, patience_s: float | None = 5.0) -> AsyncIterator[Client]:
     """A connected Client for the length of a block; raises runtime.Unreachable when NATS is not there."""
     async with open_bus(settings, "maestro-client", patience_s=patience_s) as bus:
         records = await bus.js.key_value(topics.BUCKET_TASKS)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nats
 from aiohttp import web
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
@@ -50,7 +49,8 @@ async def connect(settings: Settings, name: str, *, patience_s: float | None = N
     `patience_s`), then reconnecting forever."""
 
     async def disconnected() -> None:
-        log.warning("disconnected from NATS")
+        if not (nc.is_draining or nc.is_closed):
+            log.warning("disconnected from NATS")
 
     async def reconnected() -> None:
         log.warning("reconnected to NATS at %s", nc.connected_url.netloc if nc.connected_url else "?")
@@ -59,31 +59,27 @@ async def connect(settings: Settings, name: str, *, patience_s: float | None = N
         log.warning("NATS error: %r", exc)
 
     servers = [s.strip() for s in resolve_nats_url(settings).split(",") if s.strip()]
-    delay = 0.1
-    loop = asyncio.get_running_loop()
-    deadline = None if patience_s is None else loop.time() + patience_s
-    while True:
-        nc = Client()
-        try:
-            await nc.connect(
-                servers=servers,
-                name=name,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                connect_timeout=2,
-                disconnected_cb=disconnected,
-                reconnected_cb=reconnected,
-                error_cb=error,
-                allow_reconnect=True,
-                drain_timeout=5,
-            )
-            return nc
-        except (nats.errors.NoServersError, OSError, TimeoutError) as exc:
-            if deadline is not None and loop.time() + delay > deadline:
-                raise Unreachable(f"cannot reach NATS at {', '.join(servers)}: is Maestro running?") from None
-            log.warning("cannot reach NATS at %s (%r); retrying in %.1fs", servers, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    nc = Client()
+    # nats-py retries the first connection forever too (max_reconnect_attempts=-1); patience bounds it.
+    connecting = nc.connect(
+        servers=servers,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=2,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+        allow_reconnect=True,
+        drain_timeout=5,
+    )
+    try:
+        await asyncio.wait_for(connecting, patience_s)
+    except TimeoutError:
+        with contextlib.suppress(Exception):
+            await nc.close()
+        raise Unreachable(f"cannot reach NATS at {', '.join(servers)}: is Maestro running?") from None
+    return nc
 
 
 @asynccontextmanager

@@ -1,0 +1,44 @@
+"""The whole mesh in this process (guard, budget, orchestrator, agents) on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import pytest
+
+from maestro.client import Client, open_client
+from maestro.errors import RemoteError
+from maestro.runtime import running_service
+from maestro.settings import Settings
+from services.agents.service import SERVICE as AGENTS
+from services.budget.service import SERVICE as BUDGET
+from services.guard.service import SERVICE as GUARD
+from services.orchestrator.service import SERVICE as ORCHESTRATOR
+
+
+async def wait_for_budget(client: Client, within: float = 10.0) -> None:
+    """Until the budget service answers, so the first tasks are not held back by a retry."""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                await client.ledger("probe")
+                return
+            except RemoteError:
+                await asyncio.sleep(0.05)
+
+
+async def open_mesh(settings: Settings, stack: AsyncExitStack) -> Client:
+    for service in (BUDGET, ORCHESTRATOR, AGENTS, GUARD):
+        await stack.enter_async_context(running_service(service, settings))
+    client = await stack.enter_async_context(open_client(settings))
+    await wait_for_budget(client)
+    return client
+
+
+@pytest.fixture
+async def mesh(settings: Settings) -> AsyncIterator[Client]:
+    """A client on a running mesh."""
+    async with AsyncExitStack() as stack:
+        yield await open_mesh(settings, stack)

@@ -1,0 +1,144 @@
+"""The commands a new user types, as real processes: maestro up, submit --wait, status, watch, smoke."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+MAESTRO = str(Path(sys.executable).parent / "maestro")
+
+
+def env_for(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    env["MAESTRO_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def maestro(data_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MAESTRO, *args], env=env_for(data_dir), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def children_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.add(int(proc.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def maestro_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    data_dir = tmp_path / "data"
+    proc = subprocess.Popen(
+        [MAESTRO, "up", "--nats-port", "0", "--free-ports"],
+        env=env_for(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Ctrl-C"):
+            break
+    assert any(line.startswith("Maestro is up.") for line in lines), lines
+    try:
+        yield proc, data_dir
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_up_submit_status_watch_and_a_clean_stop(maestro_up: tuple[subprocess.Popen[str], Path]) -> None:
+    proc, data_dir = maestro_up
+    done = maestro(
+        data_dir, "submit", "--tenant", "acme", "--role", "planner", "--wait", "Plan a CLI that counts words"
+    )
+    assert done.returncode == 0, done.stderr
+    task_id, state = done.stdout.split()
+    assert state == "succeeded"
+
+    status = maestro(data_dir, "status", task_id)
+    assert status.returncode == 0
+    assert "succeeded" in status.stdout and "1." in status.stdout  # the planner's numbered steps
+
+    watch = maestro(data_dir, "watch", task_id)
+    assert [line.split()[1] for line in watch.stdout.splitlines()] == [
+        "task.accepted",
+        "task.queued",
+        "task.started",
+        "task.succeeded",
+    ]
+
+    failing = maestro(
+        data_dir, "submit", "--tenant", "acme", "--role", "tester", "--command", "exit 3", "--wait", "t"
+    )
+    assert failing.returncode == 1
+    assert failing.stdout.split()[1].startswith("failed")
+
+    children = children_of(proc.pid)
+    assert len(children) >= 4  # guard, budget, orchestrator, agents (and the embedded nats-server)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=40) == 0
+    assert not [pid for pid in children if alive(pid)]
+
+
+def test_bad_input_is_one_line_and_a_non_zero_exit(maestro_up: tuple[subprocess.Popen[str], Path]) -> None:
+    _, data_dir = maestro_up
+    unknown = maestro(data_dir, "status", "no-such-task")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "maestro: error: no task no-such-task"
+
+    bad_tenant = maestro(data_dir, "submit", "--tenant", "Not A Tenant", "--role", "planner", "x")
+    assert bad_tenant.returncode == 1
+    assert len(bad_tenant.stderr.strip().splitlines()) == 1 and "tenant" in bad_tenant.stderr
+
+    no_server = subprocess.run(
+        [MAESTRO, "status", "abc"],
+        env={**env_for(data_dir / "elsewhere"), "MAESTRO_NATS_URL": "nats://127.0.0.1:1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert no_server.returncode == 1
+    assert "Traceback" not in no_server.stderr
+    assert len(no_server.stderr.strip().splitlines()) == 1
+
+
+def test_smoke_passes_on_a_fresh_mesh(tmp_path: Path) -> None:
+    result = maestro(tmp_path, "smoke", timeout=150)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "smoke passed" in result.stdout
+    table = result.stdout.splitlines()
+    assert any(line.startswith("credential") and "rejected" in line for line in table)
+    assert sum(" succeeded " in line for line in table) == 6
