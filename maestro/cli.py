@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
 import signal
@@ -89,15 +90,16 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--json", action="store_true")
     watch.add_argument("--timeout", type=float, default=None)
 
-    budget = sub.add_parser("budget", help="budget ledgers")
-    budget_sub = budget.add_subparsers(dest="budget_command", required=True, metavar="SUBCOMMAND")
-    show = budget_sub.add_parser("show", help="show a tenant's ledger")
-    show.add_argument("tenant")
-
     smoke_cmd = sub.add_parser(
         "smoke", help="bring the mesh up, run one task per role plus a bad one, report"
     )
     smoke_cmd.add_argument("--timeout", type=float, default=120.0)
+
+    for name, command in _COMMANDS.items():
+        sub.choices[name].set_defaults(run=command)
+    # The CLI is the composition root: each service adds the commands that use its own core.
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -211,20 +213,6 @@ async def _watch(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _budget_show(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_client(settings) as client:
-        view = await client.ledger(args.tenant)
-    for key, micros in (
-        ("limit", view.limit_micro_usd),
-        ("spent", view.spent_micro_usd),
-        ("held", view.held_micro_usd),
-        ("remaining", view.remaining_micro_usd),
-    ):
-        print(f"{key:<10} ${micros / 1_000_000:,.6f}")
-    print(f"{'holds':<10} {view.holds}")
-    return EXIT_OK
-
-
 async def _up(settings: Settings, args: argparse.Namespace) -> int:
     if args.data_dir:
         settings = settings.with_(data_dir=args.data_dir)
@@ -268,7 +256,12 @@ async def _smoke(settings: Settings, args: argparse.Namespace) -> int:
             return await smoke.run(client, timeout=args.timeout)
 
 
-_COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+"""What a subcommand runs: settings and parsed arguments in, exit code out."""
+
+_COMMAND_MODULES = ("services.budget.cli",)
+
+_COMMANDS: dict[str, Command] = {
     "submit": _submit,
     "status": _status,
     "watch": _watch,
@@ -286,9 +279,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(str(exc), EXIT_USAGE)
     setup_logging("INFO" if args.command == "up" else "WARNING")
     logging.getLogger("maestro.runtime").setLevel(logging.ERROR if args.command != "up" else logging.INFO)
-    command = _budget_show if args.command == "budget" else _COMMANDS[args.command]
     try:
-        code = asyncio.run(command(settings, args))
+        code = asyncio.run(args.run(settings, args))
     except KeyboardInterrupt:
         code = 130
     except RemoteError as exc:
