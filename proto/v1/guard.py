@@ -20,6 +20,8 @@ class Violation(Message, frozen=True):
     evidence: str = ""
     message: str = ""
     fix: str = ""
+    enforced: bool = True
+    """False when the family only audits: the violation is recorded but did not change the verdict."""
 
 
 class Decision(Message, frozen=True):
