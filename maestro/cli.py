@@ -59,7 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--nats-port", type=int, default=DEFAULT_NATS_PORT, help="embedded server port (0: any)")
     up.add_argument("--api-port", type=int, default=DEFAULT_PORTS["orchestrator"], help="HTTP API port")
     up.add_argument("--data-dir", help="where the embedded server keeps its data (default .maestro)")
-    up.add_argument("--roles", help="comma-separated roles to serve (default: all)")
+    up.add_argument(
+        "--roles",
+        action="append",
+        metavar="ROLE[,ROLE...]",
+        help="one agent process serving these roles; repeat for more processes (default: one serving all)",
+    )
     up.add_argument("--split-roles", action="store_true", help="one agent process per role")
     up.add_argument("--free-ports", action="store_true", help="pick free ports for every service")
 
@@ -213,14 +218,20 @@ async def _watch(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _role_groups(specs: list[str], *, split: bool, default: Sequence[str]) -> list[list[str]]:
+    groups = [[r.strip() for r in spec.split(",") if r.strip()] for spec in specs] or [list(default)]
+    unknown = sorted({r for group in groups for r in group} - set(ROLES))
+    if unknown or not all(groups):
+        raise CliError(f"--roles: unknown roles {unknown}; known: {', '.join(ROLES)}")
+    if split:
+        return [[role] for group in groups for role in group]
+    return groups
+
+
 async def _up(settings: Settings, args: argparse.Namespace) -> int:
     if args.data_dir:
         settings = settings.with_(data_dir=args.data_dir)
-    if args.roles:
-        settings = settings.with_(roles=tuple(r.strip() for r in args.roles.split(",") if r.strip()))
-        unknown = sorted(set(settings.roles) - set(ROLES))
-        if unknown:
-            raise CliError(f"--roles: unknown roles {unknown}; known: {', '.join(ROLES)}")
+    groups = _role_groups(args.roles or [], split=args.split_roles, default=settings.roles)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -229,7 +240,7 @@ async def _up(settings: Settings, args: argparse.Namespace) -> int:
         settings,
         nats_port=args.nats_port or -1,
         api_port=args.api_port,
-        split_roles=args.split_roles,
+        role_groups=groups,
         free_ports=args.free_ports,
     ) as mesh:
         where = f"embedded JetStream, data in {mesh.data_dir / 'jetstream'}" if mesh.embedded else "external"

@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,37 +84,23 @@ def port_is_free(port: int) -> bool:
 
 
 def plan_children(
-    roles: Iterable[str], *, split_roles: bool, free_ports: bool, api_port: int
+    role_groups: Sequence[Sequence[str]], *, free_ports: bool, api_port: int
 ) -> list[ChildSpec]:
-    """The processes to run: guard, budget, orchestrator, and agents (one for every role, or one per role)."""
+    """The processes to run: guard, budget, orchestrator, and one agent process per group of roles."""
 
-    def port(name: str, default: int) -> int:
+    def port(default: int) -> int:
         return free_port() if free_ports else default
 
     children = [
-        ChildSpec("guard", "services.guard", port("guard", DEFAULT_PORTS["guard"])),
-        ChildSpec("budget", "services.budget", port("budget", DEFAULT_PORTS["budget"])),
-        ChildSpec("orchestrator", "services.orchestrator", free_port() if free_ports else api_port),
+        ChildSpec("guard", "services.guard", port(DEFAULT_PORTS["guard"])),
+        ChildSpec("budget", "services.budget", port(DEFAULT_PORTS["budget"])),
+        ChildSpec("orchestrator", "services.orchestrator", port(api_port)),
     ]
-    roles = list(roles)
-    if split_roles:
-        for i, role in enumerate(roles):
-            name = f"agents-{role}"
-            children.append(
-                ChildSpec(
-                    name,
-                    "services.agents",
-                    port(name, DEFAULT_PORTS["agents"] + 10 + i),
-                    {"MAESTRO_ROLES": role},
-                )
-            )
-    else:
+    for i, group in enumerate(role_groups):
+        name = "agents" if len(role_groups) == 1 else f"agents-{'-'.join(group)}"
         children.append(
             ChildSpec(
-                "agents",
-                "services.agents",
-                port("agents", DEFAULT_PORTS["agents"]),
-                {"MAESTRO_ROLES": ",".join(roles)},
+                name, "services.agents", port(DEFAULT_PORTS["agents"] + i), {"MAESTRO_ROLES": ",".join(group)}
             )
         )
     return children
@@ -223,11 +209,14 @@ async def running_mesh(
     *,
     nats_port: int = DEFAULT_NATS_PORT,
     api_port: int = DEFAULT_PORTS["orchestrator"],
-    split_roles: bool = False,
+    role_groups: Sequence[Sequence[str]] | None = None,
     free_ports: bool = False,
     child_logs: bool = False,
 ) -> AsyncIterator[Mesh]:
-    """Bring the whole mesh up for the length of a block, then stop every process it started."""
+    """Bring the whole mesh up for the length of a block, then stop every process it started.
+
+    `role_groups` lists the roles of each agent process; by default one process serves settings.roles.
+    """
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     server: EmbeddedServer | None = None
@@ -247,9 +236,7 @@ async def running_mesh(
         settings = settings.with_(nats_url=url)
         async with open_bus(settings, "maestro-up", patience_s=15):
             pass  # provisions every stream, bucket and store before any service starts
-        children = plan_children(
-            settings.roles, split_roles=split_roles, free_ports=free_ports, api_port=api_port
-        )
+        children = plan_children(role_groups or [settings.roles], free_ports=free_ports, api_port=api_port)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
         env.update(_settings_env(settings))
         log_dir = None

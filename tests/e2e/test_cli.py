@@ -49,11 +49,10 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def maestro_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
-    data_dir = tmp_path / "data"
+def start_up(data_dir: Path, *args: str) -> subprocess.Popen[str]:
+    """`maestro up` on free ports, returned once it says it is up."""
     proc = subprocess.Popen(
-        [MAESTRO, "up", "--nats-port", "0", "--free-ports"],
+        [MAESTRO, "up", "--nats-port", "0", "--free-ports", *args],
         env=env_for(data_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -70,6 +69,13 @@ def maestro_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
         if line.startswith("Ctrl-C"):
             break
     assert any(line.startswith("Maestro is up.") for line in lines), lines
+    return proc
+
+
+@pytest.fixture
+def maestro_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    data_dir = tmp_path / "data"
+    proc = start_up(data_dir)
     try:
         yield proc, data_dir
     finally:
@@ -142,3 +148,39 @@ def test_smoke_passes_on_a_fresh_mesh(tmp_path: Path) -> None:
     table = result.stdout.splitlines()
     assert any(line.startswith("credential") and "rejected" in line for line in table)
     assert sum(" succeeded " in line for line in table) == 6
+
+
+def command_line(pid: int) -> str:
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def test_a_service_that_dies_is_restarted_and_role_groups_get_their_own_process(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    proc = start_up(data_dir, "--roles", "planner,reviewer", "--roles", "tester")
+    try:
+        children = {pid: command_line(pid) for pid in children_of(proc.pid)}
+        agents = [pid for pid, cmd in children.items() if "services.agents" in cmd]
+        assert len(agents) == 2
+        guard = next(pid for pid, cmd in children.items() if "services.guard" in cmd)
+        os.kill(guard, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            restarted = [
+                p for p in children_of(proc.pid) if "services.guard" in command_line(p) and p != guard
+            ]
+            if restarted:
+                break
+            time.sleep(0.1)
+        assert restarted, "the guard was not restarted"
+        done = maestro(
+            data_dir, "submit", "--tenant", "acme", "--role", "tester", "--command", "true", "--wait", "t"
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        unserved = maestro(data_dir, "submit", "--tenant", "acme", "--role", "scaffolder", "x")
+        assert unserved.returncode == 0  # accepted; no process serves scaffolders, so it waits queued
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
