@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter
 
@@ -11,12 +11,12 @@ from maestro import runtime, topics
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import Reject, Retry
 from maestro.runtime import Service
-from proto.v1 import Accepted, TaskEvent
+from proto.v1 import Accepted, TaskEvent, TaskRecord
 from services.orchestrator import lifecycle
 from services.orchestrator.api import routes
+from services.orchestrator.batches import KeyedBatches, Outcome
 from services.orchestrator.lifecycle import Applied, Duplicate, Refused
-from services.orchestrator.locks import KeyedLocks
-from services.orchestrator.store import Conflict, TaskStore, Versioned
+from services.orchestrator.store import Conflict, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,25 @@ class OrchestratorMetrics:
         )
 
 
-@dataclass(frozen=True)
-class Orchestrator:
-    """Applies task events to task records: one task's events one at a time, in stream order."""
+Item = tuple[TaskEvent, Delivery]
 
-    store: TaskStore
-    locks: KeyedLocks
-    metrics: OrchestratorMetrics
-    max_deliver: int
+
+@dataclass
+class _Tally:
+    """Metric counts of one batch, applied only once its write succeeded."""
+
+    results: list[str] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+
+
+class Orchestrator:
+    """Applies task events to task records: one task's events in stream order, each batch in one write."""
+
+    def __init__(self, store: TaskStore, metrics: OrchestratorMetrics, max_deliver: int) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.max_deliver = max_deliver
+        self.batches: KeyedBatches[Item] = KeyedBatches(self._process)
 
     async def handle(self, event: TaskEvent, delivery: Delivery) -> None:
         """Fold one event into its task's record.
@@ -73,58 +84,80 @@ class Orchestrator:
         Raises Reject when the subject and the event disagree about the task, Retry when the record kept
         changing under us or the event overtook one it depends on (it is then delivered again later).
         """
-        # The lock is the first thing awaited, so events of one task take it in the order they arrived.
-        async with self.locks.hold(event.task_id):
+        # Submitting is the first thing awaited, so events of one task queue up in the order they arrived.
+        await self.batches.submit(event.task_id, (event, delivery))
+
+    async def _process(self, task_id: str, items: list[Item]) -> list[Outcome]:
+        for attempt in range(_CAS_ATTEMPTS):
+            try:
+                return await self._apply(items, reread=attempt > 0)
+            except Conflict:
+                continue
+        return [Retry(0.1, f"task {task_id} kept changing; {_CAS_ATTEMPTS} writes lost") for _ in items]
+
+    async def _apply(self, items: list[Item], *, reread: bool) -> list[Outcome]:
+        first = items[0][0]
+        current, fresh = (None if reread else self.store.cached(first.task_id)), False
+        if current is None and (reread or not isinstance(first, Accepted)):
+            # Accepted creates the record, so at first it skips the read: the create fails if one exists.
+            current, fresh = await self.store.get(first.task_id), True
+        record = current.record if current else None
+        outcomes: list[Outcome] = []
+        tally = _Tally()
+        for event, delivery in items:
             tenant, task_id = topics.EVENTS.values(delivery.subject)
             if (tenant, task_id) != (event.tenant, event.task_id):
-                raise Reject(f"event for {event.tenant}/{event.task_id} stored on {delivery.subject}")
-            for attempt in range(_CAS_ATTEMPTS):
-                try:
-                    await self._apply(event, delivery, reread=attempt > 0)
-                    return
-                except Conflict:
-                    continue
-            raise Retry(0.1, f"task {event.task_id} kept changing; {_CAS_ATTEMPTS} writes lost")
-
-    async def _apply(self, event: TaskEvent, delivery: Delivery, *, reread: bool) -> None:
-        seq = delivery.stream_seq
-        current, fresh = (None if reread else self.store.cached(event.task_id)), False
-        if current is None and (reread or not isinstance(event, Accepted)):
-            # Accepted creates the record, so at first it skips the read: the create fails if one exists.
-            current, fresh = await self.store.get(event.task_id), True
-        result = lifecycle.step(current.record if current else None, event, seq)
-        if isinstance(result, Refused) and not fresh:
-            # A refusal must rest on the stored record, not on what this process remembers.
-            current = await self.store.get(event.task_id)
-            result = lifecycle.step(current.record if current else None, event, seq)
-        match result:
-            case Applied(record=record):
-                await self.store.put(record, current.revision if current else None)
-                self.metrics.transitions.labels("applied").inc()
-                if result.changed_state:
-                    self.metrics.states.labels(record.state).inc()
-            case Duplicate():
-                self.metrics.transitions.labels("duplicate").inc()
-            case Refused(reason=reason, early=early):
-                self._refused(event, current, reason, early, delivery)
+                outcomes.append(
+                    Reject(f"event for {event.tenant}/{event.task_id} stored on {delivery.subject}")
+                )
+                continue
+            result = lifecycle.step(record, event, delivery.stream_seq)
+            match result:
+                case Applied(record=applied):
+                    record = applied
+                    tally.results.append("applied")
+                    if result.changed_state:
+                        tally.states.append(applied.state)
+                    outcomes.append(None)
+                case Duplicate():
+                    tally.results.append("duplicate")
+                    outcomes.append(None)
+                case Refused(reason=reason, early=early):
+                    if not fresh:
+                        # A refusal must rest on the stored record, not on what this process remembers.
+                        raise Conflict(event.task_id, current.revision if current else None)
+                    outcomes.append(self._refused(event, record, reason, early, delivery, tally))
+        if record is not None and (current is None or record is not current.record):
+            await self.store.put(record, current.revision if current else None)
+        for name in tally.results:
+            self.metrics.transitions.labels(name).inc()
+        for state in tally.states:
+            self.metrics.states.labels(state).inc()
+        return outcomes
 
     def _refused(
-        self, event: TaskEvent, current: Versioned | None, reason: str, early: bool, delivery: Delivery
-    ) -> None:
+        self,
+        event: TaskEvent,
+        record: TaskRecord | None,
+        reason: str,
+        early: bool,
+        delivery: Delivery,
+        tally: _Tally,
+    ) -> Outcome:
         context = {"task_id": event.task_id, "tenant": event.tenant}
         if early and delivery.attempt < self.max_deliver:
             log.info("%s; retrying (delivery %d)", reason, delivery.attempt, extra=context)
-            raise Retry(min(0.2 * 2 ** (delivery.attempt - 1), 2.0), reason)
-        state = current.record.state if current else "absent"
+            return Retry(min(0.2 * 2 ** (delivery.attempt - 1), 2.0), reason)
+        state = record.state if record else "absent"
         log.warning("refused %s (task %s): %s", lifecycle.kind(event), state, reason, extra=context)
-        self.metrics.transitions.labels("refused").inc()
+        tally.results.append("refused")
+        return None
 
 
 async def serve(bus: Bus) -> None:
     """Apply every task event to its record until the bus stops."""
     orchestrator = Orchestrator(
         store=TaskStore(bus.js),
-        locks=KeyedLocks(),
         metrics=OrchestratorMetrics.create(bus.metrics.registry),
         max_deliver=bus.settings.max_deliver,
     )
