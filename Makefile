@@ -34,5 +34,9 @@ bench: $(STAMP)
 maestro-smoke: $(STAMP)
 	$(BIN)/maestro smoke
 
+# Judge this branch's changes with the guard's engine; BASE=ref and ARGS="--format sarif --output x" pass on.
+check-pr: $(STAMP)
+	$(BIN)/maestro check-pr $(if $(BASE),--base $(BASE)) $(ARGS)
+
 clean:
 	rm -rf $(VENV) .maestro .pytest_cache .mypy_cache .ruff_cache

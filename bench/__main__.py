@@ -8,7 +8,7 @@ import logging
 import platform
 from collections.abc import Sequence
 
-from bench import baseline, pipeline
+from bench import baseline, budget, guard, pipeline
 
 
 def row(figure: str, value: float, base: float, fmt: str) -> str:
@@ -46,6 +46,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(row(f"p99 ms submit->succeeded @{lat.rate:.0f}/s vs hop", lat.p99_ms, raw_lat.p99_ms, ".2f"))
     unfinished = result.throughput.unfinished + (lat.unfinished if lat is not None else 0)
     print(f"{'tasks not finished (must be 0)':<40}{unfinished:>12}")
+
+    print()
+    for line in budget.describe(asyncio.run(budget.run(args.n, concurrency=16))):
+        print(line)
+
+    print()
+    for line in guard.report():
+        print(line)
 
 
 if __name__ == "__main__":

@@ -270,7 +270,12 @@ async def _smoke(settings: Settings, args: argparse.Namespace) -> int:
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 """What a subcommand runs: settings and parsed arguments in, exit code out."""
 
-_COMMAND_MODULES = ("services.budget.cli",)
+_COMMAND_MODULES = (
+    "services.budget.cli",
+    "services.orchestrator.cli",
+    "services.guard.cli_check_pr",
+    "services.guard.cli",
+)
 
 _COMMANDS: dict[str, Command] = {
     "submit": _submit,

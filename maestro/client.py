@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maestro import codec, history, topics
 from maestro.bus import Bus
-from maestro.errors import NotFound, RemoteError
+from maestro.errors import MaestroError, NotFound, RemoteError
 from maestro.runtime import open_bus
 from maestro.settings import Settings
 from proto.v1 import (
     TERMINAL_STATES,
+    ApprovalDecision,
     Cancelled,
     Failed,
     GetLedger,
@@ -29,6 +31,10 @@ from proto.v1 import (
 )
 
 _TERMINAL_EVENTS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
+
+
+class NotAwaitingApproval(MaestroError):
+    """The task is not (or no longer) awaiting approval, or someone decided on it already."""
 
 
 class Client:
@@ -87,6 +93,38 @@ class Client:
                     pass
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+    async def approve(self, task_id: str, *, by: str = "", reason: str = "") -> ApprovalDecision:
+        """Approve a task awaiting approval; the guard then reserves its budget and queues it.
+
+        Raises NotFound for an unknown task and NotAwaitingApproval when it is not awaiting approval.
+        """
+        return await self._decide(task_id, approved=True, by=by, reason=reason)
+
+    async def reject(self, task_id: str, *, reason: str, by: str = "") -> ApprovalDecision:
+        """Reject a task awaiting approval; raises like approve()."""
+        return await self._decide(task_id, approved=False, by=by, reason=reason)
+
+    async def _decide(self, task_id: str, *, approved: bool, by: str, reason: str) -> ApprovalDecision:
+        record = await self.get(task_id)
+        if record.state != "awaiting_approval":
+            raise NotAwaitingApproval(f"task {task_id} is {record.state}, not awaiting approval")
+        decision = ApprovalDecision(
+            task_id=task_id,
+            tenant=record.tenant,
+            approved=approved,
+            by=by or "sdk",
+            reason=reason,
+            at=datetime.now(UTC),
+        )
+        ack = await self.bus.publish(
+            topics.APPROVALS.subject(record.tenant),
+            decision,
+            msg_id=topics.approval_msg_id(task_id, record.tenant),
+        )
+        if ack.duplicate:
+            raise NotAwaitingApproval(f"task {task_id} was decided already")
+        return decision
 
     async def ledger(self, tenant: str) -> LedgerView:
         """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""

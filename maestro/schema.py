@@ -125,6 +125,22 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
         Flow("orchestrator", "send", "Events that did not decode or could not be applied"),
         Flow("operator", "receive", "Inspect dead letters and replay or discard them"),
     ),
+    "APPROVALS": (
+        Flow(
+            "client",
+            "send",
+            "Approve or reject a task awaiting approval (`maestro approve|reject`, the SDK); "
+            "Nats-Msg-Id = `<task_id>.<tenant>.decision`, so only the first decision counts",
+        ),
+        Flow("orchestrator", "send", "POST /v1/tasks/{id}/approve and /v1/tasks/{id}/reject"),
+        Flow("guard", "send", "Reject a task nobody decided on within its approval timeout"),
+        Flow(
+            "guard",
+            "receive",
+            "Queue an approved task (reserving its budget) or reject it; tenants must match",
+            durable=topics.DURABLE_GUARD_APPROVALS,
+        ),
+    ),
     "BUDGET_RESERVE": (
         Flow("guard", "send", "Hold a task's estimated cost before queueing it"),
         Flow("budget", "receive", "Hold the estimate if the tenant's limit allows it; idempotent per task"),
@@ -141,6 +157,24 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
     "BUDGET_GET": (
         Flow("client", "send", "Read a tenant's ledger"),
         Flow("budget", "receive", "Answer with the tenant's limit, spend and holds"),
+    ),
+    "BUDGET_SET": (
+        Flow(
+            "client",
+            "send",
+            "Change a tenant's limits, window or a role's or model's sub-limit (`maestro budget set`)",
+        ),
+        Flow(
+            "budget",
+            "receive",
+            "Apply the change to the tenant's ledger by compare-and-set; effective at once",
+        ),
+    ),
+    "BUDGET_EVENTS": (
+        Flow(
+            "budget", "send", "Holds expired, thresholds of 50/80/100% crossed, overages, windows rolled over"
+        ),
+        Flow("operator", "receive", "Alert on thresholds and overages; audit expired holds"),
     ),
 }
 

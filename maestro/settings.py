@@ -66,12 +66,20 @@ class Settings:
     """Output tokens assumed when estimating a task's cost before it runs."""
     reservation_ttl_s: float = 3600.0
     """How long a budget hold lives without a commit or release."""
+    pricing: str = ""
+    """Model prices in USD per million tokens, `model=input:output,...` (`offline=0:0,gpt-4o=2.5:10`);
+    `model=none` marks a model unpriced (refused); `*=...` prices every model not listed (default: the
+    price_*_micro_usd_per_token settings; `*=none` refuses unlisted models)."""
+    budget_sweep_s: float = 30.0
+    """How often a budget replica releases expired holds of tenants nobody touches."""
     roles: tuple[str, ...] = ROLES
     """Roles this agent worker serves (comma-separated)."""
     heartbeat_s: float = 10.0
     """How often a worker reports that a long task is still running."""
     command_timeout_s: float = 300.0
     """Longest a task's shell command may run in the sandbox."""
+    approval_sweep_s: float = 30.0
+    """How often the guard looks for approvals that timed out (the timeout itself is in the policy bundle)."""
     worker: str = field(default_factory=_default_worker)
     """This worker's name in events."""
 

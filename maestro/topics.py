@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from proto.v1 import (
+    ApprovalDecision,
+    BudgetEvents,
     Commit,
     DeadLetter,
     GetLedger,
@@ -15,6 +17,7 @@ from proto.v1 import (
     Reservation,
     Reserve,
     Role,
+    SetBudget,
     Settlement,
     TaskAssignment,
     TaskEvent,
@@ -112,13 +115,31 @@ DLQ: Topic[DeadLetter] = Topic(
     "messages that could not be decoded or handled, with the reason",
 )
 
+APPROVALS: Topic[ApprovalDecision] = Topic(
+    "maestro.v1.approval",
+    ("tenant",),
+    ApprovalDecision,
+    "a human's approval or rejection of a task awaiting approval (or the approval timeout's)",
+)
+
+# Not under maestro.v1.budget: those subjects are the budget's request/reply endpoints.
+BUDGET_EVENTS: Topic[BudgetEvents] = Topic(
+    "maestro.v1.budgetevt",
+    ("tenant",),
+    BudgetEvents,  # type: ignore[arg-type]
+    "what happened to a tenant's budget: holds expired, thresholds crossed, overages, windows rolled over",
+)
+
 STREAM_REQUESTS = "MAESTRO_REQ"
 STREAM_TASKS = "MAESTRO_TASK"
 STREAM_EVENTS = "MAESTRO_EVT"
 STREAM_DLQ = "MAESTRO_DLQ"
+STREAM_BUDGET_EVENTS = "MAESTRO_BUDGET_EVT"
+STREAM_APPROVALS = "MAESTRO_APPROVAL"
 
 DURABLE_GUARD = "guard"
 DURABLE_ORCHESTRATOR = "orchestrator"
+DURABLE_GUARD_APPROVALS = "guard-approvals"
 
 
 def agents_durable(role: Role) -> str:
@@ -140,11 +161,17 @@ BUDGET_RELEASE: Endpoint[Release, Settlement] = Endpoint(
 BUDGET_GET: Endpoint[GetLedger, LedgerView] = Endpoint(
     "maestro.v1.budget.get", "get", GetLedger, LedgerView, "read a tenant's ledger"
 )
+BUDGET_SET: Endpoint[SetBudget, LedgerView] = Endpoint(
+    "maestro.v1.budget.set", "set", SetBudget, LedgerView, "change a tenant's limits, window or sub-limits"
+)
 
 # -- key-value buckets and object store ----------------------------------------------------------------
 BUCKET_TASKS = "maestro_tasks"
 BUCKET_BUDGET = "maestro_budget"
 BUCKET_POLICY = "maestro_policy"
+POLICY_BUNDLE_KEY = "bundle"
+"""The one key of BUCKET_POLICY: the whole policy bundle (default and per-tenant overrides) as YAML."""
+BUCKET_PARKED = "maestro_parked"
 STORE_ARTIFACTS = "maestro_artifacts"
 
 # -- headers ---------------------------------------------------------------------------------------------
@@ -158,3 +185,12 @@ HEADER_DLQ_REASON = "Maestro-Dlq-Reason"
 def event_msg_id(task_id: str, slot: str) -> str:
     """The dedup id of an event stored once per task and slot (`accepted`, `verdict`, `outcome`)."""
     return f"{task_id}.{slot}"
+
+
+def approval_msg_id(task_id: str, tenant: str) -> str:
+    """The dedup id of the decision on a task: one per task and tenant, so only the first one counts.
+
+    The tenant is part of it so that a decision sent under another tenant (refused by the guard) cannot
+    take the slot of the task owner's own decision.
+    """
+    return f"{task_id}.{tenant}.decision"

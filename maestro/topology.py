@@ -73,6 +73,25 @@ def topology(settings: Settings) -> Topology:
                 max_age=settings.dlq_max_age_s,
                 description="messages that could not be handled, with the reason",
             ),
+            StreamConfig(
+                name=topics.STREAM_APPROVALS,
+                subjects=[topics.APPROVALS.all],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                num_replicas=replicas,
+                duplicate_window=settings.duplicate_window_s,
+                description="humans' decisions on tasks awaiting approval, waiting for the guard",
+            ),
+            StreamConfig(
+                name=topics.STREAM_BUDGET_EVENTS,
+                subjects=[topics.BUDGET_EVENTS.all],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                num_replicas=replicas,
+                max_age=settings.event_max_age_s,
+                duplicate_window=settings.duplicate_window_s,
+                description="budget events: expired holds, thresholds crossed, overages, window rollovers",
+            ),
         ),
         buckets=(
             KeyValueConfig(
@@ -89,7 +108,7 @@ def topology(settings: Settings) -> Topology:
                 replicas=replicas,
                 direct=True,
                 storage=StorageType.FILE,
-                description="one ledger per tenant and window",
+                description="one ledger per tenant, for its current window (with its limits)",
             ),
             KeyValueConfig(
                 bucket=topics.BUCKET_POLICY,
@@ -98,6 +117,14 @@ def topology(settings: Settings) -> Topology:
                 direct=True,
                 storage=StorageType.FILE,
                 description="policy bundles, default and per tenant",
+            ),
+            KeyValueConfig(
+                bucket=topics.BUCKET_PARKED,
+                history=1,
+                replicas=replicas,
+                direct=True,
+                storage=StorageType.FILE,
+                description="requests awaiting a human's approval, held by the guard",
             ),
         ),
         stores=(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from msgspec import Meta
 
@@ -26,6 +27,10 @@ class Reserve(Message, frozen=True):
     estimate_micro_usd: MicroUsd
     estimate_tokens: Tokens = 0
     ttl_s: Annotated[float, Meta(gt=0)] = 3600.0
+    role: str = ""
+    """The task's role, held against the role's sub-limit when the tenant has one."""
+    model: str = ""
+    """The model the task will call: priced at 0 it needs no budget, without a price it is refused."""
 
 
 class Reservation(Message, frozen=True):
@@ -64,6 +69,33 @@ class Settlement(Message, frozen=True):
     released_micro_usd: MicroUsd = 0
     already_settled: bool = False
     remaining_micro_usd: int = 0
+    overage_micro_usd: MicroUsd = 0
+    """How much the charge went beyond the hold (charged anyway: the money is gone)."""
+    reason: str = ""
+
+
+Window = Literal["daily", "monthly", "total"]
+"""A budget window aligned to the UTC calendar: daily resets at 00:00, monthly on the 1st, total never."""
+
+
+class ScopeView(Message, frozen=True):
+    """One role's or model's share of a tenant's window, with its own limits where set."""
+
+    spent_micro_usd: MicroUsd = 0
+    held_micro_usd: MicroUsd = 0
+    spent_tokens: Tokens = 0
+    held_tokens: Tokens = 0
+    limit_micro_usd: MicroUsd | None = None
+    limit_tokens: Tokens | None = None
+
+
+class WindowTotals(Message, frozen=True):
+    """What a closed window ended with."""
+
+    window_id: str
+    limit_micro_usd: int
+    spent_micro_usd: MicroUsd
+    spent_tokens: Tokens = 0
 
 
 class GetLedger(Message, frozen=True):
@@ -81,3 +113,84 @@ class LedgerView(Message, frozen=True):
     held_micro_usd: MicroUsd
     remaining_micro_usd: int
     holds: int = 0
+    window: Window = "total"
+    window_id: str = "total"
+    window_ends_at: datetime | None = None
+    """When the window rolls over (UTC); none for the total window."""
+    carried_micro_usd: int = 0
+    limit_tokens: Tokens | None = None
+    spent_tokens: Tokens = 0
+    held_tokens: Tokens = 0
+    overage_micro_usd: MicroUsd = 0
+    task_ceiling_micro_usd: MicroUsd | None = None
+    carry_over: bool = False
+    roles: dict[str, ScopeView] = {}
+    """Per-role totals, and limits where set."""
+    models: dict[str, ScopeView] = {}
+    """Per-model totals, and limits where set."""
+    previous: WindowTotals | None = None
+    """The window before this one, as it closed."""
+
+
+class SetBudget(Message, frozen=True):
+    """Change a tenant's budget (or one role's or model's sub-limit); fields left out stay as they are."""
+
+    tenant: Tenant
+    scope: Literal["tenant", "role", "model"] = "tenant"
+    name: str = ""
+    """The role or model a sub-limit applies to (scope role or model)."""
+    limit_micro_usd: MicroUsd | None = None
+    limit_tokens: Tokens | None = None
+    remove: bool = False
+    """Drop the role's or model's sub-limits, or (scope tenant) the tenant's token limit and ceiling."""
+    window: Window | None = None
+    task_ceiling_micro_usd: MicroUsd | None = None
+    carry_over: bool | None = None
+    """Whether what a window leaves unspent (or overspent) moves to the next one."""
+
+
+class BudgetEvent(Message, frozen=True, tag_field="kind"):
+    """Something that happened to a tenant's budget, on maestro.v1.budgetevt.<tenant>."""
+
+    tenant: Tenant
+    at: datetime
+    window_id: str
+
+
+class HoldExpired(BudgetEvent, frozen=True, tag="budget.hold_expired"):
+    """A reservation was neither committed nor released within its ttl: its hold was given back."""
+
+    reservation_id: str
+    task_id: str
+    released_micro_usd: MicroUsd
+    expired_at: datetime
+
+
+class ThresholdCrossed(BudgetEvent, frozen=True, tag="budget.threshold"):
+    """Spending in a window crossed 50, 80 or 100 percent of a limit (once per window and limit)."""
+
+    scope: str
+    """`tenant`, `role:<name>` or `model:<name>`, with `:tokens` for a token limit."""
+    percent: int
+    spent: int
+    limit: int
+
+
+class Overage(BudgetEvent, frozen=True, tag="budget.overage"):
+    """A commit charged more than its hold; new reservations are refused while the tenant is over."""
+
+    reservation_id: str
+    held_micro_usd: MicroUsd
+    charged_micro_usd: MicroUsd
+    overage_micro_usd: MicroUsd
+    remaining_micro_usd: int
+
+
+class WindowRolled(BudgetEvent, frozen=True, tag="budget.window_rolled"):
+    """A new window began; `previous` is how the last one closed."""
+
+    previous: WindowTotals
+    carried_micro_usd: int = 0
+
+
+BudgetEvents = HoldExpired | ThresholdCrossed | Overage | WindowRolled

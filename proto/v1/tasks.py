@@ -32,6 +32,8 @@ class TaskRequest(Message, frozen=True):
     commands: list[str] = []
     model: str | None = None
     data_region: str | None = None
+    data_classes: list[str] = []
+    """Classes of data the task carries (`pii`, `health`): residency rules may cover only some."""
     max_cost_micro_usd: MicroUsd | None = None
     parent: TaskId | None = None
     labels: dict[str, str] = {}
@@ -84,6 +86,8 @@ class Rejected(Event, frozen=True, tag="task.rejected"):
 
     decision: Decision
     reason: str = ""
+    by: str = ""
+    """Who rejected it when a human (or the approval timeout) did; empty when the guard did."""
 
 
 class AwaitingApproval(Event, frozen=True, tag="task.awaiting_approval"):
@@ -91,6 +95,8 @@ class AwaitingApproval(Event, frozen=True, tag="task.awaiting_approval"):
 
     decision: Decision
     reason: str = ""
+    expires_at: datetime | None = None
+    """When the task is rejected if nobody has decided."""
 
 
 class Queued(Event, frozen=True, tag="task.queued"):
@@ -99,6 +105,9 @@ class Queued(Event, frozen=True, tag="task.queued"):
     role: Role
     decision: Decision
     reservation_id: str = ""
+    approved_by: str = ""
+    """Who approved it, when the verdict asked a human."""
+    approved_at: datetime | None = None
 
 
 class Started(Event, frozen=True, tag="task.started"):
@@ -189,3 +198,6 @@ class TaskRecord(Message, frozen=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     last_event_seq: int = 0
+    approved_by: str = ""
+    approved_at: datetime | None = None
+    rejected_by: str = ""

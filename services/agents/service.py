@@ -158,6 +158,7 @@ class Worker:
                         ok=False, output="", usage=result.usage, error=f"budget refused the commit: {exc}"
                     )
                     settlement = None
+                    await self._release(assignment)  # a failed task gives its hold back
                 else:
                     log.warning("budget unavailable, retrying: %s", exc, extra=context)
                     self.metrics.tasks.labels(request.role, "retry").inc()
@@ -218,6 +219,11 @@ class Worker:
             msg_id=topics.event_msg_id(request.id, "outcome"),
         )
         self.metrics.tasks.labels(request.role, "failed").inc()
+        await self._release(assignment)
+
+    async def _release(self, assignment: TaskAssignment) -> None:
+        """Give a task's hold back; when the budget cannot be reached, the hold expires after its ttl."""
+        request = assignment.request
         if assignment.reservation_id:
             try:
                 await self.bus.request(
@@ -226,7 +232,7 @@ class Worker:
                 )
             except RemoteError as exc:
                 context = {"task_id": request.id, "tenant": request.tenant}
-                log.warning("could not release a dead task's hold: %s", exc, extra=context)
+                log.warning("could not release a failed task's hold: %s", exc, extra=context)
 
 
 def consumer(role: Role) -> Consumer[TaskAssignment]:

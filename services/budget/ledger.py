@@ -1,22 +1,52 @@
-"""A tenant's budget ledger and the pure arithmetic on it: reserve, commit, release, view. No I/O."""
+"""A tenant's budget ledger and the pure arithmetic on it: reserve, commit, release, set, view. No I/O.
+
+The ledger is one KV entry per tenant holding its current window. It is written whole on every change, so
+its size is bounded: at most MAX_HOLDS open holds (a reservation beyond that is refused until some
+settle), SETTLED_KEPT settled ids, and MAX_SCOPES role and model tallies (further models are counted
+under `other`). With task ids of at most 64 characters that keeps an entry below about 800 KB, under
+NATS's 1 MiB payload limit; a typical busy entry (28-character ids) is far smaller.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import msgspec
 
 from maestro.settings import Settings
-from proto.v1 import Commit, GetLedger, LedgerView, Release, Reservation, Reserve, Settlement, Usage
+from proto.v1 import (
+    BudgetEvents,
+    Commit,
+    GetLedger,
+    HoldExpired,
+    LedgerView,
+    Overage,
+    Release,
+    Reservation,
+    Reserve,
+    SetBudget,
+    Settlement,
+    ThresholdCrossed,
+    Window,
+    WindowRolled,
+    WindowTotals,
+)
+from services.budget import alerts, windows
+from services.budget.pricing import PriceTable
+from services.budget.tally import Limit, Tallies, Tally, scope_views
 
 # How many settled reservation ids a ledger remembers. A commit or release repeated while its id is still
 # here answers already_settled=True and changes nothing. A duplicate arriving after this many later
 # settlements (hours late at any realistic rate, far past the duplicate window of every stream) finds
 # neither a hold nor a settled id: it is answered the same way and charges nothing, so money is never
 # counted twice; the price is that a commit whose hold was forgotten that long ago goes uncharged.
-# The bound keeps the ledger, written whole on every change, small (about 30 bytes per id).
 SETTLED_KEPT = 2048
+# Open holds per ledger: the bound on a hot tenant's entry (about 100 bytes each, encoded).
+MAX_HOLDS = 4096
+# Role and model tallies per ledger, each a few dozen bytes.
+MAX_SCOPES = 64
 
 
 class Hold(msgspec.Struct, frozen=True, array_like=True):
@@ -26,10 +56,13 @@ class Hold(msgspec.Struct, frozen=True, array_like=True):
     amount_micro_usd: int
     expires_at: float
     """Epoch seconds after which the hold is dropped on the next touch."""
+    tokens: int = 0
+    role: str = ""
+    model: str = ""
 
 
 class Ledger(msgspec.Struct, frozen=True, kw_only=True):
-    """One tenant's money, stored whole as one KV entry keyed by the tenant."""
+    """One tenant's money in its current window, with its limits, stored whole as one KV entry."""
 
     tenant: str
     limit_micro_usd: int
@@ -38,27 +71,54 @@ class Ledger(msgspec.Struct, frozen=True, kw_only=True):
     holds: dict[str, Hold] = {}
     settled: list[str] = []
     """Recently settled reservation ids, oldest first, at most SETTLED_KEPT."""
+    window: Window = "total"
+    window_id: str = "total"
+    window_start: float = 0.0
+    carried_micro_usd: int = 0
+    """What the previous window left unspent (negative: overspent), when carry_over is set."""
+    carry_over: bool = False
+    limit_tokens: int | None = None
+    spent_tokens: int = 0
+    held_tokens: int = 0
+    overage_micro_usd: int = 0
+    task_ceiling_micro_usd: int | None = None
+    role_limits: dict[str, Limit] = {}
+    model_limits: dict[str, Limit] = {}
+    roles: dict[str, Tally] = {}
+    models: dict[str, Tally] = {}
+    alerted: dict[str, int] = {}
+    """The highest threshold announced this window, per limit (`tenant`, `role:planner:tokens`, ...)."""
+    previous: WindowTotals | None = None
 
     @property
     def remaining_micro_usd(self) -> int:
         """What a new reservation may still hold; negative when usage overran its estimates."""
-        return self.limit_micro_usd - self.spent_micro_usd - self.held_micro_usd
+        return self.limit_micro_usd + self.carried_micro_usd - self.spent_micro_usd - self.held_micro_usd
 
 
 @dataclass(frozen=True)
-class Charge:
-    """A commit together with what its usage costs (priced by the caller, see `cost`)."""
+class Touch:
+    """Touch a ledger and nothing else, so holds past their ttl expire (the sweeper's operation)."""
 
-    commit: Commit
-    cost_micro_usd: int
+    tenant: str
 
 
-Operation = Reserve | Charge | Release | GetLedger
-Answer = Reservation | Settlement | LedgerView
+Operation = Reserve | Commit | Release | GetLedger | SetBudget | Touch
+Answer = Reservation | Settlement | LedgerView | None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a batch did: the new ledger, one answer per operation, whether it changed, and its events."""
+
+    ledger: Ledger
+    answers: list[Answer]
+    changed: bool
+    events: list[BudgetEvents]
 
 
 def new_ledger(tenant: str, settings: Settings) -> Ledger:
-    """An empty ledger with the default limit."""
+    """An empty ledger with the default limit and the total window."""
     return Ledger(tenant=tenant, limit_micro_usd=settings.default_limit_micro_usd)
 
 
@@ -67,45 +127,77 @@ def reservation_id(task_id: str) -> str:
     return f"r-{task_id}"
 
 
-def cost(usage: Usage, settings: Settings) -> int:
-    """What a model call's usage costs, in micro-USD."""
-    return (
-        usage.input_tokens * settings.price_input_micro_usd_per_token
-        + usage.output_tokens * settings.price_output_micro_usd_per_token
-    )
-
-
 class _Book:
     """A working copy of a ledger that a batch of operations mutates; the input ledger is never touched."""
 
-    def __init__(self, ledger: Ledger, now: float) -> None:
-        self.tenant = ledger.tenant
-        self.limit = ledger.limit_micro_usd
-        self.spent = ledger.spent_micro_usd
-        self.held = ledger.held_micro_usd
-        self.holds = dict(ledger.holds)
+    def __init__(self, ledger: Ledger, now: float, pricing: PriceTable) -> None:
+        self.original = ledger
+        self.now = now
+        self.at = datetime.fromtimestamp(now, UTC)
+        self.pricing = pricing
+        self.fields = msgspec.structs.asdict(ledger)
+        f = self.fields
+        self.holds: dict[str, Hold] = dict(ledger.holds)
         self.settled = dict.fromkeys(ledger.settled)
+        self.tallies = Tallies(ledger.roles, ledger.models, MAX_SCOPES)
+        self.alerted = dict(ledger.alerted)
+        self.events: list[BudgetEvents] = []
         self.changed = False
+        span = windows.span(ledger.window, now)
+        if span.start > ledger.window_start:
+            self._roll(span)
         # Expired holds go first, once per batch: `now` is the same for every operation in it, and a hold
         # made in the batch expires after it. A commit may still charge a hold that expired just now.
         self.expired = {rid: hold for rid, hold in self.holds.items() if hold.expires_at <= now}
         for rid in self.expired:
             self._settle(rid)
-        self.now = now
+        self.tokens_before = f["spent_tokens"]
+
+    # -- window and holds --------------------------------------------------------------------------
+    def _roll(self, span: windows.Span) -> None:
+        f = self.fields
+        previous = WindowTotals(
+            window_id=f["window_id"],
+            limit_micro_usd=self.limit,
+            spent_micro_usd=f["spent_micro_usd"],
+            spent_tokens=f["spent_tokens"],
+        )
+        f["carried_micro_usd"] = self.limit - f["spent_micro_usd"] if f["carry_over"] else 0
+        f.update(spent_micro_usd=0, spent_tokens=0, overage_micro_usd=0, previous=previous)
+        f.update(window_id=span.id, window_start=span.start)
+        self.tallies.new_window()
+        self.alerted.clear()
+        self.changed = True
+        self.events.append(
+            WindowRolled(
+                tenant=f["tenant"],
+                at=self.at,
+                window_id=span.id,
+                previous=previous,
+                carried_micro_usd=f["carried_micro_usd"],
+            )
+        )
+
+    @property
+    def limit(self) -> int:
+        return int(self.fields["limit_micro_usd"]) + int(self.fields["carried_micro_usd"])
 
     @property
     def remaining(self) -> int:
-        return self.limit - self.spent - self.held
+        return self.limit - int(self.fields["spent_micro_usd"]) - int(self.fields["held_micro_usd"])
 
     def _settle(self, rid: str) -> Hold:
         hold = self.holds.pop(rid)
-        self.held -= hold.amount_micro_usd
+        self.fields["held_micro_usd"] -= hold.amount_micro_usd
+        self.fields["held_tokens"] -= hold.tokens
+        self.tallies.hold(hold.role, hold.model, -hold.amount_micro_usd, -hold.tokens)
         self.settled[rid] = None
         while len(self.settled) > SETTLED_KEPT:
             del self.settled[next(iter(self.settled))]
         self.changed = True
         return hold
 
+    # -- operations ----------------------------------------------------------------------------------
     def reserve(self, req: Reserve) -> Reservation:
         rid = reservation_id(req.task_id)
         hold = self.holds.get(rid)
@@ -113,21 +205,66 @@ class _Book:
             return self._granted(req, rid, hold.amount_micro_usd)
         if rid in self.settled:
             return self._granted(req, rid, 0, reason="already settled")
-        if self.spent + self.held + req.estimate_micro_usd > self.limit:
+        refusal = self._refusal(req)
+        if refusal:
             return Reservation(
                 tenant=req.tenant,
                 task_id=req.task_id,
                 granted=False,
                 remaining_micro_usd=self.remaining,
-                reason=(
-                    f"budget exceeded: spent {self.spent} + held {self.held} + estimate "
-                    f"{req.estimate_micro_usd} > limit {self.limit} micro-USD"
-                ),
+                reason=refusal,
             )
-        self.holds[rid] = Hold(req.task_id, req.estimate_micro_usd, self.now + req.ttl_s)
-        self.held += req.estimate_micro_usd
+        price = self.pricing.price(req.model) if req.model else None
+        free = price is not None and price.free
+        amount, tokens = (0, 0) if free else (req.estimate_micro_usd, req.estimate_tokens)
+        self.holds[rid] = Hold(req.task_id, amount, self.now + req.ttl_s, tokens, req.role, req.model)
+        self.fields["held_micro_usd"] += amount
+        self.fields["held_tokens"] += tokens
+        self.tallies.hold(req.role, req.model, amount, tokens)
         self.changed = True
-        return self._granted(req, rid, req.estimate_micro_usd)
+        return self._granted(req, rid, amount)
+
+    def _refusal(self, req: Reserve) -> str:
+        """Why this reservation cannot be held, or '' when it can."""
+        if len(self.holds) >= MAX_HOLDS:
+            return f"too many open reservations ({MAX_HOLDS}): commit or release some first"
+        if req.model:
+            price = self.pricing.price(req.model)
+            if price is None:
+                return f"model {req.model!r} has no price: add it to MAESTRO_PRICING to use it"
+            if price.free:
+                return ""  # a local model costs nothing, whatever the budget
+        f = self.fields
+        ceiling = f["task_ceiling_micro_usd"]
+        if ceiling is not None and req.estimate_micro_usd > ceiling:
+            return f"estimate {req.estimate_micro_usd} exceeds the per-task ceiling of {ceiling} micro-USD"
+        if f["spent_micro_usd"] > self.limit:
+            return (
+                f"over its limit: spent {f['spent_micro_usd']} > limit {self.limit} micro-USD; "
+                "no new reservations until the window rolls over or the limit is raised"
+            )
+        if f["spent_micro_usd"] + f["held_micro_usd"] + req.estimate_micro_usd > self.limit:
+            return (
+                f"budget exceeded: spent {f['spent_micro_usd']} + held {f['held_micro_usd']} + estimate "
+                f"{req.estimate_micro_usd} > limit {self.limit} micro-USD"
+            )
+        limit_tokens = f["limit_tokens"]
+        tokens_after = f["spent_tokens"] + f["held_tokens"] + req.estimate_tokens
+        if limit_tokens is not None and tokens_after > limit_tokens:
+            return (
+                f"token budget exceeded: spent {f['spent_tokens']} + held {f['held_tokens']} + estimate "
+                f"{req.estimate_tokens} > limit {limit_tokens} tokens"
+            )
+        for kind, name, limits in (
+            ("role", req.role, f["role_limits"]),
+            ("model", req.model, f["model_limits"]),
+        ):
+            limit = limits.get(name) if name else None
+            if limit is not None:
+                why = self.tallies.refusal(kind, name, limit, req.estimate_micro_usd, req.estimate_tokens)
+                if why:
+                    return why
+        return ""
 
     def _granted(self, req: Reserve, rid: str, held: int, reason: str = "") -> Reservation:
         return Reservation(
@@ -140,23 +277,50 @@ class _Book:
             reason=reason,
         )
 
-    def commit(self, charge: Charge) -> Settlement:
-        rid = charge.commit.reservation_id
+    def commit(self, req: Commit) -> Settlement:
+        rid = req.reservation_id
         if rid in self.holds:
             hold = self._settle(rid)
         elif rid in self.expired:
             # Its hold expired on this very touch, yet the work was done: charge it (settled already).
             hold = self.expired.pop(rid)
-            self.changed = True
         else:
-            return self._already(charge.commit.tenant, rid)
-        self.spent += charge.cost_micro_usd
+            return self._already(req.tenant, rid)
+        usage = req.usage
+        cost = self.pricing.cost(usage)
+        reason = ""
+        if cost is None:
+            cost = hold.amount_micro_usd
+            reason = f"model {usage.model!r} has no price: charged the hold"
+        tokens = usage.input_tokens + usage.output_tokens
+        f = self.fields
+        f["spent_micro_usd"] += cost
+        f["spent_tokens"] += tokens
+        self.tallies.spend(hold.role, usage.model or hold.model, cost, tokens)
+        overage = max(0, cost - hold.amount_micro_usd)
+        if overage:
+            f["overage_micro_usd"] += overage
+            self.events.append(
+                Overage(
+                    tenant=req.tenant,
+                    at=self.at,
+                    window_id=f["window_id"],
+                    reservation_id=rid,
+                    held_micro_usd=hold.amount_micro_usd,
+                    charged_micro_usd=cost,
+                    overage_micro_usd=overage,
+                    remaining_micro_usd=self.remaining,
+                )
+            )
+        self.changed = True
         return Settlement(
-            tenant=charge.commit.tenant,
+            tenant=req.tenant,
             reservation_id=rid,
-            charged_micro_usd=charge.cost_micro_usd,
-            released_micro_usd=max(0, hold.amount_micro_usd - charge.cost_micro_usd),
+            charged_micro_usd=cost,
+            released_micro_usd=max(0, hold.amount_micro_usd - cost),
             remaining_micro_usd=self.remaining,
+            overage_micro_usd=overage,
+            reason=reason,
         )
 
     def release(self, req: Release) -> Settlement:
@@ -176,72 +340,130 @@ class _Book:
             tenant=tenant, reservation_id=rid, already_settled=True, remaining_micro_usd=self.remaining
         )
 
+    def configure(self, req: SetBudget) -> LedgerView:
+        f = self.fields
+        if req.scope == "tenant":
+            if req.remove:
+                f.update(limit_tokens=None, task_ceiling_micro_usd=None)
+            if req.limit_micro_usd is not None:
+                f["limit_micro_usd"] = req.limit_micro_usd
+            if req.limit_tokens is not None:
+                f["limit_tokens"] = req.limit_tokens
+            if req.task_ceiling_micro_usd is not None:
+                f["task_ceiling_micro_usd"] = req.task_ceiling_micro_usd
+            if req.carry_over is not None:
+                f["carry_over"] = req.carry_over
+            if req.window is not None and req.window != f["window"]:
+                # The spend so far stays; the new kind of window starts where `now` falls in it.
+                span = windows.span(req.window, self.now)
+                f.update(window=req.window, window_id=span.id, window_start=span.start)
+        else:
+            key = "role_limits" if req.scope == "role" else "model_limits"
+            limits = dict(f[key])
+            if req.remove:
+                limits.pop(req.name, None)
+            elif req.limit_micro_usd is not None or req.limit_tokens is not None:
+                old = limits.get(req.name, Limit())
+                limits[req.name] = Limit(
+                    req.limit_micro_usd if req.limit_micro_usd is not None else old.micro_usd,
+                    req.limit_tokens if req.limit_tokens is not None else old.tokens,
+                )
+            f[key] = limits
+        self.changed = True
+        return self.view()
+
     def view(self) -> LedgerView:
+        f = self.fields
         return LedgerView(
-            tenant=self.tenant,
-            limit_micro_usd=self.limit,
-            spent_micro_usd=self.spent,
-            held_micro_usd=self.held,
+            tenant=f["tenant"],
+            limit_micro_usd=f["limit_micro_usd"],
+            spent_micro_usd=f["spent_micro_usd"],
+            held_micro_usd=f["held_micro_usd"],
             remaining_micro_usd=self.remaining,
             holds=len(self.holds),
+            window=f["window"],
+            window_id=f["window_id"],
+            window_ends_at=windows.ends_at(f["window"], f["window_id"]),
+            carried_micro_usd=f["carried_micro_usd"],
+            limit_tokens=f["limit_tokens"],
+            spent_tokens=f["spent_tokens"],
+            held_tokens=f["held_tokens"],
+            overage_micro_usd=f["overage_micro_usd"],
+            task_ceiling_micro_usd=f["task_ceiling_micro_usd"],
+            carry_over=f["carry_over"],
+            roles=scope_views(self.tallies.roles, f["role_limits"]),
+            models=scope_views(self.tallies.models, f["model_limits"]),
+            previous=f["previous"],
         )
 
     def answer(self, op: Operation) -> Answer:
         match op:
             case Reserve():
                 return self.reserve(op)
-            case Charge():
+            case Commit():
                 return self.commit(op)
             case Release():
                 return self.release(op)
             case GetLedger():
                 return self.view()
+            case SetBudget():
+                return self.configure(op)
+            case Touch():
+                return None
 
-    def ledger(self, original: Ledger) -> Ledger:
+    # -- the end of a batch ------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Turn the holds that expired untouched into events, and announce the thresholds crossed."""
+        f = self.fields
+        for rid, hold in self.expired.items():
+            self.events.append(
+                HoldExpired(
+                    tenant=f["tenant"],
+                    at=self.at,
+                    window_id=f["window_id"],
+                    reservation_id=rid,
+                    task_id=hold.task_id,
+                    released_micro_usd=hold.amount_micro_usd,
+                    expired_at=datetime.fromtimestamp(hold.expires_at, UTC),
+                )
+            )
+        limits = [("tenant", f["spent_micro_usd"], self.limit)]
+        if f["limit_tokens"] is not None:
+            limits.append(("tenant:tokens", f["spent_tokens"], f["limit_tokens"]))
+        limits += self.tallies.spent_against("role", f["role_limits"])
+        limits += self.tallies.spent_against("model", f["model_limits"])
+        for scope, spent, limit in limits:
+            for pct in alerts.crossed(spent, limit, self.alerted.get(scope, 0)):
+                self.alerted[scope] = pct
+                self.changed = True
+                self.events.append(
+                    ThresholdCrossed(
+                        tenant=f["tenant"],
+                        at=self.at,
+                        window_id=f["window_id"],
+                        scope=scope,
+                        percent=pct,
+                        spent=spent,
+                        limit=limit,
+                    )
+                )
+
+    def ledger(self) -> Ledger:
         if not self.changed:
-            return original
-        return Ledger(
-            tenant=self.tenant,
-            limit_micro_usd=self.limit,
-            spent_micro_usd=self.spent,
-            held_micro_usd=self.held,
-            holds=self.holds,
-            settled=list(self.settled),
+            return self.original
+        roles, models = self.tallies.frozen()
+        self.fields.update(
+            holds=self.holds, settled=list(self.settled), roles=roles, models=models, alerted=self.alerted
         )
+        return Ledger(**self.fields)
 
 
-def apply(ledger: Ledger, operations: Sequence[Operation], now: float) -> tuple[Ledger, list[Answer], bool]:
-    """Apply operations in order: the new ledger, one answer per operation, and whether anything changed.
+def apply(ledger: Ledger, operations: Sequence[Operation], now: float, pricing: PriceTable) -> Applied:
+    """Apply operations in order at `now` (epoch seconds): rolls the window over and expires holds first.
 
     Copies the ledger once for the whole batch, which is what makes group commit cheap.
     """
-    book = _Book(ledger, now)
+    book = _Book(ledger, now, pricing)
     answers = [book.answer(op) for op in operations]
-    return book.ledger(ledger), answers, book.changed
-
-
-def reserve(ledger: Ledger, req: Reserve, now: float) -> tuple[Ledger, Reservation]:
-    """Hold the estimate for a task, or refuse saying why; the same task id yields the same reservation."""
-    book = _Book(ledger, now)
-    answer = book.reserve(req)
-    return book.ledger(ledger), answer
-
-
-def commit(ledger: Ledger, req: Commit, cost_micro_usd: int, now: float) -> tuple[Ledger, Settlement]:
-    """Charge a reservation what its usage cost and drop its hold; a repeat says already_settled."""
-    book = _Book(ledger, now)
-    answer = book.commit(Charge(req, cost_micro_usd))
-    return book.ledger(ledger), answer
-
-
-def release(ledger: Ledger, req: Release, now: float) -> tuple[Ledger, Settlement]:
-    """Drop a reservation's hold without charging; a repeat says already_settled."""
-    book = _Book(ledger, now)
-    answer = book.release(req)
-    return book.ledger(ledger), answer
-
-
-def view(ledger: Ledger, now: float | None = None) -> LedgerView:
-    """The ledger as anyone may read it (without holds past their expiry when `now` is given)."""
-    book = _Book(ledger, now if now is not None else float("-inf"))
-    return book.view()
+    book.finish()
+    return Applied(book.ledger(), answers, book.changed, book.events)

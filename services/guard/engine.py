@@ -1,15 +1,21 @@
-"""The guard's verdict on one request: size limit, credentials, cost ceiling; the strictest verdict wins."""
+"""The guard's judgement of one request under a policy bundle: every family runs, the strictest wins.
+
+Pure: no I/O. The same function judges requests in the guard service, in `maestro guard eval` and in
+`maestro check-pr`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from maestro.settings import Settings
+import msgspec
+
 from proto.v1 import Decision, TaskRequest, Verdict, Violation
-from services.guard import credentials
+from services.guard.bundle import Bundle, TenantPolicy
+from services.guard.policies import Action, Finding, budget, commands, credentials, licenses, residency
 
-POLICY_VERSION = "builtin-1"
 BYTES_PER_TOKEN = 4
 
 _RANK: dict[Verdict, int] = {"allow": 0, "redact": 1, "approve": 2, "deny": 3}
@@ -27,29 +33,24 @@ class Pricing(Protocol):
 
 
 @dataclass(frozen=True)
-class GuardLimits:
-    """The knobs the engine judges by, taken once from Settings."""
+class Prices:
+    """Token prices for estimates (Settings has the same fields; these are its defaults)."""
 
-    max_request_bytes: int
-    """Largest encoded request allowed."""
-    price_input_micro_usd_per_token: int
-    """Price of one input token."""
-    price_output_micro_usd_per_token: int
-    """Price of one output token."""
-    estimate_output_tokens: int
-    """Output tokens assumed when estimating."""
-    max_violations: int = 20
-    """Violations reported per policy: one is enough to deny, and the list must fit in an event."""
+    price_input_micro_usd_per_token: int = 3
+    price_output_micro_usd_per_token: int = 15
+    estimate_output_tokens: int = 1024
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GuardLimits:
-        """The limits these settings describe."""
+    def of(cls, pricing: Pricing) -> Prices:
+        """The prices of anything that has them (Settings)."""
         return cls(
-            max_request_bytes=settings.max_request_bytes,
-            price_input_micro_usd_per_token=settings.price_input_micro_usd_per_token,
-            price_output_micro_usd_per_token=settings.price_output_micro_usd_per_token,
-            estimate_output_tokens=settings.estimate_output_tokens,
+            pricing.price_input_micro_usd_per_token,
+            pricing.price_output_micro_usd_per_token,
+            pricing.estimate_output_tokens,
         )
+
+
+DEFAULT_PRICES = Prices()
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,17 @@ class Estimate:
         return self.input_tokens + self.output_tokens
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """The decision on a request and the request to forward (masked when anything was redacted)."""
+
+    decision: Decision
+    request: TaskRequest
+    estimate: Estimate
+    deciding: Violation | None = None
+    """The first enforced violation whose action is the verdict (None when allowed)."""
+
+
 def text_chars(request: TaskRequest) -> int:
     """The characters a model would read: prompt, context files (path and content) and commands."""
     return (
@@ -75,7 +87,7 @@ def text_chars(request: TaskRequest) -> int:
     )
 
 
-def estimate(request: TaskRequest, pricing: Pricing) -> Estimate:
+def estimate(request: TaskRequest, pricing: Pricing = DEFAULT_PRICES) -> Estimate:
     """The expected usage of a request: ~4 characters per input token, plus the assumed output."""
     input_tokens = -(-text_chars(request) // BYTES_PER_TOKEN)
     output_tokens = pricing.estimate_output_tokens
@@ -87,55 +99,97 @@ def estimate(request: TaskRequest, pricing: Pricing) -> Estimate:
     )
 
 
-def estimate_micro_usd(request: TaskRequest, pricing: Pricing) -> int:
-    """The expected cost of a request in micro-USD (`pricing` is Settings or GuardLimits)."""
+def estimate_micro_usd(request: TaskRequest, pricing: Pricing = DEFAULT_PRICES) -> int:
+    """The expected cost of a request in micro-USD (`pricing` is Settings or Prices)."""
     return estimate(request, pricing).micro_usd
 
 
-def strictest(verdicts: list[Verdict]) -> Verdict:
+def strictest(verdicts: Iterable[Verdict]) -> Verdict:
     """The strictest of some verdicts (deny > approve > redact > allow); allow when there are none."""
     return max(verdicts, key=_RANK.__getitem__, default="allow")
 
 
-def evaluate(request: TaskRequest, size: int, limits: GuardLimits) -> Decision:
-    """The decision on a request whose encoded form is `size` bytes."""
-    if size > limits.max_request_bytes:
+def _families(
+    policy: TenantPolicy, cost: int
+) -> Iterable[tuple[str, Any, Callable[[TaskRequest], list[Finding]]]]:
+    """(family, its config, its check) in the order their violations are reported."""
+    yield "credentials", policy.credentials, lambda r: credentials.check(r, policy.credentials)
+    yield "licenses", policy.licenses, lambda r: licenses.check(r, policy.licenses)
+    yield "commands", policy.commands, lambda r: commands.check(r, policy.commands)
+    yield "residency", policy.residency, lambda r: residency.check(r, policy.residency)
+    yield "budget", policy.budget, lambda r: budget.check(r, policy.budget, cost)
+
+
+def evaluate(request: TaskRequest, size: int, bundle: Bundle, pricing: Pricing = DEFAULT_PRICES) -> Judgement:
+    """Judge a request whose encoded form is `size` bytes by its tenant's policy in `bundle`.
+
+    Audit-mode families and findings whose action is "audit" are reported with enforced=False and do
+    not change the verdict. Never raises on any request.
+    """
+    policy = bundle.policy(request.tenant)
+    expected = estimate(request, pricing)
+    if size > policy.max_request_bytes:
         # Denied whatever else it holds; not scanning it keeps an oversized request cheap.
-        return Decision(
-            verdict="deny",
-            violations=[
-                Violation(
-                    policy="limits",
-                    rule_id="limits.request-too-large",
-                    severity="medium",
-                    location="request",
-                    message=f"the request is {size} bytes; the limit is {limits.max_request_bytes}",
-                    fix="send large inputs as fewer or smaller context files",
+        too_large = Violation(
+            policy="limits",
+            rule_id="limits.request-too-large",
+            severity="medium",
+            location="request",
+            message=f"the request is {size} bytes; the limit is {policy.max_request_bytes}",
+            fix="send large inputs as fewer or smaller context files",
+        )
+        return Judgement(_decision(bundle, "deny", [too_large], expected), request, expected, too_large)
+
+    verdicts: list[tuple[Verdict, Violation]] = []
+    violations: list[Violation] = []
+    to_mask: list[Finding] = []
+    for family, config, check in _families(policy, expected.micro_usd):
+        try:
+            findings = check(request)
+        except Exception as exc:
+            # A family that fails must not let the request through unseen, nor crash the guard.
+            findings = [_failed(family, exc)]
+        audit_only = getattr(config, "mode", "enforce") == "audit"
+        for n, finding in enumerate(findings):
+            action: Action = finding.action
+            enforced = not audit_only and action != "audit"
+            if enforced:
+                if action == "redact" and finding.span is None:
+                    action = "deny"  # nothing says where it is, so it cannot be masked: never forward it
+                verdicts.append((action, finding.violation))  # type: ignore[arg-type]
+                if action == "redact":
+                    to_mask.append(finding)
+            if n < policy.max_violations:
+                v = finding.violation
+                violations.append(
+                    v if enforced == v.enforced else msgspec.structs.replace(v, enforced=enforced)
                 )
-            ],
-            policy_version=POLICY_VERSION,
-        )
-    verdicts: list[Verdict] = []
-    violations = credentials.scan(request, limits.max_violations)
-    if violations:
-        verdicts.append("deny")
-    cost = estimate_micro_usd(request, limits)
-    ceiling = request.max_cost_micro_usd
-    if ceiling is not None and cost > ceiling:
-        verdicts.append("deny")
-        violations.append(
-            Violation(
-                policy="budget",
-                rule_id="budget.task-ceiling",
-                severity="medium",
-                location="max_cost_micro_usd",
-                message=f"the estimated cost {cost} micro-USD exceeds the task's ceiling of {ceiling}",
-                fix="raise max_cost_micro_usd or shorten the prompt and context",
-            )
-        )
+    verdict = strictest(v for v, _ in verdicts)
+    deciding = next((why for v, why in verdicts if v == verdict), None)
+    # Masking is the credentials family's (it knows every field a span may name), whoever found the span.
+    forward = credentials.redact(request, to_mask) if to_mask else request
+    return Judgement(_decision(bundle, verdict, violations, expected), forward, expected, deciding)
+
+
+def _failed(family: str, exc: Exception) -> Finding:
+    return Finding(
+        Violation(
+            policy=family,
+            rule_id=f"{family}.error",
+            severity="high",
+            location="request",
+            message=f"the {family} policy could not judge this request ({type(exc).__name__})",
+            fix="a human must look at it; report the request to the Maestro maintainers",
+        ),
+        "approve",
+    )
+
+
+def _decision(bundle: Bundle, verdict: Verdict, violations: list[Violation], expected: Estimate) -> Decision:
     return Decision(
-        verdict=strictest(verdicts),
+        verdict=verdict,
         violations=violations,
-        policy_version=POLICY_VERSION,
-        estimate_micro_usd=cost,
+        policy_version=bundle.version,
+        policy_hash=bundle.hash,
+        estimate_micro_usd=expected.micro_usd,
     )

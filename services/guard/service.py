@@ -7,6 +7,7 @@ dedup id is the request id.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
 from maestro import runtime, topics
 from maestro.bus import Bus, Consumer, Delivery
@@ -22,7 +23,6 @@ from maestro.errors import Reject, RemoteError, Retry
 from maestro.runtime import Service
 from proto.v1 import (
     Accepted,
-    AwaitingApproval,
     Decision,
     Queued,
     Rejected,
@@ -33,8 +33,11 @@ from proto.v1 import (
     Tenant,
     Violation,
 )
-from services.guard import credentials
-from services.guard.engine import POLICY_VERSION, GuardLimits, estimate, evaluate
+from services.guard import approvals
+from services.guard.bundle import Bundle, BundleError, load_default
+from services.guard.bundle_store import Policies, following
+from services.guard.engine import Judgement, Prices, evaluate
+from services.guard.policies.credentials import mask_text
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +54,12 @@ _EVAL_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0
 
 @dataclass(frozen=True)
 class GuardMetrics:
-    """What the guard decided, by verdict and deciding rule, and how long judging took."""
+    """What the guard decided, by verdict and deciding rule, how long judging took, and the bundle."""
 
     decisions: Counter
     eval_seconds: Histogram
+    bundle: Info
+    bundle_updates: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> GuardMetrics:
@@ -62,8 +67,8 @@ class GuardMetrics:
         return cls(
             decisions=Counter(
                 "maestro_guard_decisions_total",
-                "Requests decided, by verdict and the rule that decided it ('none' when allowed)",
-                ["verdict", "rule"],
+                "Requests decided, by verdict and the policy and rule that decided it ('none' when allowed)",
+                ["verdict", "policy", "rule"],
                 registry=registry,
             ),
             eval_seconds=Histogram(
@@ -72,7 +77,27 @@ class GuardMetrics:
                 buckets=_EVAL_BUCKETS,
                 registry=registry,
             ),
+            bundle=Info(
+                "maestro_guard_policy_bundle",
+                "The policy bundle in force: its version and sha256",
+                registry=registry,
+            ),
+            bundle_updates=Counter(
+                "maestro_guard_policy_bundle_updates_total",
+                "Policy bundles offered by the KV bucket, by outcome (loaded, refused)",
+                ["outcome"],
+                registry=registry,
+            ),
         )
+
+    def loaded(self, bundle: Bundle) -> None:
+        """A bundle came into force."""
+        self.bundle.info({"version": bundle.version, "hash": bundle.hash})
+        self.bundle_updates.labels("loaded").inc()
+
+    def refused(self, _: BundleError) -> None:
+        """A broken bundle was refused; the one in force stays."""
+        self.bundle_updates.labels("refused").inc()
 
 
 class _Envelope(msgspec.Struct):
@@ -87,23 +112,27 @@ _envelope_decoder = msgspec.json.Decoder(_Envelope)
 
 @dataclass(frozen=True)
 class Guard:
-    """The guard's handlers, with the bus they publish on and the limits they judge by."""
+    """The guard's handlers, with the bus they publish on and the policy bundle they judge by."""
 
     bus: Bus
-    limits: GuardLimits
+    policies: Policies
+    prices: Prices
     metrics: GuardMetrics
 
     async def handle(self, request: TaskRequest, delivery: Delivery) -> None:
         """Judge one request and publish the outcome; raises Retry when the budget cannot answer now."""
         started = time.perf_counter()
-        decision = evaluate(request, delivery.size, self.limits)
+        judgement = evaluate(request, delivery.size, self.policies.current, self.prices)
         self.metrics.eval_seconds.observe(time.perf_counter() - started)
+        decision = judgement.decision
+        # From here on only the forwarded request is used: with verdict redact, it is the masked one.
+        request = judgement.request
 
         publish = functools.partial(self.bus.publish, traceparent=delivery.traceparent)
         now = datetime.now(UTC)
         subject = topics.EVENTS.subject(request.tenant, request.id)
         # A label that holds a credential must not reach the audit log; the verdict says which one.
-        leaked_label = any(v.location.startswith("labels[") for v in decision.violations)
+        leaked_label = any(v.location.startswith("labels") for v in decision.violations)
         accepted = Accepted(
             task_id=request.id,
             tenant=request.tenant,
@@ -121,7 +150,7 @@ class Guard:
 
         match decision.verdict:
             case "deny":
-                self._count(decision)
+                self._count(judgement)
                 reason = _reason(decision)
                 await publish(
                     subject,
@@ -133,24 +162,13 @@ class Guard:
                 log.info("rejected: %s", reason, extra={"task_id": request.id, "tenant": request.tenant})
                 return
             case "approve":
-                self._count(decision)
-                await publish(
-                    subject,
-                    AwaitingApproval(
-                        task_id=request.id,
-                        tenant=request.tenant,
-                        at=now,
-                        decision=decision,
-                        reason=_reason(decision),
-                    ),
-                    msg_id=verdict_id,
-                )
+                self._count(judgement)
+                await self.on_approve(request, decision, delivery)
                 return
             case "allow" | "redact":
-                # Nothing redacts yet: the policy engine of issue 4 returns the masked request with it.
                 pass
 
-        expected = estimate(request, self.limits)
+        expected = judgement.estimate
         try:
             reservation = await self.bus.request(
                 topics.BUDGET_RESERVE,
@@ -192,9 +210,10 @@ class Guard:
                     )
                 ],
                 policy_version=decision.policy_version,
+                policy_hash=decision.policy_hash,
                 estimate_micro_usd=expected.micro_usd,
             )
-            self._count(refused)
+            self._count_decision(refused, refused.violations[0])
             await publish(
                 subject,
                 Rejected(
@@ -209,7 +228,7 @@ class Guard:
             log.info("rejected: over budget", extra={"task_id": request.id, "tenant": request.tenant})
             return
 
-        self._count(decision)
+        self._count(judgement)
         await publish(
             subject,
             Queued(
@@ -229,6 +248,13 @@ class Guard:
             msg_id=request.id,
         )
 
+    async def on_approve(self, request: TaskRequest, decision: Decision, delivery: Delivery) -> None:
+        """Park a request a human must approve: record that it awaits approval, and why."""
+        timeout_s = self.policies.current.policy(request.tenant).approval_timeout_s
+        await approvals.park(
+            self.bus, request, decision, timeout_s=timeout_s, traceparent=delivery.traceparent
+        )
+
     async def on_dead_letter(self, data: bytes, reason: str) -> None:
         """Fail the task of a request that went to the DLQ, when its id and tenant can be read."""
         try:
@@ -238,7 +264,7 @@ class Guard:
         if envelope.id is None or envelope.tenant is None:
             return
         # The reason may quote a field's value, which is the sender's input and may hold a secret.
-        safe_reason = credentials.redact(reason)
+        safe_reason = mask_text(reason)
         undecodable = reason.startswith("undecodable")
         decision = Decision(
             verdict="deny",
@@ -254,9 +280,10 @@ class Guard:
                     else "see the dead letter in the DLQ; resubmit under a new id once the cause is fixed",
                 )
             ],
-            policy_version=POLICY_VERSION,
+            policy_version=self.policies.current.version,
+            policy_hash=self.policies.current.hash,
         )
-        self._count(decision)
+        self._count_decision(decision, decision.violations[0])
         await self.bus.publish(
             topics.EVENTS.subject(envelope.tenant, envelope.id),
             Rejected(
@@ -270,22 +297,33 @@ class Guard:
         )
         log.info("rejected an invalid request", extra={"task_id": envelope.id, "tenant": envelope.tenant})
 
-    def _count(self, decision: Decision) -> None:
-        rule = decision.violations[0].rule_id if decision.violations else "none"
-        self.metrics.decisions.labels(decision.verdict, rule).inc()
+    def _count(self, judgement: Judgement) -> None:
+        self._count_decision(judgement.decision, judgement.deciding)
+
+    def _count_decision(self, decision: Decision, deciding: Violation | None) -> None:
+        if deciding is None:
+            self.metrics.decisions.labels(decision.verdict, "none", "none").inc()
+        else:
+            self.metrics.decisions.labels(decision.verdict, deciding.policy, deciding.rule_id).inc()
 
 
 def _reason(decision: Decision) -> str:
-    """One line naming the rules broken and where (the first five), never the evidence."""
-    shown = "; ".join(f"{v.rule_id} at {v.location}" for v in decision.violations[:5])
-    more = len(decision.violations) - 5
+    """One line naming the enforced rules broken and where (the first five), never the evidence."""
+    enforced = [v for v in decision.violations if v.enforced]
+    shown = "; ".join(f"{v.rule_id} at {v.location}" for v in enforced[:5])
+    more = len(enforced) - 5
     return f"{decision.verdict}: {shown}" + (f" (and {more} more)" if more > 0 else "")
 
 
 async def serve(bus: Bus) -> None:
-    """Judge requests from the durable `guard` consumer until bus.stop()."""
-    guard = Guard(bus, GuardLimits.from_settings(bus.settings), GuardMetrics.create(bus.metrics.registry))
-    await bus.consume(CONSUMER, guard.handle, on_dead_letter=guard.on_dead_letter)
+    """Judge requests from the durable `guard` consumer until bus.stop(), by the bundle in the KV bucket."""
+    metrics = GuardMetrics.create(bus.metrics.registry)
+    policies = Policies(load_default(), on_loaded=metrics.loaded, on_refused=metrics.refused)
+    async with following(bus.js, policies):
+        guard = Guard(bus, policies, Prices.of(bus.settings), metrics)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(approvals.serve(bus))
+            await bus.consume(CONSUMER, guard.handle, on_dead_letter=guard.on_dead_letter)
 
 
 SERVICE = Service(name="guard", default_port=9101, serve=serve)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
+from msgspec import Meta
 
 from maestro import codec, history, topics
 from maestro.bus import Bus
-from proto.v1 import TaskRequest
+from proto.v1 import ApprovalDecision, TaskRecord, TaskRequest
 from proto.v1.ids import TOKEN_PATTERN
 from services.orchestrator.store import TaskStore
 
@@ -36,6 +39,13 @@ def field_of(message: str) -> str:
     path = at.group(1) if at else "$"
     missing = _MISSING.search(message)
     return f"{path}.{missing.group(1)}" if missing else path
+
+
+class _DecisionBody(msgspec.Struct):
+    """The body of POST /v1/tasks/{id}/approve|reject: who decides and why (both optional to approve)."""
+
+    by: Annotated[str, Meta(max_length=256)] = ""
+    reason: Annotated[str, Meta(max_length=4096)] = ""
 
 
 def _json(body: bytes, status: int = 200) -> web.Response:
@@ -64,7 +74,7 @@ def _task_id(request: web.Request) -> str | web.Response:
 
 
 def routes(bus: Bus) -> list[web.RouteDef]:
-    """The API's routes on `bus`: POST /v1/tasks, GET /v1/tasks/{id}, GET /v1/tasks/{id}/events."""
+    """The API's routes on `bus`: POST /v1/tasks, GET /v1/tasks/{id}[/events], POST .../approve|reject."""
     store = TaskStore(bus.js)
     limit = bus.settings.max_request_bytes
 
@@ -111,6 +121,49 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return error(404, f"no events for task {task_id}")
         return _json(codec.encode(events))
 
+    async def decide(request: web.Request, approved: bool) -> web.StreamResponse:
+        task_id = _task_id(request)
+        if isinstance(task_id, web.Response):
+            return task_id
+        raw = await request.read()
+        try:
+            body = codec.decode(_DecisionBody, raw) if raw.strip() else _DecisionBody()
+        except codec.DecodeError as exc:
+            return error(400, f"invalid decision: {exc}", field=field_of(str(exc)))
+        if not approved and not body.reason.strip():
+            return error(400, "a rejection needs a reason", field="$.reason")
+        stored = await store.read(task_id)
+        if stored is None:
+            return error(404, f"no task {task_id}")
+        record = codec.decode(TaskRecord, stored)
+        if record.state != "awaiting_approval":
+            return error(409, f"task {task_id} is {record.state}, not awaiting approval", state=record.state)
+        decision = ApprovalDecision(
+            task_id=task_id,
+            tenant=record.tenant,
+            approved=approved,
+            by=body.by or "api",
+            reason=body.reason,
+            at=datetime.now(UTC),
+        )
+        ack = await bus.publish(
+            topics.APPROVALS.subject(record.tenant),
+            decision,
+            msg_id=topics.approval_msg_id(task_id, record.tenant),
+            traceparent=request.headers.get(topics.HEADER_TRACEPARENT),
+        )
+        if ack.duplicate:
+            return error(409, f"task {task_id} was decided already", state=record.state)
+        return web.json_response(
+            {"id": task_id, "tenant": record.tenant, "approved": approved, "by": decision.by}, status=202
+        )
+
+    async def approve(request: web.Request) -> web.StreamResponse:
+        return await decide(request, approved=True)
+
+    async def reject(request: web.Request) -> web.StreamResponse:
+        return await decide(request, approved=False)
+
     async def unknown(request: web.Request) -> web.StreamResponse:
         return error(404, f"no such endpoint: {request.method} {request.path}")
 
@@ -118,5 +171,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         web.post("/v1/tasks", _guarded(submit)),
         web.get("/v1/tasks/{id}", _guarded(get_task), allow_head=False),
         web.get("/v1/tasks/{id}/events", _guarded(get_events), allow_head=False),
+        web.post("/v1/tasks/{id}/approve", _guarded(approve)),
+        web.post("/v1/tasks/{id}/reject", _guarded(reject)),
         web.route("*", "/v1/{tail:.*}", _guarded(unknown)),
     ]

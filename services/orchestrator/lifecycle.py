@@ -110,12 +110,30 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int) -> Step:
         return Refused(f"{kind(event)} names tenant {event.tenant!r}, the task belongs to another")
     at = event.at
     match event:
-        case Rejected(decision=decision, reason=reason):
-            return _move(record, "rejected", seq, at, **_verdict(decision), reason=reason, finished_at=at)
+        case Rejected(decision=decision, reason=reason, by=by):
+            return _move(
+                record,
+                "rejected",
+                seq,
+                at,
+                **_verdict(decision),
+                reason=reason,
+                finished_at=at,
+                rejected_by=by,
+            )
         case AwaitingApproval(decision=decision, reason=reason):
             return _move(record, "awaiting_approval", seq, at, **_verdict(decision), reason=reason)
-        case Queued(decision=decision, reservation_id=reservation_id):
-            return _move(record, "queued", seq, at, **_verdict(decision), reservation_id=reservation_id)
+        case Queued(decision=decision, reservation_id=reservation_id) as queued:
+            return _move(
+                record,
+                "queued",
+                seq,
+                at,
+                **_verdict(decision),
+                reservation_id=reservation_id,
+                approved_by=queued.approved_by,
+                approved_at=queued.approved_at,
+            )
         case Started(worker=worker, attempt=attempt):
             if record.state == "running":
                 return _restarted(record, worker, attempt, seq, at)

@@ -151,7 +151,10 @@ def test_smoke_passes_on_a_fresh_mesh(tmp_path: Path) -> None:
 
 
 def command_line(pid: int) -> str:
-    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # it exited since we listed it
+        return ""
 
 
 def test_a_service_that_dies_is_restarted_and_role_groups_get_their_own_process(tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ def test_output_is_deterministic(files: dict[str, str]) -> None:
 def test_one_json_schema_per_wire_message(files: dict[str, str]) -> None:
     expected = {"TaskRequest", "TaskAssignment", "TaskEvent", "TaskRecord", "DeadLetter"}
     expected |= {"Reserve", "Reservation", "Commit", "Release", "Settlement", "GetLedger", "LedgerView"}
+    expected |= {"ApprovalDecision"}
+    expected |= {"SetBudget", "BudgetEvents"}
     assert {name.removesuffix(".json") for name in files} == expected | {"asyncapi"}
     event_schema = json.loads(files["TaskEvent.json"])
     assert event_schema["discriminator"]["propertyName"] == "kind"

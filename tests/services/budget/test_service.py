@@ -14,20 +14,9 @@ from maestro.bus import Bus
 from maestro.errors import RemoteError
 from maestro.runtime import open_bus, running_service
 from maestro.settings import Settings
-from proto.v1 import Commit, GetLedger, LedgerView, Release, Reserve, Usage
+from proto.v1 import Commit, GetLedger, Release, Reserve, Usage
 from services.budget.service import SERVICE, serve
-
-
-async def answering(bus: Bus, tenant: str = "acme", within: float = 5.0) -> LedgerView:
-    """The tenant's ledger, as soon as a budget replica answers."""
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                return await bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
-            except RemoteError as exc:
-                if exc.code != 503:
-                    raise
-                await asyncio.sleep(0.02)
+from tests.services.budget.support import answering
 
 
 @contextlib.asynccontextmanager
@@ -175,8 +164,11 @@ async def test_metrics_count_granted_and_refused_reservations(settings: Settings
     def sample(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(name, labels)
 
-    assert sample("maestro_budget_reservations_total", outcome="granted") == 10
-    assert sample("maestro_budget_reservations_total", outcome="refused") == 5
+    assert sample("maestro_budget_reservations_total", tenant="acme", outcome="granted") == 10
+    assert sample("maestro_budget_reservations_total", tenant="acme", outcome="refused") == 5
+    assert sample("maestro_budget_held_micro_usd", tenant="acme") == 100
+    assert sample("maestro_budget_remaining_micro_usd", tenant="acme") == 0
+    assert sample("maestro_budget_limit_micro_usd", tenant="acme") == 100
     assert sample("maestro_budget_cas_conflicts_total") == 0
     writes = sample("maestro_budget_ledger_writes_total")
     assert writes is not None and 1 <= writes <= 10  # grants were group-committed

@@ -27,7 +27,7 @@ from proto.v1 import (
 from services.budget.service import SERVICE as BUDGET
 from services.guard.service import serve
 
-AWS = "AKIA" + "IOSFODNN7EXAMPLE"
+AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"  # not the documented example key, which is allowlisted
 
 
 @asynccontextmanager
@@ -114,7 +114,10 @@ async def test_a_clean_request_is_accepted_queued_and_assigned_to_its_role(
     assert assignment.request == req
     assert assignment.reservation_id == queued.reservation_id
     assert (
-        registry.get_sample_value("maestro_guard_decisions_total", {"verdict": "allow", "rule": "none"}) == 1
+        registry.get_sample_value(
+            "maestro_guard_decisions_total", {"verdict": "allow", "policy": "none", "rule": "none"}
+        )
+        == 1
     )
     assert registry.get_sample_value("maestro_guard_eval_seconds_count") == 1
 
@@ -141,7 +144,7 @@ async def test_a_request_carrying_a_credential_is_rejected_and_never_queued(
     # The secret is in no event: not in the verdict's evidence, not in the Accepted metadata.
     stored = await read_stream(bus, topics.STREAM_EVENTS, topics.EVENTS.all, len(events))
     assert all(AWS.encode() not in data for data in stored)
-    rule = {"verdict": "deny", "rule": "credentials.aws-access-key"}
+    rule = {"verdict": "deny", "policy": "credentials", "rule": "credentials.aws-access-key"}
     assert registry.get_sample_value("maestro_guard_decisions_total", rule) == 1
 
 

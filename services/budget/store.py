@@ -1,0 +1,200 @@
+"""The tenants' ledgers in the KV bucket: one group-committing writer per tenant, compare-and-set on revision.
+
+Every write is a compare-and-set on the entry's revision, so any number of replicas may serve the same
+tenant. Inside one replica, operations on a tenant are group-committed: they queue up while a write is
+in flight, and one writer per tenant applies everything queued with the pure ledger functions and
+writes once. A hot tenant then costs one KV round trip per batch instead of one per operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import nats.errors
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from maestro import codec, topics
+from maestro.bus import Bus
+from maestro.errors import Retry
+from maestro.settings import Settings
+from proto.v1 import BudgetEvents, HoldExpired, Overage, Reservation, ThresholdCrossed, WindowRolled
+from services.budget.ledger import Answer, Applied, Ledger, Operation, apply, new_ledger
+from services.budget.metrics import BudgetMetrics
+from services.budget.pricing import PriceTable
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+"""Epoch seconds now; injected so tests can cross a window's end."""
+
+# Conflicting writers re-read and re-apply; each lost race means another replica made progress, so
+# this many losses in a row means something is wrong and the caller is told to retry later.
+_MAX_ATTEMPTS = 50
+# A tenant's ledger is written whole (its holds and recently settled ids: 100 KB and more on a busy
+# tenant). Under load, one tenant's writer paces its writes to about this many bytes per second and lets
+# operations gather meanwhile: bigger batches and far less for the server to store, for a few ms of
+# latency only when busy (at 1,000 tasks/s the server's CPU for budget writes drops by about half).
+_WRITE_BYTES_PER_S = 20_000_000
+
+
+def event_msg_id(event: BudgetEvents) -> str:
+    """The dedup id of a budget event, so a retried publish stores it once."""
+    match event:
+        case HoldExpired(reservation_id=rid):
+            return f"{event.tenant}.{rid}.expired"
+        case Overage(reservation_id=rid):
+            return f"{event.tenant}.{rid}.overage"
+        case ThresholdCrossed(scope=scope, percent=pct):
+            return f"{event.tenant}.{event.window_id}.{scope}.{pct}"
+        case WindowRolled():
+            return f"{event.tenant}.{event.window_id}.rolled"
+
+
+@dataclass
+class _Pending:
+    operation: Operation
+    answer: asyncio.Future[Answer] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Ledgers:
+    """The tenants' ledgers in the KV bucket, written by one group-committing writer per tenant."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        kv: KeyValue,
+        pricing: PriceTable,
+        metrics: BudgetMetrics,
+        group: asyncio.TaskGroup,
+        clock: Clock = time.time,
+    ) -> None:
+        self._bus = bus
+        self._kv = kv
+        self._settings: Settings = bus.settings
+        self._pricing = pricing
+        self._metrics = metrics
+        self._group = group
+        self._clock = clock
+        self._queues: dict[str, list[_Pending]] = {}
+        self._next_write: dict[str, float] = {}
+        # Only a hint: a stale entry costs one failed compare-and-set, never a wrong answer.
+        self._cache: dict[str, tuple[Ledger, int]] = {}
+
+    def busy(self, tenant: str) -> bool:
+        """Whether this replica has operations on the tenant in flight (its holds expire on that touch)."""
+        return tenant in self._queues
+
+    async def submit(self, tenant: str, operation: Operation) -> Answer:
+        """Queue an operation on a tenant's ledger and wait for the answer from the write that holds it.
+
+        Raises Retry when the ledger cannot be read or written right now.
+        """
+        pending = _Pending(operation)
+        queue = self._queues.get(tenant)
+        if queue is None:
+            queue = self._queues[tenant] = []
+            self._group.create_task(self._write_loop(tenant), name=f"budget-{tenant}")
+        queue.append(pending)
+        return await pending.answer
+
+    async def _write_loop(self, tenant: str) -> None:
+        while True:
+            if not self._queues[tenant]:
+                del self._queues[tenant]
+                return
+            wait = self._next_write.get(tenant, 0.0) - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            batch = self._queues[tenant]
+            self._queues[tenant] = []
+            try:
+                applied = await self._apply(tenant, [p.operation for p in batch])
+            except Exception as exc:
+                self._cache.pop(tenant, None)
+                self._fail(tenant, batch, exc)
+                continue
+            for p, answer in zip(batch, applied.answers, strict=True):
+                if not p.answer.done():
+                    p.answer.set_result(answer)
+            if applied.events:
+                await self._publish(applied.events)
+
+    def _fail(self, tenant: str, batch: list[_Pending], exc: Exception) -> None:
+        failure: Exception = exc
+        if isinstance(exc, TimeoutError | nats.errors.Error):
+            # NATS is unreachable or slow (a write may or may not have landed): callers retry, which is safe.
+            log.warning("ledger of %s not written: %r", tenant, exc, extra={"tenant": tenant})
+            failure = Retry(0.5, f"ledger of {tenant} unavailable: {exc!r}")
+        elif not isinstance(exc, Retry):
+            log.error("ledger of %s failed", tenant, exc_info=exc, extra={"tenant": tenant})
+        for p in batch:
+            if not p.answer.done():
+                p.answer.set_exception(failure)
+
+    async def _apply(self, tenant: str, operations: list[Operation]) -> Applied:
+        cached = self._cache.get(tenant)
+        fresh = cached is None
+        if cached is None:
+            cached = await self._read(tenant)
+        for _ in range(_MAX_ATTEMPTS):
+            ledger, revision = cached
+            applied = apply(ledger, operations, self._clock(), self._pricing)
+            if not applied.changed:
+                if fresh:
+                    break
+                # Answers that change nothing (reads, refusals, repeats) must come from the latest entry.
+                cached, fresh = await self._read(tenant), True
+                continue
+            try:
+                cached = applied.ledger, await self._write(tenant, applied.ledger, revision)
+                self._metrics.writes.inc()
+                break
+            except KeyWrongLastSequenceError:
+                self._metrics.cas_conflicts.inc()
+                cached, fresh = await self._read(tenant), True
+        else:
+            raise Retry(0.05, f"ledger of {tenant}: {_MAX_ATTEMPTS} conflicting writes in a row")
+        self._cache[tenant] = cached
+        self._metrics.observe(cached[0])
+        self._count(tenant, applied)
+        return applied
+
+    async def _read(self, tenant: str) -> tuple[Ledger, int]:
+        try:
+            entry = await self._kv.get(tenant)
+        except KeyNotFoundError:
+            return new_ledger(tenant, self._settings), 0
+        return codec.decode(Ledger, entry.value or b""), entry.revision or 0
+
+    async def _write(self, tenant: str, ledger: Ledger, revision: int) -> int:
+        data = codec.encode(ledger)
+        self._next_write[tenant] = time.monotonic() + len(data) / _WRITE_BYTES_PER_S
+        if revision == 0:
+            return await self._kv.create(tenant, data)
+        return await self._kv.update(tenant, data, last=revision)
+
+    async def _publish(self, events: list[BudgetEvents]) -> None:
+        # After the write: an event is published only for a change that landed. A replica killed between
+        # the two loses the event (the ledger, which is the truth, has the change); a retried publish is
+        # stored once thanks to its msg id.
+        for event in events:
+            try:
+                await self._bus.publish(
+                    topics.BUDGET_EVENTS.subject(event.tenant), event, msg_id=event_msg_id(event)
+                )
+                self._metrics.events.labels(str(event.__struct_config__.tag)).inc()
+            except Exception as exc:
+                log.warning("budget event not published: %r", exc, extra={"tenant": event.tenant})
+
+    def _count(self, tenant: str, applied: Applied) -> None:
+        for answer in applied.answers:
+            if isinstance(answer, Reservation):
+                self._metrics.reservations.labels(tenant, "granted" if answer.granted else "refused").inc()
+        for event in applied.events:
+            if isinstance(event, HoldExpired):
+                self._metrics.expirations.labels(tenant).inc()

@@ -1,0 +1,64 @@
+"""The sweeper: releases expired holds of tenants nobody touches, so a dead worker cannot lock budget."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import msgspec
+from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+
+from services.budget.ledger import Hold, Touch
+from services.budget.store import Clock, Ledgers
+
+log = logging.getLogger(__name__)
+
+
+class _Holds(msgspec.Struct):
+    """Just the holds of a stored ledger: all the sweeper needs to decide whether to touch it."""
+
+    holds: dict[str, Hold] = {}
+
+
+_holds_decoder = msgspec.json.Decoder(_Holds)
+
+
+async def sweep(kv: KeyValue, ledgers: Ledgers, clock: Clock) -> int:
+    """Touch every ledger that has a hold past its ttl; returns how many were touched.
+
+    Every replica sweeps; the touch is an ordinary compare-and-set write, so two replicas sweeping the same
+    tenant cannot release a hold twice (the second finds it gone and writes nothing). The cost is one read
+    per tenant per sweep: fine for thousands of tenants, and the place to add an index beyond that.
+    """
+    try:
+        keys = await kv.keys()
+    except NoKeysError:
+        return 0
+    touched = 0
+    for tenant in keys:
+        if ledgers.busy(tenant):
+            continue  # its own operations expire its holds
+        try:
+            entry = await kv.get(tenant)
+        except KeyNotFoundError:
+            continue
+        holds = _holds_decoder.decode(entry.value or b"{}").holds
+        now = clock()
+        if any(hold.expires_at <= now for hold in holds.values()):
+            await ledgers.submit(tenant, Touch(tenant))
+            touched += 1
+    return touched
+
+
+async def run_sweeper(kv: KeyValue, ledgers: Ledgers, clock: Clock, every_s: float) -> None:
+    """Sweep every `every_s` seconds (with jitter, so replicas spread out) until cancelled."""
+    while True:
+        await asyncio.sleep(every_s * random.uniform(0.5, 1.0))
+        try:
+            touched = await sweep(kv, ledgers, clock)
+            if touched:
+                log.info("released expired holds of %d idle tenants", touched)
+        except Exception as exc:
+            log.warning("budget sweep failed: %r", exc)

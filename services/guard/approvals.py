@@ -1,0 +1,448 @@
+"""Tasks that await a human: park them, act on the decision, reject those nobody decided on in time.
+
+A parked task lives in the `maestro_parked` bucket (key = task id) until one decision claims it by
+compare-and-set; that claim is what makes the outcome single, whatever the number of guard replicas,
+decisions or redeliveries. The claimed entry stays as a tombstone for a while (a redelivered request
+must not park the task again) and the sweeper forgets it later. Budget is reserved only on approval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from msgspec import structs
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+from prometheus_client import CollectorRegistry, Counter
+
+from maestro import codec, topics
+from maestro.bus import Bus, Consumer, Delivery
+from maestro.errors import Reject, RemoteError, Retry
+from proto.v1 import (
+    ApprovalDecision,
+    AwaitingApproval,
+    Decision,
+    Parked,
+    Queued,
+    Rejected,
+    Reservation,
+    Reserve,
+    TaskAssignment,
+    TaskRequest,
+    Violation,
+)
+
+log = logging.getLogger(__name__)
+
+ORIGIN = "guard-approvals"
+CONSUMER = Consumer(
+    stream=topics.STREAM_APPROVALS,
+    durable=topics.DURABLE_GUARD_APPROVALS,
+    filter_subject=topics.APPROVALS.all,
+    type=ApprovalDecision,
+    origin=ORIGIN,
+)
+TIMEOUT_BY = "approval-timeout"
+TIMEOUT_REASON = "approval timed out"
+# Event slot of the outcome of a decision: "verdict" holds the AwaitingApproval already.
+SLOT = "approval"
+# Long past any redelivery of the request that parked the task (ack_wait x max_deliver, with backoff).
+DECIDED_RETENTION = timedelta(hours=1)
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- pure ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sweep:
+    """What a sweep must do: reject tasks whose approval timed out, forget tombstones of decided ones."""
+
+    expired: list[Parked]
+    forget: list[tuple[str, int]]
+    """Task id and revision of each decided entry old enough to drop."""
+
+
+def due(entries: Iterable[tuple[Parked, int]], now: datetime) -> Sweep:
+    """Which parked entries (with their revisions) timed out, and which decided ones may be forgotten."""
+    expired: list[Parked] = []
+    forget: list[tuple[str, int]] = []
+    for parked, revision in entries:
+        if parked.decided is None:
+            if parked.expires_at is not None and parked.expires_at <= now:
+                expired.append(parked)
+        elif (parked.decided.at or parked.parked_at) + DECIDED_RETENTION <= now:
+            forget.append((parked.request.id, revision))
+    return Sweep(expired, forget)
+
+
+def timeout_decision(parked: Parked, now: datetime) -> ApprovalDecision:
+    """The rejection sent for a parked task nobody decided on in time."""
+    return ApprovalDecision(
+        task_id=parked.request.id,
+        tenant=parked.request.tenant,
+        approved=False,
+        by=TIMEOUT_BY,
+        reason=TIMEOUT_REASON,
+        at=now,
+    )
+
+
+def same_decision(a: ApprovalDecision, b: ApprovalDecision) -> bool:
+    """Whether two decisions say the same thing (a redelivery, or the same human twice)."""
+    return (a.approved, a.by, a.reason) == (b.approved, b.by, b.reason)
+
+
+def rejection_reason(decision: ApprovalDecision) -> str:
+    """Why a parked task was rejected, in one line: who and why, or that the approval timed out."""
+    if decision.by == TIMEOUT_BY:
+        return TIMEOUT_REASON
+    who = f"rejected by {decision.by or 'someone'}"
+    return f"{who}: {decision.reason}" if decision.reason else who
+
+
+def refusal(parked: Parked, decision: ApprovalDecision) -> Decision:
+    """The deny decision recorded when a human (or the timeout) rejects a parked task."""
+    timed_out = decision.by == TIMEOUT_BY
+    return structs.replace(
+        parked.decision,
+        verdict="deny",
+        violations=[
+            *parked.decision.violations,
+            Violation(
+                policy="approval",
+                rule_id="approval.timed-out" if timed_out else "approval.rejected",
+                severity="medium",
+                location="approval",
+                message=rejection_reason(decision),
+                fix="resubmit under a new id once the reason is addressed",
+            ),
+        ],
+    )
+
+
+def over_budget(parked: Parked, remaining: int, why: str) -> Decision:
+    """The deny decision recorded when an approved task does not fit the tenant's budget."""
+    estimate = parked.decision.estimate_micro_usd
+    return structs.replace(
+        parked.decision,
+        verdict="deny",
+        violations=[
+            Violation(
+                policy="budget",
+                rule_id="budget.insufficient",
+                severity="medium",
+                location="tenant",
+                message=(
+                    f"the estimated cost {estimate} micro-USD does not fit the {remaining} micro-USD left "
+                    f"in the budget of {parked.request.tenant}" + (f": {why}" if why else "")
+                ),
+                fix="raise the tenant's budget limit or wait for held reservations to settle",
+            )
+        ],
+    )
+
+
+def reason_of(decision: Decision) -> str:
+    """One line naming the rules broken and where (the first five), never the evidence."""
+    shown = "; ".join(f"{v.rule_id} at {v.location}" for v in decision.violations[:5])
+    more = len(decision.violations) - 5
+    return f"{decision.verdict}: {shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
+# -- the bucket ----------------------------------------------------------------------------------------
+class Claimed(Exception):
+    """The parked entry changed since it was read: another decision (or replica) got there first."""
+
+
+class ParkedStore:
+    """The `maestro_parked` bucket: one Parked per task id, changed only by compare-and-set."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+
+    @classmethod
+    async def open(cls, js: JetStreamContext) -> ParkedStore:
+        """The store on the provisioned bucket."""
+        return cls(await js.key_value(topics.BUCKET_PARKED))
+
+    async def load(self, task_id: str) -> tuple[Parked, int] | None:
+        """The parked task and its revision, or None."""
+        try:
+            entry = await self._kv.get(task_id)
+        except KeyNotFoundError:
+            return None
+        if not entry.value or entry.revision is None:
+            return None
+        return codec.decode(Parked, entry.value), entry.revision
+
+    async def create(self, parked: Parked) -> bool:
+        """Park a task; False when it was parked already (the first one stays)."""
+        try:
+            await self._kv.create(parked.request.id, codec.encode(parked))
+        except KeyWrongLastSequenceError:
+            return False
+        return True
+
+    async def claim(self, parked: Parked, revision: int) -> int:
+        """Store `parked` (now decided) if the entry is still at `revision`; raises Claimed otherwise."""
+        try:
+            return await self._kv.update(parked.request.id, codec.encode(parked), last=revision)
+        except KeyWrongLastSequenceError:
+            raise Claimed(parked.request.id) from None
+
+    async def forget(self, task_id: str, revision: int) -> None:
+        """Drop a decided entry unless it changed since `revision`."""
+        with contextlib.suppress(KeyWrongLastSequenceError, APIError):
+            await self._kv.delete(task_id, last=revision)
+
+    async def scan(self, within: float = 30.0) -> list[tuple[Parked, int]]:
+        """Every parked entry with its revision (entries that do not decode are skipped and logged)."""
+        found: list[tuple[Parked, int]] = []
+        watcher = await self._kv.watchall(ignore_deletes=True)
+        try:
+            async with asyncio.timeout(within):
+                async for entry in watcher:
+                    if entry is None:
+                        break
+                    if not entry.value or entry.revision is None:
+                        continue
+                    try:
+                        found.append((codec.decode(Parked, entry.value), entry.revision))
+                    except codec.DecodeError as exc:
+                        log.error("parked entry %s does not decode: %s", entry.key, exc)
+        finally:
+            await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py leaves it unannotated
+        return found
+
+
+# -- parking (called by the guard's handler) --------------------------------------------------------------
+async def park(
+    bus: Bus,
+    request: TaskRequest,
+    decision: Decision,
+    *,
+    timeout_s: float,
+    traceparent: str | None = None,
+    now: datetime | None = None,
+) -> AwaitingApproval:
+    """Hold a request the verdict sends to a human and tell the task's watchers; reserves no budget.
+
+    `request` is what would run (already redacted); `timeout_s` is the bundle's approval timeout. A
+    request parked already keeps its first entry.
+    """
+    now = now or _utcnow()
+    parked = Parked(
+        request=request, decision=decision, parked_at=now, expires_at=now + timedelta(seconds=timeout_s)
+    )
+    store = await ParkedStore.open(bus.js)
+    if not await store.create(parked):
+        found = await store.load(request.id)
+        if found is not None:
+            parked = found[0]
+    event = AwaitingApproval(
+        task_id=request.id,
+        tenant=request.tenant,
+        at=parked.parked_at,
+        decision=parked.decision,
+        reason=reason_of(parked.decision),
+        expires_at=parked.expires_at,
+    )
+    if parked.decided is None:
+        # Once decided, the outcome is stored already: announcing the wait again would only be refused.
+        await bus.publish(
+            topics.EVENTS.subject(request.tenant, request.id),
+            event,
+            msg_id=topics.event_msg_id(request.id, "verdict"),
+            traceparent=traceparent,
+        )
+    log.info("awaiting approval: %s", event.reason, extra={"task_id": request.id, "tenant": request.tenant})
+    return event
+
+
+# -- deciding (the approvals consumer) and the timeout sweeper -------------------------------------------
+@dataclass(frozen=True)
+class ApprovalMetrics:
+    """What became of the tasks that awaited a human."""
+
+    outcomes: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> ApprovalMetrics:
+        """Register the approval metrics on `registry`."""
+        return cls(
+            outcomes=Counter(
+                "maestro_guard_approvals_total",
+                "Decisions on parked tasks by outcome (approved, rejected, timed_out, over_budget, "
+                "refused, stale)",
+                ["outcome"],
+                registry=registry,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Approvals:
+    """Acts on decisions about parked tasks and rejects the ones whose approval timed out."""
+
+    bus: Bus
+    store: ParkedStore
+    metrics: ApprovalMetrics
+    clock: Clock = _utcnow
+
+    async def handle(self, decision: ApprovalDecision, delivery: Delivery) -> None:
+        """Queue an approved task or reject it; raises Reject when the decision names the wrong tenant."""
+        context = {"task_id": decision.task_id, "tenant": decision.tenant}
+        (subject_tenant,) = topics.APPROVALS.values(delivery.subject)
+        found = await self.store.load(decision.task_id)
+        if found is None:
+            self.metrics.outcomes.labels("stale").inc()
+            log.info("no parked task (decided long ago, or unknown); decision dropped", extra=context)
+            return
+        parked, revision = found
+        if parked.request.tenant != decision.tenant or subject_tenant != decision.tenant:
+            # Tenants are isolated: say nothing about whose task it is.
+            self.metrics.outcomes.labels("refused").inc()
+            raise Reject(f"no task {decision.task_id} awaits approval for tenant {subject_tenant}")
+        if parked.decided is None:
+            decided = decision if decision.at else structs.replace(decision, at=self.clock())
+            try:
+                await self.store.claim(structs.replace(parked, decided=decided), revision)
+            except Claimed:
+                raise Retry(0.05, f"task {decision.task_id} was decided concurrently") from None
+            parked = structs.replace(parked, decided=decided)
+        elif not same_decision(parked.decided, decision):
+            self.metrics.outcomes.labels("stale").inc()
+            log.info("already decided by %s; decision dropped", parked.decided.by, extra=context)
+            return
+        await self._act(parked, delivery.traceparent)
+
+    async def _act(self, parked: Parked, traceparent: str | None) -> None:
+        # Every step is idempotent (event and assignment dedup ids, the budget's per-task reservation),
+        # so a redelivered decision that was claimed already finishes what a crash interrupted.
+        assert parked.decided is not None
+        decided, request = parked.decided, parked.request
+        at = decided.at or self.clock()
+        subject = topics.EVENTS.subject(request.tenant, request.id)
+        publish = functools.partial(
+            self.bus.publish, subject, msg_id=topics.event_msg_id(request.id, SLOT), traceparent=traceparent
+        )
+        context = {"task_id": request.id, "tenant": request.tenant}
+        if not decided.approved:
+            refused = refusal(parked, decided)
+            await publish(
+                Rejected(
+                    task_id=request.id,
+                    tenant=request.tenant,
+                    at=at,
+                    decision=refused,
+                    reason=rejection_reason(decided),
+                    by=decided.by,
+                )
+            )
+            timed_out = decided.by == TIMEOUT_BY
+            self.metrics.outcomes.labels("timed_out" if timed_out else "rejected").inc()
+            log.info("rejected: %s", rejection_reason(decided), extra=context)
+            return
+        reservation = await self._reserve(parked)
+        if not reservation.granted:
+            refused = over_budget(parked, reservation.remaining_micro_usd, reservation.reason)
+            await publish(
+                Rejected(
+                    task_id=request.id,
+                    tenant=request.tenant,
+                    at=at,
+                    decision=refused,
+                    reason=f"approved by {decided.by}, but {reason_of(refused)}",
+                )
+            )
+            self.metrics.outcomes.labels("over_budget").inc()
+            return
+        await publish(
+            Queued(
+                task_id=request.id,
+                tenant=request.tenant,
+                at=at,
+                role=request.role,
+                decision=parked.decision,
+                reservation_id=reservation.reservation_id,
+                approved_by=decided.by,
+                approved_at=at,
+            )
+        )
+        # After the Queued event is stored, so a worker's Started can never precede it in the audit log.
+        await self.bus.publish(
+            topics.TASKS.subject(request.role),
+            TaskAssignment(
+                request=request, decision=parked.decision, reservation_id=reservation.reservation_id
+            ),
+            msg_id=request.id,
+            traceparent=traceparent,
+        )
+        self.metrics.outcomes.labels("approved").inc()
+        log.info("approved by %s; queued", decided.by, extra=context)
+
+    async def _reserve(self, parked: Parked) -> Reservation:
+        request = parked.request
+        try:
+            return await self.bus.request(
+                topics.BUDGET_RESERVE,
+                Reserve(
+                    tenant=request.tenant,
+                    task_id=request.id,
+                    estimate_micro_usd=parked.decision.estimate_micro_usd,
+                    ttl_s=self.bus.settings.reservation_ttl_s,
+                ),
+            )
+        except RemoteError as exc:
+            if exc.code == 400:
+                return Reservation(
+                    tenant=request.tenant, task_id=request.id, granted=False, reason=exc.description
+                )
+            raise Retry(1.0, f"budget unavailable: {exc}") from None
+
+    async def sweep(self) -> Sweep:
+        """Send the timeout rejection of every parked task past its deadline; forget old decided entries."""
+        now = self.clock()
+        todo = due(await self.store.scan(), now)
+        for parked in todo.expired:
+            request = parked.request
+            # The same dedup id as a human's decision: whichever is stored first is the only one.
+            await self.bus.publish(
+                topics.APPROVALS.subject(request.tenant),
+                timeout_decision(parked, now),
+                msg_id=topics.approval_msg_id(request.id, request.tenant),
+            )
+        for task_id, revision in todo.forget:
+            await self.store.forget(task_id, revision)
+        return todo
+
+    async def sweep_forever(self, every_s: float) -> None:
+        """Sweep every `every_s` seconds until cancelled; a failed sweep is logged and tried again."""
+        while True:
+            try:
+                await self.sweep()
+            except Exception as exc:
+                log.warning("approval sweep failed: %r", exc)
+            await asyncio.sleep(every_s)
+
+
+async def serve(bus: Bus) -> None:
+    """Act on approval decisions and sweep timed-out approvals until the bus stops."""
+    approvals = Approvals(bus, await ParkedStore.open(bus.js), ApprovalMetrics.create(bus.metrics.registry))
+    async with asyncio.TaskGroup() as group:
+        sweeper = group.create_task(approvals.sweep_forever(bus.settings.approval_sweep_s))
+        try:
+            await bus.consume(CONSUMER, approvals.handle)
+        finally:
+            sweeper.cancel()

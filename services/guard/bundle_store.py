@@ -1,0 +1,148 @@
+"""The policy bundle in force: read from the maestro_policy KV bucket, followed live, pushed by the CLI.
+
+The bucket holds ONE key, topics.POLICY_BUNDLE_KEY, whose value is the whole bundle as YAML (the
+default policy and every tenant's override). One key makes a push atomic: every guard switches from
+one complete bundle to the next, and a decision's version and hash name everything that judged it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from maestro import topics
+from services.guard.bundle import Bundle, BundleError, load_default, parse, with_tenant
+
+log = logging.getLogger(__name__)
+
+_RETRY_S = 1.0
+_CAS_ATTEMPTS = 10
+
+
+@dataclass
+class Policies:
+    """The bundle guards judge by, swapped whole when a valid one arrives; a broken one is refused."""
+
+    shipped: Bundle
+    """The bundle in the repository: in force while the bucket holds none."""
+    on_loaded: Callable[[Bundle], None] = lambda _: None
+    on_refused: Callable[[BundleError], None] = lambda _: None
+    current: Bundle = field(init=False)
+    revision: int = 0
+    """KV revision of the entry `current` came from (0: the shipped bundle)."""
+
+    def __post_init__(self) -> None:
+        self.current = self.shipped
+
+    def offer(self, value: bytes | None, revision: int) -> bool:
+        """Switch to the bundle in `value` (None: deleted, back to the shipped one); False when refused."""
+        if revision and revision <= self.revision:
+            return True  # already seen (the watcher replays the entry the initial read returned)
+        if value is None:
+            bundle = self.shipped
+        else:
+            try:
+                bundle = parse(value)
+            except BundleError as exc:
+                log.error(
+                    "refused policy bundle at revision %d; %s %s stays in force: %s",
+                    revision,
+                    self.current.version,
+                    self.current.hash[:12],
+                    exc,
+                )
+                self.revision = max(self.revision, revision)
+                self.on_refused(exc)
+                return False
+        self.current, self.revision = bundle, revision
+        log.info("policy bundle %s (%s) in force, revision %d", bundle.version, bundle.hash[:12], revision)
+        self.on_loaded(bundle)
+        return True
+
+
+async def policy_bucket(js: JetStreamContext) -> KeyValue:
+    """The maestro_policy bucket (topology.ensure creates it)."""
+    return await js.key_value(topics.BUCKET_POLICY)
+
+
+async def read(kv: KeyValue) -> tuple[bytes | None, int]:
+    """The stored bundle and its revision; (None, revision) when there is none (never put, or deleted)."""
+    try:
+        entry = await kv.get(topics.POLICY_BUNDLE_KEY)
+    except KeyNotFoundError as exc:
+        deleted = getattr(exc, "entry", None)
+        return None, (deleted.revision or 0) if deleted is not None else 0
+    return entry.value, entry.revision or 0
+
+
+async def push(js: JetStreamContext, text: bytes, tenant: str | None = None) -> Bundle:
+    """Validate a bundle (or, with `tenant`, that tenant's override) and store it; raises BundleError.
+
+    A tenant's override is merged into the stored bundle by compare-and-set on its revision, so two
+    pushes at once never lose one another.
+    """
+    kv = await policy_bucket(js)
+    if tenant is None:
+        bundle = parse(text)
+        await kv.put(topics.POLICY_BUNDLE_KEY, text)
+        return bundle
+    for _ in range(_CAS_ATTEMPTS):
+        stored, revision = await read(kv)
+        base = parse(stored) if stored is not None else load_default()
+        assert base.file is not None
+        updated = with_tenant(base.file, tenant, text).encode()
+        bundle = parse(updated)
+        try:
+            await kv.update(topics.POLICY_BUNDLE_KEY, updated, last=revision)
+        except KeyWrongLastSequenceError:
+            continue
+        return bundle
+    raise TimeoutError("the policy bundle kept changing while pushing; try again")
+
+
+@asynccontextmanager
+async def following(js: JetStreamContext, policies: Policies) -> AsyncIterator[Policies]:
+    """Load the stored bundle now, then follow the bucket until the block ends."""
+    kv = await policy_bucket(js)
+    value, revision = await read(kv)
+    if not revision or not policies.offer(value, revision):
+        policies.on_loaded(policies.current)  # the shipped bundle is in force
+    stopping = asyncio.Event()
+    task = asyncio.create_task(_follow(kv, policies, stopping), name="policy-watch")
+    try:
+        yield policies
+    finally:
+        stopping.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _follow(kv: KeyValue, policies: Policies, stopping: asyncio.Event) -> None:
+    while not stopping.is_set():
+        watcher = None
+        try:
+            watcher = await kv.watch(topics.POLICY_BUNDLE_KEY)
+            async for entry in watcher:
+                if entry is None:
+                    continue  # the end of the initial values
+                deleted = entry.operation in (KV_DEL, KV_PURGE)
+                policies.offer(None if deleted else entry.value, entry.revision or 0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("watching the policy bucket failed (%r); watching again", exc)
+        finally:
+            if watcher is not None:
+                with contextlib.suppress(Exception):
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), _RETRY_S)

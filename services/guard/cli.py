@@ -1,0 +1,134 @@
+"""`maestro policy check|push` and `maestro guard eval`: the guard's engine and bundles, from the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import msgspec
+
+from maestro.runtime import open_bus
+from maestro.settings import Settings
+from proto.v1 import TaskRequest
+
+if TYPE_CHECKING:
+    from services.guard.bundle import Bundle, BundleError
+
+# The engine and bundles are imported inside the commands: they load regex, shell and license
+# libraries that every other `maestro` command would otherwise pay for at start-up.
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+
+
+def register(sub: Any) -> None:
+    """Add the `policy` and `guard` command groups to the CLI's subparsers."""
+    policy = sub.add_parser("policy", help="policy bundles: validate, store")
+    commands = policy.add_subparsers(dest="policy_command", required=True, metavar="SUBCOMMAND")
+    check = commands.add_parser("check", help="validate a bundle; errors name the line and the field")
+    check.add_argument("file", help="bundle YAML")
+    check.set_defaults(run=check_bundle)
+    push = commands.add_parser("push", help="validate a bundle and store it; running guards switch to it")
+    push.add_argument("file", help="bundle YAML (with --tenant: that tenant's override)")
+    push.add_argument("--tenant", help="the file is this tenant's override, merged into the stored bundle")
+    push.set_defaults(run=push_bundle)
+
+    guard = sub.add_parser("guard", help="the policy guard, offline")
+    guard_commands = guard.add_subparsers(dest="guard_command", required=True, metavar="SUBCOMMAND")
+    ev = guard_commands.add_parser(
+        "eval", help="judge TaskRequest JSON lines from stdin; one Decision JSON line each on stdout"
+    )
+    ev.add_argument("--policy", metavar="FILE", help="bundle YAML (default: the shipped bundle)")
+    ev.add_argument("--tenant", help="judge every request as this tenant's")
+    ev.set_defaults(run=eval_requests)
+
+
+def _read(path: str) -> bytes:
+    from services.guard.bundle import BundleError, Problem
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise BundleError([Problem(0, "$", exc.strerror or str(exc))]) from None
+
+
+def _report(path: str, exc: BundleError, out: TextIO) -> None:
+    for problem in exc.problems:
+        print(f"{path}:{problem.line}: {problem.path}: {problem.message}", file=out)
+
+
+async def check_bundle(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate a bundle file: print its version and hash, or every problem with its line."""
+    from services.guard.bundle import BundleError, parse
+
+    try:
+        bundle = parse(_read(args.file))
+    except BundleError as exc:
+        _report(args.file, exc, sys.stderr)
+        return EXIT_INVALID
+    tenants = ", ".join(sorted(bundle.tenants)) or "none"
+    print(f"{args.file}: ok: version {bundle.version}, sha256 {bundle.hash}, tenant overrides: {tenants}")
+    return EXIT_OK
+
+
+async def push_bundle(settings: Settings, args: argparse.Namespace) -> int:
+    """Validate a bundle (or a tenant's override) and store it in the policy bucket."""
+    from services.guard import bundle_store
+    from services.guard.bundle import BundleError, parse
+
+    try:
+        text = _read(args.file)
+        if args.tenant is None:
+            parse(text)  # refuse before connecting
+        async with open_bus(settings, "maestro-cli", patience_s=10.0) as bus:
+            bundle = await bundle_store.push(bus.js, text, args.tenant)
+    except BundleError as exc:
+        _report(args.file, exc, sys.stderr)
+        return EXIT_INVALID
+    print(f"pushed: version {bundle.version}, sha256 {bundle.hash}")
+    return EXIT_OK
+
+
+def _bundle(path: str | None) -> Bundle:
+    from services.guard.bundle import load_default, parse
+
+    return parse(_read(path)) if path else load_default()
+
+
+def _judge_lines(lines: TextIO, out: TextIO, bundle: Bundle, tenant: str | None, settings: Settings) -> None:
+    from services.guard.engine import Prices, evaluate
+
+    prices = Prices.of(settings)
+    decoder = msgspec.json.Decoder(TaskRequest)
+    encoder = msgspec.json.Encoder()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        data = line.encode()
+        try:
+            request = decoder.decode(data)
+            if tenant is not None:
+                request = msgspec.structs.replace(request, tenant=tenant)
+            decision = evaluate(request, len(data), bundle, prices).decision
+            result: dict[str, Any] = {"id": request.id, **msgspec.to_builtins(decision)}
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            result = {"line": number, "error": f"invalid request: {exc}"}
+        except Exception as exc:  # one bad line must not stop the rest
+            result = {"line": number, "error": f"{type(exc).__name__}: {exc}"}
+        out.write(encoder.encode(result).decode() + "\n")
+        out.flush()
+
+
+async def eval_requests(settings: Settings, args: argparse.Namespace) -> int:
+    """Judge each TaskRequest JSON line on stdin offline; write one Decision JSON line per request."""
+    from services.guard.bundle import BundleError
+
+    try:
+        bundle = _bundle(args.policy)
+    except BundleError as exc:
+        _report(args.policy, exc, sys.stderr)
+        return EXIT_INVALID
+    _judge_lines(sys.stdin, sys.stdout, bundle, args.tenant, settings)
+    return EXIT_OK

@@ -1,0 +1,319 @@
+"""What license texts look like: the patterns that recognise SPDX tags, license grants in file headers,
+full license texts and proprietary notices, and the SPDX ids the names they match stand for.
+
+Every pattern is google-re2 (linear time). Words of a phrase may be separated by any gap, comment markers
+included, so a header broken over ` * ` or `# ` lines still reads as one sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import re2
+
+# A gap between two words of a phrase: spaces, line breaks and the comment markers that start a line.
+_GAP = r"[\s#*/;%!|<>-]+"
+_MARK = r"[ \t]*(?:(?:[#*/;%!|<>'-]+|\(\*|\{-|rem\b|::|dnl\b)[ \t]*)*"
+"""Comment markers that may open a line before a tag or a title."""
+
+
+def _words(pattern: str) -> str:
+    """A pattern whose spaces (outside character classes) match any gap between words, markers included."""
+    out: list[str] = []
+    in_class = escaped = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        elif char == " " and not in_class:
+            out.append(_GAP)
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+SPDX_TAG = re2.compile(
+    r"(?im)^" + _MARK + r"@?SPDX-License-Identifier[ \t]*:[ \t]*(?P<expr>[^\r\n]*)",
+)
+# What may follow the expression on its line: a comment's end, or the right edge of a comment box.
+TAG_END = re.compile(r"\s*(?:\*/|-->|-\}|\*\)|\"\"\"|''').*$|[\s\"',;*|#]+$")
+FENCE = re2.compile(r"(?m)^[ \t]*(?:```|~~~)")
+
+_LICENSE = r"Licen[cs]e"
+_VERSION = r"v(?:ersion)?\.?(?: )?"
+
+# License names, each alternative with its own groups; name_to_spdx turns the groups into an SPDX id.
+_NAME = _words(
+    r"(?:"
+    rf"(?:GNU )?(?P<gnu>Affero |Lesser |Library )?General Public {_LICENSE}"
+    rf"(?:[^.]{{0,120}}?\b{_VERSION}(?P<gnuv>[123](?:\.[01])?))?"
+    r"(?:[^.]{0,80}?(?P<gnul>later version|or later))?"
+    r"|(?:GNU )?(?P<gs>A|L)?GPL(?:[- ]?v?(?P<gsv>[123](?:\.[01])?))?(?P<gsl>\+|-or-later| or later)?(?:\W|$)"
+    rf"|Apache(?: Software)? {_LICENSE}(?:,? {_VERSION}(?P<apv>[12]\.[01]))?|Apache[- ]2\.0|ASL[- ]?2\b"
+    rf"|Mozilla Public {_LICENSE}(?:,? {_VERSION}(?P<mplv>[12]\.[01]))?|MPL[- ]?v?(?P<mplv2>[12]\.[01])"
+    rf"|Eclipse Public {_LICENSE}(?:,?(?: -)? {_VERSION}(?P<eplv>[12]\.0))?|EPL[- ]?v?(?P<eplv2>[12]\.0)"
+    rf"|Common Development and Distribution {_LICENSE}|CDDL"
+    rf"|Server Side Public {_LICENSE}|SSPL"
+    rf"|Business Source {_LICENSE}|BUSL|BSL 1\.1"
+    rf"|Elastic {_LICENSE}|ELv2"
+    r"|Commons Clause"
+    r"|Creative Commons (?P<cc>Attribution(?:[- ](?:Non-?Commercial|NoDerivatives|NoDerivs|ShareAlike))*)"
+    rf"(?: {_LICENSE})?(?:,? (?:{_VERSION})?(?P<ccv>[1-4]\.0))?"
+    r"|CC[- ]BY(?P<ccs>(?:-(?:NC|ND|SA))*)(?:[- ](?P<ccsv>[1-4]\.0))?"
+    r"|CC0|Creative Commons Zero"
+    r"|PolyForm (?P<pf>Noncommercial|Strict|Small Business|Perimeter|Shield|Internal Use|Free Trial)"
+    rf" {_LICENSE}"
+    rf"|Boost Software {_LICENSE}"
+    rf"|zlib(?:/libpng)? {_LICENSE}"
+    r"|(?:the )?Unlicense"
+    r"|(?:(?:new|modified|simplified|revised|original) )?BSD(?:[- ](?P<bsdn>[0234])[- ]?Clause)?"
+    r"|ISC\b"
+    r"|(?-i:MIT)\b"
+    r")"
+)
+
+# What makes a header a grant: the file is licensed under the name that follows.
+GRANT = re2.compile(
+    r"(?i)(?:"
+    + _words(
+        r"(?P<g1>(?:\b(?-i:[A-Z])[\w.-]*(?: [\w.-]+){0,3} is free software[;:,]? (?:you can )?)?"
+        r"redistribute[^.;]{0,60}?\bunder)"
+    )
+    + r"|"
+    + _words(
+        r"(?P<g2>this (?:file|program|library|software|code|source code(?: form)?|module|project|work|package"
+        r"|component|font|material|document(?:ation)?|content|header|plugin|crate|application|script|repository)s?"
+        r"\b[^.;]{0,80}?(?:(?:licen[cs]ed|released|distributed|made available|provided|published|offered"
+        r"|available|covered|governed|used|copied|modified)\b[^.;]{0,30}?\b(?:under|by)|subject to))"
+    )
+    + r"|"
+    + _words(r"(?P<g3>licenses this file to you under)")
+    + r"|(?m:^)"
+    + _MARK
+    + _words(r"(?P<g4>(?-i:Licen[cs]ed|Released|Distributed|Dual[- ]licensed|Made available) under)")
+    + r"|[.;:)][ \t]+"
+    + _words(r"(?P<g5>(?-i:Licen[cs]ed|Released|Distributed|Dual[- ]licensed) under)")
+    + r")"
+    + _words(r"(?: the)?(?: terms (?:and conditions )?of)?(?: either)?(?: the| a| an)? (?P<name>")
+    + _NAME
+    + r")"
+)
+GRANT_LEADS = ("g1", "g2", "g3", "g4", "g5")
+
+
+def _phrase(text: str) -> str:
+    """A literal phrase whose words may be separated by any gap."""
+    return _GAP.join(re.escape(word) for word in text.split())
+
+
+# Full license texts: a title at the start of a line, or the sentence that grants the license.
+TEXT_RULES: tuple[tuple[str, str], ...] = (
+    (
+        "gnu_title",
+        r"(?m:^)[ \t]*GNU (?P<tg>AFFERO |LESSER |LIBRARY )?GENERAL PUBLIC LICEN[CS]E\s+Version "
+        r"(?P<tgv>[123](?:\.[01])?),",
+    ),
+    ("apache_title", r"(?m:^)[ \t]*Apache License\s+Version 2\.0, January 2004"),
+    ("mpl_title", r"(?m:^)[ \t]*Mozilla Public License,?\s+Version (?P<tmv>[12]\.[01])"),
+    ("epl_title", r"(?m:^)[ \t]*Eclipse Public License - v(?:ersion)? ?(?P<tev>[12]\.0)"),
+    ("cddl_title", r"(?m:^)[ \t]*COMMON DEVELOPMENT AND DISTRIBUTION LICENSE \(CDDL\)"),
+    ("sspl_title", r"(?m:^)[ \t]*Server Side Public License\s+VERSION 1"),
+    ("busl_title", r"(?m:^)[ \t#]*Business Source License 1\.[01]"),
+    ("elastic_title", r"(?m:^)[ \t#]*Elastic License 2\.0"),
+    ("commons_title", r"\"?Commons Clause\"? License Condition v1\.0"),
+    (
+        "commons_body",
+        _phrase("The Software is provided to you by the Licensor under the License, as defined below,"),
+    ),
+    (
+        "cc_title",
+        r"(?m:^)[ \t#]*(?:Creative Commons )?(?:Legal Code\s+)?Attribution"
+        r"(?P<tcc>(?:-(?:NonCommercial|ShareAlike|NoDerivatives|NoDerivs))*) (?P<tccv>[1-4]\.0)"
+        r" (?:International|Unported|Generic)",
+    ),
+    ("cc0_title", r"(?m:^)[ \t#]*CC0 1\.0 Universal"),
+    ("mit_title", r"(?m:^)[ \t#]*(?:The )?MIT License(?: \(MIT\))?[ \t]*$"),
+    ("mit_body", _phrase("Permission is hereby granted, free of charge, to any person obtaining a copy")),
+    (
+        "isc_body",
+        _phrase("Permission to use, copy, modify, and")
+        + r"(?:/or)?"
+        + _GAP
+        + _phrase("distribute this software for any purpose with or without fee is hereby granted"),
+    ),
+    ("bsd_body", _phrase("Redistribution and use in source and binary forms, with or without modification")),
+    ("unlicense_body", _phrase("This is free and unencumbered software released into the public domain")),
+    ("zlib_body", _phrase("Permission is granted to anyone to use this software for any purpose, including")),
+    ("boost_title", r"(?m:^)[ \t#]*Boost Software License - Version 1\.0"),
+    ("wtfpl_title", r"DO WHAT THE FUCK YOU WANT TO PUBLIC LICENSE"),
+    ("psf_title", r"PYTHON SOFTWARE FOUNDATION LICENSE VERSION 2"),
+)
+TEXT = re2.compile(r"(?i)" + "|".join(f"(?P<{key}>{pattern})" for key, pattern in TEXT_RULES))
+_TEXT_IDS: dict[str, str] = {
+    "apache_title": "Apache-2.0",
+    "cddl_title": "CDDL-1.0",
+    "sspl_title": "SSPL-1.0",
+    "busl_title": "BUSL-1.1",
+    "elastic_title": "Elastic-2.0",
+    "commons_title": "LicenseRef-Commons-Clause",
+    "commons_body": "LicenseRef-Commons-Clause",
+    "cc0_title": "CC0-1.0",
+    "mit_title": "MIT",
+    "mit_body": "MIT",
+    "isc_body": "ISC",
+    "unlicense_body": "Unlicense",
+    "zlib_body": "Zlib",
+    "boost_title": "BSL-1.0",
+    "wtfpl_title": "WTFPL",
+    "psf_title": "PSF-2.0",
+}
+
+# Proprietary notices: a line that says so, or "All rights reserved" with a restriction and no grant.
+NOTICE = re2.compile(
+    r"(?im)(?:^"
+    + _MARK
+    + r"(?P<n1>(?:proprietary and confidential|confidential and proprietary|company confidential"
+    r"|strictly confidential|highly confidential)\b)[ \t]*(?:[.!:;,)\]*-]|$)"
+    + r"|(?P<n2>"
+    + _words(
+        r"unauthori[sz]ed (?:copying|use|reproduction|distribution|disclosure|modification) of this "
+        r"(?:file|software|source|code|program|document|material|work|project)[^.]{0,80}?prohibited"
+    )
+    + r")|(?P<n3>"
+    + _words(
+        r"this (?:file|software|source code|code|program|document|material|work|project|library|module)s? "
+        r"(?:is|are|contains?|constitutes?) (?:the )?(?:highly |strictly )?(?:proprietary|confidential)\b"
+    )
+    + r")|(?P<n4>"
+    + _words(
+        r"(?:may not|must not|shall not|cannot|can not) (?:be )?(?:used|copied|reproduced|distributed"
+        r"|disclosed|modified|published|transmitted|sold)[^.]{0,80}?without (?:the )?"
+        r"(?:(?:prior|express|explicit) )*(?:written )?"
+        r"(?:permission|consent|authori[sz]ation)"
+    )
+    + r")|(?P<n5>all rights reserved)|^"
+    + _MARK
+    + r"(?P<n6>(?:company |strictly |highly )?confidential(?: information)?)[ \t]*(?:[.!:;,)\]*-]|$)"
+    + r"|(?P<n7>"
+    + _words(r"confidential (?:information|property|material) of")
+    + r"))"
+)
+
+# Only text holding one of these can hold a header, a full text or a notice (lower-case, plain `in`).
+KEYWORDS = (
+    "licen",
+    "copyright",
+    "confidential",
+    "proprietary",
+    "permission",
+    "redistribut",
+    "public domain",
+    "rights reserved",
+    "commons clause",
+    "gpl",
+)
+
+
+def text_to_spdx(key: str, group: Callable[[str], str | None], region: str) -> str:
+    """The SPDX id a full-text rule (TEXT_RULES key) names, from its groups."""
+    if key == "gnu_title":
+        return _gnu(group("tg"), group("tgv"), later=False)
+    if key == "mpl_title":
+        return f"MPL-{group('tmv') or '2.0'}"
+    if key == "epl_title":
+        return f"EPL-{group('tev') or '2.0'}"
+    if key == "cc_title":
+        return _cc(group("tcc") or "", group("tccv"))
+    if key == "bsd_body":
+        return _bsd(region)
+    return _TEXT_IDS[key]
+
+
+def name_to_spdx(group: Callable[[str], str | None]) -> str:
+    """The SPDX id of a license name matched by _NAME."""
+    name = " ".join((group("name") or "").split())
+    lowered = name.lower()
+    if "general public" in lowered:
+        return _gnu(group("gnu"), group("gnuv"), later=group("gnul") is not None)
+    if "gpl" in lowered and "sspl" not in lowered:
+        short = (group("gs") or "").upper()
+        family = {"A": "AFFERO ", "L": "LESSER "}.get(short)
+        return _gnu(family, group("gsv"), later=group("gsl") is not None)
+    if lowered.startswith("apache") or lowered.startswith("asl"):
+        return f"Apache-{group('apv') or '2.0'}"
+    if lowered.startswith(("mozilla", "mpl")):
+        return f"MPL-{group('mplv') or group('mplv2') or '2.0'}"
+    if lowered.startswith(("eclipse", "epl")):
+        return f"EPL-{group('eplv') or group('eplv2') or '2.0'}"
+    if lowered.startswith(("common development", "cddl")):
+        return "CDDL-1.0"
+    if lowered.startswith(("server side", "sspl")):
+        return "SSPL-1.0"
+    if lowered.startswith(("business source", "busl", "bsl")):
+        return "BUSL-1.1"
+    if lowered.startswith(("elastic", "elv2")):
+        return "Elastic-2.0"
+    if lowered.startswith("commons clause"):
+        return "LicenseRef-Commons-Clause"
+    if group("cc") is not None:
+        return _cc(group("cc") or "", group("ccv"))
+    if lowered.startswith("cc-by") or lowered.startswith("cc by"):
+        return _cc(group("ccs") or "", group("ccsv"))
+    if lowered.startswith(("cc0", "creative commons zero")):
+        return "CC0-1.0"
+    if group("pf") is not None:
+        return f"PolyForm-{'-'.join((group('pf') or '').split())}-1.0.0"
+    if lowered.startswith("boost"):
+        return "BSL-1.0"
+    if lowered.startswith("zlib"):
+        return "Zlib"
+    if "unlicense" in lowered:
+        return "Unlicense"
+    if "bsd" in lowered:
+        number = group("bsdn")
+        # A bare "BSD-style license" most often means the 3-clause one (Go, Chromium).
+        return "0BSD" if number == "0" else f"BSD-{number or 3}-Clause"
+    if lowered.startswith("isc"):
+        return "ISC"
+    return "MIT"
+
+
+def _gnu(family: str | None, version: str | None, later: bool) -> str:
+    """GPL, LGPL or AGPL with its version; no version means any version, so "-or-later" of the first."""
+    kind = (family or "").strip().upper()
+    prefix = {"AFFERO": "AGPL", "LESSER": "LGPL", "LIBRARY": "LGPL"}.get(kind, "GPL")
+    if version is None:
+        first = {"AGPL": "3.0", "LGPL": "2.0", "GPL": "1.0"}[prefix]
+        return f"{prefix}-{first}-or-later"
+    version = version if "." in version else f"{version}.0"
+    return f"{prefix}-{version}-{'or-later' if later else 'only'}"
+
+
+def _cc(variant: str, version: str | None) -> str:
+    """A Creative Commons id from "Attribution-NonCommercial-ShareAlike" or "-NC-SA"."""
+    parts = ["CC-BY"]
+    lowered = variant.lower()
+    if "noncommercial" in lowered or "non-commercial" in lowered or "-nc" in lowered:
+        parts.append("NC")
+    if "noderiv" in lowered or "-nd" in lowered:
+        parts.append("ND")
+    if "sharealike" in lowered or "-sa" in lowered:
+        parts.append("SA")
+    parts.append(version or "4.0")
+    return "-".join(parts)
+
+
+def _bsd(region: str) -> str:
+    """Which BSD license a text is, by its clauses."""
+    lowered = region.lower()
+    if "advertising materials" in lowered:
+        return "BSD-4-Clause"
+    if "neither the name" in lowered or "endorse or promote" in lowered:
+        return "BSD-3-Clause"
+    return "BSD-2-Clause"

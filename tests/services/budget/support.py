@@ -1,0 +1,72 @@
+"""Helpers for the budget's service tests: wait for a replica to answer, read the budget events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from maestro import codec, topics
+from maestro.bus import Bus
+from maestro.errors import RemoteError
+from proto.v1 import BudgetEvents, GetLedger, LedgerView
+from services.budget.service import serve_budget
+from services.budget.store import Clock
+
+
+async def answering(bus: Bus, tenant: str = "acme", within: float = 10.0) -> LedgerView:
+    """The tenant's ledger, as soon as a budget replica answers."""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                return await bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
+            except RemoteError as exc:
+                if exc.code != 503:
+                    raise
+                await asyncio.sleep(0.02)
+
+
+async def read_budget_events(js: JetStreamContext, tenant: str) -> list[BudgetEvents]:
+    """Every budget event of the tenant stored so far, oldest first."""
+    config = ConsumerConfig(
+        ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=10.0, mem_storage=True
+    )
+    sub = await js.pull_subscribe(
+        topics.BUDGET_EVENTS.subject(tenant), stream=topics.STREAM_BUDGET_EVENTS, config=config
+    )
+    found: list[BudgetEvents] = []
+    try:
+        pending = (await sub.consumer_info()).num_pending
+        while len(found) < pending:
+            for msg in await sub.fetch(256, timeout=2.0):
+                found.append(codec.decode(BudgetEvents, msg.data))  # type: ignore[arg-type]
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return found
+
+
+async def wait_for_events(
+    js: JetStreamContext, tenant: str, done: Callable[[list[BudgetEvents]], bool], within: float = 5.0
+) -> list[BudgetEvents]:
+    """The tenant's budget events once `done(events)` holds; raises TimeoutError."""
+    async with asyncio.timeout(within):
+        while True:
+            events = await read_budget_events(js, tenant)
+            if done(events):
+                return events
+            await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def budget_on(bus: Bus, clock: Clock) -> AsyncIterator[None]:
+    """One budget replica on `bus` with its own clock, for the length of a block."""
+    serving = asyncio.create_task(serve_budget(bus, clock))
+    try:
+        yield
+    finally:
+        bus.stop()
+        await asyncio.wait_for(serving, 10)
