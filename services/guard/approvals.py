@@ -24,20 +24,17 @@ from prometheus_client import CollectorRegistry, Counter
 
 from maestro import codec, topics
 from maestro.bus import Bus, Consumer, Delivery
-from maestro.errors import Reject, RemoteError, Retry
+from maestro.errors import Reject, Retry
 from proto.v1 import (
     ApprovalDecision,
     AwaitingApproval,
     Decision,
     Parked,
-    Queued,
     Rejected,
-    Reservation,
-    Reserve,
-    TaskAssignment,
     TaskRequest,
     Violation,
 )
+from services.guard import admission
 
 log = logging.getLogger(__name__)
 
@@ -129,35 +126,6 @@ def refusal(parked: Parked, decision: ApprovalDecision) -> Decision:
             ),
         ],
     )
-
-
-def over_budget(parked: Parked, remaining: int, why: str) -> Decision:
-    """The deny decision recorded when an approved task does not fit the tenant's budget."""
-    estimate = parked.decision.estimate_micro_usd
-    return structs.replace(
-        parked.decision,
-        verdict="deny",
-        violations=[
-            Violation(
-                policy="budget",
-                rule_id="budget.insufficient",
-                severity="medium",
-                location="tenant",
-                message=(
-                    f"the estimated cost {estimate} micro-USD does not fit the {remaining} micro-USD left "
-                    f"in the budget of {parked.request.tenant}" + (f": {why}" if why else "")
-                ),
-                fix="raise the tenant's budget limit or wait for held reservations to settle",
-            )
-        ],
-    )
-
-
-def reason_of(decision: Decision) -> str:
-    """One line naming the rules broken and where (the first five), never the evidence."""
-    shown = "; ".join(f"{v.rule_id} at {v.location}" for v in decision.violations[:5])
-    more = len(decision.violations) - 5
-    return f"{decision.verdict}: {shown}" + (f" (and {more} more)" if more > 0 else "")
 
 
 # -- the bucket ----------------------------------------------------------------------------------------
@@ -255,7 +223,7 @@ async def park(
         tenant=request.tenant,
         at=parked.parked_at,
         decision=parked.decision,
-        reason=reason_of(parked.decision),
+        reason=admission.reason(parked.decision),
         expires_at=parked.expires_at,
     )
     if parked.decided is None:
@@ -354,62 +322,32 @@ class Approvals:
             self.metrics.outcomes.labels("timed_out" if timed_out else "rejected").inc()
             log.info("rejected: %s", rejection_reason(decided), extra=context)
             return
-        reservation = await self._reserve(parked)
+        reservation = await admission.reserve(self.bus, request, parked.decision.estimate_micro_usd, 0)
         if not reservation.granted:
-            refused = over_budget(parked, reservation.remaining_micro_usd, reservation.reason)
+            refused = admission.over_budget(request, parked.decision, reservation)
             await publish(
                 Rejected(
                     task_id=request.id,
                     tenant=request.tenant,
                     at=at,
                     decision=refused,
-                    reason=f"approved by {decided.by}, but {reason_of(refused)}",
+                    reason=f"approved by {decided.by}, but {admission.reason(refused)}",
                 )
             )
             self.metrics.outcomes.labels("over_budget").inc()
             return
-        await publish(
-            Queued(
-                task_id=request.id,
-                tenant=request.tenant,
-                at=at,
-                role=request.role,
-                decision=parked.decision,
-                reservation_id=reservation.reservation_id,
-                approved_by=decided.by,
-                approved_at=at,
-            )
-        )
-        # After the Queued event is stored, so a worker's Started can never precede it in the audit log.
-        await self.bus.publish(
-            topics.TASKS.subject(request.role),
-            TaskAssignment(
-                request=request, decision=parked.decision, reservation_id=reservation.reservation_id
-            ),
-            msg_id=request.id,
+        await admission.queue(
+            self.bus,
+            request,
+            parked.decision,
+            reservation,
+            at=at,
+            slot=SLOT,
             traceparent=traceparent,
+            approved_by=decided.by,
         )
         self.metrics.outcomes.labels("approved").inc()
         log.info("approved by %s; queued", decided.by, extra=context)
-
-    async def _reserve(self, parked: Parked) -> Reservation:
-        request = parked.request
-        try:
-            return await self.bus.request(
-                topics.BUDGET_RESERVE,
-                Reserve(
-                    tenant=request.tenant,
-                    task_id=request.id,
-                    estimate_micro_usd=parked.decision.estimate_micro_usd,
-                    ttl_s=self.bus.settings.reservation_ttl_s,
-                ),
-            )
-        except RemoteError as exc:
-            if exc.code == 400:
-                return Reservation(
-                    tenant=request.tenant, task_id=request.id, granted=False, reason=exc.description
-                )
-            raise Retry(1.0, f"budget unavailable: {exc}") from None
 
     async def sweep(self) -> Sweep:
         """Send the timeout rejection of every parked task past its deadline; forget old decided entries."""

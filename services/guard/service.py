@@ -15,25 +15,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import msgspec
+from msgspec import structs
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
 from maestro import runtime, topics
 from maestro.bus import Bus, Consumer, Delivery
-from maestro.errors import Reject, RemoteError, Retry
 from maestro.runtime import Service
 from proto.v1 import (
     Accepted,
     Decision,
-    Queued,
     Rejected,
-    Reserve,
-    TaskAssignment,
     TaskId,
     TaskRequest,
     Tenant,
     Violation,
 )
-from services.guard import approvals
+from services.guard import admission, approvals
 from services.guard.bundle import Bundle, BundleError, load_default
 from services.guard.bundle_store import Policies, following
 from services.guard.engine import Judgement, Prices, evaluate
@@ -151,7 +148,7 @@ class Guard:
         match decision.verdict:
             case "deny":
                 self._count(judgement)
-                reason = _reason(decision)
+                reason = admission.reason(decision)
                 await publish(
                     subject,
                     Rejected(
@@ -169,51 +166,13 @@ class Guard:
                 pass
 
         expected = judgement.estimate
-        try:
-            reservation = await self.bus.request(
-                topics.BUDGET_RESERVE,
-                Reserve(
-                    tenant=request.tenant,
-                    task_id=request.id,
-                    estimate_micro_usd=expected.micro_usd,
-                    estimate_tokens=expected.tokens,
-                    ttl_s=self.bus.settings.reservation_ttl_s,
-                ),
-            )
-        except RemoteError as exc:
-            if exc.code == 400:
-                # The budget will never accept this reservation; the dead-letter hook fails the task.
-                raise Reject(f"budget refused the reservation: {exc.description}") from None
-            log.warning(
-                "budget unavailable (%s); retrying",
-                exc,
-                extra={"task_id": request.id, "tenant": request.tenant},
-            )
-            raise Retry(1.0, f"budget unavailable: {exc}") from None
-
+        reservation = await admission.reserve(self.bus, request, expected.micro_usd, expected.tokens)
         now = datetime.now(UTC)
         if not reservation.granted:
-            refused = Decision(
-                verdict="deny",
-                violations=[
-                    Violation(
-                        policy="budget",
-                        rule_id="budget.insufficient",
-                        severity="medium",
-                        location="tenant",
-                        message=(
-                            f"the estimated cost {expected.micro_usd} micro-USD does not fit the "
-                            f"{reservation.remaining_micro_usd} micro-USD left in the budget of "
-                            f"{request.tenant}" + (f": {reservation.reason}" if reservation.reason else "")
-                        ),
-                        fix="raise the tenant's budget limit or wait for held reservations to settle",
-                    )
-                ],
-                policy_version=decision.policy_version,
-                policy_hash=decision.policy_hash,
-                estimate_micro_usd=expected.micro_usd,
+            refused = admission.over_budget(
+                request, structs.replace(decision, estimate_micro_usd=expected.micro_usd), reservation
             )
-            self._count_decision(refused, refused.violations[0])
+            self._count_decision(refused, refused.violations[-1])
             await publish(
                 subject,
                 Rejected(
@@ -221,7 +180,7 @@ class Guard:
                     tenant=request.tenant,
                     at=now,
                     decision=refused,
-                    reason=_reason(refused),
+                    reason=admission.reason(refused),
                 ),
                 msg_id=verdict_id,
             )
@@ -229,23 +188,8 @@ class Guard:
             return
 
         self._count(judgement)
-        await publish(
-            subject,
-            Queued(
-                task_id=request.id,
-                tenant=request.tenant,
-                at=now,
-                role=request.role,
-                decision=decision,
-                reservation_id=reservation.reservation_id,
-            ),
-            msg_id=verdict_id,
-        )
-        # After the Queued event is stored, so a worker's Started can never precede it in the audit log.
-        await publish(
-            topics.TASKS.subject(request.role),
-            TaskAssignment(request=request, decision=decision, reservation_id=reservation.reservation_id),
-            msg_id=request.id,
+        await admission.queue(
+            self.bus, request, decision, reservation, at=now, slot="verdict", traceparent=delivery.traceparent
         )
 
     async def on_approve(self, request: TaskRequest, decision: Decision, delivery: Delivery) -> None:
@@ -305,14 +249,6 @@ class Guard:
             self.metrics.decisions.labels(decision.verdict, "none", "none").inc()
         else:
             self.metrics.decisions.labels(decision.verdict, deciding.policy, deciding.rule_id).inc()
-
-
-def _reason(decision: Decision) -> str:
-    """One line naming the enforced rules broken and where (the first five), never the evidence."""
-    enforced = [v for v in decision.violations if v.enforced]
-    shown = "; ".join(f"{v.rule_id} at {v.location}" for v in enforced[:5])
-    more = len(enforced) - 5
-    return f"{decision.verdict}: {shown}" + (f" (and {more} more)" if more > 0 else "")
 
 
 async def serve(bus: Bus) -> None:

@@ -1,0 +1,112 @@
+"""Admitting an allowed task: reserve its estimate, then queue it for its role, or reject it as over budget.
+
+The guard's request path and its approval path both end here, so a task is admitted the same way
+whether it was allowed at once or approved by a human later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from msgspec import structs
+
+from maestro import topics
+from maestro.bus import Bus
+from maestro.errors import RemoteError, Retry
+from proto.v1 import Decision, Queued, Reservation, Reserve, TaskAssignment, TaskRequest, Violation
+
+
+def reason(decision: Decision) -> str:
+    """One line naming the enforced rules broken and where (the first five), never the evidence."""
+    enforced = [v for v in decision.violations if v.enforced]
+    shown = "; ".join(f"{v.rule_id} at {v.location}" for v in enforced[:5])
+    more = len(enforced) - 5
+    return f"{decision.verdict}: {shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
+async def reserve(
+    bus: Bus, request: TaskRequest, estimate_micro_usd: int, estimate_tokens: int
+) -> Reservation:
+    """Hold the task's estimate; a reservation the budget refuses as invalid comes back not granted.
+
+    Raises Retry when the budget service cannot answer now.
+    """
+    try:
+        return await bus.request(
+            topics.BUDGET_RESERVE,
+            Reserve(
+                tenant=request.tenant,
+                task_id=request.id,
+                estimate_micro_usd=estimate_micro_usd,
+                estimate_tokens=estimate_tokens,
+                ttl_s=bus.settings.reservation_ttl_s,
+                role=request.role,
+                model=request.model or "",
+            ),
+        )
+    except RemoteError as exc:
+        if exc.code == 400:
+            return Reservation(
+                tenant=request.tenant, task_id=request.id, granted=False, reason=exc.description
+            )
+        raise Retry(1.0, f"budget unavailable: {exc}") from None
+
+
+def over_budget(request: TaskRequest, decision: Decision, reservation: Reservation) -> Decision:
+    """The deny decision recorded when an allowed task does not fit its tenant's budget."""
+    estimate = decision.estimate_micro_usd
+    why = f": {reservation.reason}" if reservation.reason else ""
+    return structs.replace(
+        decision,
+        verdict="deny",
+        violations=[
+            *decision.violations,
+            Violation(
+                policy="budget",
+                rule_id="budget.insufficient",
+                severity="medium",
+                location="tenant",
+                message=(
+                    f"the estimated cost {estimate} micro-USD does not fit the "
+                    f"{reservation.remaining_micro_usd} micro-USD left in the budget of {request.tenant}{why}"
+                ),
+                fix="raise the tenant's budget limit or wait for held reservations to settle",
+            ),
+        ],
+    )
+
+
+async def queue(
+    bus: Bus,
+    request: TaskRequest,
+    decision: Decision,
+    reservation: Reservation,
+    *,
+    at: datetime,
+    slot: str,
+    traceparent: str | None,
+    approved_by: str = "",
+) -> None:
+    """Record the task as queued, then hand it to its role."""
+    await bus.publish(
+        topics.EVENTS.subject(request.tenant, request.id),
+        Queued(
+            task_id=request.id,
+            tenant=request.tenant,
+            at=at,
+            role=request.role,
+            decision=decision,
+            reservation_id=reservation.reservation_id,
+            approved_by=approved_by,
+            approved_at=at if approved_by else None,
+        ),
+        msg_id=topics.event_msg_id(request.id, slot),
+        traceparent=traceparent,
+    )
+    # After the Queued event is stored, so a worker's Started can never precede it in the audit log.
+    await bus.publish(
+        topics.TASKS.subject(request.role),
+        TaskAssignment(request=request, decision=decision, reservation_id=reservation.reservation_id),
+        msg_id=request.id,
+        traceparent=traceparent,
+    )
