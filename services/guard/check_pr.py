@@ -65,6 +65,34 @@ class Review:
 
 
 # -- diff ----------------------------------------------------------------------------------------------
+def without(files: Iterable[ChangedFile], excludes: Iterable[str]) -> list[ChangedFile]:
+    """The files whose path matches none of the globs (`**` spans folders, `*` does not)."""
+    patterns = [re.compile(_glob_regex(glob)) for glob in excludes]
+    return [f for f in files if not any(p.fullmatch(f.path) for p in patterns)]
+
+
+def _glob_regex(glob: str) -> str:
+    out = []
+    i = 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return "".join(out)
+
+
 def _unquote(path: str) -> str:
     # git C-quotes a path with unusual characters: "b/caf\303\251.py".
     if len(path) >= 2 and path[0] == path[-1] == '"':

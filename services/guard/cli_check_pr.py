@@ -40,6 +40,13 @@ def register(sub: Any) -> None:
         "--policy", metavar="FILE", help="policy bundle YAML (default: the bundle Maestro ships)"
     )
     check.add_argument("--repo", default=".", help="the git repository (default: the current directory)")
+    check.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out changed files matching this glob, e.g. 'tests/fixtures/**' (repeatable)",
+    )
     check.set_defaults(run=run)
 
 
@@ -55,9 +62,8 @@ def run_sync(args: argparse.Namespace) -> int:
 
     repo = Path(args.repo)
     base = changes.merge_base(repo, args.base)
-    result = check_pr.review(
-        changes.changed_files(repo, base), _bundle(args.policy), base=args.base or base[:12]
-    )
+    files = check_pr.without(changes.changed_files(repo, base), args.exclude)
+    result = check_pr.review(files, _bundle(args.policy), base=args.base or base[:12])
     output = render(result, args.format)
     if args.output:
         Path(args.output).write_text(output)

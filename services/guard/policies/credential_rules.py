@@ -342,7 +342,8 @@ RULES: tuple[Rule, ...] = (
         # stay alive through every identifier and make each search run to the end of the text.
         r"(?i:(?:pass(?:word|wd|phrase)?|pwd|secret|token|credentials?|apikey|"
         r"(?:api|secret|access|private|master|signing|encryption|client|app|auth|account|service|license)"
-        r"[_.-]?key)s?)[\"']?[ \t]{0,8}(?::[ \t]{0,8}(?:str|string|SecretStr|Optional\[str\])[ \t]{0,8})?"
+        # No plural: "tokens:" and "secrets:" head prose and lists far more often than they hold a secret.
+        r"[_.-]?key))[\"']?[ \t]{0,8}(?::[ \t]{0,8}(?:str|string|SecretStr|Optional\[str\])[ \t]{0,8})?"
         r"(?:==?|:=|=>|:|\|\|=|\?=)[ \t]{0,8}"
         r"(\"[^\"\n]{6,}\"|'[^'\n]{6,}'|`[^`\n]{6,}`|[^\s\"'`,;()\[\]{}<>]{8,})",
         "high",

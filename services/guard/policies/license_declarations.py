@@ -107,6 +107,46 @@ _LICENSE_NAME_PATTERN = re.compile(
     r"^(?:un)?licen[cs]e(?:[-_.].*)?$|^copying(?:[-_.].*)?$|\.licen[cs]e$",
     re.IGNORECASE,
 )
+_CODE_SUFFIXES = (
+    ".py",
+    ".pyi",
+    ".js",
+    ".mjs",
+    ".cjs",
+    ".ts",
+    ".tsx",
+    ".jsx",
+    ".go",
+    ".rs",
+    ".java",
+    ".kt",
+    ".scala",
+    ".c",
+    ".h",
+    ".cc",
+    ".cpp",
+    ".hpp",
+    ".cs",
+    ".rb",
+    ".php",
+    ".sh",
+    ".bash",
+    ".zsh",
+    ".pl",
+    ".lua",
+    ".swift",
+    ".m",
+    ".r",
+    ".jl",
+    ".ex",
+    ".exs",
+    ".erl",
+    ".hs",
+    ".ml",
+    ".clj",
+    ".dart",
+    ".sql",
+)
 _DOC_SUFFIXES = (".md", ".markdown", ".rst", ".adoc", ".asciidoc", ".txt", ".org", ".html", ".htm", ".tex")
 
 
@@ -120,7 +160,9 @@ def file_kind(path: str) -> FileKind:
     if name in _SKIP_NAMES or name.endswith(_SKIP_SUFFIXES) or _SKIP_NAME_PATTERN.search(name):
         return "skip"
     # REUSE keeps one full text per license in LICENSES/<SPDX id>.txt.
-    if _LICENSE_NAME_PATTERN.search(name) or (parent in ("LICENSES", "LICENCES") and name.endswith(".txt")):
+    # A source file named after licenses (license_check.py) is code about licenses, not a license text.
+    licensed = _LICENSE_NAME_PATTERN.search(name) and not name.endswith(_CODE_SUFFIXES)
+    if licensed or (parent in ("LICENSES", "LICENCES") and name.endswith(".txt")):
         return "license"
     if name.endswith(_DOC_SUFFIXES):
         return "doc"

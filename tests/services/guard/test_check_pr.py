@@ -127,7 +127,12 @@ def commit(repo: Path, files: dict[str, str]) -> None:
 
 def check(repo: Path, *more: str, form: str = "text", output: Path | None = None) -> int:
     args = argparse.Namespace(
-        repo=str(repo), base=None, format=form, output=str(output) if output else None, policy=None
+        repo=str(repo),
+        base=None,
+        format=form,
+        output=str(output) if output else None,
+        policy=None,
+        exclude=[],
     )
     for flag, value in zip(more[::2], more[1::2], strict=True):
         setattr(args, flag.removeprefix("--"), value)
@@ -220,3 +225,13 @@ def test_an_unknown_base_is_an_error(repo: Path) -> None:
 def test_make_check_pr_runs_the_command() -> None:
     makefile = (Path(__file__).parents[3] / "Makefile").read_text()
     assert "\ncheck-pr: " in makefile and "maestro check-pr" in makefile
+
+
+def test_excluded_globs_leave_files_out() -> None:
+    files = [
+        check_pr.ChangedFile("src/app.py", "x", frozenset({1})),
+        check_pr.ChangedFile("tests/fixtures/keys.py", "x", frozenset({1})),
+        check_pr.ChangedFile("tests/deep/fixtures/more/keys.py", "x", frozenset({1})),
+    ]
+    kept = check_pr.without(files, ["tests/**/fixtures/**", "nothing/*.py"])
+    assert [f.path for f in kept] == ["src/app.py"]

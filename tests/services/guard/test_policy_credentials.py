@@ -485,3 +485,9 @@ def test_any_input_yields_findings_and_redacting_them_leaves_nothing_to_find(
         assert f.span is None or f.span.start < f.span.end
     if not any(f.span is None for f in found):
         assert check(redact(req, found), CredentialsPolicy(max_findings=1000)) == []
+
+
+def test_plural_keywords_in_prose_are_not_secrets() -> None:
+    # Found by running check-pr on this repository: a README table row about model prices.
+    line = "| `MAESTRO_PRICING` | model prices, USD per million tokens: `offline=0:0,gpt-4o=2.5:10,*=3:15` |"
+    assert findings(line) == []

@@ -556,3 +556,12 @@ def test_huge_and_crafted_inputs_take_time_linear_in_their_size(path: str) -> No
     base = min(timed(plain) for _ in range(2))
     worst = min(timed(crafted) for _ in range(2))
     assert worst < max(10 * base, 0.25), (base, worst)
+
+
+@pytest.mark.parametrize(
+    "path", ["services/guard/policies/license_texts.py", "src/license_check.ts", "license.go"]
+)
+def test_source_files_named_after_licenses_are_code_not_license_texts(path: str) -> None:
+    # Found by running check-pr on this repository: the license family's own pattern tables.
+    assert file_kind(path) == "code"
+    assert file_kind("LICENSE-MIT") == "license" and file_kind("COPYING.txt") == "license"
