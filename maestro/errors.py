@@ -35,3 +35,7 @@ class RemoteError(MaestroError):
 
 class NotFound(MaestroError):
     """The thing asked for does not exist."""
+
+
+class WrongRevision(MaestroError):
+    """A compare-and-set lost: the entry is no longer at the revision the writer read."""

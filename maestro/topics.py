@@ -180,6 +180,12 @@ HEADER_TRACEPARENT = "traceparent"
 HEADER_ERROR = "Nats-Service-Error"
 HEADER_ERROR_CODE = "Nats-Service-Error-Code"
 HEADER_DLQ_REASON = "Maestro-Dlq-Reason"
+HEADER_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+
+
+def kv_subject(bucket: str, key: str) -> str:
+    """The subject a KV bucket stores `key` under (what KeyValue.put publishes to)."""
+    return f"$KV.{bucket}.{_check_token(key)}"
 
 
 def event_msg_id(task_id: str, slot: str) -> str:

@@ -75,7 +75,7 @@ def _task_id(request: web.Request) -> str | web.Response:
 
 def routes(bus: Bus) -> list[web.RouteDef]:
     """The API's routes on `bus`: POST /v1/tasks, GET /v1/tasks/{id}[/events], POST .../approve|reject."""
-    store = TaskStore(bus.js)
+    store = TaskStore(bus)
     limit = bus.settings.max_request_bytes
 
     async def submit(request: web.Request) -> web.StreamResponse:

@@ -157,7 +157,7 @@ class Orchestrator:
 async def serve(bus: Bus) -> None:
     """Apply every task event to its record until the bus stops."""
     orchestrator = Orchestrator(
-        store=TaskStore(bus.js),
+        store=TaskStore(bus),
         metrics=OrchestratorMetrics.create(bus.metrics.registry),
         max_deliver=bus.settings.max_deliver,
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple
 
-from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maestro import codec, topics
-from maestro.errors import MaestroError
+from maestro.bus import Bus
+from maestro.errors import MaestroError, WrongRevision
 from proto.v1 import TERMINAL_STATES, TaskRecord
 
 DEFAULT_CACHE_SIZE = 65_536
@@ -45,8 +45,9 @@ class TaskStore:
     cached (a terminal task rarely hears of anything again), at most `cache_size` of them.
     """
 
-    def __init__(self, js: JetStreamContext, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
-        self._js = js
+    def __init__(self, bus: Bus, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+        self._bus = bus
+        self._js = bus.js
         self._kv: KeyValue | None = None
         self._cache: OrderedDict[str, Versioned] = OrderedDict()
         self._cache_size = cache_size
@@ -94,14 +95,11 @@ class TaskStore:
 
         Returns the new revision; raises Conflict (and forgets the cached record) when it changed.
         """
-        kv = await self._bucket()
-        value = codec.encode(record)
         try:
-            if revision is None:
-                new = await kv.create(record.id, value)
-            else:
-                new = await kv.update(record.id, value, last=revision)
-        except KeyWrongLastSequenceError:
+            new = await self._bus.compare_and_set(
+                topics.BUCKET_TASKS, record.id, codec.encode(record), revision
+            )
+        except WrongRevision:
             self.forget(record.id)
             raise Conflict(record.id, revision) from None
         self._remember(Versioned(record, new))

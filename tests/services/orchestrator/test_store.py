@@ -19,7 +19,7 @@ def pending(task_id: str) -> TaskRecord:
 
 
 async def test_create_then_update_by_revision(bus: Bus) -> None:
-    store = TaskStore(bus.js)
+    store = TaskStore(bus)
     assert await store.get("t-1") is None
     first = await store.put(pending("t-1"), None)
     second = await store.put(structs.replace(pending("t-1"), state="queued"), first)
@@ -31,7 +31,7 @@ async def test_create_then_update_by_revision(bus: Bus) -> None:
 
 
 async def test_two_writers_of_one_record_one_wins_the_other_conflicts(bus: Bus) -> None:
-    mine, theirs = TaskStore(bus.js), TaskStore(bus.js)
+    mine, theirs = TaskStore(bus), TaskStore(bus)
     revision = await mine.put(pending("t-1"), None)
     with pytest.raises(Conflict):
         await theirs.put(pending("t-1"), None)  # it exists already
@@ -45,7 +45,7 @@ async def test_two_writers_of_one_record_one_wins_the_other_conflicts(bus: Bus) 
 
 
 async def test_terminal_records_are_not_cached_and_the_cache_is_bounded(bus: Bus) -> None:
-    store = TaskStore(bus.js, cache_size=2)
+    store = TaskStore(bus, cache_size=2)
     for n in range(3):
         await store.put(pending(f"t-{n}"), None)
     assert [store.cached(f"t-{n}") is not None for n in range(3)] == [False, True, True]
