@@ -211,10 +211,21 @@ async def _status(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# How long `watch` waits for a task's first event before it says there is no such task.
+_FIRST_EVENT_S = 5.0
+
+
 async def _watch(settings: Settings, args: argparse.Namespace) -> int:
     async with open_client(settings) as client, asyncio.timeout(args.timeout):
-        async for event in client.watch(args.id):
-            print(codec.encode(event).decode() if args.json else _describe(event), flush=True)
+        events = client.watch(args.id)
+        try:
+            first = await asyncio.wait_for(anext(events), _FIRST_EVENT_S)
+        except TimeoutError:
+            raise CliError(f"no task {args.id}") from None
+        show = (lambda e: codec.encode(e).decode()) if args.json else _describe
+        print(show(first), flush=True)
+        async for event in events:
+            print(show(event), flush=True)
     return EXIT_OK
 
 

@@ -123,6 +123,9 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(maestro_up: tuple[subprocess.
     unknown = maestro(data_dir, "status", "no-such-task")
     assert unknown.returncode == 1
     assert unknown.stderr.strip() == "maestro: error: no task no-such-task"
+    unwatched = maestro(data_dir, "watch", "no-such-task")
+    assert unwatched.returncode == 1
+    assert unwatched.stderr.strip() == "maestro: error: no task no-such-task"
 
     bad_tenant = maestro(data_dir, "submit", "--tenant", "Not A Tenant", "--role", "planner", "x")
     assert bad_tenant.returncode == 1
