@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -12,13 +11,11 @@ from prometheus_client import CollectorRegistry
 from maestro import topics
 from maestro.bus import Bus
 from maestro.history import follow_events
-from maestro.runtime import open_bus, running_service
 from maestro.settings import Settings
 from proto.v1 import Accepted, Decision, Queued, Rejected, TaskRequest
-from services.budget.service import SERVICE as BUDGET
 from services.guard import bundle_store
 from services.guard.bundle import BundleError, load_default, parse
-from services.guard.service import serve
+from tests.services.guard.support import running_guard
 
 STRICT = b"""\
 version: strict-1
@@ -30,19 +27,6 @@ version: broken-1
 default:
   budget: {action: explode}
 """
-
-
-@asynccontextmanager
-async def guard(settings: Settings) -> AsyncIterator[CollectorRegistry]:
-    """The guard (metrics on a registry the test reads) and the budget service, in this process."""
-    registry = CollectorRegistry()
-    async with running_service(BUDGET, settings), open_bus(settings, "maestro-guard", registry) as guard_bus:
-        guarding = asyncio.create_task(serve(guard_bus))
-        try:
-            yield registry
-        finally:
-            guard_bus.stop()
-            await asyncio.wait_for(guarding, 10)
 
 
 async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
@@ -81,7 +65,7 @@ async def test_a_running_guard_switches_to_a_pushed_bundle_and_refuses_a_broken_
     bus: Bus, settings: Settings
 ) -> None:
     shipped = load_default()
-    async with guard(settings) as registry:
+    async with running_guard(settings) as registry:
         await until(in_force(registry, shipped.version))
         before = await verdict(bus, "reload-1")
         assert (before.verdict, before.policy_version, before.policy_hash) == (
@@ -116,12 +100,12 @@ async def test_a_guard_starts_with_the_stored_bundle_and_refuses_a_broken_one_at
     bus: Bus, settings: Settings
 ) -> None:
     await bundle_store.push(bus.js, STRICT)
-    async with guard(settings) as registry:
+    async with running_guard(settings) as registry:
         assert (await verdict(bus, "start-1")).policy_version == "strict-1"
 
     kv = await bus.js.key_value(topics.BUCKET_POLICY)
     await kv.put(topics.POLICY_BUNDLE_KEY, BROKEN)
-    async with guard(settings) as registry:
+    async with running_guard(settings) as registry:
         await until(lambda: refused(registry) == 1)
         assert in_force(registry, load_default().version)()
         assert (await verdict(bus, "start-2")).policy_version == load_default().version
@@ -133,6 +117,6 @@ async def test_a_tenant_override_is_merged_into_the_stored_bundle(bus: Bus, sett
     assert merged.version.startswith("strict-1+acme.")
     assert merged.policy("acme").budget.max_task_micro_usd is None
     assert merged.policy("globex").budget.max_task_micro_usd == 1
-    async with guard(settings):
+    async with running_guard(settings):
         decision = await verdict(bus, "tenant-1")
     assert (decision.verdict, decision.policy_version) == ("allow", merged.version)

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from prometheus_client import CollectorRegistry
 
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.history import follow_events, read_events
-from maestro.runtime import open_bus, running_service
 from maestro.settings import Settings
 from proto.v1 import (
     Accepted,
@@ -24,23 +20,9 @@ from proto.v1 import (
     TaskEvent,
     TaskRequest,
 )
-from services.budget.service import SERVICE as BUDGET
-from services.guard.service import serve
+from tests.services.guard.support import running_guard
 
 AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"  # not the documented example key, which is allowlisted
-
-
-@asynccontextmanager
-async def mesh(settings: Settings) -> AsyncIterator[CollectorRegistry]:
-    """The guard (on a bus whose metrics the test can read) and the budget service, running in-process."""
-    registry = CollectorRegistry()
-    async with running_service(BUDGET, settings), open_bus(settings, "maestro-guard", registry) as guard_bus:
-        guarding = asyncio.create_task(serve(guard_bus))
-        try:
-            yield registry
-        finally:
-            guard_bus.stop()
-            await asyncio.wait_for(guarding, 10)
 
 
 def request(task_id: str, prompt: str = "Plan a CLI that counts words", **kwargs: object) -> TaskRequest:
@@ -98,7 +80,7 @@ async def test_a_clean_request_is_accepted_queued_and_assigned_to_its_role(
     bus: Bus, settings: Settings
 ) -> None:
     req = request("clean-1", labels={"repo": "acme/app"}, commands=["make test"])
-    async with mesh(settings) as registry:
+    async with running_guard(settings) as registry:
         await submit(bus, req)
         events = await events_until_verdict(bus, req.id)
     accepted, queued = events
@@ -130,7 +112,7 @@ async def test_a_request_carrying_a_credential_is_rejected_and_never_queued(
         prompt="Deploy the app",
         context=[ContextFile(path="deploy/.env", content=f"REGION=eu\nAWS_ACCESS_KEY_ID={AWS}\n")],
     )
-    async with mesh(settings) as registry:
+    async with running_guard(settings) as registry:
         await submit(bus, req)
         events = await events_until_verdict(bus, req.id)
     rejected = events[-1]
@@ -149,7 +131,7 @@ async def test_a_request_carrying_a_credential_is_rejected_and_never_queued(
 
 
 async def test_a_budget_too_small_for_the_estimate_rejects_the_request(bus: Bus, settings: Settings) -> None:
-    async with mesh(settings.with_(default_limit_micro_usd=1_000)):
+    async with running_guard(settings.with_(default_limit_micro_usd=1_000)):
         await submit(bus, request("poor-1"))
         events = await events_until_verdict(bus, "poor-1")
     rejected = events[-1]
@@ -161,7 +143,7 @@ async def test_a_budget_too_small_for_the_estimate_rejects_the_request(bus: Bus,
 
 
 async def test_random_bytes_go_to_the_dlq_and_the_guard_keeps_serving(bus: Bus, settings: Settings) -> None:
-    async with mesh(settings):
+    async with running_guard(settings):
         await bus.nc.publish(topics.REQUESTS.subject("acme"), b"\x00\xff\x13 not a request")
         await submit(bus, request("after-garbage"))
         events = await events_until_verdict(bus, "after-garbage")
@@ -178,7 +160,7 @@ async def test_an_invalid_request_with_an_id_and_tenant_fails_with_the_reason(
     bus: Bus, settings: Settings
 ) -> None:
     body = b'{"id": "bad-role-1", "tenant": "acme", "role": "wizard", "prompt": "cast a spell"}'
-    async with mesh(settings):
+    async with running_guard(settings):
         await bus.nc.publish(topics.REQUESTS.subject("acme"), body)
         events = await events_until_verdict(bus, "bad-role-1")
     (rejected,) = events
@@ -192,7 +174,7 @@ async def test_an_invalid_request_with_an_id_and_tenant_fails_with_the_reason(
 async def test_an_invalid_request_without_a_valid_id_only_goes_to_the_dlq(
     bus: Bus, settings: Settings
 ) -> None:
-    async with mesh(settings):
+    async with running_guard(settings):
         await bus.nc.publish(topics.REQUESTS.subject("acme"), b'{"id": "has.dots", "tenant": "acme"}')
         await submit(bus, request("next-1"))
         await events_until_verdict(bus, "next-1")
@@ -206,7 +188,7 @@ async def test_resubmitting_a_request_yields_one_set_of_events_and_one_task(
     bus: Bus, settings: Settings
 ) -> None:
     req = request("twice-1")
-    async with mesh(settings):
+    async with running_guard(settings):
         await submit(bus, req)
         await submit(bus, req)
         await events_until_verdict(bus, req.id)
