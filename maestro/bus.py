@@ -114,6 +114,8 @@ class Bus:
         self.metrics = metrics
         self._stopping = asyncio.Event()
         self._replies = Replies(nc)
+        self._message_counters: dict[tuple[str, str], Any] = {}
+        self._handler_timers: dict[str, Any] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -332,8 +334,21 @@ class Bus:
             log.exception("%s: could not settle %s", consumer.durable, msg.subject)
         finally:
             slots.release()
-            self.metrics.messages.labels(consumer.durable, outcome).inc()
-            self.metrics.handler_seconds.labels(consumer.durable).observe(time.perf_counter() - started)
+            self._counted(consumer.durable, outcome).inc()
+            self._timed(consumer.durable).observe(time.perf_counter() - started)
+
+    def _counted(self, durable: str, outcome: str) -> Any:
+        # labels() takes a lock and builds a key on every call; a consumer asks for the same few children.
+        child = self._message_counters.get((durable, outcome))
+        if child is None:
+            child = self._message_counters[durable, outcome] = self.metrics.messages.labels(durable, outcome)
+        return child
+
+    def _timed(self, durable: str) -> Any:
+        child = self._handler_timers.get(durable)
+        if child is None:
+            child = self._handler_timers[durable] = self.metrics.handler_seconds.labels(durable)
+        return child
 
     async def _to_dlq(
         self,
