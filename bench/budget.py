@@ -61,6 +61,11 @@ class Run:
         return self.pairs / self.seconds
 
     @property
+    def writes_per_pair(self) -> float:
+        """Ledger writes per reserve+commit pair: below 2 when operations share a group-committed write."""
+        return self.writes / self.pairs
+
+    @property
     def conflict_rate(self) -> float:
         """Lost compare-and-sets per write that landed."""
         return self.conflicts / self.writes if self.writes else 0.0
@@ -253,11 +258,12 @@ def describe(results: Sequence[Run]) -> list[str]:
     """The report's lines: one per run, the budget beside its raw KV baseline."""
     lines = [
         f"{'budget (reserve+commit pairs)':<40}{'pairs/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'conflicts/write':>17}"
+        f"{'conflicts/write':>17}{'writes/pair':>13}"
     ]
     for r in results:
         lines.append(
             f"{r.name:<40}{r.pairs_per_s:>10,.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.conflict_rate:>17.3f}"
+            f"{r.writes_per_pair:>13.2f}"
         )
     return lines
 

@@ -2,9 +2,9 @@
 
 The ledger is one KV entry per tenant holding its current window. It is written whole on every change, so
 its size is bounded: at most MAX_HOLDS open holds (a reservation beyond that is refused until some
-settle), SETTLED_KEPT settled ids, and MAX_SCOPES role and model tallies (further models are counted
-under `other`). With task ids of at most 64 characters that keeps an entry below about 800 KB, under
-NATS's 1 MiB payload limit; a typical busy entry (28-character ids) is far smaller.
+settle), SETTLED_KEPT settled ids (12-character fingerprints, 24 KB in all), and MAX_SCOPES role and model
+tallies (further models are counted under `other`). With task ids of at most 64 characters that keeps an
+entry below about 800 KB, under NATS's 1 MiB payload limit; a typical busy entry is far smaller.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from proto.v1 import (
 )
 from services.budget import alerts, windows
 from services.budget.pricing import PriceTable
+from services.budget.settled import Settled
 from services.budget.tally import Limit, Tallies, Tally, scope_views
 
 # How many settled reservation ids a ledger remembers. A commit or release repeated while its id is still
@@ -70,7 +71,9 @@ class Ledger(msgspec.Struct, frozen=True, kw_only=True):
     held_micro_usd: int = 0
     holds: dict[str, Hold] = {}
     settled: list[str] = []
-    """Recently settled reservation ids, oldest first, at most SETTLED_KEPT."""
+    """Settled reservation ids as entries before 0.3.0 stored them; read, then moved to settled_ids."""
+    settled_ids: str = ""
+    """Fingerprints of recently settled reservation ids (services/budget/settled.py), at most SETTLED_KEPT."""
     window: Window = "total"
     window_id: str = "total"
     window_start: float = 0.0
@@ -138,7 +141,7 @@ class _Book:
         self.fields = msgspec.structs.asdict(ledger)
         f = self.fields
         self.holds: dict[str, Hold] = dict(ledger.holds)
-        self.settled = dict.fromkeys(ledger.settled)
+        self.settled = Settled(ledger.settled_ids, ledger.settled, SETTLED_KEPT)
         self.tallies = Tallies(ledger.roles, ledger.models, MAX_SCOPES)
         self.alerted = dict(ledger.alerted)
         self.events: list[BudgetEvents] = []
@@ -191,9 +194,7 @@ class _Book:
         self.fields["held_micro_usd"] -= hold.amount_micro_usd
         self.fields["held_tokens"] -= hold.tokens
         self.tallies.hold(hold.role, hold.model, -hold.amount_micro_usd, -hold.tokens)
-        self.settled[rid] = None
-        while len(self.settled) > SETTLED_KEPT:
-            del self.settled[next(iter(self.settled))]
+        self.settled.add(rid)
         self.changed = True
         return hold
 
@@ -453,7 +454,12 @@ class _Book:
             return self.original
         roles, models = self.tallies.frozen()
         self.fields.update(
-            holds=self.holds, settled=list(self.settled), roles=roles, models=models, alerted=self.alerted
+            holds=self.holds,
+            settled=[],
+            settled_ids=self.settled.stored(),
+            roles=roles,
+            models=models,
+            alerted=self.alerted,
         )
         return Ledger(**self.fields)
 

@@ -2,21 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from services.budget.ledger import Ledger
+
+
+class _LedgerGauges(Collector):
+    """Per-tenant limit, spent, held and remaining, read from the last ledger seen when scraped."""
+
+    def __init__(self, seen: dict[str, Ledger]) -> None:
+        self._seen = seen
+
+    def collect(self) -> Iterator[Metric]:
+        what = {
+            "limit": "Limit (with what was carried over)",
+            "spent": "Money spent",
+            "held": "Money held by open reservations",
+            "remaining": "Money left for new reservations",
+        }
+        families = {
+            name: GaugeMetricFamily(
+                f"maestro_budget_{name}_micro_usd",
+                f"{text} in the tenant's current window, as this replica last saw it",
+                labels=["tenant"],
+            )
+            for name, text in what.items()
+        }
+        for tenant, ledger in list(self._seen.items()):
+            families["limit"].add_metric([tenant], ledger.limit_micro_usd + ledger.carried_micro_usd)
+            families["spent"].add_metric([tenant], ledger.spent_micro_usd)
+            families["held"].add_metric([tenant], ledger.held_micro_usd)
+            families["remaining"].add_metric([tenant], ledger.remaining_micro_usd)
+        yield from families.values()
 
 
 @dataclass(frozen=True)
 class BudgetMetrics:
     """Per-tenant limit, spent, held and remaining as last seen; reservations, expiries, writes, conflicts."""
 
-    limit: Gauge
-    spent: Gauge
-    held: Gauge
-    remaining: Gauge
+    seen: dict[str, Ledger]
+    """The last ledger seen per tenant: the gauges are read from it when scraped, not set on every write."""
     reservations: Counter
     expirations: Counter
     events: Counter
@@ -26,20 +56,10 @@ class BudgetMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry) -> BudgetMetrics:
         """Register the budget's metrics on `registry`."""
-
-        def gauge(name: str, what: str) -> Gauge:
-            return Gauge(
-                f"maestro_budget_{name}_micro_usd",
-                f"{what} in the tenant's current window, as this replica last saw it",
-                ["tenant"],
-                registry=registry,
-            )
-
+        seen: dict[str, Ledger] = {}
+        registry.register(_LedgerGauges(seen))
         return cls(
-            limit=gauge("limit", "Limit (with what was carried over)"),
-            spent=gauge("spent", "Money spent"),
-            held=gauge("held", "Money held by open reservations"),
-            remaining=gauge("remaining", "Money left for new reservations"),
+            seen=seen,
             reservations=Counter(
                 "maestro_budget_reservations_total",
                 "Reservations answered, by tenant and outcome (granted, refused)",
@@ -71,9 +91,5 @@ class BudgetMetrics:
         )
 
     def observe(self, ledger: Ledger) -> None:
-        """Set the tenant's gauges from a ledger just read or written."""
-        tenant = ledger.tenant
-        self.limit.labels(tenant).set(ledger.limit_micro_usd + ledger.carried_micro_usd)
-        self.spent.labels(tenant).set(ledger.spent_micro_usd)
-        self.held.labels(tenant).set(ledger.held_micro_usd)
-        self.remaining.labels(tenant).set(ledger.remaining_micro_usd)
+        """Remember a ledger just read or written, for the tenant's gauges (a dict store: writes are hot)."""
+        self.seen[ledger.tenant] = ledger

@@ -23,7 +23,7 @@ from services.budget.sweeper import run_sweeper
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.2.0"
+VERSION = "0.3.0"
 
 
 @dataclass(frozen=True)

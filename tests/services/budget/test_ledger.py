@@ -21,7 +21,7 @@ from proto.v1 import (
     Usage,
     WindowRolled,
 )
-from services.budget import ledger
+from services.budget import ledger, settled
 from services.budget.ledger import Applied, Ledger, Operation, Touch
 from services.budget.pricing import Price, PriceTable
 
@@ -269,8 +269,25 @@ def test_settled_ids_are_bounded() -> None:
     for n in range(ledger.SETTLED_KEPT + 10):
         ops += [reserve(f"t{n}", 1), release(f"t{n}")]
     book = run(book, *ops).ledger
-    assert len(book.settled) == ledger.SETTLED_KEPT
-    assert book.settled[0] == "r-t10" and book.settled[-1] == f"r-t{ledger.SETTLED_KEPT + 9}"
+    assert len(book.settled_ids) == ledger.SETTLED_KEPT * settled.WIDTH
+    _, forgotten = one(book, reserve("t9", 1))
+    _, remembered = one(book, reserve("t10", 1))
+    assert isinstance(forgotten, Reservation) and (forgotten.held_micro_usd, forgotten.reason) == (1, "")
+    assert isinstance(remembered, Reservation) and remembered.reason == "already settled"
+
+
+def test_settled_ids_match_only_whole_fingerprints() -> None:
+    straddling = "x" * 6 + settled.fingerprint("r-9") + "y" * 6  # two fingerprints, neither is r-9's
+    assert "r-9" not in settled.Settled(straddling, [], kept=10)
+    assert "r-9" in settled.Settled(straddling, ["r-9"], kept=10)
+
+
+def test_entries_written_before_fingerprints_keep_their_settled_ids() -> None:
+    old = Ledger(tenant="acme", limit_micro_usd=100, settled=["r-t1"])
+    book, repeat = one(old, reserve("t1", 1))
+    assert isinstance(repeat, Reservation) and repeat.reason == "already settled"
+    book, _ = one(old, reserve("t2", 1))
+    assert book.settled == [] and "r-t1" in settled.Settled(book.settled_ids, [], kept=10)
 
 
 def test_the_ledger_round_trips_through_the_codec_and_reads_older_entries() -> None:
