@@ -21,6 +21,7 @@ from proto.v1.budget import (
     Window,
     WindowRolled,
     WindowTotals,
+    reservation_id_for,
 )
 from proto.v1.dlq import DeadLetter
 from proto.v1.guard import Decision, Severity, Verdict, Violation
@@ -98,4 +99,5 @@ __all__ = [
     "WindowRolled",
     "WindowTotals",
     "new_task_id",
+    "reservation_id_for",
 ]

@@ -53,6 +53,12 @@ class Commit(Message, frozen=True):
     usage: Usage
 
 
+def reservation_id_for(task_id: str) -> str:
+    """The one reservation a task can have: reserving twice finds the first, and anyone holding the task id
+    (a guard whose request was dead-lettered, say) can release it."""
+    return f"r-{task_id}"
+
+
 class Release(Message, frozen=True):
     """Give a reservation's hold back without charging anything."""
 

@@ -32,6 +32,7 @@ from proto.v1 import (
     Window,
     WindowRolled,
     WindowTotals,
+    reservation_id_for,
 )
 from services.budget import alerts, windows
 from services.budget.pricing import PriceTable
@@ -125,11 +126,6 @@ def new_ledger(tenant: str, settings: Settings) -> Ledger:
     return Ledger(tenant=tenant, limit_micro_usd=settings.default_limit_micro_usd)
 
 
-def reservation_id(task_id: str) -> str:
-    """The one reservation id of a task, so reserving twice finds the first reservation."""
-    return f"r-{task_id}"
-
-
 class _Book:
     """A working copy of a ledger that a batch of operations mutates; the input ledger is never touched."""
 
@@ -200,7 +196,7 @@ class _Book:
 
     # -- operations ----------------------------------------------------------------------------------
     def reserve(self, req: Reserve) -> Reservation:
-        rid = reservation_id(req.task_id)
+        rid = reservation_id_for(req.task_id)
         hold = self.holds.get(rid)
         if hold is not None:
             return self._granted(req, rid, hold.amount_micro_usd)

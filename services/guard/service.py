@@ -8,6 +8,7 @@ dedup id is the request id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -20,15 +21,18 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
 from maestro import runtime, topics
 from maestro.bus import Bus, Consumer, Delivery
+from maestro.errors import RemoteError
 from maestro.runtime import Service
 from proto.v1 import (
     Accepted,
     Decision,
     Rejected,
+    Release,
     TaskId,
     TaskRequest,
     Tenant,
     Violation,
+    reservation_id_for,
 )
 from services.guard import admission, approvals
 from services.guard.bundle import Bundle, BundleError, load_default
@@ -228,6 +232,13 @@ class Guard:
             policy_hash=self.policies.current.hash,
         )
         self._count_decision(decision, decision.violations[0])
+        # The request may have been reserved for before it failed for good: give the hold back now
+        # rather than when its ttl runs out (releasing a task that has no reservation changes nothing).
+        with contextlib.suppress(RemoteError):
+            await self.bus.request(
+                topics.BUDGET_RELEASE,
+                Release(tenant=envelope.tenant, reservation_id=reservation_id_for(envelope.id)),
+            )
         await self.bus.publish(
             topics.EVENTS.subject(envelope.tenant, envelope.id),
             Rejected(
