@@ -26,6 +26,7 @@ from maestro.runtime import Service
 from proto.v1 import (
     Accepted,
     Decision,
+    Failed,
     Rejected,
     Release,
     TaskId,
@@ -239,18 +240,23 @@ class Guard:
                 topics.BUDGET_RELEASE,
                 Release(tenant=envelope.tenant, reservation_id=reservation_id_for(envelope.id)),
             )
-        await self.bus.publish(
-            topics.EVENTS.subject(envelope.tenant, envelope.id),
-            Rejected(
-                task_id=envelope.id,
-                tenant=envelope.tenant,
-                at=datetime.now(UTC),
-                decision=decision,
-                reason=f"{'invalid request' if undecodable else 'not handled'}: {safe_reason}",
-            ),
+        subject = topics.EVENTS.subject(envelope.tenant, envelope.id)
+        reason = f"{'invalid request' if undecodable else 'not handled'}: {safe_reason}"
+        now = datetime.now(UTC)
+        ack = await self.bus.publish(
+            subject,
+            Rejected(task_id=envelope.id, tenant=envelope.tenant, at=now, decision=decision, reason=reason),
             msg_id=topics.event_msg_id(envelope.id, "verdict"),
         )
-        log.info("rejected an invalid request", extra={"task_id": envelope.id, "tenant": envelope.tenant})
+        if ack.duplicate:
+            # A verdict (Queued) was recorded before the request failed for good: the task can no longer be
+            # rejected, but it must not stay queued forever either.
+            await self.bus.publish(
+                subject,
+                Failed(task_id=envelope.id, tenant=envelope.tenant, at=now, error=reason, worker="guard"),
+                msg_id=topics.event_msg_id(envelope.id, "outcome"),
+            )
+        log.info("failed an unhandled request", extra={"task_id": envelope.id, "tenant": envelope.tenant})
 
     def _count(self, judgement: Judgement) -> None:
         self._count_decision(judgement.decision, judgement.deciding)

@@ -214,4 +214,7 @@ async def test_a_request_that_fails_for_good_after_its_reservation_gives_the_hol
         async with asyncio.timeout(5):
             while (ledger := await bus.request(topics.BUDGET_GET, GetLedger(tenant="acme"))).held_micro_usd:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
+        events = await read_events(bus.js, "stranded")
     assert ledger.spent_micro_usd == 0
+    # Queued was recorded before the assignment failed for good, so the task ends failed, not rejected.
+    assert [type(e).__name__ for e in events] == ["Accepted", "Queued", "Failed"]
