@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import socket
 import subprocess
 import sys
@@ -111,20 +110,7 @@ async def replicas(url: str, data_dir: Path, count: int) -> AsyncIterator[list[i
 
 async def wait_answering(bus: Bus, count: int, timeout: float = 30.0) -> None:
     """Until `count` budget replicas answer the micro-service ping."""
-    async with asyncio.timeout(timeout):
-        while True:
-            inbox = bus.nc.new_inbox()
-            sub = await bus.nc.subscribe(inbox)
-            await bus.nc.publish(f"$SRV.PING.{topics.BUDGET_SERVICE}", b"", reply=inbox)
-            ids: set[str] = set()
-            with contextlib.suppress(TimeoutError):
-                while len(ids) < count:
-                    msg = await sub.next_msg(timeout=0.3)
-                    if msg.data:
-                        ids.add(json.loads(msg.data)["id"])
-            await sub.unsubscribe()
-            if len(ids) >= count:
-                return
+    await bus.instances(topics.BUDGET_SERVICE, count, within=timeout)
 
 
 async def scrape(ports: list[int], name: str) -> float:

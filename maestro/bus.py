@@ -68,6 +68,13 @@ class _Ack(msgspec.Struct):
 _ack_decoder = msgspec.json.Decoder(_Ack)
 
 
+class _Ping(msgspec.Struct):
+    id: str
+
+
+_ping_decoder = msgspec.json.Decoder(_Ping)
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What a consumer handler may know about the message besides its content."""
@@ -189,6 +196,28 @@ class Bus:
             code = int(reply.headers.get(topics.HEADER_ERROR_CODE) or 500)
             raise RemoteError(code, reply.headers.get(topics.HEADER_ERROR, ""))
         return codec.decode(endpoint.response, reply.data)
+
+    async def instances(self, service: str, count: int, *, within: float = 30.0) -> set[str]:
+        """Wait until at least `count` instances of a micro service answer a ping; their ids.
+
+        Raises TimeoutError when fewer answer within `within` seconds.
+        """
+        async with asyncio.timeout(within):
+            while True:
+                inbox = self.nc.new_inbox()
+                sub = await self.nc.subscribe(inbox)
+                try:
+                    await self.nc.publish(topics.service_ping_subject(service), b"", reply=inbox)
+                    ids: set[str] = set()
+                    with contextlib.suppress(TimeoutError):
+                        while len(ids) < count:
+                            reply = await sub.next_msg(timeout=0.3)
+                            if reply.data:  # not a no-responders status
+                                ids.add(_ping_decoder.decode(reply.data).id)
+                finally:
+                    await sub.unsubscribe()
+                if len(ids) >= count:
+                    return ids
 
     # -- dead letters ------------------------------------------------------------------------------
     async def dead_letter(

@@ -183,6 +183,11 @@ HEADER_DLQ_REASON = "Maestro-Dlq-Reason"
 HEADER_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 
 
+def service_ping_subject(service: str) -> str:
+    """Where every instance of a nats micro service answers a ping with its id."""
+    return f"$SRV.PING.{_check_token(service)}"
+
+
 def kv_subject(bucket: str, key: str) -> str:
     """The subject a KV bucket stores `key` under (what KeyValue.put publishes to)."""
     return f"$KV.{bucket}.{_check_token(key)}"

@@ -7,9 +7,7 @@ tenant's spent is exactly the sum of its distinct commits, and no hold outlives 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import json
 import os
 import random
 import signal
@@ -74,20 +72,7 @@ def budget_replicas(settings: Settings, count: int, log_dir: Path) -> Iterator[l
 
 async def replicas_answering(bus: Bus, count: int, within: float = 15.0) -> None:
     """Until `count` budget replicas answer the micro-service ping."""
-    async with asyncio.timeout(within):
-        while True:
-            inbox = bus.nc.new_inbox()
-            sub = await bus.nc.subscribe(inbox)
-            await bus.nc.publish(f"$SRV.PING.{topics.BUDGET_SERVICE}", b"", reply=inbox)
-            ids: set[str] = set()
-            with contextlib.suppress(TimeoutError):
-                while len(ids) < count:
-                    reply = await sub.next_msg(timeout=0.3)
-                    if reply.data:  # not a no-responders status
-                        ids.add(json.loads(reply.data)["id"])
-            await sub.unsubscribe()
-            if len(ids) >= count:
-                return
+    await bus.instances(topics.BUDGET_SERVICE, count, within=within)
 
 
 async def persist(call: Callable[[], Awaitable[T]]) -> T:
