@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,6 +20,12 @@ from pathlib import Path
 
 class EmbeddedServerError(RuntimeError):
     """The nats-server binary is missing or the server did not come up."""
+
+
+def die_with_parent() -> None:
+    """Call in a child before exec (Linux): SIGTERM when the parent dies, even by SIGKILL; none is left."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def nats_server_binary() -> str:
@@ -76,7 +85,9 @@ def start_nats_server(
     ]
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
-        process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
     finally:
         if log_file:
             out.close()  # type: ignore[union-attr]

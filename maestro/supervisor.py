@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import logging
 import os
@@ -20,7 +19,7 @@ from typing import IO
 
 import aiohttp
 
-from maestro.embedded import EmbeddedServer, start_nats_server
+from maestro.embedded import EmbeddedServer, die_with_parent, start_nats_server
 from maestro.runtime import URL_FILE, open_bus
 from maestro.settings import Settings
 
@@ -106,12 +105,6 @@ def plan_children(
     return children
 
 
-def _die_with_parent() -> None:
-    # Linux: the child gets SIGTERM if the supervisor dies, even by SIGKILL, so no process is left behind.
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class Supervisor:
     """Keeps each child running: restarts one that exits on its own, with backoff; stops all on request."""
 
@@ -136,7 +129,7 @@ class Supervisor:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         finally:
             if out is not None:

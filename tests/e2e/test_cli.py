@@ -49,6 +49,17 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def stop_up(proc: subprocess.Popen[str]) -> None:
+    """Ctrl-C, as a user would; SIGKILL only if it does not stop (its children die with it)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def start_up(data_dir: Path, *args: str) -> subprocess.Popen[str]:
     """`maestro up` on free ports, returned once it says it is up."""
     proc = subprocess.Popen(
@@ -79,9 +90,7 @@ def maestro_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     try:
         yield proc, data_dir
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_up(proc)
 
 
 def test_up_submit_status_watch_and_a_clean_stop(maestro_up: tuple[subprocess.Popen[str], Path]) -> None:
@@ -187,6 +196,16 @@ def test_a_service_that_dies_is_restarted_and_role_groups_get_their_own_process(
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=40) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_up(proc)
+
+
+def test_no_process_outlives_maestro_up_killed_by_sigkill(tmp_path: Path) -> None:
+    proc = start_up(tmp_path / "data")
+    children = children_of(proc.pid)
+    assert any("nats-server" in command_line(pid) for pid in children)  # the embedded server too
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [pid for pid in children if alive(pid)]:
+        time.sleep(0.1)
+    assert not [command_line(pid) for pid in children if alive(pid)]
