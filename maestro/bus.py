@@ -30,7 +30,7 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import ServiceConfig
 
-from maestro import codec, topics
+from maestro import codec, logs, topics, tracing
 from maestro.errors import Reject, RemoteError, Retry, WrongRevision
 from maestro.metrics import Metrics
 from maestro.replies import Replies
@@ -331,6 +331,7 @@ class Bus:
                 size=len(msg.data),
                 _msg=msg,
             )
+            logs.bind(trace_id=tracing.trace_id(delivery.traceparent), subject=msg.subject)
             try:
                 message = codec.decode(consumer.type, msg.data)
             except codec.DecodeError as exc:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from maestro import codec, history, topics
+from maestro import codec, history, topics, tracing
 from maestro.bus import Bus
 from maestro.errors import MaestroError, NotFound, RemoteError
 from maestro.runtime import open_bus
@@ -52,7 +52,10 @@ class Client:
                 413, f"request is {size} bytes; the limit is {self.bus.settings.max_request_bytes}"
             )
         await self.bus.publish(
-            topics.REQUESTS.subject(request.tenant), request, msg_id=request.id, traceparent=traceparent
+            topics.REQUESTS.subject(request.tenant),
+            request,
+            msg_id=request.id,
+            traceparent=traceparent or tracing.new_traceparent(),
         )
         return request.id
 

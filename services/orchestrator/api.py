@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
-from maestro import codec, history, topics
+from maestro import codec, history, topics, tracing
 from maestro.bus import Bus
 from proto.v1 import ApprovalDecision, TaskRecord, TaskRequest
 from proto.v1.ids import TOKEN_PATTERN
@@ -96,7 +96,8 @@ def routes(bus: Bus) -> list[web.RouteDef]:
                 topics.REQUESTS.subject(task.tenant),
                 task,
                 msg_id=task.id,
-                traceparent=request.headers.get(topics.HEADER_TRACEPARENT),
+                # A trace starts here when the caller did not bring one.
+                traceparent=request.headers.get(topics.HEADER_TRACEPARENT) or tracing.new_traceparent(),
             )
         except Exception as exc:
             log.warning("could not queue request: %r", exc, extra={"task_id": task.id, "tenant": task.tenant})
