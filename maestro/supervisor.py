@@ -88,7 +88,14 @@ def plan_children(
     """The processes to run: guard, budget, orchestrator, and one agent process per group of roles."""
 
     def port(default: int) -> int:
-        return free_port() if free_ports else default
+        if free_ports:
+            return free_port()
+        if not port_is_free(default):
+            # A service on a taken port would only crash and be restarted until the mesh gave up.
+            chosen = free_port()
+            log.warning("port %d is taken; using %d instead", default, chosen)
+            return chosen
+        return default
 
     children = [
         ChildSpec("guard", "services.guard", port(DEFAULT_PORTS["guard"])),

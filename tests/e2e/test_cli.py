@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from maestro.supervisor import plan_children
 
 MAESTRO = str(Path(sys.executable).parent / "maestro")
 
@@ -209,3 +212,13 @@ def test_no_process_outlives_maestro_up_killed_by_sigkill(tmp_path: Path) -> Non
     while time.monotonic() < deadline and [pid for pid in children if alive(pid)]:
         time.sleep(0.1)
     assert not [command_line(pid) for pid in children if alive(pid)]
+
+
+def test_a_taken_default_port_is_replaced_by_a_free_one() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        children = plan_children([["planner"]], free_ports=False, api_port=busy)
+    api = next(c for c in children if c.name == "orchestrator")
+    assert api.port != busy
