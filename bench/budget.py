@@ -146,22 +146,33 @@ async def _callers(concurrency: int, pairs: int, one: object) -> tuple[float, li
 
 
 async def measure_budget(
-    url: str, data_dir: Path, count: int, tenants: int, pairs: int, concurrency: int, run: str
+    url: str, data_dir: Path, count: int, tenants: int, pairs: int, concurrency: int, run: str, keyed: bool
 ) -> Run:
-    """`pairs` reserve+commit pairs spread over `tenants` fresh tenants, against `count` replicas."""
+    """`pairs` reserve+commit pairs spread over `tenants` fresh tenants, against `count` replicas.
+
+    `keyed`: callers name the tenant, so each request goes to the replica owning the tenant's partition.
+    """
     settings = Settings(nats_url=url, data_dir=str(data_dir), request_timeout_s=30.0)
     names = [f"b{run}-{n}" for n in range(tenants)]
     async with replicas(url, data_dir, count) as ports, open_bus(settings, "bench-budget") as bus:
         await wait_answering(bus, count)
+        if keyed:
+            # Replicas re-read who owns which partition every second; measure once they agree (until then
+            # a request for a partition nobody serves yet costs a no-responders round trip more).
+            await asyncio.sleep(2.5)
 
         async def pair(n: int) -> None:
             tenant, task = names[n % tenants], f"{run}-{n}"
+            key = tenant if keyed else None
             reservation = await bus.request(
-                topics.BUDGET_RESERVE, Reserve(tenant=tenant, task_id=task, estimate_micro_usd=10_000)
+                topics.BUDGET_RESERVE,
+                Reserve(tenant=tenant, task_id=task, estimate_micro_usd=10_000),
+                key=key,
             )
             settled = await bus.request(
                 topics.BUDGET_COMMIT,
                 Commit(tenant=tenant, reservation_id=reservation.reservation_id, usage=_USAGE),
+                key=key,
             )
             assert settled.charged_micro_usd == 450, settled
 
@@ -225,7 +236,7 @@ async def measure_raw_kv(url: str, tenants: int, pairs: int, concurrency: int) -
     )
 
 
-async def run(pairs: int, concurrency: int) -> list[Run]:
+async def run(pairs: int, concurrency: int, keyed: bool = True) -> list[Run]:
     """Every run on one fresh embedded server: raw KV first, then the budget's four."""
     with tempfile.TemporaryDirectory(prefix="maestro-bench-budget-") as tmp:
         with running_nats_server(Path(tmp) / "jetstream") as server:
@@ -235,7 +246,9 @@ async def run(pairs: int, concurrency: int) -> list[Run]:
             ]
             for n, (count, tenants) in enumerate(((1, 1), (2, 1), (1, 100), (2, 100))):
                 results.append(
-                    await measure_budget(server.url, Path(tmp), count, tenants, pairs, concurrency, str(n))
+                    await measure_budget(
+                        server.url, Path(tmp), count, tenants, pairs, concurrency, str(n), keyed
+                    )
                 )
             return results
 
@@ -259,8 +272,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.budget", description=__doc__)
     parser.add_argument("--pairs", type=int, default=4000, help="reserve+commit pairs per run")
     parser.add_argument("--concurrency", type=int, default=16, help="callers in flight at once")
+    parser.add_argument(
+        "--unkeyed", action="store_true", help="callers do not name the tenant: any replica answers"
+    )
     args = parser.parse_args(argv)
-    for line in describe(asyncio.run(run(args.pairs, args.concurrency))):
+    for line in describe(asyncio.run(run(args.pairs, args.concurrency, not args.unkeyed))):
         print(line)
 
 

@@ -23,6 +23,7 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
 from nats.js.errors import APIError, NoStreamResponseError
@@ -46,6 +47,10 @@ Resp = TypeVar("Resp")
 # Short, so a stopping service notices within a fraction of a second; an idle pull costs little.
 _FETCH_TIMEOUT_S = 0.3
 _MAX_BACKOFF_S = 30.0
+_PING_SILENCE_S = 0.3
+# How often a replica re-reads which partitions it owns: how long a partition may go unserved (its
+# requests then fall back to the public subject) or doubly served (slower, never wrong) after a change.
+_PARTITION_CHECK_S = 1.0
 # JetStream's "wrong last sequence" error codes: the expected-last-subject-sequence check failed.
 _WRONG_LAST_SEQUENCE = (10071, 10164)
 
@@ -123,6 +128,7 @@ class Bus:
         self._replies = Replies(nc)
         self._message_counters: dict[tuple[str, str], Any] = {}
         self._handler_timers: dict[str, Any] = {}
+        self._service_ids: dict[str, str] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -182,12 +188,23 @@ class Bus:
             raise
         return ack.seq
 
-    async def request(self, endpoint: topics.Endpoint[Req, Resp], message: Req) -> Resp:
-        """Call an endpoint; raises RemoteError with the peer's code (503 when nobody answers in time)."""
+    async def request(
+        self, endpoint: topics.Endpoint[Req, Resp], message: Req, *, key: str | None = None
+    ) -> Resp:
+        """Call an endpoint; raises RemoteError with the peer's code (503 when nobody answers in time).
+
+        With a `key` (a tenant) and a partitioned endpoint, the request goes to the replica that owns the
+        key's partition, or to any replica when nobody owns it right now.
+        """
+        data = codec.encode(message)
+        timeout = self.settings.request_timeout_s
+        reply: Msg | None = None
+        if key is not None and endpoint.partitions:
+            with contextlib.suppress(nats.errors.NoRespondersError):
+                reply = await self._replies.request(endpoint.partition_subject(key), data, timeout=timeout)
         try:
-            reply = await self._replies.request(
-                endpoint.subject, codec.encode(message), timeout=self.settings.request_timeout_s
-            )
+            if reply is None:
+                reply = await self._replies.request(endpoint.subject, data, timeout=timeout)
         except nats.errors.NoRespondersError:
             raise RemoteError(503, f"no {endpoint.subject} service is running") from None
         except TimeoutError:
@@ -204,20 +221,29 @@ class Bus:
         """
         async with asyncio.timeout(within):
             while True:
-                inbox = self.nc.new_inbox()
-                sub = await self.nc.subscribe(inbox)
-                try:
-                    await self.nc.publish(topics.service_ping_subject(service), b"", reply=inbox)
-                    ids: set[str] = set()
-                    with contextlib.suppress(TimeoutError):
-                        while len(ids) < count:
-                            reply = await sub.next_msg(timeout=0.3)
-                            if reply.data:  # not a no-responders status
-                                ids.add(_ping_decoder.decode(reply.data).id)
-                finally:
-                    await sub.unsubscribe()
+                ids = await self._ping(service, count)
                 if len(ids) >= count:
                     return ids
+
+    async def live_instances(self, service: str) -> set[str]:
+        """The ids of the instances of a micro service that answer a ping now (within ~0.3 s)."""
+        return await self._ping(service, None)
+
+    async def _ping(self, service: str, count: int | None) -> set[str]:
+        # Answers arrive together; a 0.3 s silence (or `count` answers) means everyone alive has answered.
+        inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(inbox)
+        ids: set[str] = set()
+        try:
+            await self.nc.publish(topics.service_ping_subject(service), b"", reply=inbox)
+            with contextlib.suppress(TimeoutError):
+                while count is None or len(ids) < count:
+                    reply = await sub.next_msg(timeout=_PING_SILENCE_S)
+                    if reply.data:  # not a no-responders status
+                        ids.add(_ping_decoder.decode(reply.data).id)
+        finally:
+            await sub.unsubscribe()
+        return ids
 
     # -- dead letters ------------------------------------------------------------------------------
     async def dead_letter(
@@ -406,6 +432,10 @@ class Bus:
         await msg.term()
 
     # -- serve ---------------------------------------------------------------------------------------
+    def service_id(self, service: str) -> str | None:
+        """The micro service id this bus serves `service` under (what its ping answers), once serving."""
+        return self._service_ids.get(service)
+
     async def serve(
         self,
         service: str,
@@ -417,6 +447,7 @@ class Bus:
             svc = await add_service(
                 self.nc, ServiceConfig(name=service, version=version, queue_group=service)
             )
+            self._service_ids[service] = svc.id
             try:
                 for endpoint, handler in endpoints:
                     await svc.add_endpoint(
@@ -427,6 +458,57 @@ class Bus:
                 await self._stopping.wait()
             finally:
                 await svc.stop()
+
+    async def serve_partitions(
+        self,
+        service: str,
+        endpoints: list[tuple[topics.Endpoint[Any, Any], Callable[[Any], Awaitable[Any]]]],
+        owned: Callable[[], Awaitable[set[int]]],
+    ) -> None:
+        """Answer the subjects of the partitions `owned()` names (asked again every second) until stop().
+
+        Answers exactly as serve() does; the queue group `<service>-p` lets two replicas share a partition
+        for the moment ownership changes hands.
+        """
+        subs: dict[int, list[Subscription]] = {}
+        async with asyncio.TaskGroup() as group:
+            try:
+                while not self._stopping.is_set():
+                    try:
+                        wanted = await owned()
+                    except Exception as exc:
+                        log.warning("%s: could not tell which partitions are mine: %r", service, exc)
+                        wanted = set(subs)
+                    for partition in sorted(set(subs) - wanted):
+                        for sub in subs.pop(partition):
+                            await sub.unsubscribe()
+                    for partition in sorted(wanted - set(subs)):
+                        subs[partition] = [
+                            await self.nc.subscribe(
+                                endpoint.subject_of_partition(partition),
+                                queue=f"{service}-p",
+                                cb=self._partition_answerer(group, endpoint, handler),
+                            )
+                            for endpoint, handler in endpoints
+                            if partition < endpoint.partitions
+                        ]
+                    await self._sleep_unless_stopping(_PARTITION_CHECK_S)
+            finally:
+                for partition_subs in subs.values():
+                    for sub in partition_subs:
+                        with contextlib.suppress(Exception):
+                            await sub.unsubscribe()
+
+    def _partition_answerer(
+        self,
+        group: asyncio.TaskGroup,
+        endpoint: topics.Endpoint[Req, Resp],
+        handler: Callable[[Req], Awaitable[Resp]],
+    ) -> Callable[[Msg], Awaitable[None]]:
+        async def on_message(msg: Msg) -> None:
+            group.create_task(self._answer(endpoint, handler, Request(msg)))
+
+        return on_message
 
     def _answerer(
         self,

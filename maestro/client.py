@@ -131,7 +131,7 @@ class Client:
 
     async def ledger(self, tenant: str) -> LedgerView:
         """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""
-        return await self.bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
+        return await self.bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant)
 
 
 @asynccontextmanager

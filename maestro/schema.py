@@ -264,6 +264,10 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     "role": {"description": "the agent role", "enum": list(ROLES), "examples": ["planner"]},
     "task_id": {"description": "the task id (the request's idempotency key)", "examples": [_TASK]},
     "origin": {"description": "the consumer that gave up on the message", "examples": ["guard"]},
+    "partition": {
+        "description": "the tenant's partition: zlib.crc32(tenant as UTF-8) mod the endpoint's partitions",
+        "examples": ["7"],
+    },
 }
 
 _STREAM_HEADERS: dict[str, Any] = {
@@ -496,6 +500,22 @@ def asyncapi() -> dict[str, Any]:
         for flow in FLOWS[name]:
             if flow.action == "receive":
                 operations[f"{flow.party}_receive_{channel_id}"]["bindings"] = bindings
+        if endpoint.partitions:
+            partition_id = f"{channel_id}Partition"
+            channels[partition_id] = {
+                "address": endpoint.partition_pattern,
+                "title": f"{name} partition",
+                "description": f"{endpoint.description}, sent to the one replica that owns the tenant's "
+                f"partition (crc32 of the tenant mod {endpoint.partitions}); when nobody owns it, to "
+                f"{endpoint.subject}",
+                "parameters": {"partition": _PARAMETERS["partition"]},
+                "messages": {request_name: {"$ref": f"#/components/messages/{request_name}"}},
+            }
+            _add_operations(operations, partition_id, [request_name], FLOWS[name], reply)
+            bindings = {"nats": {"queue": f"{topics.BUDGET_SERVICE}-p", "bindingVersion": "0.1.0"}}
+            for flow in FLOWS[name]:
+                if flow.action == "receive":
+                    operations[f"{flow.party}_receive_{partition_id}"]["bindings"] = bindings
 
     for bucket, type_, key in STORED:
         channel_id = _camel(bucket)

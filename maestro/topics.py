@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -93,6 +94,27 @@ class Endpoint(Generic[Req, Resp]):
     request: type[Req]
     response: type[Resp]
     description: str
+    partitions: int = 0
+    """How many partition subjects `<subject>.p<n>` route a key to one replica; 0: none."""
+
+    def partition(self, key: str) -> int:
+        """The partition a key (a tenant) belongs to; raises SubjectError when the endpoint has none."""
+        if self.partitions <= 0:
+            raise SubjectError(f"{self.subject} is not partitioned")
+        return zlib.crc32(key.encode()) % self.partitions
+
+    def partition_subject(self, key: str) -> str:
+        """The partition subject a key is sent to: `maestro.v1.budget.reserve.p7`."""
+        return self.subject_of_partition(self.partition(key))
+
+    def subject_of_partition(self, partition: int) -> str:
+        """The subject of one partition, for a replica that serves it."""
+        return f"{self.subject}.p{partition}"
+
+    @property
+    def partition_pattern(self) -> str:
+        """The partition subjects with their number named, for documentation."""
+        return f"{self.subject}.p{{partition}}"
 
 
 # -- streams ---------------------------------------------------------------------------------------
@@ -149,20 +171,43 @@ def agents_durable(role: Role) -> str:
 
 # -- request/reply -----------------------------------------------------------------------------------
 BUDGET_SERVICE = "budget"
+# Each tenant's partition is served by one replica at a time, so replicas do not race on a ledger (they
+# still may: compare-and-set keeps that correct). More partitions than replicas spread tenants evenly.
+BUDGET_PARTITIONS = 16
 BUDGET_RESERVE: Endpoint[Reserve, Reservation] = Endpoint(
-    "maestro.v1.budget.reserve", "reserve", Reserve, Reservation, "hold an estimate for one task"
+    "maestro.v1.budget.reserve",
+    "reserve",
+    Reserve,
+    Reservation,
+    "hold an estimate for one task",
+    BUDGET_PARTITIONS,
 )
 BUDGET_COMMIT: Endpoint[Commit, Settlement] = Endpoint(
-    "maestro.v1.budget.commit", "commit", Commit, Settlement, "charge actual usage and release the hold"
+    "maestro.v1.budget.commit",
+    "commit",
+    Commit,
+    Settlement,
+    "charge actual usage and release the hold",
+    BUDGET_PARTITIONS,
 )
 BUDGET_RELEASE: Endpoint[Release, Settlement] = Endpoint(
-    "maestro.v1.budget.release", "release", Release, Settlement, "release a hold without charging"
+    "maestro.v1.budget.release",
+    "release",
+    Release,
+    Settlement,
+    "release a hold without charging",
+    BUDGET_PARTITIONS,
 )
 BUDGET_GET: Endpoint[GetLedger, LedgerView] = Endpoint(
-    "maestro.v1.budget.get", "get", GetLedger, LedgerView, "read a tenant's ledger"
+    "maestro.v1.budget.get", "get", GetLedger, LedgerView, "read a tenant's ledger", BUDGET_PARTITIONS
 )
 BUDGET_SET: Endpoint[SetBudget, LedgerView] = Endpoint(
-    "maestro.v1.budget.set", "set", SetBudget, LedgerView, "change a tenant's limits, window or sub-limits"
+    "maestro.v1.budget.set",
+    "set",
+    SetBudget,
+    LedgerView,
+    "change a tenant's limits, window or sub-limits",
+    BUDGET_PARTITIONS,
 )
 
 # -- key-value buckets and object store ----------------------------------------------------------------

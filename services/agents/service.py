@@ -197,7 +197,7 @@ class Worker:
         commit = Commit(
             tenant=assignment.request.tenant, reservation_id=assignment.reservation_id, usage=usage
         )
-        return await self.bus.request(topics.BUDGET_COMMIT, commit)
+        return await self.bus.request(topics.BUDGET_COMMIT, commit, key=commit.tenant)
 
     async def dead_letter(self, data: bytes, reason: str) -> None:
         """A task that went to the DLQ fails with the reason, and its budget hold is released."""
@@ -229,6 +229,7 @@ class Worker:
                 await self.bus.request(
                     topics.BUDGET_RELEASE,
                     Release(tenant=request.tenant, reservation_id=assignment.reservation_id),
+                    key=request.tenant,
                 )
             except RemoteError as exc:
                 context = {"task_id": request.id, "tenant": request.tenant}

@@ -1,15 +1,19 @@
 """The budget service: reserve, commit, release, get and set over request/reply, one ledger per tenant in KV.
 
 The ledgers (services/budget/store.py) hold no state that matters in memory: any number of replicas
-serve the same tenants, and one may be killed at any moment.
+serve the same tenants, and one may be killed at any moment. Callers that name the tenant reach the
+replica owning its partition (services/budget/partitions.py), which only saves conflicts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from maestro import runtime, topics
 from maestro.bus import Bus
@@ -18,6 +22,7 @@ from maestro.runtime import Service
 from proto.v1 import Commit, GetLedger, LedgerView, Release, Reservation, Reserve, SetBudget, Settlement
 from services.budget import pricing
 from services.budget.metrics import BudgetMetrics
+from services.budget.partitions import Ping, ownership
 from services.budget.store import Clock, Ledgers
 from services.budget.sweeper import run_sweeper
 
@@ -69,8 +74,11 @@ class Budget:
         return answer
 
 
-async def serve_budget(bus: Bus, clock: Clock = time.time) -> None:
-    """Answer the budget endpoints and sweep expired holds until bus.stop(); queued operations finish."""
+async def serve_budget(bus: Bus, clock: Clock = time.time, ping: Ping | None = None) -> None:
+    """Answer the budget endpoints and sweep expired holds until bus.stop(); queued operations finish.
+
+    `ping` names the live replicas that share the tenants' partitions (default: who answers the ping).
+    """
     kv = await bus.js.key_value(topics.BUCKET_BUDGET)
     metrics = BudgetMetrics.create(bus.metrics.registry)
     prices = pricing.from_settings(bus.settings)
@@ -78,18 +86,23 @@ async def serve_budget(bus: Bus, clock: Clock = time.time) -> None:
         ledgers = Ledgers(bus, kv, prices, metrics, group, clock)
         budget = Budget(ledgers)
         sweeper = group.create_task(run_sweeper(kv, ledgers, clock, bus.settings.budget_sweep_s))
+        endpoints: list[tuple[topics.Endpoint[Any, Any], Callable[[Any], Awaitable[Any]]]] = [
+            (topics.BUDGET_RESERVE, budget.reserve),
+            (topics.BUDGET_COMMIT, budget.commit),
+            (topics.BUDGET_RELEASE, budget.release),
+            (topics.BUDGET_GET, budget.get),
+            (topics.BUDGET_SET, budget.set),
+        ]
+        owned = ownership(
+            functools.partial(bus.service_id, topics.BUDGET_SERVICE),
+            ping or functools.partial(bus.live_instances, topics.BUDGET_SERVICE),
+            topics.BUDGET_PARTITIONS,
+        )
+        # A tenant's requests go to the one replica that owns its partition, so its writes group-commit
+        # there instead of racing another replica's compare-and-set; the public subjects serve the rest.
+        group.create_task(bus.serve_partitions(topics.BUDGET_SERVICE, endpoints, owned))
         try:
-            await bus.serve(
-                topics.BUDGET_SERVICE,
-                VERSION,
-                [
-                    (topics.BUDGET_RESERVE, budget.reserve),
-                    (topics.BUDGET_COMMIT, budget.commit),
-                    (topics.BUDGET_RELEASE, budget.release),
-                    (topics.BUDGET_GET, budget.get),
-                    (topics.BUDGET_SET, budget.set),
-                ],
-            )
+            await bus.serve(topics.BUDGET_SERVICE, VERSION, endpoints)
         finally:
             sweeper.cancel()
 

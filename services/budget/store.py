@@ -39,7 +39,9 @@ _MAX_ATTEMPTS = 50
 # After losing a compare-and-set on a tenant with more operations queued, a writer waits this long (x0.5 to
 # x1.5, at random) before it re-reads: the replica that won usually has its next batch ready and, its copy
 # being fresh, lands it, while the loser gathers a bigger batch. Re-reading at once made two replicas on one
-# hot tenant alternate, nearly every write losing once (bench/budget: 0.7 conflicts per write, now ~0.4).
+# hot tenant alternate, nearly every write losing once (bench/budget: 0.7 conflicts per write, then ~0.4).
+# Since callers route each tenant to one replica (partitions.py) races are rare; this covers the moments
+# when ownership moves and callers that do not route.
 # There is no write pacing: with compact entries (ledger.py) it only added latency (measured).
 _CONFLICT_BACKOFF_S = 0.001
 

@@ -43,6 +43,7 @@ async def reserve(
                 role=request.role,
                 model=request.model or "",
             ),
+            key=request.tenant,
         )
     except RemoteError as exc:
         if exc.code == 400:

@@ -239,6 +239,7 @@ class Guard:
             await self.bus.request(
                 topics.BUDGET_RELEASE,
                 Release(tenant=envelope.tenant, reservation_id=reservation_id_for(envelope.id)),
+                key=envelope.tenant,
             )
         subject = topics.EVENTS.subject(envelope.tenant, envelope.id)
         reason = f"{'invalid request' if undecodable else 'not handled'}: {safe_reason}"

@@ -109,6 +109,8 @@ async def reserver(bus: Bus, n: int, books: Books, rng: random.Random) -> None:
     """ROUNDS reservations, each committed, released or abandoned, every operation repeated at random."""
     for round_ in range(ROUNDS):
         tenant = rng.choice(TENANTS)
+        # Half the reservers go through the tenant's partition owner, half to any replica: both race.
+        key = tenant if n % 2 else None
         task = f"w{n}-{round_}"
         rid = f"r-{task}"
         action = rng.choices(("commit", "release", "abandon"), (6, 3, 1))[0]
@@ -121,7 +123,7 @@ async def reserver(bus: Bus, n: int, books: Books, rng: random.Random) -> None:
         )
         granted = False
         for _ in range(1 + rng.randrange(3)):
-            answer = await persist(functools.partial(bus.request, topics.BUDGET_RESERVE, ask))
+            answer = await persist(functools.partial(bus.request, topics.BUDGET_RESERVE, ask, key=key))
             books.check(answer)
             granted = granted or answer.granted
         books.granted += granted
@@ -135,7 +137,7 @@ async def reserver(bus: Bus, n: int, books: Books, rng: random.Random) -> None:
             )
             endpoint = topics.BUDGET_COMMIT if action == "commit" else topics.BUDGET_RELEASE
             for _ in range(1 + rng.randrange(3)):
-                settled = await persist(functools.partial(bus.request, endpoint, settle))  # type: ignore[arg-type]
+                settled = await persist(functools.partial(bus.request, endpoint, settle, key=key))  # type: ignore[arg-type]
                 books.check(settled)
             if action == "commit":
                 books.committed[tenant][rid] = cost
