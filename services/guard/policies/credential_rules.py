@@ -404,15 +404,17 @@ def is_placeholder(value: str) -> bool:
 
 def is_variable(value: str) -> bool:
     """A value that stands for another: a shell or template variable, or a plain number."""
-    if value.startswith(("$", "%")) or value.endswith("%"):
+    if value.startswith("$") or (len(value) > 2 and value.startswith("%") and value.endswith("%")):
         return True
     return value.replace(".", "").replace("-", "").replace("_", "").isdigit()
 
 
 def is_reference(value: str, quoted: bool) -> bool:
     """A value that names something rather than holds it: a variable, an attribute, a path, a name."""
-    if is_variable(value) or value.startswith(("@", "&", "*", "/", "./", "~/", "../")):
+    if is_variable(value) or value.startswith(("/", "./", "~/", "../")):
         return True
+    if not quoted and value.startswith(("@", "&", "*")):
+        return True  # a decorator, an address, a dereference; inside quotes it is just a character
     if "." in value and all(part.isidentifier() for part in value.split(".")):
         return True  # module.attribute
     word = value.replace("-", "_")
