@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -33,99 +34,81 @@ class Topology:
 def topology(settings: Settings) -> Topology:
     """The streams, buckets and stores for these settings."""
     replicas = settings.stream_replicas
+    dedup = settings.duplicate_window_s
+
+    def work_queue(name: str, topic: topics.Topic[Any], description: str) -> StreamConfig:
+        # Each message is someone's work, deleted once acked; a resend inside the window is dropped.
+        return StreamConfig(
+            name=name,
+            subjects=[topic.all],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            duplicate_window=dedup,
+            description=description,
+        )
+
+    def log_of(
+        name: str, topic: topics.Topic[Any], max_age_s: float, description: str, **more: Any
+    ) -> StreamConfig:
+        # A record kept for `max_age_s`, read by anyone, acked by no one.
+        return StreamConfig(
+            name=name,
+            subjects=[topic.all],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+            max_age=max_age_s,
+            description=description,
+            **more,
+        )
+
+    def bucket(name: str, description: str, history: int = 1) -> KeyValueConfig:
+        return KeyValueConfig(
+            bucket=name,
+            history=history,
+            replicas=replicas,
+            direct=True,
+            storage=StorageType.FILE,
+            description=description,
+        )
+
     return Topology(
         streams=(
-            StreamConfig(
-                name=topics.STREAM_REQUESTS,
-                subjects=[topics.REQUESTS.all],
-                retention=RetentionPolicy.WORK_QUEUE,
-                storage=StorageType.FILE,
-                num_replicas=replicas,
-                duplicate_window=settings.duplicate_window_s,
-                description="task requests waiting for the guard",
-            ),
-            StreamConfig(
-                name=topics.STREAM_TASKS,
-                subjects=[topics.TASKS.all],
-                retention=RetentionPolicy.WORK_QUEUE,
-                storage=StorageType.FILE,
-                num_replicas=replicas,
-                duplicate_window=settings.duplicate_window_s,
-                description="allowed tasks waiting for an agent of their role",
-            ),
-            StreamConfig(
-                name=topics.STREAM_EVENTS,
-                subjects=[topics.EVENTS.all],
-                retention=RetentionPolicy.LIMITS,
-                storage=StorageType.FILE,
-                num_replicas=replicas,
-                max_age=settings.event_max_age_s,
-                duplicate_window=settings.duplicate_window_s,
+            work_queue(topics.STREAM_REQUESTS, topics.REQUESTS, "task requests waiting for the guard"),
+            work_queue(topics.STREAM_TASKS, topics.TASKS, "allowed tasks waiting for an agent of their role"),
+            log_of(
+                topics.STREAM_EVENTS,
+                topics.EVENTS,
+                settings.event_max_age_s,
+                "every lifecycle event: the audit log and the source of task state",
+                duplicate_window=dedup,
                 allow_direct=True,
-                description="every lifecycle event: the audit log and the source of task state",
             ),
-            StreamConfig(
-                name=topics.STREAM_DLQ,
-                subjects=[topics.DLQ.all],
-                retention=RetentionPolicy.LIMITS,
-                storage=StorageType.FILE,
-                num_replicas=replicas,
-                max_age=settings.dlq_max_age_s,
-                description="messages that could not be handled, with the reason",
+            log_of(
+                topics.STREAM_DLQ,
+                topics.DLQ,
+                settings.dlq_max_age_s,
+                "messages that could not be handled, with the reason",
             ),
-            StreamConfig(
-                name=topics.STREAM_APPROVALS,
-                subjects=[topics.APPROVALS.all],
-                retention=RetentionPolicy.WORK_QUEUE,
-                storage=StorageType.FILE,
-                num_replicas=replicas,
-                duplicate_window=settings.duplicate_window_s,
-                description="humans' decisions on tasks awaiting approval, waiting for the guard",
+            work_queue(
+                topics.STREAM_APPROVALS,
+                topics.APPROVALS,
+                "humans' decisions on tasks awaiting approval, waiting for the guard",
             ),
-            StreamConfig(
-                name=topics.STREAM_BUDGET_EVENTS,
-                subjects=[topics.BUDGET_EVENTS.all],
-                retention=RetentionPolicy.LIMITS,
-                storage=StorageType.FILE,
-                num_replicas=replicas,
-                max_age=settings.event_max_age_s,
-                duplicate_window=settings.duplicate_window_s,
-                description="budget events: expired holds, thresholds crossed, overages, window rollovers",
+            log_of(
+                topics.STREAM_BUDGET_EVENTS,
+                topics.BUDGET_EVENTS,
+                settings.event_max_age_s,
+                "budget events: expired holds, thresholds crossed, overages, window rollovers",
+                duplicate_window=dedup,
             ),
         ),
         buckets=(
-            KeyValueConfig(
-                bucket=topics.BUCKET_TASKS,
-                history=1,
-                replicas=replicas,
-                direct=True,
-                storage=StorageType.FILE,
-                description="current record of each task",
-            ),
-            KeyValueConfig(
-                bucket=topics.BUCKET_BUDGET,
-                history=1,
-                replicas=replicas,
-                direct=True,
-                storage=StorageType.FILE,
-                description="one ledger per tenant, for its current window (with its limits)",
-            ),
-            KeyValueConfig(
-                bucket=topics.BUCKET_POLICY,
-                history=5,
-                replicas=replicas,
-                direct=True,
-                storage=StorageType.FILE,
-                description="policy bundles, default and per tenant",
-            ),
-            KeyValueConfig(
-                bucket=topics.BUCKET_PARKED,
-                history=1,
-                replicas=replicas,
-                direct=True,
-                storage=StorageType.FILE,
-                description="requests awaiting a human's approval, held by the guard",
-            ),
+            bucket(topics.BUCKET_TASKS, "current record of each task"),
+            bucket(topics.BUCKET_BUDGET, "one ledger per tenant, for its current window (with its limits)"),
+            bucket(topics.BUCKET_POLICY, "the policy bundle in force (one key: bundle)", history=5),
+            bucket(topics.BUCKET_PARKED, "requests awaiting a human's approval, held by the guard"),
         ),
         stores=(
             ObjectStoreConfig(
