@@ -233,6 +233,11 @@ def service_ping_subject(service: str) -> str:
     return f"$SRV.PING.{_check_token(service)}"
 
 
+def kv_stream(bucket: str) -> str:
+    """The stream that backs a KV bucket (JetStream's naming, as nats-py's create_key_value uses it)."""
+    return f"KV_{bucket}"
+
+
 def kv_subject(bucket: str, key: str) -> str:
     """The subject a KV bucket stores `key` under (what KeyValue.put publishes to)."""
     return f"$KV.{bucket}.{_check_token(key)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -131,10 +132,28 @@ async def ensure(js: JetStreamContext, settings: Settings) -> None:
             # It exists with another configuration: bring it to ours.
             await js.update_stream(stream)
     for bucket in wanted.buckets:
-        await js.create_key_value(bucket)
+        try:
+            await js.create_key_value(bucket)
+        except BadRequestError:
+            # It exists with another configuration (an older Maestro's): bring its stream to ours, as
+            # for the streams above, instead of failing every service's start.
+            await _update_bucket(js, bucket)
     for store in wanted.stores:
         await js.create_object_store(str(store.bucket), config=store)
     log.debug("topology ensured")
+
+
+async def _update_bucket(js: JetStreamContext, bucket: KeyValueConfig) -> None:
+    current = (await js.stream_info(topics.kv_stream(str(bucket.bucket)))).config
+    await js.update_stream(
+        dataclasses.replace(
+            current,
+            description=bucket.description,
+            max_msgs_per_subject=bucket.history,
+            num_replicas=bucket.replicas,
+            allow_direct=bucket.direct,
+        )
+    )
 
 
 async def is_provisioned(js: JetStreamContext) -> bool:
