@@ -5,6 +5,7 @@
 | returns                          | ack                                         | reply with the answer  |
 | raises Retry(delay)              | nak(delay)                                  | error 503              |
 | raises Reject, or does not decode| term + DeadLetter to the DLQ                | error 400              |
+| raises NotFound                  | (as anything else)                          | error 404              |
 | raises anything else             | nak with backoff until max_deliver, then DLQ| error 500              |
 """
 
@@ -32,7 +33,7 @@ from nats.micro.request import Request
 from nats.micro.service import ServiceConfig
 
 from maestro import codec, logs, topics, tracing
-from maestro.errors import Reject, RemoteError, Retry, WrongRevision
+from maestro.errors import NotFound, Reject, RemoteError, Retry, WrongRevision
 from maestro.metrics import Metrics
 from maestro.replies import Replies
 from maestro.settings import Settings
@@ -539,6 +540,9 @@ class Bus:
             except Reject as exc:
                 code = "400"
                 await request.respond_error(code, exc.reason)
+            except NotFound as exc:
+                code = "404"
+                await request.respond_error(code, str(exc))
             except Retry as exc:
                 code = "503"
                 await request.respond_error(code, str(exc))
