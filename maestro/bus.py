@@ -103,6 +103,8 @@ class Delivery:
 
 
 Handler = Callable[[M, Delivery], Awaitable[None]]
+_InFlight = dict[int, tuple[Msg, float]]
+"""Messages whose handler has not settled them yet, by id(msg): the message and when its handler began."""
 DeadLetterHook = Callable[[bytes, str], Awaitable[None]]
 
 
@@ -115,6 +117,8 @@ class Consumer(Generic[M]):
     filter_subject: str
     type: type[M]
     origin: str
+    scrub: Callable[[str], str] | None = None
+    """Masks what a dead letter keeps of a message (its text and the reason), e.g. credentials in it."""
 
 
 class Bus:
@@ -299,33 +303,66 @@ class Bus:
         )
         await self.js.add_consumer(consumer.stream, config)
         sub = await self.js.pull_subscribe_bind(consumer.durable, stream=consumer.stream)
-        slots = asyncio.Semaphore(settings.concurrency)
-        failures = 0
+        in_flight: _InFlight = {}
         try:
-            async with asyncio.TaskGroup() as group:
-                while not self._stopping.is_set():
-                    await slots.acquire()
-                    free = 1
-                    while free < settings.fetch_batch and not slots.locked():
-                        await slots.acquire()
-                        free += 1
-                    try:
-                        msgs = await self._fetch(sub, free)
-                        failures = 0
-                    except Exception as exc:
-                        for _ in range(free):
-                            slots.release()
-                        failures += 1
-                        log.warning("fetch from %s failed: %r", consumer.durable, exc)
-                        await self._sleep_unless_stopping(min(0.1 * 2**failures, 5.0))
-                        continue
-                    for _ in range(free - len(msgs)):
-                        slots.release()
-                    for msg in msgs:
-                        group.create_task(self._handle(consumer, handler, msg, slots, on_dead_letter))
+            async with asyncio.TaskGroup() as outer:
+                # Outside the handlers' group, so it keeps their messages alive until the last one settles.
+                keeper = outer.create_task(self._keep_alive(in_flight))
+                try:
+                    await self._pull(consumer, handler, sub, in_flight, on_dead_letter)
+                finally:
+                    keeper.cancel()
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _pull(
+        self,
+        consumer: Consumer[M],
+        handler: Handler[M],
+        sub: JetStreamContext.PullSubscription,
+        in_flight: _InFlight,
+        on_dead_letter: DeadLetterHook | None,
+    ) -> None:
+        settings = self.settings
+        slots = asyncio.Semaphore(settings.concurrency)
+        failures = 0
+        async with asyncio.TaskGroup() as group:
+            while not self._stopping.is_set():
+                await slots.acquire()
+                free = 1
+                while free < settings.fetch_batch and not slots.locked():
+                    await slots.acquire()
+                    free += 1
+                try:
+                    msgs = await self._fetch(sub, free)
+                    failures = 0
+                except Exception as exc:
+                    for _ in range(free):
+                        slots.release()
+                    failures += 1
+                    log.warning("fetch from %s failed: %r", consumer.durable, exc)
+                    await self._sleep_unless_stopping(min(0.1 * 2**failures, 5.0))
+                    continue
+                for _ in range(free - len(msgs)):
+                    slots.release()
+                for msg in msgs:
+                    group.create_task(self._handle(consumer, handler, msg, slots, in_flight, on_dead_letter))
+
+    async def _keep_alive(self, in_flight: _InFlight) -> None:
+        # A handler's message stays unacknowledged until it settles; however long the handler takes (and
+        # however busy the loop is), the server hears that it is in progress at least four times per ack
+        # wait, so it is never redelivered to a second worker while the first is still on it. Only
+        # messages held longer than a tick cost anything: a fast handler is never touched.
+        tick = self.settings.ack_wait_s / 4
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(tick)
+            due = loop.time() - tick
+            for msg, since in list(in_flight.values()):
+                if since <= due:
+                    with contextlib.suppress(Exception):
+                        await msg.in_progress()
 
     async def _fetch(self, sub: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
         try:
@@ -343,9 +380,11 @@ class Bus:
         handler: Handler[M],
         msg: Msg,
         slots: asyncio.Semaphore,
+        in_flight: _InFlight,
         on_dead_letter: DeadLetterHook | None,
     ) -> None:
         started = time.perf_counter()
+        in_flight[id(msg)] = (msg, asyncio.get_running_loop().time())
         outcome = "ack"
         try:
             meta = msg.metadata
@@ -361,15 +400,22 @@ class Bus:
             logs.bind(trace_id=tracing.trace_id(delivery.traceparent), subject=msg.subject)
             try:
                 message = codec.decode(consumer.type, msg.data)
-            except codec.DecodeError as exc:
+            except Exception as exc:
+                # Whatever the decoder raises, the same bytes would fail again: never redeliver them.
                 outcome = "reject"
-                await self._to_dlq(consumer, msg, delivery, f"undecodable: {exc}", on_dead_letter)
+                why = exc if isinstance(exc, codec.DecodeError) else repr(exc)
+                await self._to_dlq(consumer, msg, delivery, f"undecodable: {why}", on_dead_letter)
                 return
             try:
                 await handler(message, delivery)
             except Retry as exc:
-                outcome = "retry"
-                await msg.nak(delay=exc.delay)
+                if attempt >= self.settings.max_retries:
+                    outcome = "dead_letter"
+                    reason = f"still retrying after {attempt} deliveries: {exc}"
+                    await self._to_dlq(consumer, msg, delivery, reason, on_dead_letter)
+                else:
+                    outcome = "retry"
+                    await msg.nak(delay=exc.delay)
             except Reject as exc:
                 outcome = "reject"
                 await self._to_dlq(consumer, msg, delivery, f"rejected: {exc.reason}", on_dead_letter)
@@ -390,6 +436,7 @@ class Bus:
             outcome = "unsettled"
             log.exception("%s: could not settle %s", consumer.durable, msg.subject)
         finally:
+            del in_flight[id(msg)]
             slots.release()
             self._counted(consumer.durable, outcome).inc()
             self._timed(consumer.durable).observe(time.perf_counter() - started)
@@ -415,12 +462,16 @@ class Bus:
         reason: str,
         on_dead_letter: DeadLetterHook | None,
     ) -> None:
-        log.warning("%s: dead letter from %s: %s", consumer.durable, msg.subject, reason)
+        data, kept_reason = msg.data, reason
+        if consumer.scrub is not None:
+            data = consumer.scrub(msg.data.decode(errors="replace")).encode()
+            kept_reason = consumer.scrub(reason)
+        log.warning("%s: dead letter from %s: %s", consumer.durable, msg.subject, kept_reason)
         await self.dead_letter(
             consumer.origin,
             msg.subject,
-            msg.data,
-            reason,
+            data,
+            kept_reason,
             headers=delivery.headers,
             deliveries=delivery.attempt,
             stream_seq=delivery.stream_seq,

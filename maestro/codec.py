@@ -32,3 +32,6 @@ def decode(type_: type[M], data: bytes | str) -> M:
         return _decoder(type_).decode(data)  # type: ignore[arg-type, no-any-return]
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise DecodeError(str(exc)) from None
+    except RecursionError:
+        # msgspec refuses input nested deeper than its recursion limit, even inside a field it would skip.
+        raise DecodeError("nested too deeply") from None

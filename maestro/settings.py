@@ -46,6 +46,9 @@ class Settings:
     """How long a consumer waits for an ack before redelivering a message."""
     max_deliver: int = 5
     """Deliveries of one message before it goes to the DLQ."""
+    max_retries: int = 1000
+    """Deliveries of one message whose handler keeps asking to be retried later (the budget is down, say)
+    before it goes to the DLQ: nothing is redelivered without bound."""
     max_ack_pending: int = 1000
     """Messages a durable consumer hands out without an ack (back-pressure across replicas)."""
     concurrency: int = 256

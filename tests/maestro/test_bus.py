@@ -168,3 +168,86 @@ async def test_request_without_a_server_is_a_503(bus: Bus) -> None:
 def test_dead_letter_keeps_bytes_exactly() -> None:
     letter = DeadLetter(origin="o", subject="s", reason="r", at=datetime.now(UTC), data=b"\x00\x01")
     assert codec.decode(DeadLetter, codec.encode(letter)).data == b"\x00\x01"
+
+
+async def test_a_handler_longer_than_the_ack_wait_runs_once(bus: Bus) -> None:
+    # ack_wait is 2 s in these settings: the handler holds its message for three times that.
+    runs: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        runs.append(delivery.attempt)
+        await asyncio.sleep(3 * bus.settings.ack_wait_s)  # the work itself, not a wait for something
+        done.set()
+
+    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    task = asyncio.create_task(bus.consume(CONSUMER, handler))
+    try:
+        async with asyncio.timeout(20):
+            await done.wait()
+    finally:
+        bus.stop()
+        await asyncio.wait_for(task, 10)  # returns once every handler has settled its message
+    assert runs == [1]
+    assert (await bus.js.stream_info(topics.STREAM_REQUESTS)).state.messages == 0
+    info = await bus.js.consumer_info(topics.STREAM_REQUESTS, CONSUMER.durable)
+    assert info.num_redelivered == 0
+
+
+async def test_input_nested_too_deeply_is_dead_lettered_once_and_serving_continues(bus: Bus) -> None:
+    handled: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        handled.append(msg.id)
+        done.set()
+
+    deep = b'{"tenant":"acme","role":"planner","prompt":"x","extra":' + b"[" * 5000 + b"]" * 5000 + b"}"
+    await bus.nc.publish(topics.REQUESTS.subject("acme"), deep)
+    await bus.publish(topics.REQUESTS.subject("acme"), request(2))
+    await run_until(bus, handler, done)
+    assert handled == ["req-2"]
+    letters = await read_dlq(bus, 1)
+    assert letters[0].reason == "undecodable: nested too deeply"
+    assert letters[0].deliveries == 1
+
+
+async def test_a_message_retried_without_end_is_dead_lettered_after_max_retries(bus: Bus) -> None:
+    attempts: list[int] = []
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        raise Retry(0.01, "the budget is down")
+
+    bus.settings = bus.settings.with_(max_retries=4)
+    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    task = asyncio.create_task(bus.consume(CONSUMER, handler))
+    letters = await read_dlq(bus, 1, within=10)
+    bus.stop()
+    await asyncio.wait_for(task, 5)
+    assert attempts == [1, 2, 3, 4]
+    assert letters[0].reason == "still retrying after 4 deliveries: the budget is down"
+
+
+async def test_a_scrubbing_consumer_keeps_only_the_scrubbed_text_in_the_dlq(bus: Bus) -> None:
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        raise Reject(f"bad prompt {msg.prompt}")
+
+    scrubbing = Consumer(
+        stream=CONSUMER.stream,
+        durable="test-bus-scrub",
+        filter_subject=CONSUMER.filter_subject,
+        type=TaskRequest,
+        origin="test",
+        scrub=lambda text: text.replace("hunter2", "*****"),
+    )
+    await bus.publish(
+        topics.REQUESTS.subject("acme"),
+        TaskRequest(id="s1", tenant="acme", role="planner", prompt="hunter2"),
+    )
+    task = asyncio.create_task(bus.consume(scrubbing, handler))
+    letters = await read_dlq(bus, 1)
+    bus.stop()
+    await asyncio.wait_for(task, 5)
+    assert b"hunter2" not in letters[0].data and b"*****" in letters[0].data
+    assert letters[0].reason == "rejected: bad prompt *****"
