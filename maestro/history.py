@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from maestro import codec, topics
 from proto.v1 import TaskEvent
@@ -50,3 +51,24 @@ async def read_events(js: JetStreamContext, task_id: str) -> list[TaskEvent]:
 def follow_events(js: JetStreamContext, task_id: str) -> AsyncIterator[TaskEvent]:
     """A task's events, oldest first, then new ones as they are stored; the caller decides when to stop."""
     return _events(js, task_id, follow=True)
+
+
+async def stored_between(
+    js: JetStreamContext, subject: str, after_seq: int, before_seq: int
+) -> list[tuple[int, TaskEvent]]:
+    """The events stored on one task's `subject` after stream sequence `after_seq` and before `before_seq`,
+    oldest first, with their sequences (direct gets: one request per event, no consumer); a message that is
+    not a task event is skipped."""
+    found: list[tuple[int, TaskEvent]] = []
+    seq = after_seq + 1
+    while seq < before_seq:
+        try:
+            raw = await js.get_msg(topics.STREAM_EVENTS, seq=seq, subject=subject, next=True, direct=True)
+        except NotFoundError:
+            break
+        if raw.seq is None or raw.seq >= before_seq:
+            break
+        with contextlib.suppress(codec.DecodeError):
+            found.append((raw.seq, codec.decode(TaskEvent, raw.data or b"")))  # type: ignore[arg-type]
+        seq = raw.seq + 1
+    return found

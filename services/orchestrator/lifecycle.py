@@ -95,8 +95,13 @@ class Duplicate:
 Step = Applied | Refused | Duplicate
 
 
-def step(record: TaskRecord | None, event: TaskEvent, seq: int) -> Step:
-    """Apply `event`, stored at stream sequence `seq`, to `record` (None when the task has no record)."""
+def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool = False) -> Step:
+    """Apply `event`, stored at stream sequence `seq`, to `record` (None when the task has no record).
+
+    `first` says the events stream holds nothing of the task before `event`: a request refused before the
+    guard could accept it (it did not decode) then starts its record with the rejection, so its sender can
+    read why.
+    """
     if record is not None and seq <= record.last_event_seq:
         return Duplicate(record.last_event_seq)
     if isinstance(event, Accepted):
@@ -104,8 +109,10 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int) -> Step:
             return Refused(f"task already exists (state {record.state})")
         return Applied(_created(event, seq), None)
     if record is None:
+        if first and isinstance(event, Rejected):
+            return Applied(_rejected_on_arrival(event, seq), None)
         # Accepted is always stored first on the task's subject; this one may have overtaken it.
-        return Refused(f"{kind(event)} for a task with no record (accepted comes first)", early=True)
+        return Refused(f"{kind(event)} for a task with no record (accepted comes first)", early=not first)
     if event.tenant != record.tenant:
         return Refused(f"{kind(event)} names tenant {event.tenant!r}, the task belongs to another")
     at = event.at
@@ -187,6 +194,21 @@ def _created(event: Accepted, seq: int) -> TaskRecord:
         labels=event.labels,
         model=event.model,
         last_event_seq=seq,
+    )
+
+
+def _rejected_on_arrival(event: Rejected, seq: int) -> TaskRecord:
+    return TaskRecord(
+        id=event.task_id,
+        tenant=event.tenant,
+        state="rejected",
+        created_at=event.at,
+        updated_at=event.at,
+        last_event_seq=seq,
+        reason=event.reason,
+        finished_at=event.at,
+        rejected_by=event.by,
+        **_verdict(event.decision),
     )
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry, Counter
 
-from maestro import runtime, topics
+from maestro import history, runtime, topics
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import Reject, Retry
 from maestro.runtime import Service
@@ -45,7 +46,7 @@ class OrchestratorMetrics:
         return cls(
             transitions=Counter(
                 "maestro_orchestrator_transitions_total",
-                "Task events by what the state machine did with them (applied, refused, duplicate)",
+                "Task events by what the state machine did with them (applied, repaired, refused, duplicate)",
                 ["result"],
                 registry=registry,
             ),
@@ -68,21 +69,32 @@ class _Tally:
     results: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
 
+    def applied(self, record: TaskRecord, changed_state: bool, result: str = "applied") -> None:
+        self.results.append(result)
+        if changed_state:
+            self.states.append(record.state)
+
 
 class Orchestrator:
-    """Applies task events to task records: one task's events in stream order, each batch in one write."""
+    """Applies task events to task records: one task's events in stream order, each batch in one write.
 
-    def __init__(self, store: TaskStore, metrics: OrchestratorMetrics, max_deliver: int) -> None:
+    Events may arrive in any order (a crashed replica's unacked events come back only after the ack wait,
+    a retry overtakes, replicas race). An event that needs one stored before it is never retried blindly or
+    dropped: the orchestrator reads what it missed of the task from the events stream, in stream order, and
+    folds it first, so the record converges to the stream whatever the delivery order.
+    """
+
+    def __init__(self, store: TaskStore, js: JetStreamContext, metrics: OrchestratorMetrics) -> None:
         self.store = store
+        self.js = js
         self.metrics = metrics
-        self.max_deliver = max_deliver
         self.batches: KeyedBatches[Item] = KeyedBatches(self._process)
 
     async def handle(self, event: TaskEvent, delivery: Delivery) -> None:
         """Fold one event into its task's record.
 
         Raises Reject when the subject and the event disagree about the task, Retry when the record kept
-        changing under us or the event overtook one it depends on (it is then delivered again later).
+        changing under us (it is then delivered again later).
         """
         # Submitting is the first thing awaited, so events of one task queue up in the order they arrived.
         await self.batches.submit(event.task_id, (event, delivery))
@@ -112,21 +124,24 @@ class Orchestrator:
                 )
                 continue
             result = lifecycle.step(record, event, delivery.stream_seq)
+            if isinstance(result, Refused):
+                if not fresh:
+                    # A refusal must rest on the stored record, not on what this process remembers.
+                    raise Conflict(event.task_id, current.revision if current else None)
+                if result.early:
+                    record, result = await self._caught_up(record, event, delivery, tally)
             match result:
                 case Applied(record=applied):
                     record = applied
-                    tally.results.append("applied")
-                    if result.changed_state:
-                        tally.states.append(applied.state)
-                    outcomes.append(None)
+                    tally.applied(applied, result.changed_state)
                 case Duplicate():
                     tally.results.append("duplicate")
-                    outcomes.append(None)
-                case Refused(reason=reason, early=early):
-                    if not fresh:
-                        # A refusal must rest on the stored record, not on what this process remembers.
-                        raise Conflict(event.task_id, current.revision if current else None)
-                    outcomes.append(self._refused(event, record, reason, early, delivery, tally))
+                case Refused(reason=reason):
+                    was = record.state if record else "absent"
+                    context = {"task_id": event.task_id, "tenant": event.tenant}
+                    log.warning("refused %s (task %s): %s", lifecycle.kind(event), was, reason, extra=context)
+                    tally.results.append("refused")
+            outcomes.append(None)
         if record is not None and (current is None or record is not current.record):
             await self.store.put(record, current.revision if current else None)
         for name in tally.results:
@@ -135,31 +150,27 @@ class Orchestrator:
             self.metrics.states.labels(state).inc()
         return outcomes
 
-    def _refused(
-        self,
-        event: TaskEvent,
-        record: TaskRecord | None,
-        reason: str,
-        early: bool,
-        delivery: Delivery,
-        tally: _Tally,
-    ) -> Outcome:
-        context = {"task_id": event.task_id, "tenant": event.tenant}
-        if early and delivery.attempt < self.max_deliver:
-            log.info("%s; retrying (delivery %d)", reason, delivery.attempt, extra=context)
-            return Retry(min(0.2 * 2 ** (delivery.attempt - 1), 2.0), reason)
-        state = record.state if record else "absent"
-        log.warning("refused %s (task %s): %s", lifecycle.kind(event), state, reason, extra=context)
-        tally.results.append("refused")
-        return None
+    async def _caught_up(
+        self, record: TaskRecord | None, event: TaskEvent, delivery: Delivery, tally: _Tally
+    ) -> tuple[TaskRecord | None, lifecycle.Step]:
+        """Fold what the record missed of the task, stored before `event`, then `event` itself."""
+        after = record.last_event_seq if record else 0
+        for seq, earlier in await history.stored_between(
+            self.js, delivery.subject, after, delivery.stream_seq
+        ):
+            if earlier.task_id != event.task_id or earlier.tenant != event.tenant:
+                continue
+            caught = lifecycle.step(record, earlier, seq)
+            if isinstance(caught, Applied):
+                record = caught.record
+                tally.applied(caught.record, caught.changed_state, "repaired")
+        return record, lifecycle.step(record, event, delivery.stream_seq, first=record is None)
 
 
 async def serve(bus: Bus) -> None:
     """Apply every task event to its record until the bus stops."""
     orchestrator = Orchestrator(
-        store=TaskStore(bus),
-        metrics=OrchestratorMetrics.create(bus.metrics.registry),
-        max_deliver=bus.settings.max_deliver,
+        store=TaskStore(bus), js=bus.js, metrics=OrchestratorMetrics.create(bus.metrics.registry)
     )
     await bus.consume(EVENTS, orchestrator.handle)
 

@@ -95,17 +95,6 @@ async def wait_handled(bus: Bus, seq: int, within: float = 10.0) -> None:
             await asyncio.sleep(0.02)
 
 
-async def wait_delivered(bus: Bus, seq: int, within: float = 10.0) -> None:
-    """Wait until the orchestrator's consumer has handed out every event up to stream sequence `seq`."""
-    async with asyncio.timeout(within):
-        while True:
-            with contextlib.suppress(NotFoundError):
-                info = await bus.js.consumer_info(topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR)
-                if info.delivered is not None and (info.delivered.stream_seq or 0) >= seq:
-                    return
-            await asyncio.sleep(0.02)
-
-
 async def metric(port: int, name: str, label: str) -> float:
     async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/metrics") as resp:
         text = await resp.text()

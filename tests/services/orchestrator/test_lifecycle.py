@@ -308,3 +308,25 @@ def test_heartbeat_only_moves_updated_at() -> None:
     # It leaves last_event_seq alone, so an outcome stored before it is never mistaken for a duplicate.
     assert applied(step(beat, succeeded(), 11)).state == "succeeded"
     assert isinstance(result, Applied) and not result.changed_state
+
+
+def test_with_nothing_stored_before_it_a_rejection_starts_the_record() -> None:
+    rejected = Rejected(task_id="t-1", tenant="acme", at=at(1), decision=DENY, reason="invalid request")
+    assert isinstance(step(None, rejected, 3), Refused)  # it may have overtaken Accepted: not yet
+    result = step(None, rejected, 3, first=True)
+    assert isinstance(result, Applied)
+    assert (result.record.state, result.record.reason, result.record.last_event_seq) == (
+        "rejected",
+        "invalid request",
+        3,
+    )
+
+
+def test_with_nothing_stored_before_it_any_other_event_is_refused_for_good() -> None:
+    started = Started(task_id="t-1", tenant="acme", at=at(1), worker="w")
+    assert step(None, started, 3) == Refused(
+        "task.started for a task with no record (accepted comes first)", early=True
+    )
+    assert step(None, started, 3, first=True) == Refused(
+        "task.started for a task with no record (accepted comes first)", early=False
+    )

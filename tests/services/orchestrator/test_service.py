@@ -25,7 +25,6 @@ from tests.services.orchestrator.support import (
     metric,
     now,
     orchestrator,
-    wait_delivered,
     wait_handled,
     wait_record,
 )
@@ -98,20 +97,37 @@ async def test_a_redelivered_event_is_a_duplicate_and_redelivered_work_restarts(
     assert done.attempts == 2
 
 
-async def test_an_event_that_overtakes_accepted_is_applied_once_accepted_arrives(
+async def test_events_overtaking_one_held_by_a_dead_replica_still_bring_the_record_to_its_end(
+    bus: Bus, settings: Settings
+) -> None:
+    # A replica pulled Accepted and died without acking it: the server hands it out again only after the
+    # ack wait (here a minute). The events stored after it must not wait for it, and none may be dropped.
+    slow = settings.with_(ack_wait_s=60.0)
+    events = lifecycle("task-held")
+    async with orchestrator(slow):
+        await wait_handled(bus, 0)  # its shared durable consumer exists
+    dead_replica = await bus.js.pull_subscribe_bind(topics.DURABLE_ORCHESTRATOR, stream=topics.STREAM_EVENTS)
+    await emit(bus, events[0])
+    held = await dead_replica.fetch(1, timeout=5)
+    assert codec.decode(Accepted, held[0].data).task_id == "task-held"  # and never acked
+    for event in events[1:]:
+        await emit(bus, event)
+    records = await bus.js.key_value(topics.BUCKET_TASKS)
+    async with orchestrator(slow):
+        done = await wait_record(records, "task-held", lambda r: r.state == "succeeded", within=10)
+    assert (done.role, done.labels, done.output, done.cost_micro_usd) == ("tester", {"pr": "7"}, "exit 0", 69)
+
+
+async def test_a_request_rejected_before_it_was_accepted_has_a_record_saying_why(
     bus: Bus, records: KeyValue, port: int
 ) -> None:
-    # A second replica (or a retry) can see Queued before Accepted is in KV: it is retried, not dropped.
-    accepted, queued = lifecycle("task-late")[:2]
-    seq = await emit(bus, queued)
-    await wait_delivered(bus, seq)
-    # Meanwhile another replica applies Accepted.
-    pending = TaskRecord(
-        id="task-late", tenant="acme", state="pending", created_at=accepted.at, updated_at=accepted.at
+    decision = Decision(verdict="deny")
+    rejected = Rejected(
+        task_id="task-junk", tenant="acme", at=now(), decision=decision, reason="invalid request: bad role"
     )
-    await records.create("task-late", codec.encode(pending))
-    done = await wait_record(records, "task-late", lambda r: r.state == "queued")
-    assert done.verdict == "allow"
+    await emit(bus, rejected)
+    done = await wait_record(records, "task-junk", lambda r: r.state == "rejected")
+    assert (done.tenant, done.reason, done.verdict) == ("acme", "invalid request: bad role", "deny")
 
 
 async def test_an_event_on_another_task_s_subject_goes_to_the_dlq(bus: Bus, port: int) -> None:
