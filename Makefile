@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint schema bench maestro-smoke check-pr clean
+.PHONY: setup run test lint schema bench maestro-smoke check-pr chaos soak clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,14 @@ bench: $(STAMP)
 
 maestro-smoke: $(STAMP)
 	$(BIN)/maestro smoke
+
+# Fault scenarios against real processes; ARGS="--only kill-agents,poison --repeat 3" pass on.
+chaos: $(STAMP)
+	$(BIN)/python -m chaos $(ARGS)
+
+# Ten minutes at a steady rate; fails when memory or open files grow past the bound it prints.
+soak: $(STAMP)
+	$(BIN)/python -m chaos.soak $(ARGS)
 
 # Judge this branch's changes with the guard's engine; BASE=ref and ARGS="--format sarif --output x" pass on.
 # The guard's own tests hold planted keys and license headers on purpose: they are its test fixtures.

@@ -1,0 +1,7 @@
+"""The fault suite: real processes, real faults, and the invariants of DESIGN.md checked after each one.
+
+`python -m chaos` runs every scenario (`make chaos`); `python -m chaos.soak` runs the long steady load
+(`make soak`). Modules: processes (what /proc says), mesh (a `maestro up` to break), cluster (three
+nats-servers), effects (the side effect a tester task leaves), load (submit and collect), facts and
+invariants (pure checks), drill (a load with a fault in the middle), scenarios/, table.
+"""

@@ -1,0 +1,38 @@
+"""Every scenario of `make chaos`, in the order they run (most valuable first)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaos.invariants import Report
+from chaos.scenarios import kills
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named fault drill: given a fresh working directory, it runs and reports."""
+
+    name: str
+    what: str
+    run: Callable[[Path], Awaitable[Report]]
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    *(
+        Scenario(f"kill-{name}", f"SIGKILL {name} mid-load", functools.partial(kills.run_kill, name))
+        for name in ("guard", "budget", "orchestrator", "agents", "all")
+    ),
+    Scenario("kill-nats", "SIGKILL nats-server mid-load", kills.run_kill_nats),
+)
+
+
+def named(names: list[str]) -> list[Scenario]:
+    """The scenarios with these names, in suite order; raises KeyError naming an unknown one."""
+    known = {s.name: s for s in SCENARIOS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise KeyError(f"unknown scenarios {unknown}; known: {', '.join(known)}")
+    return [s for s in SCENARIOS if s.name in names]

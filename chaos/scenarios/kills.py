@@ -1,0 +1,43 @@
+"""SIGKILL under load: each service alone, all of them at once, and nats-server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from chaos.drill import Fault, Plan, Stage, drill
+from chaos.invariants import Report
+from chaos.mesh import SERVICES
+
+
+def killing(*names: str) -> Fault:
+    """SIGKILL the named services together, then wait until `maestro up` has each one back."""
+
+    async def fault(stage: Stage) -> None:
+        kills = [stage.mesh.kill(name) for name in names]
+        for kill in kills:
+            await stage.mesh.back(kill.name, kill.pid)
+
+    return fault
+
+
+async def kill_nats(stage: Stage) -> None:
+    """SIGKILL nats-server; `maestro up` should bring it back on the same store and port."""
+    kill = stage.mesh.kill("nats-server")
+    note = await stage.mesh.nats_back(kill.pid)
+    if note is not None:
+        stage.violations.append(f"{note} (issue 7 finding 12)")
+
+
+def service(name: str) -> Fault:
+    """The fault of scenario kill-<name>."""
+    return killing(*(SERVICES if name == "all" else (name,)))
+
+
+async def run_kill(name: str, workdir: Path) -> Report:
+    """kill-<service> and kill-all: 200 tester tasks at 25/s, the kill after 40% of them."""
+    return await drill(f"kill-{name}", workdir, Plan(), service(name))
+
+
+async def run_kill_nats(workdir: Path) -> Report:
+    """kill-nats: 200 tester tasks at 25/s, nats-server SIGKILLed after 40% of them."""
+    return await drill("kill-nats", workdir, Plan(), kill_nats)
