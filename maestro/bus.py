@@ -81,6 +81,14 @@ class _Ping(msgspec.Struct):
 _ping_decoder = msgspec.json.Decoder(_Ping)
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Delivery:
     """What a consumer handler may know about the message besides its content."""
@@ -105,7 +113,8 @@ class Delivery:
 Handler = Callable[[M, Delivery], Awaitable[None]]
 _InFlight = dict[int, tuple[Msg, float]]
 """Messages whose handler has not settled them yet, by id(msg): the message and when its handler began."""
-DeadLetterHook = Callable[[bytes, str], Awaitable[None]]
+DeadLetterHook = Callable[[bytes, str, str], Awaitable[None]]
+"""Runs after a message went to the DLQ: its bytes, the reason, and the subject it came on."""
 
 
 @dataclass(frozen=True)
@@ -286,8 +295,8 @@ class Bus:
     ) -> None:
         """Pull from a durable consumer and run `handler` on each message until stop() or cancellation.
 
-        `on_dead_letter(data, reason)` runs after a message went to the DLQ, so a service can fail the
-        task it belonged to when that task is known.
+        `on_dead_letter(data, reason, subject)` runs after a message went to the DLQ, so a service can fail
+        the task it belonged to when that task is known.
         """
         settings = self.settings
         config = ConsumerConfig(
@@ -418,7 +427,8 @@ class Bus:
                     await msg.nak(delay=exc.delay)
             except Reject as exc:
                 outcome = "reject"
-                await self._to_dlq(consumer, msg, delivery, f"rejected: {exc.reason}", on_dead_letter)
+                hook = on_dead_letter if exc.notify else None
+                await self._to_dlq(consumer, msg, delivery, f"rejected: {exc.reason}", hook)
             except Exception as exc:
                 if attempt >= self.settings.max_deliver:
                     outcome = "dead_letter"
@@ -464,7 +474,9 @@ class Bus:
     ) -> None:
         data, kept_reason = msg.data, reason
         if consumer.scrub is not None:
-            data = consumer.scrub(msg.data.decode(errors="replace")).encode()
+            # Bytes that are not UTF-8 are read one char per byte, so what the scrub leaves is kept exactly.
+            encoding = "utf-8" if _is_utf8(msg.data) else "latin-1"
+            data = consumer.scrub(msg.data.decode(encoding)).encode(encoding, errors="replace")
             kept_reason = consumer.scrub(reason)
         log.warning("%s: dead letter from %s: %s", consumer.durable, msg.subject, kept_reason)
         await self.dead_letter(
@@ -478,7 +490,7 @@ class Bus:
         )
         if on_dead_letter is not None:
             try:
-                await on_dead_letter(msg.data, reason)
+                await on_dead_letter(msg.data, reason, msg.subject)
             except Exception:
                 log.exception("%s: dead-letter hook failed", consumer.durable)
         await msg.term()

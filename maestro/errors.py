@@ -17,11 +17,17 @@ class Retry(MaestroError):
 
 
 class Reject(MaestroError):
-    """Never retry: the message goes to the DLQ with `reason` (consumer: term; request/reply: error 400)."""
+    """Never retry: the message goes to the DLQ with `reason` (consumer: term; request/reply: error 400).
 
-    def __init__(self, reason: str) -> None:
+    `notify=False` when the message speaks for a task that is not its sender's (an id owned by another
+    tenant, a body naming another tenant than its subject): the DLQ reason is then the only answer, and
+    the consumer's dead-letter hook does not touch that task.
+    """
+
+    def __init__(self, reason: str, *, notify: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.notify = notify
 
 
 class RemoteError(MaestroError):

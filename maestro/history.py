@@ -72,3 +72,15 @@ async def stored_between(
             found.append((raw.seq, codec.decode(TaskEvent, raw.data or b"")))  # type: ignore[arg-type]
         seq = raw.seq + 1
     return found
+
+
+async def last_stored(js: JetStreamContext, subject: str) -> tuple[int, TaskEvent] | None:
+    """The last event stored on one task's `subject` and its stream sequence, or None (one direct get)."""
+    try:
+        raw = await js.get_msg(topics.STREAM_EVENTS, subject=subject, direct=True)
+    except NotFoundError:
+        return None
+    try:
+        return raw.seq or 0, codec.decode(TaskEvent, raw.data or b"")  # type: ignore[arg-type]
+    except codec.DecodeError:
+        return None

@@ -217,6 +217,10 @@ BUCKET_POLICY = "maestro_policy"
 POLICY_BUNDLE_KEY = "bundle"
 """The one key of BUCKET_POLICY: the whole policy bundle (default and per-tenant overrides) as YAML."""
 BUCKET_PARKED = "maestro_parked"
+BUCKET_CLAIMS = "maestro_claims"
+"""Key = task id: which tenant's request, with which content, owns the id (a TaskClaim)."""
+BUCKET_WORK = "maestro_work"
+"""Key = task id: a task's finished work (a FinishedWork) waiting to be paid for and reported."""
 STORE_ARTIFACTS = "maestro_artifacts"
 
 # -- headers ---------------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def topology(settings: Settings) -> Topology:
             **more,
         )
 
-    def bucket(name: str, description: str, history: int = 1) -> KeyValueConfig:
+    def bucket(name: str, description: str, history: int = 1, ttl_s: float | None = None) -> KeyValueConfig:
         return KeyValueConfig(
             bucket=name,
             history=history,
@@ -72,6 +72,7 @@ def topology(settings: Settings) -> Topology:
             direct=True,
             storage=StorageType.FILE,
             description=description,
+            ttl=ttl_s,
         )
 
     return Topology(
@@ -110,6 +111,12 @@ def topology(settings: Settings) -> Topology:
             bucket(topics.BUCKET_BUDGET, "one ledger per tenant, for its current window (with its limits)"),
             bucket(topics.BUCKET_POLICY, "the policy bundle in force (one key: bundle)", history=5),
             bucket(topics.BUCKET_PARKED, "requests awaiting a human's approval, held by the guard"),
+            bucket(topics.BUCKET_CLAIMS, "which tenant and content own each task id (one id is one task)"),
+            bucket(
+                topics.BUCKET_WORK,
+                "finished work waiting to be paid for and reported, so a task never runs twice for it",
+                ttl_s=settings.event_max_age_s,
+            ),
         ),
         stores=(
             ObjectStoreConfig(

@@ -39,6 +39,14 @@ class TaskRequest(Message, frozen=True):
     labels: dict[str, str] = {}
 
 
+class TaskClaim(Message, frozen=True):
+    """Who owns a task id, stored when the id is first seen: one id is one task, forever, across tenants."""
+
+    tenant: Tenant
+    digest: str
+    """A fingerprint of the request's content: the same id with other content is a conflict."""
+
+
 TaskState = Literal[
     "pending",
     "rejected",

@@ -199,7 +199,7 @@ class Worker:
         )
         return await self.bus.request(topics.BUDGET_COMMIT, commit, key=commit.tenant)
 
-    async def dead_letter(self, data: bytes, reason: str) -> None:
+    async def dead_letter(self, data: bytes, reason: str, subject: str) -> None:
         """A task that went to the DLQ fails with the reason, and its budget hold is released."""
         try:
             assignment = codec.decode(TaskAssignment, data)

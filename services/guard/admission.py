@@ -105,9 +105,16 @@ async def queue(
         traceparent=traceparent,
     )
     # After the Queued event is stored, so a worker's Started can never precede it in the audit log.
+    await assign(bus, request, decision, reservation.reservation_id, traceparent=traceparent)
+
+
+async def assign(
+    bus: Bus, request: TaskRequest, decision: Decision, reservation_id: str, *, traceparent: str | None
+) -> None:
+    """Hand a queued task to its role (again after a crash: agents run a task once, however often sent)."""
     await bus.publish(
         topics.TASKS.subject(request.role),
-        TaskAssignment(request=request, decision=decision, reservation_id=reservation.reservation_id),
+        TaskAssignment(request=request, decision=decision, reservation_id=reservation_id),
         msg_id=request.id,
         traceparent=traceparent,
     )

@@ -19,14 +19,15 @@ import msgspec
 from msgspec import structs
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
-from maestro import runtime, topics
+from maestro import claims, history, runtime, topics
 from maestro.bus import Bus, Consumer, Delivery
-from maestro.errors import RemoteError
+from maestro.errors import Reject, RemoteError
 from maestro.runtime import Service
 from proto.v1 import (
     Accepted,
     Decision,
     Failed,
+    Queued,
     Rejected,
     Release,
     TaskId,
@@ -50,6 +51,8 @@ CONSUMER = Consumer(
     filter_subject=topics.REQUESTS.all,
     type=TaskRequest,
     origin=ORIGIN,
+    # A request that cannot be judged is kept for 30 days: never with a credential in it.
+    scrub=mask_text,
 )
 _EVAL_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25)
 
@@ -122,10 +125,25 @@ class Guard:
     metrics: GuardMetrics
 
     async def handle(self, request: TaskRequest, delivery: Delivery) -> None:
-        """Judge one request and publish the outcome; raises Retry when the budget cannot answer now."""
+        """Judge one request and publish the outcome, once per task id whatever is delivered again.
+
+        Raises Reject when the subject names another tenant than the request or the id belongs to another
+        request (DESIGN.md, Identity), Retry when the budget cannot answer now.
+        """
+        (subject_tenant,) = topics.REQUESTS.values(delivery.subject)
+        if subject_tenant != request.tenant:
+            raise Reject(
+                f"a request of tenant {request.tenant!r} was published on {delivery.subject}", notify=False
+            )
         started = time.perf_counter()
         judgement = evaluate(request, delivery.size, self.policies.current, self.prices)
         self.metrics.eval_seconds.observe(time.perf_counter() - started)
+        try:
+            seen = await claims.claim_request(self.bus, request)
+        except claims.IdConflict as exc:
+            raise Reject(str(exc), notify=False) from None
+        if seen is claims.Seen.AGAIN and await self._handled_before(judgement.request, delivery):
+            return
         decision = judgement.decision
         # From here on only the forwarded request is used: with verdict redact, it is the masked one.
         request = judgement.request
@@ -197,6 +215,22 @@ class Guard:
             self.bus, request, decision, reservation, at=now, slot="verdict", traceparent=delivery.traceparent
         )
 
+    async def _handled_before(self, request: TaskRequest, delivery: Delivery) -> bool:
+        """Whether the guard already decided this request (it is seen again: resent, redelivered after a
+        crash, or past every duplicate window); a task left queued is handed to its role again."""
+        last = await history.last_stored(self.bus.js, topics.EVENTS.subject(request.tenant, request.id))
+        if last is None or isinstance(last[1], Accepted):
+            return False  # nothing decided yet: judge it (again), every step is idempotent
+        event = last[1]
+        context = {"task_id": request.id, "tenant": request.tenant}
+        if isinstance(event, Queued):
+            # The guard may have died between recording Queued and handing the task over.
+            await admission.assign(
+                self.bus, request, event.decision, event.reservation_id, traceparent=delivery.traceparent
+            )
+        log.info("request seen again; its task is past %s", event.__struct_config__.tag, extra=context)
+        return True
+
     async def on_approve(self, request: TaskRequest, decision: Decision, delivery: Delivery) -> None:
         """Park a request a human must approve: record that it awaits approval, and why."""
         timeout_s = self.policies.current.policy(request.tenant).approval_timeout_s
@@ -204,17 +238,26 @@ class Guard:
             self.bus, request, decision, timeout_s=timeout_s, traceparent=delivery.traceparent
         )
 
-    async def on_dead_letter(self, data: bytes, reason: str) -> None:
-        """Fail the task of a request that went to the DLQ, when its id and tenant can be read."""
+    async def on_dead_letter(self, data: bytes, reason: str, subject: str) -> None:
+        """Fail the task of a request that went to the DLQ, when its id and tenant can be read and are the
+        sender's: the subject names that tenant and, for a request that did not decode, nobody else owns the
+        id (it is then claimed for the rejection, so its record can say why)."""
         try:
             envelope = _envelope_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return
         if envelope.id is None or envelope.tenant is None:
             return
+        if topics.REQUESTS.values(subject) != (envelope.tenant,):
+            return
+        undecodable = reason.startswith("undecodable")
+        if undecodable:
+            try:
+                await claims.claim(self.bus, envelope.id, envelope.tenant, claims.digest_of_bytes(data))
+            except claims.IdConflict:
+                return
         # The reason may quote a field's value, which is the sender's input and may hold a secret.
         safe_reason = mask_text(reason)
-        undecodable = reason.startswith("undecodable")
         decision = Decision(
             verdict="deny",
             violations=[

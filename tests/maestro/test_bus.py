@@ -94,7 +94,7 @@ async def test_undecodable_and_rejected_messages_go_to_the_dlq_and_serving_conti
         handled.append(msg.id)
         done.set()
 
-    async def hook(data: bytes, reason: str) -> None:
+    async def hook(data: bytes, reason: str, subject: str) -> None:
         hooked.append(reason)
 
     await bus.nc.publish(topics.REQUESTS.subject("acme"), b"\x00\xffnot json")

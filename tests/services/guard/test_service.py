@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from maestro import codec, topics
 from maestro.bus import Bus
@@ -71,7 +72,11 @@ async def guard_idle(bus: Bus, within: float = 10.0) -> None:
     """Wait until the guard has settled every request it was given."""
     async with asyncio.timeout(within):
         while True:
-            info = await bus.js.consumer_info(topics.STREAM_REQUESTS, topics.DURABLE_GUARD)
+            try:
+                info = await bus.js.consumer_info(topics.STREAM_REQUESTS, topics.DURABLE_GUARD)
+            except NotFoundError:  # the guard has not created its consumer yet
+                await asyncio.sleep(0.02)
+                continue
             if info.num_pending == 0 and info.num_ack_pending == 0:
                 return
             await asyncio.sleep(0.05)

@@ -1,0 +1,81 @@
+"""Task identity: the first request seen with an id owns it, forever and across tenants (DESIGN.md, Identity).
+
+The claim is a KV entry created once (compare-and-set on "no entry"), so two submitters racing for one id
+cannot both win, and it outlives every stream's duplicate window and a server restart. The edge that sees a
+request first claims it: the HTTP API answers a conflict with 409, the guard dead-letters it with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import Enum
+
+import msgspec
+from nats.js.errors import NotFoundError
+
+from maestro import codec, topics
+from maestro.bus import Bus
+from maestro.errors import MaestroError, WrongRevision
+from proto.v1.tasks import TaskClaim, TaskRequest
+
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+class IdConflict(MaestroError):
+    """The id belongs to another tenant's task, or to a request with other content; the text says which."""
+
+
+class Seen(Enum):
+    """What a claim found: the id is new (this request now owns it) or this same request owned it already."""
+
+    NEW = "new"
+    AGAIN = "again"
+
+
+def digest(request: TaskRequest) -> str:
+    """A fingerprint of a request's content, the same however its fields and labels were ordered."""
+    return hashlib.sha256(_canonical.encode(request)).hexdigest()[:32]
+
+
+def digest_of_bytes(data: bytes) -> str:
+    """A fingerprint of a request that could not be read as one (its raw bytes)."""
+    return "raw:" + hashlib.sha256(data).hexdigest()[:28]
+
+
+async def claim(bus: Bus, task_id: str, tenant: str, fingerprint: str) -> Seen:
+    """Own `task_id` for this tenant and content, or find that this same request owns it already.
+
+    Raises IdConflict when another tenant or other content owns it.
+    """
+    wanted = TaskClaim(tenant=tenant, digest=fingerprint)
+    try:
+        await bus.compare_and_set(topics.BUCKET_CLAIMS, task_id, codec.encode(wanted), None)
+        return Seen.NEW
+    except WrongRevision:
+        pass
+    owner = await owner_of(bus, task_id)
+    if owner is None:  # pragma: no cover - claims are never deleted
+        raise IdConflict(f"task id {task_id} is being claimed; try again")
+    if owner.tenant != tenant:
+        raise IdConflict(f"task id {task_id} belongs to another tenant's task")
+    if owner.digest != fingerprint:
+        raise IdConflict(f"task id {task_id} was already used for a request with other content")
+    return Seen.AGAIN
+
+
+async def owner_of(bus: Bus, task_id: str) -> TaskClaim | None:
+    """Who owns a task id, or None when nobody has claimed it (one direct get)."""
+    try:
+        raw = await bus.js.get_msg(
+            topics.kv_stream(topics.BUCKET_CLAIMS),
+            subject=topics.kv_subject(topics.BUCKET_CLAIMS, task_id),
+            direct=True,
+        )
+    except NotFoundError:
+        return None
+    return codec.decode(TaskClaim, raw.data) if raw.data else None
+
+
+async def claim_request(bus: Bus, request: TaskRequest) -> Seen:
+    """claim() for a request that decoded; raises IdConflict as claim() does."""
+    return await claim(bus, request.id, request.tenant, digest(request))

@@ -1,0 +1,133 @@
+"""One id is one task, forever and across tenants (DESIGN.md, Identity): the guard on a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from msgspec import structs
+
+from maestro import claims, codec, topics, topology
+from maestro.bus import Bus
+from maestro.history import read_events
+from maestro.settings import Settings
+from proto.v1 import Accepted, DeadLetter, Decision, Queued, TaskAssignment, TaskRequest
+from tests.services.guard.support import running_guard
+from tests.services.guard.test_service import (
+    AWS,
+    events_until_verdict,
+    guard_idle,
+    read_stream,
+    request,
+    submit,
+    tasks_stored,
+)
+
+
+async def dead_letters(bus: Bus, count: int) -> list[DeadLetter]:
+    return [
+        codec.decode(DeadLetter, d) for d in await read_stream(bus, topics.STREAM_DLQ, topics.DLQ.all, count)
+    ]
+
+
+async def test_the_same_id_from_another_tenant_is_refused_and_never_touches_the_first_task(
+    bus: Bus, settings: Settings
+) -> None:
+    first = request("shared-1")
+    other = TaskRequest(id="shared-1", tenant="globex", role="tester", prompt="run", commands=["true"])
+    async with running_guard(settings):
+        await submit(bus, first)
+        await events_until_verdict(bus, first.id)
+        await bus.publish(topics.REQUESTS.subject("globex"), other)
+        (letter,) = await dead_letters(bus, 1)
+        await guard_idle(bus)
+    assert letter.reason == "rejected: task id shared-1 belongs to another tenant's task"
+    assert letter.subject == topics.REQUESTS.subject("globex")
+    assert [type(e) for e in await read_events(bus.js, first.id)] == [Accepted, Queued]
+    assert all(e.tenant == "acme" for e in await read_events(bus.js, first.id))
+    assert await tasks_stored(bus) == 1
+
+
+async def test_the_same_id_with_other_content_is_refused(bus: Bus, settings: Settings) -> None:
+    async with running_guard(settings):
+        await submit(bus, request("same-id", prompt="first"))
+        await events_until_verdict(bus, "same-id")
+        await bus.publish(topics.REQUESTS.subject("acme"), request("same-id", prompt="second"))
+        (letter,) = await dead_letters(bus, 1)
+        await guard_idle(bus)
+    assert letter.reason == "rejected: task id same-id was already used for a request with other content"
+    assert await tasks_stored(bus) == 1
+
+
+async def test_a_request_seen_again_after_every_duplicate_window_is_not_queued_again(
+    bus: Bus, settings: Settings
+) -> None:
+    short = settings.with_(duplicate_window_s=0.2)
+    await topology.ensure(bus.js, short)
+    req = request("late-again")
+    async with running_guard(short):
+        await submit(bus, req)
+        await events_until_verdict(bus, req.id)
+        await guard_idle(bus)
+        await asyncio.sleep(0.4)  # time itself is what must pass: the streams forget the dedup id
+        await submit(bus, req)
+        await guard_idle(bus)
+    # Judged once, reserved once, recorded once. (The task, not yet started, is handed to its role again:
+    # the guard cannot tell whether it was stored, and the agents run a task once however often it comes.)
+    assert [type(e) for e in await read_events(bus.js, req.id)] == [Accepted, Queued]
+
+
+async def test_a_task_left_queued_by_a_crash_is_handed_to_its_role_when_its_request_comes_back(
+    bus: Bus, settings: Settings
+) -> None:
+    # The guard recorded Queued and died before it stored the assignment; the request is redelivered.
+    req = request("half-done")
+    await claims.claim_request(bus, req)
+    subject = topics.EVENTS.subject(req.tenant, req.id)
+    now = datetime.now(UTC)
+    await bus.publish(subject, Accepted(task_id=req.id, tenant=req.tenant, at=now, role=req.role))
+    queued = Queued(
+        task_id=req.id,
+        tenant=req.tenant,
+        at=now,
+        role=req.role,
+        decision=Decision(verdict="allow"),
+        reservation_id="r-half-done",
+    )
+    await bus.publish(subject, queued)
+    async with running_guard(settings):
+        await submit(bus, req)
+        await guard_idle(bus)
+    assert await tasks_stored(bus) == 1
+    stored = await bus.js.get_last_msg(topics.STREAM_TASKS, topics.TASKS.subject(req.role))
+    assignment = codec.decode(TaskAssignment, stored.data or b"")
+    assert (assignment.request.id, assignment.reservation_id) == (req.id, "r-half-done")
+    assert len(await read_events(bus.js, req.id)) == 2  # nothing recorded twice
+
+
+async def test_a_body_naming_another_tenant_than_its_subject_is_refused_and_runs_for_nobody(
+    bus: Bus, settings: Settings
+) -> None:
+    async with running_guard(settings):
+        await bus.publish(
+            topics.REQUESTS.subject("acme"), structs.replace(request("smuggled"), tenant="globex")
+        )
+        (letter,) = await dead_letters(bus, 1)
+        await guard_idle(bus)
+    assert letter.reason == "rejected: a request of tenant 'globex' was published on maestro.v1.req.acme"
+    assert (await bus.js.stream_info(topics.STREAM_EVENTS)).state.messages == 0
+    assert await tasks_stored(bus) == 0
+
+
+async def test_a_dead_lettered_request_keeps_no_credential(bus: Bus, settings: Settings) -> None:
+    body = (
+        b'{"id": "leaky-1", "tenant": "acme", "role": "planner", "prompt": "deploy with key '
+        + AWS.encode()
+        + b'", "commands": 5}'
+    )
+    async with running_guard(settings):
+        await bus.nc.publish(topics.REQUESTS.subject("acme"), body)
+        (letter,) = await dead_letters(bus, 1)
+        await events_until_verdict(bus, "leaky-1")
+    assert AWS.encode() not in letter.data and AWS not in letter.reason
+    assert b"[REDACTED:" in letter.data and b'"commands": 5' in letter.data
