@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
-from maestro import codec, history, topics, tracing
+from maestro import claims, codec, history, topics, tracing
 from maestro.bus import Bus
 from proto.v1 import ApprovalDecision, TaskRecord, TaskRequest
 from proto.v1.ids import TOKEN_PATTERN
@@ -92,6 +92,12 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         except codec.DecodeError as exc:
             return error(400, f"invalid task request: {exc}", field=field_of(str(exc)))
         try:
+            await claims.claim_request(bus, task)
+        except claims.IdConflict as exc:
+            return error(409, str(exc), field="$.id")
+        try:
+            # Published again when the same request comes back (202 as the first time): the caller may be
+            # retrying a submission whose publish never happened. The guard judges an id once.
             await bus.publish(
                 topics.REQUESTS.subject(task.tenant),
                 task,

@@ -132,3 +132,28 @@ async def test_a_task_s_record_and_events_are_readable(api: Api, bus: Bus, setti
         "task.succeeded",
     ]
     assert all(e["task_id"] == "task-read" for e in listed)
+
+
+async def test_an_id_is_one_task_the_same_request_again_is_202_anything_else_409(api: Api, bus: Bus) -> None:
+    first = {**PLAN, "id": "one-id", "labels": {"a": "1", "b": "2"}}
+    assert (await api.call("POST", "/v1/tasks", json=first))[0] == 202
+    same = {"labels": {"b": "2", "a": "1"}, "id": "one-id", **PLAN}  # other order, same content
+    assert await api.call("POST", "/v1/tasks", json=same) == (202, {"id": "one-id", "tenant": "acme"})
+    other_tenant = {**first, "tenant": "globex"}
+    status, answer = await api.call("POST", "/v1/tasks", json=other_tenant)
+    assert (status, answer) == (
+        409,
+        {"error": "task id one-id belongs to another tenant's task", "field": "$.id"},
+    )
+    other_content = {**first, "prompt": "something else"}
+    status, answer = await api.call("POST", "/v1/tasks", json=other_content)
+    assert status == 409 and "other content" in answer["error"]
+    assert {r.tenant for r in await queued_requests(bus)} == {"acme"}
+
+
+async def test_a_body_nested_too_deeply_is_a_400_naming_why(api: Api) -> None:
+    deep = '{"tenant": "acme", "role": "planner", "prompt": "p", "x": ' + "[" * 1500 + "]" * 1500 + "}"
+    status, answer = await api.call(
+        "POST", "/v1/tasks", data=deep, headers={"Content-Type": "application/json"}
+    )
+    assert (status, answer["error"]) == (400, "invalid task request: nested too deeply")
