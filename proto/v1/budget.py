@@ -67,17 +67,27 @@ class Release(Message, frozen=True):
 
 
 class Settlement(Message, frozen=True):
-    """The answer to Commit or Release; `already_settled` means this call changed nothing."""
+    """The answer to Commit or Release; `already_settled` means this call changed nothing.
+
+    A commit repeated after the reservation was settled answers already_settled with what the first
+    commit charged (0 after a release). A commit for a reservation the budget does not know (never held,
+    or settled or expired too long ago to be remembered) is not a Settlement: it is refused with error 404.
+    """
 
     tenant: Tenant
     reservation_id: str
     charged_micro_usd: MicroUsd = 0
+    """What the reservation was charged: by this commit, or (already_settled) by the first one."""
     released_micro_usd: MicroUsd = 0
     already_settled: bool = False
     remaining_micro_usd: int = 0
     overage_micro_usd: MicroUsd = 0
-    """How much the charge went beyond the hold (charged anyway: the money is gone)."""
+    """How much the charge went beyond the hold (charged anyway: the money is gone); for a late commit,
+    how much of it the tenant's remaining budget could not cover."""
     reason: str = ""
+    late: bool = False
+    """The hold had expired (its money given back) before this commit came: charged anyway, and announced
+    as budget.late_commit."""
 
 
 Window = Literal["daily", "monthly", "total"]
@@ -183,7 +193,9 @@ class ThresholdCrossed(BudgetEvent, frozen=True, tag="budget.threshold"):
 
 
 class Overage(BudgetEvent, frozen=True, tag="budget.overage"):
-    """A commit charged more than its hold; new reservations are refused while the tenant is over."""
+    """A commit charged more than its hold; new reservations are refused while the tenant is over.
+
+    A late commit reports its overage in its LateCommit event instead."""
 
     reservation_id: str
     held_micro_usd: MicroUsd
@@ -199,4 +211,18 @@ class WindowRolled(BudgetEvent, frozen=True, tag="budget.window_rolled"):
     carried_micro_usd: int = 0
 
 
-BudgetEvents = HoldExpired | ThresholdCrossed | Overage | WindowRolled
+class LateCommit(BudgetEvent, frozen=True, tag="budget.late_commit"):
+    """A commit came after its hold had expired: the usage was charged all the same."""
+
+    reservation_id: str
+    task_id: str
+    held_micro_usd: MicroUsd
+    """What the hold held before it expired (and was given back)."""
+    charged_micro_usd: MicroUsd
+    expired_at: datetime
+    overage_micro_usd: MicroUsd = 0
+    """How much of the charge the tenant's remaining budget could not cover (charged anyway)."""
+    remaining_micro_usd: int = 0
+
+
+BudgetEvents = HoldExpired | ThresholdCrossed | Overage | WindowRolled | LateCommit

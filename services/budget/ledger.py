@@ -1,10 +1,34 @@
 """A tenant's budget ledger and the pure arithmetic on it: reserve, commit, release, set, view. No I/O.
 
 The ledger is one KV entry per tenant holding its current window. It is written whole on every change, so
-its size is bounded: at most MAX_HOLDS open holds (a reservation beyond that is refused until some
-settle), SETTLED_KEPT settled ids (12-character fingerprints, 24 KB in all), and MAX_SCOPES role and model
-tallies (further models are counted under `other`). With task ids of at most 64 characters that keeps an
-entry below about 800 KB, under NATS's 1 MiB payload limit; a typical busy entry is far smaller.
+its size is bounded: at most MAX_HOLDS open holds (a reservation beyond that is backpressure, not a
+refusal: the caller is told to retry once some settle), and as many remembered expired holds as the open
+ones leave room for (an expired hold encodes smaller than the largest open one); SETTLED_KEPT settled ids
+with what each charged (two 12-character strings each, 48 KB in all); MAX_SCOPES role and model tallies
+(further models are counted under `other`). With 64-character task ids and model names, amounts of a
+million USD and every bound reached, an entry measures about 800 KB (test_ledger.py builds it), under
+NATS's 1 MiB payload limit; a typical busy entry is far smaller. A hold does not repeat its task id, which
+its key spells: that is 64 bytes of each hold's ~180, and what makes room for the memory of expired holds.
+
+What a commit answers, by what the ledger knows of its reservation id:
+- held: charged at the usage's price (the hold's amount for a model without a price), the rest released.
+- settled and remembered (the newest SETTLED_KEPT): a replay; already_settled, with what the first commit
+  charged (0 after a release, and 0 for ids settled by a version that did not keep amounts), and nothing
+  changes.
+- expired and remembered: a late commit; charged like a held one (the whole charge, as no hold is left),
+  counted in spent and in the role's and model's tallies, marked `late`, announced as LateCommit. It may
+  take the tenant past its limit: that is overage, charged anyway, since the money is spent. A hold whose
+  ttl ended just before the batch that brings its commit (no touch noticed it yet) is late the same way:
+  it is charged, and its expiry is not announced separately.
+- anything else: Unknown, which the service answers with 404. A reservation never made is unknown, and so
+  is one settled or expired so long ago that it fell out of the bounded memory (SETTLED_KEPT later
+  settlements, or MAX_HOLDS later holds): hours at any realistic rate, far past every stream's duplicate
+  window. Such a commit is not charged, but it is not mistaken for a replay either: the caller is told.
+Entries written by the previous version put expired holds among the settled ids, without amounts: a late
+commit for one of those answers already_settled with 0, as that version did.
+
+A release is total: it gives back an open hold, and for anything else (settled, expired, unknown) it
+changes nothing and answers already_settled.
 """
 
 from __future__ import annotations
@@ -21,6 +45,7 @@ from proto.v1 import (
     Commit,
     GetLedger,
     HoldExpired,
+    LateCommit,
     LedgerView,
     Overage,
     Release,
@@ -29,32 +54,43 @@ from proto.v1 import (
     SetBudget,
     Settlement,
     ThresholdCrossed,
+    Usage,
     Window,
     WindowRolled,
     WindowTotals,
     reservation_id_for,
 )
 from services.budget import alerts, windows
+from services.budget.expired import Expired, ExpiredHold
 from services.budget.pricing import PriceTable
 from services.budget.settled import Settled
 from services.budget.tally import Limit, Tallies, Tally, scope_views
 
-# How many settled reservation ids a ledger remembers. A commit or release repeated while its id is still
-# here answers already_settled=True and changes nothing. A duplicate arriving after this many later
-# settlements (hours late at any realistic rate, far past the duplicate window of every stream) finds
-# neither a hold nor a settled id: it is answered the same way and charges nothing, so money is never
-# counted twice; the price is that a commit whose hold was forgotten that long ago goes uncharged.
+# How many settled reservation ids a ledger remembers, with what each charged. A commit or release repeated
+# while its id is still here answers already_settled=True and changes nothing. A commit arriving after
+# this many later settlements finds nothing it knows and is answered Unknown (404): money is never counted
+# twice, and the caller learns that the commit was not charged.
 SETTLED_KEPT = 2048
-# Open holds per ledger: the bound on a hot tenant's entry (about 100 bytes each, encoded).
+# Open holds per ledger: the bound on a hot tenant's entry (about 215 bytes each, encoded, with a
+# 64-character task id). Expired holds are remembered in the room the open ones leave.
 MAX_HOLDS = 4096
+# How long a reserver is told to wait when the ledger holds MAX_HOLDS: every commit or release frees a
+# place, and a busy tenant settles many per second.
+BACKPRESSURE_RETRY_S = 1.0
 # Role and model tallies per ledger, each a few dozen bytes.
 MAX_SCOPES = 64
+
+
+def task_of(rid: str) -> str:
+    """The task a reservation id belongs to (the inverse of reservation_id_for), so holds need not say."""
+    return rid.removeprefix(reservation_id_for(""))
 
 
 class Hold(msgspec.Struct, frozen=True, array_like=True):
     """Money held for one task until it is committed, released, or expires (array-encoded: it is repeated)."""
 
     task_id: str
+    """Empty: the reservation id spells it (task_of); entries before 0.4.0 repeated it here."""
     amount_micro_usd: int
     expires_at: float
     """Epoch seconds after which the hold is dropped on the next touch."""
@@ -75,6 +111,10 @@ class Ledger(msgspec.Struct, frozen=True, kw_only=True):
     """Settled reservation ids as entries before 0.3.0 stored them; read, then moved to settled_ids."""
     settled_ids: str = ""
     """Fingerprints of recently settled reservation ids (services/budget/settled.py), at most SETTLED_KEPT."""
+    settled_amounts: str = ""
+    """What each of the newest settled ids charged, aligned with settled_ids from the end (settled.py)."""
+    expired: dict[str, ExpiredHold] = {}
+    """Recently expired holds by fingerprint, oldest first (expired.py); with the open ones, MAX_HOLDS."""
     window: Window = "total"
     window_id: str = "total"
     window_start: float = 0.0
@@ -107,8 +147,31 @@ class Touch:
     tenant: str
 
 
+@dataclass(frozen=True)
+class Unknown:
+    """The answer to a commit for a reservation the ledger does not know: never held, or forgotten."""
+
+    tenant: str
+    reservation_id: str
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"unknown reservation {self.reservation_id!r} of {self.tenant}: never held, or settled or "
+            "expired too long ago to be remembered; nothing was charged"
+        )
+
+
+@dataclass(frozen=True)
+class Busy:
+    """The answer to a reservation that does not fit for lack of room, not money: retry after a while."""
+
+    reason: str
+    retry_after_s: float
+
+
 Operation = Reserve | Commit | Release | GetLedger | SetBudget | Touch
-Answer = Reservation | Settlement | LedgerView | None
+Answer = Reservation | Settlement | LedgerView | Unknown | Busy | None
 
 
 @dataclass(frozen=True)
@@ -137,7 +200,8 @@ class _Book:
         self.fields = msgspec.structs.asdict(ledger)
         f = self.fields
         self.holds: dict[str, Hold] = dict(ledger.holds)
-        self.settled = Settled(ledger.settled_ids, ledger.settled, SETTLED_KEPT)
+        self.settled = Settled(ledger.settled_ids, ledger.settled_amounts, ledger.settled, SETTLED_KEPT)
+        self.lapsed = Expired(ledger.expired)
         self.tallies = Tallies(ledger.roles, ledger.models, MAX_SCOPES)
         self.alerted = dict(ledger.alerted)
         self.events: list[BudgetEvents] = []
@@ -146,10 +210,11 @@ class _Book:
         if span.start > ledger.window_start:
             self._roll(span)
         # Expired holds go first, once per batch: `now` is the same for every operation in it, and a hold
-        # made in the batch expires after it. A commit may still charge a hold that expired just now.
+        # made in the batch expires after it. Those the batch does not commit are announced at its end.
         self.expired = {rid: hold for rid, hold in self.holds.items() if hold.expires_at <= now}
-        for rid in self.expired:
-            self._settle(rid)
+        for rid, hold in self.expired.items():
+            self._drop(rid)
+            self.lapsed.add(rid, ExpiredHold(hold.amount_micro_usd, hold.expires_at, hold.role, hold.model))
         self.tokens_before = f["spent_tokens"]
 
     # -- window and holds --------------------------------------------------------------------------
@@ -185,23 +250,27 @@ class _Book:
     def remaining(self) -> int:
         return self.limit - int(self.fields["spent_micro_usd"]) - int(self.fields["held_micro_usd"])
 
-    def _settle(self, rid: str) -> Hold:
+    def _drop(self, rid: str) -> Hold:
+        """Take an open hold off the books (the caller says what becomes of it)."""
         hold = self.holds.pop(rid)
         self.fields["held_micro_usd"] -= hold.amount_micro_usd
         self.fields["held_tokens"] -= hold.tokens
         self.tallies.hold(hold.role, hold.model, -hold.amount_micro_usd, -hold.tokens)
-        self.settled.add(rid)
         self.changed = True
         return hold
 
     # -- operations ----------------------------------------------------------------------------------
-    def reserve(self, req: Reserve) -> Reservation:
+    def reserve(self, req: Reserve) -> Reservation | Busy:
         rid = reservation_id_for(req.task_id)
         hold = self.holds.get(rid)
         if hold is not None:
             return self._granted(req, rid, hold.amount_micro_usd)
         if rid in self.settled:
             return self._granted(req, rid, 0, reason="already settled")
+        if rid in self.lapsed:
+            # The task had its hold; holding again would let a task renew its hold forever. Its commit is
+            # charged as a late one.
+            return self._granted(req, rid, 0, reason="hold expired")
         refusal = self._refusal(req)
         if refusal:
             return Reservation(
@@ -211,10 +280,18 @@ class _Book:
                 remaining_micro_usd=self.remaining,
                 reason=refusal,
             )
+        if len(self.holds) >= MAX_HOLDS:
+            # Room, not money: the money checks above come first, so a task that cannot be afforded is
+            # told so at once instead of being retried until it can.
+            return Busy(
+                f"tenant {req.tenant} has {MAX_HOLDS} open reservations, the most one ledger holds: "
+                "retry once some are committed or released",
+                BACKPRESSURE_RETRY_S,
+            )
         price = self.pricing.price(req.model) if req.model else None
         free = price is not None and price.free
         amount, tokens = (0, 0) if free else (req.estimate_micro_usd, req.estimate_tokens)
-        self.holds[rid] = Hold(req.task_id, amount, self.now + req.ttl_s, tokens, req.role, req.model)
+        self.holds[rid] = Hold("", amount, self.now + req.ttl_s, tokens, req.role, req.model)
         self.fields["held_micro_usd"] += amount
         self.fields["held_tokens"] += tokens
         self.tallies.hold(req.role, req.model, amount, tokens)
@@ -222,9 +299,7 @@ class _Book:
         return self._granted(req, rid, amount)
 
     def _refusal(self, req: Reserve) -> str:
-        """Why this reservation cannot be held, or '' when it can."""
-        if len(self.holds) >= MAX_HOLDS:
-            return f"too many open reservations ({MAX_HOLDS}): commit or release some first"
+        """Why this reservation cannot be afforded, or '' when it can."""
         if req.model:
             price = self.pricing.price(req.model)
             if price is None:
@@ -274,26 +349,38 @@ class _Book:
             reason=reason,
         )
 
-    def commit(self, req: Commit) -> Settlement:
+    def commit(self, req: Commit) -> Settlement | Unknown:
         rid = req.reservation_id
         if rid in self.holds:
-            hold = self._settle(rid)
-        elif rid in self.expired:
-            # Its hold expired on this very touch, yet the work was done: charge it (settled already).
-            hold = self.expired.pop(rid)
-        else:
-            return self._already(req.tenant, rid)
-        usage = req.usage
+            return self._charge(req, self._drop(rid))
+        if rid in self.settled:
+            return self._already(req.tenant, rid, self.settled.charged(rid))
+        expired = self.lapsed.pop(rid)
+        if expired is not None:
+            self.expired.pop(rid, None)  # expired on this touch: the late commit is the one event
+            return self._charge_late(req, expired)
+        return Unknown(req.tenant, rid)
+
+    def _cost(self, usage: Usage, held: int) -> tuple[int, str]:
+        """The usage's price, or the hold's amount (and why) for a model without one."""
         cost = self.pricing.cost(usage)
-        reason = ""
         if cost is None:
-            cost = hold.amount_micro_usd
-            reason = f"model {usage.model!r} has no price: charged the hold"
+            return held, f"model {usage.model!r} has no price: charged the hold"
+        return cost, ""
+
+    def _spend(self, req: Commit, role: str, model: str, cost: int) -> None:
+        usage = req.usage
         tokens = usage.input_tokens + usage.output_tokens
+        self.fields["spent_micro_usd"] += cost
+        self.fields["spent_tokens"] += tokens
+        self.tallies.spend(role, usage.model or model, cost, tokens)
+        self.settled.add(req.reservation_id, cost)
+        self.changed = True
+
+    def _charge(self, req: Commit, hold: Hold) -> Settlement:
+        cost, reason = self._cost(req.usage, hold.amount_micro_usd)
+        self._spend(req, hold.role, hold.model, cost)
         f = self.fields
-        f["spent_micro_usd"] += cost
-        f["spent_tokens"] += tokens
-        self.tallies.spend(hold.role, usage.model or hold.model, cost, tokens)
         overage = max(0, cost - hold.amount_micro_usd)
         if overage:
             f["overage_micro_usd"] += overage
@@ -302,17 +389,16 @@ class _Book:
                     tenant=req.tenant,
                     at=self.at,
                     window_id=f["window_id"],
-                    reservation_id=rid,
+                    reservation_id=req.reservation_id,
                     held_micro_usd=hold.amount_micro_usd,
                     charged_micro_usd=cost,
                     overage_micro_usd=overage,
                     remaining_micro_usd=self.remaining,
                 )
             )
-        self.changed = True
         return Settlement(
             tenant=req.tenant,
-            reservation_id=rid,
+            reservation_id=req.reservation_id,
             charged_micro_usd=cost,
             released_micro_usd=max(0, hold.amount_micro_usd - cost),
             remaining_micro_usd=self.remaining,
@@ -320,11 +406,47 @@ class _Book:
             reason=reason,
         )
 
+    def _charge_late(self, req: Commit, expired: ExpiredHold) -> Settlement:
+        cost, priced = self._cost(req.usage, expired.amount_micro_usd)
+        # Nothing is held for it any more: whatever of the charge the tenant's remaining money does not
+        # cover is overage.
+        overage = max(0, cost - max(0, self.remaining))
+        self._spend(req, expired.role, expired.model, cost)
+        f = self.fields
+        f["overage_micro_usd"] += overage
+        expired_at = datetime.fromtimestamp(expired.expired_at, UTC)
+        self.events.append(
+            LateCommit(
+                tenant=req.tenant,
+                at=self.at,
+                window_id=f["window_id"],
+                reservation_id=req.reservation_id,
+                task_id=task_of(req.reservation_id),
+                held_micro_usd=expired.amount_micro_usd,
+                charged_micro_usd=cost,
+                expired_at=expired_at,
+                overage_micro_usd=overage,
+                remaining_micro_usd=self.remaining,
+            )
+        )
+        return Settlement(
+            tenant=req.tenant,
+            reservation_id=req.reservation_id,
+            charged_micro_usd=cost,
+            remaining_micro_usd=self.remaining,
+            overage_micro_usd=overage,
+            reason="; ".join(
+                filter(None, [f"charged after its hold expired at {expired_at.isoformat()}", priced])
+            ),
+            late=True,
+        )
+
     def release(self, req: Release) -> Settlement:
         rid = req.reservation_id
         if rid not in self.holds:
             return self._already(req.tenant, rid)
-        hold = self._settle(rid)
+        hold = self._drop(rid)
+        self.settled.add(rid)
         return Settlement(
             tenant=req.tenant,
             reservation_id=rid,
@@ -332,9 +454,13 @@ class _Book:
             remaining_micro_usd=self.remaining,
         )
 
-    def _already(self, tenant: str, rid: str) -> Settlement:
+    def _already(self, tenant: str, rid: str, charged: int = 0) -> Settlement:
         return Settlement(
-            tenant=tenant, reservation_id=rid, already_settled=True, remaining_micro_usd=self.remaining
+            tenant=tenant,
+            reservation_id=rid,
+            charged_micro_usd=charged,
+            already_settled=True,
+            remaining_micro_usd=self.remaining,
         )
 
     def configure(self, req: SetBudget) -> LedgerView:
@@ -410,7 +536,7 @@ class _Book:
 
     # -- the end of a batch ------------------------------------------------------------------------------
     def finish(self) -> None:
-        """Turn the holds that expired untouched into events, and announce the thresholds crossed."""
+        """Announce the holds that expired uncommitted, and the thresholds crossed."""
         f = self.fields
         for rid, hold in self.expired.items():
             self.events.append(
@@ -419,7 +545,7 @@ class _Book:
                     at=self.at,
                     window_id=f["window_id"],
                     reservation_id=rid,
-                    task_id=hold.task_id,
+                    task_id=hold.task_id or task_of(rid),
                     released_micro_usd=hold.amount_micro_usd,
                     expired_at=datetime.fromtimestamp(hold.expires_at, UTC),
                 )
@@ -449,10 +575,13 @@ class _Book:
         if not self.changed:
             return self.original
         roles, models = self.tallies.frozen()
+        settled_ids, settled_amounts = self.settled.stored()
         self.fields.update(
             holds=self.holds,
             settled=[],
-            settled_ids=self.settled.stored(),
+            settled_ids=settled_ids,
+            settled_amounts=settled_amounts,
+            expired=self.lapsed.stored(MAX_HOLDS - len(self.holds)),
             roles=roles,
             models=models,
             alerted=self.alerted,

@@ -43,11 +43,13 @@ class _LedgerGauges(Collector):
 
 @dataclass(frozen=True)
 class BudgetMetrics:
-    """Per-tenant limit, spent, held and remaining as last seen; reservations, expiries, writes, conflicts."""
+    """Per-tenant limit, spent, held and remaining as last seen; reservations, backpressure, expiries, writes,
+    conflicts."""
 
     seen: dict[str, Ledger]
     """The last ledger seen per tenant: the gauges are read from it when scraped, not set on every write."""
     reservations: Counter
+    backpressure: Counter
     expirations: Counter
     events: Counter
     cas_conflicts: Counter
@@ -66,6 +68,13 @@ class BudgetMetrics:
                 ["tenant", "outcome"],
                 registry=registry,
             ),
+            backpressure=Counter(
+                "maestro_budget_backpressure_total",
+                "Reservations answered 503 (retry later) because the tenant's ledger holds the most open "
+                "reservations it can, though money may be left",
+                ["tenant"],
+                registry=registry,
+            ),
             expirations=Counter(
                 "maestro_budget_expirations_total",
                 "Holds released because their ttl passed without a commit or release",
@@ -74,7 +83,8 @@ class BudgetMetrics:
             ),
             events=Counter(
                 "maestro_budget_events_total",
-                "Budget events published, by kind (hold_expired, threshold, overage, window_rolled)",
+                "Budget events published, by kind (hold_expired, threshold, overage, window_rolled, "
+                "late_commit)",
                 ["kind"],
                 registry=registry,
             ),

@@ -17,10 +17,11 @@ from typing import Any
 
 from maestro import runtime, topics
 from maestro.bus import Bus
-from maestro.errors import Reject
+from maestro.errors import NotFound, Reject, Retry
 from maestro.runtime import Service
 from proto.v1 import Commit, GetLedger, LedgerView, Release, Reservation, Reserve, SetBudget, Settlement
 from services.budget import pricing
+from services.budget.ledger import Busy, Unknown
 from services.budget.metrics import BudgetMetrics
 from services.budget.partitions import Ping, ownership
 from services.budget.store import Clock, Ledgers
@@ -28,7 +29,7 @@ from services.budget.sweeper import run_sweeper
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.3.0"
+VERSION = "0.4.0"
 
 
 @dataclass(frozen=True)
@@ -38,17 +39,32 @@ class Budget:
     ledgers: Ledgers
 
     async def reserve(self, req: Reserve) -> Reservation:
-        """Hold the estimate for a task, or refuse with the amounts that do not fit."""
+        """Hold the estimate for a task, or refuse with the amounts that do not fit.
+
+        Raises Retry (503) when the tenant's ledger holds as many open reservations as it can: that is
+        backpressure, not a verdict on the money."""
         answer = await self.ledgers.submit(req.tenant, req)
+        if isinstance(answer, Busy):
+            log.info(answer.reason, extra={"tenant": req.tenant, "task_id": req.task_id})
+            raise Retry(answer.retry_after_s, answer.reason)
         assert isinstance(answer, Reservation)
         if not answer.granted:
             log.info(answer.reason, extra={"tenant": req.tenant, "task_id": req.task_id})
         return answer
 
     async def commit(self, req: Commit) -> Settlement:
-        """Charge a reservation its usage at the configured prices and release the rest of the hold."""
+        """Charge a reservation its usage at the configured prices and release the rest of the hold.
+
+        A repeated commit answers already_settled with what the first one charged; a commit after the hold
+        expired is charged all the same and marked late. Raises NotFound (404) for a reservation the ledger
+        does not know."""
         answer = await self.ledgers.submit(req.tenant, req)
+        if isinstance(answer, Unknown):
+            log.warning(answer.reason, extra={"tenant": req.tenant})
+            raise NotFound(answer.reason)
         assert isinstance(answer, Settlement)
+        if answer.late:
+            log.warning(answer.reason, extra={"tenant": req.tenant})
         return answer
 
     async def release(self, req: Release) -> Settlement:

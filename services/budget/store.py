@@ -23,8 +23,16 @@ from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import Retry, WrongRevision
 from maestro.settings import Settings
-from proto.v1 import BudgetEvents, HoldExpired, Overage, Reservation, ThresholdCrossed, WindowRolled
-from services.budget.ledger import Answer, Applied, Ledger, Operation, apply, new_ledger
+from proto.v1 import (
+    BudgetEvents,
+    HoldExpired,
+    LateCommit,
+    Overage,
+    Reservation,
+    ThresholdCrossed,
+    WindowRolled,
+)
+from services.budget.ledger import Answer, Applied, Busy, Ledger, Operation, apply, new_ledger
 from services.budget.metrics import BudgetMetrics
 from services.budget.pricing import PriceTable
 
@@ -53,6 +61,8 @@ def event_msg_id(event: BudgetEvents) -> str:
             return f"{event.tenant}.{rid}.expired"
         case Overage(reservation_id=rid):
             return f"{event.tenant}.{rid}.overage"
+        case LateCommit(reservation_id=rid):
+            return f"{event.tenant}.{rid}.late"
         case ThresholdCrossed(scope=scope, percent=pct):
             return f"{event.tenant}.{event.window_id}.{scope}.{pct}"
         case WindowRolled():
@@ -195,6 +205,8 @@ class Ledgers:
         for answer in applied.answers:
             if isinstance(answer, Reservation):
                 self._metrics.reservations.labels(tenant, "granted" if answer.granted else "refused").inc()
+            elif isinstance(answer, Busy):
+                self._metrics.backpressure.labels(tenant).inc()
         for event in applied.events:
             if isinstance(event, HoldExpired):
                 self._metrics.expirations.labels(tenant).inc()

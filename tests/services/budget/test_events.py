@@ -12,6 +12,7 @@ from maestro.settings import Settings
 from proto.v1 import (
     Commit,
     HoldExpired,
+    LateCommit,
     Overage,
     Reserve,
     SetBudget,
@@ -83,6 +84,51 @@ async def test_a_daily_window_rolls_over_at_midnight_utc(settings: Settings, bus
         assert (await answering(bus)).spent_micro_usd == 3000
         rolled = [e for e in await read_budget_events(bus.js, "acme") if isinstance(e, WindowRolled)]
         assert [e.window_id for e in rolled] == ["2025-03-15"]
+
+
+async def test_a_commit_after_its_hold_expired_is_charged_late_and_announced(
+    settings: Settings, bus: Bus
+) -> None:
+    start = datetime(2025, 3, 14, 12, tzinfo=UTC)
+    clock = Clock(start)
+    async with open_bus(settings, "budget-clock") as own, budget_on(own, clock):
+        await answering(bus)
+        await bus.request(
+            topics.BUDGET_RESERVE,
+            Reserve(tenant="acme", task_id="slow", estimate_micro_usd=9000, ttl_s=60, role="implementer"),
+        )
+        clock.now += 61  # the task outlives its hold
+        expired = await answering(bus)
+        assert (expired.held_micro_usd, expired.holds, expired.spent_micro_usd) == (0, 0, 0)
+
+        usage = Usage(model="offline", input_tokens=1000)  # 3000 at the default price
+        commit = Commit(tenant="acme", reservation_id="r-slow", usage=usage)
+        late = await bus.request(topics.BUDGET_COMMIT, commit)
+        assert (late.charged_micro_usd, late.released_micro_usd, late.late, late.already_settled) == (
+            3000,
+            0,
+            True,
+            False,
+        )
+        again = await bus.request(topics.BUDGET_COMMIT, commit)
+        assert (again.charged_micro_usd, again.late, again.already_settled) == (3000, False, True)
+        view = await answering(bus)
+        assert (view.spent_micro_usd, view.held_micro_usd) == (3000, 0)
+        assert view.roles["implementer"].spent_micro_usd == 3000
+
+        events = await wait_for_events(
+            bus.js, "acme", lambda found: any(isinstance(e, LateCommit) for e in found)
+        )
+        assert [type(e) for e in events] == [HoldExpired, LateCommit]  # one each: the repeat is silent
+        announced = events[1]
+        assert isinstance(announced, LateCommit)
+        assert (announced.reservation_id, announced.task_id, announced.held_micro_usd) == (
+            "r-slow",
+            "slow",
+            9000,
+        )
+        assert (announced.charged_micro_usd, announced.overage_micro_usd) == (3000, 0)
+        assert announced.expired_at == datetime.fromtimestamp(start.timestamp() + 60, UTC)
 
 
 async def test_alerts_are_published_once_per_threshold(settings: Settings, bus: Bus) -> None:

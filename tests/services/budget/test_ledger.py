@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from maestro import codec
 from maestro.settings import Settings
 from proto.v1 import (
+    ROLES,
     Commit,
     GetLedger,
     HoldExpired,
+    LateCommit,
     LedgerView,
     Overage,
     Release,
@@ -22,7 +24,7 @@ from proto.v1 import (
     WindowRolled,
 )
 from services.budget import ledger, settled
-from services.budget.ledger import Applied, Ledger, Operation, Touch
+from services.budget.ledger import Applied, Busy, Ledger, Operation, Touch, Unknown
 from services.budget.pricing import Price, PriceTable
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC).timestamp()
@@ -95,7 +97,7 @@ def test_each_operation_is_idempotent() -> None:
     assert not again.changed and again.ledger is done
     repeat_commit, repeat_release, repeat_reserve = again.answers
     assert isinstance(repeat_commit, Settlement) and repeat_commit.already_settled
-    assert repeat_commit.charged_micro_usd == 0
+    assert repeat_commit.charged_micro_usd == 100  # what the first commit charged
     assert isinstance(repeat_release, Settlement) and repeat_release.already_settled
     assert isinstance(repeat_reserve, Reservation) and repeat_reserve.granted
     assert repeat_reserve.held_micro_usd == 0 and repeat_reserve.reason == "already settled"
@@ -127,17 +129,18 @@ def test_expired_holds_are_dropped_on_any_touch_with_an_event_each() -> None:
         "r-t1",
         600,
     )
-    _, late = one(touched.ledger, commit("t1", 100), now=NOW + 11)
-    assert isinstance(late, Settlement) and late.already_settled and late.charged_micro_usd == 0
 
 
-def test_a_commit_in_the_batch_that_expires_its_hold_still_charges_it_and_no_expiry_is_announced() -> None:
+def test_a_commit_in_the_batch_that_expires_its_hold_still_charges_it_as_a_late_one() -> None:
     held, _ = one(empty(), reserve("t1", 600, ttl=10))
     applied = run(held, commit("t1", 400), now=NOW + 20)
     settlement = applied.answers[0]
     assert isinstance(settlement, Settlement) and settlement.charged_micro_usd == 400
+    assert settlement.late and not settlement.already_settled
     assert (applied.ledger.spent_micro_usd, applied.ledger.held_micro_usd) == (400, 0)
-    assert not [e for e in applied.events if isinstance(e, HoldExpired)]
+    assert [type(e) for e in applied.events] == [LateCommit]  # and no expiry announced besides
+    _, again = one(applied.ledger, commit("t1", 400), now=NOW + 21)
+    assert isinstance(again, Settlement) and again.already_settled and again.charged_micro_usd == 400
 
 
 def test_an_overage_is_charged_in_full_marked_and_blocks_new_reservations() -> None:
@@ -252,15 +255,18 @@ def test_alerts_fire_once_per_threshold_and_window() -> None:
     assert [e.percent for e in again.events if isinstance(e, ThresholdCrossed)] == [50]
 
 
-def test_open_holds_are_bounded_so_the_entry_stays_small() -> None:
+def test_past_the_bound_on_open_holds_a_reservation_is_told_to_retry_not_refused() -> None:
     book = run(empty(10**9), *(reserve(f"t{n}", 1) for n in range(ledger.MAX_HOLDS))).ledger
-    _, refusal = one(book, reserve("one-more", 1))
-    assert (
-        isinstance(refusal, Reservation)
-        and not refusal.granted
-        and "too many open reservations" in refusal.reason
-    )
-    assert len(codec.encode(book)) < 800_000
+    full = run(book, reserve("one-more", 1), reserve("t7", 1), reserve("too-dear", 10**9))
+    busy, existing, dear = full.answers
+    assert isinstance(busy, Busy) and busy.retry_after_s > 0
+    assert f"{ledger.MAX_HOLDS} open reservations" in busy.reason
+    assert isinstance(existing, Reservation) and existing.granted  # its own hold, found
+    # Money comes first: what cannot be afforded is a verdict, whatever the room.
+    assert isinstance(dear, Reservation) and not dear.granted and "budget exceeded" in dear.reason
+    assert not full.changed and view(full.ledger).holds == ledger.MAX_HOLDS
+    after, granted = one(run(book, release("t1")).ledger, reserve("one-more", 1))
+    assert isinstance(granted, Reservation) and granted.granted and view(after).holds == ledger.MAX_HOLDS
 
 
 def test_settled_ids_are_bounded() -> None:
@@ -278,8 +284,8 @@ def test_settled_ids_are_bounded() -> None:
 
 def test_settled_ids_match_only_whole_fingerprints() -> None:
     straddling = "x" * 6 + settled.fingerprint("r-9") + "y" * 6  # two fingerprints, neither is r-9's
-    assert "r-9" not in settled.Settled(straddling, [], kept=10)
-    assert "r-9" in settled.Settled(straddling, ["r-9"], kept=10)
+    assert "r-9" not in settled.Settled(straddling, "", [], kept=10)
+    assert "r-9" in settled.Settled(straddling, "", ["r-9"], kept=10)
 
 
 def test_entries_written_before_fingerprints_keep_their_settled_ids() -> None:
@@ -287,7 +293,7 @@ def test_entries_written_before_fingerprints_keep_their_settled_ids() -> None:
     book, repeat = one(old, reserve("t1", 1))
     assert isinstance(repeat, Reservation) and repeat.reason == "already settled"
     book, _ = one(old, reserve("t2", 1))
-    assert book.settled == [] and "r-t1" in settled.Settled(book.settled_ids, [], kept=10)
+    assert book.settled == [] and "r-t1" in settled.Settled(book.settled_ids, "", [], kept=10)
 
 
 def test_the_ledger_round_trips_through_the_codec_and_reads_older_entries() -> None:
@@ -301,3 +307,181 @@ def test_the_ledger_round_trips_through_the_codec_and_reads_older_entries() -> N
 
 def test_new_ledgers_take_the_default_limit() -> None:
     assert ledger.new_ledger("acme", Settings(default_limit_micro_usd=7)).limit_micro_usd == 7
+
+
+# -- what a commit answers: a replay says what was charged, a late one is charged, an unknown one is named --
+
+
+def test_a_repeated_commit_answers_what_the_first_one_charged_and_changes_nothing() -> None:
+    book = run(empty(10_000), reserve("t1", 300), commit("t1", 120), reserve("t2", 50), release("t2")).ledger
+    # Many later settlements, fewer than the ledger remembers.
+    for n in range(ledger.SETTLED_KEPT - 10):
+        book = run(book, reserve(f"x{n}", 1), commit(f"x{n}", n % 3)).ledger
+    repeated = run(book, commit("t1", 999), commit("t2", 5), release("t1"))
+    again, released, release_again = repeated.answers
+    assert again == Settlement(
+        tenant="acme",
+        reservation_id="r-t1",
+        charged_micro_usd=120,
+        already_settled=True,
+        remaining_micro_usd=view(book).remaining_micro_usd,
+    )
+    # A released reservation was charged nothing; a release after a commit stays a no-op.
+    assert isinstance(released, Settlement) and (released.already_settled, released.charged_micro_usd) == (
+        True,
+        0,
+    )
+    assert isinstance(release_again, Settlement) and release_again.already_settled
+    assert release_again.released_micro_usd == 0
+    assert not repeated.changed and repeated.ledger is book and not repeated.events
+
+
+def test_settled_amounts_are_bounded_with_their_ids_and_entries_without_amounts_still_load() -> None:
+    book = empty(10**12)
+    ops: list[Operation] = []
+    for n in range(ledger.SETTLED_KEPT + 10):
+        ops += [reserve(f"t{n}", 10**6), commit(f"t{n}", 10**6 + n)]
+    book = run(book, *ops).ledger
+    assert len(book.settled_amounts) == len(book.settled_ids) == ledger.SETTLED_KEPT * settled.WIDTH
+    remembered = run(book, commit("t10", 1)).answers[0]
+    assert isinstance(remembered, Settlement) and remembered.charged_micro_usd == 10**6 + 10
+
+    # An entry written by the previous version: fingerprints, no amounts (an expired hold among them).
+    fps = "".join(settled.fingerprint(f"r-old{n}") for n in range(3))
+    old = b'{"tenant":"acme","limit_micro_usd":1000,"spent_micro_usd":40,"settled_ids":"%s"}' % fps.encode()
+    loaded = codec.decode(Ledger, old)
+    assert loaded.settled_amounts == "" and loaded.expired == {}
+    replay = run(loaded, commit("old1", 7))
+    assert replay.answers[0] == Settlement(
+        tenant="acme",
+        reservation_id="r-old1",
+        charged_micro_usd=0,
+        already_settled=True,
+        remaining_micro_usd=960,
+    )
+    assert not replay.changed
+    # New settlements on top of it keep their amounts, and the old ids stay settled.
+    newer = run(loaded, reserve("new", 100), commit("new", 30)).ledger
+    answers = run(newer, commit("new", 1), commit("old2", 1)).answers
+    assert [a.charged_micro_usd for a in answers if isinstance(a, Settlement)] == [30, 0]
+    assert all(isinstance(a, Settlement) and a.already_settled for a in answers)
+
+
+def test_a_commit_after_its_hold_expired_is_charged_late_counted_and_announced() -> None:
+    held, _ = one(empty(10_000), reserve("t1", 600, ttl=10, role="planner", model="m"))
+    expired = run(held, Touch("acme"), now=NOW + 10).ledger
+    assert view(expired, NOW + 11).held_micro_usd == 0
+    applied = run(expired, commit("t1", 400), now=NOW + 11)
+    (late,) = applied.answers
+    assert isinstance(late, Settlement)
+    assert (late.charged_micro_usd, late.released_micro_usd, late.already_settled, late.late) == (
+        400,
+        0,
+        False,
+        True,
+    )
+    assert late.remaining_micro_usd == 9600 and late.overage_micro_usd == 0
+    v = view(applied.ledger, NOW + 11)
+    assert (v.spent_micro_usd, v.held_micro_usd, v.spent_tokens, v.overage_micro_usd) == (400, 0, 400, 0)
+    assert v.roles["planner"].spent_micro_usd == 400 and v.models["m"].spent_micro_usd == 400
+    (event,) = applied.events
+    assert event == LateCommit(
+        tenant="acme",
+        at=datetime.fromtimestamp(NOW + 11, UTC),
+        window_id="total",
+        reservation_id="r-t1",
+        task_id="t1",
+        held_micro_usd=600,
+        charged_micro_usd=400,
+        expired_at=datetime.fromtimestamp(NOW + 10, UTC),
+        remaining_micro_usd=9600,
+    )
+    # Its repeat is a replay: what was charged, nothing changed, no second event.
+    replay = run(applied.ledger, commit("t1", 400), now=NOW + 12)
+    (again,) = replay.answers
+    assert isinstance(again, Settlement) and (again.already_settled, again.charged_micro_usd) == (True, 400)
+    assert not replay.changed and not replay.events
+
+
+def test_a_late_commit_without_a_price_is_charged_its_hold_and_may_take_the_tenant_over() -> None:
+    held, _ = one(empty(1000), reserve("t1", 600, ttl=10))
+    # The hold expires; its money goes to another task, then the first one commits after all.
+    applied = run(held, reserve("t2", 900), commit("t1", 5, model="secret"), now=NOW + 10)
+    _, late = applied.answers
+    assert isinstance(late, Settlement) and late.late
+    assert (late.charged_micro_usd, late.overage_micro_usd, late.remaining_micro_usd) == (600, 500, -500)
+    assert "no price" in late.reason and "expired" in late.reason
+    v = view(applied.ledger, NOW + 10)
+    assert (v.spent_micro_usd, v.held_micro_usd, v.overage_micro_usd) == (600, 900, 500)
+    # The expiry and the commit in one batch: one event for both (and the 50% threshold crossed).
+    assert [type(e) for e in applied.events if not isinstance(e, ThresholdCrossed)] == [LateCommit]
+    _, refused = one(applied.ledger, reserve("t3", 1), now=NOW + 11)
+    assert isinstance(refused, Reservation) and not refused.granted
+
+
+def test_a_task_reserving_again_after_its_hold_expired_gets_no_new_hold_and_is_charged_late() -> None:
+    held, _ = one(empty(1000), reserve("t1", 600, ttl=10))
+    expired = run(held, Touch("acme"), now=NOW + 10).ledger
+    again = run(expired, reserve("t1", 600), commit("t1", 300), now=NOW + 11)
+    reservation, settlement = again.answers
+    assert isinstance(reservation, Reservation) and reservation.granted
+    assert (reservation.held_micro_usd, reservation.reason) == (0, "hold expired")
+    assert isinstance(settlement, Settlement) and settlement.late and settlement.charged_micro_usd == 300
+
+
+def test_a_commit_for_a_reservation_never_made_is_unknown_and_a_release_changes_nothing() -> None:
+    book = run(empty(), reserve("t1", 300)).ledger
+    applied = run(book, commit("nope", 100), release("nope"))
+    unknown, released = applied.answers
+    assert unknown == Unknown(tenant="acme", reservation_id="r-nope")
+    assert "unknown reservation 'r-nope'" in unknown.reason
+    assert isinstance(released, Settlement) and released.already_settled and released.released_micro_usd == 0
+    assert not applied.changed and view(applied.ledger).spent_micro_usd == 0
+
+
+def test_ids_that_fell_out_of_the_bounded_memory_are_unknown() -> None:
+    ops: list[Operation] = []
+    for n in range(ledger.SETTLED_KEPT + 1):
+        ops += [reserve(f"s{n}", 1), commit(f"s{n}", 1)]
+    book = run(empty(10**9), *ops).ledger
+    assert isinstance(run(book, commit("s0", 1)).answers[0], Unknown)
+    assert isinstance(run(book, commit("s1", 1)).answers[0], Settlement)
+
+    # Expired holds are remembered in the room open holds leave: every one, until new holds need it.
+    half = ledger.MAX_HOLDS // 2
+    held = run(book, *(reserve(f"e{n}", 1, ttl=10) for n in range(ledger.MAX_HOLDS))).ledger
+    expired = run(held, Touch("acme"), now=NOW + 10).ledger
+    assert (len(expired.holds), len(expired.expired)) == (0, ledger.MAX_HOLDS)
+    crowded = run(expired, *(reserve(f"n{n}", 1) for n in range(half + 1)), now=NOW + 11).ledger
+    assert len(crowded.holds) + len(crowded.expired) == ledger.MAX_HOLDS
+    answers = run(crowded, commit("e0", 1), commit(f"e{half + 1}", 1), now=NOW + 12).answers
+    assert isinstance(answers[0], Unknown)
+    assert isinstance(answers[1], Settlement) and answers[1].late
+
+
+def test_the_fullest_entry_stays_well_under_the_nats_payload_limit() -> None:
+    fat = PriceTable({}, Price(10**9, 0))  # 1,000 USD per million tokens: wide amounts
+
+    def task(n: int) -> str:
+        return f"t{n:063d}"
+
+    def fat_reserve(n: int, ttl: float = 60.0) -> Reserve:
+        model = f"m{n % 70:03d}".ljust(64, "x")
+        return reserve(task(n), 10**12, ttl=ttl, role=ROLES[n % len(ROLES)], model=model)
+
+    def fat_commit(n: int) -> Commit:
+        return Commit(
+            tenant="acme", reservation_id=f"r-{task(n)}", usage=Usage(model="m", input_tokens=10**7)
+        )
+
+    ops: list[Operation] = []
+    for n in range(ledger.SETTLED_KEPT):
+        ops += [fat_reserve(n), fat_commit(n)]
+    book = ledger.apply(empty(10**18), ops, NOW, fat).ledger
+    holding = [fat_reserve(10**6 + n, ttl=10) for n in range(ledger.MAX_HOLDS)]
+    book = ledger.apply(book, holding, NOW, fat).ledger
+    assert len(book.holds) == ledger.MAX_HOLDS and len(book.models) == ledger.MAX_SCOPES + 1  # and `other`
+    expired = ledger.apply(book, [Touch("acme")], NOW + 10, fat).ledger
+    assert len(expired.expired) == ledger.MAX_HOLDS
+    # NATS refuses a payload over 1 MiB by default: keep a fifth of it to spare.
+    assert max(len(codec.encode(book)), len(codec.encode(expired))) < 0.8 * 2**20

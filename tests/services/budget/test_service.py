@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from maestro import topics
+from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError
 from maestro.runtime import open_bus, running_service
 from maestro.settings import Settings
 from proto.v1 import Commit, GetLedger, Release, Reserve, Usage
+from services.budget import ledger
+from services.budget.ledger import Ledger
+from services.budget.pricing import PriceTable
 from services.budget.service import SERVICE, serve
 from tests.services.budget.support import answering
 
@@ -74,7 +78,9 @@ async def test_each_operation_is_idempotent(settings: Settings, bus: Bus) -> Non
         once = await bus.request(topics.BUDGET_COMMIT, commit)
         twice = await bus.request(topics.BUDGET_COMMIT, commit)
         assert once.charged_micro_usd == 300 and not once.already_settled
-        assert twice.already_settled and twice.charged_micro_usd == 0
+        # The repeat changes nothing and says what the reservation was charged, so a redelivered task
+        # records its real cost.
+        assert twice.already_settled and twice.charged_micro_usd == 300
 
         release = Release(tenant="acme", reservation_id="r-t2")
         assert not (await bus.request(topics.BUDGET_RELEASE, release)).already_settled
@@ -82,6 +88,62 @@ async def test_each_operation_is_idempotent(settings: Settings, bus: Bus) -> Non
 
         view = await answering(bus)
         assert (view.spent_micro_usd, view.held_micro_usd) == (300, 0)
+
+
+async def test_a_commit_for_a_reservation_never_made_is_404_never_already_settled(
+    settings: Settings, bus: Bus
+) -> None:
+    async with budget(settings, bus):
+        await bus.request(topics.BUDGET_RESERVE, reserve("t1", 1000))
+        usage = Usage(model="m", input_tokens=100)
+        with pytest.raises(RemoteError) as err:
+            await bus.request(topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id="r-t2", usage=usage))
+        assert err.value.code == 404 and "unknown reservation 'r-t2'" in err.value.description
+        # Another tenant's reservation is unknown here too.
+        with pytest.raises(RemoteError) as err:
+            await bus.request(
+                topics.BUDGET_COMMIT, Commit(tenant="globex", reservation_id="r-t1", usage=usage)
+            )
+        assert err.value.code == 404
+        # Releasing what is not held stays harmless: a guard releases what it may never have reserved.
+        released = await bus.request(topics.BUDGET_RELEASE, Release(tenant="acme", reservation_id="r-t2"))
+        assert released.already_settled and released.released_micro_usd == 0
+        view = await answering(bus)
+        assert (view.spent_micro_usd, view.held_micro_usd) == (0, 1000)
+
+
+async def test_a_ledger_full_of_holds_answers_503_not_a_refusal_and_counts_it(
+    settings: Settings, bus: Bus
+) -> None:
+    # A tenant's ledger as the service writes it with every open hold it can keep: filled by the pure
+    # ledger and stored, rather than by 4,096 round trips.
+    holds = [reserve(f"t{n}", 10) for n in range(ledger.MAX_HOLDS)]
+    full = ledger.apply(Ledger(tenant="acme", limit_micro_usd=1_000_000), holds, time.time(), PriceTable({}))
+    kv = await bus.js.key_value(topics.BUCKET_BUDGET)
+    await kv.put("acme", codec.encode(full.ledger))
+    registry = CollectorRegistry()
+    async with open_bus(settings, "budget-metrics", registry) as own:
+        serving = asyncio.create_task(serve(own))
+        try:
+            assert (await answering(bus)).holds == ledger.MAX_HOLDS
+            for _ in range(2):
+                with pytest.raises(RemoteError) as err:
+                    await bus.request(topics.BUDGET_RESERVE, reserve("one-more", 10), key="acme")
+                assert err.value.code == 503
+                assert f"{ledger.MAX_HOLDS} open reservations" in err.value.description
+            # What money cannot cover is still a verdict, full or not.
+            dear = await bus.request(topics.BUDGET_RESERVE, reserve("dear", 1_000_000))
+            assert not dear.granted and "budget exceeded" in dear.reason
+            await bus.request(topics.BUDGET_RELEASE, Release(tenant="acme", reservation_id="r-t0"))
+            assert (await bus.request(topics.BUDGET_RESERVE, reserve("one-more", 10))).granted
+        finally:
+            own.stop()
+            await asyncio.wait_for(serving, 5)
+    assert registry.get_sample_value("maestro_budget_backpressure_total", {"tenant": "acme"}) == 2
+    refused = registry.get_sample_value(
+        "maestro_budget_reservations_total", {"tenant": "acme", "outcome": "refused"}
+    )
+    assert refused == 1
 
 
 async def test_refused_when_the_limit_cannot_cover_the_estimate(settings: Settings, bus: Bus) -> None:
@@ -119,8 +181,9 @@ async def test_concurrent_reservers_across_two_replicas_never_overspend(settings
             for a in granted
         ]
         settlements = await asyncio.gather(*(bus.request(topics.BUDGET_COMMIT, c) for c in commits * 2))
-        assert sum(s.charged_micro_usd for s in settlements) == 3000 * len(granted)
+        assert sum(s.charged_micro_usd for s in settlements if not s.already_settled) == 3000 * len(granted)
         assert sum(s.already_settled for s in settlements) == len(granted)
+        assert {s.charged_micro_usd for s in settlements} == {3000}  # repeats say what was charged
         view = await answering(bus)
         assert (view.spent_micro_usd, view.held_micro_usd) == (3000 * len(granted), 0)
 
