@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"chaos: {exc.args[0]}", file=sys.stderr)
         sys.exit(2)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # The harness's own client reconnects through every nats-server kill; that is expected, not news.
+    logging.getLogger("maestro.runtime").setLevel(logging.ERROR)
     base = Path(tempfile.mkdtemp(prefix="maestro-chaos-"))
     print(f"working in {base}", flush=True)
     failed = False

@@ -68,14 +68,18 @@ async def nothing(stage: Stage) -> None:
     """No fault: the baseline."""
 
 
-async def drill(name: str, workdir: Path, plan: Plan, fault: Fault = nothing) -> Report:
-    """Run the plan's load on a fresh mesh in `workdir` with `fault` part-way through; judge the facts."""
+async def drill(
+    name: str, workdir: Path, plan: Plan, fault: Fault = nothing, *, after: Fault = nothing
+) -> Report:
+    """Run the plan's load on a fresh mesh in `workdir` with `fault` part-way through; once every task
+    has ended (or the plan's time is up), run `after` (the scenario's own checks) and judge the facts."""
     started = time.monotonic()
     async with AsyncExitStack() as stack:
         mesh = await stack.enter_async_context(running_mesh(workdir, plan.env))
         stage = await stack.enter_async_context(staged(mesh, workdir, plan))
         await run_load(stage, requests(stage.load, plan), fault)
         await stage.load.settle(plan.tenants, within=plan.converge_s)
+        await after(stage)
     return judge(name, stage, time.monotonic() - started)
 
 

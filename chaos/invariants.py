@@ -93,7 +93,10 @@ def terminal_states(facts: Facts) -> tuple[dict[str, int], list[str]]:
         if record and state in TERMINAL_STATES and ends and ends[0] != state:
             disagree.append(task_id)
     violations = [
-        f"{len(ids)} tasks never left {state}: {_some(ids)}" for state, ids in sorted(stuck.items())
+        f"{len(ids)} tasks have no record: {_some(ids)}"
+        if state == "missing"
+        else f"{len(ids)} tasks never left {state}: {_some(ids)}"
+        for state, ids in sorted(stuck.items())
     ]
     if two_ends:
         violations.append(f"{len(two_ends)} tasks have more than one terminal event: {_some(two_ends)}")

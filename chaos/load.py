@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nats.errors
+from nats.js.errors import NotFoundError
 
 from chaos import effects, streams
 from chaos.facts import Facts, LedgerSample, Submission
@@ -174,6 +175,32 @@ async def ledger(client: Client, tenant: str, *, within: float = 15.0) -> Ledger
             if loop.time() > deadline:
                 return None
             await asyncio.sleep(_RETRY_S)
+
+
+_PIPELINE = (
+    (topics.STREAM_REQUESTS, topics.DURABLE_GUARD),
+    (topics.STREAM_TASKS, topics.agents_durable("tester")),
+    (topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR),
+)
+
+
+async def drained(client: Client, *, within: float = 30.0) -> bool:
+    """Wait until the guard, the tester agents and the orchestrator have nothing pending or unacknowledged
+    (twice in a row, so nothing was in between); whether they got there within `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    idle = 0
+    while idle < 2:
+        try:
+            infos = [await client.bus.js.consumer_info(stream, durable) for stream, durable in _PIPELINE]
+            busy = any(i.num_pending or i.num_ack_pending for i in infos)
+        except (NotFoundError, *_TRANSIENT):
+            busy = True
+        idle = 0 if busy else idle + 1
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(_POLL_S)
+    return True
 
 
 async def budget_ready(client: Client, *, within: float = 30.0) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.invariants import Report
-from chaos.scenarios import kills
+from chaos.scenarios import identity, kills, poison
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         for name in ("guard", "budget", "orchestrator", "agents", "all")
     ),
     Scenario("kill-nats", "SIGKILL nats-server mid-load", kills.run_kill_nats),
+    Scenario("poison", "garbage, wrong types, deep nesting, oversized, wrong tenant", poison.run_poison),
+    Scenario(
+        "identity", "one id: the duplicate window, a server restart, two tenants", identity.run_identity
+    ),
 )
 
 
