@@ -162,16 +162,28 @@ class Bus:
         *,
         msg_id: str | None = None,
         traceparent: str | None = None,
+        after_seq: int | None = None,
     ) -> PubAck:
-        """Store a message in the stream that owns `subject`; `msg_id` makes a resend a no-op."""
+        """Store a message in the stream that owns `subject`; `msg_id` makes a resend a no-op.
+
+        With `after_seq`, it is stored only if the last message on `subject` is still the one at that stream
+        sequence (0: only if there is none); raises WrongRevision when another writer got there first.
+        """
         headers: dict[str, str] | None = None
-        if msg_id or traceparent:
+        if msg_id or traceparent or after_seq is not None:
             headers = {}
             if msg_id:
                 headers[topics.HEADER_MSG_ID] = msg_id
             if traceparent:
                 headers[topics.HEADER_TRACEPARENT] = traceparent
-        return await self._store(subject, codec.encode(message), headers)
+            if after_seq is not None:
+                headers[topics.HEADER_EXPECTED_LAST_SUBJECT_SEQ] = str(after_seq)
+        try:
+            return await self._store(subject, codec.encode(message), headers)
+        except APIError as exc:
+            if after_seq is not None and exc.err_code in _WRONG_LAST_SEQUENCE:
+                raise WrongRevision(f"{subject} moved past sequence {after_seq}") from None
+            raise
 
     async def _store(self, subject: str, data: bytes, headers: dict[str, str] | None) -> PubAck:
         # What js.publish does, over the bus's own cheaper request path (maestro/replies.py).

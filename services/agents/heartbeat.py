@@ -1,4 +1,8 @@
-"""Keep a long task's message alive and report that it is still running, without cost for short tasks."""
+"""Report that a long task is still running, without cost for short tasks.
+
+The message itself is kept alive by the bus for as long as its handler runs (maestro/bus.py); these beats
+are the events a watcher sees.
+"""
 
 from __future__ import annotations
 
@@ -10,51 +14,32 @@ from contextlib import asynccontextmanager
 log = logging.getLogger(__name__)
 
 
-async def _pulse(
-    keepalive: Callable[[], Awaitable[None]],
-    beat: Callable[[int], Awaitable[None]],
-    tick_s: float,
-    every_s: float,
-    since: float,
-) -> None:
-    loop = asyncio.get_running_loop()
+async def _pulse(beat: Callable[[int], Awaitable[None]], every_s: float) -> None:
     beats = 0
     while True:
+        beats += 1
         try:
-            await keepalive()
+            await beat(beats)
         except Exception as exc:
-            log.warning("keepalive failed: %r", exc)
-        if loop.time() - since >= (beats + 1) * every_s:
-            beats += 1
-            try:
-                await beat(beats)
-            except Exception as exc:
-                log.warning("heartbeat %d failed: %r", beats, exc)
-        await asyncio.sleep(tick_s)
+            log.warning("heartbeat %d failed: %r", beats, exc)
+        await asyncio.sleep(every_s)
 
 
 @asynccontextmanager
-async def heartbeats(
-    keepalive: Callable[[], Awaitable[None]],
-    beat: Callable[[int], Awaitable[None]],
-    *,
-    tick_s: float,
-    every_s: float,
-) -> AsyncIterator[None]:
-    """While the block runs: `keepalive()` every `tick_s`, `beat(n)` every `every_s` (n = 1, 2, ...).
+async def heartbeats(beat: Callable[[int], Awaitable[None]], *, every_s: float) -> AsyncIterator[None]:
+    """While the block runs: `beat(n)` every `every_s` seconds (n = 1, 2, ...), the first after `every_s`.
 
-    Nothing runs for a block shorter than `tick_s`: only a timer is armed, and the pulsing task is
-    started by that timer, so a fast task costs no extra task.
+    Nothing runs for a block shorter than `every_s`: only a timer is armed, and the pulsing task is started
+    by that timer, so a fast task costs no extra task.
     """
     loop = asyncio.get_running_loop()
-    since = loop.time()
     pulse: asyncio.Task[None] | None = None
 
     def start() -> None:
         nonlocal pulse
-        pulse = loop.create_task(_pulse(keepalive, beat, tick_s, every_s, since))
+        pulse = loop.create_task(_pulse(beat, every_s))
 
-    timer = loop.call_later(tick_s, start)
+    timer = loop.call_later(every_s, start)
     try:
         yield
     finally:

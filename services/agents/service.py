@@ -8,19 +8,24 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from msgspec import structs
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from maestro import codec, runtime, topics
+from maestro import codec, history, runtime, topics
 from maestro.bus import Bus, Consumer, Delivery
-from maestro.errors import RemoteError, Retry
+from maestro.errors import RemoteError, Retry, WrongRevision
 from maestro.runtime import Service
 from proto.v1 import (
     ROLES,
     ArtifactRef,
+    Cancelled,
     Commit,
     ContextFile,
     Failed,
     Heartbeat,
+    Rejected,
     Release,
     Role,
     Settlement,
@@ -28,8 +33,10 @@ from proto.v1 import (
     Succeeded,
     TaskAssignment,
     TaskRequest,
+    TimedOut,
     Usage,
 )
+from proto.v1.agents import FinishedWork
 from services.agents.backends import Backend, OfflineBackend
 from services.agents.heartbeat import heartbeats
 from services.agents.metrics import AgentMetrics
@@ -41,6 +48,10 @@ log = logging.getLogger(__name__)
 OUTPUT_LIMIT = 64 * 1024
 """Most characters of output (or error) an outcome event carries; the rest is cut."""
 ORIGIN = "agents"
+ENDED = (Succeeded, Failed, Cancelled, TimedOut, Rejected)
+"""Events after which a task never runs again."""
+RUNNING = (Started, Heartbeat)
+"""Events that say a worker began the task (and may have finished its work)."""
 
 
 def bounded(text: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -99,35 +110,65 @@ class Worker:
     backend: Backend
     sandbox: Sandbox
     artifacts: ObjectStore
+    finished: KeyValue
+    """Work done and not yet paid for and reported (topics.BUCKET_WORK), by task id."""
     metrics: AgentMetrics
 
     async def handle(self, assignment: TaskAssignment, delivery: Delivery) -> None:
-        """Run one task to its outcome event; the bus acks once this returns.
+        """Run one task to its outcome event, once, however often it is delivered; the bus acks on return.
 
-        Raises Retry when the budget cannot be reached, so the whole task is redelivered later; a
-        redelivered task commits to the same reservation (the budget answers already_settled) and
-        publishes its outcome under the same msg id, so it never succeeds twice.
+        Before it starts, the worker reads the task's last event: a task that ended is not run again, and
+        `Started` is stored only if nothing else was stored on the task since (two copies of one task race
+        there, and one loses). Finished work is stored before it is paid for, so a budget outage or a crash
+        after the work never runs it again: the next delivery only pays for it and reports it.
+
+        Raises Retry when the budget cannot be reached (the work stays stored) or another delivery of the
+        task is running.
         """
+        request = assignment.request
+        subject = topics.EVENTS.subject(request.tenant, request.id)
+        context = {"task_id": request.id, "tenant": request.tenant}
+        last = await history.last_stored(self.bus.js, subject)
+        if last is not None and isinstance(last[1], ENDED):
+            log.info("task already ended (%s): not run again", last[1].__struct_config__.tag, extra=context)
+            return
+        work = await self._finished(request.id) if last is not None and isinstance(last[1], RUNNING) else None
+        if work is None:
+            if last is not None and isinstance(last[1], RUNNING) and delivery.attempt == 1:
+                # A second copy of a task another worker is running: whichever outlives the other ends it.
+                raise Retry(self.bus.settings.ack_wait_s, "another delivery of this task is running")
+            work = await self._work(assignment, delivery, last[0] if last else 0)
+        outcome = await self._paid(assignment, work.outcome)
+        await self.bus.publish(
+            subject,
+            outcome,
+            msg_id=topics.event_msg_id(request.id, "outcome"),
+            traceparent=delivery.traceparent,
+        )
+        label = "succeeded" if isinstance(outcome, Succeeded) else "failed"
+        self.metrics.tasks.labels(request.role, label).inc()
+        if isinstance(outcome, Failed):
+            log.info("task failed: %s", outcome.error.splitlines()[0] if outcome.error else "", extra=context)
+
+    async def _work(self, assignment: TaskAssignment, delivery: Delivery, after_seq: int) -> FinishedWork:
+        """Start the task (if no one else just did), do its work, and store what it produced."""
         request = assignment.request
         settings = self.bus.settings
         started = time.perf_counter()
         subject = topics.EVENTS.subject(request.tenant, request.id)
         trace = delivery.traceparent
         attempt = delivery.attempt
-        context = {"task_id": request.id, "tenant": request.tenant}
-
-        await self.bus.publish(
-            subject,
-            Started(
-                task_id=request.id,
-                tenant=request.tenant,
-                at=datetime.now(UTC),
-                worker=settings.worker,
-                attempt=attempt,
-            ),
-            msg_id=topics.event_msg_id(request.id, f"started-{attempt}"),
-            traceparent=trace,
+        start = Started(
+            task_id=request.id,
+            tenant=request.tenant,
+            at=datetime.now(UTC),
+            worker=settings.worker,
+            attempt=attempt,
         )
+        try:
+            await self.bus.publish(subject, start, traceparent=trace, after_seq=after_seq)
+        except WrongRevision:
+            raise Retry(1.0, "another worker started this task just now") from None
 
         async def beat(n: int) -> None:
             event = Heartbeat(
@@ -139,40 +180,52 @@ class Worker:
             )
             await self.bus.publish(subject, event, traceparent=trace)
 
-        async with heartbeats(
-            delivery.keepalive,
-            beat,
-            tick_s=min(settings.heartbeat_s, settings.ack_wait_s / 3),
-            every_s=settings.heartbeat_s,
-        ):
+        async with heartbeats(beat, every_s=settings.heartbeat_s):
             result = await self._run(request)
             artifacts = await self._store(request, result.files) if result.ok and result.files else []
-            try:
-                settlement = await self._commit(assignment, result.usage)
-            except RemoteError as exc:
-                if exc.code < 500:
-                    # The budget refuses this commit for good (say, an unknown reservation): retrying
-                    # cannot help, and output that was not paid for is not delivered.
-                    log.error("budget refused the commit: %s", exc, extra=context)
-                    result = RoleResult(
-                        ok=False, output="", usage=result.usage, error=f"budget refused the commit: {exc}"
-                    )
-                    settlement = None
-                    await self._release(assignment)  # a failed task gives its hold back
-                else:
-                    log.warning("budget unavailable, retrying: %s", exc, extra=context)
-                    self.metrics.tasks.labels(request.role, "retry").inc()
-                    raise Retry(1.0, f"budget commit: {exc}") from None
-
-        outcome = outcome_event(request, result, settlement, artifacts, settings.worker, attempt)
-        await self.bus.publish(
-            subject, outcome, msg_id=topics.event_msg_id(request.id, "outcome"), traceparent=trace
-        )
-        label = "succeeded" if result.ok else "failed"
-        self.metrics.tasks.labels(request.role, label).inc()
+        work = FinishedWork(outcome=outcome_event(request, result, None, artifacts, settings.worker, attempt))
+        await self.finished.put(request.id, codec.encode(work))
         self.metrics.task_seconds.labels(request.role).observe(time.perf_counter() - started)
-        if not result.ok:
-            log.info("task failed: %s", result.error.splitlines()[0] if result.error else "", extra=context)
+        return work
+
+    async def _finished(self, task_id: str) -> FinishedWork | None:
+        try:
+            entry = await self.finished.get(task_id)
+        except KeyNotFoundError:
+            return None
+        return codec.decode(FinishedWork, entry.value) if entry.value else None
+
+    async def _paid(self, assignment: TaskAssignment, outcome: Succeeded | Failed) -> Succeeded | Failed:
+        """The outcome with what the budget charged for it (the charge of the first commit, when this one
+        repeats it); a commit the budget refuses for good fails the task and gives its hold back.
+
+        Raises Retry when the budget cannot answer now.
+        """
+        request = assignment.request
+        usage = outcome.usage or Usage(model="none")
+        try:
+            settlement = await self._commit(assignment, usage)
+        except RemoteError as exc:
+            context = {"task_id": request.id, "tenant": request.tenant}
+            if exc.code >= 500:
+                log.warning("budget unavailable, retrying the commit: %s", exc, extra=context)
+                self.metrics.tasks.labels(request.role, "retry").inc()
+                raise Retry(1.0, f"budget commit: {exc}") from None
+            # Refused for good (an unknown reservation, say): output that was not paid for is not delivered.
+            log.error("budget refused the commit: %s", exc, extra=context)
+            await self._release(assignment)
+            return Failed(
+                task_id=request.id,
+                tenant=request.tenant,
+                at=outcome.at,
+                error=f"budget refused the commit: {exc}",
+                worker=outcome.worker,
+                usage=usage,
+                attempt=outcome.attempt,
+            )
+        return (
+            structs.replace(outcome, cost_micro_usd=settlement.charged_micro_usd) if settlement else outcome
+        )
 
     async def _run(self, request: TaskRequest) -> RoleResult:
         try:
@@ -254,6 +307,7 @@ async def open_worker(bus: Bus) -> Worker:
         backend=OfflineBackend(),
         sandbox=Sandbox(timeout_s=bus.settings.command_timeout_s),
         artifacts=await bus.js.object_store(topics.STORE_ARTIFACTS),
+        finished=await bus.js.key_value(topics.BUCKET_WORK),
         metrics=AgentMetrics.create(bus.metrics.registry),
     )
 

@@ -181,8 +181,12 @@ async def test_a_dead_lettered_task_fails_with_the_reason_and_its_hold_is_releas
             request=task, decision=Decision(verdict="allow"), reservation_id=reservation.reservation_id
         )
         assert (await ledger(bus, "acme")).held_micro_usd == 1000
-        await worker.dead_letter(codec.encode(assignment), "failed 5 times, last: boom")
-        await worker.dead_letter(b"not even json", "undecodable")  # nothing to fail, nothing breaks
+        await worker.dead_letter(
+            codec.encode(assignment), "failed 5 times, last: boom", "maestro.v1.task.planner"
+        )
+        await worker.dead_letter(
+            b"not even json", "undecodable", "maestro.v1.task.planner"
+        )  # nothing to fail
         done = (await outcome(bus, task.id))[-1]
         assert isinstance(done, Failed) and done.error == "failed 5 times, last: boom"
         view = await ledger(bus, "acme")

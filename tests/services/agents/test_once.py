@@ -1,0 +1,91 @@
+"""A task runs once, whatever happens around it: a budget outage after the work, a copy sent again later.
+
+Executions are counted as real side effects: each tester command appends a line to a file outside the
+workspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from maestro import topics
+from maestro.bus import Bus
+from maestro.runtime import running_service
+from maestro.settings import Settings
+from proto.v1 import Succeeded, TaskRequest
+from services.agents.service import SERVICE as AGENTS
+from services.budget.service import SERVICE as BUDGET
+from tests.services.agents.flow import assign, budget_ready, events, ledger, outcome
+
+
+def counted(task_id: str, runs: Path) -> TaskRequest:
+    return TaskRequest(
+        id=task_id, tenant="acme", role="tester", prompt="count", commands=[f"echo {task_id} >> {runs}"]
+    )
+
+
+def executions(runs: Path) -> int:
+    return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+
+async def test_a_budget_outage_after_the_work_retries_the_commit_never_the_work(
+    bus: Bus, settings: Settings, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    task = counted("outage-1", runs)
+    async with running_service(BUDGET, settings):
+        await budget_ready(bus)
+        await assign(bus, task)  # its hold is reserved; then the budget goes away
+    async with running_service(AGENTS, settings):
+        # The work is done while no budget can be reached: the commit fails and is retried, alone.
+        async with asyncio.timeout(10):
+            while executions(runs) == 0:  # noqa: ASYNC110 - the side effect is a file, not an event
+                await asyncio.sleep(0.02)
+        retried = await bus.js.consumer_info(topics.STREAM_TASKS, topics.agents_durable("tester"))
+        async with running_service(BUDGET, settings):
+            done = (await outcome(bus, task.id, within=20))[-1]
+            view = await ledger(bus, "acme")
+    assert isinstance(done, Succeeded), done
+    assert executions(runs) == 1
+    assert retried.num_ack_pending == 1  # the task was still being retried when the budget came back
+    assert view.spent_micro_usd == done.cost_micro_usd > 0 and view.held_micro_usd == 0
+
+
+async def test_a_finished_task_sent_again_is_not_run_again(
+    bus: Bus, settings: Settings, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    task = counted("again-1", runs)
+    async with running_service(BUDGET, settings), running_service(AGENTS, settings):
+        await budget_ready(bus)
+        assignment = await assign(bus, task)
+        first = (await outcome(bus, task.id))[-1]
+        # The same task, past any duplicate window (no dedup id): it ended, so it is acked and not run.
+        await bus.publish(topics.TASKS.subject("tester"), assignment)
+        async with asyncio.timeout(10):
+            while (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        view = await ledger(bus, "acme")
+    assert isinstance(first, Succeeded)
+    assert executions(runs) == 1
+    assert sum(isinstance(e, Succeeded) for e in await events(bus, task.id)) == 1
+    assert view.spent_micro_usd == first.cost_micro_usd
+
+
+async def test_two_copies_of_one_task_delivered_together_run_it_once(
+    bus: Bus, settings: Settings, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    task = counted("twin-1", runs)
+    async with running_service(BUDGET, settings):
+        await budget_ready(bus)
+        assignment = await assign(bus, task)
+        await bus.publish(topics.TASKS.subject("tester"), assignment)  # a second copy, no dedup id
+        async with running_service(AGENTS, settings), running_service(AGENTS, settings.with_(worker="w-2")):
+            done = (await outcome(bus, task.id, within=20))[-1]
+            async with asyncio.timeout(20):
+                while (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+    assert isinstance(done, Succeeded)
+    assert executions(runs) == 1
