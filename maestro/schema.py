@@ -32,6 +32,7 @@ from proto.v1 import (
     ContextFile,
     Decision,
     Failed,
+    FinishedWork,
     GetLedger,
     Heartbeat,
     LedgerView,
@@ -42,6 +43,7 @@ from proto.v1 import (
     Started,
     Succeeded,
     TaskAssignment,
+    TaskClaim,
     TaskRecord,
     TaskRequest,
     TimedOut,
@@ -179,7 +181,11 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
 }
 
 # Messages that are stored rather than sent on a topic of their own, but still cross process boundaries.
-STORED: tuple[tuple[str, Any, str], ...] = ((topics.BUCKET_TASKS, TaskRecord, "task_id"),)
+STORED: tuple[tuple[str, Any, str], ...] = (
+    (topics.BUCKET_TASKS, TaskRecord, "task_id"),
+    (topics.BUCKET_CLAIMS, TaskClaim, "task_id"),
+    (topics.BUCKET_WORK, FinishedWork, "task_id"),
+)
 
 _AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 _TASK = "t0194a1b2c3d4e5f6a7b8c9d0e1"

@@ -1,6 +1,6 @@
 """Version 1 of Maestro's wire contract; unions and every message re-exported here."""
 
-from proto.v1.agents import TaskAssignment
+from proto.v1.agents import FinishedWork, TaskAssignment
 from proto.v1.approvals import ApprovalDecision, Parked
 from proto.v1.budget import (
     BudgetEvent,
@@ -41,6 +41,7 @@ from proto.v1.tasks import (
     Rejected,
     Started,
     Succeeded,
+    TaskClaim,
     TaskEvent,
     TaskRecord,
     TaskRequest,
@@ -64,6 +65,7 @@ __all__ = [
     "Decision",
     "Event",
     "Failed",
+    "FinishedWork",
     "GetLedger",
     "Heartbeat",
     "HoldExpired",
@@ -85,6 +87,7 @@ __all__ = [
     "Started",
     "Succeeded",
     "TaskAssignment",
+    "TaskClaim",
     "TaskEvent",
     "TaskId",
     "TaskRecord",
