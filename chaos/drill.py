@@ -69,15 +69,25 @@ async def nothing(stage: Stage) -> None:
 
 
 async def drill(
-    name: str, workdir: Path, plan: Plan, fault: Fault = nothing, *, after: Fault = nothing
+    name: str,
+    workdir: Path,
+    plan: Plan,
+    fault: Fault = nothing,
+    *,
+    before: Fault = nothing,
+    after: Fault = nothing,
+    planned: Callable[[Load, Plan], list[Planned]] | None = None,
 ) -> Report:
-    """Run the plan's load on a fresh mesh in `workdir` with `fault` part-way through; once every task
-    has ended (or the plan's time is up), run `after` (the scenario's own checks) and judge the facts."""
+    """Run the plan's load on a fresh mesh in `workdir` with `fault` part-way through; `before` runs
+    before the load, `after` once every task has ended (or the plan's time is up); then judge the facts.
+
+    `planned` makes the requests (default: requests())."""
     started = time.monotonic()
     async with AsyncExitStack() as stack:
         mesh = await stack.enter_async_context(running_mesh(workdir, plan.env))
         stage = await stack.enter_async_context(staged(mesh, workdir, plan))
-        await run_load(stage, requests(stage.load, plan), fault)
+        await before(stage)
+        await run_load(stage, (planned or requests)(stage.load, plan), fault)
         await stage.load.settle(plan.tenants, within=plan.converge_s)
         await after(stage)
     return judge(name, stage, time.monotonic() - started)

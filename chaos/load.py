@@ -51,6 +51,7 @@ class Load:
     facts: Facts = field(default_factory=Facts)
     _progress: asyncio.Condition = field(default_factory=asyncio.Condition)
     _done: int = 0
+    _finished: bool = False
 
     def tester(
         self, tenant: str, *, sleep_s: float = 0.0, task_id: str | None = None, prompt: str = "Run the check"
@@ -91,9 +92,15 @@ class Load:
                 self._progress.notify_all()
 
     async def until(self, count: int) -> None:
-        """Wait until `count` submissions have been answered (acknowledged or given up)."""
+        """Wait until `count` submissions have been answered (acknowledged or given up), or the steady load
+        has submitted everything it had."""
         async with self._progress:
-            await self._progress.wait_for(lambda: self._done >= count)
+            await self._progress.wait_for(lambda: self._done >= count or self._finished)
+
+    @property
+    def answered(self) -> int:
+        """Submissions answered so far (acknowledged or given up)."""
+        return self._done
 
     async def steady(self, planned: Sequence[Planned], rate: float | None) -> None:
         """Submit everything at `rate` per second (None: as fast as the client can), a bounded number
@@ -108,14 +115,19 @@ class Load:
             finally:
                 slots.release()
 
-        async with asyncio.TaskGroup() as group:
-            for n, item in enumerate(planned):
-                if rate is not None:
-                    delay = start + n / rate - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)  # pacing the rate, not waiting for anything
-                await slots.acquire()
-                group.create_task(one(item))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for n, item in enumerate(planned):
+                    if rate is not None:
+                        delay = start + n / rate - loop.time()
+                        if delay > 0:
+                            await asyncio.sleep(delay)  # pacing the rate, not waiting for anything
+                    await slots.acquire()
+                    group.create_task(one(item))
+        finally:
+            async with self._progress:
+                self._finished = True
+                self._progress.notify_all()
 
     async def settle(self, tenants: Iterable[str], *, within: float) -> None:
         """Wait (up to `within` s) for every acknowledged task to end, then collect records, events,
