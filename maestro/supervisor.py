@@ -1,17 +1,27 @@
 """`maestro up`: an embedded JetStream server (unless one is given), provisioning, and every service as a
-child process that is restarted when it dies and stopped cleanly on the way out."""
+child process; each child, the server too, is restarted when it dies, and all stop in order on the way out
+(maestro/drain.py).
+
+Children run in sessions of their own, so a Ctrl-C at the terminal reaches `maestro up` alone, and only
+the supervisor stops them; each still gets SIGTERM when `maestro up` dies, even by SIGKILL (die_with_parent).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
+import random
+import shutil
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterable, Sequence
+import tempfile
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +29,9 @@ from typing import IO
 
 import aiohttp
 
-from maestro.embedded import EmbeddedServer, die_with_parent, start_nats_server
+from maestro import drain
+from maestro.bus import Bus
+from maestro.embedded import EmbeddedServerError, die_with_parent, listening_url, nats_server_command
 from maestro.runtime import URL_FILE, open_bus
 from maestro.settings import Settings
 
@@ -27,8 +39,17 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NATS_PORT = 4222
 DEFAULT_PORTS = {"orchestrator": 8080, "guard": 9101, "budget": 9102, "agents": 9103}
-_STOP_GRACE_S = 20.0
+DEFAULT_BUDGET_REPLICAS = 2
+"""Budget processes `maestro up` runs: with two, a task's commit never waits for one to come back."""
+_MORE_BUDGET_PORTS = 9111
+"""Default port of the second budget replica (the next ones count up), clear of the agents' 9103 on."""
+NATS_SERVER = "nats-server"
 _READY_TIMEOUT_S = 60.0
+_SERVER_STOP_S = 10.0
+_FIRST_BACKOFF_S = 0.5
+_MAX_BACKOFF_S = 10.0
+_STEADY_S = 30.0
+"""A child that ran this long before it exited is restarted after the first backoff again."""
 
 
 class MeshError(RuntimeError):
@@ -65,8 +86,24 @@ class Mesh:
         return next(c.url for c in self.children if c.name == "orchestrator")
 
 
+# Free ports are picked below the kernel's ephemeral range: a port from that range can be taken by any
+# outgoing connection between the pick and the moment a child binds it (seen on a busy machine: a budget
+# process restarted for a minute on a port a NATS client had taken), and a restarted child binds it again.
+_LOWEST_PORT = 10000
+_PORT_TRIES = 100
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
+    """A TCP port nobody listens on right now, outside the range the kernel hands to outgoing connections."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    if ephemeral > _LOWEST_PORT + _PORT_TRIES:
+        for _ in range(_PORT_TRIES):
+            port = random.randrange(_LOWEST_PORT, ephemeral)
+            if port_is_free(port):
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -83,9 +120,16 @@ def port_is_free(port: int) -> bool:
 
 
 def plan_children(
-    role_groups: Sequence[Sequence[str]], *, free_ports: bool, api_port: int
+    role_groups: Sequence[Sequence[str]],
+    *,
+    free_ports: bool,
+    api_port: int,
+    budget_replicas: int = DEFAULT_BUDGET_REPLICAS,
 ) -> list[ChildSpec]:
-    """The processes to run: guard, budget, orchestrator, and one agent process per group of roles."""
+    """The processes to run: guard, the budget replicas, orchestrator, and one agent process per group of
+    roles. Raises MeshError when budget_replicas is not positive."""
+    if budget_replicas < 1:
+        raise MeshError(f"budget replicas must be at least 1, not {budget_replicas}")
 
     def port(default: int) -> int:
         if free_ports:
@@ -97,11 +141,12 @@ def plan_children(
             return chosen
         return default
 
-    children = [
-        ChildSpec("guard", "services.guard", port(DEFAULT_PORTS["guard"])),
-        ChildSpec("budget", "services.budget", port(DEFAULT_PORTS["budget"])),
-        ChildSpec("orchestrator", "services.orchestrator", port(api_port)),
-    ]
+    children = [ChildSpec("guard", "services.guard", port(DEFAULT_PORTS["guard"]))]
+    for n in range(1, budget_replicas + 1):
+        name = "budget" if budget_replicas == 1 else f"budget-{n}"
+        default = DEFAULT_PORTS["budget"] if n == 1 else _MORE_BUDGET_PORTS + n - 2
+        children.append(ChildSpec(name, "services.budget", port(default)))
+    children.append(ChildSpec("orchestrator", "services.orchestrator", port(api_port)))
     for i, group in enumerate(role_groups):
         name = "agents" if len(role_groups) == 1 else f"agents-{'-'.join(group)}"
         children.append(
@@ -112,76 +157,115 @@ def plan_children(
     return children
 
 
-class Supervisor:
-    """Keeps each child running: restarts one that exits on its own, with backoff; stops all on request."""
+async def spawn(argv: Sequence[str], *, env: dict[str, str] | None, log_file: Path | None) -> Process:
+    """Start a child in a session of its own, so a Ctrl-C at the terminal does not reach it, dying with this
+    process; its output goes to `log_file` (default: ours)."""
+    out: IO[bytes] | None = open(log_file, "ab") if log_file is not None else None
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+    finally:
+        if out is not None:
+            out.close()
 
-    def __init__(self, env: dict[str, str], log_dir: Path | None) -> None:
-        self._env = env
-        self._log_dir = log_dir
-        self._procs: dict[str, asyncio.subprocess.Process] = {}
-        self._stopping = asyncio.Event()
+
+async def spawn_child(spec: ChildSpec, env: dict[str, str], log_dir: Path | None) -> Process:
+    """Start one service process."""
+    env = {**env, **spec.env, "MAESTRO_HTTP_PORT": str(spec.port), "MAESTRO_WORKER": spec.name}
+    log_file = log_dir / f"{spec.name}.log" if log_dir is not None else None
+    return await spawn([sys.executable, "-m", spec.module], env=env, log_file=log_file)
+
+
+Launch = Callable[[], Awaitable[Process]]
+"""Starts a child process once more."""
+
+
+@dataclass
+class _Child:
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set by stop(): not to be restarted any more."""
+    gone: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once it was stopped and its last process has exited."""
+    process: Process | None = None
+
+
+def _send(process: Process | None, sig: signal.Signals) -> None:
+    if process is not None and process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+
+
+class Supervisor:
+    """Keeps each child running: restarts one that exits on its own, with backoff; stops the children it
+    is told to, in the order it is told."""
+
+    def __init__(self) -> None:
+        self._children: dict[str, _Child] = {}
         self.restarts: dict[str, int] = {}
 
-    async def _spawn(self, spec: ChildSpec) -> asyncio.subprocess.Process:
-        env = {**self._env, **spec.env, "MAESTRO_HTTP_PORT": str(spec.port), "MAESTRO_WORKER": spec.name}
-        out: IO[bytes] | None = None
-        if self._log_dir is not None:
-            out = open(self._log_dir / f"{spec.name}.log", "ab")
-        try:
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                spec.module,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                preexec_fn=die_with_parent,
-            )
-        finally:
-            if out is not None:
-                out.close()
-
-    async def keep_running(self, spec: ChildSpec) -> None:
-        """Run one child until stop(); restart it whenever it exits on its own."""
-        backoff = 0.5
+    async def keep_running(self, name: str, launch: Launch, *, first: Process | None = None) -> None:
+        """Run a child (`first`, if it was started already) until stop() names it; restart it whenever it
+        exits on its own or fails to start. Cancelled, it kills the child."""
+        child = self._children.setdefault(name, _Child())
         loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
-            proc = await self._spawn(spec)
-            self._procs[spec.name] = proc
-            started = loop.time()
-            code = await proc.wait()
-            if self._stopping.is_set():
-                return
-            if loop.time() - started > 30:
-                backoff = 0.5
-            self.restarts[spec.name] = self.restarts.get(spec.name, 0) + 1
-            log.warning("%s exited with code %s; restarting in %.1fs", spec.name, code, backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), backoff)
-            backoff = min(backoff * 2, 10.0)
+        backoff = _FIRST_BACKOFF_S
+        try:
+            while not child.stop.is_set():
+                started = loop.time()
+                try:
+                    child.process = first or await launch()
+                except (OSError, EmbeddedServerError) as exc:
+                    outcome = f"could not start ({exc})"
+                else:
+                    if child.stop.is_set():  # stop() came while it was starting
+                        _send(child.process, signal.SIGTERM)
+                    code = await child.process.wait()
+                    if child.stop.is_set():
+                        return
+                    outcome = f"exited with code {code}"
+                first = None
+                if loop.time() - started > _STEADY_S:
+                    backoff = _FIRST_BACKOFF_S
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                log.warning("%s %s; restarting in %.1fs", name, outcome, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(child.stop.wait(), backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+        finally:
+            _send(child.process, signal.SIGKILL)  # only when cancelled: otherwise it has exited
+            child.gone.set()
 
     def pid(self, name: str) -> int | None:
         """The current process id of a child."""
-        proc = self._procs.get(name)
-        return proc.pid if proc and proc.returncode is None else None
+        child = self._children.get(name)
+        process = child.process if child else None
+        return process.pid if process and process.returncode is None else None
 
-    async def stop(self) -> None:
-        """SIGTERM every child, wait for them to drain, SIGKILL what is left."""
-        self._stopping.set()
-        procs = [p for p in self._procs.values() if p.returncode is None]
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+    async def stop(self, names: Collection[str], deadline: float) -> list[str]:
+        """SIGTERM these children and wait until they exit or the loop's clock reaches `deadline`, then
+        SIGKILL what is left; none is restarted any more. Returns the names that had to be killed."""
+        children = {name: self._children.setdefault(name, _Child()) for name in names}
+        for child in children.values():
+            child.stop.set()
+            _send(child.process, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), _STOP_GRACE_S)
+            async with asyncio.timeout_at(deadline):
+                await asyncio.gather(*(child.gone.wait() for child in children.values()))
+            return []
         except TimeoutError:
-            for proc in procs:
-                if proc.returncode is None:
-                    log.warning("pid %d did not stop in time; killing it", proc.pid)
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-            await asyncio.gather(*(p.wait() for p in procs))
+            late = [name for name, child in children.items() if not child.gone.is_set()]
+            log.warning("%s did not stop in time; killing", ", ".join(late))
+            for name in late:
+                _send(children[name].process, signal.SIGKILL)
+            await asyncio.gather(*(children[name].gone.wait() for name in late))
+            return late
 
 
 async def wait_ready(children: Iterable[ChildSpec], timeout: float = _READY_TIMEOUT_S) -> None:
@@ -212,50 +296,99 @@ async def running_mesh(
     role_groups: Sequence[Sequence[str]] | None = None,
     free_ports: bool = False,
     child_logs: bool = False,
+    budget_replicas: int = DEFAULT_BUDGET_REPLICAS,
+    drain_s: float | None = None,
 ) -> AsyncIterator[Mesh]:
-    """Bring the whole mesh up for the length of a block, then stop every process it started.
+    """Bring the whole mesh up for the length of a block, then drain it in order and stop every process it
+    started; raises MeshError when it does not come up.
 
     `role_groups` lists the roles of each agent process; by default one process serves settings.roles.
+    `drain_s` bounds the drain (default: drain.default_drain_s).
     """
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    server: EmbeddedServer | None = None
     url_file = data_dir / URL_FILE
-    if settings.nats_url:
-        url = settings.nats_url
-    else:
-        port = nats_port
-        if port > 0 and not port_is_free(port):
-            port = -1
+    supervisor = Supervisor()
+    loop = asyncio.get_running_loop()
+    embedded = not settings.nats_url
+    async with asyncio.TaskGroup() as group:
+        try:
+            url = settings.nats_url
+            if not url:
+                url = await _start_server(supervisor, group, data_dir, nats_port)
+                url_file.write_text(url + "\n")
+            settings = settings.with_(nats_url=url)
+            # Provisions every stream, bucket and store before any service starts; kept open to see the
+            # orchestrator's backlog during the drain.
+            async with open_bus(settings, "maestro-up", patience_s=15) as bus:
+                children = plan_children(
+                    role_groups or [settings.roles],
+                    free_ports=free_ports,
+                    api_port=api_port,
+                    budget_replicas=budget_replicas,
+                )
+                env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+                env.update(_settings_env(settings))
+                log_dir = None
+                if child_logs:
+                    log_dir = data_dir / "logs"
+                    log_dir.mkdir(exist_ok=True)
+                for child in children:
+                    launch = functools.partial(spawn_child, child, env, log_dir)
+                    group.create_task(supervisor.keep_running(child.name, launch))
+                try:
+                    await wait_ready(children)
+                    yield Mesh(url, embedded, tuple(children), data_dir)
+                finally:
+                    limit = drain.default_drain_s(settings) if drain_s is None else drain_s
+                    await _drain(supervisor, bus, children, loop.time() + limit)
+        finally:
+            if embedded:
+                log.info("stopping %s", NATS_SERVER)
+                await supervisor.stop([NATS_SERVER], loop.time() + _SERVER_STOP_S)
+                url_file.unlink(missing_ok=True)
+
+
+async def _drain(supervisor: Supervisor, bus: Bus, children: Sequence[ChildSpec], deadline: float) -> None:
+    for stage, names in drain.stages([(c.name, c.module) for c in children]):
+        if stage.once_folded and not await drain.events_folded(bus.js, deadline):
+            log.warning("the orchestrator has not folded every event by the deadline; it will when it starts")
+        log.info("stopping %s: %s", stage.what, ", ".join(names))
+        await supervisor.stop(names, deadline)
+
+
+async def _start_server(
+    supervisor: Supervisor, group: asyncio.TaskGroup, data_dir: Path, nats_port: int
+) -> str:
+    """Start the embedded server and keep it running: restarted on the same store and port, so every
+    client reconnects to the URL it knows. Its URL; raises MeshError when it does not come up."""
+    port = nats_port
+    if port <= 0 or not port_is_free(port):
+        if port > 0:
             log.warning("port %d is taken; the embedded nats-server takes a free one", nats_port)
-        server = start_nats_server(data_dir / "jetstream", port=port, log_file=data_dir / "nats-server.log")
-        url = server.url
-        url_file.write_text(url + "\n")
-    supervisor: Supervisor | None = None
+        port = free_port()
+    store, log_file = data_dir / "jetstream", data_dir / "nats-server.log"
+    store.mkdir(exist_ok=True)
+
+    async def launch(ports_dir: Path | None = None) -> Process:
+        command = nats_server_command(store, port=port, host="127.0.0.1", ports_dir=ports_dir)
+        return await spawn(command, env=None, log_file=log_file)
+
+    ports_dir = Path(tempfile.mkdtemp(prefix="maestro-ports-"))
     try:
-        settings = settings.with_(nats_url=url)
-        async with open_bus(settings, "maestro-up", patience_s=15):
-            pass  # provisions every stream, bucket and store before any service starts
-        children = plan_children(role_groups or [settings.roles], free_ports=free_ports, api_port=api_port)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
-        env.update(_settings_env(settings))
-        log_dir = None
-        if child_logs:
-            log_dir = data_dir / "logs"
-            log_dir.mkdir(exist_ok=True)
-        supervisor = Supervisor(env, log_dir)
-        async with asyncio.TaskGroup() as group:
-            for child in children:
-                group.create_task(supervisor.keep_running(child))
-            try:
-                await wait_ready(children)
-                yield Mesh(url, server is not None, tuple(children), data_dir)
-            finally:
-                await supervisor.stop()
+        first = await launch(ports_dir)
+        try:
+            url = await listening_url(first, ports_dir)
+        except EmbeddedServerError:
+            _send(first, signal.SIGKILL)
+            await first.wait()
+            raise
+    except (OSError, EmbeddedServerError) as exc:
+        raise MeshError(f"cannot start nats-server: {exc}") from None
     finally:
-        if server is not None:
-            server.stop()
-            url_file.unlink(missing_ok=True)
+        shutil.rmtree(ports_dir, ignore_errors=True)
+    group.create_task(supervisor.keep_running(NATS_SERVER, launch, first=first))
+    return url
 
 
 def _settings_env(settings: Settings) -> dict[str, str]:
