@@ -77,6 +77,8 @@ class Facts:
     kills: list[Kill] = field(default_factory=list)
     unacknowledged: int = 0
     """Submissions the server never acknowledged within the client's patience (not counted anywhere)."""
+    refusals: list[tuple[Submission, str]] = field(default_factory=list)
+    """Submissions the SDK refused (a conflict, say), with what it said; not tasks."""
 
     def tasks(self) -> dict[str, Submission]:
         """Each acknowledged task once, by id: the first submission of an id stands for it."""

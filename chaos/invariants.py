@@ -2,8 +2,9 @@
 
 - every acknowledged task is in exactly one terminal state (its record, and one terminal event);
 - none ran twice: its command's side effect appears once. A run before the last one is excused only
-  when the agent doing it was SIGKILLed by the harness before any outcome of the task was stored: the
-  command may have finished, and nobody could know (at-least-once); every other re-run is a duplicate;
+  when it finished before the harness SIGKILLed its agent and before any outcome of the task was stored:
+  nobody could know it had finished (at-least-once). Every other re-run is a duplicate, including one
+  after a killed agent's command ran on by itself (orphaned) and recorded its effect after the kill;
 - each tenant's records cost what its ledger charged, and that is not 0 (else the check proves nothing);
 - spent plus held never exceeded a tenant's limit, in any sample or at the end.
 """
@@ -112,11 +113,18 @@ def _outcome_at(events: Sequence[StoredEvent]) -> float | None:
     return min(stored) if stored else None
 
 
+def _orphaned(run: Execution, kills: dict[int, Kill]) -> bool:
+    # Its command recorded the effect after its agent was killed: it ran on, orphaned.
+    kill = kills.get(run.pid)
+    return kill is not None and run.at_ns / 1e9 > kill.at
+
+
 def _excused(runs: Sequence[Execution], kills: dict[int, Kill], outcome_at: float | None) -> bool:
-    # Every run but the last was by an agent killed before the task had any outcome stored.
+    # Every run but the last finished before its agent was killed, and before any outcome was stored:
+    # the crash window of at-least-once delivery. A run that went on after its agent died is not excused.
     for run in runs[:-1]:
         kill = kills.get(run.pid)
-        if kill is None or (outcome_at is not None and outcome_at <= kill.at):
+        if kill is None or _orphaned(run, kills) or (outcome_at is not None and outcome_at <= kill.at):
             return False
     return True
 
@@ -140,19 +148,27 @@ def executions(facts: Facts) -> Runs:
         by_id[run.task_id].append(run)
     kills = {k.pid: k for k in facts.kills}
     duplicated: list[str] = []
+    orphans: list[str] = []
     duplicates = excused = 0
     for task_id, runs in by_id.items():
         if len(runs) < 2:
             continue
         if _excused(runs, kills, _outcome_at(facts.events.get(task_id, ()))):
             excused += len(runs) - 1
-        else:
-            duplicates += len(runs) - 1
-            duplicated.append(task_id)
+            continue
+        duplicates += len(runs) - 1
+        duplicated.append(task_id)
+        if any(_orphaned(run, kills) for run in runs[:-1]):
+            orphans.append(task_id)
     violations: list[str] = []
     notes: list[str] = []
     if duplicated:
         violations.append(f"{len(duplicated)} tasks ran more than once: {_some(duplicated)}")
+    if orphans:
+        violations.append(
+            f"{len(orphans)} of them because the command of a killed agent ran on and the task ran again "
+            "(nothing ends a task's commands when its agent dies)"
+        )
     if excused:
         notes.append(
             f"{excused} re-runs of tasks whose agent was SIGKILLed mid-task (at-least-once, excused)"
@@ -242,6 +258,12 @@ def check(
     runs = executions(facts)
     charged, recorded, money = costs(facts)
     over, limits, holds = overspend(facts)
+    wrongly = [s.task_id for s, _ in facts.refusals if s.must_run]
+    if wrongly:
+        violations = [
+            *violations,
+            f"{len(wrongly)} good submissions were refused by the SDK: {_some(wrongly)}",
+        ]
     if facts.unacknowledged:
         notes = [
             *notes,

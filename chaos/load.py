@@ -17,7 +17,7 @@ from chaos import effects, streams
 from chaos.facts import Facts, LedgerSample, Submission
 from maestro import topics
 from maestro.client import Client
-from maestro.errors import NotFound, RemoteError
+from maestro.errors import MaestroError, NotFound, RemoteError
 from proto.v1 import TERMINAL_STATES, LedgerView, SetBudget, TaskRecord, TaskRequest, new_task_id
 
 # Connection trouble while the server or a service is down: the submission is retried under its id.
@@ -68,23 +68,26 @@ class Load:
         return Planned(planned.request, effect=True, must_run=False)
 
     async def submit(self, planned: Planned) -> bool:
-        """Submit until the server acknowledges (or patience runs out); whether it did."""
+        """Submit until the server acknowledges (or patience runs out, or the SDK refuses it); whether the
+        server acknowledged it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.patience_s
+        request = planned.request
+        submission = Submission(request.id, request.tenant, request.role, planned.effect, planned.must_run)
         try:
             while True:
                 try:
-                    await self.client.submit(planned.request)
+                    await self.client.submit(request)
                     break
                 except _TRANSIENT:
                     if loop.time() > deadline:
                         self.facts.unacknowledged += 1
                         return False
                     await asyncio.sleep(_RETRY_S)
-            request = planned.request
-            self.facts.submissions.append(
-                Submission(request.id, request.tenant, request.role, planned.effect, planned.must_run)
-            )
+                except MaestroError as exc:
+                    self.facts.refusals.append((submission, str(exc)))
+                    return False
+            self.facts.submissions.append(submission)
             return True
         finally:
             async with self._progress:

@@ -21,7 +21,6 @@ import aiohttp
 
 from chaos import processes
 from chaos.facts import Kill
-from chaos.processes import Proc
 from maestro.embedded import EmbeddedServer, die_with_parent, start_nats_server
 from maestro.settings import Settings
 from maestro.supervisor import free_port
@@ -65,6 +64,16 @@ def mesh_env(root: Path, overrides: Mapping[str, str]) -> dict[str, str]:
     return {**BASE_ENV, "MAESTRO_DATA_DIR": str(root / "mesh"), **overrides}
 
 
+@dataclass(frozen=True)
+class Member:
+    """A process of the mesh: its name, the service it runs, its pid, and whether `maestro up` restarts it."""
+
+    name: str
+    service: str
+    pid: int
+    supervised: bool = False
+
+
 @dataclass
 class ChaosMesh:
     """A running `maestro up` and the processes the harness started beside it."""
@@ -87,59 +96,69 @@ class ChaosMesh:
         """Settings for the harness's own client: the mesh's, pointing at its server."""
         return Settings.from_env(self.env).with_(nats_url=self.nats_url, worker="chaos-harness")
 
-    def procs(self) -> dict[str, list[Proc]]:
-        """The live processes of the mesh by name (`nats-server`, `guard`, ..., or an extra's name)."""
+    def members(self) -> list[Member]:
+        """The live processes of the mesh: `maestro up`'s children by their child name (`guard`,
+        `budget-1`, `nats-server`), and the processes the harness started beside them."""
         everything = processes.snapshot()
-        found: dict[str, list[Proc]] = {}
+        found = []
         for proc in processes.descendants(self.up.pid, everything):
-            if proc.service is not None:
-                found.setdefault(proc.service, []).append(proc)
-        extra_pids = {p.pid: name for name, p in self.extras.items() if p.poll() is None}
-        for proc in everything:
-            if proc.pid in extra_pids:
-                found.setdefault(extra_pids[proc.pid], []).append(proc)
-        for server in self.servers:
-            if server.process.poll() is None:
-                found.setdefault("nats-server", []).append(Proc(server.process.pid, os.getpid(), ()))
-        self.seen |= {p.pid for ps in found.values() for p in ps}
+            if proc.service is None:
+                continue  # a task's command, say
+            name = processes.environ(proc.pid, "MAESTRO_WORKER") or proc.service
+            found.append(Member(name, proc.service, proc.pid, supervised=True))
+        extras = {p.pid: name for name, p in self.extras.items() if p.poll() is None}
+        found += [Member(extras[p.pid], p.service or "", p.pid) for p in everything if p.pid in extras]
+        found += [
+            Member("nats-server", "nats-server", s.process.pid)
+            for s in self.servers
+            if s.process.poll() is None
+        ]
+        self.seen |= {m.pid for m in found}
         return found
 
     def pid(self, name: str) -> int | None:
-        """The pid of the one live process of that name, if there is one."""
-        found = self.procs().get(name, [])
-        return found[0].pid if found else None
+        """The pid of the live process of that name (a child's name or an extra's), if there is one."""
+        return next((m.pid for m in self.members() if m.name == name), None)
 
-    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> Kill:
-        """Send `sig` to the named process; raises MeshError when it is not running."""
-        pid = self.pid(name)
-        if pid is None:
-            raise MeshError(f"{name} is not running")
-        kill = Kill(name=name, pid=pid, at=time.time(), signal=sig.name)
-        os.kill(pid, sig)
-        self.kills.append(kill)
-        return kill
+    def kill(self, target: str, sig: signal.Signals = signal.SIGKILL) -> list[Kill]:
+        """Send `sig` to the process named `target`, or to every supervised process of the service `target`
+        (`budget`: each replica); raises MeshError when there is none."""
+        members = self.members()
+        hit = [m for m in members if m.name == target] or [
+            m for m in members if m.supervised and m.service == target
+        ]
+        if not hit:
+            raise MeshError(f"{target} is not running")
+        kills = []
+        for member in hit:
+            kill = Kill(name=member.name, pid=member.pid, at=time.time(), signal=sig.name)
+            os.kill(member.pid, sig)
+            self.kills.append(kill)
+            kills.append(kill)
+        return kills
 
-    async def back(self, name: str, old_pid: int, *, within: float = 30.0) -> int:
-        """Wait until a new `name` process runs (and answers /readyz); its pid. Raises MeshError."""
+    async def back(self, kills: list[Kill], *, within: float = 30.0) -> None:
+        """Wait until each killed process runs again under its name (and answers /readyz); raises
+        MeshError naming one that does not."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
-        while True:
-            pid = self.pid(name)
-            if pid is not None and pid != old_pid:
-                break
-            if loop.time() > deadline:
-                raise MeshError(f"{name} did not come back within {within:.0f}s")
-            await asyncio.sleep(_READY_POLL_S)
-        url = self.urls.get(name)
-        if url is not None:
-            await _ready(url, max(deadline - loop.time(), 1.0))
-        return pid
+        for kill in kills:
+            while True:
+                pid = self.pid(kill.name)
+                if pid is not None and pid != kill.pid:
+                    break
+                if loop.time() > deadline:
+                    raise MeshError(f"{kill.name} did not come back within {within:.0f}s")
+                await asyncio.sleep(_READY_POLL_S)
+            url = self.urls.get(kill.name)
+            if url is not None:
+                await _ready(url, max(deadline - loop.time(), 1.0))
 
-    async def nats_back(self, old_pid: int, *, within: float = 10.0) -> str | None:
+    async def nats_back(self, kills: list[Kill], *, within: float = 10.0) -> str | None:
         """After nats-server died: wait for `maestro up` to restart it; else restart it here, same store and
         port, and say so (a note that is a violation: issue 7, finding 12)."""
         try:
-            await self.back("nats-server", old_pid, within=within)
+            await self.back(kills, within=within)
             return None
         except MeshError:
             pass
@@ -185,7 +204,7 @@ class ChaosMesh:
 
     async def stop(self) -> None:
         """Ctrl-C for `maestro up` (SIGINT); SIGKILL whatever of the mesh is left after the grace time."""
-        self.procs()
+        self.members()
         if self.up.poll() is None:
             self.up.send_signal(signal.SIGINT)
         for proc in self.extras.values():
@@ -276,7 +295,7 @@ async def running_mesh(root: Path, overrides: Mapping[str, str] | None = None) -
             await asyncio.sleep(_READY_POLL_S)
         nats, api, urls = banner
         mesh = ChaosMesh(root=root, env=env, up=up, nats_url=nats, api_url=api, urls=urls)
-        mesh.procs()
+        mesh.members()
         yield mesh
     finally:
         if mesh is None:

@@ -68,6 +68,19 @@ def descendants(root: int, procs: Iterable[Proc]) -> list[Proc]:
     return found
 
 
+def environ(pid: int, name: str) -> str | None:
+    """One variable of a process's environment as it started, or None (unset, or the process is gone)."""
+    try:
+        raw = (_PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    prefix = name.encode() + b"="
+    for entry in raw.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode(errors="replace")
+    return None
+
+
 def alive(pid: int) -> bool:
     """Whether the process exists and has not exited (a zombie has)."""
     return _read(pid) is not None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.invariants import Report
-from chaos.scenarios import budget, identity, kills, poison, policy
+from chaos.scenarios import budget, identity, kills, poison, policy, pressure
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("kill-nats", "SIGKILL nats-server mid-load", kills.run_kill_nats),
     Scenario("poison", "garbage, wrong types, deep nesting, oversized, wrong tenant", poison.run_poison),
     Scenario("identity", "one id: the duplicate window, a restart, two tenants", identity.run_identity),
+    Scenario("overload", f"{pressure.OVERLOAD:,} submissions as fast as possible", pressure.run_overload),
+    Scenario("long-task", "tasks three times longer than the ack wait", pressure.run_long),
     Scenario("budget-race", "budget replicas killed while tenants race for the last cent", budget.run_race),
     Scenario("policy-push", "policy bundles pushed mid-load: one bundle per decision", policy.run_push),
 )

@@ -11,22 +11,30 @@ from chaos.invariants import Report
 LIMIT_MICRO_USD = 20_000
 """Room for one hold of a tester task's estimate (about 15,400 µUSD) at a time, and a few dozen charges."""
 TENANTS = ("acme", "globex", "initech")
-_SECOND = "budget-2"
+_EXTRA = "budget-extra"
 _MODULE = "services.budget"
 
 
-async def second_replica(stage: Stage) -> None:
-    """A second budget replica beside the one `maestro up` runs."""
-    await stage.mesh.start_extra(_SECOND, _MODULE)
+def _replicas(stage: Stage) -> list[str]:
+    return sorted(m.name for m in stage.mesh.members() if m.service == "budget")
+
+
+async def two_replicas(stage: Stage) -> None:
+    """At least two budget replicas: `maestro up` runs two; with one, the harness starts a second."""
+    if len(_replicas(stage)) < 2:
+        await stage.mesh.start_extra(_EXTRA, _MODULE)
 
 
 async def kill_each(stage: Stage) -> None:
-    """SIGKILL the supervised replica, wait for it, then SIGKILL the second one and start it again."""
-    kill = stage.mesh.kill("budget")
-    await stage.mesh.back("budget", kill.pid)
-    await stage.load.until(stage.load.answered + 40)
-    stage.mesh.kill(_SECOND)
-    await stage.mesh.restart_extra(_SECOND, _MODULE)
+    """SIGKILL each replica in turn, some submissions apart, waiting for it to be back before the next."""
+    for n, name in enumerate(_replicas(stage)):
+        if n:
+            await stage.load.until(stage.load.answered + 40)
+        kills = stage.mesh.kill(name)
+        if name in stage.mesh.extras:
+            await stage.mesh.restart_extra(name, _MODULE)  # nobody supervises it
+        else:
+            await stage.mesh.back(kills)
 
 
 async def run_race(workdir: Path) -> Report:
@@ -40,4 +48,4 @@ async def run_race(workdir: Path) -> Report:
         limits=dict.fromkeys(TENANTS, LIMIT_MICRO_USD),
         fault_at=0.3,
     )
-    return await drill("budget-race", workdir, plan, kill_each, before=second_replica)
+    return await drill("budget-race", workdir, plan, kill_each, before=two_replicas)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import msgspec
 from msgspec import structs
 
 from chaos.drill import Plan, Stage, judge, staged
@@ -36,6 +37,8 @@ class Identity:
     refused: list[tuple[str, TaskRequest]] = field(default_factory=list)
     """Case -> a submission that must be refused with a reason."""
     http: list[tuple[str, TaskRequest, tuple[int, ...]]] = field(default_factory=list)
+    raced: list[TaskRequest] = field(default_factory=list)
+    """The two submissions of one id by two tenants at once: exactly one must be refused."""
 
     async def _submit(self, planned: Planned) -> None:
         if not await self.stage.load.submit(planned):
@@ -51,29 +54,36 @@ class Identity:
     def _other(self, planned: Planned, **changes: str) -> Planned:
         return Planned(structs.replace(planned.request, **changes), effect=True, must_run=False)
 
+    async def _window_passes(self) -> None:
+        await asyncio.sleep(WINDOW_S + 1.0)  # the window is time itself: nothing else to wait on
+
     async def window(self) -> None:
-        """The same request twice inside the window, once after it, and with other content after it."""
+        """The same request twice inside the window and once after it; other content inside and after."""
         first = self.stage.load.tester("acme")
         await self._submit(first)
         await self._submit(first)
+        inside = self._other(first, prompt="Other content, inside the window")
+        await self._submit(inside)
         await self._ended(first.request.id)
-        await asyncio.sleep(WINDOW_S + 1.0)  # the window is time itself: nothing else to wait on
+        await self._window_passes()
         await self._submit(first)
-        other = self._other(first, prompt="Something else entirely")
-        await self._submit(other)
+        await self._idle()
+        await self._window_passes()
+        after = self._other(first, prompt="Other content, after the window")
+        await self._submit(after)
         await self._idle()
         self.runs_once["same id inside and after the duplicate window"] = first.request.id
-        self.refused.append(("same id, other content", other.request))
+        self.refused.append(("same id, other content, inside the window", inside.request))
+        self.refused.append(("same id, other content, after the window", after.request))
         self.http.append(("same id, same content (HTTP)", first.request, (200, 202)))
-        self.http.append(("same id, other content (HTTP)", other.request, (409,)))
+        self.http.append(("same id, other content (HTTP)", after.request, (409,)))
 
     async def restart(self) -> None:
         """The same request again after nats-server was killed and came back."""
         planned = self.stage.load.tester("acme")
         await self._submit(planned)
         await self._ended(planned.request.id)
-        kill = self.stage.mesh.kill("nats-server")
-        note = await self.stage.mesh.nats_back(kill.pid)
+        note = await self.stage.mesh.nats_back(self.stage.mesh.kill("nats-server"))
         if note is not None:
             self.stage.violations.append(f"{note} (issue 7 finding 12)")
         await self._submit(planned)
@@ -81,22 +91,27 @@ class Identity:
         self.runs_once["same id across a nats-server restart"] = planned.request.id
 
     async def tenants(self) -> None:
-        """The same id from another tenant after the first one ended."""
+        """The same id from another tenant once the first ended: inside the window and after it."""
         planned = self.stage.load.tester("acme")
         await self._submit(planned)
         await self._ended(planned.request.id)
-        other = self._other(planned, tenant="globex")
-        await self._submit(other)
+        inside = self._other(planned, tenant="globex")
+        await self._submit(inside)
+        await self._window_passes()
+        after = self._other(planned, tenant="globex", prompt="Another tenant, after the window")
+        await self._submit(after)
         await self._idle()
         self.runs_once["same id from a second tenant"] = planned.request.id
-        self.refused.append(("same id from a second tenant", other.request))
-        self.http.append(("same id from a second tenant (HTTP)", other.request, (409,)))
+        self.refused.append(("same id from a second tenant, inside the window", inside.request))
+        self.refused.append(("same id from a second tenant, after the window", after.request))
+        self.http.append(("same id from a second tenant (HTTP)", inside.request, (409,)))
 
     async def race(self) -> None:
         """The same id from two tenants at the same moment."""
         planned = self.stage.load.tester("acme")
         other = self._other(planned, tenant="globex")
         await asyncio.gather(self._submit(planned), self._submit(other))
+        self.raced = [planned.request, other.request]
         await self._ended(planned.request.id)
         await self._idle()
         self.runs_once["same id from two tenants at once"] = planned.request.id
@@ -111,15 +126,22 @@ class Identity:
             if runs.get(task_id, 0) != 1:
                 self.stage.violations.append(f"{case}: ran {runs.get(task_id, 0)} times, not once")
         letters = await dead_letters(self.stage.client.bus.js)
-        for case, request in self.refused:
+        # Refused loudly: a DLQ entry with a reason, or an error from submit() (the SDK said no).
+        loud = {(s.task_id, s.tenant, s.role) for s, _ in facts.refusals}
+
+        def refused(request: TaskRequest) -> bool:
             subject = topics.REQUESTS.subject(request.tenant)
-            if not any(
-                letter.subject == subject and request.id.encode() in letter.data and letter.reason.strip()
+            return (request.id, request.tenant, request.role) in loud or any(
+                letter.subject == subject and _carries(letter.data, request) and letter.reason.strip()
                 for letter in letters
-            ):
-                self.stage.violations.append(f"{case}: refused in silence (no DLQ entry with a reason)")
-        raced = self.runs_once["same id from two tenants at once"]
-        refusals = {letter.subject for letter in letters if raced.encode() in letter.data}
+            )
+
+        for case, request in self.refused:
+            if not refused(request):
+                self.stage.violations.append(
+                    f"{case}: refused in silence (submit() raised nothing, no DLQ entry has a reason)"
+                )
+        refusals = [request for request in self.raced if refused(request)]
         if len(refusals) != 1:
             self.stage.violations.append(
                 f"same id from two tenants at once: {len(refusals)} of the two submissions were refused "
@@ -143,6 +165,17 @@ class Identity:
                     if resp.status not in expected:
                         wrong.append(f"{case}: {resp.status}, expected {' or '.join(map(str, expected))}")
         self.stage.violations += wrong
+
+
+def _carries(data: bytes, request: TaskRequest) -> bool:
+    # A dead letter keeps the request's bytes (secrets masked): the same id, tenant and prompt.
+    try:
+        body = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(body, dict) and all(
+        body.get(key) == getattr(request, key) for key in ("id", "tenant", "prompt")
+    )
 
 
 async def run_identity(workdir: Path) -> Report:

@@ -10,20 +10,19 @@ from chaos.mesh import SERVICES
 
 
 def killing(*names: str) -> Fault:
-    """SIGKILL the named services together, then wait until `maestro up` has each one back."""
+    """SIGKILL every process of the named services together (each budget replica too), then wait until
+    `maestro up` has each one back."""
 
     async def fault(stage: Stage) -> None:
-        kills = [stage.mesh.kill(name) for name in names]
-        for kill in kills:
-            await stage.mesh.back(kill.name, kill.pid)
+        kills = [kill for name in names for kill in stage.mesh.kill(name)]
+        await stage.mesh.back(kills)
 
     return fault
 
 
 async def kill_nats(stage: Stage) -> None:
     """SIGKILL nats-server; `maestro up` should bring it back on the same store and port."""
-    kill = stage.mesh.kill("nats-server")
-    note = await stage.mesh.nats_back(kill.pid)
+    note = await stage.mesh.nats_back(stage.mesh.kill("nats-server"))
     if note is not None:
         stage.violations.append(f"{note} (issue 7 finding 12)")
 

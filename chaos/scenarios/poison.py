@@ -16,7 +16,6 @@ from chaos.drill import Plan, Stage, drill
 from chaos.facts import Submission
 from chaos.invariants import Report
 from chaos.load import records
-from chaos.mesh import SERVICES
 from chaos.streams import dead_letters
 from maestro import topics
 from proto.v1 import new_task_id
@@ -112,11 +111,11 @@ class PoisonRun:
     """The poison sent in one drill, and the service pids before it, to check against afterwards."""
 
     sent: list[Poison] = field(default_factory=list)
-    pids: dict[str, int | None] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
 
     async def publish(self, stage: Stage) -> None:
         """Send every poison message on the request subject, and its body to the HTTP API."""
-        self.pids = {name: stage.mesh.pid(name) for name in SERVICES}
+        self.pids = {m.name: m.pid for m in stage.mesh.members()}
         js = stage.client.bus.js
         for poison in poisons(stage.load.effects_file):
             await js.publish(
@@ -155,8 +154,8 @@ class PoisonRun:
                 f"{len(deep) - len(found)} of {len(deep)} deep-nesting requests left no record "
                 "(a depth-limited JSON decoder cannot read their id)"
             )
-        after = {name: stage.mesh.pid(name) for name in SERVICES}
-        crashed = [n for n in SERVICES if after[n] != self.pids.get(n)]
+        after = {m.name: m.pid for m in stage.mesh.members()}
+        crashed = sorted(n for n, pid in self.pids.items() if after.get(n) != pid)
         if crashed:
             stage.violations.append(f"restarted during the poison (crashed?): {', '.join(crashed)}")
         info = await stage.client.bus.js.consumer_info(topics.STREAM_REQUESTS, topics.DURABLE_GUARD)
