@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.invariants import Report
-from chaos.scenarios import budget, identity, kills, poison, policy, pressure
+from chaos.scenarios import budget, cluster, identity, kills, poison, policy, pressure
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("long-task", "tasks three times longer than the ack wait", pressure.run_long),
     Scenario("budget-race", "budget replicas killed while tenants race for the last cent", budget.run_race),
     Scenario("policy-push", "policy bundles pushed mid-load: one bundle per decision", policy.run_push),
+    Scenario("cluster", "3-node JetStream: stream leader killed, a node frozen 10 s", cluster.run_cluster),
 )
 
 

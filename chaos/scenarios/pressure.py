@@ -19,8 +19,12 @@ LONG_S = 6.0
 OVERLOAD = 20_000
 TESTER_EVERY = 10
 """Every n-th overload task is a tester that records its execution; the rest are planners (cheaper)."""
-RSS_GROWTH_MIB = 256
-"""The most any process may grow through the overload, once every task has ended."""
+SERVICE_GROWTH_MIB = 128
+"""The most a Maestro service may grow through the overload, once every task has ended (measured: 4-10)."""
+NATS_GROWTH_MIB = 768
+"""The most nats-server may grow: it keeps recent blocks of every stream and each stream's duplicate
+window of message ids in memory, and Go returns freed memory to the system late (measured: about 400 for
+20,000 tasks, five streams and buckets written per task)."""
 
 
 async def run_long(workdir: Path) -> Report:
@@ -75,8 +79,9 @@ class Memory:
         for name in sorted(after):
             was, now = self.before.get(name), after[name]
             shown.append(f"{name} {_mib(was) if was else '?'}→{_mib(now)}")
-            if was and name != "harness" and now - was > RSS_GROWTH_MIB * 1024:
-                stage.violations.append(f"{name} grew {_mib(now - was)} MiB (bound {RSS_GROWTH_MIB} MiB)")
+            bound = NATS_GROWTH_MIB if name == "nats-server" else SERVICE_GROWTH_MIB
+            if was and name != "harness" and now - was > bound * 1024:
+                stage.violations.append(f"{name} grew {_mib(now - was)} MiB (bound {bound} MiB)")
         stage.notes.append(f"RSS MiB before→after: {', '.join(shown)}")
 
 
