@@ -453,6 +453,15 @@ class Bus:
                     await msg.nak(delay=min(0.5 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
             else:
                 await msg.ack()
+        except asyncio.CancelledError:
+            # The service is stopping and its drain deadline passed: hand the message back at once, so
+            # another worker (or this one after a restart) takes it without waiting for the ack wait.
+            # The delay outlasts this process's last pull request, which the server would otherwise
+            # fill with the very message handed back (and it would then wait out the ack wait).
+            outcome = "handed_back"
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=2 * _FETCH_TIMEOUT_S)
+            raise
         except Exception:
             # The connection went away while settling: the server redelivers after ack_wait.
             outcome = "unsettled"

@@ -15,9 +15,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from maestro.embedded import die_with_parent
 from proto.v1 import ContextFile
 
 _SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+_PREFIX = "maestro-ws-"
 
 
 def _default_path() -> str:
@@ -63,6 +65,7 @@ class Sandbox:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a timeout can kill everything it started
+            preexec_fn=die_with_parent,  # and it dies with the agent, even one that is SIGKILLed
             env={"PATH": self.path, "HOME": str(cwd), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"},
         )
         tail = bytearray()
@@ -113,10 +116,36 @@ def _write(root: Path, files: Iterable[ContextFile]) -> None:
 
 @asynccontextmanager
 async def workspace(files: Iterable[ContextFile]) -> AsyncIterator[Path]:
-    """A fresh temp directory holding `files`, removed afterwards; raises WorkspaceError on a bad path."""
-    root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="maestro-ws-"))
+    """A fresh temp directory holding `files`, removed afterwards; raises WorkspaceError on a bad path.
+
+    Its name carries this process's id, so a worker that was killed before it could remove its
+    workspaces leaves them to remove_stale_workspaces().
+    """
+    prefix = f"{_PREFIX}{os.getpid()}-"
+    root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix))
     try:
         await asyncio.to_thread(_write, root, list(files))
         yield root
     finally:
         await asyncio.to_thread(shutil.rmtree, root, True)
+
+
+def remove_stale_workspaces(directory: Path | None = None) -> list[Path]:
+    """Remove the workspaces of worker processes that no longer run (killed mid-task); the ones removed."""
+    removed = []
+    for path in Path(directory or tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
+        owner = path.name[len(_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -41,7 +41,7 @@ from services.agents.backends import Backend, OfflineBackend
 from services.agents.heartbeat import heartbeats
 from services.agents.metrics import AgentMetrics
 from services.agents.roles import RUNNERS, RoleResult
-from services.agents.sandbox import Sandbox
+from services.agents.sandbox import Sandbox, remove_stale_workspaces
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +315,8 @@ async def open_worker(bus: Bus) -> Worker:
 async def serve(bus: Bus) -> None:
     """Serve every role in settings.roles from this one process until bus.stop()."""
     worker = await open_worker(bus)
+    for stale in await asyncio.to_thread(remove_stale_workspaces):
+        log.info("removed the workspace of a worker that is gone: %s", stale)
     roles = served_roles(bus.settings.roles)
     log.info("agent %s serving roles: %s", bus.settings.worker, ", ".join(roles))
     async with asyncio.TaskGroup() as group:

@@ -251,3 +251,30 @@ async def test_a_scrubbing_consumer_keeps_only_the_scrubbed_text_in_the_dlq(bus:
     await asyncio.wait_for(task, 5)
     assert b"hunter2" not in letters[0].data and b"*****" in letters[0].data
     assert letters[0].reason == "rejected: bad prompt *****"
+
+
+async def test_a_handler_cut_off_by_a_stop_hands_its_message_back_at_once(bus: Bus) -> None:
+    # The ack wait is long: only a nak makes the message come back within the test's few seconds.
+    bus.settings = bus.settings.with_(ack_wait_s=60.0)
+    started = asyncio.Event()
+
+    async def endless(msg: TaskRequest, delivery: Delivery) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    task = asyncio.create_task(bus.consume(CONSUMER, endless))
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()  # what run_service does when the drain deadline passes
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    bus._stopping.clear()  # the same bus consumes again, as a restarted worker would
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        done.set()
+
+    await run_until(bus, handler, done)
+    assert attempts == [2]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from proto.v1 import ContextFile
-from services.agents.sandbox import Sandbox, WorkspaceError, workspace
+from services.agents.sandbox import Sandbox, WorkspaceError, remove_stale_workspaces, workspace
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def test_reports_the_exit_code_and_the_output(tmp_path: Path) -> None:
@@ -65,3 +69,48 @@ async def test_workspace_refuses_paths_outside_it(path: str) -> None:
     with pytest.raises(WorkspaceError):
         async with workspace([ContextFile(path=path)]):
             pass
+
+
+def test_stale_workspaces_of_dead_workers_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])  # a process that has ended: its pid is free
+    dead.wait()
+    stale = tmp_path / f"maestro-ws-{dead.pid}-abc"
+    live = tmp_path / f"maestro-ws-{os.getpid()}-def"
+    other = tmp_path / "maestro-ws-notapid"
+    for path in (stale, live, other):
+        path.mkdir()
+    assert remove_stale_workspaces(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_a_command_dies_with_the_worker_that_ran_it(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = (
+        "import asyncio, pathlib, sys\n"
+        "from services.agents.sandbox import Sandbox\n"
+        f"command = 'echo $$ > {pid_file}; exec sleep 60'\n"
+        f"asyncio.run(Sandbox(timeout_s=60).run(command, pathlib.Path('{tmp_path}')))\n"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 10
+        while not (pid_file.exists() and pid_file.read_text().strip()):
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.02)
+        command = int(pid_file.read_text())
+        worker.kill()
+        worker.wait(10)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{command}").exists() and "Z" not in _state(command):
+            assert time.monotonic() < deadline, "the command outlived its worker"
+            time.sleep(0.02)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+    except (FileNotFoundError, IndexError):
+        return "Z"
