@@ -22,6 +22,10 @@ from maestro.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Finished work is read again only while its commit is retried (at most MAESTRO_MAX_RETRIES deliveries, about
+# a second apart) or its outcome is not yet stored: a day is far more than that, and it bounds the bucket.
+_FINISHED_WORK_TTL_S = 24 * 3600.0
+
 
 @dataclass(frozen=True)
 class Topology:
@@ -115,7 +119,7 @@ def topology(settings: Settings) -> Topology:
             bucket(
                 topics.BUCKET_WORK,
                 "finished work waiting to be paid for and reported, so a task never runs twice for it",
-                ttl_s=settings.event_max_age_s,
+                ttl_s=_FINISHED_WORK_TTL_S,
             ),
         ),
         stores=(
