@@ -161,6 +161,7 @@ async def _update_bucket(js: JetStreamContext, bucket: KeyValueConfig) -> None:
             current,
             description=bucket.description,
             max_msgs_per_subject=bucket.history,
+            max_age=bucket.ttl or 0,
             num_replicas=bucket.replicas,
             allow_direct=bucket.direct,
         )

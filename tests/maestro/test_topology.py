@@ -15,11 +15,14 @@ async def test_ensure_runs_again_and_updates_what_changed(bus: Bus) -> None:
     # An older release described a bucket and sized a stream differently: both must be brought up to date.
     for bucket in wanted.buckets:
         info = await bus.js.stream_info(topics.kv_stream(str(bucket.bucket)))
-        await bus.js.update_stream(dataclasses.replace(info.config, description="from an older release"))
+        await bus.js.update_stream(
+            dataclasses.replace(info.config, description="from an older release", max_age=60.0)
+        )
     await topology.ensure(bus.js, older)
     events = await bus.js.stream_info(topics.STREAM_EVENTS)
     assert events.config.max_age == 3600.0
     for bucket in wanted.buckets:
         info = await bus.js.stream_info(topics.kv_stream(str(bucket.bucket)))
         assert info.config.description == bucket.description
+        assert info.config.max_age == (bucket.ttl or 0)  # a ttl changed between releases is applied too
     assert await topology.is_provisioned(bus.js)
