@@ -16,7 +16,7 @@ async def test_ensure_runs_again_and_updates_what_changed(bus: Bus) -> None:
     for bucket in wanted.buckets:
         info = await bus.js.stream_info(topics.kv_stream(str(bucket.bucket)))
         await bus.js.update_stream(
-            dataclasses.replace(info.config, description="from an older release", max_age=60.0)
+            dataclasses.replace(info.config, description="from an older release", max_age=600.0)
         )
     await topology.ensure(bus.js, older)
     events = await bus.js.stream_info(topics.STREAM_EVENTS)
