@@ -100,6 +100,16 @@ class Load:
         async with self._progress:
             await self._progress.wait_for(lambda: self._done >= count or self._finished)
 
+    async def done(self) -> None:
+        """Wait until the steady load has submitted everything it had."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self._finished)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the steady load has submitted everything it had."""
+        return self._finished
+
     @property
     def answered(self) -> int:
         """Submissions answered so far (acknowledged or given up)."""

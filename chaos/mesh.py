@@ -100,7 +100,7 @@ class ChaosMesh:
         """The live processes of the mesh: `maestro up`'s children by their child name (`guard`,
         `budget-1`, `nats-server`), and the processes the harness started beside them."""
         everything = processes.snapshot()
-        found = []
+        found = [Member("maestro-up", "maestro", self.up.pid)] if self.up.poll() is None else []
         for proc in processes.descendants(self.up.pid, everything):
             if proc.service is None:
                 continue  # a task's command, say
