@@ -120,6 +120,25 @@ class ChaosMesh:
         """The pid of the live process of that name (a child's name or an extra's), if there is one."""
         return next((m.pid for m in self.members() if m.name == name), None)
 
+    async def busy(self, service: str, commands: int, *, within: float = 15.0) -> bool:
+        """Wait until the processes of `service` run at least `commands` task commands between them (a
+        kill then lands mid-task); whether they did within `within` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while loop.time() < deadline:
+            everything = processes.snapshot()
+            running = sum(
+                1
+                for m in self.members()
+                if m.service == service
+                for p in processes.descendants(m.pid, everything)
+                if p.service is None
+            )
+            if running >= commands:
+                return True
+            await asyncio.sleep(_READY_POLL_S / 5)
+        return False
+
     def kill(self, target: str, sig: signal.Signals = signal.SIGKILL) -> list[Kill]:
         """Send `sig` to the process named `target`, or to every supervised process of the service `target`
         (`budget`: each replica); raises MeshError when there is none."""

@@ -8,12 +8,17 @@ from chaos.drill import Fault, Plan, Stage, drill
 from chaos.invariants import Report
 from chaos.mesh import SERVICES
 
+MID_TASK = 3
+"""Task commands the agents must be running when they are killed."""
+
 
 def killing(*names: str) -> Fault:
     """SIGKILL every process of the named services together (each budget replica too), then wait until
     `maestro up` has each one back."""
 
     async def fault(stage: Stage) -> None:
+        if "agents" in names and not await stage.mesh.busy("agents", MID_TASK):
+            stage.notes.append(f"the agents never ran {MID_TASK} commands at once; killed them anyway")
         kills = [kill for name in names for kill in stage.mesh.kill(name)]
         await stage.mesh.back(kills)
 
