@@ -132,7 +132,7 @@ class ChaosMesh:
                 for m in self.members()
                 if m.service == service
                 for p in processes.descendants(m.pid, everything)
-                if p.service is None
+                if p.argv[1:2] == ("-c",) and os.path.basename(p.argv[0]) == "sh"  # the sandbox's shell
             )
             if running >= commands:
                 return True
