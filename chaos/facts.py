@@ -77,6 +77,8 @@ class Facts:
     kills: list[Kill] = field(default_factory=list)
     unacknowledged: int = 0
     """Submissions the server never acknowledged within the client's patience (not counted anywhere)."""
+    backlog: dict[str, str] = field(default_factory=dict)
+    """Consumers that still held messages at the end, after a wait for them to drain, by durable."""
     refusals: list[tuple[Submission, str]] = field(default_factory=list)
     """Submissions the SDK refused (a conflict, say), with what it said; not tasks."""
 

@@ -258,6 +258,12 @@ def check(
     runs = executions(facts)
     charged, recorded, money = costs(facts)
     over, limits, holds = overspend(facts)
+    if facts.backlog:
+        held = ", ".join(f"{durable}: {what}" for durable, what in sorted(facts.backlog.items()))
+        violations = [
+            *violations,
+            f"consumers still held work at the end (redelivered without end?): {held}",
+        ]
     wrongly = [s.task_id for s, _ in facts.refusals if s.must_run]
     if wrongly:
         violations = [

@@ -18,13 +18,14 @@ from chaos.facts import Facts, LedgerSample, Submission
 from maestro import topics
 from maestro.client import Client
 from maestro.errors import MaestroError, NotFound, RemoteError
-from proto.v1 import TERMINAL_STATES, LedgerView, SetBudget, TaskRecord, TaskRequest, new_task_id
+from proto.v1 import ROLES, TERMINAL_STATES, LedgerView, SetBudget, TaskRecord, TaskRequest, new_task_id
 
 # Connection trouble while the server or a service is down: the submission is retried under its id.
 _TRANSIENT = (nats.errors.Error, TimeoutError, ConnectionError)
 _RETRY_S = 0.5
 _POLL_S = 0.5
 _SAMPLE_S = 0.25
+_DRAIN_S = 15.0
 _READERS = 64
 # Built from parts so that this file itself carries no credential-shaped string.
 PLANTED_KEY = "AKIA" + "Z7QW3RT5YU2IOP4L"
@@ -143,10 +144,12 @@ class Load:
                 self._progress.notify_all()
 
     async def settle(self, tenants: Iterable[str], *, within: float) -> None:
-        """Wait (up to `within` s) for every acknowledged task to end, then collect records, events,
-        executions and ledgers into the facts."""
+        """Wait (up to `within` s) for every acknowledged task to end and then (up to 15 s) for the
+        consumers to drain; then collect records, events, executions and ledgers into the facts."""
         ids = list(self.facts.tasks())
         self.facts.records = await converge(self.client, ids, within=within)
+        # A redelivery still to come could run a task again: the effects are read once nothing is left.
+        self.facts.backlog = await drained(self.client, within=_DRAIN_S)
         self.facts.events, _ = await streams.task_events(self.client.bus.js)
         self.facts.executions, self.facts.unreadable_effects = effects.read(self.effects_file)
         names = set(tenants) | {s.tenant for s in self.facts.submissions}
@@ -204,28 +207,42 @@ async def ledger(client: Client, tenant: str, *, within: float = 15.0) -> Ledger
 
 _PIPELINE = (
     (topics.STREAM_REQUESTS, topics.DURABLE_GUARD),
-    (topics.STREAM_TASKS, topics.agents_durable("tester")),
+    *((topics.STREAM_TASKS, topics.agents_durable(role)) for role in ROLES),
     (topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR),
 )
 
 
-async def drained(client: Client, *, within: float = 30.0) -> bool:
-    """Wait until the guard, the tester agents and the orchestrator have nothing pending or unacknowledged
-    (twice in a row, so nothing was in between); whether they got there within `within` seconds."""
+async def backlog(client: Client) -> dict[str, str] | None:
+    """What the guard, each role's agents and the orchestrator still have to do: durable -> `n pending,
+    m unacknowledged`, busy ones only (None when the server cannot say now)."""
+    found = {}
+    try:
+        for stream, durable in _PIPELINE:
+            try:
+                info = await client.bus.js.consumer_info(stream, durable)
+            except NotFoundError:
+                continue  # nobody serves that role
+            if info.num_pending or info.num_ack_pending:
+                found[durable] = f"{info.num_pending} pending, {info.num_ack_pending} unacknowledged"
+    except _TRANSIENT:
+        return None
+    return found
+
+
+async def drained(client: Client, *, within: float = 30.0) -> dict[str, str]:
+    """Wait until the guard, the agents and the orchestrator have nothing pending or unacknowledged (twice
+    in a row, so nothing was in between); what they still had when `within` seconds ran out ({}: nothing)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     idle = 0
+    left: dict[str, str] | None = None
     while idle < 2:
-        try:
-            infos = [await client.bus.js.consumer_info(stream, durable) for stream, durable in _PIPELINE]
-            busy = any(i.num_pending or i.num_ack_pending for i in infos)
-        except (NotFoundError, *_TRANSIENT):
-            busy = True
-        idle = 0 if busy else idle + 1
-        if loop.time() > deadline:
-            return False
+        left = await backlog(client)
+        idle = idle + 1 if left == {} else 0
+        if idle < 2 and loop.time() > deadline:
+            return left or {"(server)": "did not answer"}
         await asyncio.sleep(_POLL_S)
-    return True
+    return {}
 
 
 async def budget_ready(client: Client, *, within: float = 30.0) -> None:

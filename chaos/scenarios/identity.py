@@ -48,8 +48,10 @@ class Identity:
         await converge(self.stage.client, [task_id], within=_END_S)
 
     async def _idle(self) -> None:
-        if not await drained(self.stage.client):
-            self.stage.notes.append("the pipeline did not drain within 30s; later checks may be early")
+        if left := await drained(self.stage.client):
+            self.stage.notes.append(
+                f"the pipeline did not drain within 30s ({left}); later checks may be early"
+            )
 
     def _other(self, planned: Planned, **changes: str) -> Planned:
         return Planned(structs.replace(planned.request, **changes), effect=True, must_run=False)

@@ -132,7 +132,8 @@ class PoisonRun:
         await _post(stage, self.sent)
 
     async def verify(self, stage: Stage) -> None:
-        """Every poison message in the DLQ, no service restarted, the guard's consumer drained."""
+        """Every poison message in the DLQ, and no service restarted (a consumer that never drains is a
+        violation of every scenario)."""
         letters = await dead_letters(stage.client.bus.js)
         by_msg_id = {
             letter.headers.get(topics.HEADER_MSG_ID): letter for letter in letters if letter.reason.strip()
@@ -158,12 +159,6 @@ class PoisonRun:
         crashed = sorted(n for n, pid in self.pids.items() if after.get(n) != pid)
         if crashed:
             stage.violations.append(f"restarted during the poison (crashed?): {', '.join(crashed)}")
-        info = await stage.client.bus.js.consumer_info(topics.STREAM_REQUESTS, topics.DURABLE_GUARD)
-        if info.num_ack_pending or info.num_pending:
-            stage.violations.append(
-                f"the guard's consumer never drained: {info.num_ack_pending} unacknowledged, "
-                f"{info.num_pending} pending (redelivered without bound?)"
-            )
 
 
 async def _post(stage: Stage, sent: list[Poison]) -> None:

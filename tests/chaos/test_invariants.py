@@ -149,3 +149,18 @@ def test_holds_left_after_every_task_ended_are_noted() -> None:
     facts = healthy()
     facts.ledgers["acme"] = ledger(spent=300, held=50)
     assert overspend(facts)[2] == ["acme: 50 µUSD still held in 0 holds after every task ended"]
+
+
+def test_a_consumer_still_holding_work_at_the_end_is_a_violation() -> None:
+    facts = healthy()
+    facts.backlog = {"guard": "0 pending, 3 unacknowledged"}
+    report = check("poison", facts, 1.0)
+    assert report.violations == (
+        "consumers still held work at the end (redelivered without end?): guard: 0 pending, 3 unacknowledged",
+    )
+
+
+def test_a_good_submission_the_sdk_refused_is_a_violation() -> None:
+    facts = healthy()
+    facts.refusals = [(Submission("t9", "acme", "tester"), "409: conflict")]
+    assert check("identity", facts, 1.0).violations == ("1 good submissions were refused by the SDK: t9",)
