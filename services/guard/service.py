@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 from msgspec import structs
@@ -32,7 +33,6 @@ from proto.v1 import (
     Release,
     TaskId,
     TaskRequest,
-    Tenant,
     Violation,
     reservation_id_for,
 )
@@ -109,10 +109,14 @@ class _Envelope(msgspec.Struct):
     """Just enough of a request that did not decode to tell its sender."""
 
     id: TaskId | None = None
-    tenant: Tenant | None = None
+    tenant: Any = None
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+def _input_rule(undecodable: bool) -> str:
+    return "input.undecodable" if undecodable else "input.wrong-tenant"
 
 
 @dataclass(frozen=True)
@@ -132,9 +136,8 @@ class Guard:
         """
         (subject_tenant,) = topics.REQUESTS.values(delivery.subject)
         if subject_tenant != request.tenant:
-            raise Reject(
-                f"a request of tenant {request.tenant!r} was published on {delivery.subject}", notify=False
-            )
+            # Refused for the sender (the subject's tenant); the tenant the body names is never touched.
+            raise Reject(f"a request of tenant {request.tenant!r} was published on {delivery.subject}")
         started = time.perf_counter()
         judgement = evaluate(request, delivery.size, self.policies.current, self.prices)
         self.metrics.eval_seconds.observe(time.perf_counter() - started)
@@ -239,21 +242,22 @@ class Guard:
         )
 
     async def on_dead_letter(self, data: bytes, reason: str, subject: str) -> None:
-        """Fail the task of a request that went to the DLQ, when its id and tenant can be read and are the
-        sender's: the subject names that tenant and, for a request that did not decode, nobody else owns the
-        id (it is then claimed for the rejection, so its record can say why)."""
+        """Fail the task of a request that went to the DLQ, when its id can be read: for the tenant its
+        subject names (the sender, whatever the body says). A request that never became a task (it did not
+        decode, or its body names another tenant) first claims the id for that rejection, so its record can
+        say why; an id that another tenant or request owns is left alone."""
         try:
             envelope = _envelope_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return
-        if envelope.id is None or envelope.tenant is None:
+        if envelope.id is None:
             return
-        if topics.REQUESTS.values(subject) != (envelope.tenant,):
-            return
+        (tenant,) = topics.REQUESTS.values(subject)
         undecodable = reason.startswith("undecodable")
-        if undecodable:
+        invalid = undecodable or envelope.tenant != tenant
+        if invalid:
             try:
-                await claims.claim(self.bus, envelope.id, envelope.tenant, claims.digest_of_bytes(data))
+                await claims.claim(self.bus, envelope.id, tenant, claims.digest_of_bytes(data))
             except claims.IdConflict:
                 return
         # The reason may quote a field's value, which is the sender's input and may hold a secret.
@@ -262,13 +266,13 @@ class Guard:
             verdict="deny",
             violations=[
                 Violation(
-                    policy="input" if undecodable else "guard",
-                    rule_id="input.undecodable" if undecodable else "guard.dead-letter",
+                    policy="input" if invalid else "guard",
+                    rule_id=_input_rule(undecodable) if invalid else "guard.dead-letter",
                     severity="medium",
                     location="request",
                     message=safe_reason,
-                    fix="send a request that matches the TaskRequest schema"
-                    if undecodable
+                    fix=f"send a request that matches the TaskRequest schema, on maestro.v1.req.{tenant}"
+                    if invalid
                     else "see the dead letter in the DLQ; resubmit under a new id once the cause is fixed",
                 )
             ],
@@ -281,15 +285,15 @@ class Guard:
         with contextlib.suppress(RemoteError):
             await self.bus.request(
                 topics.BUDGET_RELEASE,
-                Release(tenant=envelope.tenant, reservation_id=reservation_id_for(envelope.id)),
-                key=envelope.tenant,
+                Release(tenant=tenant, reservation_id=reservation_id_for(envelope.id)),
+                key=tenant,
             )
-        subject = topics.EVENTS.subject(envelope.tenant, envelope.id)
-        reason = f"{'invalid request' if undecodable else 'not handled'}: {safe_reason}"
+        subject = topics.EVENTS.subject(tenant, envelope.id)
+        reason = f"{'invalid request' if invalid else 'not handled'}: {safe_reason}"
         now = datetime.now(UTC)
         ack = await self.bus.publish(
             subject,
-            Rejected(task_id=envelope.id, tenant=envelope.tenant, at=now, decision=decision, reason=reason),
+            Rejected(task_id=envelope.id, tenant=tenant, at=now, decision=decision, reason=reason),
             msg_id=topics.event_msg_id(envelope.id, "verdict"),
         )
         if ack.duplicate:
@@ -297,10 +301,10 @@ class Guard:
             # rejected, but it must not stay queued forever either.
             await self.bus.publish(
                 subject,
-                Failed(task_id=envelope.id, tenant=envelope.tenant, at=now, error=reason, worker="guard"),
+                Failed(task_id=envelope.id, tenant=tenant, at=now, error=reason, worker="guard"),
                 msg_id=topics.event_msg_id(envelope.id, "outcome"),
             )
-        log.info("failed an unhandled request", extra={"task_id": envelope.id, "tenant": envelope.tenant})
+        log.info("failed an unhandled request", extra={"task_id": envelope.id, "tenant": tenant})
 
     def _count(self, judgement: Judgement) -> None:
         self._count_decision(judgement.decision, judgement.deciding)

@@ -11,7 +11,7 @@ from maestro import claims, codec, topics, topology
 from maestro.bus import Bus
 from maestro.history import read_events
 from maestro.settings import Settings
-from proto.v1 import Accepted, DeadLetter, Decision, Queued, TaskAssignment, TaskRequest
+from proto.v1 import Accepted, DeadLetter, Decision, Queued, Rejected, TaskAssignment, TaskRequest
 from tests.services.guard.support import running_guard
 from tests.services.guard.test_service import (
     AWS,
@@ -105,7 +105,7 @@ async def test_a_task_left_queued_by_a_crash_is_handed_to_its_role_when_its_requ
     assert len(await read_events(bus.js, req.id)) == 2  # nothing recorded twice
 
 
-async def test_a_body_naming_another_tenant_than_its_subject_is_refused_and_runs_for_nobody(
+async def test_a_body_naming_another_tenant_than_its_subject_is_refused_for_its_sender_only(
     bus: Bus, settings: Settings
 ) -> None:
     async with running_guard(settings):
@@ -113,10 +113,32 @@ async def test_a_body_naming_another_tenant_than_its_subject_is_refused_and_runs
             topics.REQUESTS.subject("acme"), structs.replace(request("smuggled"), tenant="globex")
         )
         (letter,) = await dead_letters(bus, 1)
+        (rejected,) = await events_until_verdict(bus, "smuggled")
         await guard_idle(bus)
     assert letter.reason == "rejected: a request of tenant 'globex' was published on maestro.v1.req.acme"
-    assert (await bus.js.stream_info(topics.STREAM_EVENTS)).state.messages == 0
+    # The sender (the subject's tenant) reads why; globex's subjects never see it.
+    assert isinstance(rejected, Rejected) and rejected.tenant == "acme"
+    assert rejected.reason.startswith("invalid request: rejected: a request of tenant 'globex'")
+    assert rejected.decision.violations[0].rule_id == "input.wrong-tenant"
+    globex = await bus.js.stream_info(topics.STREAM_EVENTS, subjects_filter=topics.EVENTS.filter("globex"))
+    assert not globex.state.subjects
     assert await tasks_stored(bus) == 0
+
+
+async def test_a_body_naming_another_tenant_cannot_touch_that_tenant_s_task(
+    bus: Bus, settings: Settings
+) -> None:
+    theirs = structs.replace(request("theirs-1"), tenant="globex")
+    async with running_guard(settings):
+        await submit(bus, theirs)
+        await events_until_verdict(bus, theirs.id)
+        await bus.publish(topics.REQUESTS.subject("acme"), theirs)  # acme replays globex's request
+        await dead_letters(bus, 1)
+        await guard_idle(bus)
+    assert [(type(e), e.tenant) for e in await read_events(bus.js, theirs.id)] == [
+        (Accepted, "globex"),
+        (Queued, "globex"),
+    ]
 
 
 async def test_a_dead_lettered_request_keeps_no_credential(bus: Bus, settings: Settings) -> None:
