@@ -100,7 +100,8 @@ async def staged(mesh: ChaosMesh, workdir: Path, plan: Plan) -> AsyncIterator[St
         await budget_ready(client)
         for tenant, limit in plan.limits.items():
             await set_limit(client, tenant, limit)
-        yield Stage(mesh, client, Load(client, workdir / "effects.log"), plan)
+        load = Load(client, workdir / "effects.log", logs=mesh.logs)
+        yield Stage(mesh, client, load, plan)
 
 
 async def run_load(stage: Stage, planned: list[Planned], fault: Fault) -> None:

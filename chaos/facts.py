@@ -79,6 +79,8 @@ class Facts:
     """Submissions the server never acknowledged within the client's patience (not counted anywhere)."""
     backlog: dict[str, str] = field(default_factory=dict)
     """Consumers that still held messages at the end, after a wait for them to drain, by durable."""
+    leaks: list[str] = field(default_factory=list)
+    """Where the credential planted in refused requests was found in clear (log, event, record, DLQ)."""
     refusals: list[tuple[Submission, str]] = field(default_factory=list)
     """Submissions the SDK refused (a conflict, say), with what it said; not tasks."""
 

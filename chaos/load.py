@@ -15,7 +15,7 @@ from nats.js.errors import NotFoundError
 
 from chaos import effects, streams
 from chaos.facts import Facts, LedgerSample, Submission
-from maestro import topics
+from maestro import codec, topics
 from maestro.client import Client
 from maestro.errors import MaestroError, NotFound, RemoteError
 from proto.v1 import ROLES, TERMINAL_STATES, LedgerView, SetBudget, TaskRecord, TaskRequest, new_task_id
@@ -49,6 +49,8 @@ class Load:
     patience_s: float = 30.0
     """How long one submission is retried while the server does not acknowledge it."""
     in_flight: int = 256
+    logs: Path | None = None
+    """Where every process of the mesh logs, scanned for the planted credential at the end."""
     facts: Facts = field(default_factory=Facts)
     _progress: asyncio.Condition = field(default_factory=asyncio.Condition)
     _done: int = 0
@@ -154,6 +156,28 @@ class Load:
         self.facts.executions, self.facts.unreadable_effects = effects.read(self.effects_file)
         names = set(tenants) | {s.tenant for s in self.facts.submissions}
         self.facts.ledgers = {t: v for t in sorted(names) if (v := await ledger(self.client, t)) is not None}
+        self.facts.leaks = await self._leaks()
+
+    async def _leaks(self) -> list[str]:
+        key = PLANTED_KEY.encode()
+        found = []
+        if any(key in codec.encode(r) for r in self.facts.records.values()):
+            found.append("a record")
+        if any(key in codec.encode(e.event) for events in self.facts.events.values() for e in events):
+            found.append("an event")
+        letters = await streams.dead_letters(self.client.bus.js)
+        if any(key in codec.encode(letter) or key in letter.data for letter in letters):
+            found.append("a dead letter")
+        if self.logs is not None and await asyncio.to_thread(_holds, self.logs, key):
+            found.append(f"the logs ({self.logs.name})")
+        return found
+
+
+def _holds(path: Path, needle: bytes) -> bool:
+    try:
+        return needle in path.read_bytes()
+    except FileNotFoundError:
+        return False
 
 
 async def _read(client: Client, task_id: str) -> TaskRecord | None:

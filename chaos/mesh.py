@@ -215,11 +215,10 @@ class ChaosMesh:
         await asyncio.to_thread(old.wait)
         return await self.start_extra(name, module)
 
-    def log_tail(self, lines: int = 30) -> str:
-        """The last lines `maestro up` and its children wrote."""
-        path = self.root / "up.err"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+    @property
+    def logs(self) -> Path:
+        """Where `maestro up` and every child of it log (stderr)."""
+        return self.root / "up.err"
 
     async def stop(self) -> None:
         """Ctrl-C for `maestro up` (SIGINT); SIGKILL whatever of the mesh is left after the grace time."""

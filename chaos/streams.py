@@ -68,6 +68,22 @@ async def task_events(js: JetStreamContext) -> tuple[dict[str, list[StoredEvent]
     return found, undecodable
 
 
+class _Kind(msgspec.Struct):
+    kind: str = ""
+
+
+_kinds = msgspec.json.Decoder(_Kind)
+
+
+async def budget_event_kinds(js: JetStreamContext) -> dict[str, int]:
+    """How many budget events of each kind (`budget.hold_expired`, ...) were stored."""
+    counts: dict[str, int] = {}
+    for stored in await read_all(js, topics.STREAM_BUDGET_EVENTS, topics.BUDGET_EVENTS.all):
+        kind = _kinds.decode(stored.data).kind
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
 async def dead_letters(js: JetStreamContext) -> list[DeadLetter]:
     """Every dead letter so far."""
     return [_letters.decode(s.data) for s in await read_all(js, topics.STREAM_DLQ, topics.DLQ.all)]

@@ -30,6 +30,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("identity", "one id: the duplicate window, a restart, two tenants", identity.run_identity),
     Scenario("overload", f"{pressure.OVERLOAD:,} submissions as fast as possible", pressure.run_overload),
     Scenario("long-task", "tasks three times longer than the ack wait", pressure.run_long),
+    Scenario(
+        "late-commit", "tasks that outlive their budget hold are still charged", pressure.run_late_commit
+    ),
     Scenario("budget-race", "budget replicas killed while tenants race for the last cent", budget.run_race),
     Scenario("policy-push", "policy bundles pushed mid-load: one bundle per decision", policy.run_push),
     Scenario("cluster", "3-node JetStream: stream leader killed, a node frozen 10 s", cluster.run_cluster),

@@ -1,5 +1,6 @@
 """Poison on the request subject: garbage, wrong types, an unknown field, 5,000 levels of nesting, an
-oversized request, a body whose tenant is not the subject's. Each must end in the DLQ with a reason (an
+oversized request, a body whose tenant is not the subject's, a credential in a request with a wrong type
+(its dead letter must not keep it). Each must end in the DLQ with a reason (an
 oversized one may instead be rejected by the policy, with a record saying so); a request whose id can be
 read must leave a terminal record; no service may crash; the guard must drain and keep serving."""
 
@@ -15,7 +16,7 @@ from chaos import effects
 from chaos.drill import Plan, Stage, drill
 from chaos.facts import Submission
 from chaos.invariants import Report
-from chaos.load import records
+from chaos.load import PLANTED_KEY, records
 from chaos.streams import dead_letters
 from maestro import topics
 from proto.v1 import new_task_id
@@ -49,7 +50,7 @@ def _json(**fields: object) -> bytes:
 
 def poisons(effects_file: Path) -> list[Poison]:
     """A fresh set of poison messages (new ids each time)."""
-    ids = {name: new_task_id() for name in ("types", "field", "big", "tenant", "utf8")}
+    ids = {name: new_task_id() for name in ("types", "field", "big", "tenant", "utf8", "secret")}
     deep = [new_task_id() for _ in range(DEEP_COPIES)]
     nested = "[" * DEPTH + "]" * DEPTH
     found = [
@@ -61,6 +62,18 @@ def poisons(effects_file: Path) -> list[Poison]:
             "acme",
             _json(id=ids["types"], tenant="acme", role="tester", prompt=12345, commands="echo"),
             ids["types"],
+        ),
+        Poison(
+            "secret-and-wrong-type",
+            "acme",
+            _json(
+                id=ids["secret"],
+                tenant="acme",
+                role="tester",
+                prompt=f"Deploy with {PLANTED_KEY}",
+                commands=5,
+            ),
+            ids["secret"],
         ),
         Poison(
             "unknown-field",
