@@ -1,7 +1,7 @@
 """The quick subset of `make chaos` inside `make test`: real processes, a fault, the invariants after it.
 
 Each test brings up a throw-away `maestro up` (free ports, its own store) and takes 15-30 s. A test that
-fails because a finding of issue 7 is not fixed yet is a strict xfail: it flips once the fix lands.
+fails because a finding is not fixed yet is a strict xfail: it flips once the fix lands.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ async def test_agents_killed_mid_task_lose_nothing_and_run_nothing_twice(tmp_pat
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 7 finding 9 (a request refused for its subject's tenant leaves no record), and "
-    "DESIGN.md's strict public edges (a request with an unknown field is accepted and run)",
+    reason="DESIGN.md's strict public edges: a request with an unknown field is accepted and run (over NATS "
+    "and HTTP) instead of refused with the field named",
 )
 async def test_poison_goes_to_the_dlq_and_the_guard_keeps_serving(tmp_path: Path) -> None:
     poison = PoisonRun()
