@@ -128,6 +128,8 @@ class Consumer(Generic[M]):
     origin: str
     scrub: Callable[[str], str] | None = None
     """Masks what a dead letter keeps of a message (its text and the reason), e.g. credentials in it."""
+    strict: bool = False
+    """Refuse fields the type does not know (a public edge, where a typo must not pass in silence)."""
 
 
 class Bus:
@@ -420,7 +422,8 @@ class Bus:
             )
             logs.bind(trace_id=tracing.trace_id(delivery.traceparent), subject=msg.subject)
             try:
-                message = codec.decode(consumer.type, msg.data)
+                decode = codec.decode_strict if consumer.strict else codec.decode
+                message = decode(consumer.type, msg.data)
             except Exception as exc:
                 # Whatever the decoder raises, the same bytes would fail again: never redeliver them.
                 outcome = "reject"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from maestro import codec, history, topics, tracing
+from maestro import claims, codec, history, topics, tracing
 from maestro.bus import Bus
 from maestro.errors import MaestroError, NotFound, RemoteError
 from maestro.runtime import open_bus
@@ -37,6 +37,22 @@ class NotAwaitingApproval(MaestroError):
     """The task is not (or no longer) awaiting approval, or someone decided on it already."""
 
 
+async def publish_request(bus: Bus, request: TaskRequest, traceparent: str | None) -> None:
+    """Claim the request's id and publish it for the guard (the SDK and the HTTP API submit this way).
+
+    The dedup id holds the content's fingerprint, so that inside the duplicate window a request that
+    conflicts still reaches the guard instead of being dropped in silence. Raises IdConflict.
+    """
+    fingerprint = claims.digest(request)
+    await claims.claim(bus, request.id, request.tenant, fingerprint)
+    await bus.publish(
+        topics.REQUESTS.subject(request.tenant),
+        request,
+        msg_id=topics.request_msg_id(request.id, fingerprint),
+        traceparent=traceparent,
+    )
+
+
 class Client:
     """A user's handle on Maestro over NATS."""
 
@@ -45,18 +61,17 @@ class Client:
         self._records = records
 
     async def submit(self, request: TaskRequest, *, traceparent: str | None = None) -> str:
-        """Publish a request for the guard; the same request id twice is one task. Returns the task id."""
+        """Publish a request for the guard; the same request twice is one task. Returns the task id.
+
+        Raises IdConflict (maestro.claims) when the id belongs to another tenant's task or to a request
+        with other content, RemoteError(413) when the request is too large.
+        """
         size = len(codec.encode(request))
         if size > self.bus.settings.max_request_bytes:
             raise RemoteError(
                 413, f"request is {size} bytes; the limit is {self.bus.settings.max_request_bytes}"
             )
-        await self.bus.publish(
-            topics.REQUESTS.subject(request.tenant),
-            request,
-            msg_id=request.id,
-            traceparent=traceparent or tracing.new_traceparent(),
-        )
+        await publish_request(self.bus, request, traceparent or tracing.new_traceparent())
         return request.id
 
     async def get(self, task_id: str) -> TaskRecord:

@@ -6,6 +6,7 @@ import functools
 from typing import Any, TypeVar
 
 import msgspec
+from msgspec import inspect
 
 M = TypeVar("M")
 
@@ -35,3 +36,61 @@ def decode(type_: type[M], data: bytes | str) -> M:
     except RecursionError:
         # msgspec refuses input nested deeper than its recursion limit, even inside a field it would skip.
         raise DecodeError("nested too deeply") from None
+
+
+def decode_strict(type_: type[M], data: bytes | str) -> M:
+    """decode(), refusing fields the type does not know, at any depth (DESIGN.md: the public edges are
+    strict, so a misspelt field is an error, never a silent no-op); raises DecodeError naming the field.
+
+    Between services the same types stay tolerant: a newer peer may send fields this one does not know.
+    """
+    message = decode(type_, data)
+    try:
+        unknown = _unknown(_type_info(type_), msgspec.json.decode(data), "$")  # type: ignore[arg-type]
+    except RecursionError:  # pragma: no cover - decode() above refused anything nested this deep
+        raise DecodeError("nested too deeply") from None
+    if unknown is not None:
+        raise DecodeError(unknown)
+    return message
+
+
+@functools.cache
+def _type_info(type_: Any) -> inspect.Type:
+    return inspect.type_info(type_)
+
+
+def _unknown(info: inspect.Type, value: Any, path: str) -> str | None:
+    """Where `value` (decoded JSON) holds a field `info` does not describe, in msgspec's words; or None."""
+    match info:
+        case inspect.StructType(fields=fields, tag_field=tag_field):
+            if not isinstance(value, dict):
+                return None
+            known = {f.encode_name: f.type for f in fields}
+            for key, item in value.items():
+                if key == tag_field:
+                    continue
+                if key not in known:
+                    where = "" if path == "$" else f" - at `{path}`"
+                    return f"Object contains unknown field `{key}`{where}"
+                found = _unknown(known[key], item, f"{path}.{key}")
+                if found is not None:
+                    return found
+        case inspect.ListType(item_type=item) | inspect.VarTupleType(item_type=item):
+            if isinstance(value, list):
+                for n, element in enumerate(value):
+                    found = _unknown(item, element, f"{path}[{n}]")
+                    if found is not None:
+                        return found
+        case inspect.DictType(value_type=item):
+            if isinstance(value, dict):
+                for key, element in value.items():
+                    found = _unknown(item, element, f"{path}.{key}")
+                    if found is not None:
+                        return found
+        case inspect.Metadata(type=inner):
+            return _unknown(inner, value, path)
+        case inspect.UnionType(types=types):
+            structs = [t for t in types if isinstance(t, inspect.StructType)]
+            if len(structs) == 1:
+                return _unknown(structs[0], value, path)
+    return None

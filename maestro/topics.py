@@ -247,6 +247,11 @@ def kv_subject(bucket: str, key: str) -> str:
     return f"$KV.{bucket}.{_check_token(key)}"
 
 
+def request_msg_id(task_id: str, fingerprint: str) -> str:
+    """The dedup id of a request the SDK or the API publishes: its id and its content's fingerprint."""
+    return f"{task_id}.{fingerprint}"
+
+
 def event_msg_id(task_id: str, slot: str) -> str:
     """The dedup id of an event stored once per task and slot (`accepted`, `verdict`, `outcome`)."""
     return f"{task_id}.{slot}"

@@ -53,6 +53,8 @@ CONSUMER = Consumer(
     origin=ORIGIN,
     # A request that cannot be judged is kept for 30 days: never with a credential in it.
     scrub=mask_text,
+    # Anyone may publish here: a misspelt field is refused, never dropped in silence.
+    strict=True,
 )
 _EVAL_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01, 0.05, 0.25)
 

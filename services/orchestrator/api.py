@@ -14,6 +14,7 @@ from msgspec import Meta
 
 from maestro import claims, codec, history, topics, tracing
 from maestro.bus import Bus
+from maestro.client import publish_request
 from proto.v1 import ApprovalDecision, TaskRecord, TaskRequest
 from proto.v1.ids import TOKEN_PATTERN
 from services.orchestrator.store import TaskStore
@@ -25,7 +26,7 @@ Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _TASK_ID = re.compile(TOKEN_PATTERN)
 # msgspec names the path of a bad value ("... - at `$.context[0]`") and a missing field by name.
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
-_MISSING = re.compile(r"missing required field `([^`]+)`")
+_NAMED = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
 
 
 def error(status: int, message: str, **more: Any) -> web.Response:
@@ -37,7 +38,7 @@ def field_of(message: str) -> str:
     """The JSON path a decode error is about (`$.role`), or `$` when it is about the whole body."""
     at = _AT_PATH.search(message)
     path = at.group(1) if at else "$"
-    missing = _MISSING.search(message)
+    missing = _NAMED.search(message)
     return f"{path}.{missing.group(1)}" if missing else path
 
 
@@ -88,23 +89,20 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         if len(body) > limit:
             return error(413, f"request is {len(body)} bytes; the limit is {limit}")
         try:
-            task = codec.decode(TaskRequest, body)
+            task = codec.decode_strict(TaskRequest, body)
         except codec.DecodeError as exc:
             return error(400, f"invalid task request: {exc}", field=field_of(str(exc)))
         try:
-            await claims.claim_request(bus, task)
-        except claims.IdConflict as exc:
-            return error(409, str(exc), field="$.id")
-        try:
             # Published again when the same request comes back (202 as the first time): the caller may be
             # retrying a submission whose publish never happened. The guard judges an id once.
-            await bus.publish(
-                topics.REQUESTS.subject(task.tenant),
+            await publish_request(
+                bus,
                 task,
-                msg_id=task.id,
                 # A trace starts here when the caller did not bring one.
-                traceparent=request.headers.get(topics.HEADER_TRACEPARENT) or tracing.new_traceparent(),
+                request.headers.get(topics.HEADER_TRACEPARENT) or tracing.new_traceparent(),
             )
+        except claims.IdConflict as exc:
+            return error(409, str(exc), field="$.id")
         except Exception as exc:
             log.warning("could not queue request: %r", exc, extra={"task_id": task.id, "tenant": task.tenant})
             return error(503, "could not queue the request; try again")

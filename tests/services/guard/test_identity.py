@@ -153,3 +153,17 @@ async def test_a_dead_lettered_request_keeps_no_credential(bus: Bus, settings: S
         await events_until_verdict(bus, "leaky-1")
     assert AWS.encode() not in letter.data and AWS not in letter.reason
     assert b"[REDACTED:" in letter.data and b'"commands": 5' in letter.data
+
+
+async def test_a_misspelt_field_on_the_request_subject_is_refused_with_a_readable_reason(
+    bus: Bus, settings: Settings
+) -> None:
+    body = b'{"id": "typo-1", "tenant": "acme", "role": "tester", "prompt": "run", "comands": ["pytest"]}'
+    async with running_guard(settings):
+        await bus.nc.publish(topics.REQUESTS.subject("acme"), body)
+        (letter,) = await dead_letters(bus, 1)
+        (rejected,) = await events_until_verdict(bus, "typo-1")
+    assert letter.reason == "undecodable: Object contains unknown field `comands`"
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason == "invalid request: undecodable: Object contains unknown field `comands`"
+    assert await tasks_stored(bus) == 0

@@ -157,3 +157,20 @@ async def test_a_body_nested_too_deeply_is_a_400_naming_why(api: Api) -> None:
         "POST", "/v1/tasks", data=deep, headers={"Content-Type": "application/json"}
     )
     assert (status, answer["error"]) == (400, "invalid task request: nested too deeply")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**PLAN, "comands": ["pytest -q"]}, "$.comands"),
+        ({**PLAN, "max_cost_usd": 5}, "$.max_cost_usd"),
+        ({**PLAN, "context": [{"path": "a.py", "contnet": "x"}]}, "$.context[0].contnet"),
+    ],
+)
+async def test_an_unknown_field_is_a_400_naming_it_and_nothing_is_queued(
+    api: Api, bus: Bus, body: dict[str, Any], field: str
+) -> None:
+    status, answer = await api.call("POST", "/v1/tasks", json=body)
+    assert (status, answer["field"]) == (400, field)
+    assert "unknown field" in answer["error"]
+    assert await queued_requests(bus) == []
