@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import NamedTuple
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -74,13 +76,22 @@ async def stored_between(
     return found
 
 
-async def last_stored(js: JetStreamContext, subject: str) -> tuple[int, TaskEvent] | None:
-    """The last event stored on one task's `subject` and its stream sequence, or None (one direct get)."""
+class Stored(NamedTuple):
+    """An event as the stream holds it: its sequence, when the server stored it, and the event."""
+
+    seq: int
+    stored_at: datetime | None
+    event: TaskEvent
+
+
+async def last_stored(js: JetStreamContext, subject: str) -> Stored | None:
+    """The last event stored on one task's `subject`, or None (one direct get)."""
     try:
         raw = await js.get_msg(topics.STREAM_EVENTS, subject=subject, direct=True)
     except NotFoundError:
         return None
     try:
-        return raw.seq or 0, codec.decode(TaskEvent, raw.data or b"")  # type: ignore[arg-type]
+        event: TaskEvent = codec.decode(TaskEvent, raw.data or b"")  # type: ignore[arg-type]
     except codec.DecodeError:
         return None
+    return Stored(raw.seq or 0, raw.time, event)

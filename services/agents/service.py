@@ -52,6 +52,8 @@ ENDED = (Succeeded, Failed, Cancelled, TimedOut, Rejected)
 """Events after which a task never runs again."""
 RUNNING = (Started, Heartbeat)
 """Events that say a worker began the task (and may have finished its work)."""
+_LEASE_OF_ACK_WAIT = 0.75
+"""A worker heard from within this share of the ack wait still runs its task (it beats every half)."""
 
 
 def bounded(text: str, limit: int = OUTPUT_LIMIT) -> str:
@@ -60,6 +62,12 @@ def bounded(text: str, limit: int = OUTPUT_LIMIT) -> str:
         return text
     note = f"\n[... cut: {len(text)} characters in all]"
     return text[: limit - len(note)] + note
+
+
+def _quiet_s(last: history.Stored) -> float:
+    """Seconds since a task's last event was stored (by the server's clock, else the event's own)."""
+    at = last.stored_at or last.event.at
+    return max(0.0, (datetime.now(UTC) - at).total_seconds())
 
 
 def served_roles(names: tuple[str, ...]) -> list[Role]:
@@ -129,15 +137,24 @@ class Worker:
         subject = topics.EVENTS.subject(request.tenant, request.id)
         context = {"task_id": request.id, "tenant": request.tenant}
         last = await history.last_stored(self.bus.js, subject)
-        if last is not None and isinstance(last[1], ENDED):
-            log.info("task already ended (%s): not run again", last[1].__struct_config__.tag, extra=context)
+        if last is not None and isinstance(last.event, ENDED):
+            log.info(
+                "task already ended (%s): not run again", last.event.__struct_config__.tag, extra=context
+            )
             return
-        work = await self._finished(request.id) if last is not None and isinstance(last[1], RUNNING) else None
+        running = last is not None and isinstance(last.event, RUNNING)
+        work = await self._finished(request.id) if running else None
         if work is None:
-            if last is not None and isinstance(last[1], RUNNING) and delivery.attempt == 1:
-                # A second copy of a task another worker is running: whichever outlives the other ends it.
-                raise Retry(self.bus.settings.ack_wait_s, "another delivery of this task is running")
-            work = await self._work(assignment, delivery, last[0] if last else 0)
+            if last is not None and running:
+                # Someone started it. A worker that runs a task reports it at least every half ack wait, so
+                # one heard from lately is alive (this is a second copy of the task, or a redelivery while
+                # its worker was cut off from the server): wait, never run it beside them. A redelivery after
+                # a crash comes a whole ack wait after the dead worker's last sign of life.
+                quiet = _quiet_s(last)
+                lease = _LEASE_OF_ACK_WAIT * self.bus.settings.ack_wait_s
+                if quiet < lease:
+                    raise Retry(lease - quiet, "the task is running on a worker heard from lately")
+            work = await self._work(assignment, delivery, last.seq if last else 0)
         outcome = await self._paid(assignment, work.outcome)
         await self.bus.publish(
             subject,
@@ -180,7 +197,8 @@ class Worker:
             )
             await self.bus.publish(subject, event, traceparent=trace)
 
-        async with heartbeats(beat, every_s=settings.heartbeat_s):
+        # At least twice per ack wait: a worker not heard from for an ack wait is taken to be gone.
+        async with heartbeats(beat, every_s=min(settings.heartbeat_s, settings.ack_wait_s / 2)):
             result = await self._run(request)
             artifacts = await self._store(request, result.files) if result.ok and result.files else []
         work = FinishedWork(outcome=outcome_event(request, result, None, artifacts, settings.worker, attempt))

@@ -224,9 +224,9 @@ class Guard:
         """Whether the guard already decided this request (it is seen again: resent, redelivered after a
         crash, or past every duplicate window); a task left queued is handed to its role again."""
         last = await history.last_stored(self.bus.js, topics.EVENTS.subject(request.tenant, request.id))
-        if last is None or isinstance(last[1], Accepted):
+        if last is None or isinstance(last.event, Accepted):
             return False  # nothing decided yet: judge it (again), every step is idempotent
-        event = last[1]
+        event = last.event
         context = {"task_id": request.id, "tenant": request.tenant}
         if isinstance(event, Queued):
             # The guard may have died between recording Queued and handing the task over.

@@ -13,10 +13,10 @@ from maestro import topics
 from maestro.bus import Bus
 from maestro.runtime import running_service
 from maestro.settings import Settings
-from proto.v1 import Succeeded, TaskRequest
+from proto.v1 import Started, Succeeded, TaskRequest
 from services.agents.service import SERVICE as AGENTS
 from services.budget.service import SERVICE as BUDGET
-from tests.services.agents.flow import assign, budget_ready, events, ledger, outcome
+from tests.services.agents.flow import assign, budget_ready, events, first_event, ledger, outcome
 
 
 def counted(task_id: str, runs: Path) -> TaskRequest:
@@ -89,3 +89,25 @@ async def test_two_copies_of_one_task_delivered_together_run_it_once(
                     await asyncio.sleep(0.05)
     assert isinstance(done, Succeeded)
     assert executions(runs) == 1
+
+
+async def test_a_copy_arriving_while_the_task_runs_waits_for_it_instead_of_running_beside_it(
+    bus: Bus, settings: Settings, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    task = TaskRequest(
+        id="beside-1", tenant="acme", role="tester", prompt="count", commands=[f"sleep 1; echo x >> {runs}"]
+    )
+    async with running_service(BUDGET, settings):
+        await budget_ready(bus)
+        async with running_service(AGENTS, settings), running_service(AGENTS, settings.with_(worker="w-2")):
+            assignment = await assign(bus, task)
+            await first_event(bus, task.id, Started)
+            await bus.publish(topics.TASKS.subject("tester"), assignment)  # a second copy, mid-run
+            done = (await outcome(bus, task.id, within=20))[-1]
+            async with asyncio.timeout(20):
+                while (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+    assert isinstance(done, Succeeded)
+    assert executions(runs) == 1
+    assert sum(isinstance(e, Started) for e in await events(bus, task.id)) == 1
