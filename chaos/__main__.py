@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,10 @@ async def run_one(scenario: Scenario, workdir: Path) -> Report:
         reason = f"did not end within {SCENARIO_LIMIT_S:.0f}s"
     except MeshError as exc:
         reason = f"mesh: {exc}"
+    except Exception as exc:
+        # The suite goes on to the next scenario; this one fails, with the traceback on stderr.
+        traceback.print_exc()
+        reason = f"the scenario itself failed: {exc!r}"
     return Report(scenario.name, seconds=time.monotonic() - started, violations=(reason,))
 
 
