@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
+import nats.errors
 from msgspec import structs
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
@@ -62,6 +65,28 @@ def bounded(text: str, limit: int = OUTPUT_LIMIT) -> str:
         return text
     note = f"\n[... cut: {len(text)} characters in all]"
     return text[: limit - len(note)] + note
+
+
+T = TypeVar("T")
+
+# How long finished work is retried into its store before the delivery fails (and the work, lost, reruns).
+_STORE_PATIENCE_S = 120.0
+
+
+async def store_durably(what: str, write: Callable[[], Awaitable[T]]) -> T:
+    """`write()`, again with backoff while NATS cannot take it (for up to _STORE_PATIENCE_S)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _STORE_PATIENCE_S
+    delay = 0.1
+    while True:
+        try:
+            return await write()
+        except (nats.errors.Error, TimeoutError) as exc:
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("could not store %s yet, retrying in %.1fs: %r", what, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 2.0)
 
 
 def _quiet_s(last: history.Stored) -> float:
@@ -121,6 +146,9 @@ class Worker:
     finished: KeyValue
     """Work done and not yet paid for and reported (topics.BUCKET_WORK), by task id."""
     metrics: AgentMetrics
+    running: set[str] = field(default_factory=set)
+    """Tasks this process is handling now: another delivery of one of them waits (a redelivery that came
+    while this process could not reach the server to keep its message alive)."""
 
     async def handle(self, assignment: TaskAssignment, delivery: Delivery) -> None:
         """Run one task to its outcome event, once, however often it is delivered; the bus acks on return.
@@ -133,6 +161,16 @@ class Worker:
         Raises Retry when the budget cannot be reached (the work stays stored) or another delivery of the
         task is running.
         """
+        request = assignment.request
+        if request.id in self.running:
+            raise Retry(self.bus.settings.ack_wait_s / 2, "this worker is running the task")
+        self.running.add(request.id)
+        try:
+            await self._handle(assignment, delivery)
+        finally:
+            self.running.discard(request.id)
+
+    async def _handle(self, assignment: TaskAssignment, delivery: Delivery) -> None:
         request = assignment.request
         subject = topics.EVENTS.subject(request.tenant, request.id)
         context = {"task_id": request.id, "tenant": request.tenant}
@@ -200,9 +238,14 @@ class Worker:
         # At least twice per ack wait: a worker not heard from for an ack wait is taken to be gone.
         async with heartbeats(beat, every_s=min(settings.heartbeat_s, settings.ack_wait_s / 2)):
             result = await self._run(request)
-            artifacts = await self._store(request, result.files) if result.ok and result.files else []
-        work = FinishedWork(outcome=outcome_event(request, result, None, artifacts, settings.worker, attempt))
-        await self.finished.put(request.id, codec.encode(work))
+            # The work is done: from here on a failure to store it would run it again, so storing is
+            # retried here (NATS unreachable for a while, a leader moving) instead of failing the delivery.
+            files = result.files if result.ok else []
+            artifacts = await store_durably("artifacts", lambda: self._store(request, files)) if files else []
+            work = FinishedWork(
+                outcome=outcome_event(request, result, None, artifacts, settings.worker, attempt)
+            )
+            await store_durably("finished work", lambda: self.finished.put(request.id, codec.encode(work)))
         self.metrics.task_seconds.labels(request.role).observe(time.perf_counter() - started)
         return work
 

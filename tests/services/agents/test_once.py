@@ -9,12 +9,17 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import nats.errors
+import pytest
+
 from maestro import topics
-from maestro.bus import Bus
+from maestro.bus import Bus, Delivery
+from maestro.errors import Retry
 from maestro.runtime import running_service
 from maestro.settings import Settings
-from proto.v1 import Started, Succeeded, TaskRequest
+from proto.v1 import Decision, Started, Succeeded, TaskAssignment, TaskRequest
 from services.agents.service import SERVICE as AGENTS
+from services.agents.service import open_worker, store_durably
 from services.budget.service import SERVICE as BUDGET
 from tests.services.agents.flow import assign, budget_ready, events, first_event, ledger, outcome
 
@@ -111,3 +116,25 @@ async def test_a_copy_arriving_while_the_task_runs_waits_for_it_instead_of_runni
     assert isinstance(done, Succeeded)
     assert executions(runs) == 1
     assert sum(isinstance(e, Started) for e in await events(bus, task.id)) == 1
+
+
+async def test_storing_finished_work_is_retried_while_nats_cannot_take_it() -> None:
+    calls: list[int] = []
+
+    async def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise nats.errors.TimeoutError
+        return "stored"
+
+    assert await store_durably("work", flaky) == "stored"
+    assert len(calls) == 3
+
+
+async def test_a_delivery_of_a_task_this_worker_is_running_waits(bus: Bus, settings: Settings) -> None:
+    worker = await open_worker(bus)
+    task = counted("held-1", Path("/dev/null"))
+    worker.running.add(task.id)
+    delivery = Delivery(subject="s", headers={}, attempt=2, stream_seq=1, size=0, _msg=None)  # type: ignore[arg-type]
+    with pytest.raises(Retry, match="this worker is running the task"):
+        await worker.handle(TaskAssignment(request=task, decision=Decision(verdict="allow")), delivery)
