@@ -7,6 +7,7 @@ request first claims it: the HTTP API answers a conflict with 409, the guard dea
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from enum import Enum
 
@@ -15,10 +16,12 @@ from nats.js.errors import NotFoundError
 
 from maestro import codec, topics
 from maestro.bus import Bus
-from maestro.errors import MaestroError, WrongRevision
+from maestro.errors import MaestroError, Retry, WrongRevision
 from proto.v1.tasks import TaskClaim, TaskRequest
 
 _canonical = msgspec.json.Encoder(order="sorted")
+# A claim that exists but cannot be read yet (a bucket's leader moving) is read again after these pauses.
+_REREAD_S = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 class IdConflict(MaestroError):
@@ -45,7 +48,8 @@ def digest_of_bytes(data: bytes) -> str:
 async def claim(bus: Bus, task_id: str, tenant: str, fingerprint: str) -> Seen:
     """Own `task_id` for this tenant and content, or find that this same request owns it already.
 
-    Raises IdConflict when another tenant or other content owns it.
+    Raises IdConflict when another tenant or other content owns it, Retry when the owner cannot be read
+    right now.
     """
     wanted = TaskClaim(tenant=tenant, digest=fingerprint)
     try:
@@ -54,8 +58,15 @@ async def claim(bus: Bus, task_id: str, tenant: str, fingerprint: str) -> Seen:
     except WrongRevision:
         pass
     owner = await owner_of(bus, task_id)
-    if owner is None:  # pragma: no cover - claims are never deleted
-        raise IdConflict(f"task id {task_id} is being claimed; try again")
+    for delay in _REREAD_S:
+        if owner is not None:
+            break
+        await asyncio.sleep(delay)
+        owner = await owner_of(bus, task_id)
+    if owner is None:
+        # The entry exists (the create lost) but cannot be read yet: a leader moving in a cluster. Nothing
+        # is decided; the caller tries again later.
+        raise Retry(0.5, f"the claim on task id {task_id} cannot be read yet")
     if owner.tenant != tenant:
         raise IdConflict(f"task id {task_id} belongs to another tenant's task")
     if owner.digest != fingerprint:
@@ -64,12 +75,10 @@ async def claim(bus: Bus, task_id: str, tenant: str, fingerprint: str) -> Seen:
 
 
 async def owner_of(bus: Bus, task_id: str) -> TaskClaim | None:
-    """Who owns a task id, or None when nobody has claimed it (one direct get)."""
+    """Who owns a task id, or None when nobody has claimed it (read from the bucket's leader)."""
     try:
         raw = await bus.js.get_msg(
-            topics.kv_stream(topics.BUCKET_CLAIMS),
-            subject=topics.kv_subject(topics.BUCKET_CLAIMS, task_id),
-            direct=True,
+            topics.kv_stream(topics.BUCKET_CLAIMS), subject=topics.kv_subject(topics.BUCKET_CLAIMS, task_id)
         )
     except NotFoundError:
         return None

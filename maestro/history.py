@@ -59,13 +59,16 @@ async def stored_between(
     js: JetStreamContext, subject: str, after_seq: int, before_seq: int
 ) -> list[tuple[int, TaskEvent]]:
     """The events stored on one task's `subject` after stream sequence `after_seq` and before `before_seq`,
-    oldest first, with their sequences (direct gets: one request per event, no consumer); a message that is
-    not a task event is skipped."""
+    oldest first, with their sequences; a message that is not a task event is skipped.
+
+    Each is read from the stream's leader (one request per event, no consumer), never from a replica that
+    may lag behind it: what is missing here is taken to be missing.
+    """
     found: list[tuple[int, TaskEvent]] = []
     seq = after_seq + 1
     while seq < before_seq:
         try:
-            raw = await js.get_msg(topics.STREAM_EVENTS, seq=seq, subject=subject, next=True, direct=True)
+            raw = await js.get_msg(topics.STREAM_EVENTS, seq=seq, subject=subject, next=True)
         except NotFoundError:
             break
         if raw.seq is None or raw.seq >= before_seq:
@@ -85,9 +88,10 @@ class Stored(NamedTuple):
 
 
 async def last_stored(js: JetStreamContext, subject: str) -> Stored | None:
-    """The last event stored on one task's `subject`, or None (one direct get)."""
+    """The last event stored on one task's `subject`, or None, as the stream's leader has it (a replica
+    that lags behind could show a task that ended as still running)."""
     try:
-        raw = await js.get_msg(topics.STREAM_EVENTS, subject=subject, direct=True)
+        raw = await js.get_msg(topics.STREAM_EVENTS, subject=subject)
     except NotFoundError:
         return None
     try:

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import nats.errors
 from msgspec import structs
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
@@ -250,11 +250,14 @@ class Worker:
         return work
 
     async def _finished(self, task_id: str) -> FinishedWork | None:
+        # From the bucket's leader: a replica that lags behind would hide work done, and it would run again.
         try:
-            entry = await self.finished.get(task_id)
-        except KeyNotFoundError:
+            raw = await self.bus.js.get_msg(
+                topics.kv_stream(topics.BUCKET_WORK), subject=topics.kv_subject(topics.BUCKET_WORK, task_id)
+            )
+        except NotFoundError:
             return None
-        return codec.decode(FinishedWork, entry.value) if entry.value else None
+        return codec.decode(FinishedWork, raw.data) if raw.data else None
 
     async def _paid(self, assignment: TaskAssignment, outcome: Succeeded | Failed) -> Succeeded | Failed:
         """The outcome with what the budget charged for it (the charge of the first commit, when this one

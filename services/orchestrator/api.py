@@ -15,6 +15,7 @@ from msgspec import Meta
 from maestro import claims, codec, history, topics, tracing
 from maestro.bus import Bus
 from maestro.client import publish_request
+from maestro.errors import Retry
 from proto.v1 import ApprovalDecision, TaskRecord, TaskRequest
 from proto.v1.ids import TOKEN_PATTERN
 from services.orchestrator.store import TaskStore
@@ -103,6 +104,8 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             )
         except claims.IdConflict as exc:
             return error(409, str(exc), field="$.id")
+        except Retry as exc:
+            return error(503, f"{exc}; try again")
         except Exception as exc:
             log.warning("could not queue request: %r", exc, extra={"task_id": task.id, "tenant": task.tenant})
             return error(503, "could not queue the request; try again")
