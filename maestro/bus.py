@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, PubAck
-from nats.js.errors import APIError, NoStreamResponseError
+from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
 from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import ServiceConfig
@@ -45,6 +45,19 @@ M = TypeVar("M")
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
+# Failures that say NATS (or a stream's leader) cannot be reached right now, not that the message is bad.
+_UNAVAILABLE = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.StaleConnectionError,
+    NoStreamResponseError,
+    ServiceUnavailableError,
+    TimeoutError,
+)
+_MAX_UNAVAILABLE_BACKOFF_S = 5.0
+_DEAD_LETTER_RETRY_S = 1.0
 # Short, so a stopping service notices within a fraction of a second; an idle pull costs little.
 _FETCH_TIMEOUT_S = 0.3
 _MAX_BACKOFF_S = 30.0
@@ -284,8 +297,9 @@ class Bus:
         headers: Mapping[str, str] | None = None,
         deliveries: int = 1,
         stream_seq: int = 0,
+        msg_id: str | None = None,
     ) -> None:
-        """Keep a message that could not be handled in the DLQ, with the reason."""
+        """Keep a message that could not be handled in the DLQ, with the reason (once per `msg_id`)."""
         letter = DeadLetter(
             origin=origin,
             subject=subject,
@@ -296,8 +310,9 @@ class Bus:
             deliveries=deliveries,
             stream_seq=stream_seq,
         )
-        await self.publish(topics.DLQ.subject(origin), letter)
-        self.metrics.dead_letters.labels(origin).inc()
+        ack = await self.publish(topics.DLQ.subject(origin), letter, msg_id=msg_id)
+        if not ack.duplicate:
+            self.metrics.dead_letters.labels(origin).inc()
 
     # -- consume -------------------------------------------------------------------------------------
     async def consume(
@@ -444,6 +459,17 @@ class Bus:
                 outcome = "reject"
                 hook = on_dead_letter if exc.notify else None
                 await self._to_dlq(consumer, msg, delivery, f"rejected: {exc.reason}", hook)
+            except _UNAVAILABLE as exc:
+                # NATS (or a stream's leader) could not be reached: the message is not at fault, so this
+                # does not count towards max_deliver; it waits, backing off, as long as a Retry would.
+                if attempt >= self.settings.max_retries:
+                    outcome = "dead_letter"
+                    reason = f"NATS unavailable for {attempt} deliveries, last: {exc!r}"
+                    await self._to_dlq(consumer, msg, delivery, reason, on_dead_letter)
+                else:
+                    outcome = "unavailable"
+                    log.warning("%s: NATS unavailable on %s: %r", consumer.durable, msg.subject, exc)
+                    await msg.nak(delay=min(0.25 * 2 ** min(attempt - 1, 8), _MAX_UNAVAILABLE_BACKOFF_S))
             except Exception as exc:
                 if attempt >= self.settings.max_deliver:
                     outcome = "dead_letter"
@@ -511,12 +537,19 @@ class Bus:
             headers=delivery.headers,
             deliveries=delivery.attempt,
             stream_seq=delivery.stream_seq,
+            msg_id=f"{consumer.durable}.{delivery.stream_seq}",
         )
         if on_dead_letter is not None:
             try:
                 await on_dead_letter(msg.data, reason, msg.subject)
             except Exception:
-                log.exception("%s: dead-letter hook failed", consumer.durable)
+                if delivery.attempt < self.settings.max_retries:
+                    # The sender's task must still end (NATS was unreachable, say): the next delivery takes
+                    # the same road again (its letter is stored once) and runs the hook again.
+                    log.warning("%s: dead-letter hook failed; retrying", consumer.durable, exc_info=True)
+                    await msg.nak(delay=_DEAD_LETTER_RETRY_S)
+                    return
+                log.exception("%s: dead-letter hook failed for good", consumer.durable)
         await msg.term()
 
     # -- serve ---------------------------------------------------------------------------------------

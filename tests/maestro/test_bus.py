@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from nats.js.errors import NoStreamResponseError
 
 from maestro import codec, topics
 from maestro.bus import Bus, Consumer, Delivery
@@ -278,3 +279,40 @@ async def test_a_handler_cut_off_by_a_stop_hands_its_message_back_at_once(bus: B
 
     await run_until(bus, handler, done)
     assert attempts == [2]
+
+
+async def test_nats_being_unreachable_is_waited_out_not_counted_towards_the_dlq(bus: Bus) -> None:
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        attempts.append(delivery.attempt)
+        if delivery.attempt <= 4:
+            raise NoStreamResponseError  # a stream's leader is moving, say
+        done.set()
+
+    bus.settings = bus.settings.with_(max_deliver=2)
+    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    await run_until(bus, handler, done)
+    assert attempts == [1, 2, 3, 4, 5]
+    assert (await bus.js.stream_info(topics.STREAM_DLQ)).state.messages == 0
+
+
+async def test_a_failed_dead_letter_hook_is_run_again_and_the_letter_kept_once(bus: Bus) -> None:
+    hooked: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        raise Reject("never")
+
+    async def hook(data: bytes, reason: str, subject: str) -> None:
+        hooked.append(len(hooked) + 1)
+        if len(hooked) == 1:
+            raise NoStreamResponseError  # could not record the sender's failure: try again
+        done.set()
+
+    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    await run_until(bus, handler, done, on_dead_letter=hook)
+    assert hooked == [1, 2]
+    assert len(await read_dlq(bus, 1)) == 1
+    assert (await bus.js.stream_info(topics.STREAM_DLQ)).state.messages == 1
