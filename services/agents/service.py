@@ -101,15 +101,10 @@ def served_roles(names: tuple[str, ...]) -> list[Role]:
 
 
 def outcome_event(
-    request: TaskRequest,
-    result: RoleResult,
-    settlement: Settlement | None,
-    artifacts: list[ArtifactRef],
-    worker: str,
-    attempt: int,
+    request: TaskRequest, result: RoleResult, artifacts: list[ArtifactRef], worker: str, attempt: int
 ) -> Succeeded | Failed:
-    """The event that ends a task: what the role produced, what it used, and what that cost."""
-    cost = settlement.charged_micro_usd if settlement else 0
+    """The event that ends a task: what the role produced and what it used (its cost is filled in once the
+    budget has charged it)."""
     now = datetime.now(UTC)
     if result.ok:
         return Succeeded(
@@ -119,7 +114,6 @@ def outcome_event(
             worker=worker,
             output=bounded(result.output),
             usage=result.usage,
-            cost_micro_usd=cost,
             artifacts=artifacts,
             attempt=attempt,
         )
@@ -130,7 +124,6 @@ def outcome_event(
         error=bounded(result.error or "failed"),
         worker=worker,
         usage=result.usage,
-        cost_micro_usd=cost,
         attempt=attempt,
     )
 
@@ -242,9 +235,7 @@ class Worker:
             # retried here (NATS unreachable for a while, a leader moving) instead of failing the delivery.
             files = result.files if result.ok else []
             artifacts = await store_durably("artifacts", lambda: self._store(request, files)) if files else []
-            work = FinishedWork(
-                outcome=outcome_event(request, result, None, artifacts, settings.worker, attempt)
-            )
+            work = FinishedWork(outcome=outcome_event(request, result, artifacts, settings.worker, attempt))
             await store_durably("finished work", lambda: self.finished.put(request.id, codec.encode(work)))
         self.metrics.task_seconds.labels(request.role).observe(time.perf_counter() - started)
         return work
