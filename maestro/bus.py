@@ -448,13 +448,10 @@ class Bus:
             try:
                 await handler(message, delivery)
             except Retry as exc:
-                if attempt >= self.settings.max_retries:
-                    outcome = "dead_letter"
-                    reason = f"still retrying after {attempt} deliveries: {exc}"
-                    await self._to_dlq(consumer, msg, delivery, reason, on_dead_letter)
-                else:
-                    outcome = "retry"
-                    await msg.nak(delay=exc.delay)
+                reason = f"still retrying after {attempt} deliveries: {exc}"
+                outcome = await self._later(
+                    consumer, msg, delivery, exc.delay, reason, on_dead_letter, "retry"
+                )
             except Reject as exc:
                 outcome = "reject"
                 hook = on_dead_letter if exc.notify else None
@@ -462,14 +459,12 @@ class Bus:
             except _UNAVAILABLE as exc:
                 # NATS (or a stream's leader) could not be reached: the message is not at fault, so this
                 # does not count towards max_deliver; it waits, backing off, as long as a Retry would.
-                if attempt >= self.settings.max_retries:
-                    outcome = "dead_letter"
-                    reason = f"NATS unavailable for {attempt} deliveries, last: {exc!r}"
-                    await self._to_dlq(consumer, msg, delivery, reason, on_dead_letter)
-                else:
-                    outcome = "unavailable"
-                    log.warning("%s: NATS unavailable on %s: %r", consumer.durable, msg.subject, exc)
-                    await msg.nak(delay=min(0.25 * 2 ** min(attempt - 1, 8), _MAX_UNAVAILABLE_BACKOFF_S))
+                log.warning("%s: NATS unavailable on %s: %r", consumer.durable, msg.subject, exc)
+                delay = min(0.25 * 2 ** min(attempt - 1, 8), _MAX_UNAVAILABLE_BACKOFF_S)
+                reason = f"NATS unavailable for {attempt} deliveries, last: {exc!r}"
+                outcome = await self._later(
+                    consumer, msg, delivery, delay, reason, on_dead_letter, "unavailable"
+                )
             except Exception as exc:
                 if attempt >= self.settings.max_deliver:
                     outcome = "dead_letter"
@@ -500,6 +495,23 @@ class Bus:
             slots.release()
             self._counted(consumer.durable, outcome).inc()
             self._timed(consumer.durable).observe(time.perf_counter() - started)
+
+    async def _later(
+        self,
+        consumer: Consumer[Any],
+        msg: Msg,
+        delivery: Delivery,
+        delay: float,
+        reason: str,
+        on_dead_letter: DeadLetterHook | None,
+        outcome: str,
+    ) -> str:
+        """Hand the message back for `delay` seconds, or dead-letter it after max_retries deliveries."""
+        if delivery.attempt >= self.settings.max_retries:
+            await self._to_dlq(consumer, msg, delivery, reason, on_dead_letter)
+            return "dead_letter"
+        await msg.nak(delay=delay)
+        return outcome
 
     def _counted(self, durable: str, outcome: str) -> Any:
         # labels() takes a lock and builds a key on every call; a consumer asks for the same few children.

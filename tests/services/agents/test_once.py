@@ -30,6 +30,13 @@ def counted(task_id: str, runs: Path) -> TaskRequest:
     )
 
 
+async def drained(bus: Bus, within: float = 20.0) -> None:
+    """Until every copy of every task was handled and acked (the work queue is empty)."""
+    async with asyncio.timeout(within):
+        while (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
 def executions(runs: Path) -> int:
     return len(runs.read_text().splitlines()) if runs.exists() else 0
 
@@ -68,9 +75,7 @@ async def test_a_finished_task_sent_again_is_not_run_again(
         first = (await outcome(bus, task.id))[-1]
         # The same task, past any duplicate window (no dedup id): it ended, so it is acked and not run.
         await bus.publish(topics.TASKS.subject("tester"), assignment)
-        async with asyncio.timeout(10):
-            while (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages:  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
+        await drained(bus)
         view = await ledger(bus, "acme")
     assert isinstance(first, Succeeded)
     assert executions(runs) == 1
@@ -89,9 +94,7 @@ async def test_two_copies_of_one_task_delivered_together_run_it_once(
         await bus.publish(topics.TASKS.subject("tester"), assignment)  # a second copy, no dedup id
         async with running_service(AGENTS, settings), running_service(AGENTS, settings.with_(worker="w-2")):
             done = (await outcome(bus, task.id, within=20))[-1]
-            async with asyncio.timeout(20):
-                while (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
+            await drained(bus)
     assert isinstance(done, Succeeded)
     assert executions(runs) == 1
 
@@ -110,9 +113,7 @@ async def test_a_copy_arriving_while_the_task_runs_waits_for_it_instead_of_runni
             await first_event(bus, task.id, Started)
             await bus.publish(topics.TASKS.subject("tester"), assignment)  # a second copy, mid-run
             done = (await outcome(bus, task.id, within=20))[-1]
-            async with asyncio.timeout(20):
-                while (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
+            await drained(bus)
     assert isinstance(done, Succeeded)
     assert executions(runs) == 1
     assert sum(isinstance(e, Started) for e in await events(bus, task.id)) == 1
