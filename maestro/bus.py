@@ -154,6 +154,7 @@ class Bus:
         self.settings = settings
         self.metrics = metrics
         self._stopping = asyncio.Event()
+        self._intake_closed = False
         self._replies = Replies(nc)
         self._message_counters: dict[tuple[str, str], Any] = {}
         self._handler_timers: dict[str, Any] = {}
@@ -168,6 +169,15 @@ class Bus:
     def stopping(self) -> bool:
         """Whether stop() was called."""
         return self._stopping.is_set()
+
+    def close_intake(self) -> None:
+        """Take no new work from outside any more (the mesh is draining); what is under way goes on."""
+        self._intake_closed = True
+
+    @property
+    def accepting(self) -> bool:
+        """Whether new work from outside is taken: not once close_intake() or stop() was called."""
+        return not (self._intake_closed or self.stopping)
 
     # -- publish and request ---------------------------------------------------------------------
     async def publish(

@@ -1,6 +1,6 @@
 """How `maestro up` stops the mesh: in stages, each once the one before has exited, nats-server last.
 
-    intake         the guard: no new request is judged, reserved or queued
+    intake         the guard: no new request is judged, reserved or queued; the API takes no new task
     running tasks  the agents: each finishes its tasks (or hands them back to the stream) and exits
     the rest       the orchestrator and the budget, once every stored event is folded into its record
     nats-server    last, after every service has closed its connection
@@ -42,10 +42,13 @@ class Stage:
     """The services' modules; empty: every service no earlier stage stopped."""
     once_folded: bool = False
     """Wait first until the orchestrator has folded every stored event into its record."""
+    closes: tuple[str, ...] = ()
+    """Services told to take no new work (SIGUSR1) at this stage, though they keep running."""
 
 
 STAGES = (
-    Stage("intake", ("services.guard",)),
+    # The API answers 503 to new submissions from here on; its orchestrator keeps folding events.
+    Stage("intake", ("services.guard",), closes=("services.orchestrator",)),
     Stage("running tasks", ("services.agents",)),
     Stage("the rest", (), once_folded=True),
 )

@@ -248,6 +248,13 @@ class Supervisor:
         process = child.process if child else None
         return process.pid if process and process.returncode is None else None
 
+    def signal(self, names: Collection[str], sig: signal.Signals) -> None:
+        """Send a signal to these children (those running)."""
+        for name in names:
+            child = self._children.get(name)
+            if child is not None:
+                _send(child.process, sig)
+
     async def stop(self, names: Collection[str], deadline: float) -> list[str]:
         """SIGTERM these children and wait until they exit or the loop's clock reaches `deadline`, then
         SIGKILL what is left; none is restarted any more. Returns the names that had to be killed."""
@@ -353,6 +360,10 @@ async def _drain(supervisor: Supervisor, bus: Bus, children: Sequence[ChildSpec]
     for stage, names in drain.stages([(c.name, c.module) for c in children]):
         if stage.once_folded and not await drain.events_folded(bus.js, deadline):
             log.warning("the orchestrator has not folded every event by the deadline; it will when it starts")
+        closing = [c.name for c in children if c.module in stage.closes]
+        if closing:
+            log.info("closing intake: %s", ", ".join(closing))
+            supervisor.signal(closing, signal.SIGUSR1)
         log.info("stopping %s: %s", stage.what, ", ".join(names))
         await supervisor.stop(names, deadline)
 

@@ -81,6 +81,8 @@ def routes(bus: Bus) -> list[web.RouteDef]:
     limit = bus.settings.max_request_bytes
 
     async def submit(request: web.Request) -> web.StreamResponse:
+        if not bus.accepting:
+            return error(503, "Maestro is stopping and takes no new tasks; submit again once it is back")
         if request.content_length is not None and request.content_length > limit:
             return error(413, f"request is {request.content_length} bytes; the limit is {limit}")
         try:

@@ -10,6 +10,9 @@ from maestro.supervisor import plan_children
 def test_the_guard_stops_first_the_agents_next_and_every_other_service_last() -> None:
     children = plan_children([["planner"], ["tester"]], free_ports=True, api_port=0)
     planned = [(s.what, names, s.once_folded) for s, names in stages([(c.name, c.module) for c in children])]
+    assert next(s.closes for s, _ in stages([(c.name, c.module) for c in children])) == (
+        "services.orchestrator",
+    )
     assert planned == [
         ("intake", ["guard"], False),
         ("running tasks", ["agents-planner", "agents-tester"], False),

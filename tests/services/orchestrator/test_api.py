@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,9 +15,11 @@ from nats.js.kv import KeyValue
 
 from maestro import codec, topics
 from maestro.bus import Bus
+from maestro.runtime import run_service
 from maestro.settings import Settings
 from proto.v1 import TaskRequest
-from tests.services.orchestrator.support import emit, lifecycle, orchestrator, wait_record
+from services.orchestrator.service import SERVICE
+from tests.services.orchestrator.support import emit, free_port, lifecycle, orchestrator, wait_record
 
 LIMIT = 4096
 PLAN = {"tenant": "acme", "role": "planner", "prompt": "p"}
@@ -174,3 +178,31 @@ async def test_an_unknown_field_is_a_400_naming_it_and_nothing_is_queued(
     assert (status, answer["field"]) == (400, field)
     assert "unknown field" in answer["error"]
     assert await queued_requests(bus) == []
+
+
+async def test_once_its_intake_is_closed_the_api_answers_503_to_new_tasks_and_still_reads(
+    settings: Settings, bus: Bus
+) -> None:
+    port = free_port()
+    stop, close = asyncio.Event(), asyncio.Event()
+    running = asyncio.create_task(
+        run_service(SERVICE, settings.with_(http_port=port), stop=stop, close_intake=close)
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Api(http, f"http://127.0.0.1:{port}")
+            async with asyncio.timeout(10):
+                while True:  # until it serves
+                    with contextlib.suppress(aiohttp.ClientError):
+                        if (await api.call("POST", "/v1/tasks", json={**PLAN, "id": "before"}))[0] == 202:
+                            break
+                    await asyncio.sleep(0.02)
+            close.set()  # what SIGUSR1 does when `maestro up` drains; the service sees it on its next turn,
+            await asyncio.sleep(0)  # long before the request below has gone through a socket
+            status, answer = await api.call("POST", "/v1/tasks", json={**PLAN, "id": "after"})
+            assert status == 503 and "stopping" in answer["error"]
+            assert (await api.call("GET", "/v1/tasks/before"))[0] in (200, 404)  # reads still answer
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 30)
+    assert {r.id for r in await queued_requests(bus)} == {"before"}
