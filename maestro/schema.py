@@ -174,7 +174,9 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
     ),
     "BUDGET_EVENTS": (
         Flow(
-            "budget", "send", "Holds expired, thresholds of 50/80/100% crossed, overages, windows rolled over"
+            "budget",
+            "send",
+            "Holds expired, late commits charged, thresholds of 50/80/100% crossed, overages, windows rolled over",
         ),
         Flow("operator", "receive", "Alert on thresholds and overages; audit expired holds"),
     ),
