@@ -176,7 +176,7 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
         Flow(
             "budget",
             "send",
-            "Holds expired, late commits charged, thresholds of 50/80/100% crossed, overages, windows rolled over",
+            "Holds expired, late commits charged, thresholds of 50/80/100% crossed, overages, new windows",
         ),
         Flow("operator", "receive", "Alert on thresholds and overages; audit expired holds"),
     ),

@@ -149,7 +149,7 @@ BUDGET_EVENTS: Topic[BudgetEvents] = Topic(
     "maestro.v1.budgetevt",
     ("tenant",),
     BudgetEvents,  # type: ignore[arg-type]
-    "what happened to a tenant's budget: holds expired, late commits, thresholds crossed, overages, new windows",
+    "what happened to a tenant's budget: holds expired, late commits, thresholds, overages, new windows",
 )
 
 STREAM_REQUESTS = "MAESTRO_REQ"
