@@ -110,7 +110,9 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
         return Applied(_created(event, seq), None)
     if record is None:
         if first and isinstance(event, Rejected):
-            return Applied(_rejected_on_arrival(event, seq), None)
+            # As if it had been accepted with nothing known of it, then rejected.
+            rejected = step(_pending(event), event, seq)
+            return Applied(rejected.record, None) if isinstance(rejected, Applied) else rejected
         # Accepted is always stored first on the task's subject; this one may have overtaken it.
         return Refused(f"{kind(event)} for a task with no record (accepted comes first)", early=not first)
     if event.tenant != record.tenant:
@@ -183,12 +185,8 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
 
 
 def _created(event: Accepted, seq: int) -> TaskRecord:
-    return TaskRecord(
-        id=event.task_id,
-        tenant=event.tenant,
-        state="pending",
-        created_at=event.at,
-        updated_at=event.at,
+    return structs.replace(
+        _pending(event),
         role=event.role,
         parent=event.parent,
         labels=event.labels,
@@ -197,18 +195,9 @@ def _created(event: Accepted, seq: int) -> TaskRecord:
     )
 
 
-def _rejected_on_arrival(event: Rejected, seq: int) -> TaskRecord:
+def _pending(event: TaskEvent) -> TaskRecord:
     return TaskRecord(
-        id=event.task_id,
-        tenant=event.tenant,
-        state="rejected",
-        created_at=event.at,
-        updated_at=event.at,
-        last_event_seq=seq,
-        reason=event.reason,
-        finished_at=event.at,
-        rejected_by=event.by,
-        **_verdict(event.decision),
+        id=event.task_id, tenant=event.tenant, state="pending", created_at=event.at, updated_at=event.at
     )
 
 
