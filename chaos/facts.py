@@ -31,7 +31,7 @@ class Kill:
     name: str
     pid: int
     at: float
-    """Wall clock seconds (time.time()) when it was sent."""
+    """Wall clock seconds (time.time()) once it was delivered: a SIGKILLed process had exited by then."""
     signal: str = "SIGKILL"
 
 

@@ -150,8 +150,12 @@ class ChaosMesh:
             raise MeshError(f"{target} is not running")
         kills = []
         for member in hit:
-            kill = Kill(name=member.name, pid=member.pid, at=time.time(), signal=sig.name)
             os.kill(member.pid, sig)
+            if sig == signal.SIGKILL:
+                _until_dead(member.pid)
+            # When it was dead, not when the signal left: a command of an agent killed at this moment may
+            # stamp its effect between the two, and that is the agent's last act, not an orphan's.
+            kill = Kill(name=member.name, pid=member.pid, at=time.time(), signal=sig.name)
             self.kills.append(kill)
             kills.append(kill)
         return kills
@@ -319,3 +323,16 @@ async def running_mesh(root: Path, overrides: Mapping[str, str] | None = None) -
         if mesh is None:
             mesh = ChaosMesh(root=root, env=env, up=up, nats_url="", api_url="", urls={})
         await mesh.stop()
+
+
+def _until_dead(pid: int, within: float = 2.0) -> None:
+    """Until a SIGKILLed process has exited (gone, or a zombie its parent has not reaped yet)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if stat.rsplit(") ", 1)[-1].startswith(("Z", "X")):
+            return
+        time.sleep(0.001)
