@@ -7,27 +7,20 @@ import asyncio
 import importlib
 import logging
 import os
-import signal
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import msgspec
 
-from maestro import codec, smoke
+from maestro import codec
 from maestro.client import open_client
 from maestro.errors import MaestroError, RemoteError
 from maestro.logs import setup_logging
 from maestro.settings import Settings, SettingsError
 from maestro.supervisor import (
-    DEFAULT_BUDGET_REPLICAS,
-    DEFAULT_NATS_PORT,
-    DEFAULT_PORTS,
     MeshError,
-    running_mesh,
 )
 from proto.v1 import (
     ROLES,
@@ -61,33 +54,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    up = sub.add_parser("up", help="run the whole mesh (embedded JetStream unless MAESTRO_NATS_URL is set)")
-    up.add_argument("--nats-port", type=int, default=DEFAULT_NATS_PORT, help="embedded server port (0: any)")
-    up.add_argument("--api-port", type=int, default=DEFAULT_PORTS["orchestrator"], help="HTTP API port")
-    up.add_argument("--data-dir", help="where the embedded server keeps its data (default .maestro)")
-    up.add_argument(
-        "--roles",
-        action="append",
-        metavar="ROLE[,ROLE...]",
-        help="one agent process serving these roles; repeat for more processes (default: one serving all)",
-    )
-    up.add_argument("--split-roles", action="store_true", help="one agent process per role")
-    up.add_argument("--free-ports", action="store_true", help="pick free ports for every service")
-    up.add_argument(
-        "--budget-replicas",
-        type=int,
-        default=DEFAULT_BUDGET_REPLICAS,
-        metavar="N",
-        help="budget processes, each restarted on its own (default: %(default)s, so none is a single point)",
-    )
-    up.add_argument(
-        "--drain-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="how long Ctrl-C lets running tasks finish before it stops what is left "
-        "(default: the ack wait, at least 10 s, plus 10 s)",
-    )
-
     submit = sub.add_parser("submit", help="submit a task and print its id")
     submit.add_argument("prompt", help="what the task should do")
     submit.add_argument("--tenant", required=True)
@@ -114,11 +80,6 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("id")
     watch.add_argument("--json", action="store_true")
     watch.add_argument("--timeout", type=float, default=None)
-
-    smoke_cmd = sub.add_parser(
-        "smoke", help="bring the mesh up, run one task per role plus a bad one, report"
-    )
-    smoke_cmd.add_argument("--timeout", type=float, default=120.0)
 
     for name, command in _COMMANDS.items():
         sub.choices[name].set_defaults(run=command)
@@ -249,62 +210,11 @@ async def _watch(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _role_groups(specs: list[str], *, split: bool, default: Sequence[str]) -> list[list[str]]:
-    groups = [[r.strip() for r in spec.split(",") if r.strip()] for spec in specs] or [list(default)]
-    unknown = sorted({r for group in groups for r in group} - set(ROLES))
-    if unknown or not all(groups):
-        raise CliError(f"--roles: unknown roles {unknown}; known: {', '.join(ROLES)}")
-    if split:
-        return [[role] for group in groups for role in group]
-    return groups
-
-
-async def _up(settings: Settings, args: argparse.Namespace) -> int:
-    if args.data_dir:
-        settings = settings.with_(data_dir=args.data_dir)
-    groups = _role_groups(args.roles or [], split=args.split_roles, default=settings.roles)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    # The children run in sessions of their own: these reach `maestro up` alone, which drains them in order.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
-    async with running_mesh(
-        settings,
-        nats_port=args.nats_port or -1,
-        api_port=args.api_port,
-        role_groups=groups,
-        free_ports=args.free_ports,
-        budget_replicas=args.budget_replicas,
-        drain_s=args.drain_timeout,
-    ) as mesh:
-        where = f"embedded JetStream, data in {mesh.data_dir / 'jetstream'}" if mesh.embedded else "external"
-        print("Maestro is up.", flush=True)
-        print(f"  NATS     {mesh.nats_url} ({where})")
-        print(f"  API      {mesh.api_url}/v1/tasks")
-        for child in mesh.children:
-            print(f"  metrics  {child.name:<20} {child.url}/metrics")
-        print('  try      maestro submit --tenant acme --role planner --wait "Plan a CLI that counts words"')
-        print("Ctrl-C stops everything.", flush=True)
-        await stop.wait()
-        print("stopping…", flush=True)
-    print("stopped.", flush=True)
-    return EXIT_OK
-
-
-async def _smoke(settings: Settings, args: argparse.Namespace) -> int:
-    if not settings.nats_url:
-        settings = settings.with_(data_dir=tempfile.mkdtemp(prefix="maestro-smoke-"))
-    started = time.monotonic()
-    async with running_mesh(settings, nats_port=-1, free_ports=True, child_logs=True) as mesh:
-        print(f"mesh up in {time.monotonic() - started:.1f}s at {mesh.nats_url}", flush=True)
-        async with open_client(settings.with_(nats_url=mesh.nats_url)) as client:
-            return await smoke.run(client, timeout=args.timeout)
-
-
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 """What a subcommand runs: settings and parsed arguments in, exit code out."""
 
 _COMMAND_MODULES = (
+    "maestro.mesh_commands",
     "services.budget.cli",
     "services.orchestrator.cli",
     "services.guard.cli_check_pr",
@@ -315,8 +225,6 @@ _COMMANDS: dict[str, Command] = {
     "submit": _submit,
     "status": _status,
     "watch": _watch,
-    "up": _up,
-    "smoke": _smoke,
 }
 
 
