@@ -26,7 +26,7 @@ from proto.v1.budget import (
 )
 from proto.v1.dlq import DeadLetter
 from proto.v1.guard import Decision, Severity, Verdict, Violation
-from proto.v1.ids import ROLES, MicroUsd, Role, TaskId, Tenant, Tokens, new_task_id
+from proto.v1.ids import ROLES, MicroUsd, ModelName, Role, TaskId, Tenant, Tokens, new_task_id
 from proto.v1.tasks import (
     TERMINAL_STATES,
     Accepted,
@@ -72,6 +72,7 @@ __all__ = [
     "LateCommit",
     "LedgerView",
     "MicroUsd",
+    "ModelName",
     "Overage",
     "Parked",
     "Queued",

@@ -15,8 +15,19 @@ TaskId = Annotated[str, Meta(pattern=TOKEN_PATTERN, description="task id, also t
 Tenant = Annotated[
     str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="tenant name (lowercase, subject-safe)")
 ]
-MicroUsd = Annotated[int, Meta(ge=0, description="money in integer micro-USD (1 USD = 1_000_000)")]
-Tokens = Annotated[int, Meta(ge=0, description="a count of model tokens")]
+# Bounds on every amount on the wire: far above any real budget or call, far below int64, so a sum or a
+# price times a count of them stays exact in every language that reads these messages.
+MAX_MICRO_USD = 10**15
+"""One billion USD."""
+MAX_TOKENS = 10**12
+"""A trillion tokens."""
+MicroUsd = Annotated[
+    int, Meta(ge=0, le=MAX_MICRO_USD, description="money in integer micro-USD (1 USD = 1_000_000)")
+]
+Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS, description="a count of model tokens")]
+# A model's id as providers spell it: `gpt-4o`, `meta-llama/Llama-3.1-8B`, `eu.anthropic.claude-v2:1`.
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
+ModelName = Annotated[str, Meta(pattern=MODEL_PATTERN, description="a model id (at most 128 characters)")]
 
 Role = Literal["planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer"]
 ROLES: tuple[Role, ...] = ("planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer")
