@@ -75,6 +75,10 @@ class Settings:
     price_*_micro_usd_per_token settings; `*=none` refuses unlisted models)."""
     budget_sweep_s: float = 30.0
     """How often a budget replica releases expired holds of tenants nobody touches."""
+    models: tuple[str, ...] = ("offline",)
+    """Models the agents' backend serves, comma-separated; the first runs a task that names none. A task
+    asking for another model is refused before anything is held. The offline backend answers for each
+    of these models itself (deterministic text, counted tokens), billed at that model's price."""
     roles: tuple[str, ...] = ROLES
     """Roles this agent worker serves (comma-separated)."""
     heartbeat_s: float = 10.0
