@@ -110,8 +110,13 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether 127.0.0.1:port can be bound."""
+    """Whether a server could listen on 127.0.0.1:port: nobody listens there (on it or on every interface).
+
+    Bound as nats-server and aiohttp bind (SO_REUSEADDR), so the TIME-WAIT remnants of connections closed in
+    the last minute, which a restarted `maestro up` leaves behind, do not count as taken.
+    """
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import nats.errors
 from maestro.client import Client, open_client
 from maestro.embedded import running_nats_server
 from maestro.settings import Settings
+from maestro.supervisor import free_port, port_is_free
 from proto.v1 import TERMINAL_STATES, Started, TaskRequest
 from tests.e2e.test_cli import MAESTRO, alive, children_of, command_line, env_for
 
@@ -228,3 +230,41 @@ async def test_a_task_longer_than_the_drain_is_handed_back_and_ends_after_a_rest
     with running_up(tmp_path, env=env, name="again") as up:
         async with open_client(Settings(data_dir=str(up.data_dir))) as client:
             assert (await client.wait(handed_back.id, timeout=20)).state == "succeeded"
+
+
+def _time_wait_on(port: int) -> None:
+    """Leave TIME-WAIT sockets on `port`: the server side closes first, so its ends linger there."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                accepted, _ = listener.accept()
+                accepted.close()  # the server's end closes first: it is the one left in TIME-WAIT
+                assert client.recv(1) == b""
+
+
+def _time_wait_ports() -> set[int]:
+    states = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        states.setdefault(int(local.split(":")[1], 16), set()).add(state)
+    return {port for port, seen in states.items() if "06" in seen}  # 06: TIME_WAIT
+
+
+def test_a_port_left_in_time_wait_is_free_and_a_listening_one_is_taken() -> None:
+    port = free_port()
+    _time_wait_on(port)
+    assert port in _time_wait_ports()
+    assert port_is_free(port)  # as nats-server and aiohttp bind it (SO_REUSEADDR), it can be bound
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        assert not port_is_free(port)
+    with socket.socket() as everywhere:
+        everywhere.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        everywhere.bind(("0.0.0.0", port))
+        everywhere.listen()
+        assert not port_is_free(port)
