@@ -246,7 +246,7 @@ def _time_wait_on(port: int) -> None:
 
 
 def _time_wait_ports() -> set[int]:
-    states = {}
+    states: dict[int, set[str]] = {}
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         local, state = line.split()[1], line.split()[3]
         states.setdefault(int(local.split(":")[1], 16), set()).add(state)
