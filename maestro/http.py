@@ -1,14 +1,83 @@
-"""Every service's HTTP face: /healthz, /readyz and /metrics, plus any routes the service adds."""
+"""Every service's HTTP face: /healthz, /readyz, /metrics, a JSON index at /, and the service's own routes.
+
+Every answer is JSON, errors included: `{"error": message, ...}`, where a request's fault names the `field`.
+One middleware turns what aiohttp raises itself (404, 405 with `Allow`, 413 past `client_max_size`) and any
+handler's failure (500) into that shape, so no service writes its own error pages.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+log = logging.getLogger(__name__)
+
 ReadyCheck = Callable[[], Awaitable[bool]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error(
+    status: int, message: str, /, *, headers: dict[str, str] | None = None, **more: Any
+) -> web.Response:
+    """A JSON error answer: {"error": message, ...more}."""
+    return web.json_response({"error": message, **more}, status=status, headers=headers)
+
+
+def _message(request: web.Request, exc: web.HTTPException) -> str:
+    match exc:
+        case web.HTTPMethodNotAllowed(allowed_methods=allowed):
+            return f"{request.method} is not allowed on {request.path}; it takes {', '.join(sorted(allowed))}"
+        case web.HTTPNotFound():
+            return f"no such endpoint: {request.method} {request.path}"
+    # aiohttp's own text when it wrote one (413 names the limit), else the status's reason.
+    default = f"{exc.status}: {exc.reason}"
+    return exc.text if exc.text and exc.text != default else exc.reason
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every error in JSON, keeping its status and headers (`Allow` on a 405)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # a redirect is an answer, not an error
+        kept = {k: v for k, v in exc.headers.items() if k not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH)}
+        return error(exc.status, _message(request, exc), headers=kept)
+    except Exception:
+        # The details are in the log, never in the answer: they may hold what a client must not see.
+        log.exception("%s %s failed", request.method, request.path)
+        return error(500, "internal error")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("maestro")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a tree that was never installed
+        return "unknown"
+
+
+def index_route(service: str) -> web.RouteDef:
+    """GET /: which service answers, its version, and every path it serves with the methods each takes."""
+    version = _version()
+
+    async def index(request: web.Request) -> web.Response:
+        links: dict[str, list[str]] = {}
+        for resource in request.app.router.resources():
+            path = resource.canonical
+            if path != "/":
+                links.setdefault(path, []).extend(route.method for route in resource)
+        return web.json_response(
+            {"service": service, "version": version, "links": {p: sorted(m) for p, m in links.items()}}
+        )
+
+    return web.get("/", index)
 
 
 def health_routes(registry: CollectorRegistry, ready: ReadyCheck) -> list[web.RouteDef]:
@@ -20,7 +89,9 @@ def health_routes(registry: CollectorRegistry, ready: ReadyCheck) -> list[web.Ro
     async def readyz(_: web.Request) -> web.Response:
         if await ready():
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready"}, status=503)
+        return error(
+            503, "not ready: not connected to NATS, or its streams are not provisioned", status="not ready"
+        )
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
@@ -36,10 +107,17 @@ async def serving_http(
     routes: Iterable[web.RouteDef],
     *,
     client_max_size: int = 1024**2,
+    service: str = "maestro",
 ) -> AsyncIterator[int]:
-    """Serve `routes` on host:port (0 = a free port) while the block runs; yields the bound port."""
-    app = web.Application(client_max_size=client_max_size)
-    app.add_routes(list(routes))
+    """Serve `routes` on host:port (0 = a free port) while the block runs; yields the bound port.
+
+    GET / answers an index naming `service`, unless `routes` has a route of its own for /.
+    """
+    routes = list(routes)
+    if not any(isinstance(r, web.RouteDef) and r.path == "/" for r in routes):
+        routes.append(index_route(service))
+    app = web.Application(client_max_size=client_max_size, middlewares=[json_errors])
+    app.add_routes(routes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -16,23 +15,17 @@ from maestro import claims, codec, history, topics, tracing
 from maestro.bus import Bus
 from maestro.client import publish_request
 from maestro.errors import Retry
+from maestro.http import error, index_route
 from proto.v1 import ApprovalDecision, TaskRecord, TaskRequest
 from proto.v1.ids import TOKEN_PATTERN
 from services.orchestrator.store import TaskStore
 
 log = logging.getLogger(__name__)
 
-Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
 _TASK_ID = re.compile(TOKEN_PATTERN)
 # msgspec names the path of a bad value ("... - at `$.context[0]`") and a missing field by name.
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
 _NAMED = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
-
-
-def error(status: int, message: str, **more: Any) -> web.Response:
-    """A JSON error answer: {"error": message, ...more}."""
-    return web.json_response({"error": message, **more}, status=status)
 
 
 def field_of(message: str) -> str:
@@ -52,20 +45,6 @@ class _DecisionBody(msgspec.Struct):
 
 def _json(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
-
-
-def _guarded(endpoint: Endpoint) -> Endpoint:
-    # Whatever goes wrong, the caller gets JSON with a message, never an HTML error page.
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        try:
-            return await endpoint(request)
-        except web.HTTPException as exc:
-            return error(exc.status, exc.reason)
-        except Exception:
-            log.exception("%s %s failed", request.method, request.path)
-            return error(500, "internal error")
-
-    return guarded
 
 
 def _task_id(request: web.Request) -> str | web.Response:
@@ -137,7 +116,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return task_id
         raw = await request.read()
         try:
-            body = codec.decode(_DecisionBody, raw) if raw.strip() else _DecisionBody()
+            body = codec.decode_strict(_DecisionBody, raw) if raw.strip() else _DecisionBody()
         except codec.DecodeError as exc:
             return error(400, f"invalid decision: {exc}", field=field_of(str(exc)))
         if not approved and not body.reason.strip():
@@ -174,14 +153,12 @@ def routes(bus: Bus) -> list[web.RouteDef]:
     async def reject(request: web.Request) -> web.StreamResponse:
         return await decide(request, approved=False)
 
-    async def unknown(request: web.Request) -> web.StreamResponse:
-        return error(404, f"no such endpoint: {request.method} {request.path}")
-
+    # Any other method or path is a JSON 405 (with Allow) or 404, and a failure a JSON 500: maestro.http.
     return [
-        web.post("/v1/tasks", _guarded(submit)),
-        web.get("/v1/tasks/{id}", _guarded(get_task), allow_head=False),
-        web.get("/v1/tasks/{id}/events", _guarded(get_events), allow_head=False),
-        web.post("/v1/tasks/{id}/approve", _guarded(approve)),
-        web.post("/v1/tasks/{id}/reject", _guarded(reject)),
-        web.route("*", "/v1/{tail:.*}", _guarded(unknown)),
+        index_route("orchestrator"),
+        web.post("/v1/tasks", submit),
+        web.get("/v1/tasks/{id}", get_task, allow_head=False),
+        web.get("/v1/tasks/{id}/events", get_events, allow_head=False),
+        web.post("/v1/tasks/{id}/approve", approve),
+        web.post("/v1/tasks/{id}/reject", reject),
     ]

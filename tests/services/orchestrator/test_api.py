@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -19,21 +18,11 @@ from maestro.runtime import run_service
 from maestro.settings import Settings
 from proto.v1 import TaskRequest
 from services.orchestrator.service import SERVICE
+from tests.services.orchestrator.api_client import Api
 from tests.services.orchestrator.support import emit, free_port, lifecycle, orchestrator, wait_record
 
 LIMIT = 4096
 PLAN = {"tenant": "acme", "role": "planner", "prompt": "p"}
-
-
-@dataclass(frozen=True)
-class Api:
-    http: aiohttp.ClientSession
-    base: str
-
-    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-        async with self.http.request(method, self.base + path, **kw) as resp:
-            assert resp.content_type == "application/json", await resp.text()
-            return resp.status, await resp.json()
 
 
 @pytest.fixture

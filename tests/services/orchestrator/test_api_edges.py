@@ -1,0 +1,100 @@
+"""The edges of the HTTP API as a user meets them: wrong methods, the index, deep bodies, strict decisions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from maestro.settings import Settings
+from tests.services.orchestrator.api_client import Api
+from tests.services.orchestrator.support import orchestrator
+
+DEPTH = 5000
+PLAN = '"tenant": "acme", "role": "planner", "prompt": "p"'
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    async with orchestrator(settings) as port, aiohttp.ClientSession() as http:
+        yield Api(http, f"http://127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/v1/tasks", "POST"),
+        ("DELETE", "/v1/tasks", "POST"),
+        ("POST", "/v1/tasks/t-1", "GET"),
+        ("PUT", "/v1/tasks/t-1/events", "GET"),
+        ("GET", "/v1/tasks/t-1/approve", "POST"),
+        ("GET", "/v1/tasks/t-1/reject", "POST"),
+        ("POST", "/readyz", "GET,HEAD"),
+    ],
+)
+async def test_a_wrong_method_is_a_405_with_the_methods_the_path_takes(
+    api: Api, method: str, path: str, allowed: str
+) -> None:
+    status, answer, resp = await api.answer(method, path)
+    assert (status, resp.headers["Allow"]) == (405, allowed)
+    assert answer["error"] == f"{method} is not allowed on {path}; it takes {allowed.replace(',', ', ')}"
+
+
+async def test_the_root_is_a_json_index_of_the_api(api: Api) -> None:
+    status, index = await api.call("GET", "/")
+    assert status == 200
+    assert index["service"] == "orchestrator" and index["version"]
+    assert index["links"]["/v1/tasks"] == ["POST"]
+    assert index["links"]["/v1/tasks/{id}"] == ["GET"]
+    assert index["links"]["/v1/tasks/{id}/approve"] == ["POST"]
+    assert index["links"]["/readyz"] == ["GET", "HEAD"]
+
+
+async def test_a_path_outside_the_api_is_a_json_404(api: Api) -> None:
+    for path in ("/nothing", "/v1", "/v1/tasks/t-1/nothing", "/v2/tasks"):
+        assert await api.call("GET", path) == (404, {"error": f"no such endpoint: GET {path}"})
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{" + PLAN + ', "x": ' + "[" * DEPTH + "]" * DEPTH + "}",
+        "{" + PLAN + ', "x": ' + '{"a":' * DEPTH + "1" + "}" * DEPTH + "}",
+        "{" + PLAN + ', "labels": ' + '{"a":' * DEPTH + '"v"' + "}" * DEPTH + "}",
+        '{"tenant": "acme", "role": "planner", "prompt": ' + "[" * DEPTH + "]" * DEPTH + "}",
+        "[" * DEPTH + "]" * DEPTH,
+    ],
+    ids=["array-in-unknown-field", "object-in-unknown-field", "object-in-labels", "array-as-prompt", "whole"],
+)
+async def test_a_task_nested_thousands_deep_is_a_400_never_a_500(api: Api, body: str) -> None:
+    status, answer = await api.call("POST", "/v1/tasks", data=body)
+    assert status == 400, answer
+    assert answer["error"].startswith("invalid task request") and "field" in answer
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+async def test_a_decision_nested_thousands_deep_is_a_400(api: Api, decision: str) -> None:
+    for body in (
+        '{"reason": "r", "x": ' + "[" * DEPTH + "]" * DEPTH + "}",
+        '{"reason": ' + '{"a":' * DEPTH + "1" + "}" * DEPTH + "}",
+    ):
+        status, answer = await api.call("POST", f"/v1/tasks/t-1/{decision}", data=body)
+        assert status == 400 and answer["error"].startswith("invalid decision"), answer
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+async def test_a_decision_with_an_unknown_field_is_a_400_naming_it(api: Api, decision: str) -> None:
+    body = {"by": "ann", "reason": "looks fine", "reasn": "typo"}
+    status, answer = await api.call("POST", f"/v1/tasks/t-1/{decision}", json=body)
+    assert (status, answer["field"]) == (400, "$.reasn")
+    assert "unknown field" in answer["error"]
+
+
+async def test_every_error_names_the_field_at_fault(api: Api) -> None:
+    status, answer = await api.call("POST", "/v1/tasks/t-1/approve", json={"by": 7})
+    assert (status, answer["field"]) == (400, "$.by")
+    status, answer = await api.call("POST", "/v1/tasks/t-1/approve", data=b"{nope")
+    assert (status, answer["field"]) == (400, "$")
+    status, answer = await api.call("GET", "/v1/tasks/not.an.id/events")
+    assert (status, answer["field"]) == (400, "id")
