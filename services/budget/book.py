@@ -1,0 +1,230 @@
+"""The working copy of a ledger that one batch of operations changes: totals, holds, window, events. No I/O.
+
+A Book copies the stored entry once per batch (which is what makes group commit cheap), rolls the window
+over and expires holds past their ttl as it opens, lets the batch's operations (reservations.py,
+settlements.py, and configure() and view() here) change and read it, announces what the batch crossed as
+it finishes, and gives back the entry to store.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from proto.v1 import (
+    BudgetEvents,
+    HoldExpired,
+    LedgerView,
+    SetBudget,
+    ThresholdCrossed,
+    WindowRolled,
+    WindowTotals,
+)
+from services.budget import alerts, windows
+from services.budget.entry import MAX_HOLDS, MAX_SCOPES, SETTLED_KEPT, Hold, Ledger, task_of
+from services.budget.expired import Expired, ExpiredHold
+from services.budget.pricing import PriceTable
+from services.budget.settled import Settled
+from services.budget.tally import Limit, Tallies, scope_views
+
+
+class Book:
+    """A working copy of a ledger that a batch of operations mutates; the input ledger is never touched."""
+
+    def __init__(self, ledger: Ledger, now: float, pricing: PriceTable) -> None:
+        self.original = ledger
+        self.now = now
+        self.at = datetime.fromtimestamp(now, UTC)
+        self.pricing = pricing
+        self.fields: dict[str, Any] = msgspec.structs.asdict(ledger)
+        self.holds: dict[str, Hold] = dict(ledger.holds)
+        self.settled = Settled(ledger.settled_ids, ledger.settled_amounts, ledger.settled, SETTLED_KEPT)
+        self.lapsed = Expired(ledger.expired)
+        self.tallies = Tallies(ledger.roles, ledger.models, MAX_SCOPES)
+        self.alerted = dict(ledger.alerted)
+        self.events: list[BudgetEvents] = []
+        self.changed = False
+        span = windows.span(ledger.window, now)
+        if span.start > ledger.window_start:
+            self._roll(span)
+        # Expired holds go first, once per batch: `now` is the same for every operation in it, and a hold
+        # made in the batch expires after it. Those the batch does not commit are announced at its end.
+        self.expired = {rid: hold for rid, hold in self.holds.items() if hold.expires_at <= now}
+        for rid, hold in self.expired.items():
+            self.drop(rid)
+            self.lapsed.add(rid, ExpiredHold(hold.amount_micro_usd, hold.expires_at, hold.role, hold.model))
+
+    def stamp(self) -> dict[str, Any]:
+        """What every budget event of this batch carries: the tenant, when, and the window."""
+        return {"tenant": self.fields["tenant"], "at": self.at, "window_id": self.fields["window_id"]}
+
+    # -- window and totals ---------------------------------------------------------------------------
+    def _roll(self, span: windows.Span) -> None:
+        f = self.fields
+        previous = WindowTotals(
+            window_id=f["window_id"],
+            limit_micro_usd=self.limit,
+            spent_micro_usd=f["spent_micro_usd"],
+            spent_tokens=f["spent_tokens"],
+        )
+        f["carried_micro_usd"] = self.limit - f["spent_micro_usd"] if f["carry_over"] else 0
+        f.update(spent_micro_usd=0, spent_tokens=0, overage_micro_usd=0, previous=previous)
+        f.update(window_id=span.id, window_start=span.start)
+        self.tallies.new_window()
+        self.alerted.clear()
+        self.changed = True
+        self.events.append(
+            WindowRolled(
+                **self.stamp(),
+                previous=previous,
+                carried_micro_usd=f["carried_micro_usd"],
+            )
+        )
+
+    @property
+    def limit(self) -> int:
+        """The window's limit with what the previous window carried over."""
+        return int(self.fields["limit_micro_usd"]) + int(self.fields["carried_micro_usd"])
+
+    @property
+    def remaining(self) -> int:
+        """What new reservations may still hold; negative when usage overran its estimates."""
+        return self.limit - int(self.fields["spent_micro_usd"]) - int(self.fields["held_micro_usd"])
+
+    # -- holds and charges -----------------------------------------------------------------------------
+    def hold(self, rid: str, hold: Hold) -> None:
+        """Put an open hold on the books."""
+        self.holds[rid] = hold
+        self._held(hold, 1)
+
+    def drop(self, rid: str) -> Hold:
+        """Take an open hold off the books (the caller says what becomes of it)."""
+        hold = self.holds.pop(rid)
+        self._held(hold, -1)
+        return hold
+
+    def _held(self, hold: Hold, sign: int) -> None:
+        self.fields["held_micro_usd"] += sign * hold.amount_micro_usd
+        self.fields["held_tokens"] += sign * hold.tokens
+        self.tallies.hold(hold.role, hold.model, sign * hold.amount_micro_usd, sign * hold.tokens)
+        self.changed = True
+
+    def spend(self, rid: str, role: str, model: str, cost: int, tokens: int) -> None:
+        """Charge `cost` and `tokens` to the window and the role's and model's tallies; `rid` is settled."""
+        self.fields["spent_micro_usd"] += cost
+        self.fields["spent_tokens"] += tokens
+        self.tallies.spend(role, model, cost, tokens)
+        self.settled.add(rid, cost)
+        self.changed = True
+
+    # -- limits ------------------------------------------------------------------------------------------
+    def configure(self, req: SetBudget) -> LedgerView:
+        """Change the tenant's limits, window, ceiling or carry-over, or a role's or model's sub-limits."""
+        f = self.fields
+        if req.scope == "tenant":
+            if req.remove:
+                f.update(limit_tokens=None, task_ceiling_micro_usd=None)
+            if req.limit_micro_usd is not None:
+                f["limit_micro_usd"] = req.limit_micro_usd
+            if req.limit_tokens is not None:
+                f["limit_tokens"] = req.limit_tokens
+            if req.task_ceiling_micro_usd is not None:
+                f["task_ceiling_micro_usd"] = req.task_ceiling_micro_usd
+            if req.carry_over is not None:
+                f["carry_over"] = req.carry_over
+            if req.window is not None and req.window != f["window"]:
+                # The spend so far stays; the new kind of window starts where `now` falls in it.
+                span = windows.span(req.window, self.now)
+                f.update(window=req.window, window_id=span.id, window_start=span.start)
+        else:
+            key = "role_limits" if req.scope == "role" else "model_limits"
+            limits = dict(f[key])
+            if req.remove:
+                limits.pop(req.name, None)
+            elif req.limit_micro_usd is not None or req.limit_tokens is not None:
+                old = limits.get(req.name, Limit())
+                limits[req.name] = Limit(
+                    req.limit_micro_usd if req.limit_micro_usd is not None else old.micro_usd,
+                    req.limit_tokens if req.limit_tokens is not None else old.tokens,
+                )
+            f[key] = limits
+        self.changed = True
+        return self.view()
+
+    def view(self) -> LedgerView:
+        """The ledger as anyone may read it."""
+        f = self.fields
+        return LedgerView(
+            tenant=f["tenant"],
+            limit_micro_usd=f["limit_micro_usd"],
+            spent_micro_usd=f["spent_micro_usd"],
+            held_micro_usd=f["held_micro_usd"],
+            remaining_micro_usd=self.remaining,
+            holds=len(self.holds),
+            window=f["window"],
+            window_id=f["window_id"],
+            window_ends_at=windows.ends_at(f["window"], f["window_id"]),
+            carried_micro_usd=f["carried_micro_usd"],
+            limit_tokens=f["limit_tokens"],
+            spent_tokens=f["spent_tokens"],
+            held_tokens=f["held_tokens"],
+            overage_micro_usd=f["overage_micro_usd"],
+            task_ceiling_micro_usd=f["task_ceiling_micro_usd"],
+            carry_over=f["carry_over"],
+            roles=scope_views(self.tallies.roles, f["role_limits"]),
+            models=scope_views(self.tallies.models, f["model_limits"]),
+            previous=f["previous"],
+        )
+
+    # -- the end of a batch ------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Announce the holds that expired uncommitted, and the thresholds crossed."""
+        f = self.fields
+        for rid, hold in self.expired.items():
+            self.events.append(
+                HoldExpired(
+                    **self.stamp(),
+                    reservation_id=rid,
+                    task_id=hold.task_id or task_of(rid),
+                    released_micro_usd=hold.amount_micro_usd,
+                    expired_at=datetime.fromtimestamp(hold.expires_at, UTC),
+                )
+            )
+        limits = [("tenant", f["spent_micro_usd"], self.limit)]
+        if f["limit_tokens"] is not None:
+            limits.append(("tenant:tokens", f["spent_tokens"], f["limit_tokens"]))
+        limits += self.tallies.spent_against("role", f["role_limits"])
+        limits += self.tallies.spent_against("model", f["model_limits"])
+        for scope, spent, limit in limits:
+            for pct in alerts.crossed(spent, limit, self.alerted.get(scope, 0)):
+                self.alerted[scope] = pct
+                self.changed = True
+                self.events.append(
+                    ThresholdCrossed(
+                        **self.stamp(),
+                        scope=scope,
+                        percent=pct,
+                        spent=spent,
+                        limit=limit,
+                    )
+                )
+
+    def ledger(self) -> Ledger:
+        """The entry to store: the input ledger itself when nothing changed."""
+        if not self.changed:
+            return self.original
+        roles, models = self.tallies.frozen()
+        settled_ids, settled_amounts = self.settled.stored()
+        self.fields.update(
+            holds=self.holds,
+            settled=[],
+            settled_ids=settled_ids,
+            settled_amounts=settled_amounts,
+            expired=self.lapsed.stored(MAX_HOLDS - len(self.holds)),
+            roles=roles,
+            models=models,
+            alerted=self.alerted,
+        )
+        return Ledger(**self.fields)

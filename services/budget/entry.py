@@ -1,0 +1,99 @@
+"""A tenant's ledger as it is stored: one KV entry holding its current window, and the bounds on its size.
+
+The entry is written whole on every change, so its size is bounded: at most MAX_HOLDS open holds (a
+reservation beyond that is backpressure, not a refusal: the caller is told to retry once some settle), and
+as many remembered expired holds as the open ones leave room for (an expired hold encodes smaller than the
+largest open one); SETTLED_KEPT settled ids with what each charged (two 12-character strings each, 48 KB in
+all); MAX_SCOPES role and model tallies (further models are counted under `other`). With 64-character task
+ids and model names, amounts of a million USD and every bound reached, an entry measures about 800 KB
+(test_ledger.py builds it), under NATS's 1 MiB payload limit; a typical busy entry is far smaller. A hold
+does not repeat its task id, which its key spells: that is 64 bytes of each hold's ~180, and what makes
+room for the memory of expired holds.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from maestro.settings import Settings
+from proto.v1 import Window, WindowTotals, reservation_id_for
+from services.budget.expired import ExpiredHold
+from services.budget.tally import Limit, Tally
+
+# How many settled reservation ids a ledger remembers, with what each charged. A commit or release repeated
+# while its id is still here answers already_settled=True and changes nothing. A commit arriving after
+# this many later settlements finds nothing it knows and is answered Unknown (404): money is never counted
+# twice, and the caller learns that the commit was not charged.
+SETTLED_KEPT = 2048
+# Open holds per ledger: the bound on a hot tenant's entry (about 215 bytes each, encoded, with a
+# 64-character task id). Expired holds are remembered in the room the open ones leave.
+MAX_HOLDS = 4096
+# How long a reserver is told to wait when the ledger holds MAX_HOLDS: every commit or release frees a
+# place, and a busy tenant settles many per second.
+BACKPRESSURE_RETRY_S = 1.0
+# Role and model tallies per ledger, each a few dozen bytes.
+MAX_SCOPES = 64
+
+
+def task_of(rid: str) -> str:
+    """The task a reservation id belongs to (the inverse of reservation_id_for), so holds need not say."""
+    return rid.removeprefix(reservation_id_for(""))
+
+
+class Hold(msgspec.Struct, frozen=True, array_like=True):
+    """Money held for one task until it is committed, released, or expires (array-encoded: it is repeated)."""
+
+    task_id: str
+    """Empty: the reservation id spells it (task_of); entries before 0.4.0 repeated it here."""
+    amount_micro_usd: int
+    expires_at: float
+    """Epoch seconds after which the hold is dropped on the next touch."""
+    tokens: int = 0
+    role: str = ""
+    model: str = ""
+
+
+class Ledger(msgspec.Struct, frozen=True, kw_only=True):
+    """One tenant's money in its current window, with its limits, stored whole as one KV entry."""
+
+    tenant: str
+    limit_micro_usd: int
+    spent_micro_usd: int = 0
+    held_micro_usd: int = 0
+    holds: dict[str, Hold] = {}
+    settled: list[str] = []
+    """Settled reservation ids as entries before 0.3.0 stored them; read, then moved to settled_ids."""
+    settled_ids: str = ""
+    """Fingerprints of recently settled reservation ids (services/budget/settled.py), at most SETTLED_KEPT."""
+    settled_amounts: str = ""
+    """What each of the newest settled ids charged, aligned with settled_ids from the end (settled.py)."""
+    expired: dict[str, ExpiredHold] = {}
+    """Recently expired holds by fingerprint, oldest first (expired.py); with the open ones, MAX_HOLDS."""
+    window: Window = "total"
+    window_id: str = "total"
+    window_start: float = 0.0
+    carried_micro_usd: int = 0
+    """What the previous window left unspent (negative: overspent), when carry_over is set."""
+    carry_over: bool = False
+    limit_tokens: int | None = None
+    spent_tokens: int = 0
+    held_tokens: int = 0
+    overage_micro_usd: int = 0
+    task_ceiling_micro_usd: int | None = None
+    role_limits: dict[str, Limit] = {}
+    model_limits: dict[str, Limit] = {}
+    roles: dict[str, Tally] = {}
+    models: dict[str, Tally] = {}
+    alerted: dict[str, int] = {}
+    """The highest threshold announced this window, per limit (`tenant`, `role:planner:tokens`, ...)."""
+    previous: WindowTotals | None = None
+
+    @property
+    def remaining_micro_usd(self) -> int:
+        """What a new reservation may still hold; negative when usage overran its estimates."""
+        return self.limit_micro_usd + self.carried_micro_usd - self.spent_micro_usd - self.held_micro_usd
+
+
+def new_ledger(tenant: str, settings: Settings) -> Ledger:
+    """An empty ledger with the default limit and the total window."""
+    return Ledger(tenant=tenant, limit_micro_usd=settings.default_limit_micro_usd)
