@@ -14,14 +14,14 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from maestro import codec
+from maestro import arguments, codec
+from maestro.arguments import EXIT_USAGE, Parser
 from maestro.client import open_client
 from maestro.errors import MaestroError, RemoteError
 from maestro.logs import setup_logging
 from maestro.settings import Settings, SettingsError
-from maestro.supervisor import (
-    MeshError,
-)
+from maestro.supervisor import MeshError
+from maestro.terminal import end_broken_pipe, printable
 from proto.v1 import (
     ROLES,
     AwaitingApproval,
@@ -41,7 +41,6 @@ from proto.v1 import (
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 class CliError(Exception):
@@ -49,37 +48,69 @@ class CliError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="maestro", description="Orchestrate agent work through a policy guard."
-    )
+    parser = Parser(prog="maestro", description="Orchestrate agent work through a policy guard.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    submit = sub.add_parser("submit", help="submit a task and print its id")
-    submit.add_argument("prompt", help="what the task should do")
-    submit.add_argument("--tenant", required=True)
-    submit.add_argument("--role", required=True, choices=ROLES)
-    submit.add_argument("--id", help="idempotency key (default: generated)")
-    submit.add_argument(
-        "--file", action="append", default=[], metavar="PATH", help="context file (repeatable)"
+    submit = sub.add_parser(
+        "submit",
+        help="submit a task and print its id",
+        description="Submit a task for the guard to judge and print its id. Options marked (repeatable) "
+        "may be given several times.",
     )
-    submit.add_argument("--command", action="append", default=[], dest="commands", metavar="CMD")
-    submit.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
-    submit.add_argument("--model")
-    submit.add_argument("--data-region")
-    submit.add_argument("--parent")
+    submit.add_argument("prompt", help="what the task should do; '-' reads it from standard input")
+    submit.add_argument("--tenant", required=True, help="the tenant the task belongs to (required)")
+    submit.add_argument("--role", required=True, choices=ROLES, help="the agent role that does it (required)")
+    submit.add_argument(
+        "--id", type=arguments.task_id, help="the task id, also its idempotency key (default: generated)"
+    )
+    submit.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a file the agent gets as context, read now (repeatable)",
+    )
+    submit.add_argument(
+        "--command",
+        action="append",
+        default=[],
+        dest="commands",
+        metavar="CMD",
+        help="a shell command the agent runs in its sandbox, judged by the guard (repeatable)",
+    )
+    submit.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label kept with the task's record and events (repeatable)",
+    )
+    submit.add_argument(
+        "--model", help="the model the task runs on and is billed for (default: the deployment's)"
+    )
+    submit.add_argument(
+        "--data-region",
+        metavar="REGION",
+        help="where the task's data may be processed: a jurisdiction (e.g. EU, US) or a cloud region",
+    )
+    submit.add_argument("--parent", type=arguments.task_id, metavar="ID", help="the task this one is part of")
     submit.add_argument(
         "--wait", action="store_true", help="wait for a terminal state; exit 0 only on success"
     )
-    submit.add_argument("--timeout", type=float, default=300.0, help="seconds --wait waits")
+    submit.add_argument(
+        "--timeout", type=float, default=300.0, metavar="SECONDS", help="how long --wait waits (default 300)"
+    )
 
     status = sub.add_parser("status", help="show a task's record")
-    status.add_argument("id")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("id", type=arguments.task_id, help="the task id")
+    status.add_argument("--json", action="store_true", help="print the record as JSON")
 
     watch = sub.add_parser("watch", help="print a task's events until it ends")
-    watch.add_argument("id")
-    watch.add_argument("--json", action="store_true")
-    watch.add_argument("--timeout", type=float, default=None)
+    watch.add_argument("id", type=arguments.task_id, help="the task id")
+    watch.add_argument("--json", action="store_true", help="print each event as a JSON line")
+    watch.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS", help="stop waiting after this"
+    )
 
     for name, command in _COMMANDS.items():
         sub.choices[name].set_defaults(run=command)
@@ -87,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     for module in _COMMAND_MODULES:
         importlib.import_module(module).register(sub)
     return parser
+
+
+def _prompt(given: str) -> str:
+    if given != "-":
+        return given
+    prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise CliError("the prompt read from standard input is empty")
+    return prompt
 
 
 def _request(args: argparse.Namespace) -> TaskRequest:
@@ -105,7 +145,7 @@ def _request(args: argparse.Namespace) -> TaskRequest:
     raw: dict[str, Any] = {
         "tenant": args.tenant,
         "role": args.role,
-        "prompt": args.prompt,
+        "prompt": _prompt(args.prompt),
         "context": files,
         "commands": args.commands,
         "labels": labels,
@@ -113,7 +153,7 @@ def _request(args: argparse.Namespace) -> TaskRequest:
         "data_region": args.data_region,
         "parent": args.parent,
     }
-    if args.id:
+    if args.id is not None:
         raw["id"] = args.id
     try:
         return msgspec.convert(raw, TaskRequest)
@@ -139,7 +179,7 @@ def _describe(event: TaskEvent) -> str:
         case Cancelled(reason=reason) | TimedOut(reason=reason):
             detail = reason
     kind = type(event).__struct_config__.tag
-    return f"{event.at.isoformat(timespec='milliseconds')}  {kind:<24} {detail}".rstrip()
+    return printable(f"{event.at.isoformat(timespec='milliseconds')}  {kind:<24} {detail}".rstrip())
 
 
 def _print_record(record: TaskRecord) -> None:
@@ -151,6 +191,8 @@ def _print_record(record: TaskRecord) -> None:
         ("created", record.created_at.isoformat(timespec="seconds")),
         ("updated", record.updated_at.isoformat(timespec="seconds")),
     ]
+    if record.labels:
+        rows.append(("labels", ", ".join(f"{k}={v}" for k, v in sorted(record.labels.items()))))
     if record.reason:
         rows.append(("reason", record.reason))
     if record.violations:
@@ -159,10 +201,11 @@ def _print_record(record: TaskRecord) -> None:
         rows.append(("error", record.error))
     if record.cost_micro_usd:
         rows.append(("cost", f"${record.cost_micro_usd / 1_000_000:.6f}"))
-    if record.output:
-        rows.append(("output", record.output if len(record.output) < 2000 else record.output[:2000] + "…"))
     for key, value in rows:
-        print(f"{key:<11}{value}")
+        print(f"{key:<11}{printable(value)}")
+    if record.output:
+        output = record.output if len(record.output) < 2000 else record.output[:2000] + "…"
+        print(f"{'output':<11}{printable(output, multiline=True)}")
 
 
 async def _submit(settings: Settings, args: argparse.Namespace) -> int:
@@ -176,9 +219,8 @@ async def _submit(settings: Settings, args: argparse.Namespace) -> int:
             record = await client.wait(task_id, timeout=args.timeout)
         except TimeoutError:
             raise CliError(f"task {task_id} did not finish within {args.timeout:.0f}s") from None
-        print(
-            f"{record.state}{': ' + (record.reason or record.error) if record.reason or record.error else ''}"
-        )
+        why = record.reason or record.error
+        print(record.state + (f": {printable(why)}" if why else ""))
         return EXIT_OK if record.state == "succeeded" else EXIT_FAILED
 
 
@@ -230,6 +272,15 @@ _COMMANDS: dict[str, Command] = {
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the `maestro` console script."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a reader that went away is noticed here, not in the interpreter's last flush
+    except BrokenPipeError:
+        code = end_broken_pipe()
+    sys.exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
@@ -238,16 +289,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     setup_logging("INFO" if args.command == "up" else "WARNING")
     logging.getLogger("maestro.runtime").setLevel(logging.ERROR if args.command != "up" else logging.INFO)
     try:
-        code = asyncio.run(args.run(settings, args))
+        code: int = asyncio.run(args.run(settings, args))
     except KeyboardInterrupt:
         code = 130
     except RemoteError as exc:
         _fail(exc.description if exc.code != 503 else f"{exc.description} (is Maestro running?)", EXIT_FAILED)
     except TimeoutError:
         _fail("timed out", EXIT_FAILED)
+    except BrokenPipeError:
+        raise
     except (CliError, MaestroError, MeshError, ConnectionError, OSError) as exc:
         _fail(str(exc), EXIT_FAILED)
-    sys.exit(code)
+    return code
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -7,8 +7,10 @@ import os
 import pwd
 from typing import Any
 
+from maestro import arguments
 from maestro.client import open_client
 from maestro.settings import Settings
+from maestro.terminal import printable
 
 
 def _user() -> str:
@@ -22,13 +24,13 @@ def _user() -> str:
 def register(sub: Any) -> None:
     """Add `approve` and `reject` to the CLI's subparsers."""
     approve = sub.add_parser("approve", help="approve a task awaiting approval")
-    approve.add_argument("id", help="the task id")
+    approve.add_argument("id", type=arguments.task_id, help="the task id")
     approve.add_argument("--by", help="who approves (default: your user name)")
     approve.add_argument("--reason", default="", help="why (kept in the task's events)")
     approve.set_defaults(run=approve_task)
 
     reject = sub.add_parser("reject", help="reject a task awaiting approval")
-    reject.add_argument("id", help="the task id")
+    reject.add_argument("id", type=arguments.task_id, help="the task id")
     reject.add_argument("--reason", required=True, help="why (kept in the task's events)")
     reject.add_argument("--by", help="who rejects (default: your user name)")
     reject.set_defaults(run=reject_task)
@@ -38,7 +40,7 @@ async def approve_task(settings: Settings, args: argparse.Namespace) -> int:
     """Approve the task; the guard reserves its budget and queues it."""
     async with open_client(settings) as client:
         decision = await client.approve(args.id, by=args.by or _user(), reason=args.reason)
-    print(f"approved {decision.task_id} (by {decision.by})")
+    print(printable(f"approved {decision.task_id} (by {decision.by})"))
     return 0
 
 
@@ -46,5 +48,5 @@ async def reject_task(settings: Settings, args: argparse.Namespace) -> int:
     """Reject the task; it ends rejected with the reason."""
     async with open_client(settings) as client:
         decision = await client.reject(args.id, by=args.by or _user(), reason=args.reason)
-    print(f"rejected {decision.task_id} (by {decision.by}): {decision.reason}")
+    print(printable(f"rejected {decision.task_id} (by {decision.by}): {decision.reason}"))
     return 0
