@@ -30,6 +30,7 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+_NOT_TOKEN = re.compile(r"[^A-Za-z0-9_-]")
 
 
 class SubjectError(ValueError):
@@ -221,6 +222,9 @@ BUCKET_CLAIMS = "maestro_claims"
 """Key = task id: which tenant's request, with which content, owns the id (a TaskClaim)."""
 BUCKET_WORK = "maestro_work"
 """Key = task id: a task's finished work (a FinishedWork) waiting to be paid for and reported."""
+BUCKET_WORKERS = "maestro_workers"
+"""Key = `<role>.<worker>` (worker_key): a running agent serving the role; value: when it last said so (JSON
+time, UTC). Refreshed while the agent runs, deleted when it stops, expired by the bucket's TTL if it dies."""
 STORE_ARTIFACTS = "maestro_artifacts"
 
 # -- headers ---------------------------------------------------------------------------------------------
@@ -245,6 +249,17 @@ def kv_stream(bucket: str) -> str:
 def kv_subject(bucket: str, key: str) -> str:
     """The subject a KV bucket stores `key` under (what KeyValue.put publishes to)."""
     return f"$KV.{bucket}.{_check_token(key)}"
+
+
+def worker_key(role: str, worker: str) -> str:
+    """The key of one worker's announcement that it serves `role`; a worker name that is no key token
+    (`host.example.com-12`) has each other character replaced by `_`."""
+    return f"{_check_token(role)}.{_NOT_TOKEN.sub('_', worker) or '_'}"
+
+
+def role_of_worker_key(key: str) -> str:
+    """The role a worker_key() announces."""
+    return key.split(".", 1)[0]
 
 
 def request_msg_id(task_id: str, fingerprint: str) -> str:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # Finished work is read again only while its commit is retried (at most MAESTRO_MAX_RETRIES deliveries, about
 # a second apart) or its outcome is not yet stored: a day is far more than that, and it bounds the bucket.
 _FINISHED_WORK_TTL_S = 24 * 3600.0
+WORKER_TTL_S = 30.0
+"""How long a worker's announcement lasts unless refreshed: after it, a dead agent's roles are unserved."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,11 @@ def topology(settings: Settings) -> Topology:
                 topics.BUCKET_WORK,
                 "finished work waiting to be paid for and reported, so a task never runs twice for it",
                 ttl_s=_FINISHED_WORK_TTL_S,
+            ),
+            bucket(
+                topics.BUCKET_WORKERS,
+                "running agents by role (<role>.<worker>), refreshed while they run",
+                ttl_s=WORKER_TTL_S,
             ),
         ),
         stores=(

@@ -1,0 +1,123 @@
+"""Worker presence: which roles have a running agent, so a task for a role nobody serves is not silent.
+
+Each agent announces every role it serves in the `maestro_workers` bucket (key `<role>.<worker>`) while it
+runs, refreshing the entry well inside the bucket's TTL and deleting it when it stops; an agent that dies
+without a word drops out when the TTL ages its last announcement away. A role is served while any key of it
+is present. The bucket is not watched: an entry aged out by the TTL leaves no delete marker for a watcher to
+see, so readers list the keys instead, and PresenceView keeps that list for a second or two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from nats.errors import Error as NatsError
+from nats.js.errors import NoKeysError
+from nats.js.kv import KeyValue
+
+from maestro import codec, topics
+from maestro.bus import Bus
+
+log = logging.getLogger(__name__)
+
+# A third of the bucket's 30 s TTL: two refreshes may be lost (a NATS reconnect) before a live worker expires.
+DEFAULT_EVERY_S = 10.0
+
+
+@asynccontextmanager
+async def announcing(
+    bus: Bus, roles: Iterable[str], worker: str, *, every_s: float = DEFAULT_EVERY_S
+) -> AsyncIterator[None]:
+    """While the block runs, announce that `worker` serves each of `roles`; withdraw it when the block ends.
+
+    The first announcement is made before the block starts, then refreshed every `every_s` seconds. A failed
+    write (NATS away for a moment) is logged and tried again at the next refresh, never raised: an agent that
+    cannot announce itself still works. Raises ValueError when `every_s` is not shorter than the bucket's TTL
+    (the announcement would lapse between refreshes).
+    """
+    workers = await bus.js.key_value(topics.BUCKET_WORKERS)
+    ttl = (await workers.status()).ttl
+    if ttl and every_s >= ttl:
+        raise ValueError(
+            f"every_s={every_s} must be shorter than the {ttl:g} s TTL of {topics.BUCKET_WORKERS}"
+        )
+    keys = [topics.worker_key(role, worker) for role in dict.fromkeys(roles)]
+    await _announce(workers, keys)
+    refresh = asyncio.create_task(_refresh(workers, keys, every_s), name=f"announce-{worker}")
+    try:
+        yield
+    finally:
+        refresh.cancel()
+        await asyncio.wait((refresh,))
+        for key in keys:
+            try:
+                await workers.delete(key)
+            except (NatsError, TimeoutError) as exc:  # it expires with the TTL instead
+                log.warning("could not withdraw %s from %s: %r", key, topics.BUCKET_WORKERS, exc)
+
+
+async def _announce(workers: KeyValue, keys: list[str]) -> None:
+    now = codec.encode(datetime.now(UTC))
+    for key in keys:
+        try:
+            await workers.put(key, now)
+        except (NatsError, TimeoutError) as exc:
+            log.warning("could not announce %s in %s: %r", key, topics.BUCKET_WORKERS, exc)
+
+
+async def _refresh(workers: KeyValue, keys: list[str], every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        await _announce(workers, keys)
+
+
+async def served_roles(bus: Bus) -> set[str]:
+    """The roles some running worker announces now (one listing of the bucket's keys)."""
+    workers = await bus.js.key_value(topics.BUCKET_WORKERS)
+    try:
+        keys = await workers.keys()
+    except NoKeysError:
+        return set()
+    return {topics.role_of_worker_key(key) for key in keys}
+
+
+async def roles_without_worker(bus: Bus, roles: Iterable[str]) -> list[str]:
+    """Those of `roles` that no running worker serves, in the order given (read now, not cached)."""
+    served = await served_roles(bus)
+    return [role for role in roles if role not in served]
+
+
+class PresenceView:
+    """roles_without_worker() for a hot path: the bucket is listed at most once per `max_age_s`, and callers
+    that arrive while it is being listed share that one listing."""
+
+    def __init__(
+        self, bus: Bus, *, max_age_s: float = 2.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.bus = bus
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._served: set[str] = set()
+        self._read_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def roles_without_worker(self, roles: Iterable[str]) -> list[str]:
+        """Those of `roles` that no running worker serves, as listed at most `max_age_s` ago.
+
+        Raises what reading the bucket raises (nats.errors.Error, TimeoutError) when the listing is stale
+        and cannot be read again.
+        """
+        if self._stale():
+            async with self._lock:
+                if self._stale():  # nobody listed it while this caller waited for the lock
+                    self._served = await served_roles(self.bus)
+                    self._read_at = self.clock()
+        return [role for role in roles if role not in self._served]
+
+    def _stale(self) -> bool:
+        return self._read_at is None or self.clock() - self._read_at >= self.max_age_s
