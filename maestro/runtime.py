@@ -18,7 +18,7 @@ from aiohttp import web
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
-from maestro import topology
+from maestro import instances, topology
 from maestro.bus import Bus
 from maestro.http import health_routes, serving_http
 from maestro.logs import setup_logging
@@ -27,18 +27,14 @@ from maestro.settings import Settings
 
 log = logging.getLogger(__name__)
 
-URL_FILE = "nats.url"
 DEFAULT_URL = "nats://127.0.0.1:4222"
+"""Where a NATS server listens unless told otherwise (the AsyncAPI document names it)."""
 
 
-def resolve_nats_url(settings: Settings) -> str:
-    """MAESTRO_NATS_URL, else the URL `maestro up` wrote into the data dir, else the NATS default."""
-    if settings.nats_url:
-        return settings.nats_url
-    url_file = Path(settings.data_dir) / URL_FILE
-    if url_file.exists():
-        return url_file.read_text().strip()
-    return DEFAULT_URL
+def resolve_nats_url(settings: Settings) -> instances.Found:
+    """MAESTRO_NATS_URL, else the URL of a running `maestro up` (maestro/instances.py); raises
+    instances.NotFound saying where it looked."""
+    return instances.find(settings, Path.cwd())
 
 
 class Unreachable(ConnectionError):
@@ -59,7 +55,8 @@ async def connect(settings: Settings, name: str, *, patience_s: float | None = N
     async def error(exc: Exception) -> None:
         log.warning("NATS error: %r", exc)
 
-    servers = [s.strip() for s in resolve_nats_url(settings).split(",") if s.strip()]
+    found = resolve_nats_url(settings)
+    servers = [s.strip() for s in found.url.split(",") if s.strip()]
     nc = Client()
     # nats-py retries the first connection forever too (max_reconnect_attempts=-1); patience bounds it.
     connecting = nc.connect(
@@ -79,7 +76,9 @@ async def connect(settings: Settings, name: str, *, patience_s: float | None = N
     except TimeoutError:
         with contextlib.suppress(Exception):
             await nc.close()
-        raise Unreachable(f"cannot reach NATS at {', '.join(servers)}: is Maestro running?") from None
+        raise Unreachable(
+            f"cannot reach NATS at {', '.join(servers)} ({found.how}): is Maestro running?"
+        ) from None
     return nc
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pwd
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ class Settings:
     """NATS server URL(s), comma-separated; when empty, `maestro up` starts an embedded JetStream server."""
     data_dir: str = ".maestro"
     """Where `maestro up` keeps the embedded server's JetStream store and its URL file."""
+    state_dir: str = ""
+    """Where `maestro up` records the instances running, so the CLI finds one from any directory (default:
+    $XDG_RUNTIME_DIR/maestro, else ~/.local/state/maestro; empty: not recorded)."""
     http_host: str = "127.0.0.1"
     """Interface for /healthz, /readyz, /metrics (and the orchestrator's API)."""
     http_port: int = -1
@@ -100,6 +104,7 @@ class Settings:
             if raw is None or (raw == "" and f.name != "nats_url"):
                 continue
             values[f.name] = _parse(name, f.type, raw)
+        values.setdefault("state_dir", _default_state_dir(environ))
         settings = cls(**values)
         unknown = sorted(set(settings.roles) - set(ROLES))
         if unknown:
@@ -109,6 +114,13 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+def _default_state_dir(environ: Mapping[str, str]) -> str:
+    if runtime_dir := environ.get("XDG_RUNTIME_DIR"):
+        return os.path.join(runtime_dir, "maestro")
+    home = environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+    return os.path.join(home, ".local", "state", "maestro")
 
 
 def _parse(name: str, type_: Any, raw: str) -> Any:

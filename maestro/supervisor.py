@@ -29,10 +29,10 @@ from typing import IO
 
 import aiohttp
 
-from maestro import drain
+from maestro import drain, instances
 from maestro.bus import Bus
 from maestro.embedded import EmbeddedServerError, die_with_parent, listening_url, nats_server_command
-from maestro.runtime import URL_FILE, open_bus
+from maestro.runtime import open_bus
 from maestro.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -319,46 +319,52 @@ async def running_mesh(
     """
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    url_file = data_dir / URL_FILE
     supervisor = Supervisor()
     loop = asyncio.get_running_loop()
     embedded = not settings.nats_url
-    async with asyncio.TaskGroup() as group:
-        try:
-            url = settings.nats_url
-            if not url:
-                url = await _start_server(supervisor, group, data_dir, nats_port)
-                url_file.write_text(url + "\n")
-            settings = settings.with_(nats_url=url)
-            # Provisions every stream, bucket and store before any service starts; kept open to see the
-            # orchestrator's backlog during the drain.
-            async with open_bus(settings, "maestro-up", patience_s=15) as bus:
-                children = plan_children(
-                    role_groups or [settings.roles],
-                    free_ports=free_ports,
-                    api_port=api_port,
-                    budget_replicas=budget_replicas,
-                )
-                env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
-                env.update(_settings_env(settings))
-                log_dir = None
-                if child_logs:
-                    log_dir = data_dir / "logs"
-                    log_dir.mkdir(exist_ok=True)
-                for child in children:
-                    launch = functools.partial(spawn_child, child, env, log_dir)
-                    group.create_task(supervisor.keep_running(child.name, launch))
-                try:
-                    await wait_ready(children)
-                    yield Mesh(url, embedded, tuple(children), data_dir)
-                finally:
-                    limit = drain.default_drain_s(settings) if drain_s is None else drain_s
-                    await _drain(supervisor, bus, children, loop.time() + limit)
-        finally:
-            if embedded:
-                log.info("stopping %s", NATS_SERVER)
-                await supervisor.stop([NATS_SERVER], loop.time() + _SERVER_STOP_S)
-                url_file.unlink(missing_ok=True)
+    with contextlib.ExitStack() as instance:
+        if embedded:
+            # One server per JetStream store: a second `maestro up` here is refused before it starts any.
+            try:
+                instance.enter_context(instances.holding(data_dir))
+            except instances.DataDirInUse as exc:
+                raise MeshError(str(exc)) from None
+        async with asyncio.TaskGroup() as group:
+            try:
+                url = settings.nats_url
+                if not url:
+                    url = await _start_server(supervisor, group, data_dir, nats_port)
+                    state_dir = Path(settings.state_dir) if settings.state_dir else None
+                    instance.enter_context(instances.announced(data_dir, url, state_dir))
+                settings = settings.with_(nats_url=url)
+                # Provisions every stream, bucket and store before any service starts; kept open to see the
+                # orchestrator's backlog during the drain.
+                async with open_bus(settings, "maestro-up", patience_s=15) as bus:
+                    children = plan_children(
+                        role_groups or [settings.roles],
+                        free_ports=free_ports,
+                        api_port=api_port,
+                        budget_replicas=budget_replicas,
+                    )
+                    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+                    env.update(_settings_env(settings))
+                    log_dir = None
+                    if child_logs:
+                        log_dir = data_dir / "logs"
+                        log_dir.mkdir(exist_ok=True)
+                    for child in children:
+                        launch = functools.partial(spawn_child, child, env, log_dir)
+                        group.create_task(supervisor.keep_running(child.name, launch))
+                    try:
+                        await wait_ready(children)
+                        yield Mesh(url, embedded, tuple(children), data_dir)
+                    finally:
+                        limit = drain.default_drain_s(settings) if drain_s is None else drain_s
+                        await _drain(supervisor, bus, children, loop.time() + limit)
+            finally:
+                if embedded:
+                    log.info("stopping %s", NATS_SERVER)
+                    await supervisor.stop([NATS_SERVER], loop.time() + _SERVER_STOP_S)
 
 
 async def _drain(supervisor: Supervisor, bus: Bus, children: Sequence[ChildSpec], deadline: float) -> None:

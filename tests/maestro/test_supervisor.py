@@ -39,19 +39,24 @@ class Up:
 
 @contextmanager
 def running_up(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None, name: str = "up"
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, name: str = "up", cwd: Path | None = None
 ) -> Iterator[Up]:
     """`maestro up` on free ports in its own process group (as a shell runs a foreground job), its log in
-    tmp_path/<name>.log; Ctrl-C'd on the way out if the test did not stop it, SIGKILLed as a last resort."""
-    data_dir = tmp_path / "data"
+    tmp_path/<name>.log; Ctrl-C'd on the way out if the test did not stop it, SIGKILLed as a last resort.
+    Its data is in tmp_path/data, or with `cwd` in the default .maestro there."""
+    data_dir = tmp_path / "data" if cwd is None else cwd / ".maestro"
+    environ = {**env_for(data_dir), "MAESTRO_STATE_DIR": str(tmp_path / "state"), **(env or {})}
+    if cwd is not None:
+        del environ["MAESTRO_DATA_DIR"]
     with open(tmp_path / f"{name}.log", "ab") as log:
         proc = subprocess.Popen(
             [MAESTRO, "up", "--nats-port", "0", "--free-ports", *args],
-            env={**env_for(data_dir), **(env or {})},
+            env=environ,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
             process_group=0,
+            cwd=cwd,
         )
     try:
         assert proc.stdout is not None
@@ -268,3 +273,60 @@ def test_a_port_left_in_time_wait_is_free_and_a_listening_one_is_taken() -> None
         everywhere.bind(("0.0.0.0", port))
         everywhere.listen()
         assert not port_is_free(port)
+
+
+def test_a_second_up_in_the_same_data_dir_is_refused_and_the_first_keeps_its_url(tmp_path: Path) -> None:
+    with running_up(tmp_path) as up:
+        url = (up.data_dir / "nats.url").read_text()
+        second = subprocess.run(
+            [MAESTRO, "up", "--nats-port", "0", "--free-ports"],
+            env=env_for(up.data_dir),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert second.returncode == 1
+        assert second.stderr.splitlines() == [
+            f"maestro: error: {up.data_dir} is in use by another maestro up (pid {up.proc.pid}): "
+            "stop it, or give another --data-dir"
+        ]
+        assert (up.data_dir / "nats.url").read_text() == url
+        assert len(up.children("nats-server")) == 1
+
+        # Killed outright, it leaves its URL file behind, but the kernel drops its lock: a new one starts.
+        os.killpg(up.proc.pid, signal.SIGKILL)
+        up.proc.wait()
+    with running_up(tmp_path, name="again") as again:
+        assert (again.data_dir / "nats.url").read_text() != url
+
+
+def cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+async def test_the_cli_finds_a_running_maestro_from_any_directory(tmp_path: Path) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "src" / "deep").mkdir(parents=True)
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    env["MAESTRO_STATE_DIR"] = str(tmp_path / "state")
+    with running_up(tmp_path, cwd=project) as up:
+        url = (up.data_dir / "nats.url").read_text().strip()
+        async with open_client(Settings(nats_url=url)) as client:
+            done = task("true")
+            await client.submit(done)
+            assert (await client.wait(done.id, timeout=20)).state == "succeeded"
+        for cwd in (project, project / "src" / "deep", elsewhere):
+            status = cli(cwd, env, "status", done.id)
+            assert (status.returncode, status.stderr) == (0, ""), cwd
+            assert "succeeded" in status.stdout
+
+        lost = cli(elsewhere, {**env, "MAESTRO_STATE_DIR": str(tmp_path / "other")}, "status", done.id)
+        assert lost.returncode == 1
+        assert lost.stderr.splitlines() == [
+            "maestro: error: no running Maestro: MAESTRO_NATS_URL unset; "
+            f"no .maestro/nats.url in {elsewhere} or its parents; none recorded in {tmp_path / 'other'}"
+        ]
+    gone = cli(elsewhere, env, "status", done.id)
+    assert gone.returncode == 1 and "no running Maestro" in gone.stderr
