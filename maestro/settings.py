@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import pwd
 import socket
@@ -103,7 +104,7 @@ class Settings:
             raw = environ.get(name)
             if raw is None or (raw == "" and f.name != "nats_url"):
                 continue
-            values[f.name] = _parse(name, f.type, raw)
+            values[f.name] = _checked(name, f.name, _parse(name, f.type, raw))
         values.setdefault("state_dir", _default_state_dir(environ))
         settings = cls(**values)
         unknown = sorted(set(settings.roles) - set(ROLES))
@@ -114,6 +115,33 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
         return dataclasses.replace(self, **changes)
+
+
+# Bounds follow the unit in a name: a duration (`_s`) is more than 0, money and prices are 0 or more, and any
+# other number counts something, so it is at least 1; the exceptions are listed.
+_BOUNDS: dict[str, tuple[int, int | None]] = {"http_port": (-1, 65535), "stream_replicas": (1, 5)}
+_MONEY = ("micro_usd", "per_token")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _checked(name: str, field_name: str, value: Any) -> Any:
+    """The value if it is within its bounds; raises SettingsError naming the variable."""
+    if field_name == "log_level":
+        if value.upper() not in _LOG_LEVELS:
+            raise SettingsError(f"{name}: expected one of {', '.join(_LOG_LEVELS)}, got {value!r}")
+        return value.upper()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SettingsError(f"{name}: must be a finite number, got {value!r}")
+        if field_name.endswith("_s") and value <= 0:
+            raise SettingsError(f"{name}: must be more than 0, got {value!r}")
+    if isinstance(value, int):
+        low, high = _BOUNDS.get(field_name, (0 if any(m in field_name for m in _MONEY) else 1, None))
+        if value < low:
+            raise SettingsError(f"{name}: must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise SettingsError(f"{name}: must be at most {high}, got {value}")
+    return value
 
 
 def _default_state_dir(environ: Mapping[str, str]) -> str:
