@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -42,3 +44,11 @@ tenant = _typed(
     Tenant, "tenant", "1 to 63 lowercase letters, digits, '-' or '_', starting with a letter or a digit"
 )
 """A tenant name as proto.v1.ids.Tenant allows it."""
+
+
+def user() -> str:
+    """Who runs the command (the default of `--by`): the account in the password database, not $USER."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return f"uid-{os.getuid()}"

@@ -233,6 +233,8 @@ HEADER_TRACEPARENT = "traceparent"
 HEADER_ERROR = "Nats-Service-Error"
 HEADER_ERROR_CODE = "Nats-Service-Error-Code"
 HEADER_DLQ_REASON = "Maestro-Dlq-Reason"
+HEADER_PUSHED_BY = "Maestro-Pushed-By"
+"""On a policy bundle entry (or the deletion that resets to the shipped one): who stored it."""
 HEADER_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 
 

@@ -3,6 +3,11 @@
 The bucket holds ONE key, topics.POLICY_BUNDLE_KEY, whose value is the whole bundle as YAML (the
 default policy and every tenant's override). One key makes a push atomic: every guard switches from
 one complete bundle to the next, and a decision's version and hash name everything that judged it.
+
+Who stored an entry travels in its topics.HEADER_PUSHED_BY header, and when is the time the server
+stored it, so the value stays exactly the YAML that was pushed and entries stored before pushes kept
+a name still read (by nobody known). A reset deletes the key, with the same header: the guards then
+judge by the shipped bundle, the one of the Maestro they run, across upgrades.
 """
 
 from __future__ import annotations
@@ -13,18 +18,40 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from maestro import topics
-from services.guard.bundle import Bundle, BundleError, load_default, parse, with_tenant
+from services.guard.bundle import Bundle, BundleError, Problem, load_default, parse, with_tenant
 
 log = logging.getLogger(__name__)
 
 _RETRY_S = 1.0
 _CAS_ATTEMPTS = 10
+# JetStream's answers to a publish whose expected last subject sequence is no longer the last one.
+_WRONG_LAST_SEQUENCE = (10071, 10164)
+
+
+class StoredBundleError(BundleError):
+    """The bundle in the bucket does not validate (it was not stored by push): a tenant push cannot merge."""
+
+
+@dataclass(frozen=True)
+class InForce:
+    """The bundle guards judge by, where it comes from, and who stored it when (as far as known)."""
+
+    bundle: Bundle
+    source: Literal["shipped", "pushed"]
+    revision: int
+    """KV revision of the entry (0: nothing was ever stored)."""
+    by: str = ""
+    """Who pushed it, or reset to the shipped bundle; empty when not known."""
+    at: datetime | None = None
+    """When the server stored the entry."""
 
 
 @dataclass
@@ -83,29 +110,89 @@ async def read(kv: KeyValue) -> tuple[bytes | None, int]:
     return entry.value, entry.revision or 0
 
 
-async def push(js: JetStreamContext, text: bytes, tenant: str | None = None) -> Bundle:
-    """Validate a bundle (or, with `tenant`, that tenant's override) and store it; raises BundleError.
+async def in_force(js: JetStreamContext) -> InForce:
+    """The bundle in force as the bucket has it; raises StoredBundleError when the stored one is broken."""
+    try:
+        msg = await js.get_last_msg(
+            topics.kv_stream(topics.BUCKET_POLICY),
+            topics.kv_subject(topics.BUCKET_POLICY, topics.POLICY_BUNDLE_KEY),
+        )
+    except NotFoundError:
+        return InForce(load_default(), "shipped", 0)
+    headers = msg.headers or {}
+    by = headers.get(topics.HEADER_PUSHED_BY, "")
+    revision = msg.seq or 0
+    if headers.get(KV_OP) in (KV_DEL, KV_PURGE):
+        return InForce(load_default(), "shipped", revision, by, msg.time)
+    return InForce(_stored(msg.data or b""), "pushed", revision, by, msg.time)
+
+
+def _stored(value: bytes) -> Bundle:
+    try:
+        return parse(value)
+    except BundleError as exc:
+        raise StoredBundleError(
+            [Problem(0, p.path, f"the stored bundle (line {p.line}): {p.message}") for p in exc.problems]
+        ) from None
+
+
+async def push(js: JetStreamContext, text: bytes, tenant: str | None = None, *, by: str = "") -> Bundle:
+    """Validate a bundle (or, with `tenant`, that tenant's override) and store it as `by`'s push.
 
     A tenant's override is merged into the stored bundle by compare-and-set on its revision, so two
-    pushes at once never lose one another.
+    pushes at once never lose one another. Raises BundleError: problems of the override's own text have
+    its lines; those only the merged bundle shows have no line (0) and the path within the override.
     """
     kv = await policy_bucket(js)
     if tenant is None:
         bundle = parse(text)
-        await kv.put(topics.POLICY_BUNDLE_KEY, text)
+        await _store(js, text, by)
         return bundle
     for _ in range(_CAS_ATTEMPTS):
         stored, revision = await read(kv)
-        base = parse(stored) if stored is not None else load_default()
+        base = _stored(stored) if stored is not None else load_default()
         assert base.file is not None
         updated = with_tenant(base.file, tenant, text).encode()
-        bundle = parse(updated)
         try:
-            await kv.update(topics.POLICY_BUNDLE_KEY, updated, last=revision)
-        except KeyWrongLastSequenceError:
+            bundle = parse(updated)
+        except BundleError as exc:
+            prefix = f"$.tenants.{tenant}"
+            raise BundleError(
+                [Problem(0, "$" + p.path.removeprefix(prefix), p.message) for p in exc.problems]
+            ) from None
+        try:
+            await _store(js, updated, by, last=revision)
+        except _LostRace:
             continue
         return bundle
     raise TimeoutError("the policy bundle kept changing while pushing; try again")
+
+
+async def reset(js: JetStreamContext, *, by: str = "") -> Bundle:
+    """Go back to the shipped bundle, recorded like a push (who, when); returns the shipped bundle."""
+    await js.publish(
+        topics.kv_subject(topics.BUCKET_POLICY, topics.POLICY_BUNDLE_KEY),
+        headers={KV_OP: KV_DEL, **({topics.HEADER_PUSHED_BY: by} if by else {})},
+    )
+    return load_default()
+
+
+class _LostRace(Exception):
+    """Another push stored the key after this one read it."""
+
+
+async def _store(js: JetStreamContext, value: bytes, by: str, *, last: int | None = None) -> None:
+    headers = {topics.HEADER_PUSHED_BY: by} if by else {}
+    if last is not None:
+        headers[topics.HEADER_EXPECTED_LAST_SUBJECT_SEQ] = str(last)
+    try:
+        await js.publish(
+            topics.kv_subject(topics.BUCKET_POLICY, topics.POLICY_BUNDLE_KEY), value, headers=headers
+        )
+    except APIError as exc:
+        if last is not None and exc.err_code in _WRONG_LAST_SEQUENCE:
+            raise _LostRace from None
+        raise
 
 
 @asynccontextmanager

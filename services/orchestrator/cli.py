@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import pwd
 from typing import Any
 
 from maestro import arguments
 from maestro.client import open_client
 from maestro.settings import Settings
 from maestro.terminal import printable
-
-
-def _user() -> str:
-    # The account running the command, read from the password database rather than the environment.
-    try:
-        return pwd.getpwuid(os.getuid()).pw_name
-    except KeyError:
-        return f"uid-{os.getuid()}"
 
 
 def register(sub: Any) -> None:
@@ -39,7 +29,7 @@ def register(sub: Any) -> None:
 async def approve_task(settings: Settings, args: argparse.Namespace) -> int:
     """Approve the task; the guard reserves its budget and queues it."""
     async with open_client(settings) as client:
-        decision = await client.approve(args.id, by=args.by or _user(), reason=args.reason)
+        decision = await client.approve(args.id, by=args.by or arguments.user(), reason=args.reason)
     print(printable(f"approved {decision.task_id} (by {decision.by})"))
     return 0
 
@@ -47,6 +37,6 @@ async def approve_task(settings: Settings, args: argparse.Namespace) -> int:
 async def reject_task(settings: Settings, args: argparse.Namespace) -> int:
     """Reject the task; it ends rejected with the reason."""
     async with open_client(settings) as client:
-        decision = await client.reject(args.id, by=args.by or _user(), reason=args.reason)
+        decision = await client.reject(args.id, by=args.by or arguments.user(), reason=args.reason)
     print(printable(f"rejected {decision.task_id} (by {decision.by}): {decision.reason}"))
     return 0
