@@ -8,7 +8,7 @@ handler's failure (500) into that shape, so no service writes its own error page
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from importlib import metadata
 from typing import Any
@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], Awaitable[bool]]
+Readiness = Callable[[], Awaitable[Mapping[str, Any] | None]]
+"""What /readyz adds to `{"status": "ready"}`, or None when the service is not ready."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -80,24 +82,36 @@ def index_route(service: str) -> web.RouteDef:
     return web.get("/", index)
 
 
+def readyz_route(readiness: Readiness) -> web.RouteDef:
+    """GET /readyz: 200 `{"status": "ready", **readiness()}`, or 503 when `readiness()` is None."""
+
+    async def readyz(_: web.Request) -> web.Response:
+        details = await readiness()
+        if details is None:
+            return error(
+                503,
+                "not ready: not connected to NATS, or its streams are not provisioned",
+                status="not ready",
+            )
+        return web.json_response({"status": "ready", **details})
+
+    return web.get("/readyz", readyz)
+
+
 def health_routes(registry: CollectorRegistry, ready: ReadyCheck) -> list[web.RouteDef]:
     """Liveness (the process answers), readiness (`ready()` is true) and the Prometheus exposition."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def readyz(_: web.Request) -> web.Response:
-        if await ready():
-            return web.json_response({"status": "ready"})
-        return error(
-            503, "not ready: not connected to NATS, or its streams are not provisioned", status="not ready"
-        )
+    async def readiness() -> Mapping[str, Any] | None:
+        return {} if await ready() else None
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    return [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
+    return [web.get("/healthz", healthz), readyz_route(readiness), web.get("/metrics", metrics)]
 
 
 @asynccontextmanager
@@ -111,13 +125,12 @@ async def serving_http(
 ) -> AsyncIterator[int]:
     """Serve `routes` on host:port (0 = a free port) while the block runs; yields the bound port.
 
-    GET / answers an index naming `service`, unless `routes` has a route of its own for /.
+    GET / answers an index naming `service`. A route replaces an earlier one of the same method and path, so
+    a service may answer / or /readyz with more than the shared routes do.
     """
-    routes = list(routes)
-    if not any(isinstance(r, web.RouteDef) and r.path == "/" for r in routes):
-        routes.append(index_route(service))
+    chosen = {(r.method, r.path): r for r in (index_route(service), *routes)}
     app = web.Application(client_max_size=client_max_size, middlewares=[json_errors])
-    app.add_routes(routes)
+    app.add_routes(list(chosen.values()))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)

@@ -5,19 +5,21 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 from msgspec import Meta
+from nats.errors import Error as NatsError
 
-from maestro import claims, codec, history, topics, tracing
+from maestro import claims, codec, history, topics, topology, tracing
 from maestro.bus import Bus
 from maestro.client import publish_request
 from maestro.errors import Retry
-from maestro.http import error, index_route
+from maestro.http import error, index_route, readyz_route
+from maestro.presence import PresenceView, roles_without_worker
 from proto.v1 import ApprovalDecision, TaskRecord, TaskRequest
-from proto.v1.ids import TOKEN_PATTERN
+from proto.v1.ids import ROLES, TOKEN_PATTERN
 from services.orchestrator.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,31 @@ def routes(bus: Bus) -> list[web.RouteDef]:
     """The API's routes on `bus`: POST /v1/tasks, GET /v1/tasks/{id}[/events], POST .../approve|reject."""
     store = TaskStore(bus)
     limit = bus.settings.max_request_bytes
+    # Read on every submission: the bucket is listed at most once every two seconds, whatever the load.
+    presence = PresenceView(bus, max_age_s=2.0)
+
+    async def readiness() -> dict[str, Any] | None:
+        # Ready means the orchestrator can take and track tasks. Roles without a worker are listed for the
+        # operator (their tasks wait, accepted) but leave it ready: a probe would restart it for nothing.
+        if not (bus.nc.is_connected and await topology.is_provisioned(bus.js)):
+            return None
+        try:
+            return {"roles_without_worker": await roles_without_worker(bus, ROLES)}
+        except (NatsError, TimeoutError) as exc:
+            log.warning("could not read which roles have a worker: %r", exc)
+            return None
+
+    async def unserved(role: str) -> str | None:
+        try:
+            if not await presence.roles_without_worker([role]):
+                return None
+        except (NatsError, TimeoutError) as exc:  # the task is queued already: only the warning is lost
+            log.warning("could not read which roles have a worker: %r", exc)
+            return None
+        return (
+            f"no running agent serves the {role} role yet: once allowed, the task waits, its budget held, "
+            "until one starts"
+        )
 
     async def submit(request: web.Request) -> web.StreamResponse:
         if not bus.accepting:
@@ -90,7 +117,10 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         except Exception as exc:
             log.warning("could not queue request: %r", exc, extra={"task_id": task.id, "tenant": task.tenant})
             return error(503, "could not queue the request; try again")
-        return web.json_response({"id": task.id, "tenant": task.tenant}, status=202)
+        answer = {"id": task.id, "tenant": task.tenant}
+        if warning := await unserved(task.role):
+            answer["warning"] = warning
+        return web.json_response(answer, status=202)
 
     async def get_task(request: web.Request) -> web.StreamResponse:
         task_id = _task_id(request)
@@ -156,6 +186,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
     # Any other method or path is a JSON 405 (with Allow) or 404, and a failure a JSON 500: maestro.http.
     return [
         index_route("orchestrator"),
+        readyz_route(readiness),
         web.post("/v1/tasks", submit),
         web.get("/v1/tasks/{id}", get_task, allow_head=False),
         web.get("/v1/tasks/{id}/events", get_events, allow_head=False),

@@ -14,9 +14,11 @@ from nats.js.kv import KeyValue
 
 from maestro import codec, topics
 from maestro.bus import Bus
+from maestro.presence import announcing
 from maestro.runtime import run_service
 from maestro.settings import Settings
 from proto.v1 import TaskRequest
+from proto.v1.ids import ROLES
 from services.orchestrator.service import SERVICE
 from tests.services.orchestrator.api_client import Api
 from tests.services.orchestrator.support import emit, free_port, lifecycle, orchestrator, wait_record
@@ -26,8 +28,10 @@ PLAN = {"tenant": "acme", "role": "planner", "prompt": "p"}
 
 
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[Api]:
+async def api(settings: Settings, bus: Bus) -> AsyncIterator[Api]:
+    # Every role has a worker, so no answer carries the warning about tasks that would wait for one.
     async with (
+        announcing(bus, ROLES, "test-agent"),
         orchestrator(settings.with_(max_request_bytes=LIMIT)) as port,
         aiohttp.ClientSession() as http,
     ):
