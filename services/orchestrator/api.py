@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
-from msgspec import Meta
+from msgspec import Meta, inspect
 from nats.errors import Error as NatsError
 
 from maestro import claims, codec, history, topics, topology, tracing
@@ -28,14 +28,56 @@ _TASK_ID = re.compile(TOKEN_PATTERN)
 # msgspec names the path of a bad value ("... - at `$.context[0]`") and a missing field by name.
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
 _NAMED = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
+_STEP = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
 
 
-def field_of(message: str) -> str:
-    """The JSON path a decode error is about (`$.role`), or `$` when it is about the whole body."""
+def field_of(type_: Any, message: str) -> str:
+    """The JSON path a decode error of `type_` is about (`$.role`), or `$` when it is about the whole body.
+
+    msgspec points a rule checked on a whole struct (its __post_init__) at the struct; when the message
+    begins by naming one of the struct's fields ("data_region 'mars' is ...", "context path '/x' is ..."),
+    the path goes on to that field.
+    """
     at = _AT_PATH.search(message)
     path = at.group(1) if at else "$"
     missing = _NAMED.search(message)
-    return f"{path}.{missing.group(1)}" if missing else path
+    if missing:
+        return f"{path}.{missing.group(1)}"
+    struct = _struct_at(inspect.type_info(type_), path)
+    if isinstance(struct, inspect.StructType):
+        names = {f.encode_name for f in struct.fields}
+        leading = [word.strip("`'\"") for word in message.split()[:2]]
+        named = [word for word in leading if word in names]
+        if len(named) == 1:
+            return f"{path}.{named[0]}"
+    return path
+
+
+def _struct_at(info: inspect.Type, path: str) -> inspect.Type | None:
+    """The type a JSON path (`$.context[0]`, `$.labels[...]`) leads to in `info`; None if it leads nowhere."""
+    for name, _index in _STEP.findall(path[1:]):
+        while isinstance(info, inspect.Metadata):
+            info = info.type
+        if isinstance(info, inspect.UnionType):
+            inner = [t for t in info.types if not isinstance(t, inspect.NoneType)]
+            if len(inner) != 1:
+                return None
+            info = inner[0]
+        match info:
+            case inspect.StructType(fields=fields) if name:
+                found = [f.type for f in fields if f.encode_name == name]
+                if not found:
+                    return None
+                info = found[0]
+            case inspect.ListType(item_type=item) | inspect.VarTupleType(item_type=item) if not name:
+                info = item
+            case inspect.DictType(value_type=value) if not name:
+                info = value
+            case _:
+                return None
+    while isinstance(info, inspect.Metadata):
+        info = info.type
+    return info
 
 
 class _DecisionBody(msgspec.Struct):
@@ -100,7 +142,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         try:
             task = codec.decode_strict(TaskRequest, body)
         except codec.DecodeError as exc:
-            return error(400, f"invalid task request: {exc}", field=field_of(str(exc)))
+            return error(400, f"invalid task request: {exc}", field=field_of(TaskRequest, str(exc)))
         try:
             # Published again when the same request comes back (202 as the first time): the caller may be
             # retrying a submission whose publish never happened. The guard judges an id once.
@@ -148,7 +190,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         try:
             body = codec.decode_strict(_DecisionBody, raw) if raw.strip() else _DecisionBody()
         except codec.DecodeError as exc:
-            return error(400, f"invalid decision: {exc}", field=field_of(str(exc)))
+            return error(400, f"invalid decision: {exc}", field=field_of(_DecisionBody, str(exc)))
         if not approved and not body.reason.strip():
             return error(400, "a rejection needs a reason", field="$.reason")
         stored = await store.read(task_id)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
+from maestro import codec
 from maestro.settings import Settings
+from services.orchestrator.api import field_of
 from tests.services.orchestrator.api_client import Api
 from tests.services.orchestrator.support import orchestrator
 
@@ -98,3 +103,43 @@ async def test_every_error_names_the_field_at_fault(api: Api) -> None:
     assert (status, answer["field"]) == (400, "$")
     status, answer = await api.call("GET", "/v1/tasks/not.an.id/events")
     assert (status, answer["field"]) == (400, "id")
+
+
+class _File(msgspec.Struct):
+    path: str
+    content: str = ""
+
+    def __post_init__(self) -> None:
+        if self.path.startswith("/"):
+            raise ValueError(f"context path {self.path!r} is absolute")
+
+
+class _Task(msgspec.Struct):
+    region: str | None = None
+    files: list[_File] = []
+    labels: dict[str, _File] = {}
+
+    def __post_init__(self) -> None:
+        if self.region == "mars":
+            raise ValueError("region 'mars' is not on Earth")
+        if self.region == "moon":
+            raise ValueError("nothing is served from there")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"region": "mars"}, "$.region"),
+        ({"files": [{"path": "a"}, {"path": "/etc/passwd"}]}, "$.files[1].path"),
+        ({"labels": {"x": {"path": "/etc/passwd"}}}, "$.labels[...].path"),
+        ({"files": [{"content": "c"}]}, "$.files[0].path"),
+        ({"files": [{"path": 1}]}, "$.files[0].path"),
+        ({"region": "moon"}, "$"),
+    ],
+)
+def test_an_error_found_by_a_rule_on_the_whole_message_names_the_field_it_is_about(
+    body: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(codec.DecodeError) as caught:
+        codec.decode_strict(_Task, json.dumps(body))
+    assert field_of(_Task, str(caught.value)) == field
