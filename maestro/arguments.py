@@ -44,6 +44,8 @@ tenant = _typed(
     Tenant, "tenant", "1 to 63 lowercase letters, digits, '-' or '_', starting with a letter or a digit"
 )
 """A tenant name as proto.v1.ids.Tenant allows it."""
+origin = _typed(TaskId, "origin", "a service's name as its dead letters' subjects end, e.g. guard or agents")
+"""Where dead letters come from: a subject token, as task ids are."""
 
 
 def user() -> str:
@@ -52,3 +54,14 @@ def user() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         return f"uid-{os.getuid()}"
+
+
+def positive(value: str) -> int:
+    """A whole number of at least 1 (a sequence, a limit)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {value!r}")
+    return number

@@ -261,6 +261,7 @@ _COMMAND_MODULES = (
     "services.orchestrator.cli",
     "services.guard.cli_check_pr",
     "services.guard.cli",
+    "services.guard.cli_dlq",
 )
 
 _COMMANDS: dict[str, Command] = {

@@ -274,6 +274,11 @@ def event_msg_id(task_id: str, slot: str) -> str:
     return f"{task_id}.{slot}"
 
 
+def replay_msg_id(letter_seq: int) -> str:
+    """The dedup id of a dead letter's replay: fresh for the original's stream, once per letter."""
+    return f"dlq-replay.{letter_seq}"
+
+
 def approval_msg_id(task_id: str, tenant: str) -> str:
     """The dedup id of the decision on a task: one per task and tenant, so only the first one counts.
 
