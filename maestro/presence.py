@@ -39,6 +39,12 @@ async def announcing(
     write (NATS away for a moment) is logged and tried again at the next refresh, never raised: an agent that
     cannot announce itself still works. Raises ValueError when `every_s` is not shorter than the bucket's TTL
     (the announcement would lapse between refreshes).
+
+    An agent wraps the consumers of its roles, so that it is announced exactly while it takes their tasks:
+
+        async with announcing(bus, roles, bus.settings.worker), asyncio.TaskGroup() as group:
+            for role in roles:
+                group.create_task(bus.consume(...))
     """
     workers = await bus.js.key_value(topics.BUCKET_WORKERS)
     ttl = (await workers.status()).ttl
@@ -76,7 +82,7 @@ async def _refresh(workers: KeyValue, keys: list[str], every_s: float) -> None:
         await _announce(workers, keys)
 
 
-async def served_roles(bus: Bus) -> set[str]:
+async def roles_with_worker(bus: Bus) -> set[str]:
     """The roles some running worker announces now (one listing of the bucket's keys)."""
     workers = await bus.js.key_value(topics.BUCKET_WORKERS)
     try:
@@ -88,7 +94,7 @@ async def served_roles(bus: Bus) -> set[str]:
 
 async def roles_without_worker(bus: Bus, roles: Iterable[str]) -> list[str]:
     """Those of `roles` that no running worker serves, in the order given (read now, not cached)."""
-    served = await served_roles(bus)
+    served = await roles_with_worker(bus)
     return [role for role in roles if role not in served]
 
 
@@ -115,7 +121,7 @@ class PresenceView:
         if self._stale():
             async with self._lock:
                 if self._stale():  # nobody listed it while this caller waited for the lock
-                    self._served = await served_roles(self.bus)
+                    self._served = await roles_with_worker(self.bus)
                     self._read_at = self.clock()
         return [role for role in roles if role not in self._served]
 

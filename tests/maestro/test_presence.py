@@ -94,3 +94,11 @@ async def test_the_view_reads_the_bucket_at_most_once_per_max_age(bus: Bus) -> N
         now[0] += 2.5
         answers = await asyncio.gather(*(view.roles_without_worker(["tester", "planner"]) for _ in range(20)))
         assert answers == [["planner"]] * 20
+
+
+async def test_a_worker_whose_block_fails_is_withdrawn_too(bus: Bus) -> None:
+    with pytest.raises(RuntimeError, match="boom"):
+        async with announcing(bus, ["implementer"], "w-fails"):
+            assert await roles_without_worker(bus, ["implementer"]) == []
+            raise RuntimeError("boom")
+    assert await roles_without_worker(bus, ["implementer"]) == ["implementer"]
