@@ -297,6 +297,8 @@ def _main(argv: Sequence[str] | None) -> int:
         _fail(exc.description if exc.code != 503 else f"{exc.description} (is Maestro running?)", EXIT_FAILED)
     except TimeoutError:
         _fail("timed out", EXIT_FAILED)
+    except SettingsError as exc:  # a setting a command checks before it starts anything (`maestro up`)
+        _fail(str(exc), EXIT_USAGE)
     except BrokenPipeError:
         raise
     except (CliError, MaestroError, MeshError, ConnectionError, OSError) as exc:
