@@ -1,8 +1,8 @@
 """Every service's HTTP face: /healthz, /readyz, /metrics, a JSON index at /, and the service's own routes.
 
 Every answer is JSON, errors included: `{"error": message, ...}`, where a request's fault names the `field`.
-One middleware turns what aiohttp raises itself (404, 405 with `Allow`, 413 past `client_max_size`) and any
-handler's failure (500) into that shape, so no service writes its own error pages.
+One middleware turns what aiohttp raises itself (404, 405 with `Allow`, 413 past `client_max_size`), a handler
+that timed out (503: try again) and any other failure (500) into that shape, so no service writes error pages.
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise  # a redirect is an answer, not an error
         kept = {k: v for k, v in exc.headers.items() if k not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH)}
         return error(exc.status, _message(request, exc), headers=kept)
+    except TimeoutError:
+        # What the handler waited on (NATS, mostly) was slow to answer: worth trying again, unlike a bug.
+        log.warning("%s %s timed out", request.method, request.path)
+        return error(503, "timed out; try again")
     except Exception:
         # The details are in the log, never in the answer: they may hold what a client must not see.
         log.exception("%s %s failed", request.method, request.path)

@@ -28,6 +28,10 @@ async def _broken(_: web.Request) -> web.Response:
     raise RuntimeError("a bug with a secret in it: hunter2")
 
 
+async def _slow(_: web.Request) -> web.Response:
+    raise TimeoutError("NATS did not answer")
+
+
 @dataclass(frozen=True)
 class Site:
     http: aiohttp.ClientSession
@@ -50,6 +54,7 @@ async def site() -> AsyncIterator[Site]:
         web.post("/v1/echo", _echo),
         web.put("/v1/echo", _echo),
         web.get("/v1/broken", _broken),
+        web.get("/v1/slow", _slow),
     ]
     async with (
         serving_http("127.0.0.1", 0, routes, client_max_size=LIMIT, service="test") as port,
@@ -95,12 +100,18 @@ async def test_a_handler_that_fails_is_a_json_500_that_gives_nothing_away(site: 
     assert answer == {"error": "internal error"}
 
 
+async def test_a_handler_that_timed_out_is_a_json_503_to_try_again(site: Site) -> None:
+    status, answer, _ = await site.call("GET", "/v1/slow")
+    assert (status, answer) == (503, {"error": "timed out; try again"})
+
+
 async def test_the_root_is_a_json_index_of_the_service_s_routes(site: Site) -> None:
     status, index, _ = await site.call("GET", "/")
     assert status == 200
     assert index["service"] == "test" and index["version"]
     assert index["links"]["/healthz"] == ["GET", "HEAD"]
     assert index["links"]["/v1/echo"] == ["POST", "PUT"]
+    assert index["links"]["/v1/slow"] == ["GET", "HEAD"]
     assert "/" not in index["links"]
 
 
