@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 import msgspec
@@ -11,14 +12,48 @@ from msgspec import Meta
 from proto.base import Message
 from proto.v1.budget import Usage
 from proto.v1.guard import Decision
-from proto.v1.ids import MicroUsd, Role, TaskId, Tenant, new_task_id
+from proto.v1.ids import MicroUsd, ModelName, Role, TaskId, Tenant, new_task_id
+from proto.v1.regions import jurisdiction_of
+
+# A path inside the task's workspace: relative, no `..` segment, no control characters or backslashes.
+# Checked in __post_init__ (for a message that says what is wrong); the pattern is for schema readers.
+_WORKSPACE_PATH = r"^(?!/)(?!(?:[^/]*/)*\.\.(?:/|$))[^\x00-\x1f\x7f\\]+$"
+_CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+
+
+def workspace_path_problem(path: str) -> str | None:
+    """Why `path` cannot name a file inside a task's workspace, or None when it can."""
+    if path.startswith("/"):
+        return "is absolute; give a path relative to the task's workspace"
+    if ".." in path.split("/"):
+        return "has a `..` segment, which would leave the task's workspace"
+    if "\\" in path:
+        return "has a backslash; separate directories with `/`"
+    if any(ch in _CONTROL for ch in path):
+        return "has a control character (NUL, newline, ...)"
+    if not PurePosixPath(path).parts:
+        return "names no file"
+    return None
 
 
 class ContextFile(Message, frozen=True):
     """A file handed to the task: its path in the workspace and its text."""
 
-    path: Annotated[str, Meta(min_length=1, max_length=4096)]
+    path: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=4096,
+            description="relative to the task's workspace: no leading `/`, no `..` segment, no control bytes",
+            extra_json_schema={"pattern": _WORKSPACE_PATH},
+        ),
+    ]
     content: str = ""
+
+    def __post_init__(self) -> None:
+        problem = workspace_path_problem(self.path)
+        if problem is not None:
+            raise ValueError(f"context path {self.path[:200]!r} {problem}")
 
 
 class TaskRequest(Message, frozen=True):
@@ -30,13 +65,30 @@ class TaskRequest(Message, frozen=True):
     id: TaskId = msgspec.field(default_factory=new_task_id)
     context: list[ContextFile] = []
     commands: list[str] = []
-    model: str | None = None
-    data_region: str | None = None
+    model: ModelName | None = None
+    """The model the task runs on and is billed for (None: the deployment's default model)."""
+    data_region: (
+        Annotated[
+            str,
+            Meta(
+                max_length=64,
+                description="a jurisdiction (ISO 3166-1 alpha-2, `uk`, `eu`, `eea`, `apac`) or cloud region",
+            ),
+        ]
+        | None
+    ) = None
     data_classes: list[str] = []
     """Classes of data the task carries (`pii`, `health`): residency rules may cover only some."""
     max_cost_micro_usd: MicroUsd | None = None
     parent: TaskId | None = None
     labels: dict[str, str] = {}
+
+    def __post_init__(self) -> None:
+        if self.data_region is not None and jurisdiction_of(self.data_region) is None:
+            raise ValueError(
+                f"data_region {self.data_region!r} is neither a jurisdiction (an ISO 3166-1 alpha-2 code, "
+                "`uk`, `eu`, `eea`, `apac`) nor a known AWS, GCP or Azure region"
+            )
 
 
 class TaskClaim(Message, frozen=True):
@@ -84,6 +136,8 @@ class Accepted(Event, frozen=True, tag="task.accepted"):
     parent: TaskId | None = None
     labels: dict[str, str] = {}
     model: str | None = None
+    trace_id: str | None = None
+    """The W3C trace the request arrived with (or that started with it)."""
     prompt_chars: int = 0
     context_files: int = 0
     commands: int = 0
@@ -116,6 +170,8 @@ class Queued(Event, frozen=True, tag="task.queued"):
     approved_by: str = ""
     """Who approved it, when the verdict asked a human."""
     approved_at: datetime | None = None
+    approval_reason: str = ""
+    """Why they approved it, as they said."""
 
 
 class Started(Event, frozen=True, tag="task.started"):
@@ -208,4 +264,7 @@ class TaskRecord(Message, frozen=True):
     last_event_seq: int = 0
     approved_by: str = ""
     approved_at: datetime | None = None
+    approval_reason: str = ""
     rejected_by: str = ""
+    trace_id: str | None = None
+    """The W3C trace id of the request: find the task's spans and log lines by it."""

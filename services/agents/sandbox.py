@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from maestro.embedded import die_with_parent
 from proto.v1 import ContextFile
+from proto.v1.tasks import workspace_path_problem
 
 _SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PREFIX = "maestro-ws-"
@@ -101,8 +102,11 @@ def _kill_group(pgid: int) -> None:
 
 
 def _relative(path: str) -> PurePosixPath:
+    # A ContextFile cannot hold such a path (the type refuses it at every edge); checked again where files
+    # are written, for whatever builds one some other way.
+    problem = workspace_path_problem(path)
     relative = PurePosixPath(path)
-    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+    if problem is not None or not relative.parts:
         raise WorkspaceError(f"context file path must stay inside the workspace: {path!r}")
     return relative
 

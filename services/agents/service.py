@@ -283,6 +283,10 @@ class Worker:
         )
 
     async def _run(self, request: TaskRequest) -> RoleResult:
+        if not self.backend.serves(request.model):
+            # The guard refuses such tasks; this worker may serve other models than the guard was told.
+            error = f"this worker does not run the model {request.model!r} (MAESTRO_MODELS)"
+            return RoleResult(ok=False, output="", usage=Usage(model="none"), error=error)
         try:
             return await RUNNERS[request.role](request, self.backend, self.sandbox)
         except Exception as exc:
@@ -359,7 +363,7 @@ async def open_worker(bus: Bus) -> Worker:
     """A worker on `bus` with the offline backend, its metrics on the bus's registry."""
     return Worker(
         bus=bus,
-        backend=OfflineBackend(),
+        backend=OfflineBackend(bus.settings.models),
         sandbox=Sandbox(timeout_s=bus.settings.command_timeout_s),
         artifacts=await bus.js.object_store(topics.STORE_ARTIFACTS),
         finished=await bus.js.key_value(topics.BUCKET_WORK),

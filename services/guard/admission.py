@@ -87,8 +87,9 @@ async def queue(
     slot: str,
     traceparent: str | None,
     approved_by: str = "",
+    approval_reason: str = "",
 ) -> None:
-    """Record the task as queued, then hand it to its role."""
+    """Record the task as queued (with who approved it and why, when a human did), then hand it over."""
     await bus.publish(
         topics.EVENTS.subject(request.tenant, request.id),
         Queued(
@@ -100,6 +101,7 @@ async def queue(
             reservation_id=reservation.reservation_id,
             approved_by=approved_by,
             approved_at=at if approved_by else None,
+            approval_reason=approval_reason,
         ),
         msg_id=topics.event_msg_id(request.id, slot),
         traceparent=traceparent,

@@ -345,6 +345,7 @@ class Approvals:
             slot=SLOT,
             traceparent=traceparent,
             approved_by=decided.by,
+            approval_reason=decided.reason,
         )
         self.metrics.outcomes.labels("approved").inc()
         log.info("approved by %s; queued", decided.by, extra=context)

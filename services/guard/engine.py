@@ -32,21 +32,31 @@ class Pricing(Protocol):
     def estimate_output_tokens(self) -> int: ...
 
 
+class Offer(Pricing, Protocol):
+    """What a deployment offers a task: the models its agents serve, and what tokens cost."""
+
+    @property
+    def models(self) -> tuple[str, ...]: ...
+
+
 @dataclass(frozen=True)
 class Prices:
-    """Token prices for estimates (Settings has the same fields; these are its defaults)."""
+    """Token prices for estimates and the models served (Settings has the same fields)."""
 
     price_input_micro_usd_per_token: int = 3
     price_output_micro_usd_per_token: int = 15
     estimate_output_tokens: int = 1024
+    models: tuple[str, ...] = ()
+    """The models the agents serve, the default first; empty when judging offline (any model, none set)."""
 
     @classmethod
-    def of(cls, pricing: Pricing) -> Prices:
-        """The prices of anything that has them (Settings)."""
+    def of(cls, offer: Offer) -> Prices:
+        """The prices and models of anything that has them (Settings)."""
         return cls(
-            pricing.price_input_micro_usd_per_token,
-            pricing.price_output_micro_usd_per_token,
-            pricing.estimate_output_tokens,
+            offer.price_input_micro_usd_per_token,
+            offer.price_output_micro_usd_per_token,
+            offer.estimate_output_tokens,
+            offer.models,
         )
 
 
@@ -120,25 +130,57 @@ def _families(
     yield "budget", policy.budget, lambda r: budget.check(r, policy.budget, cost)
 
 
-def evaluate(request: TaskRequest, size: int, bundle: Bundle, pricing: Pricing = DEFAULT_PRICES) -> Judgement:
+def with_model(request: TaskRequest, models: tuple[str, ...]) -> TaskRequest:
+    """The request naming the model it will run on: its own, or the first of `models` when it names none."""
+    if request.model is None and models:
+        return msgspec.structs.replace(request, model=models[0])
+    return request
+
+
+def _unserved(request: TaskRequest, models: tuple[str, ...]) -> Violation | None:
+    if not models or request.model is None or request.model in models:
+        return None
+    served = ", ".join(models[:10]) + (", ..." if len(models) > 10 else "")
+    return Violation(
+        policy="models",
+        rule_id="models.not-served",
+        severity="medium",
+        location="model",
+        message=f"no agent here runs the model {request.model!r}; the models served are: {served}",
+        fix="ask for a served model, or leave the model out to use the default; an operator adds models "
+        "with MAESTRO_MODELS",
+    )
+
+
+def _too_large(size: int, limit: int) -> Violation | None:
+    if size <= limit:
+        return None
+    return Violation(
+        policy="limits",
+        rule_id="limits.request-too-large",
+        severity="medium",
+        location="request",
+        message=f"the request is {size} bytes; the limit is {limit}",
+        fix="send large inputs as fewer or smaller context files",
+    )
+
+
+def evaluate(request: TaskRequest, size: int, bundle: Bundle, pricing: Prices = DEFAULT_PRICES) -> Judgement:
     """Judge a request whose encoded form is `size` bytes by its tenant's policy in `bundle`.
 
-    Audit-mode families and findings whose action is "audit" are reported with enforced=False and do
-    not change the verdict. Never raises on any request.
+    The request judged and forwarded names the model it will run on (the default when it named none);
+    a model the agents do not serve is denied before anything else. Audit-mode families and findings
+    whose action is "audit" are reported with enforced=False and do not change the verdict. Never raises
+    on any request.
     """
+    models = pricing.models
+    request = with_model(request, models)
     policy = bundle.policy(request.tenant)
     expected = estimate(request, pricing)
-    if size > policy.max_request_bytes:
-        # Denied whatever else it holds; not scanning it keeps an oversized request cheap.
-        too_large = Violation(
-            policy="limits",
-            rule_id="limits.request-too-large",
-            severity="medium",
-            location="request",
-            message=f"the request is {size} bytes; the limit is {policy.max_request_bytes}",
-            fix="send large inputs as fewer or smaller context files",
-        )
-        return Judgement(_decision(bundle, "deny", [too_large], expected), request, expected, too_large)
+    # Denied whatever else it holds; not scanning an oversized request keeps it cheap.
+    refused = _too_large(size, policy.max_request_bytes) or _unserved(request, models)
+    if refused is not None:
+        return Judgement(_decision(bundle, "deny", [refused], expected), request, expected, refused)
 
     verdicts: list[tuple[Verdict, Violation]] = []
     violations: list[Violation] = []

@@ -20,7 +20,7 @@ import msgspec
 from msgspec import structs
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
-from maestro import claims, history, runtime, topics
+from maestro import claims, history, runtime, topics, tracing
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import Reject, RemoteError
 from maestro.runtime import Service
@@ -166,6 +166,7 @@ class Guard:
             parent=request.parent,
             labels={} if leaked_label else request.labels,
             model=request.model,
+            trace_id=tracing.trace_id(delivery.traceparent),
             prompt_chars=len(request.prompt),
             context_files=len(request.context),
             commands=len(request.commands),

@@ -142,6 +142,7 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 reservation_id=reservation_id,
                 approved_by=queued.approved_by,
                 approved_at=queued.approved_at,
+                approval_reason=queued.approval_reason,
             )
         case Started(worker=worker, attempt=attempt):
             if record.state == "running":
@@ -191,6 +192,7 @@ def _created(event: Accepted, seq: int) -> TaskRecord:
         parent=event.parent,
         labels=event.labels,
         model=event.model,
+        trace_id=event.trace_id,
         last_event_seq=seq,
     )
 

@@ -107,11 +107,15 @@ async def test_approved_over_http_the_task_runs_and_says_who_approved_it(mesh: M
     assert (status, body["approved"], body["by"]) == (202, True, "alice")
 
     record = await mesh.client.wait("t-http", timeout=30)
-    assert (record.state, record.approved_by) == ("succeeded", "alice")
+    assert (record.state, record.approved_by, record.approval_reason) == ("succeeded", "alice", "looks fine")
     assert record.approved_at is not None
     events = await history.read_events(mesh.bus.js, "t-http")
     (queued,) = [e for e in events if isinstance(e, Queued)]
-    assert (queued.approved_by, queued.reservation_id != "") == ("alice", True)
+    assert (queued.approved_by, queued.approval_reason, queued.reservation_id != "") == (
+        "alice",
+        "looks fine",
+        True,
+    )
     assert [type(e) for e in events if isinstance(e, Succeeded)] == [Succeeded]
 
     status, body = await mesh.post("/v1/tasks/t-http/approve", {"by": "alice"})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from proto.v1 import Role, Usage
-from services.agents.backends.base import Completion
+from services.agents.backends.base import Completion, UnservedModel
 
 MODEL = "offline"
 _SUBJECT_CHARS = 80
@@ -97,12 +99,28 @@ def _text(role: Role, prompt: str) -> str:
 
 
 class OfflineBackend:
-    """Deterministic, role-shaped answers; the same role and prompt always give the same completion."""
+    """Deterministic, role-shaped answers; the same role and prompt always give the same completion.
+
+    It answers for every model it is told to serve (MAESTRO_MODELS), the first by default, and its usage
+    names the model asked for, so a task is billed at its model's price and counted against its limits.
+    """
+
+    def __init__(self, models: Sequence[str] = (MODEL,)) -> None:
+        self.models = tuple(models) or (MODEL,)
+
+    def serves(self, model: str | None) -> bool:
+        """Whether `model` is one of the models this backend answers for (None: the default is)."""
+        return model is None or model in self.models
 
     async def complete(self, role: Role, prompt: str, model: str | None) -> Completion:
-        """The role-shaped text for `prompt`; `model` is ignored (usage always names the model `offline`)."""
+        """The role-shaped text for `prompt`, as `model` (None: the first served model).
+
+        Raises UnservedModel when `model` is not served."""
+        if not self.serves(model):
+            raise UnservedModel(f"model {model!r} is not served here; served: {', '.join(self.models)}")
         text = _text(role, prompt)
+        used = model or self.models[0]
         return Completion(
             text=text,
-            usage=Usage(model=MODEL, input_tokens=count_tokens(prompt), output_tokens=count_tokens(text)),
+            usage=Usage(model=used, input_tokens=count_tokens(prompt), output_tokens=count_tokens(text)),
         )

@@ -13,55 +13,14 @@ from typing import Literal
 
 import msgspec
 
-from proto.v1 import TaskRequest, Violation
+from proto.v1 import TaskRequest, Violation, regions
+from proto.v1.regions import jurisdiction_of_region
 from services.guard.policies import Action, Finding, Mode
 
 POLICY = "residency"
 
 Cloud = Literal["aws", "gcp", "azure"]
 
-# Region -> jurisdiction, per cloud. A region missing here resolves to unknown (and fails `problems`).
-AWS: dict[str, str] = {
-    "us-east-1": "us", "us-east-2": "us", "us-west-1": "us", "us-west-2": "us",
-    "us-gov-east-1": "us", "us-gov-west-1": "us",
-    "ca-central-1": "ca", "ca-west-1": "ca",
-    "eu-west-1": "eu", "eu-west-3": "eu", "eu-central-1": "eu", "eu-central-2": "ch", "eu-north-1": "eu",
-    "eu-south-1": "eu", "eu-south-2": "eu", "eu-west-2": "uk",
-    "ap-northeast-1": "jp", "ap-northeast-3": "jp", "ap-northeast-2": "kr", "ap-southeast-1": "sg",
-    "ap-southeast-2": "au", "ap-southeast-4": "au", "ap-south-1": "in", "ap-south-2": "in",
-    "ap-east-1": "hk", "ap-southeast-3": "id", "ap-southeast-5": "my",
-    "sa-east-1": "br", "me-central-1": "ae", "me-south-1": "bh", "af-south-1": "za", "il-central-1": "il",
-    "mx-central-1": "mx",
-}  # fmt: skip
-GCP: dict[str, str] = {
-    "us-central1": "us", "us-east1": "us", "us-east4": "us", "us-east5": "us", "us-south1": "us",
-    "us-west1": "us", "us-west2": "us", "us-west3": "us", "us-west4": "us",
-    "northamerica-northeast1": "ca", "northamerica-northeast2": "ca", "northamerica-south1": "mx",
-    "europe-west1": "eu", "europe-west3": "eu", "europe-west4": "eu", "europe-west8": "eu",
-    "europe-west9": "eu", "europe-west10": "eu", "europe-west12": "eu", "europe-north1": "eu",
-    "europe-north2": "eu", "europe-central2": "eu", "europe-southwest1": "eu", "europe-west2": "uk",
-    "europe-west6": "ch",
-    "asia-northeast1": "jp", "asia-northeast2": "jp", "asia-northeast3": "kr", "asia-southeast1": "sg",
-    "asia-southeast2": "id", "asia-south1": "in", "asia-south2": "in", "asia-east1": "tw", "asia-east2": "hk",
-    "australia-southeast1": "au", "australia-southeast2": "au", "southamerica-east1": "br",
-    "southamerica-west1": "cl", "me-central1": "qa", "me-central2": "sa", "me-west1": "il",
-    "africa-south1": "za",
-}  # fmt: skip
-AZURE: dict[str, str] = {
-    "eastus": "us", "eastus2": "us", "centralus": "us", "northcentralus": "us", "southcentralus": "us",
-    "westcentralus": "us", "westus": "us", "westus2": "us", "westus3": "us",
-    "canadacentral": "ca", "canadaeast": "ca",
-    "westeurope": "eu", "northeurope": "eu", "francecentral": "eu", "francesouth": "eu",
-    "germanywestcentral": "eu", "germanynorth": "eu", "swedencentral": "eu", "italynorth": "eu",
-    "polandcentral": "eu", "spaincentral": "eu", "uksouth": "uk", "ukwest": "uk",
-    "switzerlandnorth": "ch", "switzerlandwest": "ch", "norwayeast": "no", "norwaywest": "no",
-    "japaneast": "jp", "japanwest": "jp", "koreacentral": "kr", "koreasouth": "kr",
-    "southeastasia": "sg", "eastasia": "hk", "centralindia": "in", "southindia": "in", "westindia": "in",
-    "australiaeast": "au", "australiasoutheast": "au", "australiacentral": "au",
-    "brazilsouth": "br", "southafricanorth": "za", "uaenorth": "ae", "qatarcentral": "qa",
-    "israelcentral": "il", "mexicocentral": "mx",
-}  # fmt: skip
-REGIONS: dict[str, dict[str, str]] = {"aws": AWS, "gcp": GCP, "azure": AZURE}
 
 # Geography prefixes of cross-region inference profiles and data zones: traffic stays inside them.
 # "global." routes anywhere, so it is not here and resolves to unknown.
@@ -118,16 +77,6 @@ class ResidencyPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Store name -> where it keeps data (the artifact store)."""
 
 
-def jurisdiction_of_region(cloud: str | None, region: str) -> str | None:
-    """The jurisdiction of a region (of `cloud`, or of any cloud when None); None when unknown."""
-    if cloud is not None:
-        return REGIONS.get(cloud, {}).get(region)
-    for table in REGIONS.values():
-        if region in table:
-            return table[region]
-    return None
-
-
 def locate(where: Location) -> str | None:
     """The jurisdiction of a worker or store location; None when it cannot be told."""
     if where.jurisdiction:
@@ -160,7 +109,7 @@ def _pin(request: TaskRequest) -> str | None:
     """The jurisdiction a request pins its data to with `data_region` (a jurisdiction or a region)."""
     if not request.data_region:
         return None
-    return jurisdiction_of_region(None, request.data_region) or request.data_region.lower()
+    return regions.jurisdiction_of(request.data_region) or request.data_region.lower()
 
 
 def allowed_for(request: TaskRequest, policy: ResidencyPolicy) -> frozenset[str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from proto.v1 import ROLES, ContextFile, TaskRequest
@@ -103,7 +104,9 @@ async def test_tester_reports_a_failing_command_exit_code_and_fails() -> None:
 
 
 async def test_tester_refuses_context_paths_outside_the_workspace() -> None:
-    result = await run("tester", context=[ContextFile(path="../escape.txt")], commands=["true"])
+    escape = ContextFile(path="escape.txt")
+    msgspec.structs.force_setattr(escape, "path", "../escape.txt")  # the type refuses it; the tester too
+    result = await run("tester", context=[escape], commands=["true"])
     assert not result.ok and "inside the workspace" in result.error
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from proto.v1 import ContextFile
@@ -64,10 +65,15 @@ async def test_workspace_holds_the_files_and_is_removed_after() -> None:
     assert not root.exists()
 
 
-@pytest.mark.parametrize("path", ["/etc/passwd", "../up.txt", "a/../../up.txt"])
+@pytest.mark.parametrize("path", ["/etc/passwd", "../up.txt", "a/../../up.txt", "a\x00b", ".", "a/.."])
 async def test_workspace_refuses_paths_outside_it(path: str) -> None:
+    with pytest.raises(ValueError, match="context path"):
+        ContextFile(path=path)  # no edge lets one in
+    built = msgspec.structs.force_setattr  # what a caller that skips validation could build
+    file = ContextFile(path="ok")
+    built(file, "path", path)
     with pytest.raises(WorkspaceError):
-        async with workspace([ContextFile(path=path)]):
+        async with workspace([file]):
             pass
 
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from maestro import codec
 from proto.v1 import ContextFile, TaskRequest
+from proto.v1.tasks import workspace_path_problem
 from services.guard.bundle import Bundle, load_default, parse
 from services.guard.engine import Judgement, Prices, estimate_micro_usd, evaluate, strictest
 
@@ -164,7 +165,13 @@ def test_a_redaction_is_kept_when_a_stricter_verdict_wins() -> None:
 @settings(max_examples=150, deadline=None)
 @given(
     prompt=st.text(max_size=3000),
-    files=st.lists(st.tuples(st.text(min_size=1, max_size=40), st.text(max_size=2000)), max_size=3),
+    files=st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=40).filter(lambda p: workspace_path_problem(p) is None),
+            st.text(max_size=2000),
+        ),
+        max_size=3,
+    ),
     commands=st.lists(st.text(max_size=200), max_size=3),
     tenant=st.sampled_from(["acme", "globex", "initech", "other"]),
     model=st.sampled_from([None, "claude", "gpt", "llama-us", "nope"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
@@ -99,7 +100,9 @@ async def test_a_clean_request_is_accepted_queued_and_assigned_to_its_role(
 
     stored = await bus.js.get_last_msg(topics.STREAM_TASKS, topics.TASKS.subject("planner"))
     assignment = codec.decode(TaskAssignment, stored.data or b"")
-    assert assignment.request == req
+    # The task handed over names the model it runs on: the default, as it named none.
+    assert assignment.request == msgspec.structs.replace(req, model="offline")
+    assert accepted.model == "offline"
     assert assignment.reservation_id == queued.reservation_id
     assert (
         registry.get_sample_value(
