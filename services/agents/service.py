@@ -19,6 +19,7 @@ from nats.js.object_store import ObjectStore
 from maestro import codec, history, runtime, topics
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import RemoteError, Retry, WrongRevision
+from maestro.presence import announcing
 from maestro.runtime import Service
 from proto.v1 import (
     ROLES,
@@ -378,7 +379,8 @@ async def serve(bus: Bus) -> None:
         log.info("removed the workspace of a worker that is gone: %s", stale)
     roles = served_roles(bus.settings.roles)
     log.info("agent %s serving roles: %s", bus.settings.worker, ", ".join(roles))
-    async with asyncio.TaskGroup() as group:
+    # Announced exactly while it takes their tasks: /readyz and `maestro up` name the roles nobody serves.
+    async with announcing(bus, roles, bus.settings.worker), asyncio.TaskGroup() as group:
         for role in roles:
             group.create_task(bus.consume(consumer(role), worker.handle, on_dead_letter=worker.dead_letter))
 
