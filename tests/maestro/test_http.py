@@ -134,3 +134,17 @@ async def test_not_ready_is_a_503_whose_body_says_why_like_every_error() -> None
         assert resp.status == 503
         answer = await resp.json()
         assert answer["status"] == "not ready" and answer["error"]
+
+
+async def test_a_service_s_own_route_replaces_the_shared_one_of_the_same_method_and_path() -> None:
+    async def readyz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ready", "more": True})
+
+    routes = [*health_routes(CollectorRegistry(), _ready), web.get("/readyz", readyz)]
+    async with (
+        serving_http("127.0.0.1", 0, routes) as port,
+        aiohttp.ClientSession() as http,
+    ):
+        site = Site(http, port)
+        assert (await site.call("GET", "/readyz"))[:2] == (200, {"status": "ready", "more": True})
+        assert (await site.call("GET", "/"))[1]["service"] == "maestro"
