@@ -49,17 +49,23 @@ def merge_base(repo: Path, ref: str | None) -> str:
     return EMPTY_TREE
 
 
-def changed_files(repo: Path, base: str) -> list[ChangedFile]:
-    """Files added or modified since `base` (a renamed file under its new path), with added lines;
-    binary files are left out."""
+def index_base(repo: Path) -> str:
+    """What the staged changes are judged against: HEAD, or git's empty tree before the first commit."""
+    return "HEAD" if _is_commit(repo, "HEAD") else EMPTY_TREE
+
+
+def changed_files(repo: Path, base: str, *, staged: bool = False) -> list[ChangedFile]:
+    """Files added or modified since `base` (a renamed file under its new path), with added lines, as
+    HEAD has them (with `staged`: as git's index has them, for a pre-commit hook); binary files left out."""
+    compared = ("--cached", base) if staged else (base, "HEAD")
     diff = _git(
-        repo, "diff", "--unified=0", "--no-color", "--no-ext-diff", "-M", "--diff-filter=AMR", base, "HEAD"
+        repo, "diff", "--unified=0", "--no-color", "--no-ext-diff", "-M", "--diff-filter=AMR", *compared
     )
     files = []
     for path, added in sorted(added_lines(diff.decode("utf-8", errors="replace")).items()):
         if not added:
             continue
-        data = _git(repo, "show", f"HEAD:{path}")
+        data = _git(repo, "show", f":{path}" if staged else f"HEAD:{path}")
         if b"\0" in data:
             continue
         files.append(ChangedFile(path, data.decode("utf-8", errors="replace"), frozenset(added)))
