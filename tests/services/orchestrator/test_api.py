@@ -72,6 +72,11 @@ INVALID: list[tuple[Any, str]] = [
     ({**PLAN, "id": "has.dots"}, "$.id"),
     ({**PLAN, "labels": {"repo": 1}}, "$.labels[...]"),
     ([1, 2], "$"),
+    # Rules checked on a whole message (__post_init__) name their field too.
+    ({**PLAN, "context": [{"path": "a.py"}, {"path": "../../etc/passwd"}]}, "$.context[1].path"),
+    ({**PLAN, "context": [{"path": "/etc/passwd"}]}, "$.context[0].path"),
+    ({**PLAN, "context": [{"path": "a\u0000b"}]}, "$.context[0].path"),
+    ({**PLAN, "data_region": "mars"}, "$.data_region"),
 ]
 
 
