@@ -204,3 +204,13 @@ async def test_once_its_intake_is_closed_the_api_answers_503_to_new_tasks_and_st
         stop.set()
         await asyncio.wait_for(running, 30)
     assert {r.id for r in await queued_requests(bus)} == {"before"}
+
+
+async def test_a_model_no_agent_runs_is_a_400_naming_the_models_served(api: Api, bus: Bus) -> None:
+    body = {"tenant": "acme", "role": "planner", "prompt": "p", "model": "gpt-5"}
+    status, answer = await api.call("POST", "/v1/tasks", json=body)
+    assert (status, answer["field"]) == (400, "$.model")
+    assert "gpt-5" in answer["error"] and "offline" in answer["error"]
+    assert await queued_requests(bus) == []
+    status, _ = await api.call("POST", "/v1/tasks", json={**body, "model": "offline"})
+    assert status == 202
