@@ -307,5 +307,6 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    print(f"maestro: error: {message}", file=sys.stderr)
+    # One line, inert: a message may quote a server's answer or the user's input.
+    print(f"maestro: error: {printable(message)}", file=sys.stderr)
     sys.exit(code)

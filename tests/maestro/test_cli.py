@@ -160,3 +160,23 @@ def test_submit_help_describes_every_option_and_says_which_repeat() -> None:
         start = text.index(repeatable + " ", text.index("options:"))
         assert "repeat" in text[start : start + 200], repeatable
     assert "standard input" in text
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("--label", "novalue"),
+        ("--file", "/no/such/file"),
+        ("--tenant", "Not A Tenant"),
+        ("--model", "a model\nwith a newline"),
+        ("--label", "k=\x1b[2J"),
+        ("--timeout", "soon"),
+    ],
+)
+def test_a_bad_submit_argument_is_one_line(bad: tuple[str, str]) -> None:
+    args = ["submit", "--tenant", "acme", "--role", "planner", *bad, "prompt"]
+    run = maestro(*args, nats_url="nats://127.0.0.1:1")
+    assert run.returncode in (1, 2), run.stderr
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("maestro: error: "), run.stderr
+    assert "\x1b" not in run.stderr
