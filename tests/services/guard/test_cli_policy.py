@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from maestro import topics
 from maestro.bus import Bus
 from maestro.embedded import EmbeddedServer
 from services.guard.bundle import load_default, parse
+from tests.maestro.command import maestro
 
-MAESTRO = str(Path(sys.executable).parent / "maestro")
 AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"
 
 GOOD = """\
@@ -33,24 +30,6 @@ default:
   budget:
     action: explode
 """
-
-
-def maestro(
-    *args: str, stdin: str = "", nats_url: str | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
-    if nats_url:
-        env["MAESTRO_NATS_URL"] = nats_url
-    return subprocess.run(
-        [MAESTRO, *args],
-        input=stdin,
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_policy_check_accepts_a_good_bundle_and_names_line_and_field_of_a_bad_one(tmp_path: Path) -> None:
