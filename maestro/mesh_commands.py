@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import signal
 import tempfile
 import time
@@ -13,11 +14,21 @@ from typing import Any
 from maestro import smoke
 from maestro.client import open_client
 from maestro.errors import MaestroError
-from maestro.settings import Settings
-from maestro.supervisor import DEFAULT_BUDGET_REPLICAS, DEFAULT_NATS_PORT, DEFAULT_PORTS, running_mesh
+from maestro.settings import Settings, SettingsError
+from maestro.supervisor import (
+    DEFAULT_BUDGET_REPLICAS,
+    DEFAULT_NATS_PORT,
+    DEFAULT_PORTS,
+    SERVICE_MODULES,
+    Interrupted,
+    Mesh,
+    running_mesh,
+)
 from proto.v1 import ROLES
 
 EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+"""Stopped by a signal before the mesh was up (128 + SIGINT, as a shell reports a Ctrl-C)."""
 
 
 class UsageError(MaestroError):
@@ -72,39 +83,64 @@ def _role_groups(specs: list[str], *, split: bool, default: Sequence[str]) -> li
     return groups
 
 
+def check_settings(settings: Settings) -> None:
+    """Each service's own check of the settings it alone interprets (the check_settings of its entry
+    point, when it has one), before any process starts; raises SettingsError naming a bad one."""
+    # The composition root may load services, as the CLI loads their commands; maestro/ itself may not.
+    for module in SERVICE_MODULES:
+        check = getattr(importlib.import_module(f"{module}.__main__"), "check_settings", None)
+        if check is not None:
+            try:
+                check(settings)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+
+
 async def _up(settings: Settings, args: argparse.Namespace) -> int:
     if args.data_dir:
         settings = settings.with_(data_dir=args.data_dir)
     groups = _role_groups(args.roles or [], split=args.split_roles, default=settings.roles)
+    check_settings(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    # The children run in sessions of their own: these reach `maestro up` alone, which drains them in order.
+    # The children run in sessions of their own: these reach `maestro up` alone, which drains them in order,
+    # or, before the mesh is up, stops them at once.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
-    async with running_mesh(
-        settings,
-        nats_port=args.nats_port or -1,
-        api_port=args.api_port,
-        role_groups=groups,
-        free_ports=args.free_ports,
-        budget_replicas=args.budget_replicas,
-        drain_s=args.drain_timeout,
-    ) as mesh:
-        where = f"embedded JetStream, data in {mesh.data_dir / 'jetstream'}" if mesh.embedded else "external"
-        print("Maestro is up.", flush=True)
-        print(f"  NATS     {mesh.nats_url} ({where})")
-        print(f"  API      {mesh.api_url}/v1/tasks")
-        for child in mesh.children:
-            print(f"  metrics  {child.name:<20} {child.url}/metrics")
-        print('  try      maestro submit --tenant acme --role planner --wait "Plan a CLI that counts words"')
-        print("Ctrl-C stops everything.", flush=True)
-        await stop.wait()
-        print("stopping…", flush=True)
+    try:
+        async with running_mesh(
+            settings,
+            nats_port=args.nats_port or -1,
+            api_port=args.api_port,
+            role_groups=groups,
+            free_ports=args.free_ports,
+            budget_replicas=args.budget_replicas,
+            drain_s=args.drain_timeout,
+            stop=stop,
+        ) as mesh:
+            _print_banner(mesh)
+            await stop.wait()
+            print("stopping…", flush=True)
+    except Interrupted:
+        print("stopped before it was up.", flush=True)
+        return EXIT_INTERRUPTED
     print("stopped.", flush=True)
     return EXIT_OK
 
 
+def _print_banner(mesh: Mesh) -> None:
+    where = f"embedded JetStream, data in {mesh.data_dir / 'jetstream'}" if mesh.embedded else "external"
+    print("Maestro is up.", flush=True)
+    print(f"  NATS     {mesh.nats_url} ({where})")
+    print(f"  API      {mesh.api_url}/v1/tasks")
+    for child in mesh.children:
+        print(f"  metrics  {child.name:<20} {child.url}/metrics")
+    print('  try      maestro submit --tenant acme --role planner --wait "Plan a CLI that counts words"')
+    print("Ctrl-C stops everything.", flush=True)
+
+
 async def _smoke(settings: Settings, args: argparse.Namespace) -> int:
+    check_settings(settings)
     if not settings.nats_url:
         settings = settings.with_(data_dir=tempfile.mkdtemp(prefix="maestro-smoke-"))
     started = time.monotonic()

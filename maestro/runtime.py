@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -161,9 +162,25 @@ async def _close_intake_when(close_intake: asyncio.Event, bus: Bus) -> None:
     bus.close_intake()
 
 
-def main(service: Service, environ: dict[str, str] | None = None) -> None:
-    """The entry point of `python -m services.<name>`: read settings, log JSON, run until signalled."""
-    settings = Settings.from_env(environ if environ is not None else dict(os.environ))
+EXIT_CONFIG = 78
+"""Exit code of a service whose settings are wrong (sysexits' EX_CONFIG): restarting it cannot help."""
+
+SettingsCheck = Callable[[Settings], object]
+"""A service's own check of the settings it alone interprets; raises ValueError naming the bad one."""
+
+
+def main(
+    service: Service, environ: dict[str, str] | None = None, *, check: SettingsCheck | None = None
+) -> None:
+    """The entry point of `python -m services.<name>`: read and check settings, log JSON, run until
+    signalled. Settings it cannot run with end it at once: one line on stderr, exit code EXIT_CONFIG."""
+    try:
+        settings = Settings.from_env(environ if environ is not None else dict(os.environ))
+        if check is not None:
+            check(settings)
+    except ValueError as exc:
+        print(f"maestro-{service.name}: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_CONFIG)
     setup_logging(settings.log_level)
 
     async def _main() -> None:

@@ -21,24 +21,28 @@ import socket
 import sys
 import tempfile
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, TypeVar
 
 import aiohttp
 
 from maestro import drain, instances
 from maestro.bus import Bus
 from maestro.embedded import EmbeddedServerError, die_with_parent, listening_url, nats_server_command
-from maestro.runtime import open_bus
+from maestro.runtime import EXIT_CONFIG, open_bus
 from maestro.settings import Settings
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 DEFAULT_NATS_PORT = 4222
 DEFAULT_PORTS = {"orchestrator": 8080, "guard": 9101, "budget": 9102, "agents": 9103}
+SERVICE_MODULES = ("services.guard", "services.budget", "services.orchestrator", "services.agents")
+"""The services `maestro up` runs, each `python -m <module>`."""
 DEFAULT_BUDGET_REPLICAS = 2
 """Budget processes `maestro up` runs: with two, a task's commit never waits for one to come back."""
 _MORE_BUDGET_PORTS = 9111
@@ -50,10 +54,16 @@ _FIRST_BACKOFF_S = 0.5
 _MAX_BACKOFF_S = 10.0
 _STEADY_S = 30.0
 """A child that ran this long before it exited is restarted after the first backoff again."""
+_INTERRUPTED_STOP_S = 5.0
+"""How long the children of a start-up cut short get between SIGTERM and SIGKILL."""
 
 
 class MeshError(RuntimeError):
     """The mesh could not be brought up; the text says which part and why."""
+
+
+class Interrupted(MeshError):
+    """Told to stop (a signal) before the mesh was up; everything it had started has stopped."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +209,8 @@ class _Child:
     gone: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once it was stopped and its last process has exited."""
     process: Process | None = None
+    kept: bool = False
+    """Whether keep_running ever ran it: one that never ran is gone as soon as it is stopped."""
 
 
 def _send(process: Process | None, sig: signal.Signals) -> None:
@@ -209,16 +221,41 @@ def _send(process: Process | None, sig: signal.Signals) -> None:
 
 class Supervisor:
     """Keeps each child running: restarts one that exits on its own, with backoff; stops the children it
-    is told to, in the order it is told."""
+    is told to, in the order it is told. A child that exits saying its settings are wrong (EXIT_CONFIG)
+    is not restarted: the supervisor records why and calls `on_refusal`, for the mesh to stop."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_refusal: Callable[[], object] = lambda: None) -> None:
         self._children: dict[str, _Child] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._on_refusal = on_refusal
         self.restarts: dict[str, int] = {}
+        self.refused = asyncio.Event()
+        self.refusal = ""
+        """Which child refused its settings, and its last line when its output goes to a file."""
 
-    async def keep_running(self, name: str, launch: Launch, *, first: Process | None = None) -> None:
+    async def __aenter__(self) -> Supervisor:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        """Kill every child still kept running (those stop() did not stop) and wait for its task."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def start(
+        self, name: str, launch: Launch, *, first: Process | None = None, log_file: Path | None = None
+    ) -> None:
+        """Keep a child running (keep_running) in a task this supervisor owns until its block ends."""
+        self._tasks.add(asyncio.create_task(self.keep_running(name, launch, first=first, log_file=log_file)))
+
+    async def keep_running(
+        self, name: str, launch: Launch, *, first: Process | None = None, log_file: Path | None = None
+    ) -> None:
         """Run a child (`first`, if it was started already) until stop() names it; restart it whenever it
-        exits on its own or fails to start. Cancelled, it kills the child."""
+        exits on its own or fails to start, unless it refused its settings. Cancelled, it kills the child.
+        `log_file` is where its output goes, to quote its refusal."""
         child = self._children.setdefault(name, _Child())
+        child.kept = True
         loop = asyncio.get_running_loop()
         backoff = _FIRST_BACKOFF_S
         try:
@@ -232,7 +269,10 @@ class Supervisor:
                     if child.stop.is_set():  # stop() came while it was starting
                         _send(child.process, signal.SIGTERM)
                     code = await child.process.wait()
-                    if child.stop.is_set():
+                    if child.stop.is_set():  # told to: however it exited, it is not restarted
+                        return
+                    if code == EXIT_CONFIG:  # a restart would refuse the same settings again
+                        self._refuse(name, log_file)
                         return
                     outcome = f"exited with code {code}"
                 first = None
@@ -246,6 +286,14 @@ class Supervisor:
         finally:
             _send(child.process, signal.SIGKILL)  # only when cancelled: otherwise it has exited
             child.gone.set()
+
+    def _refuse(self, name: str, log_file: Path | None) -> None:
+        said = _last_line(log_file) if log_file is not None else None
+        self.refusal = f"{name} cannot run with these settings" + (f": {said}" if said else " (see above)")
+        log.error("%s; not restarting it", self.refusal)
+        if not self.refused.is_set():
+            self.refused.set()
+            self._on_refusal()
 
     def pid(self, name: str) -> int | None:
         """The current process id of a child."""
@@ -267,6 +315,8 @@ class Supervisor:
         for child in children.values():
             child.stop.set()
             _send(child.process, signal.SIGTERM)
+            if not child.kept:  # never started (its start failed, say): nothing to wait for
+                child.gone.set()
         try:
             async with asyncio.timeout_at(deadline):
                 await asyncio.gather(*(child.gone.wait() for child in children.values()))
@@ -278,6 +328,16 @@ class Supervisor:
                 _send(children[name].process, signal.SIGKILL)
             await asyncio.gather(*(children[name].gone.wait() for name in late))
             return late
+
+
+def _last_line(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return None
+    return lines[-1].strip() if lines else None
 
 
 async def wait_ready(children: Iterable[ChildSpec], timeout: float = _READY_TIMEOUT_S) -> None:
@@ -310,16 +370,60 @@ async def running_mesh(
     child_logs: bool = False,
     budget_replicas: int = DEFAULT_BUDGET_REPLICAS,
     drain_s: float | None = None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[Mesh]:
     """Bring the whole mesh up for the length of a block, then drain it in order and stop every process it
-    started; raises MeshError when it does not come up.
+    started; raises MeshError when it does not come up, Interrupted when `stop` is set before it is up.
 
     `role_groups` lists the roles of each agent process; by default one process serves settings.roles.
-    `drain_s` bounds the drain (default: drain.default_drain_s).
+    `drain_s` bounds the drain (default: drain.default_drain_s). A child that refuses its settings sets
+    `stop`, and the mesh raises MeshError saying so once it has stopped.
     """
+    stop = stop or asyncio.Event()
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor()
+    supervisor = Supervisor(on_refusal=stop.set)
+    try:
+        async with (
+            supervisor,
+            _mesh(
+                settings,
+                supervisor,
+                data_dir,
+                stop,
+                nats_port=nats_port,
+                api_port=api_port,
+                role_groups=role_groups,
+                free_ports=free_ports,
+                child_logs=child_logs,
+                budget_replicas=budget_replicas,
+                drain_s=drain_s,
+            ) as mesh,
+        ):
+            yield mesh
+    except Interrupted:
+        if supervisor.refusal:
+            raise MeshError(supervisor.refusal) from None
+        raise
+    if supervisor.refusal:
+        raise MeshError(supervisor.refusal)
+
+
+@asynccontextmanager
+async def _mesh(
+    settings: Settings,
+    supervisor: Supervisor,
+    data_dir: Path,
+    stop: asyncio.Event,
+    *,
+    nats_port: int,
+    api_port: int,
+    role_groups: Sequence[Sequence[str]] | None,
+    free_ports: bool,
+    child_logs: bool,
+    budget_replicas: int,
+    drain_s: float | None,
+) -> AsyncIterator[Mesh]:
     loop = asyncio.get_running_loop()
     embedded = not settings.nats_url
     with contextlib.ExitStack() as instance:
@@ -329,42 +433,65 @@ async def running_mesh(
                 instance.enter_context(instances.holding(data_dir))
             except instances.DataDirInUse as exc:
                 raise MeshError(str(exc)) from None
-        async with asyncio.TaskGroup() as group:
-            try:
-                url = settings.nats_url
-                if not url:
-                    url = await _start_server(supervisor, group, data_dir, nats_port)
-                    state_dir = Path(settings.state_dir) if settings.state_dir else None
-                    instance.enter_context(instances.announced(data_dir, url, state_dir))
-                settings = settings.with_(nats_url=url)
-                # Provisions every stream, bucket and store before any service starts; kept open to see the
-                # orchestrator's backlog during the drain.
-                async with open_bus(settings, "maestro-up", patience_s=15) as bus:
-                    children = plan_children(
-                        role_groups or [settings.roles],
-                        free_ports=free_ports,
-                        api_port=api_port,
-                        budget_replicas=budget_replicas,
-                    )
-                    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
-                    env.update(_settings_env(settings))
-                    log_dir = None
-                    if child_logs:
-                        log_dir = data_dir / "logs"
-                        log_dir.mkdir(exist_ok=True)
-                    for child in children:
-                        launch = functools.partial(spawn_child, child, env, log_dir)
-                        group.create_task(supervisor.keep_running(child.name, launch))
-                    try:
-                        await wait_ready(children)
-                        yield Mesh(url, embedded, tuple(children), data_dir)
-                    finally:
-                        limit = drain.default_drain_s(settings) if drain_s is None else drain_s
-                        await _drain(supervisor, bus, children, loop.time() + limit)
-            finally:
-                if embedded:
-                    log.info("stopping %s", NATS_SERVER)
-                    await supervisor.stop([NATS_SERVER], loop.time() + _SERVER_STOP_S)
+        try:
+            url = settings.nats_url
+            if not url:
+                url = await _until(stop, _start_server(supervisor, data_dir, nats_port))
+                state_dir = Path(settings.state_dir) if settings.state_dir else None
+                instance.enter_context(instances.announced(data_dir, url, state_dir))
+            settings = settings.with_(nats_url=url)
+            # Provisions every stream, bucket and store before any service starts; kept open to see the
+            # orchestrator's backlog during the drain.
+            async with open_bus(settings, "maestro-up", patience_s=15) as bus:
+                children = plan_children(
+                    role_groups or [settings.roles],
+                    free_ports=free_ports,
+                    api_port=api_port,
+                    budget_replicas=budget_replicas,
+                )
+                env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+                env.update(_settings_env(settings))
+                log_dir = None
+                if child_logs:
+                    log_dir = data_dir / "logs"
+                    log_dir.mkdir(exist_ok=True)
+                for child in children:
+                    launch = functools.partial(spawn_child, child, env, log_dir)
+                    log_file = log_dir / f"{child.name}.log" if log_dir is not None else None
+                    supervisor.start(child.name, launch, log_file=log_file)
+                try:
+                    await _until(stop, wait_ready(children))
+                except Interrupted:
+                    # Nothing was announced yet, so no drain is owed: every child stops at once.
+                    names = [c.name for c in children]
+                    await supervisor.stop(names, loop.time() + _INTERRUPTED_STOP_S)
+                    raise
+                try:
+                    yield Mesh(url, embedded, tuple(children), data_dir)
+                finally:
+                    limit = drain.default_drain_s(settings) if drain_s is None else drain_s
+                    await _drain(supervisor, bus, children, loop.time() + limit)
+        finally:
+            if embedded:
+                log.info("stopping %s", NATS_SERVER)
+                await supervisor.stop([NATS_SERVER], loop.time() + _SERVER_STOP_S)
+
+
+async def _until(stop: asyncio.Event, work: Coroutine[Any, Any, T]) -> T:
+    """The result of `work`, unless `stop` is set first: then `work` is cancelled and Interrupted raised."""
+    task = asyncio.create_task(work)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done() or stop.is_set():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    if stop.is_set():
+        raise Interrupted("stopped before the mesh was up")
+    return task.result()
 
 
 async def _drain(supervisor: Supervisor, bus: Bus, children: Sequence[ChildSpec], deadline: float) -> None:
@@ -379,9 +506,7 @@ async def _drain(supervisor: Supervisor, bus: Bus, children: Sequence[ChildSpec]
         await supervisor.stop(names, deadline)
 
 
-async def _start_server(
-    supervisor: Supervisor, group: asyncio.TaskGroup, data_dir: Path, nats_port: int
-) -> str:
+async def _start_server(supervisor: Supervisor, data_dir: Path, nats_port: int) -> str:
     """Start the embedded server and keep it running: restarted on the same store and port, so every
     client reconnects to the URL it knows. Its URL; raises MeshError when it does not come up."""
     port = nats_port
@@ -401,7 +526,7 @@ async def _start_server(
         first = await launch(ports_dir)
         try:
             url = await listening_url(first, ports_dir)
-        except EmbeddedServerError:
+        except BaseException:  # it did not come up, or the start-up was cut short: it goes
             _send(first, signal.SIGKILL)
             await first.wait()
             raise
@@ -409,7 +534,7 @@ async def _start_server(
         raise MeshError(f"cannot start nats-server: {exc}") from None
     finally:
         shutil.rmtree(ports_dir, ignore_errors=True)
-    group.create_task(supervisor.keep_running(NATS_SERVER, launch, first=first))
+    supervisor.start(NATS_SERVER, launch, first=first)
     return url
 
 

@@ -1,3 +1,7 @@
-from services.agents.service import main
+"""`python -m services.agents`: the agents service (it reads nothing beyond what Settings checks)."""
 
-main()
+if __name__ == "__main__":
+    from maestro import runtime
+    from services.agents.service import SERVICE
+
+    runtime.main(SERVICE)
