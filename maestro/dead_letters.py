@@ -25,12 +25,18 @@ class NoSuchLetter(MaestroError):
     """No dead letter has that sequence (never did, or it was replayed)."""
 
 
+class NotReplayable(MaestroError):
+    """The message at that sequence is not a dead letter (someone published it there): it has no origin."""
+
+
 @dataclass(frozen=True)
 class Stored:
     """A dead letter and its sequence in the DLQ stream, which names it for `show` and `replay`."""
 
     seq: int
     letter: DeadLetter
+    readable: bool = True
+    """False for a message on a DLQ subject that is not a DeadLetter: shown, never replayed."""
 
 
 def _stored(raw: RawStreamMsg) -> Stored:
@@ -47,7 +53,7 @@ def _stored(raw: RawStreamMsg) -> Stored:
             at=raw.time or datetime.now(UTC),
             data=raw.data or b"",
         )
-        return Stored(seq, letter)
+        return Stored(seq, letter, readable=False)
 
 
 async def latest(js: JetStreamContext, *, origin: str | None = None, limit: int | None = 20) -> list[Stored]:
@@ -79,8 +85,11 @@ async def read(js: JetStreamContext, seq: int) -> Stored:
 async def replay(js: JetStreamContext, stored: Stored) -> None:
     """Publish the letter's message again where it came from, then delete the letter.
 
-    Raises what the publish raises (the letter is then kept), e.g. when no stream takes its subject now.
+    Raises NotReplayable for what is not a letter, and what the publish raises (the letter is then kept),
+    e.g. when no stream takes its subject now.
     """
+    if not stored.readable:
+        raise NotReplayable(f"{stored.seq} is not a dead letter: nothing to replay")
     letter = stored.letter
     headers = {k: v for k, v in letter.headers.items() if k.lower() != topics.HEADER_MSG_ID.lower()}
     headers[topics.HEADER_MSG_ID] = topics.replay_msg_id(stored.seq)

@@ -37,7 +37,7 @@ _WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 class StoredBundleError(BundleError):
-    """The bundle in the bucket does not validate (it was not stored by push): a tenant push cannot merge."""
+    """The bundle in the bucket does not validate (push never stores one): its problems' lines are its own."""
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,7 @@ def _stored(value: bytes) -> Bundle:
     try:
         return parse(value)
     except BundleError as exc:
-        raise StoredBundleError(
-            [Problem(0, p.path, f"the stored bundle (line {p.line}): {p.message}") for p in exc.problems]
-        ) from None
+        raise StoredBundleError(exc.problems) from None
 
 
 async def push(js: JetStreamContext, text: bytes, tenant: str | None = None, *, by: str = "") -> Bundle:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_INVALID = 1
+# What problems of the bundle in the bucket are reported against: never the file the user pushes.
+STORED = "stored bundle"
 
 
 def register(sub: Any) -> None:
@@ -102,6 +104,9 @@ async def push_bundle(settings: Settings, args: argparse.Namespace) -> int:
             parse(text)  # refuse before connecting
         async with open_bus(settings, "maestro-cli", patience_s=10.0) as bus:
             bundle = await bundle_store.push(bus.js, text, args.tenant, by=args.by or arguments.user())
+    except bundle_store.StoredBundleError as exc:
+        _report(STORED, exc, sys.stderr)
+        return EXIT_INVALID
     except BundleError as exc:
         _report(args.file, exc, sys.stderr)
         return EXIT_INVALID
@@ -117,7 +122,7 @@ async def show_bundle(settings: Settings, args: argparse.Namespace) -> int:
         try:
             stored = await bundle_store.in_force(bus.js)
         except bundle_store.StoredBundleError as exc:
-            _report("the stored bundle", exc, sys.stderr)
+            _report(STORED, exc, sys.stderr)
             return EXIT_INVALID
     bundle = stored.bundle
     shown: dict[str, Any] = {

@@ -7,6 +7,7 @@ assignment, an event), so whatever is shown of a letter goes through the guard's
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 import msgspec
@@ -117,19 +118,30 @@ async def show_letter(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def replay_letters(settings: Settings, args: argparse.Namespace) -> int:
-    """Replay one letter, or every letter (from one origin), oldest first."""
+    """Replay one letter, or every letter (from one origin) oldest first, skipping what is not a letter."""
     async with open_bus(settings, "maestro-cli", patience_s=10.0) as bus:
-        if args.all:
-            chosen = list(reversed(await dead_letters.latest(bus.js, origin=args.origin, limit=None)))
-        else:
+        if not args.all:
             stored = await dead_letters.read(bus.js, args.seq)
             if args.origin is not None and stored.letter.origin != args.origin:
                 raise MaestroError(
                     f"dead letter {args.seq} is from {stored.letter.origin}, not {args.origin}"
                 )
-            chosen = [stored]
-        for stored in chosen:
             await dead_letters.replay(bus.js, stored)
-            print(printable(f"replayed {stored.seq} ({stored.letter.origin}) to {stored.letter.subject}"))
-    print(f"replayed {len(chosen)} dead letter{'' if len(chosen) == 1 else 's'}")
-    return 0
+            _replayed(stored)
+            return 0
+        replayed = skipped = 0
+        for stored in reversed(await dead_letters.latest(bus.js, origin=args.origin, limit=None)):
+            try:
+                await dead_letters.replay(bus.js, stored)
+            except dead_letters.NotReplayable as exc:
+                print(f"maestro: skipped: {exc}", file=sys.stderr)
+                skipped += 1
+                continue
+            _replayed(stored)
+            replayed += 1
+    print(f"replayed {replayed} dead letter{'' if replayed == 1 else 's'}")
+    return 1 if skipped else 0
+
+
+def _replayed(stored: dead_letters.Stored) -> None:
+    print(printable(f"replayed {stored.seq} ({stored.letter.origin}) to {stored.letter.subject}"))

@@ -98,3 +98,17 @@ async def test_a_request_dead_lettered_while_the_budget_was_down_runs_when_repla
         record = await client.wait(request.id, timeout=60)
         assert record.state == "succeeded", record
     assert maestro("dlq", "ls", nats_url=settings.nats_url).stdout.splitlines()[1:] == []
+
+
+async def test_what_is_not_a_letter_is_listed_as_such_and_never_replayed(
+    settings: Settings, bus: Bus
+) -> None:
+    await bus.js.publish(topics.DLQ.subject("stray"), b"\x1b[2J not json")
+    listed = maestro("dlq", "ls", nats_url=settings.nats_url)
+    (row,) = listed.stdout.splitlines()[1:]
+    assert "not a dead letter" in row and "\x1b" not in listed.stdout
+    seq = row.split()[0]
+    replayed = maestro("dlq", "replay", seq, nats_url=settings.nats_url)
+    assert replayed.returncode == 1
+    assert replayed.stderr.splitlines() == [f"maestro: error: {seq} is not a dead letter: nothing to replay"]
+    assert (await bus.js.stream_info(topics.STREAM_DLQ)).state.messages == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from maestro import topics
 from maestro.bus import Bus
 from maestro.embedded import EmbeddedServer
 from services.guard import bundle_store
@@ -79,3 +80,20 @@ async def test_argument_errors_name_the_option_and_problems_never_cite_lines_the
     assert "eu-west-9" in lines[0]
     line = lines[0].split(":")[1]
     assert not line.isdigit() or int(line) == 12, merged.stderr
+
+
+async def test_a_broken_stored_bundle_is_named_as_such_never_as_the_pushed_file(
+    tmp_path: Path, nats_server: EmbeddedServer, bus: Bus
+) -> None:
+    kv = await bus.js.key_value(topics.BUCKET_POLICY)
+    await kv.put(topics.POLICY_BUNDLE_KEY, b"version: broken\ndefault:\n  budget: {action: explode}\n")
+    (tmp_path / "acme.yaml").write_text("budget: {max_task_micro_usd: 5}\n")
+    pushed = maestro(
+        "policy", "push", "acme.yaml", "--tenant", "acme", nats_url=nats_server.url, cwd=tmp_path
+    )
+    assert pushed.returncode == 1
+    assert pushed.stderr.splitlines() == [
+        "stored bundle:3: $.default.budget.action: Invalid enum value 'explode'"
+    ], pushed.stderr
+    shown = maestro("policy", "show", nats_url=nats_server.url)
+    assert shown.returncode == 1 and shown.stderr.startswith("stored bundle:3: "), shown.stderr
