@@ -8,28 +8,95 @@ from typing import Annotated, Literal
 from msgspec import Meta
 
 from proto.base import Message
-from proto.v1.ids import MicroUsd, TaskId, Tenant, Tokens
+from proto.v1.ids import (
+    MAX_MICRO_USD,
+    MODEL_PATTERN,
+    ROLES,
+    TOKEN_PATTERN,
+    MicroUsd,
+    ModelName,
+    TaskId,
+    Tenant,
+    Tokens,
+)
+
+
+def _whole(body: str) -> str:
+    """A pattern matching `body` and nothing more: Python's `$` (which msgspec uses) also matches before a
+    final newline, so the end is asserted to be no newline, which JSON Schema's regexes read the same."""
+    return f"^({body.removeprefix('^').removesuffix('$')})(?!\\n)$"
+
+
+MAX_TTL_S = 30 * 86_400.0
+"""The longest a hold may live uncommitted: longer than any task runs, short enough to be sure it ends."""
+ReservationId = Annotated[
+    str,
+    Meta(
+        pattern=_whole("r-" + TOKEN_PATTERN.removeprefix("^")),
+        max_length=66,
+        description="a task's one reservation: `r-<task id>` (reservation_id_for)",
+    ),
+]
+RoleScope = Annotated[
+    str,
+    Meta(pattern=_whole(f"({'|'.join(ROLES)})?"), description="one of the roles, or empty for none"),
+]
+ModelScope = Annotated[
+    str,
+    Meta(
+        pattern=_whole(f"({MODEL_PATTERN.removeprefix('^').removesuffix('$')})?"),
+        max_length=128,
+        description="a model id (at most 128 characters), or empty for none",
+    ),
+]
+Balance = Annotated[
+    int,
+    Meta(
+        ge=-3 * MAX_MICRO_USD,
+        le=MAX_MICRO_USD,
+        description="micro-USD a limit leaves after what was spent and held: negative when usage overran it",
+    ),
+]
+Carried = Annotated[
+    int,
+    Meta(
+        ge=-MAX_MICRO_USD,
+        le=MAX_MICRO_USD,
+        description="micro-USD a window left the next (negative: overspent), capped at the bound on money",
+    ),
+]
+Amount = Annotated[
+    int,
+    Meta(ge=-MAX_MICRO_USD, le=MAX_MICRO_USD, description="micro-USD, or tokens for a token limit"),
+]
 
 
 class Usage(Message, frozen=True):
-    """What a model call actually consumed."""
+    """What a model call actually consumed.
 
-    model: str
+    A usage whose price is past the bound on money, or that would take the window's spent money or tokens
+    past their bounds, is refused with 400 and charges nothing: no real call costs a billion USD.
+    """
+
+    model: ModelName
     input_tokens: Tokens = 0
     output_tokens: Tokens = 0
 
 
 class Reserve(Message, frozen=True):
-    """Hold an estimated amount for one task; the same task id always yields the same reservation."""
+    """Hold an estimated amount for one task; the same task id always yields the same reservation.
+
+    A reservation that would take the tenant's held money or tokens past their bounds is refused with 400.
+    """
 
     tenant: Tenant
     task_id: TaskId
     estimate_micro_usd: MicroUsd
     estimate_tokens: Tokens = 0
-    ttl_s: Annotated[float, Meta(gt=0)] = 3600.0
-    role: str = ""
+    ttl_s: Annotated[float, Meta(gt=0, le=MAX_TTL_S)] = 3600.0
+    role: RoleScope = ""
     """The task's role, held against the role's sub-limit when the tenant has one."""
-    model: str = ""
+    model: ModelScope = ""
     """The model the task will call: priced at 0 it needs no budget, without a price it is refused."""
 
 
@@ -39,9 +106,10 @@ class Reservation(Message, frozen=True):
     tenant: Tenant
     task_id: TaskId
     granted: bool
-    reservation_id: str = ""
+    reservation_id: Annotated[str, Meta(max_length=66)] = ""
+    """Empty when not granted."""
     held_micro_usd: MicroUsd = 0
-    remaining_micro_usd: int = 0
+    remaining_micro_usd: Balance = 0
     reason: str = ""
 
 
@@ -49,7 +117,7 @@ class Commit(Message, frozen=True):
     """Charge a reservation with what was actually used; the hold is released."""
 
     tenant: Tenant
-    reservation_id: str
+    reservation_id: ReservationId
     usage: Usage
 
 
@@ -63,7 +131,7 @@ class Release(Message, frozen=True):
     """Give a reservation's hold back without charging anything."""
 
     tenant: Tenant
-    reservation_id: str
+    reservation_id: ReservationId
 
 
 class Settlement(Message, frozen=True):
@@ -75,12 +143,12 @@ class Settlement(Message, frozen=True):
     """
 
     tenant: Tenant
-    reservation_id: str
+    reservation_id: ReservationId
     charged_micro_usd: MicroUsd = 0
     """What the reservation was charged: by this commit, or (already_settled) by the first one."""
     released_micro_usd: MicroUsd = 0
     already_settled: bool = False
-    remaining_micro_usd: int = 0
+    remaining_micro_usd: Balance = 0
     overage_micro_usd: MicroUsd = 0
     """How much the charge went beyond the hold (charged anyway: the money is gone); for a late commit,
     how much of it the tenant's remaining budget could not cover."""
@@ -109,7 +177,8 @@ class WindowTotals(Message, frozen=True):
     """What a closed window ended with."""
 
     window_id: str
-    limit_micro_usd: int
+    limit_micro_usd: Amount
+    """The limit with what was carried into the window, at most the bound on money."""
     spent_micro_usd: MicroUsd
     spent_tokens: Tokens = 0
 
@@ -127,13 +196,13 @@ class LedgerView(Message, frozen=True):
     limit_micro_usd: MicroUsd
     spent_micro_usd: MicroUsd
     held_micro_usd: MicroUsd
-    remaining_micro_usd: int
+    remaining_micro_usd: Balance
     holds: int = 0
     window: Window = "total"
     window_id: str = "total"
     window_ends_at: datetime | None = None
     """When the window rolls over (UTC); none for the total window."""
-    carried_micro_usd: int = 0
+    carried_micro_usd: Carried = 0
     limit_tokens: Tokens | None = None
     spent_tokens: Tokens = 0
     held_tokens: Tokens = 0
@@ -153,8 +222,9 @@ class SetBudget(Message, frozen=True):
 
     tenant: Tenant
     scope: Literal["tenant", "role", "model"] = "tenant"
-    name: str = ""
-    """The role or model a sub-limit applies to (scope role or model)."""
+    name: ModelScope = ""
+    """The role or model a sub-limit applies to (scope role or model): a role must be one of ROLES, and a
+    ledger keeps at most 64 model sub-limits (a 65th is refused with 400: remove one first)."""
     limit_micro_usd: MicroUsd | None = None
     limit_tokens: Tokens | None = None
     remove: bool = False
@@ -176,8 +246,8 @@ class BudgetEvent(Message, frozen=True, tag_field="kind"):
 class HoldExpired(BudgetEvent, frozen=True, tag="budget.hold_expired"):
     """A reservation was neither committed nor released within its ttl: its hold was given back."""
 
-    reservation_id: str
-    task_id: str
+    reservation_id: ReservationId
+    task_id: TaskId
     released_micro_usd: MicroUsd
     expired_at: datetime
 
@@ -188,8 +258,8 @@ class ThresholdCrossed(BudgetEvent, frozen=True, tag="budget.threshold"):
     scope: str
     """`tenant`, `role:<name>` or `model:<name>`, with `:tokens` for a token limit."""
     percent: int
-    spent: int
-    limit: int
+    spent: Amount
+    limit: Amount
 
 
 class Overage(BudgetEvent, frozen=True, tag="budget.overage"):
@@ -197,32 +267,32 @@ class Overage(BudgetEvent, frozen=True, tag="budget.overage"):
 
     A late commit reports its overage in its LateCommit event instead."""
 
-    reservation_id: str
+    reservation_id: ReservationId
     held_micro_usd: MicroUsd
     charged_micro_usd: MicroUsd
     overage_micro_usd: MicroUsd
-    remaining_micro_usd: int
+    remaining_micro_usd: Balance
 
 
 class WindowRolled(BudgetEvent, frozen=True, tag="budget.window_rolled"):
     """A new window began; `previous` is how the last one closed."""
 
     previous: WindowTotals
-    carried_micro_usd: int = 0
+    carried_micro_usd: Carried = 0
 
 
 class LateCommit(BudgetEvent, frozen=True, tag="budget.late_commit"):
     """A commit came after its hold had expired: the usage was charged all the same."""
 
-    reservation_id: str
-    task_id: str
+    reservation_id: ReservationId
+    task_id: TaskId
     held_micro_usd: MicroUsd
     """What the hold held before it expired (and was given back)."""
     charged_micro_usd: MicroUsd
     expired_at: datetime
     overage_micro_usd: MicroUsd = 0
     """How much of the charge the tenant's remaining budget could not cover (charged anyway)."""
-    remaining_micro_usd: int = 0
+    remaining_micro_usd: Balance = 0
 
 
 BudgetEvents = HoldExpired | ThresholdCrossed | Overage | WindowRolled | LateCommit

@@ -8,12 +8,14 @@ it finishes, and gives back the entry to store.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from proto.v1 import (
+    ROLES,
     BudgetEvents,
     HoldExpired,
     LedgerView,
@@ -22,12 +24,34 @@ from proto.v1 import (
     WindowRolled,
     WindowTotals,
 )
+from proto.v1.ids import MAX_MICRO_USD, MAX_TOKENS
 from services.budget import alerts, windows
-from services.budget.entry import MAX_HOLDS, MAX_SCOPES, SETTLED_KEPT, Hold, Ledger, task_of
-from services.budget.expired import Expired, ExpiredHold
+from services.budget.entry import (
+    HOLD_ROOM_BYTES,
+    LARGEST_HOLD_BYTES,
+    MAX_HOLDS,
+    MAX_SCOPES,
+    SETTLED_KEPT,
+    Hold,
+    Ledger,
+    carry,
+    effective_limit,
+    hold_bytes,
+    task_of,
+)
+from services.budget.expired import LARGEST_BYTES, Expired, ExpiredHold
 from services.budget.pricing import PriceTable
 from services.budget.settled import Settled
 from services.budget.tally import Limit, Tallies, scope_views
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The answer to an operation this ledger cannot take, whatever its money (the service answers 400):
+    a name that is no role, one sub-limit too many, a total that would pass the bound on the wire. It
+    changed nothing."""
+
+    reason: str
 
 
 class Book:
@@ -46,6 +70,7 @@ class Book:
         self.alerted = dict(ledger.alerted)
         self.events: list[BudgetEvents] = []
         self.changed = False
+        self._hold_bytes: int | None = None
         span = windows.span(ledger.window, now)
         if span.start > ledger.window_start:
             self._roll(span)
@@ -69,7 +94,7 @@ class Book:
             spent_micro_usd=f["spent_micro_usd"],
             spent_tokens=f["spent_tokens"],
         )
-        f["carried_micro_usd"] = self.limit - f["spent_micro_usd"] if f["carry_over"] else 0
+        f["carried_micro_usd"] = carry(self.limit, f["spent_micro_usd"]) if f["carry_over"] else 0
         f.update(spent_micro_usd=0, spent_tokens=0, overage_micro_usd=0, previous=previous)
         f.update(window_id=span.id, window_start=span.start)
         self.tallies.new_window()
@@ -86,26 +111,54 @@ class Book:
     @property
     def limit(self) -> int:
         """The window's limit with what the previous window carried over."""
-        return int(self.fields["limit_micro_usd"]) + int(self.fields["carried_micro_usd"])
+        return effective_limit(self.fields["limit_micro_usd"], self.fields["carried_micro_usd"])
 
     @property
     def remaining(self) -> int:
         """What new reservations may still hold; negative when usage overran its estimates."""
         return self.limit - int(self.fields["spent_micro_usd"]) - int(self.fields["held_micro_usd"])
 
+    def past_bounds(
+        self, *, held: int = 0, held_tokens: int = 0, spent: int = 0, spent_tokens: int = 0
+    ) -> str:
+        """Why adding these amounts would take a total past its bound on the wire, or ''."""
+        f = self.fields
+        for name, total, more, bound, unit in (
+            ("held", f["held_micro_usd"], held, MAX_MICRO_USD, "micro-USD"),
+            ("held tokens", f["held_tokens"], held_tokens, MAX_TOKENS, "tokens"),
+            ("spent", f["spent_micro_usd"], spent, MAX_MICRO_USD, "micro-USD"),
+            ("spent tokens", f["spent_tokens"], spent_tokens, MAX_TOKENS, "tokens"),
+        ):
+            if more and total + more > bound:
+                return f"{name} would reach {total + more}, past the bound of {bound} {unit} a ledger keeps"
+        return ""
+
     # -- holds and charges -----------------------------------------------------------------------------
+    def fits(self, rid: str, hold: Hold) -> bool:
+        """Whether the entry has room for one more open hold (with the expired holds it must remember)."""
+        if (len(self.holds) + 1) * LARGEST_HOLD_BYTES <= HOLD_ROOM_BYTES:
+            return True  # whatever their names
+        return self._open_bytes() + hold_bytes(rid, hold) <= HOLD_ROOM_BYTES
+
+    def _open_bytes(self) -> int:
+        if self._hold_bytes is None:
+            self._hold_bytes = sum(hold_bytes(rid, hold) for rid, hold in self.holds.items())
+        return self._hold_bytes
+
     def hold(self, rid: str, hold: Hold) -> None:
         """Put an open hold on the books."""
         self.holds[rid] = hold
-        self._held(hold, 1)
+        self._held(rid, hold, 1)
 
     def drop(self, rid: str) -> Hold:
         """Take an open hold off the books (the caller says what becomes of it)."""
         hold = self.holds.pop(rid)
-        self._held(hold, -1)
+        self._held(rid, hold, -1)
         return hold
 
-    def _held(self, hold: Hold, sign: int) -> None:
+    def _held(self, rid: str, hold: Hold, sign: int) -> None:
+        if self._hold_bytes is not None:
+            self._hold_bytes += sign * hold_bytes(rid, hold)
         self.fields["held_micro_usd"] += sign * hold.amount_micro_usd
         self.fields["held_tokens"] += sign * hold.tokens
         self.tallies.hold(hold.role, hold.model, sign * hold.amount_micro_usd, sign * hold.tokens)
@@ -120,9 +173,20 @@ class Book:
         self.changed = True
 
     # -- limits ------------------------------------------------------------------------------------------
-    def configure(self, req: SetBudget) -> LedgerView:
-        """Change the tenant's limits, window, ceiling or carry-over, or a role's or model's sub-limits."""
+    def configure(self, req: SetBudget) -> LedgerView | Refused:
+        """Change the tenant's limits, window, ceiling or carry-over, or a role's or model's sub-limits;
+        Refused when the scope names no role, or a model sub-limit would be one more than MAX_SCOPES."""
         f = self.fields
+        if req.scope != "tenant" and not req.name:
+            return Refused(f"name: a {req.scope} sub-limit needs the {req.scope}'s name")
+        if req.scope == "role" and req.name not in ROLES:
+            return Refused(f"name: {req.name!r} is not a role; the roles are {', '.join(ROLES)}")
+        if req.scope == "model" and not req.remove and req.name not in f["model_limits"]:
+            if len(f["model_limits"]) >= MAX_SCOPES:
+                return Refused(
+                    f"name: {f['tenant']} has sub-limits for {MAX_SCOPES} models, the most one ledger keeps: "
+                    f"remove one before adding one for model {req.name!r}"
+                )
         if req.scope == "tenant":
             if req.remove:
                 f.update(limit_tokens=None, task_ceiling_micro_usd=None)
@@ -211,6 +275,12 @@ class Book:
                     )
                 )
 
+    def _room_for_expired(self) -> int:
+        worst = len(self.holds) * LARGEST_HOLD_BYTES
+        if worst + len(self.lapsed) * LARGEST_BYTES <= HOLD_ROOM_BYTES:
+            return HOLD_ROOM_BYTES - worst  # room for all of them, whatever their names
+        return HOLD_ROOM_BYTES - self._open_bytes()
+
     def ledger(self) -> Ledger:
         """The entry to store: the input ledger itself when nothing changed."""
         if not self.changed:
@@ -222,7 +292,7 @@ class Book:
             settled=[],
             settled_ids=settled_ids,
             settled_amounts=settled_amounts,
-            expired=self.lapsed.stored(MAX_HOLDS - len(self.holds)),
+            expired=self.lapsed.stored(MAX_HOLDS - len(self.holds), self._room_for_expired()),
             roles=roles,
             models=models,
             alerted=self.alerted,

@@ -1,14 +1,25 @@
 """A tenant's ledger as it is stored: one KV entry holding its current window, and the bounds on its size.
 
-The entry is written whole on every change, so its size is bounded: at most MAX_HOLDS open holds (a
-reservation beyond that is backpressure, not a refusal: the caller is told to retry once some settle), and
-as many remembered expired holds as the open ones leave room for (an expired hold encodes smaller than the
-largest open one); SETTLED_KEPT settled ids with what each charged (two 12-character strings each, 48 KB in
-all); MAX_SCOPES role and model tallies (further models are counted under `other`). With 64-character task
-ids and model names, amounts of a million USD and every bound reached, an entry measures about 800 KB
-(test_ledger.py builds it), under NATS's 1 MiB payload limit; a typical busy entry is far smaller. A hold
-does not repeat its task id, which its key spells: that is 64 bytes of each hold's ~180, and what makes
-room for the memory of expired holds.
+The entry is written whole on every change, so its size is bounded, and no sequence of valid requests can
+take it past NATS's 1 MiB payload limit:
+- open holds: at most MAX_HOLDS, and at most HOLD_ROOM_BYTES with the expired holds remembered. A
+  reservation beyond either is backpressure, not a refusal (the caller is told to retry once some
+  settle). Holds with short model names reach MAX_HOLDS first (~155 bytes each with a 64-character task
+  id); holds naming 128-character models reach the room first (~280 bytes each).
+- expired holds: as many as the open ones leave room for, in count and in bytes.
+- settled ids: SETTLED_KEPT, with what each charged (two 12-character strings each, 48 KB in all).
+- role and model tallies: one per role, and MAX_SCOPES models (further models are counted under `other`).
+- sub-limits: one per role, and MAX_SCOPES models (a further one is refused with 400: remove one first),
+  each with at most two alert marks.
+With 64-character task ids, 128-character model names, the widest amounts and every bound reached, an
+entry measures under 0.8 MiB (test_ledger.py builds it); a typical busy entry is far smaller. A hold does
+not repeat its task id, which its key spells: that is 64 bytes of each hold's ~180, and what makes room for
+the memory of expired holds.
+
+Amounts are bounded like the wire's (proto/v1/ids.py): a reservation or a commit that would take what is
+held or spent past MAX_MICRO_USD or MAX_TOKENS is refused with 400 and changes nothing, what one window
+carries into the next is capped at MAX_MICRO_USD either way, and the limit with the carry counts as at
+most MAX_MICRO_USD. So every total stays exact in any language, and every answer decodes with its type.
 """
 
 from __future__ import annotations
@@ -17,7 +28,8 @@ import msgspec
 
 from maestro.settings import Settings
 from proto.v1 import Window, WindowTotals, reservation_id_for
-from services.budget.expired import ExpiredHold
+from proto.v1.ids import MAX_MICRO_USD
+from services.budget.expired import NUMBERS_BYTES, ExpiredHold
 from services.budget.tally import Limit, Tally
 
 # How many settled reservation ids a ledger remembers, with what each charged. A commit or release repeated
@@ -31,8 +43,12 @@ MAX_HOLDS = 4096
 # How long a reserver is told to wait when the ledger holds MAX_HOLDS: every commit or release frees a
 # place, and a busy tenant settles many per second.
 BACKPRESSURE_RETRY_S = 1.0
-# Role and model tallies per ledger, each a few dozen bytes.
+# Model tallies, and model sub-limits, per ledger: a few hundred bytes each with a long name.
 MAX_SCOPES = 64
+# The room open and expired holds may take in an entry, encoded: with everything else at its bounds
+# (~60 KB of tallies, sub-limits and alert marks with 128-character names, 48 KB of settled ids), the
+# entry stays under 0.8 MiB.
+HOLD_ROOM_BYTES = 640 * 1024
 
 
 def task_of(rid: str) -> str:
@@ -51,6 +67,25 @@ class Hold(msgspec.Struct, frozen=True, array_like=True):
     tokens: int = 0
     role: str = ""
     model: str = ""
+
+
+def hold_bytes(rid: str, hold: Hold) -> int:
+    """At most what one open hold takes in the encoded entry."""
+    return len(rid) + len(hold.task_id) + len(hold.role) + len(hold.model) + NUMBERS_BYTES
+
+
+LARGEST_HOLD_BYTES = hold_bytes("r-" + "t" * 64, Hold("t" * 64, 0, 0.0, 0, "implementer", "m" * 128))
+"""What the largest open hold takes: the longest names (and a task id repeated, as before 0.4.0)."""
+
+
+def effective_limit(limit_micro_usd: int, carried_micro_usd: int) -> int:
+    """A window's limit with what the previous one carried, counted as at most MAX_MICRO_USD."""
+    return min(limit_micro_usd + carried_micro_usd, MAX_MICRO_USD)
+
+
+def carry(limit_micro_usd: int, spent_micro_usd: int) -> int:
+    """What a window leaves the next (negative: overspent), capped at MAX_MICRO_USD either way."""
+    return max(-MAX_MICRO_USD, min(limit_micro_usd - spent_micro_usd, MAX_MICRO_USD))
 
 
 class Ledger(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,7 +126,8 @@ class Ledger(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def remaining_micro_usd(self) -> int:
         """What a new reservation may still hold; negative when usage overran its estimates."""
-        return self.limit_micro_usd + self.carried_micro_usd - self.spent_micro_usd - self.held_micro_usd
+        limit = effective_limit(self.limit_micro_usd, self.carried_micro_usd)
+        return limit - self.spent_micro_usd - self.held_micro_usd
 
 
 def new_ledger(tenant: str, settings: Settings) -> Ledger:

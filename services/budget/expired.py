@@ -15,7 +15,14 @@ from collections.abc import Mapping
 
 import msgspec
 
-from services.budget.settled import fingerprint
+from services.budget.settled import WIDTH, fingerprint
+
+NUMBERS_BYTES = 72
+"""At most what the numbers and punctuation of one open or expired hold take in the encoded entry: an
+amount (16 digits), an epoch time as a float (24 characters), a count of tokens (13 digits), and quotes,
+commas, brackets and a colon."""
+LARGEST_BYTES = WIDTH + len("implementer") + 128 + NUMBERS_BYTES
+"""What the largest expired hold takes: the longest role and the longest model name."""
 
 
 class ExpiredHold(msgspec.Struct, frozen=True, array_like=True):
@@ -28,6 +35,11 @@ class ExpiredHold(msgspec.Struct, frozen=True, array_like=True):
     model: str = ""
 
 
+def encoded_bytes(hold: ExpiredHold) -> int:
+    """At most what one expired hold takes in the encoded entry."""
+    return WIDTH + len(hold.role) + len(hold.model) + NUMBERS_BYTES
+
+
 class Expired:
     """The expired holds of one batch of operations: those stored, plus those the batch expires."""
 
@@ -36,6 +48,13 @@ class Expired:
 
     def __contains__(self, rid: object) -> bool:
         return isinstance(rid, str) and fingerprint(rid) in self._holds
+
+    def __len__(self) -> int:
+        return len(self._holds)
+
+    def get(self, rid: str) -> ExpiredHold | None:
+        """`rid`'s expired hold, or None when none is remembered."""
+        return self._holds.get(fingerprint(rid))
 
     def add(self, rid: str, hold: ExpiredHold) -> None:
         """Remember an expired hold (the newest last)."""
@@ -47,8 +66,14 @@ class Expired:
         """Forget `rid`'s expired hold and return it, or None when none is remembered."""
         return self._holds.pop(fingerprint(rid), None)
 
-    def stored(self, kept: int) -> dict[str, ExpiredHold]:
-        """What to store: the newest `kept` expired holds, oldest first."""
-        if len(self._holds) <= kept:
-            return self._holds
-        return dict(list(self._holds.items())[len(self._holds) - kept :])
+    def stored(self, kept: int, room: int) -> dict[str, ExpiredHold]:
+        """What to store: the newest expired holds, at most `kept` of them and `room` bytes, oldest first."""
+        items = list(self._holds.items())[max(0, len(self._holds) - kept) :]
+        if len(items) * LARGEST_BYTES > room:  # else all of them fit, whatever their names
+            used = 0
+            for n in range(len(items) - 1, -1, -1):
+                used += encoded_bytes(items[n][1])
+                if used > room:
+                    items = items[n + 1 :]
+                    break
+        return self._holds if len(items) == len(self._holds) else dict(items)

@@ -23,7 +23,7 @@ from proto.v1 import (
     Settlement,
 )
 from services.budget import reservations, settlements
-from services.budget.book import Book
+from services.budget.book import Book, Refused
 from services.budget.entry import MAX_HOLDS, MAX_SCOPES, SETTLED_KEPT, Hold, Ledger, new_ledger, task_of
 from services.budget.pricing import PriceTable
 from services.budget.reservations import Busy
@@ -39,6 +39,7 @@ __all__ = [
     "Hold",
     "Ledger",
     "Operation",
+    "Refused",
     "Touch",
     "Unknown",
     "apply",
@@ -55,7 +56,7 @@ class Touch:
 
 
 Operation = Reserve | Commit | Release | GetLedger | SetBudget | Touch
-Answer = Reservation | Settlement | LedgerView | Unknown | Busy | None
+Answer = Reservation | Settlement | LedgerView | Unknown | Busy | Refused | None
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,27 @@
 """The price table: what each model's tokens cost, parsed from MAESTRO_PRICING. No I/O.
 
 `offline=0:0,gpt-4o=2.5:10` prices input and output tokens in USD per million; `m=none` marks a model
-unpriced (a reservation for it is refused); `*=a:b` or `*=none` prices every model not listed. Without a
+unpriced (a reservation for it is refused); `*=a:b` or `*=none` prices every model not listed. A price is at
+most MAX_USD_PER_MILLION, so that it times a count of tokens stays a number a commit can be checked against
+(settlements.py refuses a usage that costs more than the bound on money). Without a
 `*` entry, unlisted models cost the default prices of the settings (3 and 15 USD per million), so a
 deployment that names no prices still charges for every call.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from maestro.settings import Settings
 from proto.v1 import Usage
+from proto.v1.ids import MAX_MICRO_USD, MODEL_PATTERN
 
 PER_MILLION = 1_000_000
 UNLISTED = "*"
+MAX_USD_PER_MILLION = MAX_MICRO_USD // PER_MILLION
+"""The dearest price a model may have: a billion USD per million tokens."""
 
 
 class PricingError(ValueError):
@@ -67,6 +73,10 @@ def _usd_per_million(entry: str, text: str) -> int:
         raise PricingError(f"MAESTRO_PRICING: {entry!r}: {text!r} is not a number of USD") from None
     if value < 0 or not value.is_finite():
         raise PricingError(f"MAESTRO_PRICING: {entry!r}: a price must be zero or more")
+    if value > MAX_USD_PER_MILLION:
+        raise PricingError(
+            f"MAESTRO_PRICING: {entry!r}: a price is at most {MAX_USD_PER_MILLION} USD per million"
+        )
     return int((value * PER_MILLION).to_integral_value())
 
 
@@ -81,6 +91,8 @@ def parse(text: str, default: Price) -> PriceTable:
         model = model.strip()
         if not sep or not model:
             raise PricingError(f"MAESTRO_PRICING: {entry!r}: expected model=input:output or model=none")
+        if model != UNLISTED and not re.match(MODEL_PATTERN, model):
+            raise PricingError(f"MAESTRO_PRICING: {entry!r}: {model!r} is not a model id")
         price: Price | None
         if value.strip().lower() in ("none", "-"):
             price = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from proto.v1 import Reservation, Reserve, reservation_id_for
-from services.budget.book import Book
+from services.budget.book import Book, Refused
 from services.budget.entry import BACKPRESSURE_RETRY_S, MAX_HOLDS, Hold
 
 
@@ -23,8 +23,9 @@ class Busy:
     retry_after_s: float
 
 
-def reserve(book: Book, req: Reserve) -> Reservation | Busy:
-    """Hold the estimate for the task, find its reservation, refuse it with why, or answer Busy."""
+def reserve(book: Book, req: Reserve) -> Reservation | Busy | Refused:
+    """Hold the estimate for the task, find its reservation, refuse it with why, or answer Busy; Refused
+    when the hold would take what the tenant holds past the bound on money or tokens."""
     rid = reservation_id_for(req.task_id)
     hold = book.holds.get(rid)
     if hold is not None:
@@ -42,18 +43,22 @@ def reserve(book: Book, req: Reserve) -> Reservation | Busy:
             remaining_micro_usd=book.remaining,
             reason=why,
         )
-    if len(book.holds) >= MAX_HOLDS:
-        # Room, not money: the money checks above come first, so a task that cannot be afforded is
-        # told so at once instead of being retried until it can.
-        return Busy(
-            f"tenant {req.tenant} has {MAX_HOLDS} open reservations, the most one ledger holds: "
-            "retry once some are committed or released",
-            BACKPRESSURE_RETRY_S,
-        )
     price = book.pricing.price(req.model) if req.model else None
     free = price is not None and price.free
     amount, tokens = (0, 0) if free else (req.estimate_micro_usd, req.estimate_tokens)
-    book.hold(rid, Hold("", amount, book.now + req.ttl_s, tokens, req.role, req.model))
+    why = book.past_bounds(held=amount, held_tokens=tokens)
+    if why:
+        return Refused(f"reservation of {req.task_id} refused: {why}")
+    hold = Hold("", amount, book.now + req.ttl_s, tokens, req.role, req.model)
+    if len(book.holds) >= MAX_HOLDS or not book.fits(rid, hold):
+        # Room, not money: the money checks above come first, so a task that cannot be afforded is
+        # told so at once instead of being retried until it can.
+        return Busy(
+            f"tenant {req.tenant} has {len(book.holds)} open reservations, as many as its ledger has room "
+            f"for (at most {MAX_HOLDS}): retry once some are committed or released",
+            BACKPRESSURE_RETRY_S,
+        )
+    book.hold(rid, hold)
     return _granted(book, req, rid, amount)
 
 

@@ -21,7 +21,7 @@ from maestro.errors import NotFound, Reject, Retry
 from maestro.runtime import Service
 from proto.v1 import Commit, GetLedger, LedgerView, Release, Reservation, Reserve, SetBudget, Settlement
 from services.budget import pricing
-from services.budget.ledger import Busy, Unknown
+from services.budget.ledger import Answer, Busy, Refused, Unknown
 from services.budget.metrics import BudgetMetrics
 from services.budget.partitions import Ping, ownership
 from services.budget.store import Clock, Ledgers
@@ -30,6 +30,13 @@ from services.budget.sweeper import run_sweeper
 log = logging.getLogger(__name__)
 
 VERSION = "0.4.0"
+
+
+def _refused(answer: Answer, tenant: str) -> None:
+    """Raise Reject (400) when the ledger refused the operation as one it cannot take."""
+    if isinstance(answer, Refused):
+        log.info(answer.reason, extra={"tenant": tenant})
+        raise Reject(answer.reason)
 
 
 @dataclass(frozen=True)
@@ -41,9 +48,11 @@ class Budget:
     async def reserve(self, req: Reserve) -> Reservation:
         """Hold the estimate for a task, or refuse with the amounts that do not fit.
 
-        Raises Retry (503) when the tenant's ledger holds as many open reservations as it can: that is
-        backpressure, not a verdict on the money."""
+        Raises Retry (503) when the tenant's ledger holds as many open reservations as it has room for:
+        that is backpressure, not a verdict on the money. Raises Reject (400) when the hold would take what
+        the tenant holds past the bound on money or tokens."""
         answer = await self.ledgers.submit(req.tenant, req)
+        _refused(answer, req.tenant)
         if isinstance(answer, Busy):
             log.info(answer.reason, extra={"tenant": req.tenant, "task_id": req.task_id})
             raise Retry(answer.retry_after_s, answer.reason)
@@ -57,8 +66,10 @@ class Budget:
 
         A repeated commit answers already_settled with what the first one charged; a commit after the hold
         expired is charged all the same and marked late. Raises NotFound (404) for a reservation the ledger
-        does not know."""
+        does not know, and Reject (400) for a usage that would take what was spent past the bound on money
+        or tokens."""
         answer = await self.ledgers.submit(req.tenant, req)
+        _refused(answer, req.tenant)
         if isinstance(answer, Unknown):
             log.warning(answer.reason, extra={"tenant": req.tenant})
             raise NotFound(answer.reason)
@@ -81,10 +92,10 @@ class Budget:
 
     async def set(self, req: SetBudget) -> LedgerView:
         """Change a tenant's limits; written into its ledger, so every replica applies it from the next
-        operation on. Raises Reject when a role or model scope names nothing."""
-        if req.scope != "tenant" and not req.name:
-            raise Reject(f"a {req.scope} sub-limit needs the {req.scope}'s name")
+        operation on. Raises Reject when a role or model scope names nothing, a role scope names no role,
+        or a model sub-limit would be one more than a ledger keeps."""
         answer = await self.ledgers.submit(req.tenant, req)
+        _refused(answer, req.tenant)
         assert isinstance(answer, LedgerView)
         log.info("budget of %s changed: %s", req.tenant, req, extra={"tenant": req.tenant})
         return answer

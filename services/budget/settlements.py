@@ -10,6 +10,8 @@ What a commit answers, by what the ledger knows of its reservation id:
   take the tenant past its limit: that is overage, charged anyway, since the money is spent. A hold whose
   ttl ended just before the batch that brings its commit (no touch noticed it yet) is late the same way:
   it is charged, and its expiry is not announced separately.
+- priced past the bound on money, or taking the window's spent money or tokens past their bounds: Refused
+  (400); nothing changes, and the hold stays (or stays remembered) for a believable commit.
 - anything else: Unknown, which the service answers with 404. A reservation never made is unknown, and so
   is one settled or expired so long ago that it fell out of the bounded memory (SETTLED_KEPT later
   settlements, or MAX_HOLDS later holds): hours at any realistic rate, far past every stream's duplicate
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proto.v1 import Commit, LateCommit, Overage, Release, Settlement
-from services.budget.book import Book
+from services.budget.book import Book, Refused
 from services.budget.entry import task_of
 
 
@@ -47,26 +49,26 @@ class Unknown:
         )
 
 
-def commit(book: Book, req: Commit) -> Settlement | Unknown:
-    """Charge the reservation its usage: held, late, a replay, or Unknown (see the module's docstring)."""
+def commit(book: Book, req: Commit) -> Settlement | Unknown | Refused:
+    """Charge the reservation its usage: held, late, a replay, Refused or Unknown (the module's docstring)."""
     rid = req.reservation_id
-    if rid in book.holds:
-        hold = book.drop(rid)
+    hold = book.holds.get(rid)
+    if hold is not None:
         return _settle(book, req, hold.role, hold.model, hold.amount_micro_usd, None)
     if rid in book.settled:
         return _already(book, req.tenant, rid, book.settled.charged(rid))
-    expired = book.lapsed.pop(rid)
+    expired = book.lapsed.get(rid)
     if expired is not None:
-        book.expired.pop(rid, None)  # expired on this touch: the late commit is the one event
         return _settle(book, req, expired.role, expired.model, expired.amount_micro_usd, expired.expired_at)
     return Unknown(req.tenant, rid)
 
 
 def _settle(
     book: Book, req: Commit, role: str, model: str, held: int, expired_at: float | None
-) -> Settlement:
+) -> Settlement | Refused:
     """Charge a commit whose hold of `held` is still open (expired_at None) or expired at `expired_at`."""
     rid, usage = req.reservation_id, req.usage
+    tokens = usage.input_tokens + usage.output_tokens
     cost = book.pricing.cost(usage)
     reasons = []
     if expired_at is not None:
@@ -76,11 +78,21 @@ def _settle(
     if cost is None:
         cost = held
         reasons.append(f"model {usage.model!r} has no price: charged the hold")
+    why = book.past_bounds(spent=cost, spent_tokens=tokens)
+    if why:
+        return Refused(
+            f"commit of {rid} refused: its usage costs {cost} micro-USD and {tokens} tokens; {why}"
+        )
+    if expired_at is None:
+        book.drop(rid)
+    else:
+        book.lapsed.pop(rid)
+        book.expired.pop(rid, None)  # expired on this touch: the late commit is the one event
     # An open hold covers the charge up to its amount; an expired one gave its money back, so whatever of
     # the charge the tenant's remaining money does not cover is overage.
     cover = held if expired_at is None else max(0, book.remaining)
     overage = max(0, cost - cover)
-    book.spend(rid, role, usage.model or model, cost, usage.input_tokens + usage.output_tokens)
+    book.spend(rid, role, usage.model or model, cost, tokens)
     book.fields["overage_micro_usd"] += overage
     event: dict[str, Any] = dict(
         book.stamp(),

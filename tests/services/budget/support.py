@@ -1,4 +1,4 @@
-"""Helpers for the budget's service tests: wait for a replica to answer, read the budget events."""
+"""Helpers for the budget's service tests: start replicas, wait for one to answer, read the budget events."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError
+from maestro.runtime import running_service
+from maestro.settings import Settings
 from proto.v1 import BudgetEvents, GetLedger, LedgerView
-from services.budget.service import serve_budget
+from services.budget.service import SERVICE, serve_budget
 from services.budget.store import Clock
 
 
@@ -27,6 +29,16 @@ async def answering(bus: Bus, tenant: str = "acme", within: float = 10.0) -> Led
                 if exc.code != 503:
                     raise
                 await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def budget(settings: Settings, bus: Bus, replicas: int = 1) -> AsyncIterator[None]:
+    """`replicas` budget services as `python -m services.budget` runs them, answering, for a block."""
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(replicas):
+            await stack.enter_async_context(running_service(SERVICE, settings))
+        await answering(bus, "probe")
+        yield
 
 
 async def read_budget_events(js: JetStreamContext, tenant: str) -> list[BudgetEvents]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from msgspec.structs import replace
+
 from maestro import codec
 from maestro.settings import Settings
 from proto.v1 import (
@@ -23,8 +25,9 @@ from proto.v1 import (
     Usage,
     WindowRolled,
 )
+from proto.v1.ids import MAX_MICRO_USD, MAX_TOKENS
 from services.budget import ledger, settled
-from services.budget.ledger import Applied, Busy, Ledger, Operation, Touch, Unknown
+from services.budget.ledger import Applied, Busy, Ledger, Operation, Refused, Touch, Unknown
 from services.budget.pricing import Price, PriceTable
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC).timestamp()
@@ -465,23 +468,117 @@ def test_the_fullest_entry_stays_well_under_the_nats_payload_limit() -> None:
     def task(n: int) -> str:
         return f"t{n:063d}"
 
+    def model(n: int) -> str:
+        return f"m{n % 70:03d}".ljust(128, "x")  # as long as a model's name may be, more than MAX_SCOPES
+
     def fat_reserve(n: int, ttl: float = 60.0) -> Reserve:
-        model = f"m{n % 70:03d}".ljust(64, "x")
-        return reserve(task(n), 10**12, ttl=ttl, role=ROLES[n % len(ROLES)], model=model)
+        amount = MAX_MICRO_USD // ledger.MAX_HOLDS - n  # together, all that may be held
+        role = ROLES[n % len(ROLES)]
+        return reserve(task(n), amount, ttl=ttl, estimate_tokens=10**8 + n, role=role, model=model(n))
 
     def fat_commit(n: int) -> Commit:
-        return Commit(
-            tenant="acme", reservation_id=f"r-{task(n)}", usage=Usage(model="m", input_tokens=10**7)
-        )
+        usage = Usage(model=model(n), input_tokens=10**5)
+        return Commit(tenant="acme", reservation_id=f"r-{task(n)}", usage=usage)
 
     ops: list[Operation] = []
     for n in range(ledger.SETTLED_KEPT):
         ops += [fat_reserve(n), fat_commit(n)]
-    book = ledger.apply(empty(10**18), ops, NOW, fat).ledger
+    book = ledger.apply(empty(MAX_MICRO_USD), ops, NOW, fat).ledger
     holding = [fat_reserve(10**6 + n, ttl=10) for n in range(ledger.MAX_HOLDS)]
-    book = ledger.apply(book, holding, NOW, fat).ledger
-    assert len(book.holds) == ledger.MAX_HOLDS and len(book.models) == ledger.MAX_SCOPES + 1  # and `other`
+    applied = ledger.apply(book, holding, NOW, fat)
+    book = applied.ledger
+    # The room runs out before the count does: the rest are told to retry, not refused.
+    assert 0 < len(book.holds) < ledger.MAX_HOLDS and len(book.models) == ledger.MAX_SCOPES + 1  # and `other`
+    assert all(isinstance(a, Busy) for a in applied.answers[len(book.holds) :])
+    # Every sub-limit a ledger keeps, each crossed in money and tokens: the most alert marks.
+    limits = [
+        SetBudget(tenant="acme", scope="role", name=r, limit_micro_usd=1, limit_tokens=1) for r in ROLES
+    ]
+    limits += [
+        SetBudget(tenant="acme", scope="model", name=model(n), limit_micro_usd=1, limit_tokens=1)
+        for n in range(ledger.MAX_SCOPES)
+    ]
+    book = ledger.apply(book, limits, NOW, fat).ledger
+    assert len(book.alerted) == 2 * (len(ROLES) + ledger.MAX_SCOPES)
     expired = ledger.apply(book, [Touch("acme")], NOW + 10, fat).ledger
-    assert len(expired.expired) == ledger.MAX_HOLDS
+    assert len(expired.expired) == len(book.holds)
+    # New holds are remembered with the expired ones in the room they leave.
+    newer = [replace(fat_reserve(2 * 10**6 + n), role="", model=model(64)) for n in range(500)]
+    crowded = ledger.apply(expired, newer, NOW + 11, fat).ledger
+    assert len(crowded.holds) == 500 and 0 < len(crowded.expired) < len(expired.expired)
     # NATS refuses a payload over 1 MiB by default: keep a fifth of it to spare.
-    assert max(len(codec.encode(book)), len(codec.encode(expired))) < 0.8 * 2**20
+    sizes = [len(codec.encode(entry)) for entry in (book, expired, crowded)]
+    assert max(sizes) < 0.8 * 2**20, sizes
+    for entry in (book, expired, crowded):  # and every answer decodes with its bounded wire type
+        shown = view(entry, NOW + 11)
+        assert codec.decode(LedgerView, codec.encode(shown)) == shown
+
+
+def test_totals_past_their_bounds_on_the_wire_are_refused_and_change_nothing() -> None:
+    dear = PriceTable({"dear": Price(10**12, 0), "m": Price(10**6, 0)})  # a million micro-USD a token
+    book = ledger.apply(empty(MAX_MICRO_USD), [reserve("a", 10, model="dear")], NOW, dear).ledger
+    # A price times a count of tokens, each within its bound, past the bound on money.
+    usage = Usage(model="dear", input_tokens=MAX_TOKENS)
+    applied = ledger.apply(book, [Commit(tenant="acme", reservation_id="r-a", usage=usage)], NOW, dear)
+    (answer,) = applied.answers
+    assert isinstance(answer, Refused) and str(MAX_MICRO_USD) in answer.reason and "spent" in answer.reason
+    assert not applied.changed and applied.ledger is book
+    # The hold stays for a believable commit, and a late one is refused the same way.
+    late = ledger.apply(book, [Commit(tenant="acme", reservation_id="r-a", usage=usage)], NOW + 61, dear)
+    assert isinstance(late.answers[0], Refused) and len(late.ledger.expired) == 1
+    charged = ledger.apply(late.ledger, [commit("a", 5, "dear")], NOW + 62, dear).answers[0]
+    assert isinstance(charged, Settlement) and charged.late and charged.charged_micro_usd == 5_000_000
+    # Held tokens without a token limit, and spent tokens.
+    half = MAX_TOKENS // 2 + 1
+    held = run(
+        empty(MAX_MICRO_USD), reserve("x", 1, estimate_tokens=half), reserve("y", 1, estimate_tokens=half)
+    )
+    assert isinstance(held.answers[0], Reservation) and held.answers[0].granted
+    assert isinstance(held.answers[1], Refused) and "held tokens" in held.answers[1].reason
+    assert str(MAX_TOKENS) in held.answers[1].reason
+    pair = (reserve("x", 1), reserve("y", 1), commit("x", half, "local"), commit("y", half, "local"))
+    spent = run(empty(MAX_MICRO_USD), *pair)
+    assert isinstance(spent.answers[2], Settlement) and isinstance(spent.answers[3], Refused)
+    assert "spent tokens" in spent.answers[3].reason and spent.ledger.spent_tokens == half
+
+
+def test_what_a_window_carries_over_is_capped_at_the_bound_on_money() -> None:
+    book = run(empty(MAX_MICRO_USD), SetBudget(tenant="acme", window="daily", carry_over=True)).ledger
+    for day in range(1, 4):  # nothing spent: each day would carry all it had
+        book = run(book, GetLedger(tenant="acme"), now=NOW + day * 86_400).ledger
+    v = view(book, NOW + 3 * 86_400)
+    assert v.carried_micro_usd == MAX_MICRO_USD and v.remaining_micro_usd == MAX_MICRO_USD
+    assert codec.decode(LedgerView, codec.encode(v)) == v
+    # Overspent windows carry their debt, capped the same way: a free hold, charged at a dear price.
+    dear = PriceTable({"dear": Price(10**12, 0), "local": Price(0, 0)})
+    book = run(empty(0), SetBudget(tenant="acme", window="daily", carry_over=True)).ledger
+    for day in range(1, 4):
+        overrun = (reserve(f"d{day}", 0, model="local"), commit(f"d{day}", 10**9 - 1, "dear"))
+        book = ledger.apply(book, overrun, NOW + day * 86_400, dear).ledger
+    v = view(book, NOW + 4 * 86_400)
+    assert v.carried_micro_usd == -MAX_MICRO_USD and v.previous is not None
+    assert codec.decode(LedgerView, codec.encode(v)) == v
+
+
+def test_a_sub_limit_must_name_a_role_and_model_sub_limits_are_bounded() -> None:
+    answers = run(
+        empty(),
+        SetBudget(tenant="acme", scope="role", name="wizard", limit_micro_usd=5),
+        SetBudget(tenant="acme", scope="model", limit_micro_usd=5),
+        *(
+            SetBudget(tenant="acme", scope="model", name=f"m{n}", limit_tokens=n)
+            for n in range(ledger.MAX_SCOPES)
+        ),
+        SetBudget(tenant="acme", scope="model", name="one-more", limit_tokens=1),
+        SetBudget(tenant="acme", scope="model", name="m0", limit_tokens=7),
+        SetBudget(tenant="acme", scope="model", name="m1", remove=True),
+        SetBudget(tenant="acme", scope="model", name="one-more", limit_tokens=1),
+    ).answers
+    wizard, nameless, *added, one_more, changed, removed, now_fits = answers
+    assert isinstance(wizard, Refused) and "'wizard' is not a role" in wizard.reason
+    assert isinstance(nameless, Refused) and nameless.reason.startswith("name:")
+    assert all(isinstance(a, LedgerView) for a in added)
+    assert isinstance(one_more, Refused) and f"{ledger.MAX_SCOPES} models" in one_more.reason
+    assert isinstance(changed, LedgerView) and changed.models["m0"].limit_tokens == 7
+    assert isinstance(removed, LedgerView) and isinstance(now_fits, LedgerView)
+    assert len(now_fits.models) == ledger.MAX_SCOPES and "one-more" in now_fits.models

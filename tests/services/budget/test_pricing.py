@@ -8,6 +8,7 @@ import pytest
 
 from maestro.settings import Settings
 from proto.v1 import Usage
+from proto.v1.ids import MAX_MICRO_USD
 from services.budget import alerts, pricing, windows
 from services.budget.pricing import Price, PricingError
 
@@ -33,10 +34,28 @@ def test_the_defaults_come_from_the_settings() -> None:
     assert table.cost(Usage(model="offline", input_tokens=10_000, output_tokens=1_000)) == 45_000
 
 
-@pytest.mark.parametrize("text", ["m", "m=1", "m=a:b", "=1:1", "m=-1:1"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "m",
+        "m=1",
+        "m=a:b",
+        "=1:1",
+        "m=-1:1",
+        "m=1e400:1",
+        "m=1:1e9999999999",
+        "m=1000000001:0",
+        "a b=1:1",
+        "m" * 129 + "=1:1",
+    ],
+)
 def test_a_malformed_entry_is_named(text: str) -> None:
     with pytest.raises(PricingError, match="MAESTRO_PRICING"):
         pricing.parse(text, Price(1, 1))
+
+
+def test_the_dearest_price_is_a_billion_usd_per_million_tokens() -> None:
+    assert pricing.parse("m=1000000000:0.5", Price(1, 1)).price("m") == Price(MAX_MICRO_USD, 500_000)
 
 
 def ts(*parts: int) -> float:

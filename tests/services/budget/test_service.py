@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -13,23 +11,14 @@ from prometheus_client import CollectorRegistry
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError
-from maestro.runtime import open_bus, running_service
+from maestro.runtime import open_bus
 from maestro.settings import Settings
 from proto.v1 import Commit, GetLedger, Release, Reserve, Usage
 from services.budget import ledger
 from services.budget.ledger import Ledger
 from services.budget.pricing import PriceTable
-from services.budget.service import SERVICE, serve
-from tests.services.budget.support import answering
-
-
-@contextlib.asynccontextmanager
-async def budget(settings: Settings, bus: Bus, replicas: int = 1) -> AsyncIterator[None]:
-    async with contextlib.AsyncExitStack() as stack:
-        for _ in range(replicas):
-            await stack.enter_async_context(running_service(SERVICE, settings))
-        await answering(bus, "probe")
-        yield
+from services.budget.service import serve
+from tests.services.budget.support import answering, budget
 
 
 def reserve(task: str, amount: int, tenant: str = "acme") -> Reserve:
