@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from services.budget.entry import effective_limit
 from services.budget.ledger import Ledger
 
 
@@ -34,7 +35,9 @@ class _LedgerGauges(Collector):
             for name, text in what.items()
         }
         for tenant, ledger in list(self._seen.items()):
-            families["limit"].add_metric([tenant], ledger.limit_micro_usd + ledger.carried_micro_usd)
+            families["limit"].add_metric(
+                [tenant], effective_limit(ledger.limit_micro_usd, ledger.carried_micro_usd)
+            )
             families["spent"].add_metric([tenant], ledger.spent_micro_usd)
             families["held"].add_metric([tenant], ledger.held_micro_usd)
             families["remaining"].add_metric([tenant], ledger.remaining_micro_usd)
@@ -44,7 +47,7 @@ class _LedgerGauges(Collector):
 @dataclass(frozen=True)
 class BudgetMetrics:
     """Per-tenant limit, spent, held and remaining as last seen; reservations, backpressure, expiries, writes,
-    conflicts."""
+    conflicts, ledgers started afresh."""
 
     seen: dict[str, Ledger]
     """The last ledger seen per tenant: the gauges are read from it when scraped, not set on every write."""
@@ -54,6 +57,7 @@ class BudgetMetrics:
     events: Counter
     cas_conflicts: Counter
     writes: Counter
+    recreated: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> BudgetMetrics:
@@ -96,6 +100,12 @@ class BudgetMetrics:
             writes=Counter(
                 "maestro_budget_ledger_writes_total",
                 "Ledger writes that landed (one per group-committed batch of operations)",
+                registry=registry,
+            ),
+            recreated=Counter(
+                "maestro_budget_ledgers_recreated_total",
+                "Ledgers started afresh because their entry had been deleted or purged from the bucket",
+                ["tenant"],
                 registry=registry,
             ),
         )

@@ -1,9 +1,15 @@
 """The tenants' ledgers in the KV bucket: one group-committing writer per tenant, compare-and-set on revision.
 
 Every write is a compare-and-set on the entry's revision, so any number of replicas may serve the same
-tenant. Inside one replica, operations on a tenant are group-committed: they queue up while a write is
-in flight, and one writer per tenant applies everything queued with the pure ledger functions and
-writes once. A hot tenant then costs one KV round trip per batch instead of one per operation.
+tenant. An entry deleted or purged from the bucket by hand is read as absent and written over its marker's
+revision, with a warning and maestro_budget_ledgers_recreated_total: the tenant starts afresh with the
+default limit instead of being locked out (a write expecting no entry at all would lose every
+compare-and-set to the marker). What the removed entry held and spent is gone with it: commits for its
+reservations are answered 404.
+
+Inside one replica, operations on a tenant are group-committed: they queue up while a write is in flight,
+and one writer per tenant applies everything queued with the pure ledger functions and writes once. A
+hot tenant then costs one KV round trip per batch instead of one per operation.
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import nats.errors
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import InvalidKeyError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maestro import codec, topics
 from maestro.bus import Bus
-from maestro.errors import Retry, WrongRevision
+from maestro.errors import Reject, Retry, WrongRevision
 from maestro.settings import Settings
 from proto.v1 import (
     BudgetEvents,
@@ -69,6 +75,15 @@ def event_msg_id(event: BudgetEvents) -> str:
             return f"{event.tenant}.{event.window_id}.rolled"
 
 
+@dataclass(frozen=True)
+class _Read:
+    """A tenant's ledger as read, at the revision to write over; `removed` names a delete or purge marker."""
+
+    ledger: Ledger
+    revision: int
+    removed: str = ""
+
+
 @dataclass
 class _Pending:
     operation: Operation
@@ -96,7 +111,7 @@ class Ledgers:
         self._clock = clock
         self._queues: dict[str, list[_Pending]] = {}
         # Only a hint: a stale entry costs one failed compare-and-set, never a wrong answer.
-        self._cache: dict[str, tuple[Ledger, int]] = {}
+        self._cache: dict[str, _Read] = {}
 
     def busy(self, tenant: str) -> bool:
         """Whether this replica has operations on the tenant in flight (its holds expire on that touch)."""
@@ -138,7 +153,10 @@ class Ledgers:
 
     def _fail(self, tenant: str, batch: list[_Pending], exc: Exception) -> None:
         failure: Exception = exc
-        if isinstance(exc, TimeoutError | nats.errors.Error):
+        if isinstance(exc, nats.errors.BadSubjectError | InvalidKeyError):
+            # The tenant cannot be a key: the same request would fail the same way however often sent.
+            failure = Reject(f"tenant {tenant!r} cannot name a ledger in the bucket: {exc!r}")
+        elif isinstance(exc, TimeoutError | nats.errors.Error):
             # NATS is unreachable or slow (a write may or may not have landed): callers retry, which is safe.
             log.warning("ledger of %s not written: %r", tenant, exc, extra={"tenant": tenant})
             failure = Retry(0.5, f"ledger of {tenant} unavailable: {exc!r}")
@@ -154,8 +172,7 @@ class Ledgers:
         if cached is None:
             cached = await self._read(tenant)
         for _ in range(_MAX_ATTEMPTS):
-            ledger, revision = cached
-            applied = apply(ledger, operations, self._clock(), self._pricing)
+            applied = apply(cached.ledger, operations, self._clock(), self._pricing)
             if not applied.changed:
                 if fresh:
                     break
@@ -163,27 +180,46 @@ class Ledgers:
                 cached, fresh = await self._read(tenant), True
                 continue
             try:
-                cached = applied.ledger, await self._write(tenant, applied.ledger, revision)
+                written = _Read(applied.ledger, await self._write(tenant, applied.ledger, cached.revision))
                 self._metrics.writes.inc()
-                break
             except WrongRevision:
                 self._metrics.cas_conflicts.inc()
                 if self._queues.get(tenant):  # a hot tenant (a stale copy of a quiet one: re-read at once)
                     await asyncio.sleep(_CONFLICT_BACKOFF_S * random.uniform(0.5, 1.5))
                 cached, fresh = await self._read(tenant), True
+                continue
+            if cached.removed:
+                self._recreated(tenant, cached)
+            cached = written
+            break
         else:
             raise Retry(0.05, f"ledger of {tenant}: {_MAX_ATTEMPTS} conflicting writes in a row")
         self._cache[tenant] = cached
-        self._metrics.observe(cached[0])
+        self._metrics.observe(cached.ledger)
         self._count(tenant, applied)
         return applied
 
-    async def _read(self, tenant: str) -> tuple[Ledger, int]:
+    async def _read(self, tenant: str) -> _Read:
         try:
             entry = await self._kv.get(tenant)
-        except KeyNotFoundError:
-            return new_ledger(tenant, self._settings), 0
-        return codec.decode(Ledger, entry.value or b""), entry.revision or 0
+        except KeyNotFoundError as exc:
+            marker = exc.entry  # set when the key was deleted or purged: its marker holds the revision
+            if marker is None or not marker.revision:
+                return _Read(new_ledger(tenant, self._settings), 0)
+            return _Read(new_ledger(tenant, self._settings), marker.revision, str(exc.op or "DEL"))
+        return _Read(codec.decode(Ledger, entry.value or b""), entry.revision or 0)
+
+    def _recreated(self, tenant: str, removed: _Read) -> None:
+        """Say that a fresh ledger was written over a removed one."""
+        log.warning(
+            "ledger of %s had been removed from %s (%s at revision %d): started afresh, default limit",
+            tenant,
+            topics.BUCKET_BUDGET,
+            removed.removed,
+            removed.revision,
+            extra={"tenant": tenant},
+        )
+        self._metrics.recreated.labels(tenant).inc()
 
     async def _write(self, tenant: str, ledger: Ledger, revision: int) -> int:
         return await self._bus.compare_and_set(topics.BUCKET_BUDGET, tenant, codec.encode(ledger), revision)

@@ -1,0 +1,79 @@
+"""The ledgers in the KV bucket, on a real nats-server: what the bucket holds when someone else touched it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from maestro import topics
+from maestro.bus import Bus
+from maestro.errors import RemoteError
+from maestro.runtime import open_bus, running_service
+from maestro.settings import Settings
+from proto.v1 import Commit, Reserve, SetBudget, Usage
+from services.budget.service import SERVICE, serve
+from tests.services.budget.support import answering
+
+
+def reserve(task: str, amount: int = 100) -> Reserve:
+    return Reserve(tenant="acme", task_id=task, estimate_micro_usd=amount)
+
+
+def commit(task: str) -> Commit:
+    return Commit(tenant="acme", reservation_id=f"r-{task}", usage=Usage(model="m", input_tokens=10))
+
+
+async def test_a_ledger_deleted_or_purged_from_the_bucket_starts_afresh_and_says_so(
+    settings: Settings, bus: Bus
+) -> None:
+    settings = settings.with_(default_limit_micro_usd=1000, pricing="m=1:0")
+    kv = await bus.js.key_value(topics.BUCKET_BUDGET)
+    registry = CollectorRegistry()
+    async with open_bus(settings, "budget-own", registry) as own:
+        serving = asyncio.create_task(serve(own))
+        try:
+            await answering(bus)
+            removals: list[Callable[[str], Awaitable[bool]]] = [kv.delete, kv.purge]
+            for n, remove in enumerate(removals):
+                assert (await bus.request(topics.BUDGET_RESERVE, reserve(f"old{n}"), key="acme")).granted
+                await bus.request(topics.BUDGET_RESERVE, reserve(f"gone{n}"))
+                await bus.request(topics.BUDGET_COMMIT, commit(f"old{n}"), key="acme")
+                # `nats kv del maestro_budget acme`, or `nats kv purge`: the replica's copy is stale now too.
+                await remove("acme")
+
+                # Every kind of write works again, on a fresh ledger.
+                for key in ("acme", None):
+                    granted = await bus.request(topics.BUDGET_RESERVE, reserve(f"new{n}{key}", 300), key=key)
+                    assert granted.granted
+                    settled = await bus.request(topics.BUDGET_COMMIT, commit(f"new{n}{key}"), key=key)
+                    assert settled.charged_micro_usd == 10 and not settled.already_settled
+                changed = await bus.request(topics.BUDGET_SET, SetBudget(tenant="acme", limit_micro_usd=2000))
+                assert changed.limit_micro_usd == 2000
+                view = await answering(bus)
+                assert (view.spent_micro_usd, view.held_micro_usd, view.holds) == (20, 0, 0)
+                # What the removed ledger held went with it: its reservations are unknown now.
+                with pytest.raises(RemoteError) as err:
+                    await bus.request(topics.BUDGET_COMMIT, commit(f"gone{n}"))
+                assert err.value.code == 404
+                await bus.request(topics.BUDGET_SET, SetBudget(tenant="acme", limit_micro_usd=1000))
+        finally:
+            own.stop()
+            await asyncio.wait_for(serving, 5)
+    assert registry.get_sample_value("maestro_budget_ledgers_recreated_total", {"tenant": "acme"}) == 2
+
+
+async def test_a_tenant_the_bucket_cannot_take_as_a_key_is_400_not_retried(
+    settings: Settings, bus: Bus
+) -> None:
+    async with running_service(SERVICE, settings):
+        await answering(bus)
+        # Tenant ids are checked by their type; a newline at the end slipped past its pattern.
+        for tenant in ("acme\n",):
+            data = json.dumps({"tenant": tenant}).encode()
+            reply = await bus.nc.request(topics.BUDGET_GET.subject, data, timeout=5)
+            assert reply.headers and reply.headers[topics.HEADER_ERROR_CODE] == "400", reply.headers
+            assert "tenant" in reply.headers[topics.HEADER_ERROR]
