@@ -8,13 +8,15 @@ half a change), validated by the one service that owns the format, and the CLI n
 from __future__ import annotations
 
 import argparse
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from maestro import topics
 from maestro.client import open_client
 from maestro.settings import Settings
-from proto.v1 import LedgerView, ScopeView, SetBudget
+from proto.v1 import ROLES, LedgerView, ScopeView, SetBudget
+from proto.v1.ids import MAX_MICRO_USD, MAX_TOKENS, MODEL_PATTERN
 from services.budget.windows import WINDOWS
 
 
@@ -37,8 +39,8 @@ def register(sub: Any) -> None:
     change.add_argument("--tokens", type=_count, metavar="N", help="limit in tokens per window")
     change.add_argument("--window", choices=WINDOWS, help="daily (00:00 UTC), monthly (the 1st) or total")
     scope = change.add_mutually_exclusive_group()
-    scope.add_argument("--role", help="set this role's sub-limit")
-    scope.add_argument("--model", help="set this model's sub-limit")
+    scope.add_argument("--role", choices=ROLES, help="set this role's sub-limit")
+    scope.add_argument("--model", type=_model, help="set this model's sub-limit")
     change.add_argument("--task-ceiling-usd", type=_micro_usd, metavar="USD", help="most one task may hold")
     carry = change.add_mutually_exclusive_group()
     carry.add_argument("--carry-over", dest="carry_over", action="store_true", default=None)
@@ -55,9 +57,11 @@ def _micro_usd(text: str) -> int:
     try:
         usd = Decimal(text)
     except InvalidOperation:
-        raise argparse.ArgumentTypeError(f"not an amount of USD: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not an amount of USD: {text[:40]!r}") from None
     if not usd.is_finite() or usd < 0:
-        raise argparse.ArgumentTypeError(f"not an amount of USD: {text!r}")
+        raise argparse.ArgumentTypeError(f"not an amount of USD: {text[:40]!r}")
+    if usd * 1_000_000 > MAX_MICRO_USD:
+        raise argparse.ArgumentTypeError(f"at most {MAX_MICRO_USD // 1_000_000:,} USD")
     return int(usd * 1_000_000)
 
 
@@ -65,10 +69,18 @@ def _count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a count: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a count: {text[:40]!r}") from None
+    if not 0 <= value <= MAX_TOKENS:
+        raise argparse.ArgumentTypeError(f"not a count of at most {MAX_TOKENS:,}: {text[:40]!r}")
     return value
+
+
+def _model(text: str) -> str:
+    if not re.fullmatch(MODEL_PATTERN.removeprefix("^").removesuffix("$"), text):
+        raise argparse.ArgumentTypeError(
+            f"not a model id (at most 128 of A-Z a-z 0-9 . _ : / @ + -): {text[:40]!r}"
+        )
+    return text
 
 
 def _usd(micros: int | None) -> str:

@@ -84,6 +84,10 @@ def reserve(task: str, amount: Any = 10, **fields: Any) -> dict[str, Any]:
     return {"tenant": "acme", "task_id": task, "estimate_micro_usd": amount, **fields}
 
 
+def sub_limit(scope: str, name: Any, **limits: Any) -> dict[str, Any]:
+    return {"tenant": "acme", "scope": scope, "name": name, **(limits or {"limit_micro_usd": 5})}
+
+
 def commit(task: str, model: Any = "m", **usage: Any) -> dict[str, Any]:
     return {"tenant": "acme", "reservation_id": f"r-{task}", "usage": {"model": model, **usage}}
 
@@ -152,21 +156,11 @@ async def test_oversized_and_unknown_names_are_400_naming_the_field(settings: Se
     async with budget(settings.with_(pricing=PRICING), bus):
         for role in ("wizard", "Planner", "x" * 5000, "planner\n"):
             await refused(bus, topics.BUDGET_RESERVE, reserve("t1", role=role), "role")
-            await refused(
-                bus,
-                topics.BUDGET_SET,
-                {"tenant": "acme", "scope": "role", "name": role, "limit_micro_usd": 5},
-                "name",
-            )
+            await refused(bus, topics.BUDGET_SET, sub_limit("role", role), "name")
         for model in ("x" * 5000, "m" * 129, "a b", "../etc", "m\u00e9", ""):
             if model:
                 await refused(bus, topics.BUDGET_RESERVE, reserve("t1", model=model), "model")
-                await refused(
-                    bus,
-                    topics.BUDGET_SET,
-                    {"tenant": "acme", "scope": "model", "name": model, "limit_micro_usd": 5},
-                    "name",
-                )
+                await refused(bus, topics.BUDGET_SET, sub_limit("model", model), "name")
             await refused(bus, topics.BUDGET_COMMIT, commit("t1", model), "usage.model")
         await refused(
             bus, topics.BUDGET_SET, {"tenant": "acme", "scope": "department", "name": "ops"}, "scope"
@@ -192,8 +186,7 @@ async def test_oversized_and_unknown_names_are_400_naming_the_field(settings: Se
             bus, topics.BUDGET_RESERVE, reserve("t" * 64, role="doc-writer", model=LONG_MODEL)
         )
         assert granted.code == 200 and granted.body["granted"], granted
-        limit = {"tenant": "acme", "scope": "model", "name": LONG_MODEL, "limit_micro_usd": 5}
-        assert (await call(bus, topics.BUDGET_SET, limit)).code == 200
+        assert (await call(bus, topics.BUDGET_SET, sub_limit("model", LONG_MODEL))).code == 200
         assert (await view(bus)).models[LONG_MODEL].limit_micro_usd == 5
 
 
@@ -201,30 +194,18 @@ async def test_the_role_a_sub_limit_names_must_exist_and_model_sub_limits_are_bo
     settings: Settings, bus: Bus
 ) -> None:
     async with budget(settings.with_(pricing=PRICING), bus):
-        why = await refused(
-            bus,
-            topics.BUDGET_SET,
-            {"tenant": "acme", "scope": "role", "name": "wizard", "limit_micro_usd": 5},
-            "name",
-        )
+        why = await refused(bus, topics.BUDGET_SET, sub_limit("role", "wizard"), "name")
         assert "wizard" in why and all(role in why for role in ROLES)
         for role in ROLES:
-            change = {"tenant": "acme", "scope": "role", "name": role, "limit_micro_usd": 5}
-            assert (await call(bus, topics.BUDGET_SET, change)).code == 200
-        for n in range(ledger.MAX_SCOPES):
-            change = {
-                "tenant": "acme",
-                "scope": "model",
-                "name": f"{LONG_MODEL[:120]}{n:08d}",
-                "limit_tokens": n,
-            }
-            assert (await call(bus, topics.BUDGET_SET, change)).code == 200
-        one_more = {"tenant": "acme", "scope": "model", "name": "one-more", "limit_tokens": 1}
+            assert (await call(bus, topics.BUDGET_SET, sub_limit("role", role))).code == 200
+        models = [f"{LONG_MODEL[:120]}{n:08d}" for n in range(ledger.MAX_SCOPES)]
+        for n, model in enumerate(models):
+            assert (await call(bus, topics.BUDGET_SET, sub_limit("model", model, limit_tokens=n))).code == 200
+        one_more = sub_limit("model", "one-more", limit_tokens=1)
         why = await refused(bus, topics.BUDGET_SET, one_more, str(ledger.MAX_SCOPES), "model")
         # Changing or removing one that is there is fine, and makes room.
-        first = {"tenant": "acme", "scope": "model", "name": f"{LONG_MODEL[:120]}{0:08d}"}
-        assert (await call(bus, topics.BUDGET_SET, {**first, "limit_tokens": 9})).code == 200
-        assert (await call(bus, topics.BUDGET_SET, {**first, "remove": True})).code == 200
+        assert (await call(bus, topics.BUDGET_SET, sub_limit("model", models[0], limit_tokens=9))).code == 200
+        assert (await call(bus, topics.BUDGET_SET, sub_limit("model", models[0], remove=True))).code == 200
         assert (await call(bus, topics.BUDGET_SET, one_more)).code == 200
         shown = await view(bus)
         assert len(shown.models) == ledger.MAX_SCOPES and set(shown.roles) == set(ROLES)
