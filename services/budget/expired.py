@@ -68,6 +68,8 @@ class Expired:
 
     def stored(self, kept: int, room: int) -> dict[str, ExpiredHold]:
         """What to store: the newest expired holds, at most `kept` of them and `room` bytes, oldest first."""
+        if len(self._holds) <= kept and len(self._holds) * LARGEST_BYTES <= room:
+            return self._holds  # all of them fit, whatever their names
         items = list(self._holds.items())[max(0, len(self._holds) - kept) :]
         if len(items) * LARGEST_BYTES > room:  # else all of them fit, whatever their names
             used = 0
