@@ -319,16 +319,39 @@ async def test_two_replicas_under_a_hostile_mix_never_overspend_and_never_fail(
         held = sum(r.body["held_micro_usd"] for r in replies if r.code == 200 and r.body["granted"])
         assert shown.held_micro_usd == held <= limit
 
-        # Commits through both replicas at once, each twice, with usage within its hold (so no overage):
-        # each is charged once, and spent plus held stays within the limit at the end.
-        granted = [r.body for r in replies if r.code == 200 and r.body["granted"]]
-        commits = [commit(g["task_id"], input_tokens=g["held_micro_usd"] // 2) for g in granted]
+        # Commits through both replicas at once, each twice, with usage within its hold (so no overage),
+        # and hostile ones among them for holds kept aside: each valid one is charged once, every hostile
+        # one is refused and charges nothing, and spent plus held stays within the limit.
+        held = {r.body["task_id"]: r.body.get("held_micro_usd", 0) for r in replies if r.body.get("granted")}
+        aside = list(held)[-4:]
+        commits = [
+            commit(task, input_tokens=amount // 2) for task, amount in held.items() if task not in aside
+        ]
+        hostile = [
+            (commit(aside[0], input_tokens=-1), 400),
+            (commit(aside[1], "dear", input_tokens=MAX_TOKENS), 400),  # a price past the bound on money
+            (commit(aside[2], "y" * 300, input_tokens=1), 400),
+            ({**commit(aside[3]), "reservation_id": "r-" + "x" * 70}, 400),
+            (commit("never-reserved", input_tokens=1), 404),
+            ({**commit(aside[0]), "usage": {"model": "m", "input_tokens": 1.5}}, 400),
+        ]
+        mixed = [(c, 200) for c in commits * 2] + hostile * 2
+        rng.shuffle(mixed)
         settled = await asyncio.gather(
-            *(call(bus, topics.BUDGET_COMMIT, c, partition=n % 2 == 1) for n, c in enumerate(commits * 2))
+            *(call(bus, topics.BUDGET_COMMIT, c, partition=n % 2 == 1) for n, (c, _) in enumerate(mixed))
         )
-        assert {s.code for s in settled} == {200}
+        for (request, code), reply in zip(mixed, settled, strict=True):
+            assert reply.code == code and (code == 200 or reply.description), (request, reply)
         shown = await view(bus)
-        assert shown.spent_micro_usd == sum(g["held_micro_usd"] // 2 for g in granted)
-        assert shown.held_micro_usd == 0 and shown.spent_micro_usd + shown.held_micro_usd <= limit
+        assert shown.spent_micro_usd == sum(held[c["reservation_id"][2:]] // 2 for c in commits)
+        assert shown.held_micro_usd == sum(held[task] for task in aside) and shown.holds == len(aside)
+        assert shown.spent_micro_usd + shown.held_micro_usd <= limit
+        for task in aside:
+            released = await call(
+                bus, topics.BUDGET_RELEASE, {"tenant": "acme", "reservation_id": f"r-{task}"}
+            )
+            assert released.code == 200 and not released.body.get("already_settled")
+        shown = await view(bus)
+        assert shown.held_micro_usd == 0 and shown.holds == 0
         assert codec.decode(LedgerView, codec.encode(shown)) == shown
         assert (await call(bus, topics.BUDGET_GET, msgspec.to_builtins(GetLedger(tenant="acme")))).code == 200
