@@ -4,6 +4,7 @@ leaves nothing behind, and one budget replica can die without holding up a task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -383,6 +384,7 @@ def test_ctrl_c_while_starting_stops_everything_promptly(tmp_path: Path) -> None
         text=True,
         process_group=0,
     )
+    spawned: set[int] = set()
     try:
         # Frozen, the orchestrator never answers /readyz: `maestro up` is held in its start-up.
         wait_until(
@@ -406,3 +408,6 @@ def test_ctrl_c_while_starting_stops_everything_promptly(tmp_path: Path) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pid in spawned:  # a frozen child outlives a failed test: dying with its parent needs it running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
