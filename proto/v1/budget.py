@@ -9,6 +9,7 @@ from msgspec import Meta
 
 from proto.base import Message
 from proto.v1.ids import (
+    END,
     MAX_MICRO_USD,
     MODEL_PATTERN,
     ROLES,
@@ -24,7 +25,7 @@ from proto.v1.ids import (
 def _whole(body: str) -> str:
     """A pattern matching `body` and nothing more: Python's `$` (which msgspec uses) also matches before a
     final newline, so the end is asserted to be no newline, which JSON Schema's regexes read the same."""
-    return f"^({body.removeprefix('^').removesuffix('$')})(?!\\n)$"
+    return f"^({body.removeprefix('^').removesuffix(END).removesuffix('$')}){END}"
 
 
 MAX_TTL_S = 30 * 86_400.0

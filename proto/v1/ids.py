@@ -8,12 +8,15 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
+# Python's `$` (msgspec's and the API's regexes) also matches before a final newline: every pattern ends
+# with this instead, which JSON Schema's regexes read the same way.
+END = r"(?!\n)$"
 # A token is safe as a NATS subject token and as a KV key: no dots, wildcards or spaces.
-TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}" + END
 
 TaskId = Annotated[str, Meta(pattern=TOKEN_PATTERN, description="task id, also the idempotency key")]
 Tenant = Annotated[
-    str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="tenant name (lowercase, subject-safe)")
+    str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}" + END, description="tenant name (lowercase, subject-safe)")
 ]
 # Bounds on every amount on the wire: far above any real budget or call, far below int64, so a sum or a
 # price times a count of them stays exact in every language that reads these messages.
@@ -26,7 +29,7 @@ MicroUsd = Annotated[
 ]
 Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS, description="a count of model tokens")]
 # A model's id as providers spell it: `gpt-4o`, `meta-llama/Llama-3.1-8B`, `eu.anthropic.claude-v2:1`.
-MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"
+MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}" + END
 ModelName = Annotated[str, Meta(pattern=MODEL_PATTERN, description="a model id (at most 128 characters)")]
 
 Role = Literal["planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer"]

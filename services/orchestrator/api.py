@@ -146,8 +146,8 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         served = bus.settings.models
         if task.model is not None and task.model not in served:
             # The guard would deny it (models.not-served); here the caller hears it at once.
-            unserved = f"no agent here runs the model {task.model!r}; served: {', '.join(served)}"
-            return error(400, unserved, field="$.model")
+            refusal = f"no agent here runs the model {task.model!r}; served: {', '.join(served)}"
+            return error(400, refusal, field="$.model")
         try:
             # Published again when the same request comes back (202 as the first time): the caller may be
             # retrying a submission whose publish never happened. The guard judges an id once.
