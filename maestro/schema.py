@@ -176,7 +176,8 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
         Flow(
             "budget",
             "send",
-            "Holds expired, late commits charged, thresholds of 50/80/100% crossed, overages, new windows",
+            "Holds expired, late commits charged, thresholds of 50/80/100% crossed, overages, new windows, "
+            "ledgers recreated after someone removed them from the bucket",
         ),
         Flow("operator", "receive", "Alert on thresholds and overages; audit expired holds"),
     ),

@@ -150,7 +150,8 @@ BUDGET_EVENTS: Topic[BudgetEvents] = Topic(
     "maestro.v1.budgetevt",
     ("tenant",),
     BudgetEvents,  # type: ignore[arg-type]
-    "what happened to a tenant's budget: holds expired, late commits, thresholds, overages, new windows",
+    "what happened to a tenant's budget: holds expired, late commits, thresholds, overages, new windows, "
+    "ledgers recreated after a removal",
 )
 
 STREAM_REQUESTS = "MAESTRO_REQ"

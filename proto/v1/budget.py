@@ -296,4 +296,13 @@ class LateCommit(BudgetEvent, frozen=True, tag="budget.late_commit"):
     remaining_micro_usd: Balance = 0
 
 
-BudgetEvents = HoldExpired | ThresholdCrossed | Overage | WindowRolled | LateCommit
+class LedgerRecreated(BudgetEvent, frozen=True, tag="budget.ledger_recreated"):
+    """The tenant's ledger had been deleted or purged from the bucket by hand: it started afresh, with the
+    default limit, and what it held and spent is gone (commits for its reservations are answered 404)."""
+
+    removed_by: Literal["DEL", "PURGE"] = "DEL"
+    removed_revision: int = 0
+    """The revision of the delete or purge marker the fresh ledger was written over."""
+
+
+BudgetEvents = HoldExpired | ThresholdCrossed | Overage | WindowRolled | LateCommit | LedgerRecreated

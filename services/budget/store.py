@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import nats.errors
 from nats.js.errors import InvalidKeyError, KeyNotFoundError
@@ -33,6 +34,7 @@ from proto.v1 import (
     BudgetEvents,
     HoldExpired,
     LateCommit,
+    LedgerRecreated,
     Overage,
     Reservation,
     ThresholdCrossed,
@@ -73,6 +75,8 @@ def event_msg_id(event: BudgetEvents) -> str:
             return f"{event.tenant}.{event.window_id}.{scope}.{pct}"
         case WindowRolled():
             return f"{event.tenant}.{event.window_id}.rolled"
+        case LedgerRecreated(removed_revision=revision):
+            return f"{event.tenant}.recreated.{revision}"
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ class Ledgers:
                 cached, fresh = await self._read(tenant), True
                 continue
             if cached.removed:
-                self._recreated(tenant, cached)
+                applied.events.append(self._recreated(tenant, cached, applied.ledger))
             cached = written
             break
         else:
@@ -209,8 +213,8 @@ class Ledgers:
             return _Read(new_ledger(tenant, self._settings), marker.revision, str(exc.op or "DEL"))
         return _Read(codec.decode(Ledger, entry.value or b""), entry.revision or 0)
 
-    def _recreated(self, tenant: str, removed: _Read) -> None:
-        """Say that a fresh ledger was written over a removed one."""
+    def _recreated(self, tenant: str, removed: _Read, fresh: Ledger) -> LedgerRecreated:
+        """Say that a fresh ledger was written over a removed one: a log line, a metric, and its event."""
         log.warning(
             "ledger of %s had been removed from %s (%s at revision %d): started afresh, default limit",
             tenant,
@@ -220,6 +224,13 @@ class Ledgers:
             extra={"tenant": tenant},
         )
         self._metrics.recreated.labels(tenant).inc()
+        return LedgerRecreated(
+            tenant=tenant,
+            at=datetime.now(UTC),
+            window_id=fresh.window_id,
+            removed_by="PURGE" if removed.removed == "PURGE" else "DEL",
+            removed_revision=removed.revision,
+        )
 
     async def _write(self, tenant: str, ledger: Ledger, revision: int) -> int:
         return await self._bus.compare_and_set(topics.BUCKET_BUDGET, tenant, codec.encode(ledger), revision)

@@ -14,9 +14,9 @@ from maestro.bus import Bus
 from maestro.errors import RemoteError
 from maestro.runtime import open_bus, running_service
 from maestro.settings import Settings
-from proto.v1 import Commit, Reserve, SetBudget, Usage
+from proto.v1 import Commit, LedgerRecreated, Reserve, SetBudget, Usage
 from services.budget.service import SERVICE, serve
-from tests.services.budget.support import answering
+from tests.services.budget.support import answering, wait_for_events
 
 
 def reserve(task: str, amount: int = 100) -> Reserve:
@@ -64,6 +64,12 @@ async def test_a_ledger_deleted_or_purged_from_the_bucket_starts_afresh_and_says
             own.stop()
             await asyncio.wait_for(serving, 5)
     assert registry.get_sample_value("maestro_budget_ledgers_recreated_total", {"tenant": "acme"}) == 2
+    events = await wait_for_events(
+        bus.js, "acme", lambda found: sum(isinstance(e, LedgerRecreated) for e in found) == 2
+    )
+    recreated = [e for e in events if isinstance(e, LedgerRecreated)]
+    assert [e.removed_by for e in recreated] == ["DEL", "PURGE"]
+    assert all(e.removed_revision > 0 for e in recreated)
 
 
 async def test_a_tenant_the_bucket_cannot_take_as_a_key_is_400_not_retried(
