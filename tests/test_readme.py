@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
 import re
+import shlex
+import sys
+from asyncio.subprocess import PIPE
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from maestro import codec
+from maestro.cli import _parser
+from maestro.client import Client
 from maestro.settings import Settings
-from proto.v1 import TaskRequest
+from proto.v1 import ROLES, TaskRequest
 from services.agents.backends import OfflineBackend
 from services.agents.sandbox import Sandbox
 from services.guard import bundle
+from services.guard.bundle import Bundle
 from services.guard.engine import Prices, evaluate
+from services.guard.policies import residency
+from tests.e2e.conftest import open_mesh
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -96,3 +109,138 @@ async def test_a_sandboxed_command_sees_only_the_environment_the_readme_lists(tm
     # sh itself sets its working directory and shell level; everything else came from the sandbox.
     seen = {line.split("=", 1)[0] for line in result.output.splitlines() if "=" in line}
     assert seen - {"PWD", "OLDPWD", "SHLVL", "_"} == names
+
+
+# -- the commands ------------------------------------------------------------------------------------
+
+
+def _maestro_commands() -> list[str]:
+    """Each `maestro ...` command of the README's shell blocks, its comment, redirections and optional
+    parts dropped, the first of its alternatives (`a|b`) kept and its placeholders (ID, FILE) filled in."""
+    found = []
+    for block in _blocks("sh"):
+        for line in block.splitlines():
+            line = re.sub(r"\s+#.*$", "", line)  # a comment (never inside the quotes these lines use)
+            line = re.sub(r"\s*\[[^\]]*\]", "", line)  # optional parts
+            for part in re.split(r" \| ", line):
+                part = re.sub(r"\s*<\s*\S+$", "", part.strip())  # stdin redirection
+                if part.startswith("maestro "):
+                    found.append(part)
+    return found
+
+
+def _filled(command: str) -> list[str]:
+    words = shlex.split(command)[1:]
+    firsts = [w.split("|", 1)[0] for w in words]
+    return ["1" if re.fullmatch(r"[A-Z][A-Z_]*", w) else w for w in firsts]
+
+
+@pytest.mark.parametrize("command", _maestro_commands())
+def test_every_maestro_command_in_the_readme_parses(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        _parser().parse_args(_filled(command))
+    except SystemExit as exc:
+        pytest.fail(f"{command!r} does not parse (exit {exc.code}): {capsys.readouterr().err.strip()}")
+
+
+def test_the_readme_has_maestro_commands_to_check() -> None:
+    assert len(_maestro_commands()) > 10
+
+
+# -- the complete policy bundle ------------------------------------------------------------------------
+
+
+def _complete_bundle() -> Bundle:
+    """The README's complete bundle: its YAML block that has a version, a default and tenants."""
+    complete = [b for b in _blocks("yaml") if re.search(r"^version:.*^default:.*^tenants:", b, re.M | re.S)]
+    assert len(complete) == 1, "the README should have one complete bundle example"
+    return bundle.parse(complete[0])
+
+
+def _readme_requests() -> list[TaskRequest]:
+    """The README's own example requests: its JSON `TaskRequest` blocks."""
+    return [codec.decode_strict(TaskRequest, b) for b in _blocks("json") if '"role"' in b]
+
+
+BUNDLE = _complete_bundle()
+
+
+def test_the_complete_bundle_has_no_problem_policy_check_would_report() -> None:
+    for tenant in ("", *BUNDLE.tenants):
+        assert list(residency.problems(BUNDLE.policy(tenant).residency)) == [], tenant
+
+
+@pytest.mark.parametrize("prices", [AS_A_RUNNING_GUARD_JUDGES, AS_CHECK_PR_JUDGES], ids=["guard", "check-pr"])
+@pytest.mark.parametrize("tenant", sorted(BUNDLE.tenants))
+@pytest.mark.parametrize("role", ROLES)
+def test_the_complete_bundle_allows_its_example_tenants_plain_requests(
+    role: str, tenant: str, prices: Prices
+) -> None:
+    request = msgspec.convert(
+        {"tenant": tenant, "role": role, "prompt": "Plan a CLI that counts words"}, TaskRequest
+    )
+    decision = evaluate(request, len(codec.encode(request)), BUNDLE, prices).decision
+    assert decision.verdict == "allow", [v.message for v in decision.violations]
+
+
+@pytest.mark.parametrize("prices", [AS_A_RUNNING_GUARD_JUDGES, AS_CHECK_PR_JUDGES], ids=["guard", "check-pr"])
+def test_the_complete_bundle_allows_the_readme_s_own_example_requests(prices: Prices) -> None:
+    requests = _readme_requests()
+    assert requests, "the README's JSON request example was not found"
+    for request in requests:
+        decision = evaluate(request, len(codec.encode(request)), BUNDLE, prices).decision
+        assert decision.verdict == "allow", [v.message for v in decision.violations]
+
+
+# -- the tester example, run against a mesh ------------------------------------------------------------
+
+
+def _tester_example() -> str:
+    """The README's runnable tester example: the shell block that writes a test file and submits it."""
+    found = [b for b in _blocks("sh") if "--role tester" in b and re.search(r" > \S+\.py$", b, re.M)]
+    assert len(found) == 1, "the README should have one runnable tester example"
+    return found[0]
+
+
+async def _run_shell(script: str, cwd: Path, settings: Settings) -> tuple[int, list[str], str]:
+    """Run `script` with `sh -e` as a user would, the CLI finding the mesh through MAESTRO_NATS_URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["MAESTRO_NATS_URL"] = str(settings.nats_url)
+    process = await asyncio.create_subprocess_exec(
+        "sh", "-e", "-c", script, cwd=cwd, env=env, stdout=PIPE, stderr=PIPE
+    )
+    async with asyncio.timeout(90):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode().splitlines(), err.decode()
+
+
+@pytest.fixture
+async def mesh(settings: Settings) -> AsyncIterator[Client]:
+    """The whole mesh in this process on a real nats-server, with the README's default settings."""
+    async with AsyncExitStack() as stack:
+        yield await open_mesh(settings, stack)
+
+
+async def test_the_tester_example_succeeds_as_written(
+    mesh: Client, settings: Settings, tmp_path: Path
+) -> None:
+    code, out, err = await _run_shell(_tester_example(), tmp_path, settings)
+    assert code == 0, (out, err)
+    task_id, state = out
+    assert state == "succeeded"
+    record = await mesh.get(task_id)
+    assert record.role == "tester" and record.state == "succeeded"
+    assert record.output.startswith("1 of 1 commands passed")
+
+
+async def test_the_tester_example_exits_1_when_its_test_fails(
+    mesh: Client, settings: Settings, tmp_path: Path
+) -> None:
+    # The README says how to make it fail: `== 7` for the right answer.
+    script = _tester_example()
+    assert "== 6" in script
+    code, out, err = await _run_shell(script.replace("== 6", "== 7"), tmp_path, settings)
+    assert code == 1, (out, err)
+    assert out[-1].startswith("failed: 0 of 1 commands passed"), out
