@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from contextlib import AsyncExitStack
 
 from nats.aio.subscription import Subscription
 
 from maestro import codec, topics
-from maestro.bus import Bus
+from maestro.bus import Bus, Delivery
 from maestro.client import open_client
 from maestro.runtime import running_service
 from maestro.settings import Settings
-from proto.v1 import DeadLetter, TaskRequest
+from proto.v1 import DeadLetter, TaskAssignment, TaskRequest
 from services.agents.service import SERVICE as AGENTS
+from services.agents.service import consumer as agents_consumer
 from services.budget.service import SERVICE as BUDGET
 from services.guard.service import SERVICE as GUARD
 from services.orchestrator.service import SERVICE as ORCHESTRATOR
@@ -32,7 +34,13 @@ async def test_a_poisoned_message_is_listed_shown_masked_and_dead_letters_again_
     settings: Settings, bus: Bus
 ) -> None:
     url = settings.nats_url or ""
-    async with running_service(AGENTS, settings):
+
+    async def never(assignment: TaskAssignment, delivery: Delivery) -> None:
+        raise AssertionError("a poisoned message never reaches the handler")
+
+    # The planner agents' own consumer, as their service consumes it (without the other roles' consumers).
+    consuming = asyncio.create_task(bus.consume(agents_consumer("planner"), never))
+    try:
         letters = await bus.nc.subscribe(topics.DLQ.all)
         await bus.js.publish(
             topics.TASKS.subject("planner"),
@@ -71,6 +79,9 @@ async def test_a_poisoned_message_is_listed_shown_masked_and_dead_letters_again_
         assert maestro("dlq", "show", seq, nats_url=url).returncode == 1
         rows = maestro("dlq", "ls", nats_url=url).stdout.splitlines()
         assert len(rows) == 2 and rows[1].split()[0] != seq
+    finally:
+        bus.stop()
+        await asyncio.wait_for(consuming, 10)
 
 
 async def test_a_request_dead_lettered_while_the_budget_was_down_runs_when_replayed(
