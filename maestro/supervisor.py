@@ -3,7 +3,8 @@ child process; each child, the server too, is restarted when it dies, and all st
 (maestro/drain.py).
 
 Children run in sessions of their own, so a Ctrl-C at the terminal reaches `maestro up` alone, and only
-the supervisor stops them; each still gets SIGTERM when `maestro up` dies, even by SIGKILL (die_with_parent).
+the supervisor (maestro/children.py) stops them; each still gets SIGTERM when `maestro up` dies, even by
+SIGKILL (die_with_parent).
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ import socket
 import sys
 import tempfile
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 
 from maestro import drain, instances
 from maestro.bus import Bus
-from maestro.embedded import EmbeddedServerError, die_with_parent, listening_url, nats_server_command
-from maestro.runtime import EXIT_CONFIG, open_bus
+from maestro.children import Supervisor, spawn
+from maestro.embedded import EmbeddedServerError, listening_url, nats_server_command
+from maestro.runtime import open_bus
 from maestro.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,6 @@ _MORE_BUDGET_PORTS = 9111
 NATS_SERVER = "nats-server"
 _READY_TIMEOUT_S = 60.0
 _SERVER_STOP_S = 10.0
-_FIRST_BACKOFF_S = 0.5
-_MAX_BACKOFF_S = 10.0
-_STEADY_S = 30.0
-"""A child that ran this long before it exited is restarted after the first backoff again."""
 _INTERRUPTED_STOP_S = 5.0
 """How long the children of a start-up cut short get between SIGTERM and SIGKILL."""
 
@@ -172,172 +170,11 @@ def plan_children(
     return children
 
 
-async def spawn(argv: Sequence[str], *, env: dict[str, str] | None, log_file: Path | None) -> Process:
-    """Start a child in a session of its own, so a Ctrl-C at the terminal does not reach it, dying with this
-    process; its output goes to `log_file` (default: ours)."""
-    out: IO[bytes] | None = open(log_file, "ab") if log_file is not None else None
-    try:
-        return await asyncio.create_subprocess_exec(
-            *argv,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=out,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
-    finally:
-        if out is not None:
-            out.close()
-
-
 async def spawn_child(spec: ChildSpec, env: dict[str, str], log_dir: Path | None) -> Process:
     """Start one service process."""
     env = {**env, **spec.env, "MAESTRO_HTTP_PORT": str(spec.port), "MAESTRO_WORKER": spec.name}
     log_file = log_dir / f"{spec.name}.log" if log_dir is not None else None
     return await spawn([sys.executable, "-m", spec.module], env=env, log_file=log_file)
-
-
-Launch = Callable[[], Awaitable[Process]]
-"""Starts a child process once more."""
-
-
-@dataclass
-class _Child:
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set by stop(): not to be restarted any more."""
-    gone: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set once it was stopped and its last process has exited."""
-    process: Process | None = None
-    kept: bool = False
-    """Whether keep_running ever ran it: one that never ran is gone as soon as it is stopped."""
-
-
-def _send(process: Process | None, sig: signal.Signals) -> None:
-    if process is not None and process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(sig)
-
-
-class Supervisor:
-    """Keeps each child running: restarts one that exits on its own, with backoff; stops the children it
-    is told to, in the order it is told. A child that exits saying its settings are wrong (EXIT_CONFIG)
-    is not restarted: the supervisor records why and calls `on_refusal`, for the mesh to stop."""
-
-    def __init__(self, on_refusal: Callable[[], object] = lambda: None) -> None:
-        self._children: dict[str, _Child] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._on_refusal = on_refusal
-        self.restarts: dict[str, int] = {}
-        self.refused = asyncio.Event()
-        self.refusal = ""
-        """Which child refused its settings, and its last line when its output goes to a file."""
-
-    async def __aenter__(self) -> Supervisor:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        """Kill every child still kept running (those stop() did not stop) and wait for its task."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def start(
-        self, name: str, launch: Launch, *, first: Process | None = None, log_file: Path | None = None
-    ) -> None:
-        """Keep a child running (keep_running) in a task this supervisor owns until its block ends."""
-        self._tasks.add(asyncio.create_task(self.keep_running(name, launch, first=first, log_file=log_file)))
-
-    async def keep_running(
-        self, name: str, launch: Launch, *, first: Process | None = None, log_file: Path | None = None
-    ) -> None:
-        """Run a child (`first`, if it was started already) until stop() names it; restart it whenever it
-        exits on its own or fails to start, unless it refused its settings. Cancelled, it kills the child.
-        `log_file` is where its output goes, to quote its refusal."""
-        child = self._children.setdefault(name, _Child())
-        child.kept = True
-        loop = asyncio.get_running_loop()
-        backoff = _FIRST_BACKOFF_S
-        try:
-            while not child.stop.is_set():
-                started = loop.time()
-                try:
-                    child.process = first or await launch()
-                except (OSError, EmbeddedServerError) as exc:
-                    outcome = f"could not start ({exc})"
-                else:
-                    if child.stop.is_set():  # stop() came while it was starting
-                        _send(child.process, signal.SIGTERM)
-                    code = await child.process.wait()
-                    if child.stop.is_set():  # told to: however it exited, it is not restarted
-                        return
-                    if code == EXIT_CONFIG:  # a restart would refuse the same settings again
-                        self._refuse(name, log_file)
-                        return
-                    outcome = f"exited with code {code}"
-                first = None
-                if loop.time() - started > _STEADY_S:
-                    backoff = _FIRST_BACKOFF_S
-                self.restarts[name] = self.restarts.get(name, 0) + 1
-                log.warning("%s %s; restarting in %.1fs", name, outcome, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(child.stop.wait(), backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
-        finally:
-            _send(child.process, signal.SIGKILL)  # only when cancelled: otherwise it has exited
-            child.gone.set()
-
-    def _refuse(self, name: str, log_file: Path | None) -> None:
-        said = _last_line(log_file) if log_file is not None else None
-        self.refusal = f"{name} cannot run with these settings" + (f": {said}" if said else " (see above)")
-        log.error("%s; not restarting it", self.refusal)
-        if not self.refused.is_set():
-            self.refused.set()
-            self._on_refusal()
-
-    def pid(self, name: str) -> int | None:
-        """The current process id of a child."""
-        child = self._children.get(name)
-        process = child.process if child else None
-        return process.pid if process and process.returncode is None else None
-
-    def signal(self, names: Collection[str], sig: signal.Signals) -> None:
-        """Send a signal to these children (those running)."""
-        for name in names:
-            child = self._children.get(name)
-            if child is not None:
-                _send(child.process, sig)
-
-    async def stop(self, names: Collection[str], deadline: float) -> list[str]:
-        """SIGTERM these children and wait until they exit or the loop's clock reaches `deadline`, then
-        SIGKILL what is left; none is restarted any more. Returns the names that had to be killed."""
-        children = {name: self._children.setdefault(name, _Child()) for name in names}
-        for child in children.values():
-            child.stop.set()
-            _send(child.process, signal.SIGTERM)
-            if not child.kept:  # never started (its start failed, say): nothing to wait for
-                child.gone.set()
-        try:
-            async with asyncio.timeout_at(deadline):
-                await asyncio.gather(*(child.gone.wait() for child in children.values()))
-            return []
-        except TimeoutError:
-            late = [name for name, child in children.items() if not child.gone.is_set()]
-            log.warning("%s did not stop in time; killing", ", ".join(late))
-            for name in late:
-                _send(children[name].process, signal.SIGKILL)
-            await asyncio.gather(*(children[name].gone.wait() for name in late))
-            return late
-
-
-def _last_line(path: Path) -> str | None:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
-            lines = f.read().decode(errors="replace").strip().splitlines()
-    except OSError:
-        return None
-    return lines[-1].strip() if lines else None
 
 
 async def wait_ready(children: Iterable[ChildSpec], timeout: float = _READY_TIMEOUT_S) -> None:
@@ -527,7 +364,8 @@ async def _start_server(supervisor: Supervisor, data_dir: Path, nats_port: int) 
         try:
             url = await listening_url(first, ports_dir)
         except BaseException:  # it did not come up, or the start-up was cut short: it goes
-            _send(first, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                first.kill()
             await first.wait()
             raise
     except (OSError, EmbeddedServerError) as exc:

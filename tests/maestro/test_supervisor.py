@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
@@ -20,9 +19,8 @@ import nats.errors
 
 from maestro.client import Client, open_client
 from maestro.embedded import running_nats_server
-from maestro.runtime import EXIT_CONFIG
 from maestro.settings import Settings
-from maestro.supervisor import Supervisor, free_port, port_is_free, spawn
+from maestro.supervisor import free_port, port_is_free
 from proto.v1 import TERMINAL_STATES, Started, TaskRequest
 from tests.e2e.test_cli import MAESTRO, alive, children_of, command_line, env_for
 
@@ -333,46 +331,6 @@ async def test_the_cli_finds_a_running_maestro_from_any_directory(tmp_path: Path
         ]
     gone = cli(elsewhere, env, "status", done.id)
     assert gone.returncode == 1 and "no running Maestro" in gone.stderr
-
-
-async def test_a_child_that_refuses_its_settings_is_not_restarted_and_says_why(tmp_path: Path) -> None:
-    supervisor = Supervisor()
-    launches = 0
-    log = tmp_path / "budget.log"
-
-    async def launch() -> asyncio.subprocess.Process:
-        nonlocal launches
-        launches += 1
-        refuse = f"import sys; print('MAESTRO_PRICING: bad', file=sys.stderr); sys.exit({EXIT_CONFIG})"
-        return await spawn([sys.executable, "-c", refuse], env=None, log_file=log)
-
-    await asyncio.wait_for(supervisor.keep_running("budget", launch, log_file=log), 20)
-    assert launches == 1
-    assert supervisor.refused.is_set()
-    assert supervisor.refusal == "budget cannot run with these settings: MAESTRO_PRICING: bad"
-
-
-async def test_a_child_told_to_stop_is_not_restarted_however_it_exits(tmp_path: Path) -> None:
-    supervisor = Supervisor()
-    launches, launched = 0, asyncio.Event()
-
-    async def launch() -> asyncio.subprocess.Process:
-        nonlocal launches
-        launches += 1
-        # Exits with a failure when told to stop: still not restarted, since it was told.
-        fail_on_term = (
-            "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *_: sys.exit(3)); time.sleep(60)"
-        )
-        process = await spawn([sys.executable, "-c", fail_on_term], env=None, log_file=tmp_path / "x.log")
-        launched.set()
-        return process
-
-    running = asyncio.create_task(supervisor.keep_running("x", launch))
-    await asyncio.wait_for(launched.wait(), 20)
-    loop = asyncio.get_running_loop()
-    assert await supervisor.stop(["x"], loop.time() + 10) == []
-    await asyncio.wait_for(running, 5)
-    assert (launches, supervisor.restarts) == (1, {})
 
 
 def test_ctrl_c_while_starting_stops_everything_promptly(tmp_path: Path) -> None:
