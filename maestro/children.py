@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import IO
 
 from maestro.embedded import EmbeddedServerError, die_with_parent
-from maestro.runtime import EXIT_CONFIG
 
 log = logging.getLogger(__name__)
+
+EXIT_CONFIG = 78
+"""Exit code of a child whose settings are wrong (sysexits' EX_CONFIG): restarting it cannot help."""
 
 _FIRST_BACKOFF_S = 0.5
 _MAX_BACKOFF_S = 10.0
@@ -189,3 +191,14 @@ def _last_line(path: Path) -> str | None:
     except OSError:
         return None
     return lines[-1].strip() if lines else None
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this id runs (this user's or another's)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from maestro.children import alive
 from maestro.settings import Settings
 
 URL_FILE = "nats.url"
@@ -131,21 +132,11 @@ def _recorded(state_dir: Path) -> tuple[list[Found], int]:
             pid, data_dir, url = int(body["pid"]), Path(body["data_dir"]), str(body["nats_url"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if not _alive(pid):
+        if not alive(pid):
             record.unlink(missing_ok=True)
         elif _read(data_dir / URL_FILE) == url:  # else the pid was reused, or another instance took the dir
             live.append(Found(url, f"recorded by maestro up (pid {pid}) for {data_dir}"))
     return live, len(records)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _read(path: Path) -> str | None:

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from maestro import instances, topology
 from maestro.bus import Bus
+from maestro.children import EXIT_CONFIG
 from maestro.http import health_routes, serving_http
 from maestro.logs import setup_logging
 from maestro.metrics import Metrics
@@ -161,9 +162,6 @@ async def _close_intake_when(close_intake: asyncio.Event, bus: Bus) -> None:
     log.info("intake closed: no new work is taken")
     bus.close_intake()
 
-
-EXIT_CONFIG = 78
-"""Exit code of a service whose settings are wrong (sysexits' EX_CONFIG): restarting it cannot help."""
 
 SettingsCheck = Callable[[Settings], object]
 """A service's own check of the settings it alone interprets; raises ValueError naming the bad one."""

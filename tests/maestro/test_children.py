@@ -7,8 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from maestro.children import Supervisor, spawn
-from maestro.runtime import EXIT_CONFIG
+from maestro.children import EXIT_CONFIG, Supervisor, spawn
 
 
 async def test_a_child_that_refuses_its_settings_is_not_restarted_and_says_why(tmp_path: Path) -> None:

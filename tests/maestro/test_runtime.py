@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from maestro.runtime import EXIT_CONFIG, Unreachable, connect
+from maestro.children import EXIT_CONFIG
+from maestro.runtime import Unreachable, connect
 from maestro.settings import Settings
 
 
