@@ -6,12 +6,15 @@ import dataclasses
 import math
 import os
 import pwd
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from maestro import pricing
 from proto.v1 import ROLES
+from proto.v1.ids import MODEL_PATTERN
 
 
 class SettingsError(ValueError):
@@ -110,6 +113,13 @@ class Settings:
         unknown = sorted(set(settings.roles) - set(ROLES))
         if unknown:
             raise SettingsError(f"MAESTRO_ROLES: unknown roles {unknown}; known: {', '.join(ROLES)}")
+        bad_models = [m for m in settings.models if not re.search(MODEL_PATTERN, m)]
+        if bad_models or not settings.models:
+            raise SettingsError(f"MAESTRO_MODELS: {bad_models or 'none'}: expected model ids such as gpt-4o")
+        try:
+            pricing.from_settings(settings)
+        except pricing.PricingError as exc:
+            raise SettingsError(str(exc)) from None
         return settings
 
     def with_(self, **changes: Any) -> Settings:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from maestro.pricing import PriceTable
 from proto.v1 import (
     ROLES,
     BudgetEvents,
@@ -40,7 +41,6 @@ from services.budget.entry import (
     task_of,
 )
 from services.budget.expired import LARGEST_BYTES, Expired, ExpiredHold
-from services.budget.pricing import PriceTable
 from services.budget.settled import Settled
 from services.budget.tally import Limit, Tallies, scope_views
 

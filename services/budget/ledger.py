@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from maestro.pricing import PriceTable
 from proto.v1 import (
     BudgetEvents,
     Commit,
@@ -25,7 +26,6 @@ from proto.v1 import (
 from services.budget import reservations, settlements
 from services.budget.book import Book, Refused
 from services.budget.entry import MAX_HOLDS, MAX_SCOPES, SETTLED_KEPT, Hold, Ledger, new_ledger, task_of
-from services.budget.pricing import PriceTable
 from services.budget.reservations import Busy
 from services.budget.settlements import Unknown
 

@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from maestro import runtime, topics
+from maestro import pricing, runtime, topics
 from maestro.bus import Bus
 from maestro.errors import NotFound, Reject, Retry
 from maestro.runtime import Service
 from proto.v1 import Commit, GetLedger, LedgerView, Release, Reservation, Reserve, SetBudget, Settlement
-from services.budget import pricing
 from services.budget.ledger import Answer, Busy, Refused, Unknown
 from services.budget.metrics import BudgetMetrics
 from services.budget.partitions import Ping, ownership

@@ -29,6 +29,7 @@ from nats.js.kv import KeyValue
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import Reject, Retry, WrongRevision
+from maestro.pricing import PriceTable
 from maestro.settings import Settings
 from proto.v1 import (
     BudgetEvents,
@@ -42,7 +43,6 @@ from proto.v1 import (
 )
 from services.budget.ledger import Answer, Applied, Busy, Ledger, Operation, apply, new_ledger
 from services.budget.metrics import BudgetMetrics
-from services.budget.pricing import PriceTable
 
 log = logging.getLogger(__name__)
 

@@ -7,12 +7,15 @@ Pure: no I/O. The same function judges requests in the guard service, in `maestr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 
+from maestro import pricing
+from maestro.pricing import PER_MILLION, Price, PricedSettings, PriceTable
 from proto.v1 import Decision, TaskRequest, Verdict, Violation
+from proto.v1.ids import MAX_MICRO_USD
 from services.guard.bundle import Bundle, TenantPolicy
 from services.guard.policies import Action, Finding, budget, commands, credentials, licenses, residency
 
@@ -21,43 +24,34 @@ BYTES_PER_TOKEN = 4
 _RANK: dict[Verdict, int] = {"allow": 0, "redact": 1, "approve": 2, "deny": 3}
 
 
-class Pricing(Protocol):
-    """What an estimate needs: default token prices and the output assumed before a task runs."""
+class Offer(PricedSettings, Protocol):
+    """What a deployment offers a task: the models its agents serve, what their tokens cost, and the
+    output assumed before a task runs (Settings has all of it)."""
 
-    @property
-    def price_input_micro_usd_per_token(self) -> int: ...
-    @property
-    def price_output_micro_usd_per_token(self) -> int: ...
     @property
     def estimate_output_tokens(self) -> int: ...
-
-
-class Offer(Pricing, Protocol):
-    """What a deployment offers a task: the models its agents serve, and what tokens cost."""
-
     @property
     def models(self) -> tuple[str, ...]: ...
 
 
+def _default_table() -> PriceTable:
+    return PriceTable(unlisted=Price(3 * PER_MILLION, 15 * PER_MILLION))
+
+
 @dataclass(frozen=True)
 class Prices:
-    """Token prices for estimates and the models served (Settings has the same fields)."""
+    """What an estimate is priced with and the models served, as Settings has them (Prices.of)."""
 
-    price_input_micro_usd_per_token: int = 3
-    price_output_micro_usd_per_token: int = 15
+    table: PriceTable = field(default_factory=_default_table)
+    """The price of each model (MAESTRO_PRICING); by default 3 and 15 USD per million tokens for all."""
     estimate_output_tokens: int = 1024
     models: tuple[str, ...] = ()
     """The models the agents serve, the default first; empty when judging offline (any model, none set)."""
 
     @classmethod
     def of(cls, offer: Offer) -> Prices:
-        """The prices and models of anything that has them (Settings)."""
-        return cls(
-            offer.price_input_micro_usd_per_token,
-            offer.price_output_micro_usd_per_token,
-            offer.estimate_output_tokens,
-            offer.models,
-        )
+        """The prices and models of anything that has them (Settings); raises PricingError."""
+        return cls(pricing.from_settings(offer), offer.estimate_output_tokens, offer.models)
 
 
 DEFAULT_PRICES = Prices()
@@ -97,21 +91,24 @@ def text_chars(request: TaskRequest) -> int:
     )
 
 
-def estimate(request: TaskRequest, pricing: Pricing = DEFAULT_PRICES) -> Estimate:
-    """The expected usage of a request: ~4 characters per input token, plus the assumed output."""
+def estimate(request: TaskRequest, prices: Prices = DEFAULT_PRICES) -> Estimate:
+    """The expected usage of a request: ~4 characters per input token, plus the assumed output, at the
+    price of the request's model (nothing for a model without a price: the budget refuses to hold for it)."""
     input_tokens = -(-text_chars(request) // BYTES_PER_TOKEN)
-    output_tokens = pricing.estimate_output_tokens
+    output_tokens = prices.estimate_output_tokens
+    price = prices.table.price(request.model or "")
     return Estimate(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        micro_usd=input_tokens * pricing.price_input_micro_usd_per_token
-        + output_tokens * pricing.price_output_micro_usd_per_token,
+        # Capped at the bound on money, so the estimate stays a value every message can carry: a task that
+        # expensive is refused by any budget (none can be larger).
+        micro_usd=min(price.cost(input_tokens, output_tokens), MAX_MICRO_USD) if price else 0,
     )
 
 
-def estimate_micro_usd(request: TaskRequest, pricing: Pricing = DEFAULT_PRICES) -> int:
-    """The expected cost of a request in micro-USD (`pricing` is Settings or Prices)."""
-    return estimate(request, pricing).micro_usd
+def estimate_micro_usd(request: TaskRequest, prices: Prices = DEFAULT_PRICES) -> int:
+    """The expected cost of a request in micro-USD."""
+    return estimate(request, prices).micro_usd
 
 
 def strictest(verdicts: Iterable[Verdict]) -> Verdict:

@@ -13,7 +13,8 @@ import pytest
 from maestro import codec, history, topics, tracing
 from maestro.client import Client
 from maestro.settings import Settings
-from proto.v1 import Accepted, ContextFile, SetBudget, TaskRecord, TaskRequest
+from proto.v1 import Accepted, ContextFile, Queued, SetBudget, TaskRecord, TaskRequest
+from services.guard.engine import Prices, estimate
 from tests.e2e.conftest import open_mesh
 
 # gpt-4o at 2.5 and 10 USD per million tokens; every other model at the default prices.
@@ -45,6 +46,12 @@ async def test_a_task_runs_on_the_model_it_asks_for_and_is_billed_at_its_price(m
     ledger = await mesh.ledger("acme")
     assert ledger.models["gpt-4o"].spent_micro_usd == record.cost_micro_usd
     assert "offline" not in ledger.models
+    # What was held for it was estimated at the same price, not at the default one.
+    (queued,) = [e for e in await history.read_events(mesh.bus.js, "t-4o") if isinstance(e, Queued)]
+    prices = Prices.of(mesh.bus.settings.with_(models=("offline", "gpt-4o"), pricing=PRICING))
+    expected = estimate(planner("t-4o", model="gpt-4o"), prices)
+    assert queued.decision.estimate_micro_usd == expected.micro_usd
+    assert expected.micro_usd < estimate(planner("t-4o", model="offline"), prices).micro_usd
 
 
 async def test_a_task_that_names_no_model_runs_on_the_default_and_says_so(mesh: Client) -> None:

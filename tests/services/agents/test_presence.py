@@ -13,8 +13,11 @@ from services.agents.service import SERVICE as AGENTS
 
 
 async def served_becomes(bus: Bus, expected: set[str], within: float = 15.0) -> None:
+    # The bucket is listed, not watched (presence.py says why): poll the listing.
     async with asyncio.timeout(within):
-        while await presence.roles_with_worker(bus) != expected:
+        while True:
+            if await presence.roles_with_worker(bus) == expected:
+                return
             await asyncio.sleep(0.05)
 
 

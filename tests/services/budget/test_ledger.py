@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from msgspec.structs import replace
 
 from maestro import codec
+from maestro.pricing import Price, PriceTable
 from maestro.settings import Settings
 from proto.v1 import (
     ROLES,
@@ -28,7 +29,6 @@ from proto.v1 import (
 from proto.v1.ids import MAX_MICRO_USD, MAX_TOKENS
 from services.budget import ledger, settled
 from services.budget.ledger import Applied, Busy, Ledger, Operation, Refused, Touch, Unknown
-from services.budget.pricing import Price, PriceTable
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC).timestamp()
 # Model "m" costs 1 micro-USD per input token, so a commit of n input tokens costs n.

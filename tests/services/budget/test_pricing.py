@@ -6,11 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from maestro import pricing
+from maestro.pricing import Price, PricingError
 from maestro.settings import Settings
 from proto.v1 import Usage
 from proto.v1.ids import MAX_MICRO_USD
-from services.budget import alerts, pricing, windows
-from services.budget.pricing import Price, PricingError
+from services.budget import alerts, windows
 
 
 def test_prices_are_usd_per_million_tokens_rounded_up_to_a_micro_usd() -> None:

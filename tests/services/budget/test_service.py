@@ -11,12 +11,12 @@ from prometheus_client import CollectorRegistry
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError
+from maestro.pricing import PriceTable
 from maestro.runtime import open_bus
 from maestro.settings import Settings
 from proto.v1 import Commit, GetLedger, Release, Reserve, Usage
 from services.budget import ledger
 from services.budget.ledger import Ledger
-from services.budget.pricing import PriceTable
 from services.budget.service import serve
 from tests.services.budget.support import answering, budget
 

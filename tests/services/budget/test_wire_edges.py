@@ -20,12 +20,12 @@ import nats.errors
 
 from maestro import codec, topics
 from maestro.bus import Bus
+from maestro.pricing import Price, PriceTable
 from maestro.settings import Settings
 from proto.v1 import ROLES, GetLedger, LedgerView, Reserve
 from proto.v1.ids import MAX_MICRO_USD, MAX_TOKENS
 from services.budget import ledger
 from services.budget.ledger import Ledger
-from services.budget.pricing import Price, PriceTable
 from tests.services.budget.support import budget
 
 # `m`: one micro-USD per input token; `dear`: a million micro-USD per token, so that a count of tokens

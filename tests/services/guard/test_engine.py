@@ -8,15 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maestro import codec
+from maestro.pricing import Price, PriceTable
 from proto.v1 import ContextFile, TaskRequest
 from proto.v1.tasks import workspace_path_problem
 from services.guard.bundle import Bundle, load_default, parse
 from services.guard.engine import Judgement, Prices, estimate_micro_usd, evaluate, strictest
 
 AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"
-PRICES = Prices(
-    price_input_micro_usd_per_token=3, price_output_micro_usd_per_token=15, estimate_output_tokens=100
-)
+PRICES = Prices(PriceTable(unlisted=Price(3_000_000, 15_000_000)), estimate_output_tokens=100)
 
 # acme pins its data to the EU; globex approves anything over its ceiling; initech only audits residency.
 BUNDLE = parse(

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proto.v1 import ContextFile, TaskRequest
+from proto.v1.tasks import workspace_path_problem
 from services.guard.policies.credentials import (
     MAX_CANDIDATES,
     CredentialsPolicy,
@@ -479,7 +480,8 @@ texts = st.one_of(
 def test_any_input_yields_findings_and_redacting_them_leaves_nothing_to_find(
     prompt: str, path: str, command: str, label: str
 ) -> None:
-    req = request(prompt, context=[ContextFile(path=path or "p", content=prompt)], commands=[command])
+    path = path if workspace_path_problem(path) is None else "p"  # a path no edge lets in
+    req = request(prompt, context=[ContextFile(path=path, content=prompt)], commands=[command])
     req = msgspec.structs.replace(req, labels={"l": label})
     found = check(req, CredentialsPolicy(max_findings=1000))
     assert isinstance(found, list)

@@ -1,5 +1,7 @@
 """The price table: what each model's tokens cost, parsed from MAESTRO_PRICING. No I/O.
 
+Shared by the guard (it estimates a task at its model's price) and the budget (it charges usage at it).
+
 `offline=0:0,gpt-4o=2.5:10` prices input and output tokens in USD per million; `m=none` marks a model
 unpriced (a reservation for it is refused); `*=a:b` or `*=none` prices every model not listed. A price is at
 most MAX_USD_PER_MILLION, so that it times a count of tokens stays a number a commit can be checked against
@@ -13,8 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Protocol
 
-from maestro.settings import Settings
 from proto.v1 import Usage
 from proto.v1.ids import MAX_MICRO_USD, MODEL_PATTERN
 
@@ -108,8 +110,19 @@ def parse(text: str, default: Price) -> PriceTable:
     return PriceTable(prices, unlisted)
 
 
-def from_settings(settings: Settings) -> PriceTable:
-    """The table of MAESTRO_PRICING over the settings' default prices per token."""
+class PricedSettings(Protocol):
+    """The settings a price table is made of (Settings has them)."""
+
+    @property
+    def pricing(self) -> str: ...
+    @property
+    def price_input_micro_usd_per_token(self) -> int: ...
+    @property
+    def price_output_micro_usd_per_token(self) -> int: ...
+
+
+def from_settings(settings: PricedSettings) -> PriceTable:
+    """The table of MAESTRO_PRICING over the settings' default prices per token; raises PricingError."""
     default = Price(
         settings.price_input_micro_usd_per_token * PER_MILLION,
         settings.price_output_micro_usd_per_token * PER_MILLION,
