@@ -12,7 +12,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from maestro import topics
+from maestro import arguments, topics
 from maestro.client import open_client
 from maestro.settings import Settings
 from proto.v1 import ROLES, LedgerView, ScopeView, SetBudget
@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
     budget = sub.add_parser("budget", help="budget ledgers")
     commands = budget.add_subparsers(dest="budget_command", required=True, metavar="SUBCOMMAND")
     show = commands.add_parser("show", help="show a tenant's ledger, per role and model too")
-    show.add_argument("tenant")
+    show.add_argument("tenant", type=arguments.tenant)
     show.set_defaults(run=show_ledger)
 
     change = commands.add_parser(
@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
         description="Fields not given stay as they are. With --role or --model, --usd and --tokens set "
         "that role's or model's sub-limit instead of the tenant's.",
     )
-    change.add_argument("tenant")
+    change.add_argument("tenant", type=arguments.tenant)
     change.add_argument("--usd", type=_micro_usd, metavar="USD", help="limit in USD per window")
     change.add_argument("--tokens", type=_count, metavar="N", help="limit in tokens per window")
     change.add_argument("--window", choices=WINDOWS, help="daily (00:00 UTC), monthly (the 1st) or total")

@@ -43,3 +43,16 @@ def test_the_largest_values_and_every_role_are_taken() -> None:
     top = parse("--usd", str(MAX_MICRO_USD // 1_000_000), "--tokens", str(MAX_TOKENS), "--model", "gpt-4o")
     assert (top.usd, top.tokens, top.model) == (MAX_MICRO_USD, MAX_TOKENS, "gpt-4o")
     assert parse("--role", "doc-writer").role == "doc-writer"
+
+
+@pytest.mark.parametrize("command", ["show", "set"])
+@pytest.mark.parametrize("tenant", ["Acme", "acme.*", ">", ""])
+def test_a_tenant_that_cannot_be_one_exits_2(
+    command: str, tenant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser(prog="maestro")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["budget", command, tenant])
+    assert exit_.value.code == 2
+    assert "not a tenant" in capsys.readouterr().err
