@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import signal
 import tempfile
 import time
@@ -14,12 +13,11 @@ from typing import Any
 from maestro import smoke
 from maestro.client import open_client
 from maestro.errors import MaestroError
-from maestro.settings import Settings, SettingsError
+from maestro.settings import Settings
 from maestro.supervisor import (
     DEFAULT_BUDGET_REPLICAS,
     DEFAULT_NATS_PORT,
     DEFAULT_PORTS,
-    SERVICE_MODULES,
     Interrupted,
     Mesh,
     running_mesh,
@@ -83,24 +81,10 @@ def _role_groups(specs: list[str], *, split: bool, default: Sequence[str]) -> li
     return groups
 
 
-def check_settings(settings: Settings) -> None:
-    """Each service's own check of the settings it alone interprets (the check_settings of its entry
-    point, when it has one), before any process starts; raises SettingsError naming a bad one."""
-    # The composition root may load services, as the CLI loads their commands; maestro/ itself may not.
-    for module in SERVICE_MODULES:
-        check = getattr(importlib.import_module(f"{module}.__main__"), "check_settings", None)
-        if check is not None:
-            try:
-                check(settings)
-            except ValueError as exc:
-                raise SettingsError(str(exc)) from None
-
-
 async def _up(settings: Settings, args: argparse.Namespace) -> int:
     if args.data_dir:
         settings = settings.with_(data_dir=args.data_dir)
     groups = _role_groups(args.roles or [], split=args.split_roles, default=settings.roles)
-    check_settings(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # The children run in sessions of their own: these reach `maestro up` alone, which drains them in order,
@@ -140,7 +124,6 @@ def _print_banner(mesh: Mesh) -> None:
 
 
 async def _smoke(settings: Settings, args: argparse.Namespace) -> int:
-    check_settings(settings)
     if not settings.nats_url:
         settings = settings.with_(data_dir=tempfile.mkdtemp(prefix="maestro-smoke-"))
     started = time.monotonic()

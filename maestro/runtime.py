@@ -25,7 +25,7 @@ from maestro.children import EXIT_CONFIG
 from maestro.http import health_routes, serving_http
 from maestro.logs import setup_logging
 from maestro.metrics import Metrics
-from maestro.settings import Settings
+from maestro.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -163,20 +163,12 @@ async def _close_intake_when(close_intake: asyncio.Event, bus: Bus) -> None:
     bus.close_intake()
 
 
-SettingsCheck = Callable[[Settings], object]
-"""A service's own check of the settings it alone interprets; raises ValueError naming the bad one."""
-
-
-def main(
-    service: Service, environ: dict[str, str] | None = None, *, check: SettingsCheck | None = None
-) -> None:
+def main(service: Service, environ: dict[str, str] | None = None) -> None:
     """The entry point of `python -m services.<name>`: read and check settings, log JSON, run until
     signalled. Settings it cannot run with end it at once: one line on stderr, exit code EXIT_CONFIG."""
     try:
         settings = Settings.from_env(environ if environ is not None else dict(os.environ))
-        if check is not None:
-            check(settings)
-    except ValueError as exc:
+    except SettingsError as exc:
         print(f"maestro-{service.name}: error: {exc}", file=sys.stderr, flush=True)
         sys.exit(EXIT_CONFIG)
     setup_logging(settings.log_level)

@@ -43,8 +43,6 @@ T = TypeVar("T")
 
 DEFAULT_NATS_PORT = 4222
 DEFAULT_PORTS = {"orchestrator": 8080, "guard": 9101, "budget": 9102, "agents": 9103}
-SERVICE_MODULES = ("services.guard", "services.budget", "services.orchestrator", "services.agents")
-"""The services `maestro up` runs, each `python -m <module>`."""
 DEFAULT_BUDGET_REPLICAS = 2
 """Budget processes `maestro up` runs: with two, a task's commit never waits for one to come back."""
 _MORE_BUDGET_PORTS = 9111
