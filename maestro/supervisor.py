@@ -276,8 +276,12 @@ async def _mesh(
                 instance.enter_context(instances.announced(data_dir, url, state_dir))
             settings = settings.with_(nats_url=url)
             # Provisions every stream, bucket and store before any service starts; kept open to see the
-            # orchestrator's backlog during the drain.
-            async with open_bus(settings, "maestro-up", patience_s=15) as bus:
+            # orchestrator's backlog during the drain. Opened under _until, so a Ctrl-C does not wait out
+            # the patience of a server that does not answer; the stack closes it whatever happens.
+            async with contextlib.AsyncExitStack() as opened:
+                bus = await _until(
+                    stop, opened.enter_async_context(open_bus(settings, "maestro-up", patience_s=15))
+                )
                 children = plan_children(
                     role_groups or [settings.roles],
                     free_ports=free_ports,

@@ -1,8 +1,12 @@
-"""`maestro up` as a real process: settings are checked before anything starts."""
+"""`maestro up` as a real process: settings are checked before anything starts, and a Ctrl-C before the
+mesh is up stops it at once."""
 
 from __future__ import annotations
 
+import signal
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -36,3 +40,32 @@ def test_up_with_a_bad_setting_starts_nothing_and_names_it(
     assert (done.returncode, done.stderr.splitlines()) == (2, [f"maestro: error: {line}"])
     assert "Maestro is up." not in done.stdout
     assert not (data_dir / "jetstream").exists()
+
+
+def test_ctrl_c_while_up_waits_for_an_external_nats_stops_it_at_once(tmp_path: Path) -> None:
+    log = tmp_path / "up.log"
+    with socket.socket() as nothing_listens:
+        nothing_listens.bind(("127.0.0.1", 0))  # bound, never listening: every connection is refused
+        url = f"nats://127.0.0.1:{nothing_listens.getsockname()[1]}"
+        with open(log, "w") as err:
+            proc = subprocess.Popen(
+                [MAESTRO, "up", "--free-ports"],
+                env={**env_for(tmp_path / "data"), "MAESTRO_NATS_URL": url},
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+            )
+        try:
+            deadline = time.monotonic() + 20
+            while "NATS error" not in log.read_text():  # it is trying to connect
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)
+            assert time.monotonic() - started < 5
+            assert (proc.returncode, out.splitlines()) == (130, ["stopped before it was up."])
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
