@@ -16,9 +16,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from maestro import codec
+from maestro import codec, pricing
 from maestro.cli import _parser
 from maestro.client import Client
+from maestro.embedded import start_nats_server
 from maestro.settings import Settings
 from proto.v1 import ROLES, TaskRequest
 from services.agents.backends import OfflineBackend
@@ -244,3 +245,48 @@ async def test_the_tester_example_exits_1_when_its_test_fails(
     code, out, err = await _run_shell(script.replace("== 6", "== 7"), tmp_path, settings)
     assert code == 1, (out, err)
     assert out[-1].startswith("failed: 0 of 1 commands passed"), out
+
+
+# -- the models example, run against a mesh that serves the models it names -------------------------------
+
+
+def _models_example() -> tuple[dict[str, str], list[str]]:
+    """The README's models example: the MAESTRO_ settings it starts Maestro with, and its maestro commands."""
+    found = [b for b in _blocks("sh") if "--model" in b and "make run" in b]
+    assert len(found) == 1, "the README should have one example of serving models"
+    start, *commands = [re.sub(r"\s+#.*$", "", line) for line in found[0].splitlines() if line.strip()]
+    assigned = dict(shlex.split(word)[0].split("=", 1) for word in re.findall(r"MAESTRO_\w+=\S+", start))
+    return assigned, commands
+
+
+async def test_the_models_example_bills_the_model_asked_for_and_refuses_the_others(tmp_path: Path) -> None:
+    assigned, (served, unserved) = _models_example()
+    configured = Settings.from_env(assigned)
+    nats = start_nats_server(tmp_path / "jetstream", log_file=tmp_path / "nats-server.log")
+    try:
+        settings = Settings(
+            nats_url=nats.url,
+            data_dir=str(tmp_path / "maestro"),
+            http_port=0,
+            worker="readme",
+            models=configured.models,
+            pricing=configured.pricing,
+        )
+        async with AsyncExitStack() as stack:
+            client = await open_mesh(settings, stack)
+            code, out, err = await _run_shell(served, tmp_path, settings)
+            assert code == 0 and out[-1] == "succeeded", (out, err)
+            record = await client.get(out[0])
+            model = re.search(r"--model (\S+)", served)
+            assert model and record.usage is not None and record.usage.model == model.group(1)
+            price = pricing.from_settings(settings).price(model.group(1))
+            assert price is not None
+            usage = record.usage
+            assert record.cost_micro_usd == price.cost(usage.input_tokens, usage.output_tokens) > 0
+
+            code, out, err = await _run_shell(unserved, tmp_path, settings)
+            assert code == 1 and out[-1].startswith("rejected:"), (out, err)
+            record = await client.get(out[0])
+            assert record.violations == ["models.not-served"]
+    finally:
+        nats.stop()
