@@ -125,7 +125,8 @@ def _print_banner(mesh: Mesh) -> None:
 
 async def _smoke(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.nats_url:
-        settings = settings.with_(data_dir=tempfile.mkdtemp(prefix="maestro-smoke-"))
+        # A throw-away mesh: not recorded for the CLI to find, where it would stand beside the user's own.
+        settings = settings.with_(data_dir=tempfile.mkdtemp(prefix="maestro-smoke-"), state_dir="")
     started = time.monotonic()
     async with running_mesh(settings, nats_port=-1, free_ports=True, child_logs=True) as mesh:
         print(f"mesh up in {time.monotonic() - started:.1f}s at {mesh.nats_url}", flush=True)
