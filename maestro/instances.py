@@ -113,8 +113,8 @@ def find(settings: Settings, cwd: Path) -> Found:
         where = Path(settings.state_dir)
         if live:
             which = "; ".join(f.how for f in live)
-            looked.append(f"{len(live)} recorded in {where} ({which}): set MAESTRO_DATA_DIR to choose one")
-        elif seen:
+            raise NotFound(f"{len(live)} running Maestros, {which}: set MAESTRO_DATA_DIR to the one meant")
+        if seen:
             looked.append(f"none of {seen} recorded in {where} is running")
         else:
             looked.append(f"none recorded in {where}")

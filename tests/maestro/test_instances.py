@@ -120,3 +120,21 @@ def test_the_url_file_is_removed_only_by_the_instance_that_wrote_it(tmp_path: Pa
     with instances.announced(tmp_path, "nats://127.0.0.1:1", None):
         (tmp_path / "nats.url").write_text("nats://127.0.0.1:2\n")  # another wrote it since
     assert (tmp_path / "nats.url").read_text() == "nats://127.0.0.1:2\n"
+
+
+def test_several_running_are_named_for_the_user_to_choose(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    for pid, name in ((os.getpid(), "a"), (os.getppid(), "b")):
+        data_dir = tmp_path / name / ".maestro"
+        data_dir.mkdir(parents=True)
+        (data_dir / "nats.url").write_text(f"nats://127.0.0.1:{pid}\n")
+        (state / "instances").mkdir(parents=True, exist_ok=True)
+        (state / "instances" / f"{pid}.json").write_text(
+            json.dumps({"pid": pid, "data_dir": str(data_dir), "nats_url": f"nats://127.0.0.1:{pid}"})
+        )
+    with pytest.raises(NotFound) as caught:
+        instances.find(Settings(state_dir=str(state)), tmp_path)
+    message = str(caught.value)
+    assert message.startswith("2 running Maestros, recorded by maestro up (pid ")
+    assert str(tmp_path / "a" / ".maestro") in message and str(tmp_path / "b" / ".maestro") in message
+    assert message.endswith(": set MAESTRO_DATA_DIR to the one meant")
