@@ -1,4 +1,4 @@
-"""The fault suite: real processes, real faults, and the invariants of DESIGN.md checked after each one.
+"""The fault suite: real processes, real faults, and the invariants (docs/ARCHITECTURE.md) checked after each.
 
 `python -m chaos` runs every scenario (`make chaos`); `python -m chaos.soak` runs the long steady load
 (`make soak`). Modules: processes (what /proc says), mesh (a `maestro up` to break), cluster (three

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN.md as pure checks over collected facts; each returns numbers and violations.
+"""The invariants (docs/ARCHITECTURE.md) as pure checks over collected facts, giving numbers and violations.
 
 - every acknowledged task is in exactly one terminal state (its record, and one terminal event);
 - none ran twice: its command's side effect appears once. A run before the last one is excused only

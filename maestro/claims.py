@@ -1,4 +1,4 @@
-"""Task identity: the first request seen with an id owns it, forever and across tenants (DESIGN.md, Identity).
+"""Task identity: the first request seen with an id owns it, forever, across tenants (docs/ARCHITECTURE.md).
 
 The claim is a KV entry created once (compare-and-set on "no entry"), so two submitters racing for one id
 cannot both win, and it outlives every stream's duplicate window and a server restart. The edge that sees a

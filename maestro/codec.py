@@ -39,8 +39,8 @@ def decode(type_: type[M], data: bytes | str) -> M:
 
 
 def decode_strict(type_: type[M], data: bytes | str) -> M:
-    """decode(), refusing fields the type does not know, at any depth (DESIGN.md: the public edges are
-    strict, so a misspelt field is an error, never a silent no-op); raises DecodeError naming the field.
+    """decode(), refusing fields the type does not know, at any depth (docs/ARCHITECTURE.md: the public
+    edges are strict, so a misspelt field is an error, never a silent no-op); raises DecodeError naming it.
 
     Between services the same types stay tolerant: a newer peer may send fields this one does not know.
     """

@@ -2,7 +2,7 @@
 
 `python -m maestro.schema` regenerates the files; `--check` exits 1 listing the ones that are stale.
 Everything is derived from maestro/topics.py and the proto Structs; only who sends and who receives
-each subject (DESIGN.md's flow) is written down here, and a topic without it stops the generator.
+each subject (docs/ARCHITECTURE.md) is written down here, and a topic without it stops the generator.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Flow:
     durable: str = ""
 
 
-# Who does what, per DESIGN.md's flow; keyed by the name of the Topic or Endpoint in maestro/topics.py.
+# Who does what (docs/ARCHITECTURE.md, One task, end to end), keyed by a Topic's or Endpoint's name.
 FLOWS: dict[str, tuple[Flow, ...]] = {
     "REQUESTS": (
         Flow(

@@ -134,7 +134,7 @@ class Guard:
         """Judge one request and publish the outcome, once per task id whatever is delivered again.
 
         Raises Reject when the subject names another tenant than the request or the id belongs to another
-        request (DESIGN.md, Identity), Retry when the budget cannot answer now.
+        request (docs/ARCHITECTURE.md, Invariants), Retry when the budget cannot answer now.
         """
         (subject_tenant,) = topics.REQUESTS.values(delivery.subject)
         if subject_tenant != request.tenant:

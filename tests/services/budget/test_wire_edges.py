@@ -266,7 +266,7 @@ async def test_unknown_fields_are_tolerated_and_a_misspelt_required_one_is_named
     settings: Settings, bus: Bus
 ) -> None:
     # The budget's callers are Maestro's own services, which may be newer: between services, a field this
-    # version does not know is ignored (DESIGN.md); the public edges refuse them before they get here.
+    # version does not know is ignored (docs/ARCHITECTURE.md); the public edges refuse them before here.
     async with budget(settings.with_(pricing=PRICING), bus):
         tolerated = await call(
             bus, topics.BUDGET_RESERVE, {**reserve("t1", 5), "priority": "high", "x": [1, {}]}

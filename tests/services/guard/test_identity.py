@@ -1,4 +1,4 @@
-"""One id is one task, forever and across tenants (DESIGN.md, Identity): the guard on a real nats-server."""
+"""One id is one task, forever and across tenants (docs/ARCHITECTURE.md): the guard on a real nats-server."""
 
 from __future__ import annotations
 
