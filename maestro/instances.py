@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from pathlib import Path
 
 from maestro.children import alive
 from maestro.settings import Settings
+
+log = logging.getLogger(__name__)
 
 URL_FILE = "nats.url"
 LOCK_FILE = "lock"
@@ -78,9 +81,13 @@ def announced(data_dir: Path, url: str, state_dir: Path | None) -> Iterator[None
     record = None
     if state_dir is not None:
         record = state_dir / _RECORDS / f"{os.getpid()}.json"
-        record.parent.mkdir(parents=True, exist_ok=True)
         body = {"pid": os.getpid(), "data_dir": str(data_dir.resolve()), "nats_url": url}
-        _write(record, json.dumps(body) + "\n")
+        try:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            _write(record, json.dumps(body) + "\n")
+        except OSError as exc:  # a convenience for the CLI elsewhere, not a reason not to run
+            log.warning("not recorded in %s for the CLI to find: %s", state_dir, exc)
+            record = None
     try:
         yield
     finally:

@@ -138,3 +138,11 @@ def test_several_running_are_named_for_the_user_to_choose(tmp_path: Path) -> Non
     assert message.startswith("2 running Maestros, recorded by maestro up (pid ")
     assert str(tmp_path / "a" / ".maestro") in message and str(tmp_path / "b" / ".maestro") in message
     assert message.endswith(": set MAESTRO_DATA_DIR to the one meant")
+
+
+def test_a_state_dir_that_cannot_be_written_does_not_stop_an_instance(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    with instances.announced(tmp_path, "nats://127.0.0.1:1", not_a_dir):
+        assert (tmp_path / "nats.url").read_text() == "nats://127.0.0.1:1\n"
+    assert not (tmp_path / "nats.url").exists()
