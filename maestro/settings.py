@@ -35,7 +35,7 @@ class Settings:
     """Where `maestro up` keeps the embedded server's JetStream store and its URL file."""
     state_dir: str = ""
     """Where `maestro up` records the instances running, so the CLI finds one from any directory (default:
-    $XDG_RUNTIME_DIR/maestro, else ~/.local/state/maestro; empty: not recorded)."""
+    $XDG_RUNTIME_DIR/maestro, else ~/.local/state/maestro; a Settings built with it empty records none)."""
     http_host: str = "127.0.0.1"
     """Interface for /healthz, /readyz, /metrics (and the orchestrator's API)."""
     http_port: int = -1
