@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from maestro import arguments, codec
+from maestro import arguments, codec, presence
 from maestro.arguments import EXIT_USAGE, Parser
 from maestro.client import open_client
 from maestro.errors import MaestroError, RemoteError
@@ -213,6 +213,12 @@ async def _submit(settings: Settings, args: argparse.Namespace) -> int:
     async with open_client(settings) as client:
         task_id = await client.submit(request)
         print(task_id, flush=True)
+        if await presence.roles_without_worker(client.bus, [request.role]):
+            print(
+                f"maestro: warning: no running agent serves {request.role}: the task waits, its budget held, "
+                "until one does",
+                file=sys.stderr,
+            )
         if not args.wait:
             return EXIT_OK
         try:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from maestro import smoke
+from maestro import presence, smoke
 from maestro.client import open_client
 from maestro.errors import MaestroError
 from maestro.settings import Settings
@@ -103,6 +104,7 @@ async def _up(settings: Settings, args: argparse.Namespace) -> int:
             stop=stop,
         ) as mesh:
             _print_banner(mesh)
+            await _say_unserved(mesh, groups)
             await stop.wait()
             print("stopping…", flush=True)
     except Interrupted:
@@ -121,6 +123,25 @@ def _print_banner(mesh: Mesh) -> None:
         print(f"  metrics  {child.name:<20} {child.url}/metrics")
     print('  try      maestro submit --tenant acme --role planner --wait "Plan a CLI that counts words"')
     print("Ctrl-C stops everything.", flush=True)
+
+
+# How long `maestro up` gives its agents to announce their roles before it names the roles nobody serves.
+_ANNOUNCE_S = 5.0
+
+
+async def _say_unserved(mesh: Mesh, groups: list[list[str]]) -> None:
+    """Name the roles no agent serves (tasks for them would wait with their budget held), once the agents
+    this mesh started have announced theirs; agents elsewhere on the same NATS count too."""
+    own = {role for group in groups for role in group}
+    missing = await presence.roles_without_worker(mesh.bus, ROLES)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_ANNOUNCE_S):
+            while own & set(missing):
+                await asyncio.sleep(0.1)  # the bucket is listed, not watched (maestro/presence.py)
+                missing = await presence.roles_without_worker(mesh.bus, ROLES)
+    if missing:
+        print(f"  no agent {', '.join(missing)}: their tasks wait, budget held, until an agent serves them")
+        print("           (--roles chooses what the agents of maestro up serve; agents elsewhere count too)")
 
 
 async def _smoke(settings: Settings, args: argparse.Namespace) -> int:

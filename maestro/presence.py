@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 # A third of the bucket's 30 s TTL: two refreshes may be lost (a NATS reconnect) before a live worker expires.
 DEFAULT_EVERY_S = 10.0
+# How long a stopping agent spends withdrawing its announcements before leaving them to the TTL.
+_WITHDRAW_S = 1.0
 
 
 @asynccontextmanager
@@ -60,11 +62,20 @@ async def announcing(
     finally:
         refresh.cancel()
         await asyncio.wait((refresh,))
-        for key in keys:
-            try:
-                await workers.delete(key)
-            except (NatsError, TimeoutError) as exc:  # it expires with the TTL instead
-                log.warning("could not withdraw %s from %s: %r", key, topics.BUCKET_WORKERS, exc)
+        if bus.nc.is_connected:
+            # All at once under one short deadline: a server that went away must not hold up a stop by a
+            # request time-out per role. Whatever is not withdrawn expires with the TTL.
+            withdrawals = [asyncio.create_task(_withdraw(workers, key)) for key in keys]
+            await asyncio.wait(withdrawals, timeout=_WITHDRAW_S)
+            for late in withdrawals:
+                late.cancel()
+
+
+async def _withdraw(workers: KeyValue, key: str) -> None:
+    try:
+        await workers.delete(key)
+    except (NatsError, TimeoutError) as exc:
+        log.warning("could not withdraw %s from %s: %r", key, topics.BUCKET_WORKERS, exc)
 
 
 async def _announce(workers: KeyValue, keys: list[str]) -> None:

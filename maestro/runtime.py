@@ -136,7 +136,11 @@ async def run_service(
         port = service.default_port if settings.http_port < 0 else settings.http_port
         routes = [*health_routes(registry, ready), *service.routes(bus)]
         async with serving_http(
-            settings.http_host, port, routes, client_max_size=settings.max_request_bytes + 65536
+            settings.http_host,
+            port,
+            routes,
+            client_max_size=settings.max_request_bytes + 65536,
+            service=service.name,
         ) as bound:
             log.info(
                 "%s serving on http://%s:%d (pid %d)", service.name, settings.http_host, bound, os.getpid()

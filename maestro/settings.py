@@ -14,7 +14,8 @@ from typing import Any
 
 from maestro import pricing
 from proto.v1 import ROLES
-from proto.v1.ids import MODEL_PATTERN
+from proto.v1.budget import MAX_TTL_S
+from proto.v1.ids import MAX_MICRO_USD, MODEL_PATTERN
 
 
 class SettingsError(ValueError):
@@ -131,6 +132,8 @@ class Settings:
 # other number counts something, so it is at least 1; the exceptions are listed.
 _BOUNDS: dict[str, tuple[int, int | None]] = {"http_port": (-1, 65535), "stream_replicas": (1, 5)}
 _MONEY = ("micro_usd", "per_token")
+# A hold the budget would refuse to keep that long (proto.v1.budget.MAX_TTL_S) refuses every task.
+_LONGEST_S: dict[str, float] = {"reservation_ttl_s": MAX_TTL_S}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -145,8 +148,11 @@ def _checked(name: str, field_name: str, value: Any) -> Any:
             raise SettingsError(f"{name}: must be a finite number, got {value!r}")
         if field_name.endswith("_s") and value <= 0:
             raise SettingsError(f"{name}: must be more than 0, got {value!r}")
+        if value > _LONGEST_S.get(field_name, math.inf):
+            raise SettingsError(f"{name}: must be at most {_LONGEST_S[field_name]:g}, got {value!r}")
     if isinstance(value, int):
-        low, high = _BOUNDS.get(field_name, (0 if any(m in field_name for m in _MONEY) else 1, None))
+        money = any(m in field_name for m in _MONEY)
+        low, high = _BOUNDS.get(field_name, (0, MAX_MICRO_USD) if money else (1, None))
         if value < low:
             raise SettingsError(f"{name}: must be at least {low}, got {value}")
         if high is not None and value > high:

@@ -85,6 +85,8 @@ class Mesh:
     embedded: bool
     children: tuple[ChildSpec, ...]
     data_dir: Path
+    bus: Bus = field(compare=False, repr=False)
+    """The supervisor's own connection, open while the mesh runs."""
 
     @property
     def api_url(self) -> str:
@@ -306,7 +308,7 @@ async def _mesh(
                     await supervisor.stop(names, loop.time() + _INTERRUPTED_STOP_S)
                     raise
                 try:
-                    yield Mesh(url, embedded, tuple(children), data_dir)
+                    yield Mesh(url, embedded, tuple(children), data_dir, bus)
                 finally:
                     limit = drain.default_drain_s(settings) if drain_s is None else drain_s
                     await _drain(supervisor, bus, children, loop.time() + limit)

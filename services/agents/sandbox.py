@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from maestro.children import alive
 from maestro.embedded import die_with_parent
 from proto.v1 import ContextFile
 from proto.v1.tasks import workspace_path_problem
@@ -139,17 +140,7 @@ def remove_stale_workspaces(directory: Path | None = None) -> list[Path]:
     removed = []
     for path in Path(directory or tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
         owner = path.name[len(_PREFIX) :].split("-", 1)[0]
-        if owner.isdigit() and not _alive(int(owner)):
+        if owner.isdigit() and not alive(int(owner)):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

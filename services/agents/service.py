@@ -16,7 +16,7 @@ from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
-from maestro import codec, history, runtime, topics
+from maestro import codec, history, topics
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import RemoteError, Retry, WrongRevision
 from maestro.presence import announcing
@@ -386,8 +386,3 @@ async def serve(bus: Bus) -> None:
 
 
 SERVICE = Service(name="agents", default_port=9103, serve=serve)
-
-
-def main() -> None:
-    """`python -m services.agents`."""
-    runtime.main(SERVICE)

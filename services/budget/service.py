@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from maestro import pricing, runtime, topics
+from maestro import pricing, topics
 from maestro.bus import Bus
 from maestro.errors import NotFound, Reject, Retry
 from maestro.runtime import Service
@@ -139,8 +139,3 @@ async def serve(bus: Bus) -> None:
 
 
 SERVICE = Service(name="budget", default_port=9102, serve=serve)
-
-
-def main() -> None:
-    """`python -m services.budget`."""
-    runtime.main(SERVICE)

@@ -20,7 +20,7 @@ import msgspec
 from msgspec import structs
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
-from maestro import claims, history, runtime, topics, tracing
+from maestro import claims, history, topics, tracing
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import Reject, RemoteError
 from maestro.runtime import Service
@@ -331,8 +331,3 @@ async def serve(bus: Bus) -> None:
 
 
 SERVICE = Service(name="guard", default_port=9101, serve=serve)
-
-
-def main() -> None:
-    """`python -m services.guard`."""
-    runtime.main(SERVICE)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry, Counter
 
-from maestro import history, runtime, topics
+from maestro import history, topics
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import Reject, Retry
 from maestro.runtime import Service
@@ -176,8 +176,3 @@ async def serve(bus: Bus) -> None:
 
 
 SERVICE = Service(name="orchestrator", default_port=8080, serve=serve, routes=routes)
-
-
-def main() -> None:
-    """`python -m services.orchestrator`."""
-    runtime.main(SERVICE)

@@ -176,6 +176,11 @@ def test_a_service_that_dies_is_restarted_and_role_groups_get_their_own_process(
     data_dir = tmp_path / "data"
     proc = start_up(data_dir, "--roles", "planner,reviewer", "--roles", "tester")
     try:
+        assert proc.stdout is not None
+        said = proc.stdout.readline()  # once its agents have announced their roles
+        assert said.split(":")[0].split() == ["no", "agent", "scaffolder,", "implementer,", "doc-writer"], (
+            said
+        )
         children = {pid: command_line(pid) for pid in children_of(proc.pid)}
         agents = [pid for pid, cmd in children.items() if "services.agents" in cmd]
         assert len(agents) == 2
@@ -196,6 +201,7 @@ def test_a_service_that_dies_is_restarted_and_role_groups_get_their_own_process(
         assert done.returncode == 0, done.stdout + done.stderr
         unserved = maestro(data_dir, "submit", "--tenant", "acme", "--role", "scaffolder", "x")
         assert unserved.returncode == 0  # accepted; no process serves scaffolders, so it waits queued
+        assert "no running agent serves scaffolder" in unserved.stderr
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=40) == 0
     finally:

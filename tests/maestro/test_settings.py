@@ -36,6 +36,10 @@ def test_the_state_dir_is_under_the_runtime_dir_when_there_is_one() -> None:
         ("MAESTRO_HTTP_PORT", "-2", "must be at least -1"),
         ("MAESTRO_LOG_LEVEL", "loud", "expected one of"),
         ("MAESTRO_ROLES", "tester,wizard", "unknown roles ['wizard']"),
+        ("MAESTRO_RESERVATION_TTL_S", "9e9", "must be at most 2.592e+06"),
+        ("MAESTRO_DEFAULT_LIMIT_MICRO_USD", str(2**63), "must be at most 1000000000000000"),
+        ("MAESTRO_MODELS", "gpt-4o,a b", "['a b']: expected model ids"),
+        ("MAESTRO_PRICING", "gpt-4o=abc", "expected input:output USD per million"),
     ],
 )
 def test_a_bad_value_is_refused_in_one_line_naming_its_variable(name: str, value: str, says: str) -> None:
