@@ -25,9 +25,14 @@ AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"
 POISON = json.dumps({"task": "not an assignment", "key": AWS}).encode()
 
 
-async def _next_letter(sub: Subscription) -> DeadLetter:
-    msg = await sub.next_msg(timeout=20)
-    return codec.decode(DeadLetter, msg.data)
+async def _next_letter(sub: Subscription, *, other_than: int = 0) -> DeadLetter:
+    """The next dead letter seen on the DLQ subjects, skipping copies of the message at `other_than`: a
+    letter whose store timed out on a busy machine is published again, and a plain subscription sees both."""
+    while True:
+        msg = await sub.next_msg(timeout=20)
+        letter = codec.decode(DeadLetter, msg.data)
+        if letter.stream_seq != other_than:
+            return letter
 
 
 async def test_a_poisoned_message_is_listed_shown_masked_and_dead_letters_again_when_replayed(
@@ -67,7 +72,7 @@ async def test_a_poisoned_message_is_listed_shown_masked_and_dead_letters_again_
 
         replayed = maestro("dlq", "replay", seq, nats_url=url)
         assert replayed.returncode == 0, replayed.stderr
-        again = await _next_letter(letters)
+        again = await _next_letter(letters, other_than=first.stream_seq)
         # Nothing was fixed: the same bytes fail the same way, headers kept but for a fresh message id.
         assert (again.reason, again.subject, again.data) == (first.reason, first.subject, POISON)
         assert again.headers["traceparent"] == first.headers["traceparent"]
