@@ -265,9 +265,9 @@ _COMMAND_MODULES = (
     "maestro.mesh_commands",
     "services.budget.cli",
     "services.orchestrator.cli",
-    "services.guard.cli_check_pr",
-    "services.guard.cli",
-    "services.guard.cli_dlq",
+    "services.guard.tools.check_pr_cli",
+    "services.guard.tools.policy_cli",
+    "services.guard.tools.dlq_cli",
 )
 
 _COMMANDS: dict[str, Command] = {

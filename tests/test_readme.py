@@ -24,10 +24,10 @@ from maestro.settings import Settings
 from proto.v1 import ROLES, TaskRequest
 from services.agents.backends import OfflineBackend
 from services.agents.sandbox import Sandbox
-from services.guard import bundle
-from services.guard.bundle import Bundle
-from services.guard.engine import Prices, evaluate
-from services.guard.policies import residency
+from services.guard.core import bundle
+from services.guard.core.bundle import Bundle
+from services.guard.core.engine import Prices, evaluate
+from services.guard.core.policies import residency
 from tests.e2e.conftest import open_mesh
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -26,7 +26,7 @@ from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from maestro import topics
-from services.guard.bundle import Bundle, BundleError, Problem, load_default, parse, with_tenant
+from services.guard.core.bundle import Bundle, BundleError, Problem, load_default, parse, with_tenant
 
 log = logging.getLogger(__name__)
 

@@ -37,10 +37,10 @@ from proto.v1 import (
     reservation_id_for,
 )
 from services.guard import admission, approvals
-from services.guard.bundle import Bundle, BundleError, load_default
 from services.guard.bundle_store import Policies, following
-from services.guard.engine import Judgement, Prices, evaluate
-from services.guard.policies.credentials import mask_text
+from services.guard.core.bundle import Bundle, BundleError, load_default
+from services.guard.core.engine import Judgement, Prices, evaluate
+from services.guard.core.policies.credentials import mask_text
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from maestro import topics
 from maestro.bus import Bus
 from services.guard import bundle_store
-from services.guard.bundle import load_default, parse
+from services.guard.core.bundle import load_default, parse
 
 BUNDLE = b"version: store-1\ntenants:\n  acme: {credentials: {action: redact}}\n"
 

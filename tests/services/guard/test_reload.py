@@ -14,7 +14,7 @@ from maestro.history import follow_events
 from maestro.settings import Settings
 from proto.v1 import Accepted, Decision, Queued, Rejected, TaskRequest
 from services.guard import bundle_store
-from services.guard.bundle import BundleError, load_default, parse
+from services.guard.core.bundle import BundleError, load_default, parse
 from tests.services.guard.support import running_guard
 
 STRICT = b"""\

@@ -1,0 +1,113 @@
+"""`maestro policy check|push` and `maestro guard eval` as a user runs them: real processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from maestro import topics
+from maestro.bus import Bus
+from maestro.embedded import EmbeddedServer
+from services.guard.core.bundle import load_default, parse
+from tests.maestro.command import maestro
+
+AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"
+
+GOOD = """\
+version: cli-1
+default:
+  budget: {max_task_micro_usd: 100000}
+tenants:
+  acme:
+    credentials: {action: redact}
+"""
+BAD = """\
+version: cli-2
+default:
+  residency:
+    workers:
+      planner: {cloud: aws, region: eu-west-9}
+  budget:
+    action: explode
+"""
+
+
+def test_policy_check_accepts_a_good_bundle_and_names_line_and_field_of_a_bad_one(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "bad.yaml").write_text(BAD)
+    good = maestro("policy", "check", "good.yaml", cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert f"version cli-1, sha256 {parse(GOOD).hash}" in good.stdout
+    assert "tenant overrides: acme" in good.stdout
+
+    bad = maestro("policy", "check", "bad.yaml", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.splitlines() == ["bad.yaml:7: $.default.budget.action: Invalid enum value 'explode'"]
+    # Once the types are right, what types cannot catch is reported with its line too.
+    (tmp_path / "bad.yaml").write_text(BAD.replace("explode", "deny"))
+    bad = maestro("policy", "check", "bad.yaml", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.splitlines() == [
+        "bad.yaml:5: $.default.residency.workers.planner.region: unknown aws region 'eu-west-9'"
+    ]
+
+
+def test_guard_eval_judges_each_line_offline_and_reports_bad_lines(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    lines = [
+        json.dumps({"id": "clean", "tenant": "acme", "role": "planner", "prompt": "Plan a CLI"}),
+        json.dumps({"id": "leak", "tenant": "globex", "role": "planner", "prompt": f"use {AWS}"}),
+        json.dumps({"id": "masked", "tenant": "acme", "role": "planner", "prompt": f"use {AWS}"}),
+        "",
+        "{not json",
+        json.dumps({"id": "norole", "tenant": "acme", "prompt": "x"}),
+        json.dumps({"id": "dear", "tenant": "acme", "role": "planner", "prompt": "x" * 400_000}),
+    ]
+    run = maestro("guard", "eval", "--policy", "good.yaml", stdin="\n".join(lines) + "\n", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(out) == 6
+    clean, leak, masked, broken, norole, dear = out
+    assert (clean["id"], clean["verdict"], clean["policy_version"]) == ("clean", "allow", "cli-1")
+    assert clean["policy_hash"] == parse(GOOD).hash and clean["estimate_micro_usd"] > 0
+    assert (leak["id"], leak["verdict"]) == ("leak", "deny")
+    assert leak["violations"][0]["rule_id"] == "credentials.aws-access-key"
+    assert (masked["id"], masked["verdict"]) == ("masked", "redact")
+    assert AWS not in run.stdout
+    assert broken["line"] == 5 and "invalid request" in broken["error"]
+    assert norole["line"] == 6 and "role" in norole["error"]
+    assert (dear["verdict"], dear["violations"][0]["rule_id"]) == ("deny", "budget.task-ceiling")
+
+    # Without --policy the shipped bundle judges; --tenant judges every line as that tenant's.
+    shipped = maestro("guard", "eval", "--tenant", "acme", stdin=lines[1] + "\n")
+    (decision,) = [json.loads(line) for line in shipped.stdout.splitlines()]
+    assert (decision["id"], decision["verdict"]) == ("leak", "deny")
+    assert decision["policy_version"] == load_default().version
+
+
+async def test_policy_push_stores_a_valid_bundle_and_refuses_a_broken_one(
+    tmp_path: Path, nats_server: EmbeddedServer, bus: Bus
+) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "bad.yaml").write_text(BAD)
+    (tmp_path / "acme.yaml").write_text("budget: {max_task_micro_usd: 5}\n")
+    kv = await bus.js.key_value(topics.BUCKET_POLICY)
+
+    pushed = maestro("policy", "push", "good.yaml", nats_url=nats_server.url, cwd=tmp_path)
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"pushed: version cli-1, sha256 {parse(GOOD).hash}" in pushed.stdout
+    assert (await kv.get(topics.POLICY_BUNDLE_KEY)).value == GOOD.encode()
+
+    refused = maestro("policy", "push", "bad.yaml", nats_url=nats_server.url, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "bad.yaml:7: $.default.budget.action" in refused.stderr
+    assert (await kv.get(topics.POLICY_BUNDLE_KEY)).value == GOOD.encode()
+
+    tenant = maestro(
+        "policy", "push", "acme.yaml", "--tenant", "acme", nats_url=nats_server.url, cwd=tmp_path
+    )
+    assert tenant.returncode == 0, tenant.stderr
+    stored = parse((await kv.get(topics.POLICY_BUNDLE_KEY)).value or b"")
+    assert stored.version.startswith("cli-1+acme.") and stored.version in tenant.stdout
+    assert stored.policy("acme").budget.max_task_micro_usd == 5
+    assert stored.policy("acme").credentials.action == "deny"  # the new override replaced the old one
