@@ -31,6 +31,7 @@ schema: $(STAMP)
 	$(BIN)/python -m maestro.schema
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench
 
 maestro-smoke: $(STAMP)

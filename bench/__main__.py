@@ -8,7 +8,7 @@ import logging
 import platform
 from collections.abc import Sequence
 
-from bench import baseline, budget, guard, pipeline
+from bench import baseline, budget, coverage, guard, pipeline
 
 
 def row(figure: str, value: float, base: float, fmt: str) -> str:
@@ -53,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print()
     for line in guard.report():
+        print(line)
+
+    print()
+    for line in coverage.describe(coverage.run()):
         print(line)
 
 
