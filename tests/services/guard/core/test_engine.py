@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -11,6 +12,7 @@ from maestro import codec
 from maestro.pricing import Price, PriceTable
 from proto.v1 import ContextFile, TaskRequest
 from proto.v1.tasks import workspace_path_problem
+from services.guard.core import engine
 from services.guard.core.bundle import Bundle, load_default, parse
 from services.guard.core.engine import Judgement, Prices, estimate_micro_usd, evaluate, strictest
 
@@ -188,3 +190,24 @@ def test_any_request_yields_a_decision(
     j = judge(req)
     assert j.decision.verdict in ("allow", "redact", "approve", "deny")
     assert j.decision.policy_version == "test-1"
+    # The engine turns a family that raises into `<family>.error` (sent to a human): that must never be
+    # what judged a request, or a family's crash would pass for a decision.
+    assert not [v.rule_id for v in j.decision.violations if v.rule_id.endswith(".error")]
+
+
+def test_a_family_that_raises_sends_the_request_to_a_human_and_the_rest_still_judge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*_: object) -> list[object]:
+        raise RuntimeError("a family bug")
+
+    monkeypatch.setattr(engine.licenses, "check", broken)
+    j = judge(request("deploy with AKIA" + "Z7Q3RTX5KQWE8PLM", tenant="other"))
+    rules = [v.rule_id for v in j.decision.violations]
+    assert "licenses.error" in rules and any(r.startswith("credentials.") for r in rules)
+    assert j.decision.verdict == "deny"  # the credential still denies; the crash alone would ask a human
+    monkeypatch.setattr(engine.credentials, "check", broken)
+    j = judge(request("plain words", tenant="other"))
+    assert j.decision.verdict == "approve" and "credentials.error" in [
+        v.rule_id for v in j.decision.violations
+    ]
