@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from proto.v1 import ContextFile, TaskRequest
 from services.guard.core.policies import Finding
-from services.guard.core.policies.license_declarations import file_kind, find_declarations
+from services.guard.core.policies.licenses.declarations import file_kind, find_declarations
 from services.guard.core.policies.licenses import Judgement, LicensesPolicy, check, judge
 
 DEFAULT = LicensesPolicy()
@@ -559,7 +559,7 @@ def test_huge_and_crafted_inputs_take_time_linear_in_their_size(path: str) -> No
 
 
 @pytest.mark.parametrize(
-    "path", ["services/guard/core/policies/license_texts.py", "src/license_check.ts", "license.go"]
+    "path", ["services/guard/core/policies/licenses/texts.py", "src/license_check.ts", "license.go"]
 )
 def test_source_files_named_after_licenses_are_code_not_license_texts(path: str) -> None:
     # Found by running check-pr on this repository: the license family's own pattern tables.

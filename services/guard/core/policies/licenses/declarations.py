@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from services.guard.core.policies.license_texts import (
+from services.guard.core.policies.licenses.texts import (
     FENCE,
     GRANT,
     GRANT_LEADS,

@@ -21,7 +21,7 @@ from msgspec import Meta
 
 from proto.v1 import Severity, TaskRequest, Violation
 from services.guard.core.policies import Finding, Mode
-from services.guard.core.policies.license_declarations import Declaration, find_declarations
+from services.guard.core.policies.licenses.declarations import Declaration, find_declarations
 
 POLICY = "licenses"
 MAX_FINDINGS = 50
