@@ -149,25 +149,15 @@ def sync(inv: Invocation, policy: CommandsPolicy) -> list[Hit]:
         sub = positional[1] if len(positional) > 1 else ""
         if sub == "sync" and "--delete" in argv:
             return [approve("remote-sync-delete", "aws s3 sync --delete removes remote objects", fix)]
-        if (sub == "rm" and "--recursive" in argv) or (sub == "rb" and "--force" in argv):
-            return [approve("remote-sync-delete", f"aws s3 {sub} deletes every object under the prefix", fix)]
     if prog == "gsutil":
         sub_at = next((i for i, a in enumerate(argv[1:], start=1) if not a.startswith("-")), 0)
         sub = argv[sub_at] if sub_at else ""
         rest = parse_args(argv[sub_at + 1 :], frozenset({"-x", "-c", "-e"})) if sub_at else None
         if rest and sub == "rsync" and rest.has("-d"):
             return [approve("remote-sync-delete", "gsutil rsync -d removes remote objects", fix)]
-        if rest and sub == "rm" and rest.has("-r", "-R", "-a"):
-            return [approve("remote-sync-delete", "gsutil rm -r deletes every object under the prefix", fix)]
-    if (
-        prog == "gcloud"
-        and "storage" in positional
-        and (
-            "--delete-unmatched-destination-objects" in argv or ("rm" in positional and "--recursive" in argv)
-        )
-    ):
+    if prog == "gcloud" and "storage" in positional and "--delete-unmatched-destination-objects" in argv:
         return [approve("remote-sync-delete", "gcloud storage deletes remote objects", fix)]
-    if prog == "rclone" and positional[:1] and positional[0] in ("sync", "purge", "delete", "deletefile"):
+    if prog == "rclone" and positional[:1] and positional[0] in ("sync", "deletefile"):
         return [
             approve("remote-sync-delete", f"rclone {positional[0]} deletes objects at the destination", fix)
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from services.guard.core.policies.commands import exec as run
+from services.guard.core.policies.commands import host, schedule
 from services.guard.core.policies.commands import tools as tools
 from services.guard.core.policies.commands.args import command_start, parse_args
 from services.guard.core.policies.commands.config import CommandsPolicy
@@ -30,7 +31,7 @@ def _recursive_delete(inv: Invocation, targets: list[Word], verb: str, policy: C
     worst: tuple[Scope, str] | None = None
     for t in targets:
         s = scope(t, inv.cwd, policy.workspace_roots, policy.system_paths)
-        if s in ("workspace", "null"):
+        if s in ("workspace", "null") or (s == "variable" and _guarded_below(t)):
             continue
         if worst is None or (worst[0] == "variable" and s != "variable"):
             worst = (s, t.text)
@@ -52,6 +53,16 @@ def _recursive_delete(inv: Invocation, targets: list[Word], verb: str, policy: C
         s, "a path outside the workspace"
     )
     return [deny(f"{rule}-outside-workspace", f"recursive {verb} of {path}: {where}", _DELETE_FIX)]
+
+
+def _guarded_below(word: Word) -> bool:
+    """`"${DIR:?}/"*`: a `:?`-guarded variable cannot expand to nothing, and what follows it is below it.
+
+    The guard is what the variable-path rule's own fix asks for; a bare `${DIR:?}` (which could still be
+    `/`) or an unguarded part anywhere in the word stays a variable path.
+    """
+    below = word.text.split("}", 1)[-1]
+    return word.guarded and not word.substs and "/" in below and ".." not in below
 
 
 def _rm(inv: Invocation, policy: CommandsPolicy) -> list[Hit]:
@@ -343,6 +354,8 @@ def judge(inv: Invocation, policy: CommandsPolicy) -> tuple[list[Hit], list[Nest
         hits += found_tools
         nested += more
     hits += _system(inv) + run.reverse_shell(inv) + run.exfiltration(inv) + _writes(inv, policy)
+    hits += host.environ(inv) + host.tampering(inv) + host.accounts(inv)
+    nested += schedule.scheduled(inv) + schedule.feeds_scheduler(inv)
     if inv.xargs and prog in run.SHELLS and not hits:
         hits.append(
             approve(

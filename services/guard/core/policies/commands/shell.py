@@ -86,7 +86,7 @@ class _Walker:
         elif kind == "list":
             for p in n.parts:
                 if p.kind != "operator":
-                    self.node(p)
+                    self.node(p, pipeline, stage)  # `(a; b) | c`: both a and b feed c
         elif kind == "compound":
             for p in n.list:
                 if p.kind not in ("reservedword", "operator", "pipe"):

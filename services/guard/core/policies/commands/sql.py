@@ -51,7 +51,7 @@ def judge_sql(sql: str) -> list[Hit]:
         if not s:
             continue
         hit: Hit | None = None
-        if re.match(r"DROP (DATABASE|SCHEMA)\b", s):
+        if re.match(r"DROP (DATABASE|SCHEMA|KEYSPACE)\b", s):
             hit = deny("sql-drop-database", f"{s[:60]}: drops a whole database or schema", fix)
         elif re.match(r"TRUNCATE\b", s) or (re.match(r"DELETE\b", s) and " WHERE " not in f" {s} "):
             hit = deny("sql-delete-all", f"{s[:60]}: deletes every row (no WHERE)", fix)

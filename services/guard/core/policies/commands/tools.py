@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
+from services.guard.core.policies.commands import cloud, host
 from services.guard.core.policies.commands import deploy as deploy
 from services.guard.core.policies.commands.args import parse_args
 from services.guard.core.policies.commands.config import CommandsPolicy
@@ -270,7 +271,11 @@ def judge(inv: Invocation, policy: CommandsPolicy) -> tuple[list[Hit], list[Nest
     if prog in ("docker", "podman", "nerdctl"):
         hits, nested = deploy.docker(inv)
         return hits + deploy.publish(inv), nested
-    found = deploy.publish(inv)
+    if prog in ("redis-cli", "valkey-cli", "keydb-cli", "etcdctl", "consul", "cqlsh"):
+        return host.key_value(inv)
+    found = deploy.publish(inv) or cloud.object_store(inv)
     if found:
         return found, []
-    return deploy.sync(inv, policy), []
+    if prog in cloud.CLOUD_CLIS:
+        found = cloud.control_plane(inv)
+    return found or deploy.sync(inv, policy), []
