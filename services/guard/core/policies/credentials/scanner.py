@@ -1,10 +1,10 @@
 """Credentials policy: API keys, tokens, private keys and passwords in a request, found where, never shown.
 
 Every text (the prompt, each context file's path and content, each command, each label) is scanned once
-by one RE2 program holding every rule in credential_rules, over an ASCII view of the text (each other
-character becomes `?`, so offsets stay character offsets). RE2 runs in time linear in the text whatever
-it holds. Python touches only candidates, and a request gets a bounded number of those: past the bound
-the scan stops and says so instead of taking longer.
+by one RE2 program holding every rule (rules.py, vendors.py, context.py, in that order), over an ASCII
+view of the text (each other character becomes `?`, so offsets stay character offsets). RE2 runs in
+time linear in the text whatever it holds. Python touches only candidates, and a request gets a bounded
+number of those: past the bound the scan stops and says so instead of taking longer.
 
 Span fields are "prompt", "context[<i>]", "context[<i>].path", "commands[<i>]" and "labels[<key>]".
 """
@@ -21,13 +21,17 @@ import re2
 
 from proto.v1 import ContextFile, Severity, TaskRequest, Violation
 from services.guard.core.policies import Action, Finding, Mode, Span
-from services.guard.core.policies.credential_rules import (
-    RULES,
-    Rule,
+from services.guard.core.policies.credentials.context import CONTEXT
+from services.guard.core.policies.credentials.rules import FORMATS, KEYS, Rule
+from services.guard.core.policies.credentials.values import (
+    basic_credentials,
+    decoded_text,
     is_placeholder,
+    is_secret_reference,
     is_variable,
     looks_secret,
 )
+from services.guard.core.policies.credentials.vendors import VENDOR_FORMATS
 
 POLICY = "credentials"
 MASK = "****"
@@ -36,6 +40,8 @@ MAX_CANDIDATES = 256
 LONG_MATCH = 256
 """Matches longer than this are judged without locating their secret group (see Scanner)."""
 _TOKEN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=")
+_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_VALUE_STARTS = " \t\n\"'`=,;([{<>"
 _PATTERN_PREFIX = "re:"
 _MAX_PATH = 4096
 _FIX = "remove it and hand it to the task through a secret store; if it is real, rotate it now"
@@ -159,7 +165,10 @@ class Scanner:
         if end - at > LONG_MATCH:
             long = self._identify_long(data, at, end)
             if long is not None:
-                return long if long.rule.block or long.rule.max_len > LONG_MATCH else None
+                # A generic value too long for its rule is still returned: it is refused, and the scan
+                # resumes inside it for the format it holds (a service account's 1 KB JWT after `token:`).
+                keep = long.rule.block or long.rule.max_len > LONG_MATCH or long.rule.nested
+                return long if keep else None
         # The set sees the candidate alone; each rule it names is then tried in its real context.
         indices = self.which.Match(data[at:end]) or range(len(self.rules))
         for index in sorted(indices):
@@ -187,7 +196,7 @@ class Scanner:
             return Candidate(rule, at, end, at, end)
         # The secret starts where the rule's group does in the match's head (`aws_session_token=...`),
         # else after a separator its pattern consumed; it ends before one.
-        start = at + (data[at] not in _TOKEN_BYTES)
+        start = at + (data[at] not in _WORD_BYTES)
         head = self.each[index].match(data, at, at + LONG_MATCH)
         if head is not None:
             start = next(
@@ -196,7 +205,11 @@ class Scanner:
         return Candidate(rule, at, end, start, end - (end - 1 > start and data[end - 1] not in _TOKEN_BYTES))
 
 
+RULES: tuple[Rule, ...] = (*FORMATS, *VENDOR_FORMATS, *KEYS, *CONTEXT)
+"""Every rule, known formats first: where two match at the same position the earlier one wins."""
 _ALL = Scanner(RULES)
+_WRAPPED_BUDGET = 16
+"""Candidates the text inside a base64-wrapped value may cost (it is one value, so a few suffice)."""
 
 
 @dataclass(frozen=True)
@@ -237,7 +250,7 @@ def _hits(text: str, policy: CredentialsPolicy, budget: Budget, limit: int) -> l
     for candidate in _ALL.candidates(data, budget):
         if candidate.rule.rule_id in disabled:
             continue
-        hit = _confirm(text, candidate, allow, policy.min_entropy)
+        hit = _confirm(text, candidate, allow, policy)
         if hit is None:
             continue
         overlapping = [h for h in hits if h.start < hit.end and hit.start < h.end]
@@ -249,24 +262,38 @@ def _hits(text: str, policy: CredentialsPolicy, budget: Budget, limit: int) -> l
     return sorted(hits, key=lambda h: h.start)
 
 
-def _confirm(text: str, candidate: Candidate, allow: _Allowlist, min_entropy: float) -> Hit | None:
-    """The hit a candidate is, or None when its value is a placeholder or does not look secret."""
+def _confirm(text: str, candidate: Candidate, allow: _Allowlist, policy: CredentialsPolicy) -> Hit | None:
+    """The hit a candidate is, or None when its value is a placeholder, a reference or not secret-like."""
     rule, start, end = candidate.rule, candidate.secret_start, candidate.secret_end
     if not rule.min_len <= end - start <= rule.max_len and not rule.block:
         return None
     secret = text[start:end]
-    if rule.judge != "format":
-        quoted = len(secret) >= 2 and secret[0] == secret[-1] and secret[0] in "\"'`"
+    if rule.judge not in ("format", "basic", "wrapped"):
+        quote = 2 if secret[:2] == '\\"' and secret[-2:] == '\\"' and len(secret) >= 4 else 1
+        quoted = quote == 2 or (len(secret) >= 2 and secret[0] == secret[-1] and secret[0] in "\"'`")
         if quoted:
-            start, end, secret = start + 1, end - 1, secret[1:-1]
+            start, end, secret = start + quote, end - quote, secret[quote:-quote]
         else:
             # `if tok == other.NAME:` ends a bare value with punctuation that is not part of it.
             secret = secret.rstrip(":.")
             end = start + len(secret)
+        # The whole value the candidate sits in may be a reference: `arn:aws:secretsmanager:...:secret:x`.
+        lo = max(0, candidate.at - LONG_MATCH)  # bounded, so a text without separators stays linear
+        value_start = max(lo - 1, *(text.rfind(c, lo, candidate.at) for c in _VALUE_STARTS)) + 1
+        if is_secret_reference(secret) or is_secret_reference(text[value_start:end]):
+            return None
         if rule.judge == "entropy":
-            if not looks_secret(secret, quoted, text[end : end + 1], min_entropy):
+            if not looks_secret(secret, quoted, text[end : end + 1], policy.min_entropy):
                 return None
         elif not secret or is_variable(secret):
+            return None
+    elif rule.judge == "basic":
+        credentials = basic_credentials(secret)
+        if credentials is None or is_variable(credentials[1]) or is_placeholder(credentials[1]):
+            return None
+    elif rule.judge == "wrapped":
+        inner = decoded_text(secret)
+        if inner is None or not _hits(inner, policy, Budget(_WRAPPED_BUDGET), 1):
             return None
     if allow.allows(secret) or (len(secret) <= rule.max_len and is_placeholder(secret)):
         return None

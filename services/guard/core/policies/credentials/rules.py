@@ -8,22 +8,23 @@ A fixed-length token ends with `\\b` or consumes one character that cannot conti
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
 from proto.v1 import Severity
 
-Judge = Literal["format", "shape", "entropy"]
-"""How a candidate is confirmed: its format alone; also not a template, variable or number; also entropy."""
+Judge = Literal["format", "shape", "entropy", "basic", "wrapped"]
+"""How a candidate is confirmed: its format alone; also not a template, variable, number or reference to a
+secret manager; also entropy; `basic`: it decodes from base64 to `user:password`; `wrapped`: it decodes
+from base64 to text holding a known format."""
 
 _B64 = "A-Za-z0-9_-"
 # A run whose class holds non-word characters starts after a character outside it, never inside it:
 # otherwise every `-` would start another counting thread and RE2's DFA could grow exponentially.
 _AFTER_B64 = f"(?:^|[^{_B64}])"
 _END_B64 = f"(?:[^{_B64}]|$)"
-_ASSIGN = r"[\"']?[ \t]{0,4}(?:=|:=|=>|:)[ \t]{0,4}[\"']?"
+# A quote may be escaped (`\\"`): JSON strings holding code, as in a notebook's cells.
+_ASSIGN = r"\\?[\"']?[ \t]{0,4}(?:=|:=|=>|:)[ \t]{0,4}\\?[\"']?"
 _NL = r"(?:\s|\\[nr])"
 
 
@@ -50,11 +51,12 @@ class Rule:
     """Lengths a secret may have, checked after matching (a run matched with `+` has no counter)."""
 
 
-# Where two rules match at the same position the earlier one wins. Every pattern begins with a
+# Where two rules match at the same position the earlier one wins (scanner.py puts FORMATS, then
+# vendors.VENDOR_FORMATS, then KEYS, then CONTEXT, the generic rules last). Every pattern begins with a
 # trigger (a literal, a keyword, or a character outside the run that follows), and every loop in
 # the middle of a pattern ends at a character its trigger needs, so at most one thread of a rule
 # is ever counting: the DFA stays small and each search stops soon after its match.
-RULES: tuple[Rule, ...] = (
+FORMATS: tuple[Rule, ...] = (
     # Cloud providers.
     Rule("aws-access-key", "AWS access key id", r"\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})\b", reveal=6),
     Rule(
@@ -253,7 +255,10 @@ RULES: tuple[Rule, ...] = (
         _AFTER_B64 + rf"(dckr_(?:pat|oat)_[{_B64}]{{27,100}})" + _END_B64,
         reveal=9,
     ),
-    # Private keys and tokens that carry their own claims.
+)
+
+_BECH32 = "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L"
+KEYS: tuple[Rule, ...] = (
     Rule(
         "private-key",
         "private key",
@@ -267,11 +272,34 @@ RULES: tuple[Rule, ...] = (
         block=True,
     ),
     Rule(
+        "ssh2-private-key",
+        "SSH2 (RFC 4716 / Tectia) private key",
+        r"(---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----(?:" + _NL + r"+[A-Za-z0-9+/=:\"\\ -]{4,})*)",
+        reveal=0,
+        block=True,
+    ),
+    Rule(
         "putty-private-key",
         "PuTTY private key",
         r"(PuTTY-User-Key-File-[23]: [^\n]*(?:\n[A-Za-z-]{1,32}: [^\n]*|\n[A-Za-z0-9+/=]{4,})*)",
         reveal=0,
         block=True,
+    ),
+    Rule(
+        "jwk-private-key",
+        "private JSON Web Key (its private exponent or scalar `d`)",
+        # RFC 7518 section 6: `d` is what a private RSA, EC or OKP key holds and a public one does not.
+        r"\"d\"[ \t]{0,4}:[ \t]{0,4}\"([A-Za-z0-9_-]{32,})\"",
+        reveal=0,
+        judge="entropy",
+        max_len=2048,
+    ),
+    Rule(
+        "age-secret-key",
+        "age secret key",
+        # age's Bech32 secret key (github.com/FiloSottile/age; gitleaks' age-secret-key).
+        rf"\b(AGE-SECRET-KEY-1[{_BECH32}]{{58}})\b",
+        reveal=15,
     ),
     Rule(
         "jwt",
@@ -281,154 +309,4 @@ RULES: tuple[Rule, ...] = (
         3,
         max_len=16384,
     ),
-    # Passwords in URLs, headers, command flags and assignments.
-    Rule(
-        "connection-string-password",
-        "password in a connection string or URL",
-        r"\b(?:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|oracle|"
-        r"cockroachdb|clickhouse|jdbc:[a-z0-9]+|ldaps?|s?ftp|smtps?|nats|kafka|https?)://"
-        r"[^\s:/?#@\"'<>]*:([^\s/?#\"'<>]+)@",
-        reveal=0,
-        judge="shape",
-        nested=True,
-        user=True,
-        min_len=4,
-    ),
-    Rule(
-        "basic-auth-flag",
-        "user:password passed as a command-line flag",
-        r"(?:^|\s)(?:-u|--user)(?:=|[ \t]{0,8})[\"']?[^\s:\"']+:([^\s\"']+)",
-        "high",
-        0,
-        judge="shape",
-        nested=True,
-        user=True,
-        min_len=4,
-    ),
-    Rule(
-        "authorization-header",
-        "credential in an Authorization header",
-        r"(?i:authorization)[\"']?[ \t]{0,8}[:=][ \t]{0,8}[\"']?(?i:bearer|basic|token)[ \t]{1,8}"
-        r"([A-Za-z0-9._~+/=-]{16,})",
-        "high",
-        0,
-        judge="shape",
-        nested=True,
-    ),
-    Rule(
-        "npm-auth-token",
-        "registry auth token in an .npmrc",
-        r"_auth(?:Token)?[ \t]{0,8}=[ \t]{0,8}[\"']?([^\s\"']+)",
-        reveal=0,
-        judge="shape",
-        nested=True,
-        min_len=16,
-    ),
-    Rule(
-        "cli-secret-flag",
-        "secret passed as a command-line flag",
-        r"(?:^|\s)--?(?i:password|passwd|token|secret|api-key|apikey|access-token|auth-token|client-secret)"
-        r"(?:=|[ \t]{1,8})[\"']?([^\s\"']+)",
-        "high",
-        0,
-        judge="entropy",
-        nested=True,
-    ),
-    Rule(
-        "generic-secret",
-        "hard-coded secret",
-        # A key that ends in a secret-ish word, an assignment, then a quoted or bare value. The match
-        # starts at the word, not at the key's start: a loop over key characters before it would
-        # stay alive through every identifier and make each search run to the end of the text.
-        r"(?i:(?:pass(?:word|wd|phrase)?|pwd|secret|token|credentials?|apikey|"
-        r"(?:api|secret|access|private|master|signing|encryption|client|app|auth|account|service|license)"
-        # No plural: "tokens:" and "secrets:" head prose and lists far more often than they hold a secret.
-        r"[_.-]?key))[\"']?[ \t]{0,8}(?::[ \t]{0,8}(?:str|string|SecretStr|Optional\[str\])[ \t]{0,8})?"
-        r"(?:==?|:=|=>|:|\|\|=|\?=)[ \t]{0,8}"
-        r"(\"[^\"\n]{6,}\"|'[^'\n]{6,}'|`[^`\n]{6,}`|[^\s\"'`,;()\[\]{}<>]{8,})",
-        "high",
-        0,
-        judge="entropy",
-        nested=True,
-    ),
 )
-
-# Keys published in vendors' documentation and tutorials: they are examples, never leaks.
-KNOWN_EXAMPLES: frozenset[str] = frozenset(
-    {
-        "AKIAIOSFODNN7EXAMPLE",
-        "AKIAI44QH8DHBEXAMPLE",
-        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
-        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2"
-        "MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
-        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
-        "xoxb-not-a-real-token-this-will-not-work",
-    }
-)
-
-# Words that mark a value as a stand-in: checked against the lower-cased value.
-PLACEHOLDER_MARKERS: tuple[str, ...] = tuple(
-    "example placeholder changeme change_me change-me dummy redacted your_ your- yourkey yourtoken "
-    "replace_me replaceme insert notreal not_real not-a-real not_a_real fake sample xxxxx ***** • ... "
-    "${ {{ $( %( #{".split()
-)
-
-# Whole values that are never secrets, lower-cased: words, types and defaults.
-PLACEHOLDER_VALUES: frozenset[str] = frozenset(
-    "password passw0rd passwd pass secret secrets token apikey api_key api-key admin root guest user "
-    "username postgres mysql test testing none null nil undefined true false string str required "
-    "optional default empty hidden unset todo tbd x-oauth-basic".split()
-)
-
-
-def entropy(value: str) -> float:
-    """Shannon entropy of `value` in bits per character."""
-    n = len(value)
-    return -sum(c / n * math.log2(c / n) for c in Counter(value).values()) if n else 0.0
-
-
-def is_placeholder(value: str) -> bool:
-    """A documented example, a stand-in word, a template or a run of one character: not a secret."""
-    if value in KNOWN_EXAMPLES:
-        return True
-    if len(value) > 256:
-        return False  # stand-ins are short; not looking keeps a long token cheap to judge
-    lower = value.lower()
-    if lower in PLACEHOLDER_VALUES or any(marker in lower for marker in PLACEHOLDER_MARKERS):
-        return True
-    if lower.startswith("<") and lower.endswith(">"):
-        return True
-    return len(value) >= 8 and max(Counter(value).values()) * 2 > len(value)
-
-
-def is_variable(value: str) -> bool:
-    """A value that stands for another: a shell or template variable, or a plain number."""
-    if value.startswith("$") or (len(value) > 2 and value.startswith("%") and value.endswith("%")):
-        return True
-    return value.replace(".", "").replace("-", "").replace("_", "").isdigit()
-
-
-def is_reference(value: str, quoted: bool) -> bool:
-    """A value that names something rather than holds it: a variable, an attribute, a path, a name."""
-    if is_variable(value) or value.startswith(("/", "./", "~/", "../")):
-        return True
-    if not quoted and value.startswith(("@", "&", "*")):
-        return True  # a decorator, an address, a dereference; inside quotes it is just a character
-    if "." in value and all(part.isidentifier() for part in value.split(".")):
-        return True  # module.attribute
-    word = value.replace("-", "_")
-    # A name has few digits; a random token has many (a hex key is lower-case but a quarter digits).
-    if word.isidentifier() and sum(c.isdigit() for c in value) * 5 <= len(value):
-        # Bare, any identifier is a variable; quoted, a snake_case or UPPER_CASE one is still a name.
-        return not quoted or word.islower() or word.isupper()
-    return False
-
-
-def looks_secret(value: str, quoted: bool, after: str, min_entropy: float) -> bool:
-    """A generic value worth reporting: long enough, no spaces, not a name or a call, and random enough."""
-    if len(value) < (6 if quoted else 8) or any(c.isspace() for c in value):
-        return False
-    if is_reference(value, quoted) or (not quoted and after == "("):
-        return False
-    return entropy(value) >= min_entropy + (0 if quoted else 0.5)
