@@ -72,13 +72,18 @@ class TaskRequest(Message, frozen=True):
             str,
             Meta(
                 max_length=64,
-                description="a jurisdiction (ISO 3166-1 alpha-2, `uk`, `eu`, `eea`, `apac`) or cloud region",
+                description="a jurisdiction (ISO 3166-1 alpha-2, `uk`, `eu`, `eea`, `apac`), a cloud region, "
+                "or `cloud:region`",
             ),
         ]
         | None
     ) = None
     data_classes: list[str] = []
     """Classes of data the task carries (`pii`, `health`): residency rules may cover only some."""
+    tenant_data: bool = True
+    """False: the task carries no tenant data (public code, synthetic fixtures): no residency pin applies."""
+    data_tenants: list[Tenant] = []
+    """Other tenants whose data the task touches: each one's residency pin must hold too."""
     max_cost_micro_usd: MicroUsd | None = None
     parent: TaskId | None = None
     labels: dict[str, str] = {}
@@ -87,7 +92,12 @@ class TaskRequest(Message, frozen=True):
         if self.data_region is not None and jurisdiction_of(self.data_region) is None:
             raise ValueError(
                 f"data_region {self.data_region!r} is neither a jurisdiction (an ISO 3166-1 alpha-2 code, "
-                "`uk`, `eu`, `eea`, `apac`) nor a known AWS, GCP or Azure region"
+                "`uk`, `eu`, `eea`, `apac`) nor a known AWS, GCP, Azure, OCI or Alibaba region"
+            )
+        if not self.tenant_data and (self.data_region or self.data_classes or self.data_tenants):
+            raise ValueError(
+                "tenant_data is false (the task carries no tenant data), so it cannot also name a "
+                "data_region, data_classes or data_tenants"
             )
 
 

@@ -6,6 +6,8 @@ else (a scalar, a list) replaces the default's value. So a tenant that only sets
 `credentials: {action: redact}` keeps every other credentials setting of the default.
 
 A bundle that does not validate raises BundleError, whose problems name the YAML line and the field.
+A key written twice in one mapping is refused (YAML keeps the last silently: a bundle that reads as
+`deny` would enforce the `audit` below it).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from services.guard.core.policies.budget import BudgetPolicy
 from services.guard.core.policies.commands import CommandsPolicy
 from services.guard.core.policies.credentials import CredentialsPolicy
 from services.guard.core.policies.licenses import LicensesPolicy
-from services.guard.core.policies.residency import ResidencyPolicy
+from services.guard.core.policies.residency import Peers, ResidencyPolicy
 
 DEFAULT_RESOURCE = "bundles/default.yaml"
 
@@ -110,6 +112,9 @@ def canonical(file: BundleFile) -> bytes:
 
 def parse(text: str | bytes) -> Bundle:
     """Decode and validate a bundle; raises BundleError naming the line and field of each problem."""
+    duplicated = duplicate_keys(text)
+    if duplicated:
+        raise BundleError(duplicated)
     try:
         file = msgspec.yaml.decode(text, type=BundleFile)
     except msgspec.ValidationError as exc:
@@ -125,6 +130,8 @@ def parse(text: str | bytes) -> Bundle:
         except msgspec.ValidationError as exc:
             problems.append(_problem(text, str(exc), TenantPolicy, ("tenants", name), merge(base, override)))
     for scope, policy, written in _scopes(file, tenants):
+        if (written or msgspec.to_builtins(file.default)).get("residency", {}).get("peers") is not None:
+            problems.append(_located(text, (*scope, "residency", "peers"), _PEERS_WRITTEN))
         for path, message in residency.problems(policy.residency):
             keys = ("residency", *path.split("."))
             if written is not None and not _has_path(written, keys):
@@ -132,13 +139,51 @@ def parse(text: str | bytes) -> Bundle:
             problems.append(_located(text, (*scope, *keys), message))
     if problems:
         raise BundleError(problems)
+    peers = Peers(file.default.residency.pin(), {n: p.residency.pin() for n, p in tenants.items()})
     return Bundle(
         version=file.version,
         hash=hashlib.sha256(canonical(file)).hexdigest(),
-        default=file.default,
-        tenants=tenants,
+        default=_with_peers(file.default, peers),
+        tenants={name: _with_peers(policy, peers) for name, policy in tenants.items()},
         file=file,
     )
+
+
+_PEERS_WRITTEN = "is filled from every tenant's own residency settings; a bundle does not write it"
+
+
+def _with_peers(policy: TenantPolicy, peers: Peers) -> TenantPolicy:
+    # One Peers shared by every tenant: a task touching another tenant's data is held to that tenant's pin.
+    return msgspec.structs.replace(policy, residency=msgspec.structs.replace(policy.residency, peers=peers))
+
+
+def duplicate_keys(text: str | bytes) -> list[Problem]:
+    """A Problem for every key written twice in one mapping, at any depth (YAML keeps the last)."""
+    root = _compose(text)
+    found: list[Problem] = []
+    stack: list[tuple[yaml.Node, tuple[str, ...]]] = [(root, ())] if root is not None else []
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, (*path, str(n))) for n, child in enumerate(node.value))
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        first: dict[str, int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+            line = int(key.start_mark.line) + 1
+            if name in first:
+                found.append(
+                    Problem(
+                        line,
+                        _format((*path, name)),
+                        f"duplicate key (first at line {first[name]}); YAML would keep only the last",
+                    )
+                )
+            else:
+                first[name] = line
+            stack.append((value, (*path, name)))
+    return sorted(found, key=lambda p: p.line)
 
 
 def load_default() -> Bundle:
@@ -151,6 +196,9 @@ def with_tenant(file: BundleFile, tenant: str, override_text: str | bytes) -> st
 
     The version becomes `<version>+<tenant>.<first 8 of the override's sha256>`. Raises BundleError.
     """
+    duplicated = duplicate_keys(override_text)
+    if duplicated:
+        raise BundleError(duplicated)
     try:
         override = msgspec.yaml.decode(override_text, type=dict[str, Any])
     except msgspec.ValidationError as exc:

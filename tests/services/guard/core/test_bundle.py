@@ -6,10 +6,19 @@ import re
 import textwrap
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from proto.v1 import TaskRequest
-from services.guard.core.bundle import BundleError, Problem, load_default, merge, parse, with_tenant
+from services.guard.core.bundle import (
+    BundleError,
+    Problem,
+    TenantPolicy,
+    load_default,
+    merge,
+    parse,
+    with_tenant,
+)
 from services.guard.core.engine import evaluate
 
 BUNDLE = textwrap.dedent(
@@ -37,6 +46,11 @@ def problems(text: str) -> list[Problem]:
     with pytest.raises(BundleError) as caught:
         parse(textwrap.dedent(text))
     return caught.value.problems
+
+
+def own(policy: TenantPolicy) -> TenantPolicy:
+    """A tenant's policy without the other tenants' pins the bundle fills in."""
+    return msgspec.structs.replace(policy, residency=msgspec.structs.replace(policy.residency, peers=None))
 
 
 def only(text: str) -> tuple[int, str, str]:
@@ -179,7 +193,9 @@ def test_a_tenants_override_replaces_its_entry_and_renames_the_version() -> None
     updated = parse(with_tenant(base.file, "acme", "budget: {max_task_micro_usd: 7}\n"))
     assert updated.policy("acme").budget.max_task_micro_usd == 7
     assert updated.policy("acme").residency.allowed == []  # the old override is gone, not merged
-    assert updated.policy("globex") == base.policy("globex")
+    # Globex's own settings are untouched; only the pins it knows of other tenants (acme's) changed.
+    assert own(updated.policy("globex")) == own(base.policy("globex"))
+    assert updated.policy("globex").residency.peers != base.policy("globex").residency.peers
     assert re.fullmatch(r"2025-06-01\+acme\.[0-9a-f]{8}", updated.version)
     with pytest.raises(BundleError) as caught:
         with_tenant(base.file, "acme", "budget:\n  max_task_micro_usd: x\n")
@@ -209,3 +225,70 @@ def test_the_readme_example_is_a_valid_bundle_that_means_what_it_says() -> None:
     ):
         req = TaskRequest(tenant=tenant, role="planner", prompt="Plan it", model=model, data_classes=classes)
         assert evaluate(req, 100, bundle).decision.verdict == verdict, (tenant, model, classes)
+
+
+def test_a_key_written_twice_is_refused_at_any_depth_with_both_lines() -> None:
+    found = problems(
+        """\
+        version: v1
+        default:
+          residency:
+            models:
+              m:
+                fallbacks:
+                  - {cloud: aws, region: eu-west-1, region: us-east-1}
+          budget: {action: deny}
+          budget: {action: audit}
+        version: v2
+        """
+    )
+    assert [(p.line, p.path) for p in found] == [
+        (7, "$.default.residency.models.m.fallbacks[0].region"),
+        (9, "$.default.budget"),
+        (10, "$.version"),
+    ]
+    assert found[1].message.startswith("duplicate key (first at line 8)")
+    base = parse(BUNDLE)
+    assert base.file is not None
+    with pytest.raises(BundleError, match="duplicate key"):
+        with_tenant(base.file, "acme", "budget: {action: deny}\nbudget: {action: audit}\n")
+
+
+def test_the_residency_mistakes_are_found_with_their_lines() -> None:
+    found = problems(
+        """\
+        version: v1
+        default:
+          residency:
+            allowed: [de, Germany]
+            workers:
+              planner: {region: ap-southeast-3}
+              coder: {jurisdiction: eu}
+            stores:
+              s3: {cloud: alibaba, region: eu-west-1}
+            models:
+              m: {endpoint: {geography: eu}, fallbacks: [{geography: mars}]}
+        """
+    )
+    assert [(p.line, p.path) for p in found] == [
+        (4, "$.default.residency.allowed[1]"),
+        (6, "$.default.residency.workers.planner.region"),
+        (11, "$.default.residency.models.m.fallbacks[0].geography"),
+    ]
+
+
+def test_the_pins_of_other_tenants_are_filled_in_by_the_bundle_and_never_written() -> None:
+    bundle = parse(BUNDLE)
+    peers = bundle.policy("globex").residency.peers
+    assert peers is not None and peers.pin_of("acme").allowed == ["eu"] and peers.pin_of("x").allowed == []
+    assert bundle.policy("anyone").residency.peers == peers
+    line, path, message = only(
+        """\
+        version: v1
+        tenants:
+          acme:
+            residency:
+              peers: {default: {allowed: [us]}}
+        """
+    )
+    assert (line, path) == (5, "$.tenants.acme.residency.peers") and "does not write it" in message

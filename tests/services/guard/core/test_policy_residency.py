@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from proto.v1 import TaskRequest
+from proto.v1 import TaskRequest, regions
 from services.guard.core.policies.residency import (
     Endpoint,
     Location,
@@ -44,25 +44,27 @@ def judged(req: TaskRequest, pol: ResidencyPolicy) -> list[tuple[str, str, str]]
 
 
 @pytest.mark.parametrize(
-    ("cloud", "region", "jurisdiction"),
+    ("cloud", "region", "country"),
     [
         ("aws", "us-east-1", "us"),
-        ("aws", "eu-west-1", "eu"),
-        ("aws", "eu-west-2", "uk"),
+        ("aws", "eu-west-1", "ie"),
+        ("aws", "eu-west-2", "gb"),
+        ("aws", "eu-central-1", "de"),
         ("aws", "ca-central-1", "ca"),
         ("aws", "ap-northeast-1", "jp"),
-        ("gcp", "europe-west1", "eu"),
+        ("gcp", "europe-west1", "be"),
+        ("gcp", "europe-west4", "nl"),
         ("gcp", "us-central1", "us"),
-        ("gcp", "europe-west2", "uk"),
-        ("azure", "westeurope", "eu"),
-        ("azure", "uksouth", "uk"),
+        ("gcp", "europe-west2", "gb"),
+        ("azure", "westeurope", "nl"),
+        ("azure", "uksouth", "gb"),
         ("azure", "eastus", "us"),
         ("aws", "westeurope", None),
         ("gcp", "mars-north1", None),
     ],
 )
-def test_cloud_regions_map_to_jurisdictions(cloud: str, region: str, jurisdiction: str | None) -> None:
-    assert jurisdiction_of_region(cloud, region) == jurisdiction
+def test_cloud_regions_map_to_their_country(cloud: str, region: str, country: str | None) -> None:
+    assert jurisdiction_of_region(cloud, region) == country
 
 
 def test_every_hop_inside_the_allowed_jurisdictions_passes() -> None:
@@ -109,7 +111,8 @@ def test_a_store_outside_is_denied() -> None:
 def test_an_eu_inference_profile_or_data_zone_counts_as_eu() -> None:
     profile = Endpoint(provider="bedrock", inference_profile="eu.anthropic.claude-sonnet-4-20250514-v1:0")
     zone = Endpoint(provider="azure-openai", geography="eu")
-    assert locate_endpoint(profile) == "eu" == locate_endpoint(zone)
+    assert locate_endpoint(profile) is not None and locate_endpoint(zone) is not None
+    assert locate_endpoint(profile).countries == locate_endpoint(zone).countries == regions.EU  # type: ignore[union-attr]
     routes = {"claude": ModelRoute(endpoint=profile, fallbacks=[zone])}
     assert judged(request(), policy(models=routes)) == []
     us_profile = Endpoint(provider="bedrock", inference_profile="us.anthropic.claude-sonnet-4")
@@ -160,7 +163,15 @@ def test_a_pin_on_some_data_classes_covers_only_tasks_carrying_them() -> None:
 def test_a_request_may_pin_its_own_data_by_region_or_jurisdiction() -> None:
     no_tenant_pin = policy(allowed=[])
     assert judged(request(data_region="eu"), no_tenant_pin) == []
-    assert judged(request(data_region="westeurope"), no_tenant_pin) == []
+    # A region pins to its country: westeurope is the Netherlands, where only the store is.
+    assert judged(request(data_region="westeurope"), no_tenant_pin) == [
+        ("residency.worker-outside", "worker:planner", "deny"),
+        ("residency.model-outside", "model:claude", "deny"),
+    ]
+    assert judged(request(data_region="europe-west4"), policy(allowed=[], workers={}, models={})) == [
+        ("residency.unknown-location", "worker:planner", "approve"),
+        ("residency.unknown-location", "model:claude", "approve"),
+    ]
     denied = judged(request(data_region="us-east-1"), no_tenant_pin)
     assert {rule for rule, _, _ in denied} == {
         "residency.worker-outside",
@@ -169,6 +180,7 @@ def test_a_request_may_pin_its_own_data_by_region_or_jurisdiction() -> None:
     }
     # A request pin narrows the tenant's set; it cannot widen it.
     assert judged(request(data_region="uk"), policy(allowed=["eu", "uk"]))[0][0] == "residency.worker-outside"
+    assert judged(request(data_region="us"), policy())[0][0] == "residency.worker-outside"
 
 
 def test_bundle_mistakes_are_found() -> None:
