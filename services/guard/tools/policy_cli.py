@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -170,28 +171,46 @@ def _bundle(path: str | None) -> Bundle:
     return parse(_read(path)) if path else load_default()
 
 
-def _judge_lines(lines: TextIO, out: TextIO, bundle: Bundle, tenant: str | None, settings: Settings) -> None:
+def _judge_lines(
+    lines: Iterable[bytes], out: TextIO, bundle: Bundle, tenant: str | None, settings: Settings
+) -> None:
+    """Judge each JSON line; a line that cannot be judged gets one error line (with its id if readable)."""
     from services.guard.core.engine import Prices, evaluate
 
     prices = Prices.of(settings)
     decoder = msgspec.json.Decoder(TaskRequest)
     encoder = msgspec.json.Encoder()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
+    for number, data in enumerate(lines, 1):
+        if not data.strip():
             continue
-        data = line.encode()
         try:
+            data.decode("utf-8")
             request = decoder.decode(data)
+        except UnicodeDecodeError as exc:
+            result = _error(number, data, f"invalid request: not UTF-8 (byte {exc.start + 1})")
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            result = _error(number, data, f"invalid request: {exc}")
+        else:
             if tenant is not None:
                 request = msgspec.structs.replace(request, tenant=tenant)
             decision = evaluate(request, len(data), bundle, prices).decision
-            result: dict[str, Any] = {"id": request.id, **msgspec.to_builtins(decision)}
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            result = {"line": number, "error": f"invalid request: {exc}"}
-        except Exception as exc:  # one bad line must not stop the rest
-            result = {"line": number, "error": f"{type(exc).__name__}: {exc}"}
+            result = {"id": request.id, **msgspec.to_builtins(decision)}
         out.write(encoder.encode(result).decode() + "\n")
         out.flush()
+
+
+class _Id(msgspec.Struct):
+    id: Any = None
+
+
+def _error(number: int, data: bytes, error: str) -> dict[str, Any]:
+    """An error line; it names the request's id when the line is an object with a string id."""
+    result: dict[str, Any] = {"line": number, "error": error}
+    try:
+        found = msgspec.json.decode(data.decode("utf-8", "replace"), type=_Id).id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return result
+    return {"id": found, **result} if isinstance(found, str) else result
 
 
 async def eval_requests(settings: Settings, args: argparse.Namespace) -> int:
@@ -203,5 +222,5 @@ async def eval_requests(settings: Settings, args: argparse.Namespace) -> int:
     except BundleError as exc:
         _report(args.policy, exc, sys.stderr)
         return EXIT_INVALID
-    _judge_lines(sys.stdin, sys.stdout, bundle, args.tenant, settings)
+    _judge_lines(sys.stdin.buffer, sys.stdout, bundle, args.tenant, settings)
     return EXIT_OK

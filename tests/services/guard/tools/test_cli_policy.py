@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from maestro import topics
 from maestro.bus import Bus
 from maestro.embedded import EmbeddedServer
 from services.guard.core.bundle import load_default, parse
-from tests.maestro.command import maestro
+from tests.maestro.command import MAESTRO, environment, maestro
 
 AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"
 
@@ -111,3 +112,70 @@ async def test_policy_push_stores_a_valid_bundle_and_refuses_a_broken_one(
     assert stored.version.startswith("cli-1+acme.") and stored.version in tenant.stdout
     assert stored.policy("acme").budget.max_task_micro_usd == 5
     assert stored.policy("acme").credentials.action == "deny"  # the new override replaced the old one
+
+
+def test_guard_eval_reports_a_line_that_is_not_utf8_and_judges_every_line_after_it(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    first = json.dumps({"id": "before", "tenant": "acme", "role": "planner", "prompt": "Plan"}).encode()
+    broken = b'{"id": "latin1", "tenant": "acme", "role": "planner", "prompt": "caf\xe9"}'
+    garbage = b"\xff\xfe not even json"
+    untyped = json.dumps({"id": "norole", "tenant": "acme", "prompt": "x"}).encode()
+    last = json.dumps({"id": "after", "tenant": "acme", "role": "planner", "prompt": "Plan"}).encode()
+    run = subprocess.run(
+        [MAESTRO, "guard", "eval", "--policy", "good.yaml"],
+        input=b"\n".join([first, broken, garbage, untyped, last]) + b"\n",
+        env=environment(),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    out = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [o.get("id") for o in out] == ["before", "latin1", None, "norole", "after"]
+    assert [o.get("line") for o in out] == [None, 2, 3, 4, None]
+    assert "UTF-8" in out[1]["error"] and "UTF-8" in out[2]["error"]
+    assert "role" in out[3]["error"]
+    assert out[0]["verdict"] == out[4]["verdict"] == "allow"
+
+
+def test_policy_check_refuses_a_key_written_twice_naming_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "twice.yaml").write_text(
+        "version: dup-1\n"
+        "default:\n"
+        "  credentials:\n"
+        "    action: deny\n"
+        "    action: audit\n"
+        "tenants:\n"
+        "  acme: {}\n"
+        "  acme: {budget: {max_task_micro_usd: 1}}\n"
+    )
+    run = maestro("policy", "check", "twice.yaml", cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        "twice.yaml:5: $.default.credentials.action: duplicate key (first at line 4); "
+        "YAML would keep only the last",
+        "twice.yaml:8: $.tenants.acme: duplicate key (first at line 7); YAML would keep only the last",
+    ]
+
+
+def test_policy_check_refuses_unknown_geographies_and_regions_that_name_no_one_place(tmp_path: Path) -> None:
+    (tmp_path / "where.yaml").write_text(
+        "version: where-1\n"
+        "default:\n"
+        "  residency:\n"
+        "    allowed: [europe]\n"
+        "    workers:\n"
+        "      planner: {region: eu-west-1}\n"
+        "      coder: {region: westeurope}\n"
+        "    models:\n"
+        "      m: {endpoint: {provider: azure-openai, geography: EUR}}\n"
+    )
+    run = maestro("policy", "check", "where.yaml", cwd=tmp_path)
+    assert run.returncode == 1
+    lines = run.stderr.splitlines()
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("where.yaml:4: $.default.residency.allowed[0]: 'europe' is neither")
+    assert lines[1].startswith("where.yaml:6: $.default.residency.workers.planner.region: region 'eu-west-1'")
+    assert "name its cloud" in lines[1]
+    assert lines[2].startswith("where.yaml:9: $.default.residency.models.m.endpoint.geography: 'EUR'")
