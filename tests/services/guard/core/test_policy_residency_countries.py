@@ -241,3 +241,12 @@ def test_geographies_and_pins_must_be_known_jurisdictions() -> None:
     )
     found = dict(problems(bad))
     assert set(found) == {"allowed[1]", "models.m.endpoint.geography"}
+
+
+def test_a_global_location_is_valid_in_a_bundle_but_places_nothing() -> None:
+    vertex_global = Endpoint(provider="vertex", cloud="gcp", region="global")
+    assert locate_endpoint(vertex_global) is None
+    assert dict(problems(ResidencyPolicy(models={"m": ModelRoute(endpoint=vertex_global)}))) == {}
+    assert rules(request(), policy(["eu"], where("gcp", "europe-west3"), vertex_global)) == {
+        "residency.unknown-location"
+    }

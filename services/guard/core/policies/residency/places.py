@@ -29,6 +29,8 @@ PROFILE_ZONES: dict[str, frozenset[str]] = {
 }
 # Multi-region model locations that keep processing inside a jurisdiction (Vertex AI `eu` and `us`).
 MULTI_REGIONS: dict[str, dict[str, str]] = {"gcp": {"eu": "eu", "us": "us"}}
+GLOBAL = "global"
+"""A location some providers name (Vertex AI's global endpoint): a valid value that places nothing."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ def of_jurisdiction(jurisdiction: str) -> Place | None:
 
 def of_region(cloud: str | None, region: str) -> Place | None:
     """A cloud region (of any cloud when `cloud` is None and the name is unambiguous) as a Place."""
+    if region == GLOBAL:
+        return None
     if cloud is not None and region in MULTI_REGIONS.get(cloud, {}):
         return of_jurisdiction(MULTI_REGIONS[cloud][region])
     country = regions.country_of_region(cloud, region)
@@ -126,7 +130,9 @@ def describe_endpoint(endpoint: Endpoint) -> str:
 
 
 def region_problem(cloud: str | None, region: str) -> str | None:
-    """Why a region written in a bundle places nothing, or None when it resolves to one country."""
+    """Why a region written in a bundle is a mistake, or None (it resolves to one country, or is `global`)."""
+    if region == GLOBAL:
+        return None
     if cloud is not None and region in MULTI_REGIONS.get(cloud, {}):
         return None
     found = regions.region_countries(cloud, region)
