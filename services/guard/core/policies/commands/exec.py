@@ -16,7 +16,6 @@ import re
 from services.guard.core.policies.commands.args import command_start
 from services.guard.core.policies.commands.config import CommandsPolicy
 from services.guard.core.policies.commands.hits import Hit, Nested, NestedKind, approve, deny
-from services.guard.core.policies.commands.paths import is_sensitive
 from services.guard.core.policies.commands.words import Invocation, Word, program_name
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "ash", "mksh", "fish", "csh", "tcsh", "busybox"})
@@ -34,8 +33,8 @@ INTERPRETERS: dict[str, NestedKind] = {
 DOWNLOADERS = frozenset({"curl", "wget", "fetch", "http", "https", "aria2c", "lwp-download", "iwr"})
 NETWORK = frozenset({"nc", "ncat", "netcat", "socat", "telnet", "openssl", "cryptcat"})
 DECODERS = frozenset({"base64", "base32", "xxd", "uudecode", "openssl", "basenc"})
-_SECRET_READERS = frozenset({"cat", "tar", "zip", "gzip", "base64", "xxd", "head", "tail", "less", "more"})
-_ENV_DUMPERS = frozenset({"env", "printenv", "set", "export"})
+SECRET_READERS = frozenset({"cat", "tar", "zip", "gzip", "base64", "xxd", "head", "tail", "less", "more"})
+ENV_DUMPERS = frozenset({"env", "printenv", "set", "export"})
 _SAFE_UPSTREAM = frozenset({"find", "ls", "echo", "printf"})
 
 _PIPE_FIX = "download to a file (curl -o file), review it, then run it"
@@ -218,47 +217,6 @@ def find_starts(args: tuple[str, ...]) -> list[str]:
     return starts or ["."]
 
 
-def reverse_shell(inv: Invocation) -> list[Hit]:
-    prog, argv = inv.program, inv.argv
-    if prog in ("nc", "ncat", "netcat") and {"-e", "-c", "--exec", "--sh-exec", "--lua-exec"} & set(
-        "-" + c for a in argv[1:] if a.startswith("-") and not a.startswith("--") for c in a[1:]
-    ) | {a for a in argv if a.startswith("--")}:
-        return [deny("reverse-shell", f"{prog} runs a program for whoever connects", "do not expose a shell")]
-    if prog == "socat" and any(re.match(r"(?i)(exec|system):", a) for a in argv[1:]):
-        return [deny("reverse-shell", "socat connects a program to the network", "do not expose a shell")]
-    return []
-
-
-def exfiltration(inv: Invocation) -> list[Hit]:
-    prog, argv = inv.program, inv.argv
-    if prog not in DOWNLOADERS | NETWORK | {"scp", "rsync", "sftp", "ssh"}:
-        return []
-    fix = "never send credentials or key files off the host"
-    sent: list[str] = []
-    for i, a in enumerate(argv[1:], start=1):
-        for prefix in ("@", "<"):
-            if prefix in a:
-                sent.append(a.split(prefix, 1)[1].split(";", 1)[0])
-        if a in ("-T", "--upload-file", "--post-file", "--body-file") and i + 1 < len(argv):
-            sent.append(argv[i + 1])
-        if a.startswith(("--post-file=", "--body-file=")):
-            sent.append(a.split("=", 1)[1])
-    if prog in ("scp", "rsync", "sftp") and any(":" in a and not a.startswith("-") for a in argv[1:]):
-        sent.extend(a for a in argv[1:] if not a.startswith("-"))
-    sent.extend(r.target.text for r in inv.redirects if r.op == "<" and r.target)
-    if any(is_sensitive(p) for p in sent if p):
-        return [deny("exfiltration", f"{prog} uploads a credential or key file", fix)]
-    for up in inv.upstream:
-        if not up:
-            continue
-        p = program_name(up[0])
-        if (p in _ENV_DUMPERS and len(up) == 1) or (
-            p in _SECRET_READERS and any(is_sensitive(a) for a in up[1:])
-        ):
-            return [deny("exfiltration", f"{prog} sends credentials or the environment piped from {p}", fix)]
-    return []
-
-
 def eval_like(inv: Invocation, nested: list[Nested]) -> list[Hit]:
     prog, words = inv.program, inv.words
     args = words[1:]
@@ -272,6 +230,15 @@ def eval_like(inv: Invocation, nested: list[Nested]) -> list[Hit]:
                 "run the decoded command in plain text",
             )
         ]
+    if prog in ("source", ".") and all(w.text in ("-", "/dev/stdin") for w in args):
+        if _programs(inv.upstream) & DOWNLOADERS:  # fish: `curl ... | source`
+            return [
+                deny(
+                    "pipe-to-shell",
+                    f"a download is piped into {prog}: remote code runs unreviewed",
+                    _PIPE_FIX,
+                )
+            ]
     if prog == "eval":
         nested.append(Nested("shell", " ".join(w.text for w in args), sudo=inv.sudo))
     elif prog in ("su", "runuser", "script"):
@@ -318,6 +285,33 @@ _PACKAGE_MANAGERS = frozenset(
         "uv",
     }
 )
+
+
+def remote_package(inv: Invocation) -> list[Hit]:
+    """`pip install https://...`: a package from a URL runs its build code unreviewed, unpinned."""
+    argv = inv.argv
+    if inv.program not in ("pip", "pipx", "uv", "npm", "pnpm", "yarn", "gem") or not set(argv) & {
+        "install",
+        "add",
+        "i",
+    }:
+        return []
+    if "--dry-run" in argv:
+        return []
+    urls = [
+        a
+        for a in argv[2:]
+        if re.match(r"^(?:git\+)?(?:https?|ftp)://", a.split("@", 1)[-1] if a.startswith(("git+",)) else a)
+    ]
+    if urls:
+        return [
+            approve(
+                "remote-package",
+                f"{inv.program} installs code straight from {urls[0][:60]}: its build scripts run unreviewed",
+                "install a pinned release from the package index, or vendor the code for review",
+            )
+        ]
+    return []
 
 
 def sudo(inv: Invocation, policy: CommandsPolicy, hits: list[Hit]) -> list[Hit]:

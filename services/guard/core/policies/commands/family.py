@@ -21,11 +21,13 @@ from proto.v1 import TaskRequest, Violation
 from services.guard.core.policies import Finding
 from services.guard.core.policies.commands import exec as run
 from services.guard.core.policies.commands import rules as rules
+from services.guard.core.policies.commands import windows, winshell
 from services.guard.core.policies.commands.config import CommandsPolicy
 from services.guard.core.policies.commands.hits import Hit, Nested, approve, deny
 from services.guard.core.policies.commands.scripts import inspect_other, inspect_python
-from services.guard.core.policies.commands.shell import ShellError, parse
+from services.guard.core.policies.commands.shell import Script, ShellError, parse
 from services.guard.core.policies.commands.sql import judge_mongo, judge_sql
+from services.guard.core.policies.commands.syntax import from_fish
 from services.guard.core.policies.commands.words import Invocation, Word
 from services.guard.core.policies.commands.wrappers import unwrap
 
@@ -144,8 +146,19 @@ def _judge_item(
     item: Nested, policy: CommandsPolicy, at: int | None
 ) -> list[tuple[Hit | None, int, Nested | None]]:
     pos = at or 0
+    if item.kind == "shell" and at is None and (how := winshell.dialect(item.text)):
+        # Written for PowerShell or cmd.exe: judged as that, and as POSIX shell too (a Windows mark must
+        # not hide a bash command), where bash's failure to parse it is no reason for approval.
+        windows_side = _judge_item(Nested(how, item.text), policy, 0)
+        posix_side = [
+            f for f in _judge_shell(item, policy, at) if f[0] is None or f[0].rule_id != "commands.unparsable"
+        ]
+        return windows_side + posix_side
     if item.kind == "shell":
         return _judge_shell(item, policy, at)
+    if item.kind in ("pwsh", "cmd"):
+        hits, nested = windows.judge(item.text, "pwsh" if item.kind == "pwsh" else "cmd", policy)
+        return [(h, pos, None) for h in hits] + [(None, pos, n) for n in nested]
     if item.kind == "argv":
         words, sudo, xargs = unwrap(tuple(Word(a) for a in item.argv[:256]))
         inv = Invocation(words, sudo=sudo or item.sudo, xargs=xargs, pipeline=(tuple(w.text for w in words),))
@@ -170,7 +183,7 @@ def _judge_shell(
             (approve("too-complex", f"the command is too complex to judge: {why}", _PARSE_FIX), pos, None)
         ]
     try:
-        script = parse(item.text)
+        script = _parse_posix_or_fish(item.text)
     except ShellError as exc:
         found: list[tuple[Hit | None, int, Nested | None]] = [
             (
@@ -216,6 +229,24 @@ def _judge_shell(
         downloaded.update(run.downloaded_files(inv))
         out += _from_invocation(inv, policy, where)
     return out
+
+
+def _parse_posix_or_fish(text: str) -> Script:
+    """The text parsed as POSIX shell (bash, sh, dash, zsh one-liners), else as fish rewritten to it.
+
+    Raises ShellError (of the POSIX parse) when neither reads it.
+    """
+    try:
+        return parse(text)
+    except ShellError:
+        fish = from_fish(text)
+        if fish == text:
+            raise
+        try:
+            return parse(fish)
+        except ShellError:
+            pass
+        raise
 
 
 def _judge_pieces(text: str, policy: CommandsPolicy) -> list[tuple[Hit | None, int, Nested | None]]:

@@ -9,7 +9,7 @@ from proto.v1 import Severity
 from services.guard.core.policies.commands.paths import Scope
 
 Outcome = Literal["deny", "approve"]
-NestedKind = Literal["shell", "python", "perl", "ruby", "node", "php", "sql", "mongo", "argv"]
+NestedKind = Literal["shell", "python", "perl", "ruby", "node", "php", "sql", "mongo", "argv", "pwsh", "cmd"]
 
 
 @dataclass(frozen=True)

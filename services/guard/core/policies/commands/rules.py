@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
+from services.guard.core.policies.commands import cmdexe, host, network, schedule, windows
 from services.guard.core.policies.commands import exec as run
-from services.guard.core.policies.commands import host, schedule
 from services.guard.core.policies.commands import tools as tools
 from services.guard.core.policies.commands.args import command_start, parse_args
 from services.guard.core.policies.commands.config import CommandsPolicy
@@ -201,7 +201,7 @@ def _kill(argv: tuple[str, ...]) -> list[Hit]:
 def _system(inv: Invocation) -> list[Hit]:
     prog, argv = inv.program, inv.argv
     down = "shuts down or reboots the host"
-    if prog in ("shutdown", "reboot", "halt", "poweroff") and "-c" not in argv:
+    if prog in ("shutdown", "reboot", "halt", "poweroff") and not {"-c", "/a", "/A"} & set(argv):
         return [deny("shutdown", f"{prog} {down}", "never stop the host from a task")]
     if prog in ("init", "telinit") and argv[1:2] in (("0",), ("6",)):
         return [deny("shutdown", f"{prog} {argv[1]} {down}", "never stop the host from a task")]
@@ -317,7 +317,13 @@ def judge(inv: Invocation, policy: CommandsPolicy) -> tuple[list[Hit], list[Nest
     words = inv.words
     if not prog:
         return hits, nested
-    if prog in run.SHELLS or prog in run.INTERPRETERS:
+    if prog in ("powershell", "pwsh", "cmd"):
+        for item in windows.launcher(prog, inv.argv[1:], inv.upstream):
+            if isinstance(item, Hit):
+                hits.append(item)
+            else:
+                nested.append(item)
+    elif prog in run.SHELLS or prog in run.INTERPRETERS:
         kind: NestedKind = "shell" if prog in run.SHELLS else run.INTERPRETERS[prog]
         mode, code, module = run.interp_mode(prog, words[1:] if prog != "busybox" else words[2:])
         if mode == "module" and module:
@@ -349,12 +355,14 @@ def judge(inv: Invocation, policy: CommandsPolicy) -> tuple[list[Hit], list[Nest
         or prog in ("fdisk", "sfdisk", "parted", "sgdisk", "gdisk", "cfdisk")
     ):
         hits += _devices(inv, policy)
+    elif prog in cmdexe.NATIVE:
+        hits += [h for h in cmdexe.judge(prog, inv.argv[1:]) if isinstance(h, Hit)]
     else:
         found_tools, more = tools.judge(inv, policy)
         hits += found_tools
         nested += more
-    hits += _system(inv) + run.reverse_shell(inv) + run.exfiltration(inv) + _writes(inv, policy)
-    hits += host.environ(inv) + host.tampering(inv) + host.accounts(inv)
+    hits += _system(inv) + network.reverse_shell(inv) + network.exfiltration(inv) + _writes(inv, policy)
+    hits += host.environ(inv) + host.tampering(inv) + host.accounts(inv) + run.remote_package(inv)
     nested += schedule.scheduled(inv) + schedule.feeds_scheduler(inv)
     if inv.xargs and prog in run.SHELLS and not hits:
         hits.append(

@@ -34,6 +34,31 @@ def preprocess(text: str) -> str:
     return text
 
 
+def from_fish(text: str) -> str:
+    """fish text as the POSIX shell it means: `(cmd)` substitutions as `$(cmd)`, `; and`/`; or` as `&&`/`||`.
+
+    fish has no Python parser; its differences from POSIX syntax that matter for judging what runs are
+    few (fish-shell documentation, "Command substitution" and "Combiners"), so it is rewritten and read
+    by bashlex. Quotes are respected; a `(` that opens a word starts a substitution.
+    """
+    out: list[str] = []
+    quote = ""
+    prev = " "
+    for c in text:
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "(" and (prev in " \t\n=|;&(") and prev != "$":
+            out.append("$")
+        out.append(c)
+        prev = c
+    rewritten = "".join(out)
+    for fish_op, posix in ((r"; and ", " && "), (r"; or ", " || "), ("; end", "; }")):
+        rewritten = rewritten.replace(fish_op, posix)
+    return rewritten
+
+
 def _ansi_c(text: str) -> str:
     """Replace every `$'...'` outside quotes with a single-quoted string of its decoded value."""
     out: list[str] = []

@@ -77,6 +77,6 @@ class Invocation:
 
 def program_name(word: str) -> str:
     """A command's name as the rules know it: no directory, no version suffix on interpreters."""
-    name = word.rsplit("/", 1)[-1].lower()
+    name = word.rsplit("/", 1)[-1].lower().removesuffix(".exe")
     m = re.fullmatch(r"(python|pypy|perl|ruby|php|node|pip)[0-9.]*", name)
     return m.group(1) if m else name
