@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from proto.v1 import ContextFile, TaskRequest
 from services.guard.core.policies import Finding
-from services.guard.core.policies.licenses.declarations import file_kind, find_declarations
 from services.guard.core.policies.licenses import Judgement, LicensesPolicy, check, judge
+from services.guard.core.policies.licenses.declarations import file_kind, find_declarations
 
 DEFAULT = LicensesPolicy()
 
@@ -196,14 +196,15 @@ def spdx(expression: str, comment: str = "//") -> str:
         ("BSD-3-Clause", []),
         ("GPL-3.0-only", [("licenses.strong-copyleft", "deny")]),
         ("GPL-2.0+", [("licenses.strong-copyleft", "deny")]),
-        ("AGPL-3.0-or-later", [("licenses.strong-copyleft", "deny")]),
+        ("AGPL-3.0-or-later", [("licenses.network-copyleft", "deny")]),
         ("MIT OR GPL-3.0-only", []),
         ("(GPL-2.0-only WITH Linux-syscall-note) OR BSD-3-Clause", []),
         ("MIT AND GPL-2.0-only", [("licenses.strong-copyleft", "deny")]),
         ("mit and gpl-3.0+", [("licenses.strong-copyleft", "deny")]),
         ("GPL-2.0-only WITH Classpath-exception-2.0", [("licenses.weak-copyleft", "approve")]),
         ("GPL-2.0-with-classpath-exception", [("licenses.weak-copyleft", "approve")]),
-        ("GPL-2.0-only WITH Linux-syscall-note", [("licenses.strong-copyleft", "deny")]),
+        # ScanCode counts the syscall note among the exceptions that limit the copyleft to the file.
+        ("GPL-2.0-only WITH Linux-syscall-note", [("licenses.weak-copyleft", "approve")]),
         ("LGPL-2.1-or-later", [("licenses.weak-copyleft", "approve")]),
         ("MPL-2.0", [("licenses.weak-copyleft", "approve")]),
         ("EPL-2.0", [("licenses.weak-copyleft", "approve")]),
@@ -220,7 +221,14 @@ def spdx(expression: str, comment: str = "//") -> str:
         ("LicenseRef-Proprietary", [("licenses.proprietary", "deny")]),
         ("LicenseRef-acme-internal", [("licenses.unknown", "approve")]),
         ("Totally-Made-Up-1.0", [("licenses.unknown", "approve")]),
-        ("Artistic-2.0", [("licenses.unknown", "approve")]),
+        ("Artistic-2.0", [("licenses.weak-copyleft", "approve")]),
+        ("CECILL-2.1", [("licenses.weak-copyleft", "approve")]),
+        ("OSL-3.0", [("licenses.network-copyleft", "deny")]),
+        ("Sleepycat", [("licenses.strong-copyleft", "deny")]),
+        ("GPL-2.0", [("licenses.strong-copyleft", "deny")]),
+        ("Zlib AND CC0-1.0", []),
+        ("Hippocratic-2.1", [("licenses.source-available", "deny")]),
+        ("Apache-2.0 WITH LLVM-exception", []),
         ("(MIT", [("licenses.unknown", "approve")]),
         ("MIT OR", [("licenses.unknown", "approve")]),
         ("MIT/Apache-2.0", []),
@@ -291,7 +299,7 @@ def test_a_tag_in_a_markdown_comment_or_front_matter_is_a_declaration() -> None:
     ("path", "content", "expression", "expected"),
     [
         ("src/gpl.c", GPL_C_HEADER, "GPL-2.0-or-later", [("licenses.strong-copyleft", "deny")]),
-        ("app/server.py", AGPL_PY_HEADER, "AGPL-3.0-or-later", [("licenses.strong-copyleft", "deny")]),
+        ("app/server.py", AGPL_PY_HEADER, "AGPL-3.0-or-later", [("licenses.network-copyleft", "deny")]),
         ("include/libc.h", LGPL_HEADER, "LGPL-2.1-or-later", [("licenses.weak-copyleft", "approve")]),
         ("nss/pk11.h", MPL_HEADER, "MPL-2.0", [("licenses.weak-copyleft", "approve")]),
         ("tools/build.py", APACHE_HEADER, "Apache-2.0", []),
@@ -412,9 +420,7 @@ def test_near_misses_of_a_proprietary_notice_are_not_one(path: str, content: str
         ("CHANGELOG.md", "## 2.0\n\n- Relicensed from GPL-2.0 to MIT.\n"),
         ("site-packages/foo-1.0.dist-info/METADATA", PYTHON_METADATA),
         ("PKG-INFO", PYTHON_METADATA),
-        ("setup.py", 'setup(name="x", license="GPL-3.0", classifiers=["License :: OSI Approved :: GPL"])\n'),
-        ("pyproject.toml", '[project]\nname = "x"\nlicense = "AGPL-3.0-only"\n'),
-        ("package.json", '{"name": "x", "license": "SSPL-1.0"}\n'),
+        ("package-lock.json", '{"packages": {"node_modules/x": {"license": "SSPL-1.0"}}}\n'),
         ("THIRD_PARTY_NOTICES.txt", "libfoo: GPL-2.0\n\n" + GPL3_TEXT),
         ("src/late.c", "int x;\n" * 80 + GPL_C_HEADER),
     ],
@@ -427,7 +433,8 @@ def test_file_kinds() -> None:
     assert file_kind("LICENSE") == file_kind("sub/COPYING.LESSER") == file_kind("LICENSE-MIT") == "license"
     assert file_kind("LICENSES/MIT.txt") == "license"
     assert file_kind("README.md") == file_kind("docs/x.rst") == "doc"
-    assert file_kind("package.json") == file_kind("a/b/PKG-INFO") == file_kind("NOTICE") == "skip"
+    assert file_kind("package-lock.json") == file_kind("a/b/PKG-INFO") == file_kind("NOTICE") == "skip"
+    assert file_kind("package.json") == file_kind("Cargo.toml") == file_kind("x.gemspec") == "manifest"
     assert file_kind("src/main.rs") == file_kind("Makefile") == "code"
 
 
@@ -442,7 +449,7 @@ def test_a_license_file_that_is_no_known_text_is_unknown() -> None:
 def test_a_bundle_overrides_the_lists_and_the_most_specific_entry_wins() -> None:
     gpl_shop = LicensesPolicy(allow=("GPL-*", "MIT"), deny=("AGPL-*",))
     assert rules("a.c", spdx("GPL-3.0-only"), gpl_shop) == []
-    assert rules("a.c", spdx("AGPL-3.0-only"), gpl_shop) == [("licenses.strong-copyleft", "deny")]
+    assert rules("a.c", spdx("AGPL-3.0-only"), gpl_shop) == [("licenses.network-copyleft", "deny")]
     strict = LicensesPolicy(deny=("*",), allow=("MIT",))
     assert rules("a.c", spdx("MIT"), strict) == []
     assert rules("a.c", spdx("Apache-2.0"), strict) == [("licenses.restricted", "deny")]

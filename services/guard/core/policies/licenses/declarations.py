@@ -13,18 +13,23 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import re2
+
+from services.guard.core.policies.licenses.expressions import expression_prefix
+from services.guard.core.policies.licenses.manifests import is_manifest, license_fields
 from services.guard.core.policies.licenses.texts import (
     FENCE,
     GRANT,
     GRANT_LEADS,
     KEYWORDS,
+    NOT_A_GRANT,
     NOTICE,
     SPDX_TAG,
+    SUBJECT_LEADS,
     TAG_END,
     TEXT,
     TEXT_RULES,
@@ -32,8 +37,8 @@ from services.guard.core.policies.licenses.texts import (
     text_to_spdx,
 )
 
-Source = Literal["spdx", "header", "text", "notice"]
-FileKind = Literal["skip", "license", "doc", "code"]
+Source = Literal["spdx", "header", "text", "notice", "manifest"]
+FileKind = Literal["skip", "manifest", "license", "doc", "code"]
 
 HEADER_LINES = 60
 """Headers are looked for in this many lines at the top of a file."""
@@ -61,21 +66,16 @@ class Declaration:
     source: Source
 
 
-# Files that describe packages or list dependencies' licenses: their license names are data, not grants.
+# Files that list dependencies' licenses or record installed ones: their license names are data, not grants.
+# (A package's own manifest is read for its license field: see manifests.)
 _SKIP_NAMES = frozenset(
     {
-        "package.json",
         "package-lock.json",
         "npm-shrinkwrap.json",
         "yarn.lock",
         "pnpm-lock.yaml",
-        "composer.json",
         "composer.lock",
-        "cargo.toml",
         "cargo.lock",
-        "pyproject.toml",
-        "setup.py",
-        "setup.cfg",
         "pkg-info",
         "metadata",
         "pipfile",
@@ -84,14 +84,10 @@ _SKIP_NAMES = frozenset(
         "uv.lock",
         "go.mod",
         "go.sum",
-        "pom.xml",
         "build.gradle",
         "build.gradle.kts",
-        "description",
-        "mix.exs",
         "gemfile",
         "gemfile.lock",
-        "bower.json",
         "deny.toml",
         "about.toml",
         "clearlydefined.yaml",
@@ -99,13 +95,11 @@ _SKIP_NAMES = frozenset(
     }
 )
 _SKIP_SUFFIXES = (".json", ".jsonl", ".lock", ".gemspec", ".nuspec", ".podspec", ".cabal", ".spdx", ".sarif")
-_SKIP_NAME_PATTERN = re.compile(
-    r"third[-_ ]?party|notices?\b|credits|attributions?|dependencies|licenses\.|requirements.*\.txt$",
-    re.IGNORECASE,
+_SKIP_NAME_PATTERN = re2.compile(
+    r"(?i)third[-_ ]?party|notices?\b|credits|attributions?|dependencies|licenses\.|requirements.*\.txt$"
 )
-_LICENSE_NAME_PATTERN = re.compile(
-    r"^(?:un)?licen[cs]e(?:[-_.].*)?$|^copying(?:[-_.].*)?$|\.licen[cs]e$",
-    re.IGNORECASE,
+_LICENSE_NAME_PATTERN = re2.compile(
+    r"(?i)^(?:un)?licen[cs]e(?:[-_.].*)?$|^copying(?:[-_.].*)?$|\.licen[cs]e$"
 )
 _CODE_SUFFIXES = (
     ".py",
@@ -157,6 +151,8 @@ def file_kind(path: str) -> FileKind:
     parent = parts[-2] if len(parts) > 1 else ""
     if ".dist-info" in parent or ".egg-info" in parent:
         return "skip"
+    if is_manifest(path):
+        return "manifest"
     if name in _SKIP_NAMES or name.endswith(_SKIP_SUFFIXES) or _SKIP_NAME_PATTERN.search(name):
         return "skip"
     # REUSE keeps one full text per license in LICENSES/<SPDX id>.txt.
@@ -175,6 +171,11 @@ def find_declarations(path: str, text: str) -> list[Declaration]:
     if kind == "skip" or not text:
         return []
     text = _encodable(text)
+    if kind == "manifest":
+        return [
+            _declaration(text, offset, expression, "manifest")
+            for offset, expression in license_fields(path, text)
+        ]
     tags = _spdx_tags(text, fenced=kind == "doc")
     if tags:
         # A tag is the file's own precise statement: headers beside it add nothing but noise.
@@ -252,7 +253,7 @@ def _spdx_tags(text: str, fenced: bool) -> list[Declaration]:
         start = match.start(1)
         if bisect.bisect_left(fences, start) % 2:
             continue
-        expression = TAG_END.sub("", match.group(1)[: MAX_TAG_CHARS + 1]).strip()
+        expression = expression_prefix(TAG_END.sub("", match.group(1)[: MAX_TAG_CHARS + 1]).strip())
         if not expression or expression in found:
             continue
         line, column = _position(text, start)
@@ -263,11 +264,13 @@ def _spdx_tags(text: str, fenced: bool) -> list[Declaration]:
     return list(found.values())
 
 
-def _first_of_each(region: str, places: Iterator[tuple[int, str]], source: Source) -> list[Declaration]:
+def _first_of_each(
+    region: str, places: Iterator[tuple[int, str | None]], source: Source
+) -> list[Declaration]:
     """A declaration for the first place of each expression, at most MAX_PER_FILE of them."""
     found: dict[str, Declaration] = {}
     for offset, expression in itertools.islice(places, MAX_MATCHES):
-        if expression not in found:
+        if expression is not None and expression not in found:
             found[expression] = _declaration(region, offset, expression, source)
             if len(found) >= MAX_PER_FILE:
                 break
@@ -291,11 +294,14 @@ def _grants(region: str) -> list[Declaration]:
     """License headers: a grant followed by the license's name."""
     index = GRANT.groupindex
 
-    def places() -> Iterator[tuple[int, str]]:
+    def places() -> Iterator[tuple[int, str | None]]:
         for match in GRANT.finditer(region):
             groups = match.groupdict()
             lead = next((lead for lead in GRANT_LEADS if groups[lead] is not None), None)
-            yield match.start(index[lead]) if lead else match.start(), name_to_spdx(groups.get)
+            start = match.start(index[lead]) if lead else match.start()
+            if lead in SUBJECT_LEADS and NOT_A_GRANT.search(region[region.rfind("\n", 0, start) + 1 : start]):
+                continue  # "whether X is licensed under", "don't vendor code licensed under"
+            yield start, name_to_spdx(groups.get)
 
     return _first_of_each(region, places(), "header")
 
@@ -308,7 +314,7 @@ def _notice(region: str) -> Declaration | None:
     confidential: int | None = None
     reserved = False
     for match in itertools.islice(NOTICE.finditer(region), MAX_MATCHES):
-        for key in ("n1", "n2", "n3"):
+        for key in ("n1", "n2", "n3", "n8"):
             if match.group(index[key]) is not None and strong is None:
                 strong = match.start(index[key])
         if match.group(index["n4"]) is not None and restriction is None:

@@ -1,27 +1,30 @@
-"""The licenses family: judge the licenses that context files declare against the bundle's lists.
+"""The licenses family: judge the licenses that context files declare against the tenant's policy.
 
-Each declaration (see license_texts) is judged as a whole expression: under OR the licensee may pick
-the most permissive option, under AND every part applies, and WITH an exception is judged by the pair
-before the license alone (GPL WITH Classpath-exception-2.0 is not plain GPL). A license id meets the
-bundle's deny, approve and allow lists of SPDX ids or globs; the most specific pattern wins, the
-stricter list on a tie. What no list names is unknown, and a proprietary notice is its own action.
+Each declaration (see declarations) is judged as a whole expression: under OR the licensee may pick the
+most permissive option, under AND every part applies, and WITH an exception is judged by the pair (GPL WITH
+Classpath-exception-2.0 is not plain GPL). A license is first looked up in the bundle's deny, approve and
+allow lists of SPDX ids or globs (the most specific entry wins, the stricter list on a tie); a license no
+list names gets its category's action (see categories: every id and exception on the SPDX list has one).
+What is on no list and in no category is unknown, and a proprietary notice is its own action.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
-from fnmatch import translate
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from license_expression import Licensing, get_spdx_licensing
+import re2
+from boolean import ParseError
+from license_expression import ExpressionError, Licensing, get_spdx_licensing
 from msgspec import Meta
 
 from proto.v1 import Severity, TaskRequest, Violation
 from services.guard.core.policies import Finding, Mode
+from services.guard.core.policies.licenses.categories import CATEGORIES, Category, category_of, glob
 from services.guard.core.policies.licenses.declarations import Declaration, find_declarations
+from services.guard.core.policies.licenses.expressions import well_formed
 
 POLICY = "licenses"
 MAX_FINDINGS = 50
@@ -30,81 +33,30 @@ MAX_FINDINGS = 50
 LicenseAction = Literal["deny", "approve", "audit"]
 """What a finding asks for (a license cannot be masked, so there is no redact)."""
 Outcome = Literal["allow", "audit", "approve", "deny"]
-Kind = Literal["strong-copyleft", "source-available", "proprietary", "weak-copyleft", "permissive", "unknown"]
+Rule = Literal[Category, "restricted"]
 LicensePattern = Annotated[str, Meta(min_length=1, max_length=200)]
 """An SPDX id or a glob over ids (case-insensitive); with " WITH " it matches a license-exception pair."""
 
 _V = TypeVar("_V")
 _RANK: dict[Outcome, int] = {"allow": 0, "audit": 1, "approve": 2, "deny": 3}
 
-DEFAULT_DENY: tuple[str, ...] = (
-    "GPL-*",
-    "AGPL-*",
-    "SSPL-*",
-    "BUSL-*",
-    "Elastic-*",
-    "*Commons-Clause*",
-    "* WITH *Commons-Clause*",
-    "CC-BY-NC-*",
-    "PolyForm-*",
-)
-DEFAULT_APPROVE: tuple[str, ...] = (
-    "LGPL-*",
-    "MPL-*",
-    "EPL-*",
-    "CDDL-*",
-    "* WITH Classpath-exception-2.0",
-    "GPL-*-with-classpath-exception",
-)
-DEFAULT_ALLOW: tuple[str, ...] = (
-    "MIT",
-    "MIT-*",
-    "Apache-2.0",
-    "Apache-1.1",
-    "BSD-*",
-    "0BSD",
-    "ISC",
-    "Unlicense",
-    "Zlib",
-    "BSL-1.0",
-    "CC0-1.0",
-    "CC-BY-3.0",
-    "CC-BY-4.0",
-    "PSF-2.0",
-    "Python-2.0",
-    "X11",
-    "curl",
-    "UPL-1.0",
-    "BlueOak-1.0.0",
-    "NCSA",
-    "PostgreSQL",
-    "Unicode-DFS-2016",
-    "Unicode-3.0",
-    "WTFPL",
-)
 
-# What kind of license an id is, for the rule id and the message; the bundle's lists decide the action.
-_KINDS: tuple[tuple[str, Kind], ...] = (
-    ("GPL-*", "strong-copyleft"),
-    ("AGPL-*", "strong-copyleft"),
-    ("GPL-*-with-classpath-exception", "weak-copyleft"),
-    ("* WITH Classpath-exception-2.0", "weak-copyleft"),
-    ("LGPL-*", "weak-copyleft"),
-    ("MPL-*", "weak-copyleft"),
-    ("EPL-*", "weak-copyleft"),
-    ("CDDL-*", "weak-copyleft"),
-    ("SSPL-*", "source-available"),
-    ("BUSL-*", "source-available"),
-    ("Elastic-*", "source-available"),
-    ("*Commons-Clause*", "source-available"),
-    ("* WITH *Commons-Clause*", "source-available"),
-    ("CC-BY-NC-*", "source-available"),
-    ("PolyForm-*", "source-available"),
-    ("Proprietary", "proprietary"),
-    ("LicenseRef-*Proprietary*", "proprietary"),
-    ("LicenseRef-*Confidential*", "proprietary"),
-    *((pattern, "permissive") for pattern in DEFAULT_ALLOW),
-)
+class CategoryActions(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, rename="kebab"):
+    """What each category of license asks for, unless a list names the license."""
+
+    public_domain: Outcome = "allow"
+    """Public-domain dedications (CC0-1.0, Unlicense, WTFPL)."""
+    permissive: Outcome = "allow"
+    """Permissive licenses (MIT, Apache-2.0, BSD-*, ISC, Zlib)."""
+    weak_copyleft: Outcome = "approve"
+    """File- or library-level copyleft (LGPL, MPL, EPL, CDDL); strong copyleft with a linking exception."""
+    strong_copyleft: Outcome = "deny"
+    """Derived work must be released under the same terms (GPL, EUPL-1.0, CC-BY-SA's kin are weak)."""
+    network_copyleft: Outcome = "deny"
+    """Copyleft that reaches users over a network (AGPL, OSL-3.0, RPL)."""
+    source_available: Outcome = "deny"
+    """Source-available, non-commercial, no-derivatives and field-of-use licenses (BUSL, SSPL, Elastic,
+    PolyForm, Commons Clause, CC-BY-NC, CC-BY-ND, Hippocratic)."""
 
 
 class LicensesPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -112,14 +64,16 @@ class LicensesPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw
 
     mode: Mode = "enforce"
     """audit reports what would happen without changing the verdict."""
-    deny: tuple[LicensePattern, ...] = DEFAULT_DENY
-    """Licenses that refuse the task: strong copyleft, source-available and field-of-use licenses."""
-    approve: tuple[LicensePattern, ...] = DEFAULT_APPROVE
-    """Licenses a human must accept: weak or file-level copyleft, GPL with the Classpath exception."""
-    allow: tuple[LicensePattern, ...] = DEFAULT_ALLOW
-    """Licenses that pass silently: the permissive ones."""
+    categories: CategoryActions = CategoryActions()
+    """What each category of license asks for."""
+    deny: tuple[LicensePattern, ...] = ()
+    """Licenses that refuse the task whatever their category."""
+    approve: tuple[LicensePattern, ...] = ()
+    """Licenses a human must accept whatever their category."""
+    allow: tuple[LicensePattern, ...] = ()
+    """Licenses that pass silently whatever their category."""
     unknown: LicenseAction = "approve"
-    """For a license no list names, an unrecognised id, an unparsable expression or an unknown text."""
+    """For a license no list names and no category holds, an unparsable expression or an unknown text."""
     proprietary: LicenseAction = "deny"
     """For a proprietary or confidential notice (or a LicenseRef-Proprietary id) that grants no rights."""
 
@@ -130,16 +84,16 @@ class Judgement:
 
     outcome: Outcome
     license: str
-    kind: Kind
-    rule: str
-    """The rule id's last part: the kind, "unknown", or "restricted" (a permissive license a list names)."""
+    kind: Category
+    rule: Rule
+    """The rule id's last part: the category, or "restricted" (a list is stricter than a lenient category)."""
 
 
 @dataclass(frozen=True)
 class _Glob:
     """One compiled list entry."""
 
-    regex: re.Pattern[str]
+    regex: re2._Regexp[str]
     with_exception: bool
     specificity: tuple[int, int, int]
     """(names an exception, exact id, literal characters): a license-exception entry beats any entry for the
@@ -157,9 +111,7 @@ class _Rules:
     """A policy compiled for matching; lists are in order deny, approve, allow so a tie goes stricter."""
 
     lists: tuple[tuple[_Glob, Outcome], ...]
-    kinds: tuple[tuple[_Glob, Kind], ...]
-    unknown: Outcome
-    proprietary: Outcome
+    categories: dict[Category, Outcome]
 
 
 def check(request: TaskRequest, policy: LicensesPolicy) -> list[Finding]:
@@ -183,52 +135,53 @@ def judge(expression: str, policy: LicensesPolicy) -> Judgement:
 
 def _judge(expression: str, rules: _Rules) -> Judgement:
     if not expression:
-        return Judgement(rules.proprietary, "a proprietary notice", "proprietary", "proprietary")
-    licensing = _licensing()
+        return Judgement(
+            rules.categories["proprietary"], "a proprietary notice", "proprietary", "proprietary"
+        )
+    unknown = Judgement(rules.categories["unknown"], expression, "unknown", "unknown")
+    joined = " OR ".join(part.strip() for part in expression.split("/"))
+    if not well_formed(joined):
+        return unknown
     try:
-        parsed = licensing.parse(" OR ".join(part.strip() for part in expression.split("/")), validate=False)
-    except Exception:  # license-expression raises several types on malformed input; all mean "unknown"
-        return Judgement(rules.unknown, expression, "unknown", "unknown")
-    if parsed is None:
-        return Judgement(rules.unknown, expression, "unknown", "unknown")
-    return _judge_node(parsed, rules, licensing)
+        parsed = _licensing().parse(joined, validate=False)
+    except (ExpressionError, ParseError):  # what license-expression raises on a malformed expression
+        return unknown
+    return unknown if parsed is None else _judge_node(parsed, rules)
 
 
-def _judge_node(node: Any, rules: _Rules, licensing: Licensing) -> Judgement:
-    """OR: the most permissive choice; AND: the strictest part; a symbol: the lists."""
+def _judge_node(node: Any, rules: _Rules) -> Judgement:
+    """OR: the most permissive choice; AND: the strictest part; a symbol: the lists, then its category."""
     operator = getattr(node, "operator", "").strip()
     if operator in ("AND", "OR"):
-        parts = [_judge_node(arg, rules, licensing) for arg in node.args]
+        parts = [_judge_node(arg, rules) for arg in node.args]
         pick = min if operator == "OR" else max
-        return pick(parts, key=lambda j: _RANK[j.outcome])
+        return pick(parts, key=lambda j: (_RANK[j.outcome], _CATEGORY_RANK[j.kind]))
     license_symbol = getattr(node, "license_symbol", node)
     exception_symbol = getattr(node, "exception_symbol", None)
     key = str(getattr(license_symbol, "key", license_symbol))
     exception = None if exception_symbol is None else str(getattr(exception_symbol, "key", exception_symbol))
-    known = key in licensing.known_symbols
-    return _judge_symbol(key, exception, known, rules)
+    return _judge_symbol(key, exception, rules)
 
 
-def _judge_symbol(key: str, exception: str | None, known: bool, rules: _Rules) -> Judgement:
-    """A single license (with its exception, if any) against the lists."""
+def _judge_symbol(key: str, exception: str | None, rules: _Rules) -> Judgement:
+    """A single license (with its exception, if any): a list that names it, else its category."""
     shown = key if exception is None else f"{key} WITH {exception}"
-    kind = _most_specific(rules.kinds, key, exception)
+    category = category_of(key, exception)
+    by_category = rules.categories[category]
     listed = _most_specific(rules.lists, key, exception)
-    if listed is not None:
-        kind = kind or ("permissive" if known else "unknown")
-        rule = "restricted" if kind in ("permissive", "unknown") and listed != "allow" else kind
-        return Judgement(listed, shown, kind, rule)
-    if kind == "proprietary":
-        return Judgement(rules.proprietary, shown, kind, kind)
-    return Judgement(rules.unknown, shown, kind or "unknown", "unknown")
+    if listed is None:
+        return Judgement(by_category, shown, category, category)
+    lenient = category in ("public-domain", "permissive", "unknown")
+    rule: Rule = "restricted" if lenient and _RANK[listed] > _RANK[by_category] else category
+    return Judgement(listed, shown, category, rule)
 
 
 def _most_specific(entries: tuple[tuple[_Glob, _V], ...], key: str, exception: str | None) -> _V | None:
     """The value of the most specific entry that names a license; the earliest on a tie."""
     best: tuple[tuple[int, int, int], _V] | None = None
-    for glob, value in entries:
-        if (best is None or glob.specificity > best[0]) and glob.matches(key, exception):
-            best = (glob.specificity, value)
+    for entry, value in entries:
+        if (best is None or entry.specificity > best[0]) and entry.matches(key, exception):
+            best = (entry.specificity, value)
     return None if best is None else best[1]
 
 
@@ -246,11 +199,19 @@ def _rules(policy: LicensesPolicy) -> _Rules:
         ("approve", policy.approve),
         ("allow", policy.allow),
     )
+    actions = policy.categories
     return _Rules(
         lists=tuple((_glob(pattern), outcome) for outcome, patterns in ordered for pattern in patterns),
-        kinds=tuple((_glob(pattern), kind) for pattern, kind in _KINDS),
-        unknown=policy.unknown,
-        proprietary=policy.proprietary,
+        categories={
+            "public-domain": actions.public_domain,
+            "permissive": actions.permissive,
+            "weak-copyleft": actions.weak_copyleft,
+            "unknown": policy.unknown,
+            "strong-copyleft": actions.strong_copyleft,
+            "network-copyleft": actions.network_copyleft,
+            "source-available": actions.source_available,
+            "proprietary": policy.proprietary,
+        },
     )
 
 
@@ -262,10 +223,14 @@ def _glob(pattern: str) -> _Glob:
     literal = sum(1 for char in normal if char not in "*?[]")
     exact = not any(char in normal for char in "*?[")
     specificity = (int(with_exception), int(exact), literal)
-    return _Glob(re.compile(translate(normal), re.IGNORECASE), with_exception, specificity)
+    return _Glob(glob(normal), with_exception, specificity)
 
 
+_CATEGORY_RANK = {category: rank for rank, category in enumerate(CATEGORIES)}
 _SEVERITY: dict[str, Severity] = {
+    "public-domain": "low",
+    "permissive": "low",
+    "network-copyleft": "high",
     "strong-copyleft": "high",
     "source-available": "high",
     "proprietary": "high",
@@ -274,6 +239,9 @@ _SEVERITY: dict[str, Severity] = {
     "unknown": "low",
 }
 _WHY: dict[str, str] = {
+    "public-domain": "a public-domain dedication this bundle does not allow",
+    "permissive": "a permissive license this bundle does not allow",
+    "network-copyleft": "a network copyleft license: serving it over a network obliges you to share source",
     "strong-copyleft": "a strong copyleft license: derived work must be released under the same terms",
     "source-available": "a source-available or field-of-use license: it limits who may use it and for what",
     "proprietary": "a proprietary license that grants no right to use, copy or share the file",
@@ -282,6 +250,9 @@ _WHY: dict[str, str] = {
     "unknown": "a license that is not recognised or that no list of the bundle names",
 }
 _FIX: dict[str, str] = {
+    "public-domain": "remove the file from the context or allow the license in the bundle",
+    "permissive": "remove the file from the context or allow the license in the bundle",
+    "network-copyleft": "remove the file from the context or use a permissively licensed alternative",
     "strong-copyleft": "remove the file from the context or use a permissively licensed alternative",
     "source-available": "remove the file from the context unless your use is within its license's terms",
     "proprietary": "remove the file from the context, or get its owner's permission and allow it",

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import re2
 
+from services.guard.core.policies.licenses.categories import lookup
+
 # A gap between two words of a phrase: spaces, line breaks and the comment markers that start a line.
 _GAP = r"[\s#*/;%!|<>-]+"
 _MARK = r"[ \t]*(?:(?:[#*/;%!|<>'-]+|\(\*|\{-|rem\b|::|dnl\b)[ \t]*)*"
@@ -42,7 +44,7 @@ SPDX_TAG = re2.compile(
     r"(?im)^" + _MARK + r"@?SPDX-License-Identifier[ \t]*:[ \t]*(?P<expr>[^\r\n]*)",
 )
 # What may follow the expression on its line: a comment's end, or the right edge of a comment box.
-TAG_END = re.compile(r"\s*(?:\*/|-->|-\}|\*\)|\"\"\"|''').*$|[\s\"',;*|#]+$")
+TAG_END = re2.compile(r"\s*(?:\*/|-->|-\}|\*\)|\"\"\"|''').*$|[\s\"',;*|#]+$")
 FENCE = re2.compile(r"(?m)^[ \t]*(?:```|~~~)")
 
 _LICENSE = r"Licen[cs]e"
@@ -60,8 +62,10 @@ _NAME = _words(
     rf"|Eclipse Public {_LICENSE}(?:,?(?: -)? {_VERSION}(?P<eplv>[12]\.0))?|EPL[- ]?v?(?P<eplv2>[12]\.0)"
     rf"|Common Development and Distribution {_LICENSE}|CDDL"
     rf"|Server Side Public {_LICENSE}|SSPL"
+    r"|PolyForm[- ](?P<pf2>Noncommercial|Strict|Small[- ]Business|Perimeter|Shield|Internal[- ]Use"
+    r"|Free[- ]Trial)"
     rf"|Business Source {_LICENSE}|BUSL|BSL 1\.1"
-    rf"|Elastic {_LICENSE}|ELv2"
+    rf"|Elastic {_LICENSE}(?: v?2(?:\.0)?)?|ELv2"
     r"|Commons Clause"
     r"|Creative Commons (?P<cc>Attribution(?:[- ](?:Non-?Commercial|NoDerivatives|NoDerivs|ShareAlike))*)"
     rf"(?: {_LICENSE})?(?:,? (?:{_VERSION})?(?P<ccv>[1-4]\.0))?"
@@ -75,6 +79,8 @@ _NAME = _words(
     r"|(?:(?:new|modified|simplified|revised|original) )?BSD(?:[- ](?P<bsdn>[0234])[- ]?Clause)?"
     r"|ISC\b"
     r"|(?-i:MIT)\b"
+    # Any other SPDX id ("under OSL-3.0"); name_to_spdx keeps it only if it is on the list.
+    r"|(?P<id>[A-Za-z][A-Za-z0-9+_-]*(?:\.[A-Za-z0-9+_-]+)*)"
     r")"
 )
 
@@ -99,12 +105,29 @@ GRANT = re2.compile(
     + _words(r"(?P<g4>(?-i:Licen[cs]ed|Released|Distributed|Dual[- ]licensed|Made available) under)")
     + r"|[.;:)][ \t]+"
     + _words(r"(?P<g5>(?-i:Licen[cs]ed|Released|Distributed|Dual[- ]licensed) under)")
+    + r"|"
+    # Any subject: "libfoo is licensed under", "Everything here is released under", "content licensed under".
+    + _words(
+        r"(?P<g6>\b(?:is|are)(?: (?:also|now|hereby|currently|being|all|itself))? (?:dual[- ])?"
+        r"(?:licen[cs]ed|released|distributed|made available|available|provided|published|offered)\b"
+        r"[^.;]{0,30}?\b(?:under|by))"
+    )
+    + r"|"
+    + _words(r"(?P<g7>\b(?:dual[- ])?(?:licen[cs]ed|released) under)")
     + r")"
     + _words(r"(?: the)?(?: terms (?:and conditions )?of)?(?: either)?(?: the| a| an)? (?P<name>")
     + _NAME
     + r")"
 )
-GRANT_LEADS = ("g1", "g2", "g3", "g4", "g5")
+GRANT_LEADS = ("g1", "g2", "g3", "g4", "g5", "g6", "g7")
+SUBJECT_LEADS = ("g6", "g7")
+"""Leads that stand for any subject: a question or a negation before them on the line makes no grant."""
+NOT_A_GRANT = re2.compile(
+    r"(?i)\b(?:if|whether|unless|when|check(?:s|ing)?|ensure|verify|detect|returns?|don'?t|do not|never|avoid"
+    r"|no|not|any|which|what|whose|dependenc(?:y|ies)|vendored|third[- ]party)\b"
+)
+NAME_ONLY = re2.compile(r"(?i)^\s*(?:the\s+)?(?P<name>" + _NAME + r")")
+"""A license name alone, as a manifest's field holds it."""
 
 
 def _phrase(text: str) -> str:
@@ -123,22 +146,29 @@ TEXT_RULES: tuple[tuple[str, str], ...] = (
     ("mpl_title", r"(?m:^)[ \t]*Mozilla Public License,?\s+Version (?P<tmv>[12]\.[01])"),
     ("epl_title", r"(?m:^)[ \t]*Eclipse Public License - v(?:ersion)? ?(?P<tev>[12]\.0)"),
     ("cddl_title", r"(?m:^)[ \t]*COMMON DEVELOPMENT AND DISTRIBUTION LICENSE \(CDDL\)"),
-    ("sspl_title", r"(?m:^)[ \t]*Server Side Public License\s+VERSION 1"),
-    ("busl_title", r"(?m:^)[ \t#]*Business Source License 1\.[01]"),
-    ("elastic_title", r"(?m:^)[ \t#]*Elastic License 2\.0"),
+    ("sspl_title", r"(?m:^)" + _MARK + r"Server Side Public License,?\s+(?:VERSION|v\.?) ?1\b"),
+    ("busl_title", r"(?m:^)" + _MARK + r"Business Source License 1\.[01]"),
+    ("busl_mark", r"\"Business Source License\" is a trademark of"),
+    ("elastic_title", r"(?m:^)" + _MARK + r"Elastic License 2\.0"),
     ("commons_title", r"\"?Commons Clause\"? License Condition v1\.0"),
+    ("commons_with", r"\bwith (?:the )?\"?Commons Clause\b"),
+    (
+        "polyform_title",
+        r"(?m:^)" + _MARK + r"PolyForm (?P<tpf>Noncommercial|Small Business|Perimeter|Shield|Internal Use"
+        r"|Free Trial|Strict|Countdown|Project) License 1\.0\.0",
+    ),
     (
         "commons_body",
         _phrase("The Software is provided to you by the Licensor under the License, as defined below,"),
     ),
     (
         "cc_title",
-        r"(?m:^)[ \t#]*(?:Creative Commons )?(?:Legal Code\s+)?Attribution"
+        r"(?m:^)" + _MARK + r"(?:Creative Commons )?(?:Legal Code\s+)?Attribution"
         r"(?P<tcc>(?:-(?:NonCommercial|ShareAlike|NoDerivatives|NoDerivs))*) (?P<tccv>[1-4]\.0)"
         r" (?:International|Unported|Generic)",
     ),
-    ("cc0_title", r"(?m:^)[ \t#]*CC0 1\.0 Universal"),
-    ("mit_title", r"(?m:^)[ \t#]*(?:The )?MIT License(?: \(MIT\))?[ \t]*$"),
+    ("cc0_title", r"(?m:^)" + _MARK + r"CC0 1\.0 Universal"),
+    ("mit_title", r"(?m:^)" + _MARK + r"(?:The )?MIT License(?: \(MIT\))?[ \t]*(?m:$)"),
     ("mit_body", _phrase("Permission is hereby granted, free of charge, to any person obtaining a copy")),
     (
         "isc_body",
@@ -150,7 +180,7 @@ TEXT_RULES: tuple[tuple[str, str], ...] = (
     ("bsd_body", _phrase("Redistribution and use in source and binary forms, with or without modification")),
     ("unlicense_body", _phrase("This is free and unencumbered software released into the public domain")),
     ("zlib_body", _phrase("Permission is granted to anyone to use this software for any purpose, including")),
-    ("boost_title", r"(?m:^)[ \t#]*Boost Software License - Version 1\.0"),
+    ("boost_title", r"(?m:^)" + _MARK + r"Boost Software License - Version 1\.0"),
     ("wtfpl_title", r"DO WHAT THE FUCK YOU WANT TO PUBLIC LICENSE"),
     ("psf_title", r"PYTHON SOFTWARE FOUNDATION LICENSE VERSION 2"),
 )
@@ -160,6 +190,8 @@ _TEXT_IDS: dict[str, str] = {
     "cddl_title": "CDDL-1.0",
     "sspl_title": "SSPL-1.0",
     "busl_title": "BUSL-1.1",
+    "busl_mark": "BUSL-1.1",
+    "commons_with": "LicenseRef-Commons-Clause",
     "elastic_title": "Elastic-2.0",
     "commons_title": "LicenseRef-Commons-Clause",
     "commons_body": "LicenseRef-Commons-Clause",
@@ -178,12 +210,24 @@ _TEXT_IDS: dict[str, str] = {
 NOTICE = re2.compile(
     r"(?im)(?:^"
     + _MARK
-    + r"(?P<n1>(?:proprietary and confidential|confidential and proprietary|company confidential"
-    r"|strictly confidential|highly confidential)\b)[ \t]*(?:[.!:;,)\]*-]|$)"
+    # "(c) Acme Corp. Confidential and proprietary." : a few words may come before the phrase on its line.
+    + r"(?:[^\n]{0,80}?[\s.,;:(-])?"
+    + r"(?P<n1>(?:proprietary (?:and|&) confidential|confidential (?:and|&) proprietary|company confidential"
+    r"|strictly confidential|highly confidential)\b)[ \t]*(?:[.!:;,)\]*/-]|information\b|$)"
     + r"|(?P<n2>"
     + _words(
-        r"unauthori[sz]ed (?:copying|use|reproduction|distribution|disclosure|modification) of this "
-        r"(?:file|software|source|code|program|document|material|work|project)[^.]{0,80}?prohibited"
+        r"unauthori[sz]ed (?:copying|use|reproduction|distribution|disclosure|modification)"
+        r"(?:(?:,| and| or| and/or|,? or|,? and)"
+        r" (?:copying|use|reproduction|distribution|disclosure|modification))*"
+        r"(?: of this (?:file|software|source|code|program|document|material|work|project)"
+        r"[^.]{0,80}?prohibited"
+        r"|[^.]{0,80}?strictly prohibited)"
+    )
+    + r")|(?P<n8>"
+    + _words(
+        r"(?:copying|use|reproduction|distribution|modification|disclosure)[^.]{0,120}?without (?:the )?"
+        r"(?:(?:prior|express|explicit) )*(?:written )?(?:permission|consent|authori[sz]ation)[^.]{0,60}?"
+        r"(?:is |are )?strictly prohibited"
     )
     + r")|(?P<n3>"
     + _words(
@@ -217,6 +261,7 @@ KEYWORDS = (
     "rights reserved",
     "commons clause",
     "gpl",
+    " under ",
 )
 
 
@@ -232,11 +277,13 @@ def text_to_spdx(key: str, group: Callable[[str], str | None], region: str) -> s
         return _cc(group("tcc") or "", group("tccv"))
     if key == "bsd_body":
         return _bsd(region)
+    if key == "polyform_title":
+        return _polyform(group("tpf"))
     return _TEXT_IDS[key]
 
 
-def name_to_spdx(group: Callable[[str], str | None]) -> str:
-    """The SPDX id of a license name matched by _NAME."""
+def name_to_spdx(group: Callable[[str], str | None]) -> str | None:
+    """The SPDX id of a license name matched by _NAME; None for a word that is no license id."""
     name = " ".join((group("name") or "").split())
     lowered = name.lower()
     if "general public" in lowered:
@@ -267,8 +314,11 @@ def name_to_spdx(group: Callable[[str], str | None]) -> str:
         return _cc(group("ccs") or "", group("ccsv"))
     if lowered.startswith(("cc0", "creative commons zero")):
         return "CC0-1.0"
-    if group("pf") is not None:
-        return f"PolyForm-{'-'.join((group('pf') or '').split())}-1.0.0"
+    if group("pf") is not None or group("pf2") is not None:
+        return _polyform(group("pf") or group("pf2"))
+    if group("id") is not None:
+        found = lookup((group("id") or "").rstrip(".+"))
+        return None if found is None else found.spdx
     if lowered.startswith("boost"):
         return "BSL-1.0"
     if lowered.startswith("zlib"):
@@ -282,6 +332,11 @@ def name_to_spdx(group: Callable[[str], str | None]) -> str:
     if lowered.startswith("isc"):
         return "ISC"
     return "MIT"
+
+
+def _polyform(name: str | None) -> str:
+    """A PolyForm license's id: SPDX lists two, the others are named the same way."""
+    return f"PolyForm-{'-'.join((name or 'Noncommercial').replace('-', ' ').title().split())}-1.0.0"
 
 
 def _gnu(family: str | None, version: str | None, later: bool) -> str:

@@ -1,0 +1,244 @@
+"""The licenses family's declarations beyond tags and headers: manifests, titles, notices, subjects.
+
+Each class here was a blind spot an independent corpus found (issue 9); each test names the class, and
+its cases are instances of it, not the examples the corpus held.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from proto.v1 import ContextFile, TaskRequest
+from services.guard.core.policies.licenses import LicensesPolicy, check, policy
+from services.guard.core.policies.licenses.declarations import find_declarations
+
+DEFAULT = LicensesPolicy()
+
+
+def actions(path: str, content: str) -> list[str]:
+    context = [ContextFile(path=path, content=content)]
+    found = check(
+        TaskRequest(id="t1", tenant="acme", role="implementer", prompt="go", context=context), DEFAULT
+    )
+    return [f.action for f in found]
+
+
+def expressions(path: str, content: str) -> list[str]:
+    return [d.expression for d in find_declarations(path, content)]
+
+
+# -- a package manifest's own license field is a declaration -------------------------------------------
+MANIFESTS = [
+    ("package.json", '{{\n  "name": "x",\n  "version": "1.0.0",\n  "license": "{0}"\n}}\n'),
+    ("web/package.json", '{{"name": "x", "licenses": [{{"type": "{0}", "url": "https://x"}}]}}'),
+    ("composer.json", '{{"name": "acme/x", "license": ["{0}"]}}\n'),
+    ("Cargo.toml", '[package]\nname = "x"\nversion = "0.1.0"\nlicense = "{0}"\n'),
+    ("crates/a/Cargo.toml", '[workspace.package]\nlicense = "{0}"\n'),
+    ("pyproject.toml", '[project]\nname = "x"\nlicense = "{0}"\n'),
+    ("pyproject.toml", '[project]\nname = "x"\nlicense = {{text = "{0}"}}\n'),
+    ("pyproject.toml", '[tool.poetry]\nname = "x"\nlicense = "{0}"\n'),
+    ("x.gemspec", 'Gem::Specification.new do |spec|\n  spec.name = "x"\n  spec.license = "{0}"\nend\n'),
+    ("x.gemspec", "Gem::Specification.new do |s|\n  s.licenses = ['{0}']\nend\n"),
+    (
+        "pom.xml",
+        "<project>\n  <licenses>\n    <license>\n      <name>{0}</name>\n    </license>\n  </licenses>\n"
+        "</project>\n",
+    ),
+    ("setup.cfg", "[metadata]\nname = x\nlicense = {0}\n"),
+    ("setup.py", 'from setuptools import setup\nsetup(\n    name="x",\n    license="{0}",\n)\n'),
+    ("X.nuspec", '<package><metadata><license type="expression">{0}</license></metadata></package>\n'),
+    ("X.csproj", "<Project><PropertyGroup><PackageLicenseExpression>{0}</PackageLicenseExpression>"),
+    ("Chart.yaml", "apiVersion: v2\nname: x\nannotations:\n  artifacthub.io/license: {0}\n"),
+    ("recipe/meta.yaml", "package:\n  name: x\nabout:\n  license: {0}\n"),
+    ("CITATION.cff", "cff-version: 1.2.0\ntitle: x\nlicense: {0}\n"),
+    ("galaxy.yml", "namespace: acme\nname: x\nlicense:\n  - {0}\n"),
+    ("mix.exs", 'defp package do\n  [licenses: ["{0}"], links: %{{}}]\nend\n'),
+    ("x.cabal", "name: x\nversion: 0.1\nlicense: {0}\n"),
+    ("x.spec", "Name: x\nVersion: 1.0\nLicense: {0}\n"),
+]
+
+
+@pytest.mark.parametrize(("path", "template"), MANIFESTS)
+@pytest.mark.parametrize(("expression", "expected"), [("GPL-3.0-or-later", ["deny"]), ("MIT", [])])
+def test_a_manifests_own_license_field_is_a_declaration(
+    path: str, template: str, expression: str, expected: list[str]
+) -> None:
+    content = template.format(expression)
+    assert expressions(path, content) == [expression]
+    assert actions(path, content) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "expression"),
+    [
+        (
+            "pyproject.toml",
+            '[project]\nclassifiers = [\n  "License :: OSI Approved :: GNU Affero General'
+            ' Public License v3",\n]\n',
+            "AGPL-3.0-only",
+        ),
+        (
+            "setup.py",
+            'setup(classifiers=["License :: OSI Approved :: GNU General Public License v2 (GPLv2)"])\n',
+            "GPL-2.0-only",
+        ),
+        ("DESCRIPTION", "Package: x\nVersion: 1.0\nLicense: GPL (>= 2)\n", "GPL-2.0-or-later"),
+        ("DESCRIPTION", "Package: x\nLicense: AGPL-3 | file LICENSE\n", "AGPL-3.0-only"),
+        (
+            "pom.xml",
+            "<licenses><license><name>GNU General Public License, Version 3</name></license></licenses>",
+            "GPL-3.0-only",
+        ),
+        ("package.json", '{"name": "x", "license": "UNLICENSED", "private": true}', ""),
+    ],
+)
+def test_ecosystem_license_names_are_read_as_spdx(path: str, content: str, expression: str) -> None:
+    assert expressions(path, content) == [expression]
+    assert actions(path, content) == ["deny"]
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        # A lockfile lists its dependencies' licenses: none of them is this file's license.
+        ("package-lock.json", '{"packages": {"node_modules/x": {"license": "GPL-3.0-only"}}}'),
+        ("Cargo.lock", '[[package]]\nname = "x"\nversion = "1.0.0"\n'),
+        ("poetry.lock", '[[package]]\nname = "x"\n[package.extras]\nlicense = "GPL-3.0"\n'),
+        ("composer.lock", '{"packages": [{"name": "x", "license": ["GPL-3.0-only"]}]}'),
+        ("yarn.lock", 'x@^1:\n  version "1.0.0"\n  license "GPL-3.0"\n'),
+        # A pointer to a file is not a license: the file itself is judged when it is in the context.
+        ("package.json", '{"name": "x", "license": "SEE LICENSE IN LICENSE.txt"}'),
+        ("Cargo.toml", '[package]\nname = "x"\nlicense-file = "LICENSE"\n'),
+        # Configuration that names licenses it denies or allows is not a declaration.
+        ("config/licenses.yaml", "licenses:\n  deny:\n    - GPL-3.0\n  allow: [MIT]\n"),
+        ("deny.toml", '[licenses]\ndeny = ["GPL-3.0"]\n'),
+        ("api/repo.json", '{"name": "linux", "license": {"spdx_id": "GPL-2.0"}}'),
+        ("site-packages/foo-1.0.dist-info/METADATA", "License-Expression: GPL-3.0-only\n"),
+        ("pyproject.toml", '[project]\nname = "x"\ndependencies = ["gpl-tool>=1"]\n'),
+        ("package.json", '{"name": "x", "dependencies": {"gpl": "^1.0.0"}, "license": "MIT"}'),
+        ("Cargo.toml", '[package]\nlicense = "MIT OR GPL-3.0-only"\n'),
+    ],
+)
+def test_lockfiles_pointers_and_configuration_are_not_declarations(path: str, content: str) -> None:
+    assert actions(path, content) == []
+
+
+# -- the MIT title anywhere in the text ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "content",
+    [
+        "MIT License\n\nCopyright (c) 2024 Example\n\nSee https://opensource.org/licenses/MIT for terms.\n",
+        "The MIT License (MIT)\n\nCopyright (c) 2015 Example\n\nThe full text is at the project's site.\n",
+        "Copyright (c) 2024 Example\n\n# MIT License\n\nUse it as the MIT License allows.\n",
+    ],
+)
+def test_the_mit_title_is_recognised_wherever_it_stands(content: str) -> None:
+    assert expressions("LICENSE", content) == ["MIT"]
+    assert actions("LICENSE", content) == []
+
+
+# -- "X is licensed under <id>" for any subject and any SPDX id ---------------------------------------
+@pytest.mark.parametrize(
+    ("header", "expression"),
+    [
+        ("# libfoo is licensed under the GPL-3.0-or-later.\n", "GPL-3.0-or-later"),
+        ("// Acme SDK is released under the GNU AGPL v3.\n", "AGPL-3.0-only"),
+        ("/* The Widget Toolkit is distributed under OSL-3.0. */\n", "OSL-3.0"),
+        ("# Copyright 2021 X. zlibx is dual-licensed under EUPL-1.2.\n", "EUPL-1.2"),
+        ("-- Everything in this directory is licensed under CECILL-2.1\n", "CECILL-2.1"),
+        ("# The Foo project is licensed under the Apache License 2.0.\n", "Apache-2.0"),
+    ],
+)
+def test_any_subject_licensed_under_a_license_is_a_declaration(header: str, expression: str) -> None:
+    assert expressions("src/file.py", header + "x = 1\n") == [expression]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "# Check whether a dependency is licensed under the GPL before vendoring it.\n",
+        "# Returns True if the package is licensed under the terms of the AGPL.\n",
+        "# This code is licensed under the terms below.\n",
+    ],
+)
+def test_a_subject_in_a_question_or_without_a_license_is_not_a_declaration(header: str) -> None:
+    assert actions("src/check.py", header + "x = 1\n") == []
+
+
+# -- prose after an SPDX tag ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "expression", "expected"),
+    [
+        ("# SPDX-License-Identifier: GPL-3.0-or-later  -- see COPYING", "GPL-3.0-or-later", ["deny"]),
+        ("// SPDX-License-Identifier: MIT (see LICENSE)", "MIT", []),
+        ("# SPDX-License-Identifier: Apache-2.0, see LICENSE for details", "Apache-2.0", []),
+        ("/* SPDX-License-Identifier: (MIT OR GPL-2.0-only) - dual */", "(MIT OR GPL-2.0-only)", []),
+        ("// SPDX-License-Identifier: AGPL-3.0-only. Copyright 2024 X", "AGPL-3.0-only", ["deny"]),
+    ],
+)
+def test_prose_after_an_spdx_tag_does_not_break_the_expression(
+    line: str, expression: str, expected: list[str]
+) -> None:
+    content = line + "\nint x;\n"
+    assert expressions("src/a.c", content) == [expression]
+    assert actions("src/a.c", content) == expected
+
+
+# -- proprietary and source-available notices in their usual wordings ---------------------------------
+@pytest.mark.parametrize(
+    "header",
+    [
+        "# Copyright 2024 Initech. All rights reserved.\n# Unauthorized copying, modification or distribution"
+        " is strictly prohibited.\n",
+        "// (c) Acme Corp. Confidential and proprietary.\n",
+        "/* ACME CORPORATION CONFIDENTIAL AND PROPRIETARY */\n",
+        "# Copyright (c) Globex Inc. All Rights Reserved.\n# Proprietary & Confidential.\n",
+        "# All rights reserved. Copying this file, via any medium, without written permission is strictly"
+        " prohibited.\n",
+    ],
+)
+def test_proprietary_notices_in_their_usual_wordings(header: str) -> None:
+    assert actions("src/billing.py", header + "import os\n") == ["deny"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "// Business Source License 1.1\n// Licensor: HashiCorp\n",
+        "# Use of this software is governed by the Business Source License 1.1 included in LICENSE.\n",
+        "// Licensed under the Elastic License 2.0; you may not use this file except in compliance.\n",
+        "# Licensed under the Server Side Public License, v 1.\n",
+        "# Licensed under the Apache License, Version 2.0, with the Commons Clause.\n",
+        "// This file is licensed under the PolyForm Noncommercial License 1.0.0.\n",
+        "# Content licensed under CC BY-NC-SA 4.0.\n",
+        "* PolyForm Shield License 1.0.0\n",
+    ],
+)
+def test_source_available_and_non_commercial_headers_are_denied(content: str) -> None:
+    assert actions("src/server.go", content + "package main\n") == ["deny"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "# PolyForm Noncommercial License 1.0.0\n\n<https://polyformproject.org/licenses/noncommercial/1.0.0>\n",
+        "License text copyright (c) 2020 MariaDB Corporation Ab, All Rights Reserved.\n"
+        '"Business Source License" is a trademark of MariaDB Corporation Ab.\n\nParameters\n',
+        "Server Side Public License, v 1\n\nCopyright (c) 2018 MongoDB, Inc.\n",
+    ],
+)
+def test_source_available_license_texts_are_denied(content: str) -> None:
+    assert actions("LICENSE", content) == ["deny"]
+
+
+# -- the family's guard against malformed expressions swallows only what the parser raises -------------
+def test_a_programming_error_while_judging_is_not_swallowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        known_symbols: dict[str, object] = {}
+
+        def parse(self, *args: object, **kwargs: object) -> object:
+            raise TypeError("a bug, not a malformed expression")
+
+    monkeypatch.setattr(policy, "_licensing", lambda: Broken())
+    with pytest.raises(TypeError, match="a bug"):
+        actions("src/a.c", "// SPDX-License-Identifier: MIT\n")
