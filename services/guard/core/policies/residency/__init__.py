@@ -1,15 +1,14 @@
 """Data residency: every place that processes or stores a tenant's data must lie where the tenant allows.
 
-places.py says where a hop is (a set of countries), config.py what a bundle writes, pins.py which pins a
-task is held to (its tenant's, its `data_region`, every tenant in `data_tenants`), hops.py the findings.
+places.py says where a hop is (a set of countries), config.py what a bundle writes, hops.py which pins a
+task is held to (its tenant's, its `data_region`, every tenant in `data_tenants`) and the hops outside them.
 """
 
 from __future__ import annotations
 
 from proto.v1.regions import jurisdiction_of_region
 from services.guard.core.policies.residency.config import Peers, Pin, ResidencyPolicy, problems
-from services.guard.core.policies.residency.hops import POLICY, check, hops, model_of
-from services.guard.core.policies.residency.pins import Constraint, constraints
+from services.guard.core.policies.residency.hops import POLICY, Constraint, check, constraints, hops, model_of
 from services.guard.core.policies.residency.places import (
     Cloud,
     Endpoint,
