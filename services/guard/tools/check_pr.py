@@ -4,7 +4,13 @@ Each changed file goes to the engine as a context file whose lines the change di
 (emptied, line breaks kept), so line and column numbers are those of the file at HEAD, every finding
 stands on an added line, and the engine's verdict is exactly its verdict on the added lines. Families
 that judge where and at what cost a task runs (budget, residency) and the request size limit have no
-meaning for a diff: they only audit here. Pure: git is read by services/guard/tools/check_pr_cli.py.
+meaning for a diff: they only audit here.
+
+Shell commands the change adds to the files that carry them (scripts, Makefile recipes, Dockerfile
+`RUN`, CI `run:`/`script:`, package.json scripts; see commands/carriers.py) go to the same engine and
+bundle as a task's `commands` would at run time, in a second request in which only the commands family
+enforces (the first already judged those files' text for everything else); each finding is placed back
+on the file's line. Pure: git is read by services/guard/tools/check_pr_cli.py.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from maestro import codec
 from proto.v1 import ContextFile, Decision, Role, TaskRequest, Verdict, Violation
 from services.guard.core import engine
 from services.guard.core.bundle import Bundle
+from services.guard.core.policies.commands import carriers
 
 TENANT = "ci"
 ROLE: Role = "reviewer"
@@ -30,6 +37,7 @@ _UNLIMITED_BYTES = 1 << 62
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 _INDEXED = re.compile(r"^context\[(\d+)\](.*)$")
 _LINE_COL = re.compile(r"^(?::(\d+))?(?::(\d+))?")
+_COMMAND_AT = re.compile(r"^commands\[(\d+)\]:(\d+):(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -180,6 +188,23 @@ def locate(location: str, paths: list[str]) -> tuple[str, int, int] | None:
     return path, line, column
 
 
+def commands_of(files: Iterable[ChangedFile]) -> list[tuple[str, carriers.Carried]]:
+    """The shell commands the change adds, each with the file that carries it."""
+    return [(f.path, c) for f in files for c in carriers.carried(f.path, f.content, f.added)]
+
+
+def commands_bundle(bundle: Bundle) -> Bundle:
+    """`ci_bundle(bundle)` with every family but commands only auditing (they judged the files already)."""
+    ci = ci_bundle(bundle)
+    policy = ci.default
+    changes: dict[str, Any] = {}
+    for family in ("credentials", "licenses", "residency", "budget"):
+        config = getattr(policy, family, None)
+        if config is not None and hasattr(config, "mode"):
+            changes[family] = msgspec.structs.replace(config, mode="audit")
+    return dataclasses.replace(ci, default=msgspec.structs.replace(policy, **changes))
+
+
 def review(files: list[ChangedFile], bundle: Bundle, base: str = "") -> Review:
     """Judge the added lines of `files` with the engine under `bundle`; never raises on any content."""
     request = request_for(files, base)
@@ -196,9 +221,34 @@ def review(files: list[ChangedFile], bundle: Bundle, base: str = "") -> Review:
         if line and line not in added[path]:
             continue
         findings.append(Finding(path, line, column, violation))
+    verdict = decision.verdict if any(f.violation.enforced for f in findings) else "allow"
+    shell, shell_verdict = _judge_commands(files, bundle, base)
+    findings += shell
+    verdict = engine.strictest((verdict, shell_verdict))
     kept = [f.violation for f in findings]
-    verdict = decision.verdict if any(v.enforced for v in kept) else "allow"
     return Review(msgspec.structs.replace(decision, verdict=verdict, violations=kept), findings)
+
+
+def _judge_commands(files: list[ChangedFile], bundle: Bundle, base: str) -> tuple[list[Finding], Verdict]:
+    """The commands family's findings on the commands the change adds, placed on their lines."""
+    carried = commands_of(files)
+    if not carried:
+        return [], "allow"
+    request = msgspec.structs.replace(request_for([], base), commands=[c.text for _, c in carried])
+    decision = engine.evaluate(request, len(codec.encode(request)), commands_bundle(bundle)).decision
+    added = {f.path: f.added for f in files}
+    findings: list[Finding] = []
+    for violation in decision.violations:
+        m = _COMMAND_AT.match(violation.location)
+        if violation.policy != "commands" or not m:
+            continue
+        path, command = carried[int(m.group(1))]
+        row, col = int(m.group(2)), int(m.group(3))
+        line = command.line + row - 1
+        column = command.column + col if row == 1 else col
+        findings.append(Finding(path, line if line in added[path] else command.line, column, violation))
+    enforced = any(f.violation.enforced for f in findings)
+    return findings, decision.verdict if enforced else "allow"
 
 
 # -- output --------------------------------------------------------------------------------------------

