@@ -177,6 +177,21 @@ SITES: list[tuple[str, str, bool]] = [
 ]  # fmt: skip
 
 
+def _by_member() -> Iterator[tuple[str, bool, Bundle, dict[str, Any]]]:
+    """An EU data zone against every member country that has a region: it meets `eu`, never the country."""
+    homes = {country: at(cloud, region) for cloud, region, country in reversed(ALL_REGIONS)}
+    zone = {"provider": "azure-openai", "geography": "eu"}
+    for country in sorted(regions.EU & set(homes)):
+        home = homes[country]
+        yield (
+            "positive:eu-data-zone-for-a-member-country",
+            True,
+            bundle(home, zone, corpus={"allowed": [country]}),
+            {},
+        )
+        yield "negative:eu-data-zone-for-eu", False, bundle(home, zone, corpus={"allowed": ["eu"]}), {}
+
+
 def _by_zone() -> Iterator[tuple[str, bool, Bundle, dict[str, Any]]]:
     for kind, positive, endpoint, pin in ZONES:
         home = HOME[pin]
@@ -205,7 +220,7 @@ def _by_zone() -> Iterator[tuple[str, bool, Bundle, dict[str, Any]]]:
 
 def _cases() -> list[Case]:
     found: list[Case] = []
-    for n, (kind, positive, judged_by, fields) in enumerate((*_by_region(), *_by_zone())):
+    for n, (kind, positive, judged_by, fields) in enumerate((*_by_region(), *_by_member(), *_by_zone())):
         found.append(Case("residency", kind, positive, request("residency", n, **fields), SOURCE, judged_by))
     return found
 
