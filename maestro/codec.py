@@ -94,3 +94,51 @@ def _unknown(info: inspect.Type, value: Any, path: str) -> str | None:
             if len(structs) == 1:
                 return _unknown(structs[0], value, path)
     return None
+
+
+def top_level_strings(data: bytes, keys: frozenset[str]) -> dict[str, str]:
+    """The string values of `keys` at the top level of a JSON object, read without decoding the rest.
+
+    For a message that cannot be decoded (nested past every parser's depth, or invalid further on): its
+    id and tenant can still be read, in one pass and without recursion, so its sender can be told why.
+    Keys that are missing, repeated (the first counts) or not strings are left out."""
+    text = data.decode("utf-8", errors="replace")
+    found: dict[str, str] = {}
+    depth, state, key, i, n = 0, "", "", 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            end = i + 1
+            while end < n and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            if end >= n:
+                break
+            if depth == 1 and state in ("key", "value"):
+                try:
+                    literal = msgspec.json.decode(text[i : end + 1])
+                except msgspec.DecodeError:
+                    literal = None
+                if state == "key":
+                    key, state = (literal if isinstance(literal, str) else ""), "colon"
+                elif key in keys and key not in found and isinstance(literal, str):
+                    found[key], state = literal, "after"
+                else:
+                    state = "after"
+            i = end + 1
+            continue
+        if c in "{[":
+            depth += 1
+            if depth == 1:
+                state = "key" if c == "{" else ""
+            elif depth == 2 and state == "value":
+                state = "after"
+        elif c in "}]":
+            depth -= 1
+            if depth <= 0:
+                break
+        elif depth == 1 and c == ":" and state == "colon":
+            state = "value"
+        elif depth == 1 and c == ",":
+            state = "key"
+        i += 1
+    return found

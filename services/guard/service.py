@@ -20,7 +20,7 @@ import msgspec
 from msgspec import structs
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
-from maestro import claims, history, topics, tracing
+from maestro import claims, codec, history, topics, tracing
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import Reject, RemoteError
 from maestro.runtime import Service
@@ -115,6 +115,21 @@ class _Envelope(msgspec.Struct):
 
 
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
+
+
+def _envelope_of(data: bytes) -> _Envelope | None:
+    """The id and tenant of a request that failed, when they can be read: decoded, or for a body nested
+    past the decoder's depth, read off its top level."""
+    try:
+        return _envelope_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    except RecursionError:
+        top = codec.top_level_strings(data, frozenset({"id", "tenant"}))
+        try:
+            return msgspec.convert(top, _Envelope)
+        except msgspec.ValidationError:
+            return None
 
 
 def _input_rule(undecodable: bool) -> str:
@@ -249,11 +264,8 @@ class Guard:
         subject names (the sender, whatever the body says). A request that never became a task (it did not
         decode, or its body names another tenant) first claims the id for that rejection, so its record can
         say why; an id that another tenant or request owns is left alone."""
-        try:
-            envelope = _envelope_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            return
-        if envelope.id is None:
+        envelope = _envelope_of(data)
+        if envelope is None or envelope.id is None:
             return
         (tenant,) = topics.REQUESTS.values(subject)
         undecodable = reason.startswith("undecodable")

@@ -41,3 +41,13 @@ def test_strict_decoding_still_refuses_what_decoding_refuses() -> None:
         codec.decode_strict(TaskRequest, b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
     with pytest.raises(codec.DecodeError, match="missing required field `tenant`"):
         codec.decode_strict(TaskRequest, b'{"role": "tester", "prompt": "p", "extra": 1}')
+
+
+def test_top_level_strings_are_read_past_any_nesting_and_never_from_inside_it() -> None:
+    keys = frozenset({"id", "tenant"})
+    deep = b"[" * 100_000 + b'"id"' + b"]" * 100_000
+    body = b'{"x": ' + deep + b', "id": "t1", "tenant": "a\\"b", "id": "second"}'
+    assert codec.top_level_strings(body, keys) == {"id": "t1", "tenant": 'a"b'}
+    assert codec.top_level_strings(b'{"x": {"id": "inner"}, "id": 5}', keys) == {}
+    assert codec.top_level_strings(b"[1, 2]", keys) == {}
+    assert codec.top_level_strings(b'{"id": "cut', keys) == {}

@@ -180,6 +180,21 @@ async def test_an_invalid_request_with_an_id_and_tenant_fails_with_the_reason(
     assert await tasks_stored(bus) == 0
 
 
+async def test_a_request_nested_past_every_decoder_s_depth_still_fails_with_the_reason(
+    bus: Bus, settings: Settings
+) -> None:
+    # Its id and tenant are read off the top level, so the sender learns why, like any invalid request.
+    deep = b"[" * 5000 + b"]" * 5000
+    body = b'{"id": "deep-1", "extra": ' + deep + b', "tenant": "acme", "role": "planner", "prompt": "p"}'
+    async with running_guard(settings):
+        await bus.nc.publish(topics.REQUESTS.subject("acme"), body)
+        events = await events_until_verdict(bus, "deep-1")
+    (rejected,) = events
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason == "invalid request: undecodable: nested too deeply"
+    assert rejected.decision.violations[0].rule_id == "input.undecodable"
+
+
 async def test_an_invalid_request_without_a_valid_id_only_goes_to_the_dlq(
     bus: Bus, settings: Settings
 ) -> None:
