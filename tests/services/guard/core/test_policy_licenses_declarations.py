@@ -242,3 +242,34 @@ def test_a_programming_error_while_judging_is_not_swallowed(monkeypatch: pytest.
     monkeypatch.setattr(policy, "_licensing", lambda: Broken())
     with pytest.raises(TypeError, match="a bug"):
         actions("src/a.c", "// SPDX-License-Identifier: MIT\n")
+
+
+@pytest.mark.parametrize("marker", [";;", ";", "%%", "REM", "!", "'"])
+def test_a_header_is_read_under_any_line_comment_marker(marker: str) -> None:
+    header = "".join(
+        f"{marker} {line}\n"
+        for line in (
+            "This program is free software; you can redistribute it and/or modify",
+            "it under the terms of the GNU General Public License as published by",
+            "the Free Software Foundation; either version 3 of the License, or",
+        )
+    )
+    assert expressions("src/mode.el", header + "(provide 'mode)\n") == ["GPL-3.0-only"]
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "expected"),
+    [
+        # A product's license key, a licence file name or a name that is no license: YAML holds all sorts.
+        ("values.yaml", 'license: "eyJhbGciOiJSUzI1NiJ9.payload"\n', []),
+        ("values.yaml", "license:\n  secretName: gitlab-license\n  key: license\n", []),
+        ("config.yml", "license: enterprise\n", []),
+        # An id that ends in "License" is an id, not a pointer to a LICENSE file.
+        ("pkg.spec", "Name: x\nLicense: BSD-3-Clause-No-Military-License\n", ["deny"]),
+        ("Cargo.toml", '[package]\nlicense = "docs/LICENSE.txt"\n', []),
+    ],
+)
+def test_yaml_license_keys_count_only_when_they_name_a_license(
+    path: str, content: str, expected: list[str]
+) -> None:
+    assert actions(path, content) == expected

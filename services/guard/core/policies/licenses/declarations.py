@@ -98,6 +98,7 @@ _SKIP_SUFFIXES = (".json", ".jsonl", ".lock", ".gemspec", ".nuspec", ".podspec",
 _SKIP_NAME_PATTERN = re2.compile(
     r"(?i)third[-_ ]?party|notices?\b|credits|attributions?|dependencies|licenses\.|requirements.*\.txt$"
 )
+_SEMICOLONS = re2.compile(r"(?m)^[ \t]*;+")
 _LICENSE_NAME_PATTERN = re2.compile(
     r"(?i)^(?:un)?licen[cs]e(?:[-_.].*)?$|^copying(?:[-_.].*)?$|\.licen[cs]e$"
 )
@@ -180,7 +181,7 @@ def find_declarations(path: str, text: str) -> list[Declaration]:
     if tags:
         # A tag is the file's own precise statement: headers beside it add nothing but noise.
         return tags
-    region = text[:LICENSE_FILE_CHARS] if kind == "license" else _header(text)
+    region = _unlisp(text[:LICENSE_FILE_CHARS] if kind == "license" else _header(text))
     lowered = region.lower()
     if kind == "license" or any(keyword in lowered for keyword in KEYWORDS):
         found = _texts(region)
@@ -201,6 +202,15 @@ def _unidentified(region: str) -> Declaration:
     if len(body) <= 64 and "\n" not in body:
         return Declaration(body, *_position(region, offset), _evidence(region, offset), "text")
     return _declaration(region, offset, "NOASSERTION", "text")
+
+
+def _unlisp(region: str) -> str:
+    """The region with the semicolons that open Lisp, assembly and INI comment lines blanked (offsets kept):
+    a sentence's words may run over lines, but not over a semicolon, which ends a clause."""
+    if ";" not in region:
+        return region
+    blanked: str = _SEMICOLONS.sub(lambda m: m.group().replace(";", " "), region)
+    return blanked
 
 
 def _encodable(text: str) -> str:

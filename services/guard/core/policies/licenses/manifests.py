@@ -73,7 +73,8 @@ _YAML_FIELD = re2.compile(
 _YAML_ITEM = re2.compile(r"(?m)^[ \t]*-[ \t]+[\"']?([^\"'\n#]+?)[\"']?[ \t]*(?:#[^\n]*)?$")
 
 _POINTER = re2.compile(
-    r"(?i)^(?:see licen[cs]e in\b|file licen[cs]e|licen[cs]e[._ -]?file\b|file:|\S*licen[cs]e(?:\.\w+)?$)"
+    r"(?i)^(?:see licen[cs]e in\b|file licen[cs]e|licen[cs]e[._ -]?file\b|file:"
+    r"|(?:[\w.-]*/)*(?:licen[cs]e|copying)(?:[._-][\w.-]+)?$)"
 )
 _PROPRIETARY = frozenset(
     {
@@ -134,6 +135,9 @@ def license_fields(path: str, text: str) -> list[Field]:
     found: dict[str, Field] = {}
     for offset, values, choice in _raw(kind, text):
         expression = _combine([spdx(value) for value in values], choice)
+        # Any YAML file may hold a `license:` key (a product's license key, say): only a license counts.
+        if kind == "yaml" and expression and not _known(expression):
+            continue
         if expression is not None and expression not in found:
             found[expression] = (offset, expression)
             if len(found) >= MAX_FIELDS:
@@ -302,6 +306,16 @@ def _first(match: Any) -> str:
 
 def _quoted(text: str) -> list[str]:
     return [_first(m) for m in _matches(_QUOTED, text)]
+
+
+def _known(expression: str) -> bool:
+    """Whether every license in an expression is on the list, has a category, or is an SPDX LicenseRef."""
+    words = expression.replace("(", " ").replace(")", " ").split()
+    return all(
+        lookup(w) is not None or w.startswith(("LicenseRef-", "DocumentRef-"))
+        for w in words
+        if w.upper() not in ("AND", "OR", "WITH")
+    )
 
 
 def _combine(parts: list[str | None], choice: str) -> str | None:
