@@ -115,7 +115,14 @@ def control_plane(inv: Invocation) -> list[Hit]:
         return []
     path = command_path(argv)
     words = [p for w in path for p in w.split(":")]  # heroku `apps:destroy`, firebase `projects:delete`
-    verb_at = next((k for k, w in enumerate(words) if _DELETE_VERB.match(w)), -1)
+    verb_at = next(
+        (
+            k
+            for k, w in enumerate(words)
+            if _DELETE_VERB.match(w) and (w != "reset" or inv.program == "heroku")
+        ),
+        -1,
+    )
     if verb_at < 0 or any(_READ_ONLY.match(w) for w in words[:verb_at]) or "help" in words:
         return []
     what = " ".join(path)

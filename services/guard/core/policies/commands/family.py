@@ -108,8 +108,13 @@ def _too_complex(text: str) -> str | None:
     return None
 
 
+def _only_comments(text: str) -> bool:
+    """Blank or only comments: nothing runs."""
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()[:10000])
+
+
 def _judge(command: str, policy: CommandsPolicy) -> list[tuple[Hit, int]]:
-    if not command.strip():
+    if _only_comments(command):
         return []
     if len(command) > policy.max_command_chars:
         hit = approve(
@@ -177,6 +182,8 @@ def _judge_shell(
     item: Nested, policy: CommandsPolicy, at: int | None
 ) -> list[tuple[Hit | None, int, Nested | None]]:
     pos = at or 0
+    if _only_comments(item.text):
+        return []
     why = _too_complex(item.text)
     if why:
         return [

@@ -56,7 +56,7 @@ def parse(text: str, *, max_nodes: int = 5000) -> Script:
         trees = bashlex.parse(source)
     except Exception as exc:  # bashlex raises ParsingError, NotImplementedError, AssertionError, ...
         raise ShellError(str(exc)[:200]) from exc
-    walker = _Walker(max_nodes)
+    walker = _Walker(max_nodes, source)
     for tree in trees:
         walker.node(tree)
     return walker.script
@@ -65,7 +65,8 @@ def parse(text: str, *, max_nodes: int = 5000) -> Script:
 class _Walker:
     """Walks bashlex nodes in order, tracking literal variables and the directory `cd` moved to."""
 
-    def __init__(self, max_nodes: int) -> None:
+    def __init__(self, max_nodes: int, source: str = "") -> None:
+        self.source = source
         self.script = Script()
         self.vars: dict[str, str] = {}
         self.cwd: str | None = None
@@ -163,6 +164,10 @@ class _Walker:
     def word(self, n: Any) -> Word:
         """A word node as a Word: known variables expanded, `$HOME` as `~`, `$PWD`/`$(pwd)` as `.`."""
         text: str = n.word
+        if not getattr(n, "parts", None) and self.source:
+            raw = self.source[n.pos[0] : n.pos[1]]
+            if "'" in raw or '"' in raw:
+                text = unquote(raw)  # bashlex keeps inner quotes of `'a'"'"'b'` concatenations
         dynamic = guarded = False
         substs: list[tuple[str, ...]] = []
         unknown_guards: list[bool] = []
@@ -257,6 +262,36 @@ class _Walker:
         if op == "<<<":
             return Redirect(op, target, target.text)
         return Redirect(op, target)
+
+
+def unquote(raw: str) -> str:
+    """POSIX quote removal of a word without expansions: '...' literal, "..." with its four escapes."""
+    out: list[str] = []
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "'":
+            j = raw.find("'", i + 1)
+            j = n if j < 0 else j
+            out.append(raw[i + 1 : j])
+            i = j + 1
+        elif c == '"':
+            i += 1
+            while i < n and raw[i] != '"':
+                if raw[i] == "\\" and i + 1 < n and raw[i + 1] in '$`"\\\n':
+                    out.append(raw[i + 1])
+                    i += 2
+                else:
+                    out.append(raw[i])
+                    i += 1
+            i += 1
+        elif c == "\\" and i + 1 < n:
+            out.append(raw[i + 1])
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def _has_background(n: Any) -> bool:

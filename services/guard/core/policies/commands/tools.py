@@ -183,8 +183,10 @@ def _kube(inv: Invocation, policy: CommandsPolicy) -> tuple[list[Hit], list[Nest
     verb = args.positional[0] if args.positional else ""
     ns = args.value("-n", "--namespace") or ""
     prod = bool(ns) and matches(ns, policy.production_namespaces)
-    if verb in _KUBE_READ_ONLY or not verb:
+    if verb in _KUBE_READ_ONLY or not verb or args.has("--help", "-h"):
         return [], nested
+    if any(f.startswith("--dry-run") for f in args.flags) and args.value("--dry-run") != "none":
+        return [], nested  # client or server dry run: nothing is changed
     fix = "delete one named resource in a non-production namespace, or ask an operator"
     if verb == "delete":
         objs = args.positional[1:]
