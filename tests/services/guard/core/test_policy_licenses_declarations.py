@@ -273,3 +273,32 @@ def test_yaml_license_keys_count_only_when_they_name_a_license(
     path: str, content: str, expected: list[str]
 ) -> None:
     assert actions(path, content) == expected
+
+
+@pytest.mark.parametrize(
+    ("title", "expression"),
+    [
+        (
+            "                GNU Free Documentation License\n                 Version 1.3, 3 November 2008\n",
+            "GFDL-1.3-only",
+        ),
+        (
+            '                         The "Artistic License"\n\n                                Preamble\n',
+            "Artistic-1.0",
+        ),
+        (
+            "                       The Artistic License 2.0\n\n           Copyright (c) 2000-2006\n",
+            "Artistic-2.0",
+        ),
+        ("EUROPEAN UNION PUBLIC LICENCE v. 1.2\nEUPL (c) the European Union 2007, 2016\n", "EUPL-1.2"),
+        ('Open Software License ("OSL") v. 3.0\n\nThis Open Software License applies\n', "OSL-3.0"),
+        ('Academic Free License ("AFL") v. 3.0\n\nThis Academic Free License applies\n', "AFL-3.0"),
+    ],
+)
+def test_a_license_file_is_known_by_its_title(title: str, expression: str) -> None:
+    body = title + "\nSome terms that no rule knows, in many words, over several lines.\n" * 3
+    assert expressions("LICENSE", body) == [expression]
+
+
+def test_a_license_file_that_starts_with_a_word_that_is_an_id_is_not_that_license() -> None:
+    assert expressions("LICENSE", "Fair use of this material is limited.\n" * 3) == ["NOASSERTION"]

@@ -499,6 +499,36 @@ TEXTS: list[tuple[str, str, str, bool]] = [
         True,
     ),
     ("text:cc-nd", "assets/LICENSE", "Attribution-NoDerivatives 4.0 International\n\n=====\n", True),
+    (
+        "text:gfdl",
+        "doc/COPYING.DOC",
+        "      GNU Free Documentation License\n       Version 1.3, 3 November 2008\n",
+        True,
+    ),
+    (
+        "text:artistic",
+        "LICENSE",
+        "               The Artistic License 2.0\n\n    Copyright (c) 2000-2006, The Perl Foundation.\n",
+        True,
+    ),
+    (
+        "text:eupl",
+        "LICENCE",
+        "EUROPEAN UNION PUBLIC LICENCE v. 1.2\nEUPL (c) the European Union 2007, 2016\n",
+        True,
+    ),
+    (
+        "text:osl",
+        "LICENSE",
+        'Open Software License ("OSL") v. 3.0\n\nThis Open Software License applies to any work\n',
+        True,
+    ),
+    (
+        "negative:text:afl",
+        "LICENSE",
+        'Academic Free License ("AFL") v. 3.0\n\nThis Academic Free License applies to any work\n',
+        False,
+    ),
     ("text:unknown", "LICENSE", "You may use this software only on Tuesdays and only for good.\n" * 4, True),
     (
         "notice:proprietary",

@@ -26,6 +26,7 @@ from services.guard.core.policies.licenses.texts import (
     GRANT,
     GRANT_LEADS,
     KEYWORDS,
+    NAME_ONLY,
     NOT_A_GRANT,
     NOTICE,
     SPDX_TAG,
@@ -48,6 +49,8 @@ LICENSE_FILE_CHARS = 256 * 1024
 """A LICENSE/COPYING file is read whole up to this size; the longest common license texts are ~35 KB."""
 MAX_TAG_CHARS = 300
 """An SPDX expression longer than this is not parsed (it is judged unknown)."""
+TITLE_CHARS = 200
+"""A license file's title is looked for in this many characters at its top."""
 MAX_PER_FILE = 20
 """Distinct declarations reported per file."""
 MAX_MATCHES = 1000
@@ -201,6 +204,13 @@ def _unidentified(region: str) -> Declaration:
     body = region.strip()
     if len(body) <= 64 and "\n" not in body:
         return Declaration(body, *_position(region, offset), _evidence(region, offset), "text")
+    # Its title: "European Union Public Licence v. 1.2", "The Artistic License 2.0" (a bare word that happens
+    # to be an id, "Fair use of ...", is not a title).
+    title = NAME_ONLY.match(body[:TITLE_CHARS])
+    if title is not None and title.group("id") is None:
+        named = name_to_spdx(title.group)
+        if named is not None:
+            return _declaration(region, offset, named, "text")
     return _declaration(region, offset, "NOASSERTION", "text")
 
 

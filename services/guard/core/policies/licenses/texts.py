@@ -74,6 +74,11 @@ _NAME = _words(
     r"|PolyForm (?P<pf>Noncommercial|Strict|Small Business|Perimeter|Shield|Internal Use|Free Trial)"
     rf" {_LICENSE}"
     rf"|Boost Software {_LICENSE}"
+    rf"|GNU Free Documentation {_LICENSE}(?:,? {_VERSION}(?P<fdlv>1\.[123]))?"
+    rf"|\"?Artistic {_LICENSE}\"?(?: (?:{_VERSION})?(?P<artv>[12]\.0))?"
+    rf"|European Union Public {_LICENSE}(?: \(\"?EUPL\"?\))?(?:,? v\.? ?(?P<euplv>1\.[012]))?"
+    rf"|Open Software {_LICENSE}(?: \(\"?OSL\"?\))?(?:,? v\.? ?(?P<oslv>[123]\.[01]))?"
+    rf"|Academic Free {_LICENSE}(?: \(\"?AFL\"?\))?(?:,? v\.? ?(?P<aflv>[123]\.[012]))?"
     rf"|zlib(?:/libpng)? {_LICENSE}"
     r"|(?:the )?Unlicense"
     r"|(?:(?:new|modified|simplified|revised|original) )?BSD(?:[- ](?P<bsdn>[0234])[- ]?Clause)?"
@@ -211,7 +216,7 @@ NOTICE = re2.compile(
     r"(?im)(?:^"
     + _MARK
     # "(c) Acme Corp. Confidential and proprietary." : a few words may come before the phrase on its line.
-    + r"(?:[^\n]{0,80}?[\s.,;:(-])?"
+    + r"(?:[^\n]*?[\s.,;:(-])?"
     + r"(?P<n1>(?:proprietary (?:and|&) confidential|confidential (?:and|&) proprietary|company confidential"
     r"|strictly confidential|highly confidential)\b)[ \t]*(?:[.!:;,)\]*/-]|information\b|$)"
     + r"|(?P<n2>"
@@ -282,6 +287,16 @@ def text_to_spdx(key: str, group: Callable[[str], str | None], region: str) -> s
     return _TEXT_IDS[key]
 
 
+# Long names whose id is a prefix and a version: (lower-case start, id template, version group, default).
+_NAMED = (
+    ("gnu free documentation", "GFDL-{}-only", "fdlv", "1.3"),
+    ("artistic", "Artistic-{}", "artv", "1.0"),
+    ("european union public", "EUPL-{}", "euplv", "1.2"),
+    ("open software", "OSL-{}", "oslv", "3.0"),
+    ("academic free", "AFL-{}", "aflv", "3.0"),
+)
+
+
 def name_to_spdx(group: Callable[[str], str | None]) -> str | None:
     """The SPDX id of a license name matched by _NAME; None for a word that is no license id."""
     name = " ".join((group("name") or "").split())
@@ -321,6 +336,10 @@ def name_to_spdx(group: Callable[[str], str | None]) -> str | None:
         return None if found is None else found.spdx
     if lowered.startswith("boost"):
         return "BSL-1.0"
+    for prefix, spdx, versioned, default in _NAMED:
+        if lowered.lstrip('"').startswith(prefix):
+            version = group(versioned)
+            return spdx.format(version or default)
     if lowered.startswith("zlib"):
         return "Zlib"
     if "unlicense" in lowered:
