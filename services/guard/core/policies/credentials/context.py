@@ -144,11 +144,16 @@ CONTEXT: tuple[Rule, ...] = (
     Rule(
         "cli-password-flag",
         "password passed to a client's short flag",
-        # mysql's `-p<password>` (glued), `docker login -p`, `sshpass -p`, `redis-cli -a`.
+        # mysql's `-p<password>` (glued), `docker login -p`, `sshpass -p`, `redis-cli -a`, `configure set`.
         r"\b(?:(?:mysql(?:dump|admin|sh|import)?|mariadb(?:-dump)?|mycli)[ \t][^\n;&|]*?"
         r"[ \t]-p([^\s\"'-][^\s\"']{3,})"
-        r"|(?:docker|podman|nerdctl|buildah|skopeo|oras)[ \t]+login[ \t][^\n;&|]*?-p[ \t]+[\"']?([^\s\"']+)"
+        # Any client's `login -p <password>`: docker, podman, az, oc, cf, helm registry...
+        r"|\blogin[ \t][^\n;&|]*?[ \t]-p[ \t]+[\"']?([^\s\"']+)"
         r"|sshpass[ \t]+-p[ \t]*[\"']?([^\s\"']+)"
+        # A CLI's own settings: `aws configure set aws_secret_access_key <v>`, `gh secret set X --body <v>`.
+        r"|configure[ \t]+set[ \t]+[A-Za-z0-9_.]*(?i:secret|password|token|key)[A-Za-z0-9_.]*"
+        r"[ \t]+[\"']?([^\s\"']+)"
+        r"|secret[ \t]+set[ \t][^\n;&|]*?[ \t]--?(?:body|value|b)(?:=|[ \t]+)[\"']?([^\s\"']+)"
         r"|redis-cli[ \t][^\n;&|]*?-a[ \t]+[\"']?([^\s\"']+))",
         "high",
         0,
@@ -175,9 +180,12 @@ CONTEXT: tuple[Rule, ...] = (
         r"(?i:(?:pass(?:word|wd|phrase)?|pwd|secret|token|credentials?|apikey|"
         r"(?:api|secret|access|private|master|signing|encryption|client|app|auth|account|service|license)"
         # No plural: "tokens:" and "secrets:" head prose and lists far more often than they hold a secret.
-        r"[_.-]?key))\\?[\"']?[ \t]{0,8}(?::[ \t]{0,8}(?:str|string|SecretStr|Optional\[str\])[ \t]{0,8})?"
+        r"[_.-]?key))"
+        # A quoted key may be a call's first argument: PHP's `define('DB_PASSWORD', '...')`.
+        r"(?:\\?[\"'][ \t]{0,8},"
+        r"|\\?[\"']?[ \t]{0,8}(?::[ \t]{0,8}(?:str|string|SecretStr|Optional\[str\])[ \t]{0,8})?"
         # `>` ends an XML element's name: `<password>value</password>`.
-        r"(?:==?|:=|=>|:|>|\|\|=|\?=)[ \t]{0,8}"
+        r"(?:==?|:=|=>|:|>|\|\|=|\?=))[ \t]{0,8}"
         r"(\\\"[^\"\\\n]{6,}\\\"|\"[^\"\n]{6,}\"|'[^'\n]{6,}'|`[^`\n]{6,}`|[^\s\"'`,;()\[\]{}<>\\]{8,})",
         "high",
         0,

@@ -262,10 +262,11 @@ KEYS: tuple[Rule, ...] = (
     Rule(
         "private-key",
         "private key",
-        # Body lines are long base64 runs or `Header: value` lines, so a header with no body (or a
-        # truncated one) never swallows the prose after it; the END line is kept when present.
+        # Body lines are `Header: value` lines then long base64 runs, so a header never swallows the
+        # prose after it; the END line is kept when present.
         r"(-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----"
-        r"(?:" + _NL + r"+(?:[A-Za-z0-9+/=]{16,}|[A-Za-z][A-Za-z-]{0,32}: [^\n\\]*))*"
+        # At least one base64 line: a header alone (in prose about keys) holds no key.
+        r"(?:" + _NL + r"+[A-Za-z][A-Za-z-]{0,32}: [^\n\\]*)*(?:" + _NL + r"+[A-Za-z0-9+/=]{16,})+"
         r"(?:(?:" + _NL + r"+[A-Za-z0-9+/=]{1,15})?" + _NL + r"*"
         r"-----END (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----)?)",
         reveal=0,
@@ -289,7 +290,8 @@ KEYS: tuple[Rule, ...] = (
         "jwk-private-key",
         "private JSON Web Key (its private exponent or scalar `d`)",
         # RFC 7518 section 6: `d` is what a private RSA, EC or OKP key holds and a public one does not.
-        r"\"d\"[ \t]{0,4}:[ \t]{0,4}\"([A-Za-z0-9_-]{32,})\"",
+        # Its quotes may be escaped: a JWK kept as a string inside JSON.
+        r"\\?\"d\\?\"[ \t]{0,4}:[ \t]{0,4}\\?\"([A-Za-z0-9_-]{32,})\\?\"",
         reveal=0,
         judge="entropy",
         max_len=2048,
