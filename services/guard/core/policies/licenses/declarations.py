@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import re2
@@ -22,7 +22,10 @@ import re2
 from services.guard.core.policies.licenses.expressions import expression_prefix
 from services.guard.core.policies.licenses.manifests import is_manifest, license_fields
 from services.guard.core.policies.licenses.texts import (
+    EXCEPTION,
+    EXCEPTION_RULES,
     FENCE,
+    GNU_ID,
     GRANT,
     GRANT_LEADS,
     KEYWORDS,
@@ -191,7 +194,7 @@ def find_declarations(path: str, text: str) -> list[Declaration]:
         if not found and kind != "doc":
             found = _grants(region)
         if found:
-            return found
+            return _with_exception(found, region)
         notice = _notice(region)
         if notice:
             return [notice]
@@ -324,6 +327,20 @@ def _grants(region: str) -> list[Declaration]:
             yield start, name_to_spdx(groups.get)
 
     return _first_of_each(region, places(), "header")
+
+
+def _with_exception(found: list[Declaration], region: str) -> list[Declaration]:
+    """GNU licenses with the exception the region grants beside them (GCC Runtime Library, Classpath)."""
+    if not any(GNU_ID.match(d.expression) for d in found):
+        return found
+    match = EXCEPTION.search(region)
+    if match is None:
+        return found
+    exception = next(x for key, _, x in EXCEPTION_RULES if match.group(key) is not None)
+    return [
+        replace(d, expression=f"{d.expression} WITH {exception}") if GNU_ID.match(d.expression) else d
+        for d in found
+    ]
 
 
 def _notice(region: str) -> Declaration | None:
