@@ -49,6 +49,7 @@ CLOUD_CLIS = frozenset(
         "vultr-cli",
         "civo",
         "tccli",
+        "gh",
     }
 )
 # Options that take no value, so the word after them is the command path, not their value.
@@ -82,7 +83,7 @@ _HEAVY = re2.compile(
     r"keyspace|cluster|project|organization|account|group|bucket|rb|storage|volume|disk|snapshot|"
     r"file-system|filesystem|vpc|network|zone|namespace|app|apps|site|vault|keyvault|secret|key|"
     r"repository|registry|domain|kubernetes|\bks\b|eks|gke|aks|container|function|service|postgres|"
-    r"redis|mongo|space|environment|env\b|workspace|tenant|subscription|rg\b"
+    r"redis|mongo|space|environment|env\b|workspace|tenant|subscription|rg\b|repo|firestore|collection"
 )
 _READ_ONLY = re2.compile(r"(?i)^(?:describe|list|get|show|ls|info|status|view|export|wait|help)(?:[-_:].*)?$")
 _DRY_RUN = frozenset({"--dry-run", "--dryrun", "--what-if", "--preview", "--validate-only", "--noop"})
@@ -108,6 +109,15 @@ def command_path(argv: tuple[str, ...], limit: int = 5) -> list[str]:
     return path
 
 
+def _deletes(word: str, program: str) -> bool:
+    """Whether a command-path word names a delete (`delete-stack`, `DeleteInstance`, `batch-delete-image`)."""
+    if word == "reset":
+        return program == "heroku"  # `heroku pg:reset` empties a database; `gcloud ... reset` reboots
+    parts = word.split("-")
+    batch = parts[0] in ("batch", "bulk", "force") and parts[1:2] in (["delete"], ["remove"], ["terminate"])
+    return batch or bool(_DELETE_VERB.match(word))
+
+
 def control_plane(inv: Invocation) -> list[Hit]:
     """A cloud CLI deleting a resource of the account: denied for whole resources, approved otherwise."""
     argv = inv.argv
@@ -115,14 +125,7 @@ def control_plane(inv: Invocation) -> list[Hit]:
         return []
     path = command_path(argv)
     words = [p for w in path for p in w.split(":")]  # heroku `apps:destroy`, firebase `projects:delete`
-    verb_at = next(
-        (
-            k
-            for k, w in enumerate(words)
-            if _DELETE_VERB.match(w) and (w != "reset" or inv.program == "heroku")
-        ),
-        -1,
-    )
+    verb_at = next((k for k, w in enumerate(words) if _deletes(w, inv.program)), -1)
     if verb_at < 0 or any(_READ_ONLY.match(w) for w in words[:verb_at]) or "help" in words:
         return []
     what = " ".join(path)

@@ -57,6 +57,19 @@ def docker(inv: Invocation) -> tuple[list[Hit], list[Nested]]:
         )
         inner = tuple(argv[start + 2 :])
         return [], ([Nested("argv", argv=inner)] if inner else [])
+    if verb in ("rm", "rmi", "kill") and any(
+        s
+        and s[0] in ("docker", "podman")
+        and s[1:2] in (("ps",), ("images",))
+        and any(a.startswith("-") and "q" in a for a in s[2:])
+        for w in inv.words
+        for s in w.substs
+    ):
+        return [
+            approve(
+                "docker-prune", f"docker {verb} of every container or image", "remove the ones you created"
+            )
+        ], []
     if verb not in ("run", "create"):
         return [], []
     args = parse_args(

@@ -290,17 +290,15 @@ _PACKAGE_MANAGERS = frozenset(
 def remote_package(inv: Invocation) -> list[Hit]:
     """`pip install https://...`: a package from a URL runs its build code unreviewed, unpinned."""
     argv = inv.argv
-    if inv.program not in ("pip", "pipx", "uv", "npm", "pnpm", "yarn", "gem") or not set(argv) & {
-        "install",
-        "add",
-        "i",
-    }:
+    runs = inv.program in ("npx", "bunx", "pnpx")  # runs the package it fetches
+    installs = inv.program in ("pip", "pipx", "uv", "npm", "pnpm", "yarn", "gem")
+    if not runs and not (installs and set(argv) & {"install", "add", "i"}):
         return []
     if "--dry-run" in argv:
         return []
     urls = [
         a
-        for a in argv[2:]
+        for a in argv[1 if runs else 2 :]
         if re.match(r"^(?:git\+)?(?:https?|ftp)://", a.split("@", 1)[-1] if a.startswith(("git+",)) else a)
     ]
     if urls:

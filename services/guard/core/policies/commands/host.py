@@ -59,6 +59,8 @@ def tampering(inv: Invocation) -> list[Hit]:
     why = ""
     if prog == "history" and {"-c", "-w", "-d"} & set(argv) and "-c" in argv:
         why = "history -c erases the shell history"
+    elif prog == "set" and "+o" in argv and "history" in argv:
+        why = "set +o history stops recording the shell history"
     elif prog == "unset" and {"HISTFILE", "HISTSIZE"} & set(argv):
         why = "unset HISTFILE stops recording the shell history"
     elif prog in ("export", "set") and any(
@@ -134,6 +136,27 @@ def accounts(inv: Invocation) -> list[Hit]:
 
 
 _REDIS_WIPE = frozenset({"FLUSHALL", "FLUSHDB", "SHUTDOWN", "DEBUG", "SWAPDB", "SCRIPT"})
+
+
+def admin(inv: Invocation) -> list[Hit]:
+    """Database admin tools and search-engine APIs that drop a whole database or every index."""
+    prog, argv = inv.program, inv.argv
+    fix = "drop named objects through a reviewed migration, or let an operator run it"
+    if "--help" in argv:
+        return []
+    positional = [a for a in argv[1:] if not a.startswith("-")]
+    if prog in ("dropdb", "pg_dropcluster") or (prog == "mysqladmin" and "drop" in positional):
+        return [deny("sql-drop-database", f"{prog} drops a whole database", fix)]
+    if prog in ("curl", "http", "https", "wget"):
+        method = next(
+            (argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-X", "--request", "--method")), ""
+        ) or next((a[2:] for a in argv if a.startswith("-X") and len(a) > 2), "")
+        urls = [a for a in positional if re2.search(r"^(?:https?://)?[\w.-]+(?::\d+)?/", a)]
+        if method.upper() == "DELETE" and any(
+            re2.search(r"/(?:_all|\*|[^/?]*\*[^/?]*)/?(?:\?|$)", u) for u in urls
+        ):
+            return [deny("store-wipe", f"{prog} -X DELETE of every index (_all or *)", fix)]
+    return []
 
 
 def key_value(inv: Invocation) -> tuple[list[Hit], list[Nested]]:

@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import re
 
+import re2
+
 from services.guard.core.policies.commands.exec import DOWNLOADERS, ENV_DUMPERS, NETWORK, SECRET_READERS
 from services.guard.core.policies.commands.hits import Hit, deny
 from services.guard.core.policies.commands.paths import is_sensitive
 from services.guard.core.policies.commands.words import Invocation, program_name
+
+_SECRET_PRODUCER = re2.compile(
+    r"^(?:\S*/)?(?:gpg2? .*--export-secret-|kubectl config view .*--raw|"
+    r"gcloud auth print-(?:access|identity)-token|az account get-access-token|"
+    r"aws configure export-credentials|"
+    r"aws sts get-session-token|vault (?:read|kv get)|security find-(?:generic|internet)-password|op read|"
+    r"gh auth token|heroku auth:token)"
+)
 
 
 def reverse_shell(inv: Invocation) -> list[Hit]:
@@ -69,6 +79,8 @@ def exfiltration(inv: Invocation) -> list[Hit]:
     for up in inv.upstream:
         if not up:
             continue
+        if _SECRET_PRODUCER.search(" ".join(up[:6])):
+            return [deny("exfiltration", f"{prog} sends a secret another tool prints ({up[0]})", fix)]
         p = program_name(up[0])
         if (p in ENV_DUMPERS and len(up) == 1) or (
             p in SECRET_READERS and any(is_sensitive(a) for a in up[1:])

@@ -241,6 +241,14 @@ def _system(inv: Invocation) -> list[Hit]:
         return [deny("firewall-disable", f"{prog} flushes or opens the firewall", fw_fix)]
     if prog == "ufw" and {"disable", "reset"} & set(argv):
         return [deny("firewall-disable", "ufw turns the firewall off", fw_fix)]
+    if (prog.startswith(("iptables", "ip6tables")) and {"-A", "-I"} & set(argv) and "ACCEPT" in argv) or (
+        prog == "ufw" and "allow" in argv
+    ):
+        return [approve("firewall-change", f"{prog} opens the firewall", fw_fix, "high")]
+    if prog in ("pkill", "killall") and any(
+        a in ("root", "0") and argv[i - 1] in ("-u", "--user", "-U") for i, a in enumerate(argv) if i
+    ):
+        return [deny("kill-all", f"{prog} signals every process of root", "kill a specific pid")]
     if prog == "nft" and "flush" in argv and "ruleset" in argv:
         return [deny("firewall-disable", "nft flush ruleset removes every firewall rule", fw_fix)]
     if prog == "crontab":
@@ -362,7 +370,8 @@ def judge(inv: Invocation, policy: CommandsPolicy) -> tuple[list[Hit], list[Nest
         hits += found_tools
         nested += more
     hits += _system(inv) + network.reverse_shell(inv) + network.exfiltration(inv) + _writes(inv, policy)
-    hits += host.environ(inv) + host.tampering(inv) + host.accounts(inv) + run.remote_package(inv)
+    hits += host.environ(inv) + host.tampering(inv) + host.accounts(inv) + host.admin(inv)
+    hits += run.remote_package(inv)
     nested += schedule.scheduled(inv) + schedule.feeds_scheduler(inv)
     if inv.xargs and prog in run.SHELLS and not hits:
         hits.append(

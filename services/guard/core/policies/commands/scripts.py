@@ -227,6 +227,12 @@ _DECODE_EXEC = re2.compile(
     r"(?s)\beval\b.{0,40}\b(?:decode_base64|base64_decode|atob|Buffer\.from|unpack|Base64)"
 )
 
+_FETCHES = (
+    r"(?:file_get_contents\s*\(\s*['\"]https?:|Net::HTTP|URI\.open|open-uri|LWP::Simple|\bfetch\s*\(|"
+    r"https?\.get\s*\(|urlopen|requests\.get)"
+)
+_FETCH_EXEC = re2.compile(r"(?s)\beval\b.{0,80}" + _FETCHES + r"|" + _FETCHES + r".{0,160}\beval\b")
+
 
 def _literals(text: str) -> list[str]:
     out = []
@@ -266,6 +272,8 @@ def inspect_other(kind: NestedKind, code: str) -> tuple[list[Hit], list[Nested]]
         hits.append(
             deny("reverse-shell", f"{kind} connects a shell or program to a network socket", _RSHELL_FIX)
         )
+    if _FETCH_EXEC.search(code):
+        hits.append(deny("pipe-to-shell", f"{kind} evaluates code it downloads", "download, review, run"))
     if _DECODE_EXEC.search(code):
         hits.append(deny("decoded-to-shell", f"{kind} evaluates code decoded at run time", _DECODED_FIX))
     return hits, nested[:32]

@@ -213,6 +213,8 @@ class _Walker:
                 assignments.append((name, self.word(p)))
             elif p.kind == "redirect":
                 redirects.append(self.redirect(p))
+        if not words and redirects:
+            words = [Word(":")]  # `> file` alone truncates it, as `: > file` does
         if not words:
             for name, w in assignments:
                 self.assign(name, w.text.partition("=")[2], w.dynamic)

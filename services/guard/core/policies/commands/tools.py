@@ -182,7 +182,11 @@ def _kube(inv: Invocation, policy: CommandsPolicy) -> tuple[list[Hit], list[Nest
     nested = [Nested("argv", argv=tuple(argv[dash + 1 :]))] if dash < len(argv) - 1 else []
     verb = args.positional[0] if args.positional else ""
     ns = args.value("-n", "--namespace") or ""
-    prod = bool(ns) and matches(ns, policy.production_namespaces)
+    context = args.value("--context") or ""
+    prod = (bool(ns) and matches(ns, policy.production_namespaces)) or (
+        bool(context) and matches(context, policy.production_namespaces)
+    )
+    ns = ns or (context and f"(context {context})")
     if verb in _KUBE_READ_ONLY or not verb or args.has("--help", "-h"):
         return [], nested
     if any(f.startswith("--dry-run") for f in args.flags) and args.value("--dry-run") != "none":
