@@ -21,6 +21,7 @@ import re2
 
 from services.guard.core.policies.licenses.expressions import expression_prefix
 from services.guard.core.policies.licenses.manifests import is_manifest, license_fields
+from services.guard.core.policies.licenses.names import name_to_spdx, text_to_spdx
 from services.guard.core.policies.licenses.texts import (
     EXCEPTION,
     EXCEPTION_RULES,
@@ -37,8 +38,6 @@ from services.guard.core.policies.licenses.texts import (
     TAG_END,
     TEXT,
     TEXT_RULES,
-    name_to_spdx,
-    text_to_spdx,
 )
 
 Source = Literal["spdx", "header", "text", "notice", "manifest"]

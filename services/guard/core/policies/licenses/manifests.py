@@ -7,10 +7,10 @@ CocoaPods `license`, Maven `<licenses><license><name>` (a list is a choice), NuG
 type="expression">` and MSBuild `PackageLicenseExpression`, R `DESCRIPTION` `License:` (`|` is a choice),
 Mix `licenses:`, Cabal and RPM `License:`, opam, Meson, and a YAML manifest's `license:` key (Helm's
 `artifacthub.io/license`, conda's `about: license`, CITATION.cff, Ansible Galaxy). A value is turned into an
-SPDX expression by `spdx`; a pointer to a file (`SEE LICENSE IN ...`, `license-file`) declares nothing here
-(the file is judged when it is in the context). Lockfiles list dependencies' licenses, never the file's own.
-Structured formats (JSON, TOML) are parsed; the others are read with RE2 patterns over the first
-MANIFEST_CHARS characters, so no manifest costs more than that.
+SPDX expression by `names.spdx`; a pointer to a file (`SEE LICENSE IN ...`, `license-file`) declares
+nothing here (the file is judged when it is in the context). Lockfiles list dependencies' licenses,
+never the file's own. Structured formats (JSON, TOML) are parsed; the others are read with RE2 patterns
+over the first MANIFEST_CHARS characters, so no manifest costs more than that.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import re2
 
 from services.guard.core.policies.licenses.categories import lookup
-from services.guard.core.policies.licenses.texts import NAME_ONLY, name_to_spdx
+from services.guard.core.policies.licenses.names import spdx
 
 MANIFEST_CHARS = 256 * 1024
 MAX_FIELDS = 10
@@ -71,54 +71,6 @@ _YAML_FIELD = re2.compile(
     r"((?:\n[ \t]*-[ \t]+[^\n]+)*)"
 )
 _YAML_ITEM = re2.compile(r"(?m)^[ \t]*-[ \t]+[\"']?([^\"'\n#]+?)[\"']?[ \t]*(?:#[^\n]*)?$")
-
-_POINTER = re2.compile(
-    r"(?i)^(?:see licen[cs]e in\b|file licen[cs]e|licen[cs]e[._ -]?file\b|file:"
-    r"|(?:[\w.-]*/)*(?:licen[cs]e|copying)(?:[._-][\w.-]+)?$)"
-)
-_PROPRIETARY = frozenset(
-    {
-        "unlicensed",
-        "proprietary",
-        "commercial",
-        "other/proprietary license",
-        "all rights reserved",
-        "closed source",
-        "closed-source",
-        "private",
-        "restricted",
-    }
-)
-_ID_TOKEN = re2.compile(r"^[A-Za-z0-9][A-Za-z0-9.+:_-]*$")
-_SPLIT = re2.compile(r"(?i)\s+(and|or)\s+|\s*([|/;])\s*|\s*(\+)\s*file\s+licen[cs]e\S*")
-_R_GNU = re2.compile(r"(?i)^(A|L)?GPL(?:-([23](?:\.[01])?)|\s*\(\s*>=\s*([23](?:\.[01])?)\s*\))?$")
-_R_NAMES = {
-    "mit": "MIT",
-    "bsd_2_clause": "BSD-2-Clause",
-    "bsd_3_clause": "BSD-3-Clause",
-    "cc0": "CC0-1.0",
-    "unlimited": "LicenseRef-Public-Domain",
-    "public domain": "LicenseRef-Public-Domain",
-    "lgpl": "LGPL-2.0-or-later",
-    "gpl": "GPL-2.0-or-later",
-}
-_TROVE_NAMES = {
-    "bsd license": "BSD-3-Clause",
-    "python software foundation license": "PSF-2.0",
-    "public domain": "LicenseRef-Public-Domain",
-    "isc license (iscl)": "ISC",
-    "the unlicense (unlicense)": "Unlicense",
-    "artistic license": "Artistic-2.0",
-    "academic free license (afl)": "AFL-3.0",
-    "zope public license": "ZPL-2.1",
-    "historical permission notice and disclaimer (hpnd)": "HPND",
-    "universal permissive license (upl)": "UPL-1.0",
-    "w3c license": "W3C",
-    "european union public licence 1.2 (eupl 1.2)": "EUPL-1.2",
-    "european union public licence 1.1 (eupl 1.1)": "EUPL-1.1",
-    "gnu free documentation license (fdl)": "GFDL-1.3-or-later",
-    "gnu library or lesser general public license (lgpl)": "LGPL-2.0-or-later",
-}
 
 
 def is_manifest(path: str) -> bool:
@@ -328,80 +280,3 @@ def _combine(parts: list[str | None], choice: str) -> str | None:
     if len(kept) == 1:
         return kept[0]
     return f" {choice} ".join(f"({p})" if " " in p else p for p in kept)
-
-
-def spdx(value: str) -> str | None:
-    """An SPDX expression for an ecosystem's license value; "" for proprietary; None for a pointer."""
-    value = " ".join(value.strip().strip("\"'").split())
-    if not value or _POINTER.search(value):
-        return None
-    lowered = value.lower()
-    if lowered in _PROPRIETARY:
-        return ""
-    if lowered.startswith("license ::"):
-        return _trove(value)
-    if all(_ID_TOKEN.match(t) for t in value.replace("(", " ").replace(")", " ").split()):
-        tokens = [t for t in value.replace("(", " ").replace(")", " ").split()]
-        operands = [t for t in tokens if t.upper() not in ("AND", "OR", "WITH")]
-        if operands and all(lookup(t.rstrip("+")) is not None for t in operands):
-            return value
-    parts: list[str] = []
-    position = 0
-    for match in _SPLIT.finditer(value):
-        parts.append(_name(value[position : match.start()]))
-        if match.group(3) is None:
-            operator = (match.group(1) or match.group(2) or "").lower()
-            parts.append("AND" if operator == "and" else "OR")
-        position = match.end()
-    parts.append(_name(value[position:]))
-    joined = " ".join(p for p in parts if p).strip()
-    for dangling in ("OR", "AND"):
-        joined = joined.removeprefix(dangling + " ").removesuffix(" " + dangling)
-    return joined or value
-
-
-def _name(part: str) -> str:
-    """One license name (an id, an R or Trove name, a long name) as an SPDX id; unknown names stay."""
-    part = part.strip().strip("\"'").strip()
-    if part.startswith("(") and part.endswith(")"):
-        part = part[1:-1].strip()
-    if not part:
-        return ""
-    if _POINTER.search(part) or part.lower() in ("file", "file license"):
-        return ""
-    if part.lower() in _PROPRIETARY:
-        return "LicenseRef-Proprietary"
-    found = lookup(part)
-    if found is not None:
-        return found.spdx
-    r_gnu = _R_GNU.match(part)
-    if r_gnu:
-        prefix = (r_gnu.group(1) or "").upper() + "GPL"
-        version = r_gnu.group(2) or r_gnu.group(3)
-        if version is None:
-            return _R_NAMES[prefix.lower()] if prefix != "AGPL" else "AGPL-3.0-or-later"
-        version = version if "." in version else f"{version}.0"
-        return f"{prefix}-{version}-{'only' if r_gnu.group(2) else 'or-later'}"
-    known = _R_NAMES.get(part.lower()) or _TROVE_NAMES.get(part.lower())
-    if known:
-        return known
-    named = NAME_ONLY.match(part)
-    if named:
-        return name_to_spdx(named.group) or part.replace(" ", "-")
-    return part.replace(" ", "-")
-
-
-def _trove(classifier: str) -> str:
-    """A Trove classifier ("License :: OSI Approved :: MIT License") as an SPDX id."""
-    last = classifier.split("::")[-1].strip()
-    if last.lower() == "other/proprietary license":
-        return ""
-    named = _TROVE_NAMES.get(last.lower())
-    if named:
-        return named
-    short = re2.search(r"\(([A-Za-z][\w.+ -]{0,30})\)$", last)
-    if short:
-        found = lookup(short.group(1).replace(" ", "-"))
-        if found is not None:
-            return found.spdx
-    return _name(last)

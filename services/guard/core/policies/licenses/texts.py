@@ -1,5 +1,6 @@
 """What license texts look like: the patterns that recognise SPDX tags, license grants in file headers,
-full license texts and proprietary notices, and the SPDX ids the names they match stand for.
+full license texts, the exceptions granted beside them and proprietary notices (names says which SPDX ids
+the names they match stand for).
 
 Every pattern is google-re2 (linear time). Words of a phrase may be separated by any gap, comment markers
 included, so a header broken over ` * ` or `# ` lines still reads as one sentence.
@@ -7,12 +8,7 @@ included, so a header broken over ` * ` or `# ` lines still reads as one sentenc
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 import re2
-
-from services.guard.core.policies.licenses.categories import lookup
 
 # A gap between two words of a phrase: spaces, line breaks and the comment markers that start a line.
 _GAP = r"[\s#*/;%!|<>-]+"
@@ -137,7 +133,7 @@ NAME_ONLY = re2.compile(r"(?i)^\s*(?:the\s+)?(?P<name>" + _NAME + r")")
 
 def _phrase(text: str) -> str:
     """A literal phrase whose words may be separated by any gap."""
-    return _GAP.join(re.escape(word) for word in text.split())
+    return _GAP.join(re2.escape(word) for word in text.split())
 
 
 # Exceptions a header or a text grants beside a GNU license, by their published wording: (group, pattern, id).
@@ -215,26 +211,6 @@ TEXT_RULES: tuple[tuple[str, str], ...] = (
     ("psf_title", r"PYTHON SOFTWARE FOUNDATION LICENSE VERSION 2"),
 )
 TEXT = re2.compile(r"(?i)" + "|".join(f"(?P<{key}>{pattern})" for key, pattern in TEXT_RULES))
-_TEXT_IDS: dict[str, str] = {
-    "apache_title": "Apache-2.0",
-    "cddl_title": "CDDL-1.0",
-    "sspl_title": "SSPL-1.0",
-    "busl_title": "BUSL-1.1",
-    "busl_mark": "BUSL-1.1",
-    "commons_with": "LicenseRef-Commons-Clause",
-    "elastic_title": "Elastic-2.0",
-    "commons_title": "LicenseRef-Commons-Clause",
-    "commons_body": "LicenseRef-Commons-Clause",
-    "cc0_title": "CC0-1.0",
-    "mit_title": "MIT",
-    "mit_body": "MIT",
-    "isc_body": "ISC",
-    "unlicense_body": "Unlicense",
-    "zlib_body": "Zlib",
-    "boost_title": "BSL-1.0",
-    "wtfpl_title": "WTFPL",
-    "psf_title": "PSF-2.0",
-}
 
 # Proprietary notices: a line that says so, or "All rights reserved" with a restriction and no grant.
 NOTICE = re2.compile(
@@ -293,126 +269,3 @@ KEYWORDS = (
     "gpl",
     " under ",
 )
-
-
-def text_to_spdx(key: str, group: Callable[[str], str | None], region: str) -> str:
-    """The SPDX id a full-text rule (TEXT_RULES key) names, from its groups."""
-    if key == "gnu_title":
-        return _gnu(group("tg"), group("tgv"), later=False)
-    if key == "mpl_title":
-        return f"MPL-{group('tmv') or '2.0'}"
-    if key == "epl_title":
-        return f"EPL-{group('tev') or '2.0'}"
-    if key == "cc_title":
-        return _cc(group("tcc") or "", group("tccv"))
-    if key == "bsd_body":
-        return _bsd(region)
-    if key == "polyform_title":
-        return _polyform(group("tpf"))
-    return _TEXT_IDS[key]
-
-
-# Long names whose id is a prefix and a version: (lower-case start, id template, version group, default).
-_NAMED = (
-    ("gnu free documentation", "GFDL-{}-only", "fdlv", "1.3"),
-    ("artistic", "Artistic-{}", "artv", "1.0"),
-    ("european union public", "EUPL-{}", "euplv", "1.2"),
-    ("open software", "OSL-{}", "oslv", "3.0"),
-    ("academic free", "AFL-{}", "aflv", "3.0"),
-)
-
-
-def name_to_spdx(group: Callable[[str], str | None]) -> str | None:
-    """The SPDX id of a license name matched by _NAME; None for a word that is no license id."""
-    name = " ".join((group("name") or "").split())
-    lowered = name.lower()
-    if "general public" in lowered:
-        return _gnu(group("gnu"), group("gnuv"), later=group("gnul") is not None)
-    if "gpl" in lowered and "sspl" not in lowered:
-        short = (group("gs") or "").upper()
-        family = {"A": "AFFERO ", "L": "LESSER "}.get(short)
-        return _gnu(family, group("gsv"), later=group("gsl") is not None)
-    if lowered.startswith("apache") or lowered.startswith("asl"):
-        return f"Apache-{group('apv') or '2.0'}"
-    if lowered.startswith(("mozilla", "mpl")):
-        return f"MPL-{group('mplv') or group('mplv2') or '2.0'}"
-    if lowered.startswith(("eclipse", "epl")):
-        return f"EPL-{group('eplv') or group('eplv2') or '2.0'}"
-    if lowered.startswith(("common development", "cddl")):
-        return "CDDL-1.0"
-    if lowered.startswith(("server side", "sspl")):
-        return "SSPL-1.0"
-    if lowered.startswith(("business source", "busl", "bsl")):
-        return "BUSL-1.1"
-    if lowered.startswith(("elastic", "elv2")):
-        return "Elastic-2.0"
-    if lowered.startswith("commons clause"):
-        return "LicenseRef-Commons-Clause"
-    if group("cc") is not None:
-        return _cc(group("cc") or "", group("ccv"))
-    if lowered.startswith("cc-by") or lowered.startswith("cc by"):
-        return _cc(group("ccs") or "", group("ccsv"))
-    if lowered.startswith(("cc0", "creative commons zero")):
-        return "CC0-1.0"
-    if group("pf") is not None or group("pf2") is not None:
-        return _polyform(group("pf") or group("pf2"))
-    if group("id") is not None:
-        found = lookup((group("id") or "").rstrip(".+"))
-        return None if found is None else found.spdx
-    if lowered.startswith("boost"):
-        return "BSL-1.0"
-    for prefix, spdx, versioned, default in _NAMED:
-        if lowered.lstrip('"').startswith(prefix):
-            version = group(versioned)
-            return spdx.format(version or default)
-    if lowered.startswith("zlib"):
-        return "Zlib"
-    if "unlicense" in lowered:
-        return "Unlicense"
-    if "bsd" in lowered:
-        number = group("bsdn")
-        # A bare "BSD-style license" most often means the 3-clause one (Go, Chromium).
-        return "0BSD" if number == "0" else f"BSD-{number or 3}-Clause"
-    if lowered.startswith("isc"):
-        return "ISC"
-    return "MIT"
-
-
-def _polyform(name: str | None) -> str:
-    """A PolyForm license's id: SPDX lists two, the others are named the same way."""
-    return f"PolyForm-{'-'.join((name or 'Noncommercial').replace('-', ' ').title().split())}-1.0.0"
-
-
-def _gnu(family: str | None, version: str | None, later: bool) -> str:
-    """GPL, LGPL or AGPL with its version; no version means any version, so "-or-later" of the first."""
-    kind = (family or "").strip().upper()
-    prefix = {"AFFERO": "AGPL", "LESSER": "LGPL", "LIBRARY": "LGPL"}.get(kind, "GPL")
-    if version is None:
-        first = {"AGPL": "3.0", "LGPL": "2.0", "GPL": "1.0"}[prefix]
-        return f"{prefix}-{first}-or-later"
-    version = version if "." in version else f"{version}.0"
-    return f"{prefix}-{version}-{'or-later' if later else 'only'}"
-
-
-def _cc(variant: str, version: str | None) -> str:
-    """A Creative Commons id from "Attribution-NonCommercial-ShareAlike" or "-NC-SA"."""
-    parts = ["CC-BY"]
-    lowered = variant.lower()
-    if "noncommercial" in lowered or "non-commercial" in lowered or "-nc" in lowered:
-        parts.append("NC")
-    if "noderiv" in lowered or "-nd" in lowered:
-        parts.append("ND")
-    if "sharealike" in lowered or "-sa" in lowered:
-        parts.append("SA")
-    parts.append(version or "4.0")
-    return "-".join(parts)
-
-
-def _bsd(region: str) -> str:
-    """Which BSD license a text is, by its clauses."""
-    lowered = region.lower()
-    if "advertising materials" in lowered:
-        return "BSD-4-Clause"
-    if "neither the name" in lowered or "endorse or promote" in lowered:
-        return "BSD-3-Clause"
-    return "BSD-2-Clause"
