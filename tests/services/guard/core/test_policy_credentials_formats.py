@@ -99,7 +99,7 @@ def test_a_vendor_format_is_found_as_itself_in_any_carrier(rule: str) -> None:
 @pytest.mark.parametrize(
     ("text", "rule"),
     [
-        ("define('DB_PASSWORD', '5XA6dUdA9ChGh3hDJPHkSRBK');", "generic-secret"),
+        ("define('DB_PASSWORD', '5XA6dUdA9ChGh3hDJPHkSRBK');", "php-define-secret"),
         ("<password>5XA6dUdA9ChGh3hDJPHkSRBK</password>", "generic-secret"),
         ('<add key="DbPassword" value="5XA6dUdA9ChGh3hDJPHkSRBK" />', "xml-secret-setting"),
         ("machine api.example.com login deploy password 5XA6dUdA9ChGh3hDJPHkSRBK", "netrc-password"),
@@ -132,4 +132,22 @@ def test_a_context_carrier_is_found(text: str, rule: str) -> None:
     ],
 )
 def test_stand_ins_public_halves_and_headers_are_not_credentials(text: str) -> None:
+    assert rules(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "def step(self, shrink_pass: ShrinkPass, *, random_order: bool = False) -> None:",
+        "tstr = f' for token: \"{self.token_string}\"'",
+        "names = ['prop', 'pwd', 'quickcheck', 'refute']",
+        "api = ('NSURLCredential', 'NSURLCredentialStorage', 'PKPass', 'PKPassLibrary')",
+        "new_auth = get_netrc_auth(url) if self.trust_env else None",
+        '{"license_key": "389-exception", "spdx_license_key": "LicenseRef-scancode-adobe-2006"}',
+        "client = Client(cl_api_key=cl_api_key, timeout=5)",
+    ],
+)
+def test_ordinary_third_party_code_holds_no_credential(text: str) -> None:
+    # Found by scanning 28 MB of the packages installed in this repository's virtualenv: 185 findings
+    # before, every one a false positive (type annotations, lists of names, license ids, format fields).
     assert rules(text) == []

@@ -116,7 +116,8 @@ CONTEXT: tuple[Rule, ...] = (
     Rule(
         "npm-auth-token",
         "registry auth token in an .npmrc",
-        r"_auth(?:Token)?[ \t]{0,8}=[ \t]{0,8}[\"']?([^\s\"']+)",
+        # `:_authToken=` after a registry, or `_auth=` opening a line: not `new_auth = ...` in code.
+        r"(?:^|[\s:])_auth(?:Token)?[ \t]{0,8}=[ \t]{0,8}[\"']?([^\s\"']+)",
         reveal=0,
         judge="shape",
         nested=True,
@@ -161,6 +162,17 @@ CONTEXT: tuple[Rule, ...] = (
         nested=True,
     ),
     Rule(
+        "php-define-secret",
+        "secret in a PHP constant",
+        # `define('DB_PASSWORD', '...')` (wp-config.php and its kin); a comma is no assignment elsewhere.
+        r"\bdefine\([ \t]{0,4}[\"'][A-Za-z0-9_]{0,40}(?i:pass(?:word)?|pwd|secret|token|key|salt)"
+        r"[A-Za-z0-9_]{0,20}[\"'][ \t]{0,4},[ \t]{0,4}([\"'][^\"'\n]{6,}[\"'])",
+        "high",
+        0,
+        judge="entropy",
+        nested=True,
+    ),
+    Rule(
         "xml-secret-setting",
         "secret in an XML setting",
         # .NET appSettings and NuGet.config: `<add key="DbPassword" value="..."/>`.
@@ -178,14 +190,13 @@ CONTEXT: tuple[Rule, ...] = (
         # starts at the word, not at the key's start: a loop over key characters before it would
         # stay alive through every identifier and make each search run to the end of the text.
         r"(?i:(?:pass(?:word|wd|phrase)?|pwd|secret|token|credentials?|apikey|"
-        r"(?:api|secret|access|private|master|signing|encryption|client|app|auth|account|service|license)"
+        r"(?:api|secret|access|private|master|signing|encryption|client|app|auth|account|service)"
         # No plural: "tokens:" and "secrets:" head prose and lists far more often than they hold a secret.
+        # No `license_key`: a product key, and in SPDX and ScanCode data a license's identifier.
         r"[_.-]?key))"
-        # A quoted key may be a call's first argument: PHP's `define('DB_PASSWORD', '...')`.
-        r"(?:\\?[\"'][ \t]{0,8},"
-        r"|\\?[\"']?[ \t]{0,8}(?::[ \t]{0,8}(?:str|string|SecretStr|Optional\[str\])[ \t]{0,8})?"
+        r"\\?[\"']?[ \t]{0,8}(?::[ \t]{0,8}(?:str|string|SecretStr|Optional\[str\])[ \t]{0,8})?"
         # `>` ends an XML element's name: `<password>value</password>`.
-        r"(?:==?|:=|=>|:|>|\|\|=|\?=))[ \t]{0,8}"
+        r"(?:==?|:=|=>|:|>|\|\|=|\?=)[ \t]{0,8}"
         r"(\\\"[^\"\\\n]{6,}\\\"|\"[^\"\n]{6,}\"|'[^'\n]{6,}'|`[^`\n]{6,}`|[^\s\"'`,;()\[\]{}<>\\]{8,})",
         "high",
         0,

@@ -120,6 +120,8 @@ def is_variable(value: str) -> bool:
     """A value that stands for another: a shell or template variable, or a plain number."""
     if value.startswith("$") or (len(value) > 2 and value.startswith("%") and value.endswith("%")):
         return True
+    if len(value) > 2 and value.startswith("{") and value.endswith("}"):
+        return True  # a format field: `f"{self.token}"`, `"{password}".format(...)`
     return value.replace(".", "").replace("-", "").replace("_", "").isdigit()
 
 
@@ -179,7 +181,7 @@ def _is_word(segment: str) -> bool:
     if len(lower) >= 10:
         # A long word without a break is rare in a name, and English holds a third of vowels.
         return vowels * 10 >= len(lower) * 3 and longest <= 3
-    return vowels * 5 >= len(lower) and longest <= 4
+    return vowels * 6 >= len(lower) and longest <= 4
 
 
 def is_name(word: str) -> bool:
@@ -192,7 +194,11 @@ def is_name(word: str) -> bool:
     random letters hold rare letter pairs, too few vowels or too many consonants in a row.
     """
     segments = _segments(word)
-    if not segments or sum(len(s) for s in segments) / len(segments) < 3:
+    if not segments:
+        return False
+    # snake_case in one case may be made of abbreviations (`cl_api_key`); switching case may not.
+    one_case = "_" in word and (word.islower() or word.isupper())
+    if not one_case and sum(len(s) for s in segments) / len(segments) < 3:
         return False
     if sum(_rare_pairs(s) for s in segments) > 1:
         return False
@@ -215,6 +221,9 @@ def is_reference(value: str) -> bool:
     if head != value and head and all(part.isidentifier() for part in head.split(".")):
         return True  # a call or a subscript: `get_secret("db")`, `os.environ['API_KEY']`
     word = value.replace("-", "_")
+    if word[:1].isdigit() or "." in word:
+        # A kebab-case identifier with a version or a number in it: `389-exception`, `3d-slicer-1.0`.
+        word = "v" + word.replace(".", "_")
     # A name has few digits; a random token has many (a hex key is lower-case but a quarter digits).
     if word.isidentifier() and sum(c.isdigit() for c in value) * 5 <= len(value):
         # Quoted or not, words are a name or a stand-in, random characters are a value.
