@@ -55,6 +55,15 @@ MANIFESTS = [
     ("mix.exs", 'defp package do\n  [licenses: ["{0}"], links: %{{}}]\nend\n'),
     ("x.cabal", "name: x\nversion: 0.1\nlicense: {0}\n"),
     ("x.spec", "Name: x\nVersion: 1.0\nLicense: {0}\n"),
+    ("build.gradle.kts", 'publishing {{ pom {{ licenses {{ license {{\n  name.set("{0}")\n}} }} }} }}\n'),
+    ("build.gradle", "pom {{\n  licenses {{\n    license {{\n      name = '{0}'\n    }}\n  }}\n}}\n"),
+    ("build.sbt", 'licenses := Seq("{0}" -> url("https://example.org/license"))\n'),
+    ("project.clj", '(defproject x "1.0"\n  :license {{:name "{0}" :url "https://x"}})\n'),
+    ("src/x.app.src", '{{application, x, [{{vsn, "1.0"}}, {{licenses, ["{0}"]}}]}}.\n'),
+    ("metadata.rb", "name 'x'\nlicense '{0}'\nversion '1.0'\n"),
+    ("Dockerfile", 'FROM alpine\nLABEL org.opencontainers.image.licenses="{0}"\n'),
+    ("META.json", '{{"name": "X", "license": ["{0}"]}}\n'),
+    ("metadata.json", '{{"name": "acme-x", "license": "{0}"}}\n'),
 ]
 
 
@@ -90,6 +99,9 @@ def test_a_manifests_own_license_field_is_a_declaration(
             "GPL-3.0-only",
         ),
         ("package.json", '{"name": "x", "license": "UNLICENSED", "private": true}', ""),
+        ("composer.json", '{"name": "acme/x", "license": "proprietary"}', ""),
+        ("META.json", '{"name": "X", "license": ["gpl_3"]}', "GPL-3.0-only"),
+        ("META.yml", "name: X\nlicense: agpl_3\n", "AGPL-3.0-only"),
     ],
 )
 def test_ecosystem_license_names_are_read_as_spdx(path: str, content: str, expression: str) -> None:
@@ -361,3 +373,22 @@ AUTOCONF = """\
 def test_a_headers_exception_is_part_of_its_declaration(path: str, content: str, expression: str) -> None:
     assert expressions(path, content + "int x;\n") == [expression]
     assert actions(path, content + "int x;\n") == ["approve"]
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        (
+            "setup.py",
+            '# SPDX-License-Identifier: GPL-3.0-only\nfrom setuptools import setup\nsetup(name="x")\n',
+        ),
+        ("Dockerfile", "# SPDX-License-Identifier: AGPL-3.0-or-later\nFROM alpine\n"),
+        (
+            "build.gradle",
+            "/*\n * Licensed under the GNU General Public License v3.0.\n */\nplugins { id 'java' }\n",
+        ),
+        ("Cargo.toml", '# SPDX-License-Identifier: GPL-2.0-only\n[package]\nname = "x"\nlicense = "MIT"\n'),
+    ],
+)
+def test_a_manifest_that_is_also_code_is_read_for_its_tags_and_headers(path: str, content: str) -> None:
+    assert actions(path, content) == ["deny"]

@@ -167,6 +167,33 @@ CARRIERS: list[Carrier] = [
         "Ansible Galaxy galaxy.yml",
         _file("galaxy.yml", "namespace: acme\nname: pkg\nlicense:\n  - {id}\n"),
     ),
+    (
+        "gradle",
+        "Gradle maven-publish pom licenses",
+        _file("build.gradle.kts", 'publishing { pom { licenses { license {\n  name.set("{id}")\n} } } }\n'),
+    ),
+    (
+        "sbt",
+        "sbt licenses setting",
+        _file("build.sbt", 'licenses := Seq("{id}" -> url("https://x.org/l"))\n'),
+    ),
+    (
+        "leiningen",
+        "Leiningen :license",
+        _file("project.clj", '(defproject x "1.0"\n  :license {:name "{id}"})\n'),
+    ),
+    (
+        "rebar",
+        "Erlang .app.src licenses",
+        _file("src/x.app.src", '{application, x, [{licenses, ["{id}"]}]}.\n'),
+    ),
+    ("chef", "Chef metadata.rb license", _file("metadata.rb", "name 'x'\nlicense '{id}'\n")),
+    (
+        "oci",
+        "OCI image annotation org.opencontainers.image.licenses",
+        _file("Dockerfile", 'FROM alpine\nLABEL org.opencontainers.image.licenses="{id}"\n'),
+    ),
+    ("cpan", "CPAN::Meta::Spec license", _file("META.json", '{"name": "X", "license": ["{id}"]}\n')),
 ]
 
 # Ecosystems' own names for licenses, and whether the shipped bundle flags them.
@@ -796,6 +823,16 @@ MENTIONS: list[tuple[str, str, str]] = [
     ("yaml:product-key", "values.yaml", 'license: "eyJhbGciOiJSUzI1NiJ9.cGF5bG9hZA"\n'),
     ("yaml:product-key", "helm/values.yaml", "license:\n  secretName: gitlab-license\n  key: license\n"),
     ("yaml:edition", "config.yml", "license: enterprise\n"),
+    (
+        "dockerfile:package",
+        "Dockerfile",
+        "FROM debian\nRUN apt-get install -y gpl-tool  # GPL-3.0 licensed\n",
+    ),
+    (
+        "gradle:dependency",
+        "build.gradle",
+        "dependencies {\n  implementation 'org.gnu:gpl-lib:1.0' // GPL-3.0\n}\n",
+    ),
     (
         "late-header",
         "src/late.c",

@@ -89,8 +89,6 @@ _SKIP_NAMES = frozenset(
         "uv.lock",
         "go.mod",
         "go.sum",
-        "build.gradle",
-        "build.gradle.kts",
         "gemfile",
         "gemfile.lock",
         "deny.toml",
@@ -177,11 +175,18 @@ def find_declarations(path: str, text: str) -> list[Declaration]:
     if kind == "skip" or not text:
         return []
     text = _encodable(text)
-    if kind == "manifest":
-        return [
-            _declaration(text, offset, expression, "manifest")
-            for offset, expression in license_fields(path, text)
-        ]
+    if kind != "manifest":
+        return _scan(text, kind)
+    fields = [_declaration(text, o, expression, "manifest") for o, expression in license_fields(path, text)]
+    if path.lower().endswith(".json"):
+        return fields  # JSON has no comments to hold a tag or a header
+    # Most manifests are also code (setup.py, build.gradle, a Dockerfile) and may carry a tag or a header.
+    named = {d.expression for d in fields}
+    return (fields + [d for d in _scan(text, "code") if d.expression not in named])[:MAX_PER_FILE]
+
+
+def _scan(text: str, kind: FileKind) -> list[Declaration]:
+    """A file's tags, else its texts or header grants, else its proprietary notice."""
     tags = _spdx_tags(text, fenced=kind == "doc")
     if tags:
         # A tag is the file's own precise statement: headers beside it add nothing but noise.

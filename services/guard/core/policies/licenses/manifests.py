@@ -43,6 +43,8 @@ _JSON_NAMES = frozenset(
         "elm.json",
         "dub.json",
         "haxelib.json",
+        "meta.json",  # CPAN
+        "metadata.json",  # Puppet Forge
     }
 )
 _TOML_SKIP = frozenset({"deny.toml", "about.toml", "clippy.toml", "rustfmt.toml", "taplo.toml"})
@@ -66,10 +68,29 @@ _DCF_FIELD = re2.compile(r"(?mi)^License:[ \t]*(\S[^\n]{0,300}(?:\n[ \t]+\S[^\n]
 _MIX_FIELD = re2.compile(r"\blicenses:\s*\[([^\]]{0,400})\]")
 _OPAM_FIELD = re2.compile(r"(?m)^license:\s*(?:\"([^\"\n]{1,200})\"|\[([^\]]{0,400})\])")
 _MESON_FIELD = re2.compile(r"\blicense\s*:\s*(?:'([^'\n]{1,200})'|\[([^\]]{0,400})\])")
+_GRADLE_FIELD = re2.compile(r"\blicenses\s*\{[^}]*?\bname(?:\.set\(|\s*=\s*|\s+)[\"']([^\"'\n]{1,200})[\"']")
+_SBT_FIELD = re2.compile(r"\blicenses\s*(?::=|\+\+?=)[^\n]*?[\"']([^\"'\n]{1,200})[\"']")
+_CLJ_FIELD = re2.compile(r":license\s*\{[^}]*?:name\s*\"([^\"\n]{1,200})\"")
+_ERL_FIELD = re2.compile(r"\{\s*licenses\s*,\s*\[([^\]]{0,400})\]")
+_CHEF_FIELD = re2.compile(r"(?m)^license\s+[\"']([^\"'\n]{1,200})[\"']")
+_OCI_FIELD = re2.compile(
+    r"org\.opencontainers\.image\.licenses\s*=\s*(?:\"([^\"\n]{1,300})\"|'([^'\n]{1,300})'|([^\s\"'\\]+))"
+)
 _YAML_FIELD = re2.compile(
     r"(?m)^(?:[ \t]{0,2})(?:artifacthub\.io/)?licen[cs]es?[ \t]*:[ \t]*([^\n#]*?)[ \t]*(?:#[^\n]*)?$"
     r"((?:\n[ \t]*-[ \t]+[^\n]+)*)"
 )
+_FIELDS = {
+    "mix": _MIX_FIELD,
+    "opam": _OPAM_FIELD,
+    "meson": _MESON_FIELD,
+    "gradle": _GRADLE_FIELD,
+    "sbt": _SBT_FIELD,
+    "clj": _CLJ_FIELD,
+    "erl": _ERL_FIELD,
+    "chef": _CHEF_FIELD,
+    "oci": _OCI_FIELD,
+}
 _YAML_ITEM = re2.compile(r"(?m)^[ \t]*-[ \t]+[\"']?([^\"'\n#]+?)[\"']?[ \t]*(?:#[^\n]*)?$")
 
 
@@ -124,6 +145,18 @@ def _format(path: str) -> str | None:
         return "opam"
     if lowered == "meson.build":
         return "meson"
+    if lowered in ("build.gradle", "build.gradle.kts"):
+        return "gradle"
+    if lowered.endswith(".sbt"):
+        return "sbt"
+    if lowered == "project.clj":
+        return "clj"
+    if lowered.endswith(".app.src"):
+        return "erl"
+    if lowered == "metadata.rb":
+        return "chef"
+    if lowered.startswith(("dockerfile", "containerfile")) or lowered.endswith(".dockerfile"):
+        return "oci"
     if lowered.endswith((".yaml", ".yml", ".cff")) and not _YAML_SKIP.search(lowered):
         return "yaml"
     return None
@@ -157,7 +190,7 @@ def _raw(kind: str, text: str) -> Iterator[tuple[int, list[str], str]]:
         for match in _matches(_DCF_FIELD, text):
             yield match.start(1), [" ".join(match.group(1).split())], "OR"
     else:
-        pattern = {"mix": _MIX_FIELD, "opam": _OPAM_FIELD, "meson": _MESON_FIELD}.get(kind, _YAML_FIELD)
+        pattern = _FIELDS.get(kind, _YAML_FIELD)
         for match in _matches(pattern, text):
             yield from _listed(match, kind)
 
@@ -174,8 +207,8 @@ def _listed(match: Any, kind: str) -> Iterator[tuple[int, list[str], str]]:
             items = [m.group(1) for m in _matches(_YAML_ITEM, match.group(2))]
             yield match.end(1), items, "OR"
         return
-    listed = match.group(match.re.groups) if kind != "mix" else match.group(1)
-    if kind == "mix" or (listed is not None and kind in ("opam", "meson")):
+    listed = match.group(1) if kind in ("mix", "erl") else match.group(match.re.groups)
+    if kind in ("mix", "erl") or (listed is not None and kind in ("opam", "meson")):
         yield match.start(), _quoted(listed or ""), "AND" if kind == "meson" else "OR"
     else:
         yield match.start(), [_first(match)], "OR"

@@ -65,6 +65,30 @@ _R_NAMES = {
     "lgpl": "LGPL-2.0-or-later",
     "gpl": "GPL-2.0-or-later",
 }
+_CPAN_NAMES = {
+    # CPAN::Meta::Spec's license strings.
+    "perl_5": "Artistic-1.0-Perl OR GPL-1.0-or-later",
+    "agpl_3": "AGPL-3.0-only",
+    "apache_1_1": "Apache-1.1",
+    "apache_2_0": "Apache-2.0",
+    "artistic_1": "Artistic-1.0",
+    "artistic_2": "Artistic-2.0",
+    "bsd": "BSD-3-Clause",
+    "freebsd": "BSD-2-Clause",
+    "gfdl_1_3": "GFDL-1.3-or-later",
+    "gpl_1": "GPL-1.0-only",
+    "gpl_2": "GPL-2.0-only",
+    "gpl_3": "GPL-3.0-only",
+    "lgpl_2_1": "LGPL-2.1-only",
+    "lgpl_3_0": "LGPL-3.0-only",
+    "mit": "MIT",
+    "mozilla_1_1": "MPL-1.1",
+    "mozilla_2_0": "MPL-2.0",
+    "openssl": "OpenSSL",
+    "qpl_1_0": "QPL-1.0",
+    "zlib": "Zlib",
+    "restricted": "LicenseRef-Proprietary",
+}
 _TROVE_NAMES = {
     "bsd license": "BSD-3-Clause",
     "python software foundation license": "PSF-2.0",
@@ -259,7 +283,7 @@ def _name(part: str) -> str:
             return _R_NAMES[prefix.lower()] if prefix != "AGPL" else "AGPL-3.0-or-later"
         version = version if "." in version else f"{version}.0"
         return f"{prefix}-{version}-{'only' if r_gnu.group(2) else 'or-later'}"
-    known = _R_NAMES.get(part.lower()) or _TROVE_NAMES.get(part.lower())
+    known = _R_NAMES.get(part.lower()) or _TROVE_NAMES.get(part.lower()) or _CPAN_NAMES.get(part.lower())
     if known:
         return known
     named = NAME_ONLY.match(part)
