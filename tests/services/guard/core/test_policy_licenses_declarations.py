@@ -7,6 +7,8 @@ its cases are instances of it, not the examples the corpus held.
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proto.v1 import ContextFile, TaskRequest
 from services.guard.core.policies.licenses import LicensesPolicy, check, policy
@@ -392,3 +394,73 @@ def test_a_headers_exception_is_part_of_its_declaration(path: str, content: str,
 )
 def test_a_manifest_that_is_also_code_is_read_for_its_tags_and_headers(path: str, content: str) -> None:
     assert actions(path, content) == ["deny"]
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        ("package.json", "[" * 100_000),
+        ("composer.json", '{"license": ' * 50_000),
+        ("pyproject.toml", "a = " + "[" * 100_000),
+        ("Cargo.toml", "x = " + "{ y = " * 50_000),
+    ],
+)
+def test_a_deeply_nested_manifest_is_no_declaration_and_no_crash(path: str, content: str) -> None:
+    assert actions(path, content) == []
+
+
+_MANIFEST_PATHS = st.sampled_from(
+    [
+        "package.json",
+        "Cargo.toml",
+        "pyproject.toml",
+        "setup.py",
+        "pom.xml",
+        "DESCRIPTION",
+        "Chart.yaml",
+        "x.gemspec",
+        "X.nuspec",
+        "mix.exs",
+        "Dockerfile",
+        "build.gradle",
+        "META.json",
+        "x.app.src",
+    ]
+)
+_MANIFEST_TEXT = st.lists(
+    st.sampled_from(
+        [
+            '"license"',
+            ": ",
+            '"GPL-3.0"',
+            "license = ",
+            "License: ",
+            "<licenses>",
+            "<name>",
+            "</name>",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            "\n",
+            "  - ",
+            "GPL (>= 2)",
+            " | ",
+            "LICENSE",
+            "UNLICENSED",
+            "(",
+            ")",
+            "'",
+            '"',
+            "�",
+        ]
+    ),
+    max_size=80,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=_MANIFEST_PATHS, content=st.one_of(_MANIFEST_TEXT, st.text(max_size=500)))
+def test_any_manifest_text_is_judged_without_raising(path: str, content: str) -> None:
+    assert all(action in ("deny", "approve", "audit") for action in actions(path, content))

@@ -217,7 +217,7 @@ def _listed(match: Any, kind: str) -> Iterator[tuple[int, list[str], str]]:
 def _json(text: str) -> Iterator[tuple[int, list[str], str]]:
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # malformed, or nested deeper than the parser recurses
         return
     if not isinstance(data, dict):
         return
@@ -231,7 +231,7 @@ def _json(text: str) -> Iterator[tuple[int, list[str], str]]:
 def _toml(text: str) -> Iterator[tuple[int, list[str], str]]:
     try:
         data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, ValueError):
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError):
         return
     offset = max(text.find("licen"), 0)
     tool = _table(data, "tool")
