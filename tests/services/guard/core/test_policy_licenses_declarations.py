@@ -464,3 +464,24 @@ _MANIFEST_TEXT = st.lists(
 @given(path=_MANIFEST_PATHS, content=st.one_of(_MANIFEST_TEXT, st.text(max_size=500)))
 def test_any_manifest_text_is_judged_without_raising(path: str, content: str) -> None:
     assert all(action in ("deny", "approve", "audit") for action in actions(path, content))
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        ("src/a.py", "# Licensed under a commercial license. See LICENSE-COMMERCIAL.\n"),
+        ("src/b.ts", "// This software is provided under a proprietary license agreement with Acme Corp.\n"),
+        (
+            "LICENSE",
+            "PROPRIETARY SOFTWARE LICENSE AGREEMENT\n\nThis agreement is between you and Acme.\n" * 2,
+        ),
+        ("LICENSE.txt", "END USER LICENSE AGREEMENT\n\nPlease read this agreement carefully.\n" * 2),
+    ],
+)
+def test_a_grant_under_a_proprietary_license_is_proprietary(path: str, content: str) -> None:
+    assert expressions(path, content) == ["LicenseRef-Proprietary"]
+    assert actions(path, content) == ["deny"]
+
+
+def test_advice_about_proprietary_licenses_is_not_a_grant() -> None:
+    assert actions("src/vendor.py", "# Don't vendor code released under a proprietary license.\n") == []

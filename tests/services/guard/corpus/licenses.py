@@ -607,6 +607,24 @@ TEXTS: list[tuple[str, str, str, bool]] = [
         "// This software is the confidential and proprietary information of Umbrella Corp.\n",
         True,
     ),
+    (
+        "notice:commercial",
+        "src/i.py",
+        "# Licensed under a commercial license. See LICENSE-COMMERCIAL.\n",
+        True,
+    ),
+    (
+        "notice:eula",
+        "LICENSE.txt",
+        "END USER LICENSE AGREEMENT\n\nPlease read this agreement carefully.\n",
+        True,
+    ),
+    (
+        "negative:notice:advice-license",
+        "src/j.py",
+        "# Don't vendor code released under a proprietary license.\n",
+        False,
+    ),
     # Permissive headers and texts in the same carriers.
     *(
         (f"negative:header:apache:{c.strip()}", f"src/n{i}.x", APACHE_HEADER.format(c=c), False)

@@ -172,6 +172,8 @@ def name_to_spdx(group: Callable[[str], str | None]) -> str | None:
     if group("id") is not None:
         found = lookup((group("id") or "").rstrip(".+"))
         return None if found is None else found.spdx
+    if group("closed") is not None:
+        return "LicenseRef-Proprietary"
     if lowered.startswith("boost"):
         return "BSL-1.0"
     for prefix, spdx, versioned, default in _NAMED:

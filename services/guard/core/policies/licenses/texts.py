@@ -69,6 +69,8 @@ _NAME = _words(
     r"|CC0|Creative Commons Zero"
     r"|PolyForm (?P<pf>Noncommercial|Strict|Small Business|Perimeter|Shield|Internal Use|Free Trial)"
     rf" {_LICENSE}"
+    rf"|(?P<closed>(?:proprietary|commercial|closed[- ]source)(?: software)? {_LICENSE}(?: agreement)?"
+    rf"|end[- ]user {_LICENSE} agreement|EULA\b)"
     rf"|Boost Software {_LICENSE}"
     rf"|GNU Free Documentation {_LICENSE}(?:,? {_VERSION}(?P<fdlv>1\.[123]))?"
     rf"|\"?Artistic {_LICENSE}\"?(?: (?:{_VERSION})?(?P<artv>[12]\.0))?"
