@@ -485,3 +485,32 @@ def test_a_grant_under_a_proprietary_license_is_proprietary(path: str, content: 
 
 def test_advice_about_proprietary_licenses_is_not_a_grant() -> None:
     assert actions("src/vendor.py", "# Don't vendor code released under a proprietary license.\n") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "expression"),
+    [
+        ("src/app.js", "/*!\n * widget v1.2.3\n * @license AGPL-3.0-or-later\n */\n", "AGPL-3.0-or-later"),
+        ("src/tool.py", '"""Tool.\n\nLicense: GPL-3.0-or-later\n"""\n', "GPL-3.0-or-later"),
+        ("src/mod.py", '__author__ = "X"\n__license__ = "GPLv2"\n', "GPL-2.0-only"),
+        ("lib/x.pl", "# Licence: GNU General Public License v3\n", "GPL-3.0-only"),
+        ("src/ok.js", "/** @license MIT */\n", "MIT"),
+    ],
+)
+def test_a_license_field_line_in_a_header_is_a_declaration(path: str, content: str, expression: str) -> None:
+    assert expressions(path, content) == [expression]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "# License: see the LICENSE file\n",
+        "# license: the terms below\n",
+        'LICENSE = "GPL-3.0"  # the id we check dependencies against\n',
+        "def license(self): return self._license\n",
+        'FIXTURE = {\n    license: "GPL-3.0-only",\n}\n',
+        "class Package:\n    license: str = 'AGPL-3.0'\n",
+    ],
+)
+def test_a_license_line_that_names_no_license_is_not_a_declaration(content: str) -> None:
+    assert actions("src/x.py", content) == []

@@ -625,6 +625,18 @@ TEXTS: list[tuple[str, str, str, bool]] = [
         "# Don't vendor code released under a proprietary license.\n",
         False,
     ),
+    ("header:field", "dist/widget.js", "/*!\n * widget v1.2.3\n * @license AGPL-3.0-or-later\n */\n", True),
+    ("header:field", "src/tool.py", '"""Tool.\n\nLicense: GPL-3.0-or-later\n"""\n', True),
+    ("header:field", "src/mod.py", '__author__ = "X"\n__license__ = "GPLv2"\n', True),
+    ("negative:header:field", "dist/ok.js", "/** @license MIT */\n", False),
+    ("negative:header:field", "src/p.py", '"""Tool.\n\nLicense: BSD-3-Clause\n"""\n', False),
+    (
+        "negative:code:object-literal",
+        "src/fixture.js",
+        'const pkg = {\n  license: "GPL-3.0-only",\n};\n',
+        False,
+    ),
+    ("negative:code:field-pointer", "src/q.py", "# License: see the LICENSE file\n", False),
     # Permissive headers and texts in the same carriers.
     *(
         (f"negative:header:apache:{c.strip()}", f"src/n{i}.x", APACHE_HEADER.format(c=c), False)

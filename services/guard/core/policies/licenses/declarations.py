@@ -21,11 +21,12 @@ import re2
 
 from services.guard.core.policies.licenses.expressions import expression_prefix
 from services.guard.core.policies.licenses.manifests import is_manifest, license_fields
-from services.guard.core.policies.licenses.names import name_to_spdx, text_to_spdx
+from services.guard.core.policies.licenses.names import known, name_to_spdx, spdx, text_to_spdx
 from services.guard.core.policies.licenses.texts import (
     EXCEPTION,
     EXCEPTION_RULES,
     FENCE,
+    FIELD_LINE,
     GNU_ID,
     GRANT,
     GRANT_LEADS,
@@ -192,6 +193,10 @@ def _scan(text: str, kind: FileKind) -> list[Declaration]:
         # A tag is the file's own precise statement: headers beside it add nothing but noise.
         return tags
     region = _unlisp(text[:LICENSE_FILE_CHARS] if kind == "license" else _header(text))
+    if kind == "code":
+        fields = _field_lines(region)
+        if fields:
+            return fields
     lowered = region.lower()
     if kind == "license" or any(keyword in lowered for keyword in KEYWORDS):
         found = _texts(region)
@@ -289,6 +294,19 @@ def _spdx_tags(text: str, fenced: bool) -> list[Declaration]:
         if len(found) >= MAX_PER_FILE:
             break
     return list(found.values())
+
+
+def _field_lines(region: str) -> list[Declaration]:
+    """`@license X`, `License: X`, `__license__ = "X"` lines whose value names licenses."""
+
+    group = FIELD_LINE.groupindex["value"]
+
+    def places() -> Iterator[tuple[int, str | None]]:
+        for match in FIELD_LINE.finditer(region):
+            value = spdx(match.group(group))
+            yield match.start(group), value if value and known(value) else None
+
+    return _first_of_each(region, places(), "header")
 
 
 def _first_of_each(

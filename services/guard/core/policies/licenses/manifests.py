@@ -22,8 +22,7 @@ from typing import Any
 
 import re2
 
-from services.guard.core.policies.licenses.categories import lookup
-from services.guard.core.policies.licenses.names import spdx
+from services.guard.core.policies.licenses.names import known, spdx
 
 MANIFEST_CHARS = 256 * 1024
 MAX_FIELDS = 10
@@ -109,7 +108,7 @@ def license_fields(path: str, text: str) -> list[Field]:
     for offset, values, choice in _raw(kind, text):
         expression = _combine([spdx(value) for value in values], choice)
         # Any YAML file may hold a `license:` key (a product's license key, say): only a license counts.
-        if kind == "yaml" and expression and not _known(expression):
+        if kind == "yaml" and expression and not known(expression):
             continue
         if expression is not None and expression not in found:
             found[expression] = (offset, expression)
@@ -291,16 +290,6 @@ def _first(match: Any) -> str:
 
 def _quoted(text: str) -> list[str]:
     return [_first(m) for m in _matches(_QUOTED, text)]
-
-
-def _known(expression: str) -> bool:
-    """Whether every license in an expression is on the list, has a category, or is an SPDX LicenseRef."""
-    words = expression.replace("(", " ").replace(")", " ").split()
-    return all(
-        lookup(w) is not None or w.startswith(("LicenseRef-", "DocumentRef-"))
-        for w in words
-        if w.upper() not in ("AND", "OR", "WITH")
-    )
 
 
 def _combine(parts: list[str | None], choice: str) -> str | None:

@@ -308,3 +308,13 @@ def _trove(classifier: str) -> str:
         if found is not None:
             return found.spdx
     return _name(last)
+
+
+def known(expression: str) -> bool:
+    """Whether every license in an expression is on the list, has a category, or is an SPDX LicenseRef."""
+    words = expression.replace("(", " ").replace(")", " ").split()
+    return all(
+        lookup(w) is not None or w.startswith(("LicenseRef-", "DocumentRef-"))
+        for w in words
+        if w.upper() not in ("AND", "OR", "WITH")
+    )

@@ -41,6 +41,14 @@ SPDX_TAG = re2.compile(
 )
 # What may follow the expression on its line: a comment's end, or the right edge of a comment box.
 TAG_END = re2.compile(r"\s*(?:\*/|-->|-\}|\*\)|\"\"\"|''').*$|[\s\"',;*|#]+$")
+# A header's license field: JSDoc's `@license`, a docstring's `License:`, Python's `__license__ =`.
+FIELD_LINE = re2.compile(
+    r"(?im)^"
+    + _MARK
+    + r"[\"']{0,3}(?:@licen[cs]e[ \t]+|licen[cs]e[ \t]*:[ \t]*|__license__[ \t]*=[ \t]*[\"'])"
+    # A quoted value after `license:` is data in code (an object literal), not a header's field.
+    r"(?P<value>[^\r\n\"']{1,120})"
+)
 FENCE = re2.compile(r"(?m)^[ \t]*(?:```|~~~)")
 
 _LICENSE = r"Licen[cs]e"
