@@ -514,3 +514,19 @@ def test_a_license_field_line_in_a_header_is_a_declaration(path: str, content: s
 )
 def test_a_license_line_that_names_no_license_is_not_a_declaration(content: str) -> None:
     assert actions("src/x.py", content) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "    '# SPDX-License-Identifier: GPL-3.0-only\\n'",
+        "    '// SPDX-License-Identifier: AGPL-3.0-only',",
+        "    '<!-- SPDX-License-Identifier: GPL-2.0-only -->'",
+    ],
+)
+def test_a_tag_inside_a_string_literal_is_not_a_declaration(line: str) -> None:
+    assert actions("tests/test_tags.py", "CASES = [\n" + line + "\n]\n") == []
+
+
+def test_a_basic_comment_still_holds_a_tag() -> None:
+    assert actions("Module1.vb", "' SPDX-License-Identifier: GPL-3.0-only\nModule Module1\n") == ["deny"]

@@ -864,6 +864,11 @@ MENTIONS: list[tuple[str, str, str]] = [
         "dependencies {\n  implementation 'org.gnu:gpl-lib:1.0' // GPL-3.0\n}\n",
     ),
     (
+        "code:string-tag",
+        "tests/test_tags.py",
+        "CASES = [\n    '# SPDX-License-Identifier: GPL-3.0-only\\n',\n]\n",
+    ),
+    (
         "late-header",
         "src/late.c",
         "int x;\n" * 80 + "/* This program is free software; you can redistribute it under "

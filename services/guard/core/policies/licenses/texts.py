@@ -12,8 +12,9 @@ import re2
 
 # A gap between two words of a phrase: spaces, line breaks and the comment markers that start a line.
 _GAP = r"[\s#*/;%!|<>-]+"
-_MARK = r"[ \t]*(?:(?:[#*/;%!|<>'-]+|\(\*|\{-|rem\b|::|dnl\b)[ \t]*)*"
-"""Comment markers that may open a line before a tag or a title."""
+_MARK = r"[ \t]*(?:(?:[#*/;%!|<>-]+|'[ \t]|\(\*|\{-|rem\b|::|dnl\b)[ \t]*)*"
+"""Comment markers that may open a line before a tag or a title. A quote is Basic's comment only before a
+space: `'# SPDX-License-Identifier: ...` is a string literal in code (a test's fixture), not a comment."""
 
 
 def _words(pattern: str) -> str:
