@@ -530,3 +530,30 @@ def test_a_tag_inside_a_string_literal_is_not_a_declaration(line: str) -> None:
 
 def test_a_basic_comment_still_holds_a_tag() -> None:
     assert actions("Module1.vb", "' SPDX-License-Identifier: GPL-3.0-only\nModule Module1\n") == ["deny"]
+
+
+@pytest.mark.parametrize(
+    ("title", "expression"),
+    [
+        ("The Universal Permissive License (UPL), Version 1.0\n", "UPL-1.0"),
+        ("Microsoft Public License (Ms-PL)\n", "MS-PL"),
+        ("PostgreSQL Licence\n", "PostgreSQL"),
+        ("University of Illinois/NCSA Open Source License\n", "NCSA"),
+        ("CeCILL FREE SOFTWARE LICENSE AGREEMENT\n\nVersion 2.1 dated 2013-06-21\n", "CECILL-2.1"),
+    ],
+)
+def test_a_license_files_title_that_holds_an_id_names_it(title: str, expression: str) -> None:
+    body = title + "\nSome terms that no rule knows, in many words, over several lines.\n" * 3
+    assert expressions("LICENSE", body) == [expression]
+
+
+@pytest.mark.parametrize(
+    ("path", "content"),
+    [
+        (".licensee.yml", "license: GPL-3.0\nallowed:\n  - MIT\n"),
+        ("config/scan.ini", "[scan]\nlicense: GPL-3.0\n"),
+        ("k8s/deploy.yaml", "metadata:\n  labels:\n    license: agpl\n"),
+    ],
+)
+def test_a_license_key_in_data_that_is_no_manifest_is_not_a_field_line(path: str, content: str) -> None:
+    assert actions(path, content) == []

@@ -637,6 +637,30 @@ TEXTS: list[tuple[str, str, str, bool]] = [
         False,
     ),
     ("negative:code:field-pointer", "src/q.py", "# License: see the LICENSE file\n", False),
+    (
+        "text:title-id",
+        "LICENSE",
+        "CeCILL FREE SOFTWARE LICENSE AGREEMENT\n\nVersion 2.1 dated 2013-06-21\n",
+        True,
+    ),
+    (
+        "negative:text:title-id",
+        "LICENSE",
+        "The Universal Permissive License (UPL), Version 1.0\n\nSubject to the condition\n",
+        False,
+    ),
+    (
+        "negative:text:title-id",
+        "LICENSE.txt",
+        "PostgreSQL Licence\n\nPermission to use, copy, modify and distribute\n",
+        False,
+    ),
+    (
+        "negative:text:title-id",
+        "LICENSE",
+        "University of Illinois/NCSA Open Source License\n\nCopyright (c) 2003\n",
+        False,
+    ),
     # Permissive headers and texts in the same carriers.
     *(
         (f"negative:header:apache:{c.strip()}", f"src/n{i}.x", APACHE_HEADER.format(c=c), False)

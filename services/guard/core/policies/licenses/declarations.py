@@ -21,7 +21,7 @@ import re2
 
 from services.guard.core.policies.licenses.expressions import expression_prefix
 from services.guard.core.policies.licenses.manifests import is_manifest, license_fields
-from services.guard.core.policies.licenses.names import known, name_to_spdx, spdx, text_to_spdx
+from services.guard.core.policies.licenses.names import known, name_to_spdx, spdx, text_to_spdx, title_to_spdx
 from services.guard.core.policies.licenses.texts import (
     EXCEPTION,
     EXCEPTION_RULES,
@@ -53,7 +53,9 @@ LICENSE_FILE_CHARS = 256 * 1024
 MAX_TAG_CHARS = 300
 """An SPDX expression longer than this is not parsed (it is judged unknown)."""
 TITLE_CHARS = 200
-"""A license file's title is looked for in this many characters at its top."""
+"""A license file's title is looked for in this many characters at its top..."""
+TITLE_LINES = 3
+"""...and an id in its title in this many lines."""
 MAX_PER_FILE = 20
 """Distinct declarations reported per file."""
 MAX_MATCHES = 1000
@@ -96,6 +98,7 @@ _SKIP_NAMES = frozenset(
         "about.toml",
         "clearlydefined.yaml",
         "copyright",
+        "dep5",
     }
 )
 _SKIP_SUFFIXES = (".json", ".jsonl", ".lock", ".gemspec", ".nuspec", ".podspec", ".cabal", ".spdx", ".sarif")
@@ -177,23 +180,26 @@ def find_declarations(path: str, text: str) -> list[Declaration]:
         return []
     text = _encodable(text)
     if kind != "manifest":
-        return _scan(text, kind)
+        # Field lines (`License: X`) are a source file's; in YAML or INI such a key is data (see manifests).
+        return _scan(text, kind, field_lines=path.lower().endswith(_CODE_SUFFIXES))
     fields = [_declaration(text, o, expression, "manifest") for o, expression in license_fields(path, text)]
     if path.lower().endswith(".json"):
         return fields  # JSON has no comments to hold a tag or a header
     # Most manifests are also code (setup.py, build.gradle, a Dockerfile) and may carry a tag or a header.
     named = {d.expression for d in fields}
-    return (fields + [d for d in _scan(text, "code") if d.expression not in named])[:MAX_PER_FILE]
+    # Its license fields are the manifest's to read (a YAML key's indentation, say), not the header's.
+    header = [d for d in _scan(text, "code", field_lines=False) if d.expression not in named]
+    return (fields + header)[:MAX_PER_FILE]
 
 
-def _scan(text: str, kind: FileKind) -> list[Declaration]:
-    """A file's tags, else its texts or header grants, else its proprietary notice."""
+def _scan(text: str, kind: FileKind, field_lines: bool = True) -> list[Declaration]:
+    """A file's tags, else its field lines, texts or header grants, else its proprietary notice."""
     tags = _spdx_tags(text, fenced=kind == "doc")
     if tags:
         # A tag is the file's own precise statement: headers beside it add nothing but noise.
         return tags
     region = _unlisp(text[:LICENSE_FILE_CHARS] if kind == "license" else _header(text))
-    if kind == "code":
+    if kind == "code" and field_lines:
         fields = _field_lines(region)
         if fields:
             return fields
@@ -223,7 +229,8 @@ def _unidentified(region: str) -> Declaration:
         named = name_to_spdx(title.group)
         if named is not None:
             return _declaration(region, offset, named, "text")
-    return _declaration(region, offset, "NOASSERTION", "text")
+    held = title_to_spdx("\n".join(body.splitlines()[:TITLE_LINES]))
+    return _declaration(region, offset, held or "NOASSERTION", "text")
 
 
 def _unlisp(region: str) -> str:

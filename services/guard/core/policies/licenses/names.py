@@ -318,3 +318,27 @@ def known(expression: str) -> bool:
         for w in words
         if w.upper() not in ("AND", "OR", "WITH")
     )
+
+
+_TITLE_WORD = re2.compile(r"[A-Za-z][A-Za-z0-9+]*(?:[.-][A-Za-z0-9+]+)*")
+_TITLE_VERSION = re2.compile(r"\b[vV]?(\d+(?:\.\d+)*)\b")
+
+
+def title_to_spdx(title: str) -> str | None:
+    """The id a license's title holds: "(UPL), Version 1.0" is UPL-1.0, "PostgreSQL Licence" PostgreSQL.
+
+    Only a title that says it is a license counts, so a first line that merely starts with a word that is
+    also an id ("Fair use of ...") names nothing.
+    """
+    if "licen" not in title.lower():
+        return None
+    version = _TITLE_VERSION.search(title)
+    for match in _TITLE_WORD.finditer(title):
+        word = match.group()
+        if word.lower() in ("license", "licence", "the", "version", "open", "source", "public", "free"):
+            continue
+        for candidate in ((f"{word}-{version.group(1)}",) if version else ()) + (word,):
+            found = lookup(candidate)
+            if found is not None and not found.exception:
+                return found.spdx
+    return None
