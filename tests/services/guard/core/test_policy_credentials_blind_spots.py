@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import string
+import time
 
 import pytest
 
@@ -151,3 +152,30 @@ def test_a_base64_wrapped_credential_is_found(wrapped: str) -> None:
 def test_a_reference_to_a_secret_manager_is_not_a_secret(key: str, reference: str) -> None:
     text = key + reference + ('"' if key.endswith('"') else "")
     assert rules(text) == []
+
+
+def _cpu(text: str) -> float:
+    req = TaskRequest(id="t1", tenant="acme", role="implementer", prompt=text)
+    check(req, CredentialsPolicy())  # RE2 builds its DFA lazily: warm up first
+    best = float("inf")
+    for _ in range(3):
+        started = time.process_time()
+        check(req, CredentialsPolicy())
+        best = min(best, time.process_time() - started)
+    return best
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        # A long value on a secret-named key is searched for a format at its start, not rescanned whole:
+        # a value holding the next key would otherwise make every key cost the rest of the text.
+        ("token=" + "A" * 2000) * 500,
+        # Base64 runs that open like a wrapped key: each is decoded once, and only up to the cap.
+        ("QUtJQ" + "A" * 8000 + " ") * 120,
+    ],
+    ids=["nested long values", "wrapped-looking runs"],
+)
+def test_long_values_cost_no_more_than_plain_text(hostile: str) -> None:
+    plain = ("def handler(event):\n    return {'statusCode': 200, 'body': event}\n" * 20000)[: len(hostile)]
+    assert _cpu(hostile) < 3 * _cpu(plain) + 0.002

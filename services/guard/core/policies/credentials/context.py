@@ -111,7 +111,8 @@ CONTEXT: tuple[Rule, ...] = (
         reveal=0,
         judge="wrapped",
         min_len=16,
-        max_len=16384,
+        # A base64 service-account file or a 4096-bit PEM is under 6 KB; each candidate is decoded once.
+        max_len=8192,
     ),
     Rule(
         "npm-auth-token",

@@ -40,6 +40,9 @@ MAX_CANDIDATES = 256
 LONG_MATCH = 256
 """Matches longer than this are judged without locating their secret group (see Scanner)."""
 _TOKEN_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/=")
+_VALUE_OPENERS = (b"=", b":", b">", b" ", b"\t", b'"', b"'", b"`")
+_FORMAT_WINDOW = 16384
+"""How far into a too-long generic value a known format is looked for (a JWT's own cap)."""
 _WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _VALUE_STARTS = " \t\n\"'`=,;([{<>"
 _PATTERN_PREFIX = "re:"
@@ -152,13 +155,32 @@ class Scanner:
             # inside a generic value the scan goes on, to find the known format it may hold.
             resume = end if candidate is None else candidate.secret_end
             if candidate is not None and candidate.rule.nested:
-                # One back: a format may need the separator before it (`=sk-ant-...`).
-                resume = candidate.secret_start - 1
+                # One back: a format may need the separator before it (`=sk-ant-...`). A value too long
+                # for its rule is searched only for a format at its start (a 1 KB JWT after `token:`):
+                # rescanning all of it would let each key inside it cost the rest of the text again.
+                too_long = candidate.secret_end - candidate.secret_start > candidate.rule.max_len
+                if not too_long or self._format_at(data, candidate.at, candidate.end):
+                    resume = candidate.secret_start - 1
             if candidate is not None and candidate.rule.user and candidate.secret_start - at > 24:
                 resume = at + 1  # a user name long enough to be a token: `https://ghp_...:x@github.com`
             pos = max(resume, at + 1)
             if candidate is not None:
                 yield candidate
+
+    def _format_at(self, data: bytes, at: int, end: int) -> bool:
+        """Whether a known format (no generic rule) opens the value of the match `data[at:end]`.
+
+        The value starts after the last separator or quote in the match's head (a token holds none of
+        them). The anchored set runs only while some format can still match, which a run of its
+        alphabet bounds, and the window bounds the copy.
+        """
+        head = data[at : at + 64]
+        start = at + max(head.rfind(c) for c in _VALUE_OPENERS) + 1
+        if start == at:
+            return False
+        # Sliced at the value, `^` stands for the separator a format's pattern may consume before it.
+        named = self.starts.Match(data[start : min(end, start + _FORMAT_WINDOW)])
+        return named is not None and any(not self.rules[i].nested for i in named)
 
     def _identify(self, data: bytes, at: int, end: int) -> Candidate | None:
         """Which rule matched `data[at:end]`, and where its secret is."""

@@ -260,4 +260,5 @@ def decoded_text(value: str) -> str | None:
         text = raw.decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    return text if all(c.isprintable() or c in "\r\n\t" for c in text) else None
+    printable = text.replace("\n", "").replace("\r", "").replace("\t", "").isprintable()
+    return text if printable else None
