@@ -150,3 +150,11 @@ _TOKENS = st.sampled_from(
 def test_any_expression_is_judged_without_raising(tokens: list[str]) -> None:
     judged = judge(" ".join(tokens), DEFAULT)
     assert judged.outcome in ("allow", "audit", "approve", "deny")
+
+
+@pytest.mark.parametrize(
+    ("expression", "kind"),
+    [("Apache-2.0+", "permissive"), ("MPL-2.0+", "weak-copyleft"), ("EUPL-1.1+", "weak-copyleft")],
+)
+def test_an_or_later_plus_on_any_id_keeps_its_category(expression: str, kind: str) -> None:
+    assert judge(expression, DEFAULT).kind == kind

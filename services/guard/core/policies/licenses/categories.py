@@ -149,6 +149,8 @@ def lookup(key: str) -> License | None:
     found = index().get(key.lower())
     if found is not None:
         return found
+    if key.endswith("+") and len(key) > 1:
+        return lookup(key[:-1])  # SPDX's "+" (this version or later) keeps the license's category
     for pattern, category in _extras():
         if pattern.match(key):
             return License(key, category, "Clause" in key)
