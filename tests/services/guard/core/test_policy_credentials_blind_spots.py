@@ -179,3 +179,9 @@ def _cpu(text: str) -> float:
 def test_long_values_cost_no_more_than_plain_text(hostile: str) -> None:
     plain = ("def handler(event):\n    return {'statusCode': 200, 'body': event}\n" * 20000)[: len(hostile)]
     assert _cpu(hostile) < 3 * _cpu(plain) + 0.002
+
+
+def test_a_base64_value_may_start_with_a_slash_and_a_path_is_still_a_path() -> None:
+    # Found by the corpus: 1 in 32 base64 keys starts with `/`, and was taken for a file path.
+    assert rules("account_key=/NXwrL7r28sKrm159W5FqvHZrsv/eX0PefPEFWEoq3==") == ["generic-secret"]
+    assert rules("password_file = /run/secrets/database_password\ntoken: ~/.config/gh/hosts.yml") == []

@@ -205,9 +205,18 @@ def is_name(word: str) -> bool:
     return all(s.isdigit() or _is_word(s) for s in segments)
 
 
+def _is_path(value: str) -> bool:
+    """A file path (`/run/secrets/db`, `~/.aws/credentials`); not base64 that starts with `/`."""
+    if not value.startswith(("/", "./", "~/", "../")) or value.endswith("="):
+        return False
+    # A path's long parts are names (`credentials.json`); a base64 value's are random.
+    parts = [p.split(".", 1)[0].replace("-", "_") for p in value.split("/") if len(p) >= 12]
+    return all(p.isidentifier() and is_name(p) for p in parts)
+
+
 def is_reference(value: str) -> bool:
     """A value that names something rather than holds it: a variable, an attribute, a path, a name."""
-    if is_variable(value) or value.startswith(("/", "./", "~/", "../")) or is_secret_reference(value):
+    if is_variable(value) or _is_path(value) or is_secret_reference(value):
         return True
     if value[:1] in ("@", "&", "*"):
         # A decorator, a YAML anchor or alias, an address, a dereference: a name after the sigil is a

@@ -20,6 +20,7 @@ from tests.services.guard.corpus.credentials.carriers import (
     CARRIED,
     CONTEXT_CARRIERS,
     KEY_CARRIERS,
+    MORE_CARRIERS,
     SECRET_KEYS,
     VALUE_CARRIERS,
     secret_value,
@@ -57,6 +58,9 @@ def _positive_cases() -> list[tuple[str, str, dict[str, object]]]:
         for j in range(3):
             path, template = VALUE_CARRIERS[(i + j * 5) % len(VALUE_CARRIERS)]
             out.append((kind, source, _place(path, template.format(expand(spec, g)))))
+    for i, (kind, source, spec) in enumerate(FORMATS):
+        path, template = MORE_CARRIERS[i % len(MORE_CARRIERS)]
+        out.append((kind, source, _place(path, template.format(expand(spec, g)))))
     for kind, source, gen in KEYS:
         for path, template in KEY_CARRIERS:
             key = gen(g)
@@ -166,8 +170,10 @@ def _negative_cases() -> list[tuple[str, str, dict[str, object]]]:
         path, template = VALUE_CARRIERS[i % len(VALUE_CARRIERS)]
         placeholder = value[:keep] + ("X" if value[keep : keep + 1].isupper() else "x") * (len(value) - keep)
         out.append((f"negative:placeholder:{kind}", source, _place(path, template.format(placeholder))))
-    for i, reference in enumerate(REFERENCES * 3):
-        path, template = VALUE_CARRIERS[(i * 7) % len(VALUE_CARRIERS)]
+    for i, reference in enumerate(REFERENCES * 4):
+        path, template = (VALUE_CARRIERS + MORE_CARRIERS)[
+            (i * 7) % (len(VALUE_CARRIERS) + len(MORE_CARRIERS))
+        ]
         out.append(
             (
                 "negative:reference",

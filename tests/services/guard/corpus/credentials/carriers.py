@@ -232,3 +232,18 @@ CARRIED += [
         "POST /v1/jobs HTTP/1.1\nX-Auth-Token: {v}\nContent-Type: application/json\n",
     ),
 ]
+
+# More places a token turns up, each format put in one of them: docs, shells of other systems, logs,
+# block scalars and heredocs, a Secret's base64 data, a requirement's URL, a Makefile recipe.
+MORE_CARRIERS: list[tuple[str, str]] = [
+    ("README.md", "## Setup\n\n```bash\nexport SERVICE_VALUE={}\n```\n"),
+    ("deploy.ps1", '$env:SERVICE_VALUE = "{}"\n& ./deploy.ps1\n'),
+    ("setup.bat", "@echo off\nset SERVICE_VALUE={}\ncall run.bat\n"),
+    ("deploy/values.yaml", "service:\n  value: |\n    {}\n"),
+    ("infra/blob.tf", "locals {{\n  blob = <<EOT\n{}\nEOT\n}}\n"),
+    ("Makefile", "deploy:\n\tcurl -sS -H 'X-Value: {}' https://api.example.com/deploy\n"),
+    ("logs/app.log", "2024-05-01T10:00:00Z INFO outgoing headers={{'x-value': '{}', 'accept': '*/*'}}\n"),
+    ("requirements.txt", "requests==2.31.0\ngit+https://{}@git.example.com/acme/private.git\n"),
+    ("chat.md", "> can you check why this fails?\n> `client = Client({})`\n"),
+    ("config.xml", "<settings>\n  <value>{}</value>\n</settings>\n"),
+]
