@@ -557,3 +557,8 @@ def test_a_license_files_title_that_holds_an_id_names_it(title: str, expression:
 )
 def test_a_license_key_in_data_that_is_no_manifest_is_not_a_field_line(path: str, content: str) -> None:
     assert actions(path, content) == []
+
+
+def test_an_eula_file_is_a_license_file() -> None:
+    content = "END USER LICENSE AGREEMENT\n\nPlease read this agreement carefully.\n"
+    assert actions("EULA.txt", content) == ["deny"]

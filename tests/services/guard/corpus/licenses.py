@@ -661,6 +661,12 @@ TEXTS: list[tuple[str, str, str, bool]] = [
         "University of Illinois/NCSA Open Source License\n\nCopyright (c) 2003\n",
         False,
     ),
+    (
+        "notice:eula-file",
+        "EULA.txt",
+        "END USER LICENSE AGREEMENT\n\nPlease read this agreement carefully.\n",
+        True,
+    ),
     # Permissive headers and texts in the same carriers.
     *(
         (f"negative:header:apache:{c.strip()}", f"src/n{i}.x", APACHE_HEADER.format(c=c), False)
@@ -926,6 +932,28 @@ COMBINED = [
 ]
 
 
+GO_MODULES: list[tuple[str, str, bool]] = [
+    (
+        "go-module:gpl",
+        "                    GNU GENERAL PUBLIC LICENSE\n                       Version 3, 29 June 2007\n",
+        True,
+    ),
+    (
+        "go-module:agpl",
+        "                    GNU AFFERO GENERAL PUBLIC LICENSE\n                       Version 3\n",
+        True,
+    ),
+    ("go-module:busl", "Business Source License 1.1\n\nParameters\n\nLicensor: Example Corp.\n", True),
+    ("negative:go-module:bsd", "Copyright (c) 2009 The Go Authors.\n\n" + BSD_BODY, False),
+    ("negative:go-module:mit", "MIT License\n\nCopyright (c) 2024 Example\n\n" + MIT_BODY, False),
+    (
+        "negative:go-module:apache",
+        "                Apache License\n                Version 2.0, January 2004\n",
+        False,
+    ),
+]
+
+
 def _cases() -> list[Case]:
     cases: list[Case] = []
 
@@ -964,6 +992,13 @@ def _cases() -> list[Case]:
         add(kind, positive, path, content, "license texts and headers as published")
     for kind, path, content in MENTIONS:
         add(f"negative:{kind}", False, path, content, "mentions and inventories that are not declarations")
+    # Go has no license field: a module's LICENSE beside its go.mod is its declaration.
+    go_mod = {"path": "go.mod", "content": "module example.com/x\n\ngo 1.22\n"}
+    for kind, text, positive in GO_MODULES:
+        context = [go_mod, {"path": "LICENSE", "content": text}]
+        n = len(cases)
+        request_ = request("licenses", n, context=context)
+        cases.append(Case("licenses", kind, positive, request_, "Go modules reference: module licenses"))
     return cases
 
 

@@ -107,7 +107,7 @@ _SKIP_NAME_PATTERN = re2.compile(
 )
 _SEMICOLONS = re2.compile(r"(?m)^[ \t]*;+")
 _LICENSE_NAME_PATTERN = re2.compile(
-    r"(?i)^(?:un)?licen[cs]e(?:[-_.].*)?$|^copying(?:[-_.].*)?$|\.licen[cs]e$"
+    r"(?i)^(?:un)?licen[cs]e(?:[-_.].*)?$|^copying(?:[-_.].*)?$|\.licen[cs]e$|^eula(?:[-_.].*)?$"
 )
 _CODE_SUFFIXES = (
     ".py",
