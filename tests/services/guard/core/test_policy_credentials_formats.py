@@ -145,6 +145,8 @@ def test_stand_ins_public_halves_and_headers_are_not_credentials(text: str) -> N
         "new_auth = get_netrc_auth(url) if self.trust_env else None",
         '{"license_key": "389-exception", "spdx_license_key": "LicenseRef-scancode-adobe-2006"}',
         "client = Client(cl_api_key=cl_api_key, timeout=5)",
+        # A short vendor prefix on an identifier: its format must also be random enough.
+        "fw_configurationManagerXYZ1 = load_firmware()",
     ],
 )
 def test_ordinary_third_party_code_holds_no_credential(text: str) -> None:

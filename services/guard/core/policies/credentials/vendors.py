@@ -121,7 +121,7 @@ VENDOR_FORMATS: tuple[Rule, ...] = (
         "notion-token", "Notion integration token", r"ntn_[0-9]{11}[A-Za-z0-9]{35}|secret_[A-Za-z0-9]{43}", 4
     ),
     _prefixed("airtable-token", "Airtable personal access token", r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}", 3),
-    _prefixed("octopus-deploy-key", "Octopus Deploy API key", r"API-[A-Z0-9]{26}", 4),
+    _prefixed("octopus-deploy-key", "Octopus Deploy API key", r"API-[A-Z0-9]{26}", 4, judge="entropy"),
     _prefixed("infracost-token", "Infracost API token", r"ico-[A-Za-z0-9]{32}", 4),
     _prefixed("frameio-token", "Frame.io API token", r"fio-u-[A-Za-z0-9_=-]{64}", 6),
     _prefixed("intra42-secret", "42 intra client secret", r"s-s4t2(?:ud|af)-[a-f0-9]{64}", 9),
@@ -143,8 +143,11 @@ VENDOR_FORMATS: tuple[Rule, ...] = (
         r"x(?:keysib|smtpsib)-[a-f0-9]{64}-[A-Za-z0-9]{16}",
         8,
     ),
-    _prefixed("mailgun-api-key", "Mailgun API key", r"key-[a-f0-9]{32}", 4),
-    _prefixed("twilio-account-sid", "Twilio account SID", r"AC[a-f0-9]{32}", 4, severity="medium"),
+    # Short prefixes a cache key or an id may share: these must also be random enough (judge "entropy").
+    _prefixed("mailgun-api-key", "Mailgun API key", r"key-[a-f0-9]{32}", 4, judge="entropy"),
+    _prefixed(
+        "twilio-account-sid", "Twilio account SID", r"AC[a-f0-9]{32}", 4, severity="medium", judge="entropy"
+    ),
     _prefixed(
         "mapbox-secret-token",
         "Mapbox secret token",
@@ -158,5 +161,5 @@ VENDOR_FORMATS: tuple[Rule, ...] = (
     _prefixed("langsmith-api-key", "LangSmith API key", r"lsv2_(?:pt|sk)_[a-f0-9]{32}_[a-f0-9]{10}", 8),
     _prefixed("pinecone-api-key", "Pinecone API key", r"pcsk_[A-Za-z0-9]{4,8}_[A-Za-z0-9]{40,80}", 5),
     _prefixed("tavily-api-key", "Tavily API key", r"tvly-(?:dev-|prod-)?[A-Za-z0-9]{32}", 5),
-    _prefixed("fireworks-api-key", "Fireworks AI API key", r"fw_[A-Za-z0-9]{24}", 3),
+    _prefixed("fireworks-api-key", "Fireworks AI API key", r"fw_[A-Za-z0-9]{24}", 3, judge="entropy"),
 )
