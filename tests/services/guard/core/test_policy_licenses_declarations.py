@@ -562,3 +562,24 @@ def test_a_license_key_in_data_that_is_no_manifest_is_not_a_field_line(path: str
 def test_an_eula_file_is_a_license_file() -> None:
     content = "END USER LICENSE AGREEMENT\n\nPlease read this agreement carefully.\n"
     assert actions("EULA.txt", content) == ["deny"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expression"),
+    [
+        ("PSF", "PSF-2.0"),
+        ("Boost", "BSL-1.0"),
+        ("Artistic", "Artistic-1.0"),
+        ("same as Perl", "Artistic-1.0-Perl OR GPL-1.0-or-later"),
+        ("Dual MIT/GPL", "MIT OR GPL-1.0-or-later"),
+        ("GPL 2 or later", "GPL-2.0-or-later"),
+        ("GPLv3 or any later version", "GPL-3.0-or-later"),
+    ],
+)
+def test_common_manifest_license_names(value: str, expression: str) -> None:
+    assert expressions("setup.py", f'setup(name="x", license="{value}")\n') == [expression]
+
+
+def test_boosts_id_in_a_header_is_not_the_business_source_license() -> None:
+    assert expressions("src/x.hpp", "// Distributed under BSL-1.0.\nint x;\n") == ["BSL-1.0"]
+    assert actions("src/x.hpp", "// Distributed under BSL-1.0.\nint x;\n") == []

@@ -334,6 +334,18 @@ NAMED: list[tuple[str, str, str, bool]] = [
     ("gem-list", "x.gemspec", "Gem::Specification.new do |s|\n  s.licenses = ['AGPL-3.0']\nend\n", True),
 ]
 
+NAMED += [
+    ("common-name", "setup.py", 'setup(name="x", license="GPL 2 or later")\n', True),
+    ("common-name", "setup.py", 'setup(name="x", license="same as Perl")\n', True),
+    ("common-name", "x.gemspec", "Gem::Specification.new do |s|\n  s.license = 'AGPLv3'\nend\n", True),
+    ("common-name", "setup.cfg", "[metadata]\nlicense = BSL\n", True),
+    ("common-name", "setup.py", 'setup(name="x", license="Boost")\n', False),
+    ("common-name", "setup.py", 'setup(name="x", license="Dual MIT/GPL")\n', False),
+    ("common-name", "setup.py", 'setup(name="x", license="PSF")\n', False),
+    ("common-name", "pkg.spec", "Name: x\nLicense: ASL 2.0\n", False),
+    ("common-name", "setup.py", 'setup(name="x", license="Apache 2")\n', False),
+]
+
 # (kind, path, content, positive): headers, full texts and notices.
 GPL_HEADER = (
     "{c} Copyright (C) 2019 Jane Hacker\n{c}\n{c} This program is "
@@ -667,6 +679,7 @@ TEXTS: list[tuple[str, str, str, bool]] = [
         "END USER LICENSE AGREEMENT\n\nPlease read this agreement carefully.\n",
         True,
     ),
+    ("negative:header:boost-id", "include/x.hpp", "// Distributed under BSL-1.0.\nint x;\n", False),
     # Permissive headers and texts in the same carriers.
     *(
         (f"negative:header:apache:{c.strip()}", f"src/n{i}.x", APACHE_HEADER.format(c=c), False)

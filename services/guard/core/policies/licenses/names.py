@@ -65,6 +65,19 @@ _R_NAMES = {
     "lgpl": "LGPL-2.0-or-later",
     "gpl": "GPL-2.0-or-later",
 }
+_DUAL = re2.compile(r"(?i)^(?:dual[- ]licen[cs]ed|dual)(?: under)?:?\s+")
+_OR_LATER = re2.compile(
+    r"(?i)\s*(?:,\s*)?\bor\s+(?:\(at your option\)\s+)?(?:any\s+)?(?:later|newer|greater)(?:\s+version)?"
+)
+_COMMON = {
+    # Short names package authors write that neither the list nor the patterns hold.
+    "psf": "PSF-2.0",
+    "boost": "BSL-1.0",
+    "artistic": "Artistic-1.0",
+    "perl": "Artistic-1.0-Perl OR GPL-1.0-or-later",
+    "same as perl": "Artistic-1.0-Perl OR GPL-1.0-or-later",
+    "same terms as perl itself": "Artistic-1.0-Perl OR GPL-1.0-or-later",
+}
 _CPAN_NAMES = {
     # CPAN::Meta::Spec's license strings.
     "perl_5": "Artistic-1.0-Perl OR GPL-1.0-or-later",
@@ -137,6 +150,10 @@ _NAMED = (
 
 def name_to_spdx(group: Callable[[str], str | None]) -> str | None:
     """The SPDX id of a license name matched by _NAME; None for a word that is no license id."""
+    word = group("id")
+    found = None if word is None else lookup(word.rstrip(".+"))
+    if found is not None:  # checked first: "BSL-1.0" is Boost's id, not a Business Source name
+        return found.spdx
     name = " ".join((group("name") or "").split())
     lowered = name.lower()
     if "general public" in lowered:
@@ -169,9 +186,6 @@ def name_to_spdx(group: Callable[[str], str | None]) -> str | None:
         return "CC0-1.0"
     if group("pf") is not None or group("pf2") is not None:
         return _polyform(group("pf") or group("pf2"))
-    if group("id") is not None:
-        found = lookup((group("id") or "").rstrip(".+"))
-        return None if found is None else found.spdx
     if group("closed") is not None:
         return "LicenseRef-Proprietary"
     if lowered.startswith("boost"):
@@ -190,7 +204,7 @@ def name_to_spdx(group: Callable[[str], str | None]) -> str | None:
         return "0BSD" if number == "0" else f"BSD-{number or 3}-Clause"
     if lowered.startswith("isc"):
         return "ISC"
-    return "MIT"
+    return None if word is not None else "MIT"  # a word that is no license names none
 
 
 def _polyform(name: str | None) -> str:
@@ -238,6 +252,7 @@ def spdx(value: str) -> str | None:
     value = " ".join(value.strip().strip("\"'").split())
     if not value or _POINTER.search(value):
         return None
+    value = _OR_LATER.sub("+", _DUAL.sub("", value))
     lowered = value.lower()
     if lowered in _PROPRIETARY:
         return ""
@@ -285,7 +300,10 @@ def _name(part: str) -> str:
             return _R_NAMES[prefix.lower()] if prefix != "AGPL" else "AGPL-3.0-or-later"
         version = version if "." in version else f"{version}.0"
         return f"{prefix}-{version}-{'only' if r_gnu.group(2) else 'or-later'}"
-    known = _R_NAMES.get(part.lower()) or _TROVE_NAMES.get(part.lower()) or _CPAN_NAMES.get(part.lower())
+    lowered = part.lower()
+    known = (
+        _R_NAMES.get(lowered) or _TROVE_NAMES.get(lowered) or _CPAN_NAMES.get(lowered) or _COMMON.get(lowered)
+    )
     if known:
         return known
     named = NAME_ONLY.match(part)
