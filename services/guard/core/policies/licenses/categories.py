@@ -16,7 +16,7 @@ import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
-from typing import Literal
+from typing import Literal, get_args
 
 import re2
 
@@ -30,17 +30,8 @@ Category = Literal[
     "source-available",
     "proprietary",
 ]
-CATEGORIES: tuple[Category, ...] = (
-    "public-domain",
-    "permissive",
-    "weak-copyleft",
-    "unknown",
-    "strong-copyleft",
-    "network-copyleft",
-    "source-available",
-    "proprietary",
-)
-"""From the most permissive to the most restrictive."""
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+"""From the most permissive to the most restrictive (the order Category names them in)."""
 
 SCANCODE: dict[str, Category] = {
     "Public Domain": "public-domain",
