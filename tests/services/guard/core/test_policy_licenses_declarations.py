@@ -583,3 +583,25 @@ def test_common_manifest_license_names(value: str, expression: str) -> None:
 def test_boosts_id_in_a_header_is_not_the_business_source_license() -> None:
     assert expressions("src/x.hpp", "// Distributed under BSL-1.0.\nint x;\n") == ["BSL-1.0"]
     assert actions("src/x.hpp", "// Distributed under BSL-1.0.\nint x;\n") == []
+
+
+@pytest.mark.parametrize(
+    ("header", "expression"),
+    [
+        ("# Licensed under the Acme Commercial License.\n", "LicenseRef-Proprietary"),
+        (
+            "// Licensed under the Globex Enterprise License Agreement; see LICENSE-EE.\n",
+            "LicenseRef-Proprietary",
+        ),
+        (
+            "// Use of this software is governed by the Cockroach Community License.\n",
+            "LicenseRef-Source-Available",
+        ),
+        ("# This file is licensed under the Confluent Community License.\n", "LicenseRef-Source-Available"),
+    ],
+)
+def test_a_companys_own_commercial_or_community_license_is_named_by_its_kind(
+    header: str, expression: str
+) -> None:
+    assert expressions("src/x.go", header + "package x\n") == [expression]
+    assert actions("src/x.go", header + "package x\n") == ["deny"]

@@ -680,6 +680,19 @@ TEXTS: list[tuple[str, str, str, bool]] = [
         True,
     ),
     ("negative:header:boost-id", "include/x.hpp", "// Distributed under BSL-1.0.\nint x;\n", False),
+    ("notice:company-commercial", "src/k.py", "# Licensed under the Acme Commercial License.\n", True),
+    (
+        "notice:company-community",
+        "pkg/l.go",
+        "// Use of this software is governed by the Cockroach Community License.\n",
+        True,
+    ),
+    (
+        "negative:header:company-open",
+        "src/m.py",
+        "# Licensed under the Apache License, Version 2.0 (the Acme community edition).\n",
+        False,
+    ),
     # Permissive headers and texts in the same carriers.
     *(
         (f"negative:header:apache:{c.strip()}", f"src/n{i}.x", APACHE_HEADER.format(c=c), False)

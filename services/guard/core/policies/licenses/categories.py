@@ -70,6 +70,7 @@ _EXTRA: tuple[tuple[str, Category], ...] = (
     ("*Elastic-License*", "source-available"),
     ("LicenseRef-*SSPL*", "source-available"),
     ("LicenseRef-*BUSL*", "source-available"),
+    ("LicenseRef-*Source-Available*", "source-available"),
     ("Proprietary", "proprietary"),
     ("Commercial", "proprietary"),
     ("LicenseRef-*Proprietary*", "proprietary"),

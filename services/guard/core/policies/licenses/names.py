@@ -188,6 +188,8 @@ def name_to_spdx(group: Callable[[str], str | None]) -> str | None:
         return _polyform(group("pf") or group("pf2"))
     if group("closed") is not None:
         return "LicenseRef-Proprietary"
+    if group("community") is not None:
+        return "LicenseRef-Source-Available"
     if lowered.startswith("boost"):
         return "BSL-1.0"
     for prefix, spdx, versioned, default in _NAMED:

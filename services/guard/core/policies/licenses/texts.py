@@ -78,8 +78,10 @@ _NAME = _words(
     r"|CC0|Creative Commons Zero"
     r"|PolyForm (?P<pf>Noncommercial|Strict|Small Business|Perimeter|Shield|Internal Use|Free Trial)"
     rf" {_LICENSE}"
-    rf"|(?P<closed>(?:proprietary|commercial|closed[- ]source)(?: software)? {_LICENSE}(?: agreement)?"
-    rf"|end[- ]user {_LICENSE} agreement|EULA\b)"
+    # A company's own license, named by its kind: "the Acme Commercial License", "a Community License".
+    rf"|(?P<closed>(?:[\w.&-]+ ){{0,3}}(?:proprietary|commercial|closed[- ]source|enterprise)(?: software)?"
+    rf" {_LICENSE}(?: agreement)?|end[- ]user {_LICENSE} agreement|EULA\b)"
+    rf"|(?P<community>(?:[\w.&-]+ ){{0,3}}(?:community|source[- ]available) {_LICENSE}(?: agreement)?)"
     rf"|Boost Software {_LICENSE}"
     rf"|GNU Free Documentation {_LICENSE}(?:,? {_VERSION}(?P<fdlv>1\.[123]))?"
     rf"|\"?Artistic {_LICENSE}\"?(?: (?:{_VERSION})?(?P<artv>[12]\.0))?"
