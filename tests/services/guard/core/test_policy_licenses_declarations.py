@@ -605,3 +605,9 @@ def test_a_companys_own_commercial_or_community_license_is_named_by_its_kind(
 ) -> None:
     assert expressions("src/x.go", header + "package x\n") == [expression]
     assert actions("src/x.go", header + "package x\n") == ["deny"]
+
+
+def test_a_proprietary_option_beside_an_open_one_is_judged_as_a_choice() -> None:
+    # Composer: "an array of licenses ... the user can choose" (a disjunctive choice).
+    assert actions("composer.json", '{"name": "a/b", "license": ["MIT", "proprietary"]}') == []
+    assert actions("Cargo.toml", '[package]\nlicense = "LicenseRef-Proprietary AND MIT"\n') == ["deny"]

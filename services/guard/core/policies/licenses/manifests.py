@@ -297,8 +297,8 @@ def _combine(parts: list[str | None], choice: str) -> str | None:
     kept = [p for p in parts if p is not None]
     if not kept:
         return None
-    if "" in kept:
-        return ""  # a proprietary marker beside anything else still grants no rights
     if len(kept) == 1:
         return kept[0]
+    # Beside other values a proprietary marker is one option (or part) like any other license.
+    kept = [p or "LicenseRef-Proprietary" for p in kept]
     return f" {choice} ".join(f"({p})" if " " in p else p for p in kept)
