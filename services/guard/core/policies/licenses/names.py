@@ -322,7 +322,7 @@ def _trove(classifier: str) -> str:
     named = _TROVE_NAMES.get(last.lower())
     if named:
         return named
-    short = re2.search(r"\(([A-Za-z][\w.+ -]{0,30})\)$", last)
+    short = _TROVE_SHORT.search(last)
     if short:
         found = lookup(short.group(1).replace(" ", "-"))
         if found is not None:
@@ -340,6 +340,8 @@ def known(expression: str) -> bool:
     )
 
 
+_TROVE_SHORT = re2.compile(r"\(([A-Za-z][\w.+ -]{0,30})\)$")
+"""A classifier's short name in parentheses: "Mozilla Public License 2.0 (MPL 2.0)"."""
 _TITLE_WORD = re2.compile(r"[A-Za-z][A-Za-z0-9+]*(?:[.-][A-Za-z0-9+]+)*")
 _TITLE_VERSION = re2.compile(r"\b[vV]?(\d+(?:\.\d+)*)\b")
 
