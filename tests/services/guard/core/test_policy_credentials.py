@@ -41,7 +41,7 @@ PEM = "-----BEGIN RSA " + "PRIVATE KEY-----\n" + PEM_BODY + "\n-----END RSA " + 
 GCP_KEY = "-----BEGIN " + "PRIVATE KEY-----\\n" + rand(B64, 64) + "\\n-----END " + "PRIVATE KEY-----\\n"
 
 # (rule, text as it appears, the secret inside it that must be found, masked and never shown)
-CASES: list[tuple[str, str, str]] = [
+SHOWN: list[tuple[str, str, str | None]] = [
     ("aws-access-key", k := "AKIA" + rand("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16), k),
     ("aws-access-key", k := "ASIA" + rand("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16, 1), k),
     ("aws-secret-key", f'aws_secret_access_key = "{(k := rand(B64, 40))}"', k),
@@ -139,7 +139,9 @@ CASES: list[tuple[str, str, str]] = [
     ("generic-secret", f'const apiKey = "{(k := rand(HEX, 32, 8))}";', k),
 ]
 # The webhook's secret is its whole path: find it in the text.
-CASES = [(r, t, s if s is not None else t.split("/services/")[1]) for r, t, s in CASES]
+CASES: list[tuple[str, str, str]] = [
+    (r, t, s if s is not None else t.split("/services/")[1]) for r, t, s in SHOWN
+]
 
 NEAR_MISSES = [
     "AKIA" + rand("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 15),  # one short

@@ -129,6 +129,12 @@ def test_a_context_carrier_is_found(text: str, rule: str) -> None:
         "stripe.api_key = 'sk_test_4eC39HqLyjWDarjtT1zdp7dc'",
         "password_hash: $2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW",
         "db_password: ENC[AES256_GCM,data:Tr7o=,iv:1=,tag:2=,type:str]",
+        # Found by check-pr on this family's own source: headers without a body, templates in a URL.
+        "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ---- opens an RFC 4716 key",
+        'HEADER = "PuTTY-User-Key-File-3: ssh-ed25519\\nEncryption: none\\nPublic-Lines: 2\\n" + body',
+        "redis-cli -u redis://default:{password}@cache:6379/0 ping",
+        "DB_URL=postgres://app:{password}#x!@db/app",
+        'NETRC = "machine api.example.com\\n  login deploy\\n  password {v}\\n"',
     ],
 )
 def test_stand_ins_public_halves_and_headers_are_not_credentials(text: str) -> None:

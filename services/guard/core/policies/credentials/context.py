@@ -77,7 +77,8 @@ CONTEXT: tuple[Rule, ...] = (
     Rule(
         "basic-auth-flag",
         "user:password passed as a command-line flag",
-        r"(?:^|\s)(?:-u|--user)(?:=|[ \t]{0,8})[\"']?[^\s:\"']+:([^\s\"']+)",
+        # Not a URL (`-u redis://...`): its password is the URL rule's.
+        r"(?:^|\s)(?:-u|--user)(?:=|[ \t]{0,8})[\"']?[^\s:\"']+:([^\s\"'/][^\s\"']*)",
         "high",
         0,
         judge="shape",
@@ -127,7 +128,7 @@ CONTEXT: tuple[Rule, ...] = (
     Rule(
         "netrc-password",
         "password in a .netrc",
-        r"\bmachine[ \t]+[^\s]+\s+(?:login[ \t]+[^\s]+\s+)?password[ \t]+([^\s]+)",
+        r"\bmachine[ \t]+[^\s]+\s+(?:login[ \t]+[^\s]+\s+)?password[ \t]+([^\s\\\"']+)",
         reveal=0,
         judge="shape",
         nested=True,

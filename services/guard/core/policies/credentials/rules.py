@@ -26,6 +26,8 @@ _END_B64 = f"(?:[^{_B64}]|$)"
 # A quote may be escaped (`\\"`): JSON strings holding code, as in a notebook's cells.
 _ASSIGN = r"\\?[\"']?[ \t]{0,4}(?:=|:=|=>|:)[ \t]{0,4}\\?[\"']?"
 _NL = r"(?:\s|\\[nr])"
+_EOL = r"(?:(?:\n|\r|\\[nr])[ \t]*)"
+"""A line break, real or escaped, and the indentation after it (a key in a YAML block or a JSON string)."""
 
 
 @dataclass(frozen=True)
@@ -275,14 +277,22 @@ KEYS: tuple[Rule, ...] = (
     Rule(
         "ssh2-private-key",
         "SSH2 (RFC 4716 / Tectia) private key",
-        r"(---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----(?:" + _NL + r"+[A-Za-z0-9+/=:\"\\ -]{4,})*)",
+        r"(---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----(?:" + _EOL + r"+[A-Za-z-]{1,32}: [^\n\\]*)*"
+        r"(?:" + _EOL + r"+[A-Za-z0-9+/=]{16,})+(?:" + _EOL + r"+---- END SSH2 ENCRYPTED PRIVATE KEY ----)?)",
         reveal=0,
         block=True,
     ),
     Rule(
         "putty-private-key",
         "PuTTY private key",
-        r"(PuTTY-User-Key-File-[23]: [^\n]*(?:\n[A-Za-z-]{1,32}: [^\n]*|\n[A-Za-z0-9+/=]{4,})*)",
+        # Headers and base64 lines (real or escaped newlines), at least one of them a body line: the
+        # first line alone, in prose or in a program's source, holds no key.
+        r"(PuTTY-User-Key-File-[23]: [^\n\\]*(?:" + _EOL + r"+[A-Za-z-]{1,32}: [^\n\\]*)*"
+        r"(?:"
+        + _EOL
+        + r"+[A-Za-z0-9+/=]{16,})(?:"
+        + _EOL
+        + r"+(?:[A-Za-z-]{1,32}: [^\n\\]*|[A-Za-z0-9+/=]{4,}))*)",
         reveal=0,
         block=True,
     ),

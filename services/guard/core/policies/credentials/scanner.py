@@ -299,11 +299,15 @@ def _confirm(text: str, candidate: Candidate, allow: _Allowlist, policy: Credent
             # `if tok == other.NAME:` ends a bare value with punctuation that is not part of it.
             secret = secret.rstrip(":.")
             end = start + len(secret)
-        # The whole value the candidate sits in may be a reference: `arn:aws:secretsmanager:...:secret:x`.
-        lo = max(0, candidate.at - LONG_MATCH)  # bounded, so a text without separators stays linear
-        value_start = max(lo - 1, *(text.rfind(c, lo, candidate.at) for c in _VALUE_STARTS)) + 1
-        if is_secret_reference(secret) or is_secret_reference(text[value_start:end]):
+        # Stand-ins first: they are most candidates of a flood, and the cheapest to tell.
+        if allow.allows(secret) or is_placeholder(secret) or is_secret_reference(secret):
             return None
+        # The key may sit inside a reference (`arn:aws:secretsmanager:...:secret:x`, `.../secrets/x`).
+        if text[candidate.at - 1 : candidate.at] in (":", "/"):
+            lo = max(0, candidate.at - LONG_MATCH)  # bounded, so a text without separators stays linear
+            value_start = max(lo - 1, *(text.rfind(c, lo, candidate.at) for c in _VALUE_STARTS)) + 1
+            if is_secret_reference(text[value_start:end]):
+                return None
         if rule.judge == "entropy":
             if not looks_secret(secret, quoted, text[end : end + 1], policy.min_entropy):
                 return None
