@@ -6,9 +6,8 @@ import random
 
 import pytest
 
-from proto.v1 import TaskRequest
-from services.guard.core.policies.credentials import CredentialsPolicy, check
 from services.guard.core.policies.credentials.vendors import VENDOR_FORMATS
+from tests.services.guard.core.test_policy_credentials_blind_spots import rules
 from tests.services.guard.corpus.credentials.formats import expand
 
 # rule id -> a spec of its format (the corpus' spec language: `{A36}` is 36 alphanumerics, ...).
@@ -73,11 +72,6 @@ VENDOR_SPECS: dict[str, str] = {
     "tavily-api-key": "tvly-{A32}",
     "fireworks-api-key": "fw_{A24}",
 }
-
-
-def rules(text: str) -> list[str]:
-    req = TaskRequest(id="t1", tenant="acme", role="implementer", prompt=text)
-    return [f.violation.rule_id.removeprefix("credentials.") for f in check(req, CredentialsPolicy())]
 
 
 def test_every_vendor_format_has_a_spec_here() -> None:
