@@ -1,8 +1,9 @@
 """The credentials family: API keys, tokens, private keys and passwords in a request, found, never shown.
 
-scanner.py scans a request and masks what it finds; rules.py and vendors.py hold the formats as RE2
-patterns (vendors.py the prefixed tokens of the rule sets secret scanners maintain); values.py judges a
-candidate value (placeholder, reference to a secret manager, name, random enough).
+scanner.py scans a request and masks what it finds; program.py compiles every rule into one RE2
+program and finds candidates; rules.py and vendors.py hold the formats (vendors.py the prefixed tokens
+of the rule sets secret scanners maintain), context.py the secrets known by their carrier; values.py
+judges a candidate value (placeholder, reference to a secret manager, name, random enough).
 """
 
 from __future__ import annotations
