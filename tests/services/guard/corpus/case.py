@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -34,9 +35,14 @@ class Case:
     """The bundle to judge by (residency pins, say); None: the shipped bundle."""
 
 
+@functools.cache
+def _shipped() -> Bundle:
+    return load_default()
+
+
 def flagged(case: Case, default: Bundle | None = None) -> bool:
     """Whether the engine flags the case for its family: an enforced violation of that family."""
-    bundle = case.bundle or default or load_default()
+    bundle = case.bundle or default or _shipped()
     judgement = evaluate(case.request, len(codec.encode(case.request)), bundle)
     return any(v.policy == case.family and v.enforced for v in judgement.decision.violations)
 
