@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from proto.v1 import TaskRequest
@@ -274,3 +277,12 @@ def test_wide_or_production_changes_are_flagged(command: str) -> None:
 )
 def test_their_narrow_forms_are_allowed(command: str) -> None:
     assert verdict(command) == ("allow", set()), command
+
+
+@pytest.mark.parametrize("command", ["r'${x'", "echo r'${@' && rm -rf /", "a'${-'b" * 50])
+def test_an_open_brace_in_single_quotes_is_judged_not_hung_on(command: str) -> None:
+    # bashlex loops forever on such words; judged in a subprocess so a regression fails, not hangs
+    code = f"from services.guard.core.policies import commands as c; c.judge({command!r}, c.CommandsPolicy())"
+    done = subprocess.run([sys.executable, "-c", code], timeout=20, check=False, capture_output=True)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert ("rm -rf /" in command) == (verdict(command)[0] == "deny")

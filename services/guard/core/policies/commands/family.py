@@ -247,8 +247,8 @@ def _parse_posix_or_fish(text: str) -> Script:
         return parse(text)
     except ShellError:
         fish = from_fish(text)
-        if fish == text:
-            raise
+        if fish == text or _too_complex(fish):
+            raise  # the rewrite adds substitutions: bound its cost as the original's was bounded
         try:
             return parse(fish)
         except ShellError:

@@ -257,8 +257,8 @@ class _Walker:
             body = body.rsplit("\n", 1)[0] if "\n" in body else ""
             return Redirect(op, None, body)
         output = n.output
-        if isinstance(output, int) or output is None:
-            return Redirect(op)
+        if isinstance(output, (int, str)) or output is None:
+            return Redirect(op)  # a descriptor: `2>&1`, `>&-`
         self.substitutions(output)
         target = self.word(output)
         if op == "<<<":

@@ -21,6 +21,8 @@ def preprocess(text: str) -> str:
     """Rewrite what bashlex cannot parse but a shell runs: ANSI-C strings, arithmetic, `time`."""
     if "$'" in text:
         text = _ansi_c(text)
+    if "'" in text and "${" in text:
+        text = _quoted_braces(text)
     if "<<" in text:
         # bashlex cannot read quoted heredoc delimiters (<<'EOF'); the body is read as literal text anyway
         text = _QUOTED_HEREDOC.sub(r"<<\1\3\4", text)
@@ -57,6 +59,38 @@ def from_fish(text: str) -> str:
     for fish_op, posix in ((r"; and ", " && "), (r"; or ", " || "), ("; end", "; }")):
         rewritten = rewritten.replace(fish_op, posix)
     return rewritten
+
+
+def _quoted_braces(text: str) -> str:
+    """`${` left open inside a single-quoted string, with its `$` as `_` (the same length).
+
+    bashlex 0.18 loops forever on a word like `r'${x'` (a quoted `${` with no `}` after the word's
+    start): measured, any such command hung the guard. Inside single quotes `$` is a literal character,
+    so the rewrite changes no expansion.
+    """
+    out = list(text)
+    i, n, quote = 0, len(text), ""
+    while i < n:
+        c = text[i]
+        if c == "\\" and not quote:
+            i += 2
+            continue
+        if quote == '"':
+            quote = "" if c == '"' else quote
+        elif c == '"':
+            quote = c
+        elif c == "'":
+            end = text.find("'", i + 1)
+            end = n if end < 0 else end
+            last = text.rfind("}", i + 1, end)  # a `${` after the segment's last `}` is left open
+            j = text.find("${", max(i + 1, last + 1), end)
+            while j >= 0:
+                out[j] = "_"
+                j = text.find("${", j + 2, end)
+            i = end + 1
+            continue
+        i += 1
+    return "".join(out)
 
 
 def _ansi_c(text: str) -> str:
