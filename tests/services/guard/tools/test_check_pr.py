@@ -334,6 +334,12 @@ def test_check_pr_judges_commands_with_the_runtime_family_and_bundle() -> None:
         ("Makefile", "t:\n\t@echo $$HOME \\\n\t  done\n", ["echo $HOME done"]),
         ("Dockerfile", 'RUN ["sh", "-c", "make all"]\n', ["sh -c 'make all'"]),
         (
+            "Makefile",
+            "VENV := .venv\nclean:\n\trm -rf $(VENV) $(if $(X),a)\n",
+            ["rm -rf .venv ${MAKE_FUNCTION}"],
+        ),
+        ("Makefile", "x:\n\t@rm -rf $(PREFIX)/lib $$HOME/y\nPREFIX = /usr\n", ["rm -rf /usr/lib $HOME/y"]),
+        (
             ".gitlab-ci.yml",
             "j:\n  script:\n    - 'echo \"a\"'\n    - |\n      make\n      make test\n",
             ['echo "a"', "make", "make test"],

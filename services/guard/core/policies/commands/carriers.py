@@ -158,7 +158,44 @@ def _peel(text: str) -> str:
     return str(re2.sub(r"\s*;?\s*(?:fi|done)\s*$", "", text))
 
 
+_MAKE_ASSIGN = re2.compile(r"^(?:override\s+|export\s+)?([A-Za-z_][\w.-]*)\s*(?::{1,3}=|\?=|=)\s*(.*)$")
+_MAKE_REF = re2.compile(r"\$[({]([A-Za-z_][\w.-]*)[)}]")
+
+
+def _make_expand(text: str, variables: dict[str, str], depth: int = 0) -> str:
+    """Make's references in a recipe: variables the Makefile sets literally by their value, other
+    variables as unknown shell parameters, and function calls (`$(if ...)`, `$(shell ...)`) as unknown."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith(("$(", "${"), i) and i + 2 < len(text):
+            close = ")" if text[i + 1] == "(" else "}"
+            depth_now, j = 0, i + 1
+            while j < len(text):
+                depth_now += {"(": 1, "{": 1, ")": -1, "}": -1}.get(text[j], 0)
+                if depth_now == 0 and text[j] == close:
+                    break
+                j += 1
+            inner = text[i + 2 : j]
+            name = inner if _MAKE_REF.fullmatch(text[i : j + 1]) else ""
+            value = variables.get(name) if name else None
+            if value is not None and depth < 3:
+                out.append(_make_expand(value, variables, depth + 1))
+            else:
+                out.append("${" + (name or "MAKE_FUNCTION") + "}")
+            i = j + 1
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
 def _makefile(lines: list[str], added: Collection[int]) -> list[Carried]:
+    variables: dict[str, str] = {}
+    for line in lines:
+        m = _MAKE_ASSIGN.match(line) if not line.startswith("\t") else None
+        if m and m.group(1) not in variables:
+            variables[m.group(1)] = m.group(2).split("#", 1)[0].strip()
     out: list[Carried] = []
     i = 0
     while i < len(lines):
@@ -171,7 +208,8 @@ def _makefile(lines: list[str], added: Collection[int]) -> list[Carried]:
             body = text.lstrip("\t")
             stripped = body.lstrip("@-+ ")
             column = len(text) - len(stripped)
-            out.append(Carried(i + 1, column, stripped.replace("$$", "$")))
+            recipe = _make_expand(stripped.replace("$$", "\0"), variables).replace("\0", "$")
+            out.append(Carried(i + 1, column, recipe))
         i = after
     return out
 
