@@ -93,6 +93,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="REGION",
         help="where the task's data may be processed: a jurisdiction (e.g. EU, US) or a cloud region",
     )
+    submit.add_argument(
+        "--no-tenant-data",
+        dest="tenant_data",
+        action="store_false",
+        help="the task carries none of the tenant's data, so no residency pin applies to it",
+    )
+    submit.add_argument(
+        "--data-tenant",
+        action="append",
+        default=[],
+        dest="data_tenants",
+        type=arguments.tenant,
+        metavar="TENANT",
+        help="another tenant whose data the task touches; its residency pin must hold too (repeatable)",
+    )
     submit.add_argument("--parent", type=arguments.task_id, metavar="ID", help="the task this one is part of")
     submit.add_argument(
         "--wait", action="store_true", help="wait for a terminal state; exit 0 only on success"
@@ -151,6 +166,8 @@ def _request(args: argparse.Namespace) -> TaskRequest:
         "labels": labels,
         "model": args.model,
         "data_region": args.data_region,
+        "tenant_data": args.tenant_data,
+        "data_tenants": args.data_tenants,
         "parent": args.parent,
     }
     if args.id is not None:

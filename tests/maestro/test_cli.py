@@ -192,3 +192,19 @@ def test_a_bad_submit_argument_is_one_line(bad: tuple[str, str]) -> None:
     lines = run.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("maestro: error: "), run.stderr
     assert "\x1b" not in run.stderr
+
+
+def test_submit_says_whose_data_a_task_carries() -> None:
+    def request(*more: str) -> TaskRequest:
+        return cli._request(
+            cli._parser().parse_args(["submit", "--tenant", "acme", "--role", "planner", *more, "p"])
+        )
+
+    assert request().tenant_data and request().data_tenants == []
+    assert not request("--no-tenant-data").tenant_data
+    assert request("--data-tenant", "globex", "--data-tenant", "initech").data_tenants == [
+        "globex",
+        "initech",
+    ]
+    with pytest.raises(cli.CliError, match="tenant_data"):
+        request("--no-tenant-data", "--data-tenant", "globex")
