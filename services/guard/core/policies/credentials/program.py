@@ -30,8 +30,10 @@ def _options(capture: bool) -> re2.Options:
     options = re2.Options()
     options.encoding = re2.Options.Encoding.LATIN1
     options.never_capture = not capture
-    # Room for the DFA of ~50 alternations, so RE2 never falls back to its slower NFA on big inputs.
-    options.max_mem = 64 << 20
+    # Room for the DFA of every rule in one alternation, so RE2 never falls back to its NFA. A budget, not
+    # an allocation; measured on bench.guard's corpus: at 64 MB some 70 KB requests fell back (42 ms each,
+    # p99 of the scan 38 ms); at 256 MB p99 1.5 ms, the whole corpus 18x faster, for 30 MB more RSS.
+    options.max_mem = 256 << 20
     return options
 
 
