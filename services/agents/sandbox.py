@@ -105,11 +105,9 @@ def _kill_group(pgid: int) -> None:
 def _relative(path: str) -> PurePosixPath:
     # A ContextFile cannot hold such a path (the type refuses it at every edge); checked again where files
     # are written, for whatever builds one some other way.
-    problem = workspace_path_problem(path)
-    relative = PurePosixPath(path)
-    if problem is not None or not relative.parts:
+    if workspace_path_problem(path) is not None:
         raise WorkspaceError(f"context file path must stay inside the workspace: {path!r}")
-    return relative
+    return PurePosixPath(path)
 
 
 def _write(root: Path, files: Iterable[ContextFile]) -> None:
