@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -113,6 +114,11 @@ class Service:
     routes: Callable[[Bus], Iterable[web.RouteDef]] = field(default=lambda _: ())
 
 
+async def ready(bus: Bus) -> bool:
+    """Whether a service on `bus` can work: connected, with every stream and bucket provisioned."""
+    return bus.nc.is_connected and await topology.is_provisioned(bus.js)
+
+
 async def run_service(
     service: Service,
     settings: Settings,
@@ -129,12 +135,8 @@ async def run_service(
     close_intake = close_intake or asyncio.Event()
     registry = CollectorRegistry()
     async with open_bus(settings, f"maestro-{service.name}", registry) as bus:
-
-        async def ready() -> bool:
-            return bus.nc.is_connected and await topology.is_provisioned(bus.js)
-
         port = service.default_port if settings.http_port < 0 else settings.http_port
-        routes = [*health_routes(registry, ready), *service.routes(bus)]
+        routes = [*health_routes(registry, functools.partial(ready, bus)), *service.routes(bus)]
         async with serving_http(
             settings.http_host,
             port,

@@ -12,7 +12,7 @@ from aiohttp import web
 from msgspec import Meta, inspect
 from nats.errors import Error as NatsError
 
-from maestro import claims, codec, history, topics, topology, tracing
+from maestro import claims, codec, history, runtime, topics, tracing
 from maestro.bus import Bus
 from maestro.client import publish_request
 from maestro.errors import Retry
@@ -108,7 +108,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
     async def readiness() -> dict[str, Any] | None:
         # Ready means the orchestrator can take and track tasks. Roles without a worker are listed for the
         # operator (their tasks wait, accepted) but leave it ready: a probe would restart it for nothing.
-        if not (bus.nc.is_connected and await topology.is_provisioned(bus.js)):
+        if not await runtime.ready(bus):
             return None
         try:
             return {"roles_without_worker": await roles_without_worker(bus, ROLES)}
