@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.guard import scanned_texts
 from tests.services.guard.corpus.case import FAMILIES, Case, Score, score
 
 Scanner = Callable[[list[Case]], "list[bool] | None"]
@@ -45,11 +46,9 @@ def _write(cases: list[Case], root: Path) -> list[Path]:
     dirs = []
     for n, case in enumerate(cases):
         here = root / f"case-{n:05d}"
-        files = [("prompt.txt", case.request.prompt)]
-        files += [(f.path, f.content) for f in case.request.context]
-        files += [(f"command-{k}.sh", c) for k, c in enumerate(case.request.commands)]
-        for name, text in files:
-            path = here / name
+        # The texts bench.guard gives detect-secrets, each in a folder of its own (commands share a name).
+        for k, (_, name, text) in enumerate(scanned_texts(case.request)):
+            path = here / str(k) / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         dirs.append(here)

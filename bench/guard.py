@@ -298,7 +298,7 @@ def engine_latency(samples: list[Sample], rounds: int) -> tuple[str, list[Latenc
     return name, out
 
 
-def _texts(request: TaskRequest) -> list[tuple[str, str, str]]:
+def scanned_texts(request: TaskRequest) -> list[tuple[str, str, str]]:
     """(span field, file name for detect-secrets, text) for everything both scanners read."""
     out = [("prompt", "prompt.txt", request.prompt)]
     out += [(f"context[{i}]", f.path, f.content) for i, f in enumerate(request.context)]
@@ -307,7 +307,7 @@ def _texts(request: TaskRequest) -> list[tuple[str, str, str]]:
 
 
 def _scanned_bytes(samples: list[Sample]) -> int:
-    return sum(len(t.encode()) for s in samples for _, _, t in _texts(s.request))
+    return sum(len(t.encode()) for s in samples for _, _, t in scanned_texts(s.request))
 
 
 @dataclass(frozen=True)
@@ -378,7 +378,7 @@ def detect_secrets(samples: list[Sample]) -> ScanResult | None:
         paths: list[list[tuple[str, str]]] = []
         for n, s in enumerate(samples):
             mine = []
-            for k, (where, name, text) in enumerate(_texts(s.request)):
+            for k, (where, name, text) in enumerate(scanned_texts(s.request)):
                 path = Path(tmp, str(n), str(k), name)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8")
