@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from maestro import presence
 from maestro.bus import Bus
 from maestro.runtime import running_service
 from maestro.settings import Settings
 from proto.v1 import ROLES
 from services.agents.service import SERVICE as AGENTS
+from tests.maestro.test_presence import eventually
 
 
 async def served_becomes(bus: Bus, expected: set[str], within: float = 15.0) -> None:
     # The bucket is listed, not watched (presence.py says why): poll the listing.
-    async with asyncio.timeout(within):
-        while True:
-            if await presence.roles_with_worker(bus) == expected:
-                return
-            await asyncio.sleep(0.05)
+    async def served() -> bool:
+        return await presence.roles_with_worker(bus) == expected
+
+    await eventually(served, within)
 
 
 async def test_an_agent_is_announced_for_its_roles_while_it_runs_and_withdrawn_when_it_stops(
