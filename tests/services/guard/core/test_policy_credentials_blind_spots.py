@@ -179,8 +179,9 @@ def _cpu(text: str) -> float:
 )
 def test_long_values_cost_no_more_than_plain_text(hostile: str) -> None:
     # Linear, not free: 120 wrapped-looking runs are each decoded and rescanned once (about 4x a plain
-    # megabyte of code on a quiet machine); rescanning the rest of the text per key was 300x.
-    assert _cpu(hostile[:MEGABYTE]) < 6 * _cpu(plain_megabyte()) + 0.002
+    # megabyte of code on a quiet machine, more where caches are smaller); rescanning the rest of the
+    # text per key was 300x. The bound sits between the two, far from both.
+    assert _cpu(hostile[:MEGABYTE]) < 30 * _cpu(plain_megabyte()) + 0.005
 
 
 def test_a_base64_value_may_start_with_a_slash_and_a_path_is_still_a_path() -> None:
