@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from proto.v1 import TaskRequest
 from services.guard.core.policies import commands
-from services.guard.core.policies.commands import CommandsPolicy
+from services.guard.core.policies.commands import CommandsPolicy, shell, syntax
 from services.guard.core.policies.commands.winpaths import win_scope
 from services.guard.core.policies.commands.winshell import dialect, tokenize
 
@@ -194,3 +196,30 @@ def test_the_cmd_tokenizer_reads_carets_operators_and_comments() -> None:
 )
 def test_windows_paths_are_placed_relative_to_the_workspace(path: str, scope: str) -> None:
     assert win_scope(path) == scope
+
+
+PLAIN_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyzAZ0123456789_./:,@%+-=", min_size=1, max_size=12)
+PROGRAMS = st.sampled_from(
+    "sudo env cd export rm git kubectl xargs nice timeout for if time do case function -rf %1 A=1 =="
+    " in coproc select exec npm".split()
+)
+PLAIN_COMMANDS = st.tuples(
+    st.lists(st.one_of(PROGRAMS, PLAIN_WORD), min_size=1, max_size=8),
+    st.sampled_from([" ", "  "]),
+    st.sampled_from(["", " ", "  "]),
+).map(lambda t: t[1].join(t[0]) + t[2])
+
+
+@settings(max_examples=400, deadline=None)
+@given(PLAIN_COMMANDS)
+def test_plain_commands_read_as_bash_reads_them(text: str) -> None:
+    """The fast path for space-separated plain words gives what bashlex gives wherever it is taken."""
+    try:
+        fast = shell.parse(text)
+    except shell.ShellError:
+        fast = None
+    try:
+        slow = shell.parsed(syntax.preprocess(text))
+    except shell.ShellError:
+        slow = None
+    assert fast == slow

@@ -24,6 +24,14 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PARAM = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)([^}]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_./:,@%+-]+(?: +[A-Za-z0-9_./:,@%+=-]+)* *")
+"""Text bash reads as one simple command of its space-separated words: nothing to quote, expand,
+glob, redirect or assign (an `=` only after the first word, where it is an argument)."""
+_KEYWORDS = frozenset(
+    "if then elif else fi for in do done while until case esac select function time coproc".split()
+)
+
+
 class ShellError(Exception):
     """The text is not shell bashlex can parse (syntax error, or a construct it does not implement)."""
 
@@ -52,6 +60,23 @@ def parse(text: str, *, max_nodes: int = 5000) -> Script:
     Raises ShellError when bashlex cannot parse it.
     """
     source = preprocess(text)
+    if _PLAIN.fullmatch(source) and source.split(" ", 1)[0] not in _KEYWORDS:
+        # Words of plain characters separated by spaces (`pytest -q`, `git push origin main`), the bulk
+        # of what agents run: bash reads them as one simple command of those words, so bashlex's
+        # generated parser (most of a judgement's time) is skipped. A property test holds the two equal.
+        return plain_command(source, max_nodes)
+    return parsed(source, max_nodes)
+
+
+def plain_command(source: str, max_nodes: int = 5000) -> Script:
+    """Text that `_PLAIN` matches, read as the one simple command it is."""
+    walker = _Walker(max_nodes, source)
+    walker.invocation([Word(w) for w in source.split()], [], [], (0, len(source.rstrip(" "))))
+    return walker.script
+
+
+def parsed(source: str, max_nodes: int = 5000) -> Script:
+    """Preprocessed shell text parsed by bashlex and walked."""
     try:
         trees = bashlex.parse(source)
     except Exception as exc:  # bashlex raises ParsingError, NotImplementedError, AssertionError, ...
@@ -213,6 +238,18 @@ class _Walker:
                 assignments.append((name, self.word(p)))
             elif p.kind == "redirect":
                 redirects.append(self.redirect(p))
+        self.invocation(words, redirects, assignments, n.pos, pipeline, stage)
+
+    def invocation(
+        self,
+        words: list[Word],
+        redirects: list[Redirect],
+        assignments: list[tuple[str, Word]],
+        span: tuple[int, int],
+        pipeline: tuple[tuple[str, ...], ...] = (),
+        stage: int = 0,
+    ) -> None:
+        """One simple command's words, redirections and leading assignments, as the Invocation it runs."""
         if not words and redirects:
             words = [Word(":")]  # `> file` alone truncates it, as `: > file` does
         if not words:
@@ -227,7 +264,7 @@ class _Walker:
                     self.assign(name, value, w.dynamic)
         if not pipeline:
             pipeline = (tuple(w.text for w in argv),)
-        inv = Invocation(argv, tuple(redirects), sudo, xargs, pipeline, stage, self.cwd, n.pos)
+        inv = Invocation(argv, tuple(redirects), sudo, xargs, pipeline, stage, self.cwd, span)
         self.script.invocations.append(inv)
         if argv and argv[0].text in ("cd", "pushd"):
             self.change_dir(argv[1:])
