@@ -47,6 +47,7 @@ from proto.v1 import (
     TaskRecord,
     TaskRequest,
     TimedOut,
+    TimerFired,
     Usage,
     Violation,
 )
@@ -119,6 +120,20 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             "client",
             "receive",
             "Read or follow one task's events (`maestro watch`, GET /v1/tasks/{id}/events)",
+        ),
+    ),
+    "TIMERS": (
+        Flow(
+            "orchestrator",
+            "send",
+            "Arm a durable timer (approval deadline, schedule-to-start, start-to-close) as a message "
+            "schedule: Nats-Schedule `@at <RFC 3339>`, Nats-Schedule-Target = the task's events subject",
+            (TimerFired,),
+        ),
+        Flow(
+            "orchestrator",
+            "receive",
+            "The server stores the timer's TimerFired on the task's events subject when it comes due",
         ),
     ),
     "DLQ": (
@@ -273,6 +288,11 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     "role": {"description": "the agent role", "enum": list(ROLES), "examples": ["planner"]},
     "task_id": {"description": "the task id (the request's idempotency key)", "examples": [_TASK]},
     "origin": {"description": "the consumer that gave up on the message", "examples": ["guard"]},
+    "timer": {
+        "description": "which time-out the timer is for",
+        "enum": ["approval", "schedule_to_start", "start_to_close"],
+        "examples": ["start_to_close"],
+    },
     "partition": {
         "description": "the tenant's partition: zlib.crc32(tenant as UTF-8) mod the endpoint's partitions",
         "examples": ["7"],

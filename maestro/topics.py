@@ -23,6 +23,7 @@ from proto.v1 import (
     TaskAssignment,
     TaskEvent,
     TaskRequest,
+    TimerFired,
 )
 
 M = TypeVar("M")
@@ -131,6 +132,13 @@ EVENTS: Topic[TaskEvent] = Topic(
     TaskEvent,  # type: ignore[arg-type]
     "every lifecycle event of every task: the audit log",
 )
+TIMERS: Topic[TimerFired] = Topic(
+    "maestro.v1.timer",
+    ("tenant", "task_id", "timer"),
+    TimerFired,
+    "durable timers the orchestrator arms (JetStream message schedules in the events stream): each comes "
+    "due as the TimerFired event it holds, on the task's events subject; arming one again replaces it",
+)
 DLQ: Topic[DeadLetter] = Topic(
     "maestro.v1.dlq",
     ("origin",),
@@ -237,6 +245,10 @@ HEADER_DLQ_REASON = "Maestro-Dlq-Reason"
 HEADER_PUSHED_BY = "Maestro-Pushed-By"
 """On a policy bundle entry (or the deletion that resets to the shipped one): who stored it."""
 HEADER_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+HEADER_SCHEDULE = "Nats-Schedule"
+"""On a message to a stream that allows schedules: when to store it on its target (`@at <RFC 3339 UTC>`)."""
+HEADER_SCHEDULE_TARGET = "Nats-Schedule-Target"
+"""On a scheduled message: the subject (in the same stream) it is stored on when it comes due."""
 
 
 def service_ping_subject(service: str) -> str:
@@ -273,6 +285,11 @@ def request_msg_id(task_id: str, fingerprint: str) -> str:
 def event_msg_id(task_id: str, slot: str) -> str:
     """The dedup id of an event stored once per task and slot (`accepted`, `verdict`, `outcome`)."""
     return f"{task_id}.{slot}"
+
+
+def end_msg_id(task_id: str) -> str:
+    """The dedup id of the orchestrator's decision that ends a task (cancelled, timed out): one per task."""
+    return event_msg_id(task_id, "end")
 
 
 def replay_msg_id(letter_seq: int) -> str:

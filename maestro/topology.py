@@ -85,13 +85,18 @@ def topology(settings: Settings) -> Topology:
         streams=(
             work_queue(topics.STREAM_REQUESTS, topics.REQUESTS, "task requests waiting for the guard"),
             work_queue(topics.STREAM_TASKS, topics.TASKS, "allowed tasks waiting for an agent of their role"),
-            log_of(
-                topics.STREAM_EVENTS,
-                topics.EVENTS,
-                settings.event_max_age_s,
-                "every lifecycle event: the audit log and the source of task state",
-                duplicate_window=dedup,
-                allow_direct=True,
+            dataclasses.replace(
+                log_of(
+                    topics.STREAM_EVENTS,
+                    topics.EVENTS,
+                    settings.event_max_age_s,
+                    "every lifecycle event: the audit log and the source of task state; and the "
+                    "orchestrator's timers, message schedules that come due as events",
+                    duplicate_window=dedup,
+                    allow_direct=True,
+                    allow_msg_schedules=True,
+                ),
+                subjects=[topics.EVENTS.all, topics.TIMERS.all],
             ),
             log_of(
                 topics.STREAM_DLQ,

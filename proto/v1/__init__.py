@@ -1,7 +1,7 @@
 """Version 1 of Maestro's wire contract; unions and every message re-exported here."""
 
 from proto.v1.agents import FinishedWork, TaskAssignment
-from proto.v1.approvals import ApprovalDecision, Parked
+from proto.v1.approvals import APPROVAL_TIMEOUT_BY, ApprovalDecision, Parked
 from proto.v1.budget import (
     BudgetEvent,
     BudgetEvents,
@@ -48,9 +48,13 @@ from proto.v1.tasks import (
     TaskRequest,
     TaskState,
     TimedOut,
+    Timeouts,
+    TimerFired,
+    TimerKind,
 )
 
 __all__ = [
+    "APPROVAL_TIMEOUT_BY",
     "ROLES",
     "TERMINAL_STATES",
     "Accepted",
@@ -99,6 +103,9 @@ __all__ = [
     "Tenant",
     "ThresholdCrossed",
     "TimedOut",
+    "Timeouts",
+    "TimerFired",
+    "TimerKind",
     "Tokens",
     "Usage",
     "Verdict",

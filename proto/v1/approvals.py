@@ -12,6 +12,9 @@ from proto.v1.guard import Decision
 from proto.v1.ids import TaskId, Tenant
 from proto.v1.tasks import TaskRequest
 
+APPROVAL_TIMEOUT_BY = "approval-timeout"
+"""The `by` of the rejection the orchestrator sends when nobody decided before the approval deadline."""
+
 
 class ApprovalDecision(Message, frozen=True):
     """Someone approved or rejected a task that awaits approval; `by` names who, `at` says when."""

@@ -56,6 +56,25 @@ class ContextFile(Message, frozen=True):
             raise ValueError(f"context path {self.path[:200]!r} {problem}")
 
 
+MAX_TIMEOUT_S = 30 * 86_400.0
+"""The longest time-out a task may set: 30 days."""
+
+TimeoutSeconds = Annotated[float, Meta(gt=0, le=MAX_TIMEOUT_S)]
+
+
+class Timeouts(Message, frozen=True):
+    """How long a task may wait and run; each one set is a durable timer, none is set by default.
+
+    An agent that stops heartbeating loses its attempt after the agents' ack wait (`MAESTRO_ACK_WAIT_S`):
+    the task goes back to the queue and the next worker's start counts a new delivery.
+    """
+
+    schedule_to_start_s: TimeoutSeconds | None = None
+    """From queued to started: a task no agent takes up in time ends `timed_out` (its hold released)."""
+    start_to_close_s: TimeoutSeconds | None = None
+    """From started to its outcome: a task still running then is stopped and ends `timed_out`."""
+
+
 class TaskRequest(Message, frozen=True):
     """A unit of work as submitted; `id` is the idempotency key (generated when absent)."""
 
@@ -87,6 +106,7 @@ class TaskRequest(Message, frozen=True):
     max_cost_micro_usd: MicroUsd | None = None
     parent: TaskId | None = None
     labels: dict[str, str] = {}
+    timeouts: Timeouts | None = None
 
     def __post_init__(self) -> None:
         if self.data_region is not None and jurisdiction_of(self.data_region) is None:
@@ -151,6 +171,8 @@ class Accepted(Event, frozen=True, tag="task.accepted"):
     prompt_chars: int = 0
     context_files: int = 0
     commands: int = 0
+    timeouts: Timeouts | None = None
+    """The request's time-outs, which the orchestrator arms as durable timers."""
 
 
 class Rejected(Event, frozen=True, tag="task.rejected"):
@@ -220,16 +242,32 @@ class Failed(Event, frozen=True, tag="task.failed"):
 
 
 class Cancelled(Event, frozen=True, tag="task.cancelled"):
-    """Someone cancelled the task."""
+    """Someone cancelled the task (the orchestrator records it): it will not run, or is stopped."""
 
     by: str = ""
     reason: str = ""
 
 
 class TimedOut(Event, frozen=True, tag="task.timed_out"):
-    """The task ran out of time."""
+    """The task ran out of time (the orchestrator decides it when a timer fires): it is stopped."""
 
     reason: str = ""
+    timer: str = ""
+    """Which time-out ended it: `schedule_to_start` or `start_to_close`."""
+
+
+TimerKind = Literal["approval", "schedule_to_start", "start_to_close"]
+
+
+class TimerFired(Event, frozen=True, tag="task.timer_fired"):
+    """A durable timer the orchestrator armed came due (JetStream stored it at `at`, its due time).
+
+    A timer for a task that has moved on (decided, started, ended) changes nothing.
+    """
+
+    timer: TimerKind
+    attempt: int = 0
+    """The attempt it was armed for (start_to_close), 0 when it concerns the task as a whole."""
 
 
 TaskEvent = (
@@ -243,6 +281,7 @@ TaskEvent = (
     | Failed
     | Cancelled
     | TimedOut
+    | TimerFired
 )
 
 
@@ -278,3 +317,6 @@ class TaskRecord(Message, frozen=True):
     rejected_by: str = ""
     trace_id: str | None = None
     """The W3C trace id of the request: find the task's spans and log lines by it."""
+    timeouts: Timeouts | None = None
+    queued_at: datetime | None = None
+    cancelled_by: str = ""
