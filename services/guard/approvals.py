@@ -1,9 +1,13 @@
-"""Tasks that await a human: park them, act on the decision, reject those nobody decided on in time.
+"""Tasks that await a human: park them, act on the decision, forget the decided ones later.
 
 A parked task lives in the `maestro_parked` bucket (key = task id) until one decision claims it by
 compare-and-set; that claim is what makes the outcome single, whatever the number of guard replicas,
 decisions or redeliveries. The claimed entry stays as a tombstone for a while (a redelivered request
 must not park the task again) and the sweeper forgets it later. Budget is reserved only on approval.
+
+The guard does not time approvals out: the orchestrator arms a timer at `expires_at` and, if the task
+still awaits approval then, sends a rejection by APPROVAL_TIMEOUT_BY on the decisions' subject and dedup
+id, which the guard applies like a human's.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from maestro import codec, topics
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import Reject, Retry
 from proto.v1 import (
+    APPROVAL_TIMEOUT_BY,
     ApprovalDecision,
     AwaitingApproval,
     Decision,
@@ -46,7 +51,6 @@ CONSUMER = Consumer(
     type=ApprovalDecision,
     origin=ORIGIN,
 )
-TIMEOUT_BY = "approval-timeout"
 TIMEOUT_REASON = "approval timed out"
 # Event slot of the outcome of a decision: "verdict" holds the AwaitingApproval already.
 SLOT = "approval"
@@ -61,38 +65,14 @@ def _utcnow() -> datetime:
 
 
 # -- pure ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sweep:
-    """What a sweep must do: reject tasks whose approval timed out, forget tombstones of decided ones."""
-
-    expired: list[Parked]
-    forget: list[tuple[str, int]]
-    """Task id and revision of each decided entry old enough to drop."""
-
-
-def due(entries: Iterable[tuple[Parked, int]], now: datetime) -> Sweep:
-    """Which parked entries (with their revisions) timed out, and which decided ones may be forgotten."""
-    expired: list[Parked] = []
-    forget: list[tuple[str, int]] = []
-    for parked, revision in entries:
-        if parked.decided is None:
-            if parked.expires_at is not None and parked.expires_at <= now:
-                expired.append(parked)
-        elif (parked.decided.at or parked.parked_at) + DECIDED_RETENTION <= now:
-            forget.append((parked.request.id, revision))
-    return Sweep(expired, forget)
-
-
-def timeout_decision(parked: Parked, now: datetime) -> ApprovalDecision:
-    """The rejection sent for a parked task nobody decided on in time."""
-    return ApprovalDecision(
-        task_id=parked.request.id,
-        tenant=parked.request.tenant,
-        approved=False,
-        by=TIMEOUT_BY,
-        reason=TIMEOUT_REASON,
-        at=now,
-    )
+def forgettable(entries: Iterable[tuple[Parked, int]], now: datetime) -> list[tuple[str, int]]:
+    """Task id and revision of each decided entry old enough to drop; undecided ones stay, past deadline
+    or not (the orchestrator's timeout rejection decides them)."""
+    return [
+        (parked.request.id, revision)
+        for parked, revision in entries
+        if parked.decided is not None and (parked.decided.at or parked.parked_at) + DECIDED_RETENTION <= now
+    ]
 
 
 def same_decision(a: ApprovalDecision, b: ApprovalDecision) -> bool:
@@ -102,15 +82,15 @@ def same_decision(a: ApprovalDecision, b: ApprovalDecision) -> bool:
 
 def rejection_reason(decision: ApprovalDecision) -> str:
     """Why a parked task was rejected, in one line: who and why, or that the approval timed out."""
-    if decision.by == TIMEOUT_BY:
+    if decision.by == APPROVAL_TIMEOUT_BY:
         return TIMEOUT_REASON
     who = f"rejected by {decision.by or 'someone'}"
     return f"{who}: {decision.reason}" if decision.reason else who
 
 
 def refusal(parked: Parked, decision: ApprovalDecision) -> Decision:
-    """The deny decision recorded when a human (or the timeout) rejects a parked task."""
-    timed_out = decision.by == TIMEOUT_BY
+    """The deny decision recorded when a human (or the orchestrator's timeout) rejects a parked task."""
+    timed_out = decision.by == APPROVAL_TIMEOUT_BY
     return structs.replace(
         parked.decision,
         verdict="deny",
@@ -238,7 +218,7 @@ async def park(
     return event
 
 
-# -- deciding (the approvals consumer) and the timeout sweeper -------------------------------------------
+# -- deciding (the approvals consumer) and the sweeper of decided entries --------------------------------
 @dataclass(frozen=True)
 class ApprovalMetrics:
     """What became of the tasks that awaited a human."""
@@ -261,7 +241,7 @@ class ApprovalMetrics:
 
 @dataclass(frozen=True)
 class Approvals:
-    """Acts on decisions about parked tasks and rejects the ones whose approval timed out."""
+    """Acts on decisions about parked tasks (a human's, or the orchestrator's timeout) and forgets them."""
 
     bus: Bus
     store: ParkedStore
@@ -318,7 +298,7 @@ class Approvals:
                     by=decided.by,
                 )
             )
-            timed_out = decided.by == TIMEOUT_BY
+            timed_out = decided.by == APPROVAL_TIMEOUT_BY
             self.metrics.outcomes.labels("timed_out" if timed_out else "rejected").inc()
             log.info("rejected: %s", rejection_reason(decided), extra=context)
             return
@@ -350,19 +330,10 @@ class Approvals:
         self.metrics.outcomes.labels("approved").inc()
         log.info("approved by %s; queued", decided.by, extra=context)
 
-    async def sweep(self) -> Sweep:
-        """Send the timeout rejection of every parked task past its deadline; forget old decided entries."""
-        now = self.clock()
-        todo = due(await self.store.scan(), now)
-        for parked in todo.expired:
-            request = parked.request
-            # The same dedup id as a human's decision: whichever is stored first is the only one.
-            await self.bus.publish(
-                topics.APPROVALS.subject(request.tenant),
-                timeout_decision(parked, now),
-                msg_id=topics.approval_msg_id(request.id, request.tenant),
-            )
-        for task_id, revision in todo.forget:
+    async def sweep(self) -> list[tuple[str, int]]:
+        """Forget decided entries past their retention; returns the task ids and revisions dropped."""
+        todo = forgettable(await self.store.scan(), self.clock())
+        for task_id, revision in todo:
             await self.store.forget(task_id, revision)
         return todo
 
@@ -377,7 +348,7 @@ class Approvals:
 
 
 async def serve(bus: Bus) -> None:
-    """Act on approval decisions and sweep timed-out approvals until the bus stops."""
+    """Act on approval decisions and forget old decided entries until the bus stops."""
     approvals = Approvals(bus, await ParkedStore.open(bus.js), ApprovalMetrics.create(bus.metrics.registry))
     async with asyncio.TaskGroup() as group:
         sweeper = group.create_task(approvals.sweep_forever(bus.settings.approval_sweep_s))

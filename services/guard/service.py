@@ -185,6 +185,7 @@ class Guard:
             prompt_chars=len(request.prompt),
             context_files=len(request.context),
             commands=len(request.commands),
+            timeouts=request.timeouts,
         )
         await publish(subject, accepted, msg_id=topics.event_msg_id(request.id, "accepted"))
         verdict_id = topics.event_msg_id(request.id, "verdict")

@@ -1,4 +1,4 @@
-"""Parked tasks: what the sweeper decides (pure); parking, deciding and timing out on a real nats-server."""
+"""Parked tasks: what the sweeper forgets (pure); parking, deciding and forgetting on a real nats-server."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from maestro import codec, history, topics
 from maestro.bus import Bus
 from proto.v1 import (
+    APPROVAL_TIMEOUT_BY,
     ApprovalDecision,
     AwaitingApproval,
     DeadLetter,
@@ -51,29 +52,36 @@ def decided_at(at: datetime) -> ApprovalDecision:
     return ApprovalDecision(task_id="t-1", tenant="acme", approved=True, by="alice", at=at)
 
 
+def timed_out(task_id: str = "t-1", at: datetime | None = T0) -> ApprovalDecision:
+    """The rejection the orchestrator sends when nobody decided before the deadline."""
+    return ApprovalDecision(
+        task_id=task_id,
+        tenant="acme",
+        approved=False,
+        by=APPROVAL_TIMEOUT_BY,
+        reason="deadline passed",
+        at=at,
+    )
+
+
 # -- pure --------------------------------------------------------------------------------------------
-def test_due_rejects_only_undecided_entries_past_their_deadline() -> None:
+def test_undecided_entries_are_never_forgotten_whatever_their_deadline() -> None:
     entries = [
-        (parked("t-past", expires=T0 - timedelta(seconds=1)), 1),
+        (parked("t-past", expires=T0 - timedelta(hours=9)), 1),
         (parked("t-now", expires=T0), 2),
-        (parked("t-future", expires=T0 + timedelta(seconds=1)), 3),
-        (parked("t-never", expires=None), 4),
-        (parked("t-decided", expires=T0 - timedelta(hours=9), decided=decided_at(T0)), 5),
+        (parked("t-never", expires=None), 3),
     ]
-    sweep = approvals.due(entries, T0)
-    assert [p.request.id for p in sweep.expired] == ["t-past", "t-now"]
-    assert sweep.forget == []
+    assert approvals.forgettable(entries, T0) == []
 
 
-def test_due_forgets_decided_entries_once_the_retention_passed() -> None:
+def test_decided_entries_are_forgotten_once_the_retention_passed() -> None:
     old = (parked("t-old", decided=decided_at(T0 - approvals.DECIDED_RETENTION)), 7)
     recent = (parked("t-recent", decided=decided_at(T0 - timedelta(minutes=1))), 8)
-    assert approvals.due([old, recent], T0).forget == [("t-old", 7)]
+    assert approvals.forgettable([old, recent], T0) == [("t-old", 7)]
 
 
 def test_a_timeout_is_a_rejection_that_says_so() -> None:
-    decision = approvals.timeout_decision(parked(), T0)
-    assert (decision.approved, decision.by, decision.at) == (False, approvals.TIMEOUT_BY, T0)
+    decision = timed_out()
     assert approvals.rejection_reason(decision) == "approval timed out"
     refused = approvals.refusal(parked(), decision)
     assert refused.verdict == "deny"
@@ -123,6 +131,24 @@ def rejections(events: list[TaskEvent]) -> list[Rejected]:
     return [e for e in events if isinstance(e, Rejected)]
 
 
+async def decisions_settled(bus: Bus, within: float = 10.0) -> None:
+    """Wait until the approvals consumer has acked every decision published so far."""
+    async with asyncio.timeout(within):
+        while True:
+            info = await bus.js.consumer_info(topics.STREAM_APPROVALS, topics.DURABLE_GUARD_APPROVALS)
+            if not (info.num_pending or info.num_ack_pending):
+                return
+            await asyncio.sleep(0.02)
+
+
+def outcomes(deciding: Approvals, outcome: str) -> float:
+    """How many decisions ended with `outcome`, as the metric counts them."""
+    (metric,) = deciding.metrics.outcomes.collect()
+    return sum(
+        s.value for s in metric.samples if s.name.endswith("_total") and s.labels["outcome"] == outcome
+    )
+
+
 async def decide(bus: Bus, decision: ApprovalDecision, *, msg_id: str | None = None) -> bool:
     """Publish a decision as the API does; True when JetStream stored it (not a duplicate)."""
     ack = await bus.publish(
@@ -157,12 +183,8 @@ async def test_a_rejection_is_applied_once_and_later_decisions_change_nothing(
     yes = ApprovalDecision(task_id="t-rej", tenant="acme", approved=True, by="alice", at=T0)
     assert await decide(bus, yes, msg_id="t-rej.later")
 
-    events = await wait_events(bus, "t-rej", lambda es: bool(rejections(es)))
-    info = await bus.js.consumer_info(topics.STREAM_APPROVALS, topics.DURABLE_GUARD_APPROVALS)
-    async with asyncio.timeout(10):
-        while info.num_pending or info.num_ack_pending:
-            await asyncio.sleep(0.02)
-            info = await bus.js.consumer_info(topics.STREAM_APPROVALS, topics.DURABLE_GUARD_APPROVALS)
+    await wait_events(bus, "t-rej", lambda es: bool(rejections(es)))
+    await decisions_settled(bus)
     events = await history.read_events(bus.js, "t-rej")
     (rejected,) = rejections(events)
     assert (rejected.by, rejected.reason) == ("bob", "rejected by bob: risky")
@@ -192,22 +214,62 @@ async def test_a_decision_under_another_tenant_is_refused_and_leaves_the_task_wa
     assert rejected.by == "bob"
 
 
-async def test_replicas_sweeping_at_once_reject_a_timed_out_task_once(bus: Bus, serving: Approvals) -> None:
+async def test_the_orchestrators_timeout_rejects_a_parked_task_like_a_human_rejection(
+    bus: Bus, serving: Approvals
+) -> None:
     await approvals.park(bus, request("t-late"), APPROVE, timeout_s=0.001, now=T0)
-    await approvals.park(bus, request("t-early"), APPROVE, timeout_s=3600)
-    replicas = [
-        Approvals(bus, serving.store, serving.metrics, clock=lambda: T0 + timedelta(seconds=1))
-        for _ in range(3)
-    ]
+    # Sent as the orchestrator does when the timer comes due: the decisions' subject and dedup id.
+    assert await decide(bus, timed_out("t-late"))
+    # A human deciding too late finds the decision slot taken.
+    assert not await decide(bus, ApprovalDecision(task_id="t-late", tenant="acme", approved=True, by="alice"))
 
-    sweeps = await asyncio.gather(*(r.sweep() for r in replicas))
-
-    # A replica that scans after the first rejection was applied finds the task decided already.
-    assert {p.request.id for s in sweeps for p in s.expired} == {"t-late"}
-    events = await wait_events(bus, "t-late", lambda es: bool(rejections(es)))
-    (rejected,) = rejections(events)
-    assert (rejected.by, rejected.reason) == (approvals.TIMEOUT_BY, "approval timed out")
+    await wait_events(bus, "t-late", lambda es: bool(rejections(es)))
+    await decisions_settled(bus)
+    (rejected,) = rejections(await history.read_events(bus.js, "t-late"))
+    assert (rejected.by, rejected.reason) == (APPROVAL_TIMEOUT_BY, "approval timed out")
+    assert rejected.decision.verdict == "deny"
     assert rejected.decision.violations[-1].rule_id == "approval.timed-out"
-    assert rejections(await history.read_events(bus.js, "t-early")) == []
-    # Swept again later (after the dedup window too): the entry is decided, nothing more happens.
-    assert (await replicas[0].sweep()).expired == []
+    stored = await serving.store.load("t-late")
+    assert stored is not None and stored[0].decided is not None
+    assert (stored[0].decided.approved, stored[0].decided.by) == (False, APPROVAL_TIMEOUT_BY)
+    assert (outcomes(serving, "timed_out"), outcomes(serving, "rejected")) == (1, 0)
+
+
+async def test_a_decided_task_is_not_parked_again_by_a_late_redelivery_of_its_request(
+    bus: Bus, serving: Approvals
+) -> None:
+    await approvals.park(bus, request("t-again"), APPROVE, timeout_s=60, now=T0)
+    assert await decide(bus, timed_out("t-again"))
+    await wait_events(bus, "t-again", lambda es: bool(rejections(es)))
+
+    await approvals.park(bus, request("t-again"), APPROVE, timeout_s=60, now=T0 + timedelta(minutes=5))
+
+    stored = await serving.store.load("t-again")
+    assert stored is not None and stored[0].decided is not None and stored[0].parked_at == T0
+    events = await history.read_events(bus.js, "t-again")
+    assert [type(e).__name__ for e in events] == ["AwaitingApproval", "Rejected"]
+
+
+async def test_the_sweep_forgets_old_decided_entries_and_never_times_out_a_waiting_one(
+    bus: Bus, serving: Approvals
+) -> None:
+    await approvals.park(bus, request("t-done"), APPROVE, timeout_s=60, now=T0)
+    await approvals.park(bus, request("t-waiting"), APPROVE, timeout_s=0.001, now=T0)
+    no = ApprovalDecision(task_id="t-done", tenant="acme", approved=False, by="bob", at=T0)
+    assert await decide(bus, no)
+    await wait_events(bus, "t-done", lambda es: bool(rejections(es)))
+    later = Approvals(
+        bus,
+        serving.store,
+        serving.metrics,
+        clock=lambda: T0 + approvals.DECIDED_RETENTION + timedelta(seconds=1),
+    )
+
+    forgotten = await later.sweep()
+
+    assert [task_id for task_id, _ in forgotten] == ["t-done"]
+    assert await serving.store.load("t-done") is None
+    waiting = await serving.store.load("t-waiting")
+    assert waiting is not None and waiting[0].decided is None
+    # Past its deadline, the waiting task got no decision from the guard: that is the orchestrator's.
+    assert (await bus.js.stream_info(topics.STREAM_APPROVALS)).state.last_seq == 1

@@ -22,6 +22,7 @@ from proto.v1 import (
     TaskAssignment,
     TaskEvent,
     TaskRequest,
+    Timeouts,
 )
 from tests.services.guard.support import running_guard
 
@@ -111,6 +112,20 @@ async def test_a_clean_request_is_accepted_queued_and_assigned_to_its_role(
         == 1
     )
     assert registry.get_sample_value("maestro_guard_eval_seconds_count") == 1
+
+
+async def test_accepted_carries_the_requests_timeouts_for_the_orchestrator(
+    bus: Bus, settings: Settings
+) -> None:
+    timeouts = Timeouts(schedule_to_start_s=30.0, start_to_close_s=600.0)
+    timed, untimed = request("timed-1", timeouts=timeouts), request("untimed-1")
+    async with running_guard(settings):
+        await submit(bus, timed)
+        await submit(bus, untimed)
+        (accepted, _) = await events_until_verdict(bus, timed.id)
+        (plain, _) = await events_until_verdict(bus, untimed.id)
+    assert isinstance(accepted, Accepted) and accepted.timeouts == timeouts
+    assert isinstance(plain, Accepted) and plain.timeouts is None
 
 
 async def test_a_request_carrying_a_credential_is_rejected_and_never_queued(
