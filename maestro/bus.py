@@ -210,6 +210,17 @@ class Bus:
                 raise WrongRevision(f"{subject} moved past sequence {after_seq}") from None
             raise
 
+    async def schedule(self, subject: str, message: Any, *, due: datetime, target: str) -> PubAck:
+        """Have the server store `message` on `target` at `due` (a JetStream message schedule, ADR-51).
+
+        `subject` names the schedule and `target` must be in the same stream, which allows schedules;
+        scheduling on `subject` again replaces what was scheduled there, and a `due` in the past comes due
+        at once.
+        """
+        at = due.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        headers = {topics.HEADER_SCHEDULE: f"@at {at}", topics.HEADER_SCHEDULE_TARGET: target}
+        return await self._store(subject, codec.encode(message), headers)
+
     async def _store(self, subject: str, data: bytes, headers: dict[str, str] | None) -> PubAck:
         # What js.publish does, over the bus's own cheaper request path (maestro/replies.py).
         try:

@@ -110,6 +110,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--parent", type=arguments.task_id, metavar="ID", help="the task this one is part of")
     submit.add_argument(
+        "--schedule-to-start",
+        type=float,
+        metavar="SECONDS",
+        help="end the task timed_out if no agent has started it this long after it was queued",
+    )
+    submit.add_argument(
+        "--start-to-close",
+        type=float,
+        metavar="SECONDS",
+        help="stop the task and end it timed_out if it runs longer than this",
+    )
+    submit.add_argument(
         "--wait", action="store_true", help="wait for a terminal state; exit 0 only on success"
     )
     submit.add_argument(
@@ -170,6 +182,11 @@ def _request(args: argparse.Namespace) -> TaskRequest:
         "data_tenants": args.data_tenants,
         "parent": args.parent,
     }
+    if args.schedule_to_start is not None or args.start_to_close is not None:
+        raw["timeouts"] = {
+            "schedule_to_start_s": args.schedule_to_start,
+            "start_to_close_s": args.start_to_close,
+        }
     if args.id is not None:
         raw["id"] = args.id
     try:

@@ -12,6 +12,7 @@ from nats.js.kv import KeyValue
 
 from maestro import claims, codec, history, topics, tracing
 from maestro.bus import Bus
+from maestro.cancel import cancel
 from maestro.errors import MaestroError, NotFound, RemoteError
 from maestro.runtime import open_bus
 from maestro.settings import Settings
@@ -143,6 +144,13 @@ class Client:
         if ack.duplicate:
             raise NotAwaitingApproval(f"task {task_id} was decided already")
         return decision
+
+    async def cancel(self, task_id: str, *, by: str = "", reason: str = "") -> Cancelled:
+        """Cancel a task that has not ended: it does not run, or its worker stops it; its hold is released.
+
+        Raises NotFound for an unknown task and cancel.AlreadyEnded when it ended (or another end won).
+        """
+        return await cancel(self.bus, await self.get(task_id), by=by or "sdk", reason=reason)
 
     async def ledger(self, tenant: str) -> LedgerView:
         """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""

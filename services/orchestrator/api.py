@@ -14,6 +14,7 @@ from nats.errors import Error as NatsError
 
 from maestro import claims, codec, history, runtime, topics, tracing
 from maestro.bus import Bus
+from maestro.cancel import AlreadyEnded, cancel
 from maestro.client import publish_request
 from maestro.errors import Retry
 from maestro.http import error, index_route, readyz_route
@@ -81,7 +82,7 @@ def _struct_at(info: inspect.Type, path: str) -> inspect.Type | None:
 
 
 class _DecisionBody(msgspec.Struct):
-    """The body of POST /v1/tasks/{id}/approve|reject: who decides and why (both optional to approve)."""
+    """The body of POST /v1/tasks/{id}/approve|reject|cancel: who and why (a rejection needs a reason)."""
 
     by: Annotated[str, Meta(max_length=256)] = ""
     reason: Annotated[str, Meta(max_length=4096)] = ""
@@ -99,7 +100,7 @@ def _task_id(request: web.Request) -> str | web.Response:
 
 
 def routes(bus: Bus) -> list[web.RouteDef]:
-    """The API's routes on `bus`: POST /v1/tasks, GET /v1/tasks/{id}[/events], POST .../approve|reject."""
+    """The API's routes: POST /v1/tasks, GET /v1/tasks/{id}[/events], POST .../approve|reject|cancel."""
     store = TaskStore(bus)
     limit = bus.settings.max_request_bytes
     # Read on every submission: the bucket is listed at most once every two seconds, whatever the load.
@@ -224,6 +225,34 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             {"id": task_id, "tenant": record.tenant, "approved": approved, "by": decision.by}, status=202
         )
 
+    async def cancel_task(request: web.Request) -> web.StreamResponse:
+        task_id = _task_id(request)
+        if isinstance(task_id, web.Response):
+            return task_id
+        raw = await request.read()
+        try:
+            body = codec.decode_strict(_DecisionBody, raw) if raw.strip() else _DecisionBody()
+        except codec.DecodeError as exc:
+            return error(400, f"invalid cancellation: {exc}", field=field_of(_DecisionBody, str(exc)))
+        stored = await store.read(task_id)
+        if stored is None:
+            return error(404, f"no task {task_id}")
+        record = codec.decode(TaskRecord, stored)
+        try:
+            event = await cancel(
+                bus,
+                record,
+                by=body.by or "api",
+                reason=body.reason,
+                traceparent=request.headers.get(topics.HEADER_TRACEPARENT),
+            )
+        except AlreadyEnded as exc:
+            return error(409, str(exc), state=exc.state)
+        return web.json_response(
+            {"id": task_id, "tenant": record.tenant, "cancelled": True, "by": event.by, "was": record.state},
+            status=202,
+        )
+
     async def approve(request: web.Request) -> web.StreamResponse:
         return await decide(request, approved=True)
 
@@ -239,4 +268,5 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         web.get("/v1/tasks/{id}/events", get_events, allow_head=False),
         web.post("/v1/tasks/{id}/approve", approve),
         web.post("/v1/tasks/{id}/reject", reject),
+        web.post("/v1/tasks/{id}/cancel", cancel_task),
     ]

@@ -2,25 +2,33 @@
 
     pending -> rejected | awaiting_approval | queued | failed
     awaiting_approval -> queued | rejected
-    queued -> running | failed
+    queued -> running | failed | timed_out         (timed_out: no agent started it in time)
     running -> succeeded | failed | timed_out      (running -> running: a redelivered task started again)
     cancelled from any state that is not terminal; nothing leaves a terminal state.
 
 `failed` is also allowed before `running` so that a task whose request or assignment could never be
 handled (dead-lettered by the guard or an agent) still ends in a state anyone can read.
+
+Folding an event may also decide something: the commands an Applied (or Refused) step carries are what the
+orchestrator must do about it (arm a timer, end the task, release its hold, send the approval timeout's
+rejection). They are data, derived only from the record and the event, so doing them again after a crash
+derives the same commands with the same message ids and changes nothing the second time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from msgspec import structs
 
+from maestro.topics import end_msg_id
 from proto.v1 import (
+    APPROVAL_TIMEOUT_BY,
     Accepted,
+    ApprovalDecision,
     AwaitingApproval,
     Cancelled,
     Decision,
@@ -34,12 +42,14 @@ from proto.v1 import (
     TaskRecord,
     TaskState,
     TimedOut,
+    TimerFired,
+    TimerKind,
 )
 
 TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
     "pending": frozenset({"rejected", "awaiting_approval", "queued", "failed", "cancelled"}),
     "awaiting_approval": frozenset({"queued", "rejected", "cancelled"}),
-    "queued": frozenset({"running", "failed", "cancelled"}),
+    "queued": frozenset({"running", "failed", "timed_out", "cancelled"}),
     "running": frozenset({"succeeded", "failed", "timed_out", "cancelled"}),
 }
 
@@ -61,11 +71,49 @@ _REACHABLE: Mapping[TaskState, frozenset[TaskState]] = {state: _reachable(state)
 
 
 @dataclass(frozen=True)
+class ArmTimer:
+    """Arm (or re-arm: one timer per task and kind) a durable timer that comes due as TimerFired at `due`."""
+
+    tenant: str
+    task_id: str
+    timer: TimerKind
+    due: datetime
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class Record:
+    """Store an event the orchestrator decided on the task's events subject, once (`msg_id`)."""
+
+    event: TaskEvent
+    msg_id: str
+
+
+@dataclass(frozen=True)
+class ReleaseHold:
+    """Give back the budget a task holds: it ended before its work could be paid for."""
+
+    tenant: str
+    reservation_id: str
+
+
+@dataclass(frozen=True)
+class Decide:
+    """Send the guard a decision on a task awaiting approval, as a person's arrives (the first one wins)."""
+
+    decision: ApprovalDecision
+
+
+Command = ArmTimer | Record | ReleaseHold | Decide
+
+
+@dataclass(frozen=True)
 class Applied:
     """The event moved the task: `record` is its new record, `previous` its state before (None if new)."""
 
     record: TaskRecord
     previous: TaskState | None
+    commands: tuple[Command, ...] = ()
 
     @property
     def changed_state(self) -> bool:
@@ -79,10 +127,12 @@ class Refused:
 
     `early` means the event may become legal once an event stored before it is applied (it overtook
     that event, e.g. across replicas or after a retry), so it is worth delivering again a little later.
+    `commands` repair what the refused event left behind (a hold the guard took for a task already ended).
     """
 
     reason: str
     early: bool = False
+    commands: tuple[Command, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,10 +180,19 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 finished_at=at,
                 rejected_by=by,
             )
-        case AwaitingApproval(decision=decision, reason=reason):
-            return _move(record, "awaiting_approval", seq, at, **_verdict(decision), reason=reason)
+        case AwaitingApproval(decision=decision, reason=reason, expires_at=expires_at):
+            parked = _move(record, "awaiting_approval", seq, at, **_verdict(decision), reason=reason)
+            if expires_at is None:
+                return parked
+            return _then(parked, ArmTimer(record.tenant, record.id, "approval", expires_at))
         case Queued(decision=decision, reservation_id=reservation_id) as queued:
-            return _move(
+            if record.state in _STOPPED and reservation_id:
+                # The guard queued it (and took a hold) while it was being cancelled: give the hold back.
+                return Refused(
+                    f"queued after it was {record.state}",
+                    commands=(ReleaseHold(record.tenant, reservation_id),),
+                )
+            moved = _move(
                 record,
                 "queued",
                 seq,
@@ -143,13 +202,26 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 approved_by=queued.approved_by,
                 approved_at=queued.approved_at,
                 approval_reason=queued.approval_reason,
+                queued_at=at,
             )
+            wait = record.timeouts.schedule_to_start_s if record.timeouts else None
+            if wait is None:
+                return moved
+            return _then(moved, ArmTimer(record.tenant, record.id, "schedule_to_start", _after(at, wait)))
         case Started(worker=worker, attempt=attempt):
             if record.state == "running":
-                return _restarted(record, worker, attempt, seq, at)
-            return _move(record, "running", seq, at, worker=worker, attempts=attempt, started_at=at)
+                started = _restarted(record, worker, attempt, seq, at)
+            else:
+                started = _move(record, "running", seq, at, worker=worker, attempts=attempt, started_at=at)
+            run = record.timeouts.start_to_close_s if record.timeouts else None
+            if run is None:
+                return started
+            due = _after(at, run)
+            return _then(started, ArmTimer(record.tenant, record.id, "start_to_close", due, attempt))
         case Heartbeat():
             return _heartbeat(record, at)
+        case Succeeded() | Failed() if record.state in _STOPPED:
+            return _late_outcome(record, event, seq)
         case Succeeded() as done:
             return _move(
                 record,
@@ -179,10 +251,93 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
             )
         case Cancelled(by=by, reason=reason):
             why = reason or (f"cancelled by {by}" if by else "cancelled")
-            return _move(record, "cancelled", seq, at, reason=why, finished_at=at)
+            stopped = _move(record, "cancelled", seq, at, reason=why, finished_at=at, cancelled_by=by)
+            return _then(stopped, *_unwind(record, by or "cancel", why, at))
         case TimedOut(reason=reason):
-            return _move(record, "timed_out", seq, at, reason=reason or "timed out", finished_at=at)
+            why = reason or "timed out"
+            stopped = _move(record, "timed_out", seq, at, reason=why, finished_at=at)
+            return _then(stopped, *_unwind(record, "timeout", why, at))
+        case TimerFired():
+            return Applied(record, record.state, _on_timer(record, event))
     return Refused(f"unknown event {type(event).__name__}")  # pragma: no cover - the union is exhaustive
+
+
+_STOPPED: frozenset[TaskState] = frozenset({"cancelled", "timed_out"})
+"""Ended by the orchestrator, possibly while a worker still ran it: its late outcome is paid usage."""
+
+
+def _after(at: datetime, seconds: float) -> datetime:
+    return at + timedelta(seconds=seconds)
+
+
+def _then(result: Step, *commands: Command) -> Step:
+    """`result` with `commands` to do, when it applied."""
+    if isinstance(result, Applied) and commands:
+        return Applied(result.record, result.previous, result.commands + commands)
+    return result
+
+
+def _unwind(record: TaskRecord, by: str, why: str, at: datetime) -> tuple[Command, ...]:
+    """What a task ended by the orchestrator leaves to undo, by the state it was in.
+
+    Queued: its hold (no worker will pay from it). Awaiting approval: the guard still holds the request, so it
+    is rejected there as a person would (if a person approved first, the Queued that follows is refused and
+    its hold released). Running: the worker stops, pays for what it used and releases the rest itself.
+    """
+    if record.state == "queued" and record.reservation_id:
+        return (ReleaseHold(record.tenant, record.reservation_id),)
+    if record.state == "awaiting_approval":
+        decision = ApprovalDecision(
+            task_id=record.id, tenant=record.tenant, approved=False, by=by[:256], reason=why[:4096], at=at
+        )
+        return (Decide(decision),)
+    return ()
+
+
+def _on_timer(record: TaskRecord, fired: TimerFired) -> tuple[Command, ...]:
+    """What a timer that came due decides: nothing when the task has moved on since it was armed."""
+    timeouts = record.timeouts
+    if fired.timer == "approval" and record.state == "awaiting_approval":
+        decision = ApprovalDecision(
+            task_id=record.id,
+            tenant=record.tenant,
+            approved=False,
+            by=APPROVAL_TIMEOUT_BY,
+            reason="nobody decided before the approval deadline",
+            at=fired.at,
+        )
+        return (Decide(decision),)
+    if fired.timer == "schedule_to_start" and record.state == "queued" and timeouts:
+        why = f"no agent started it within {timeouts.schedule_to_start_s:g}s of being queued"
+        return (_timed_out(record, fired, why),)
+    if (
+        fired.timer == "start_to_close"
+        and record.state == "running"
+        and record.attempts == fired.attempt
+        and timeouts
+    ):
+        why = f"attempt {fired.attempt} was still running {timeouts.start_to_close_s:g}s after it started"
+        return (_timed_out(record, fired, why),)
+    return ()
+
+
+def _timed_out(record: TaskRecord, fired: TimerFired, why: str) -> Record:
+    event = TimedOut(task_id=record.id, tenant=record.tenant, at=fired.at, reason=why, timer=fired.timer)
+    return Record(event, end_msg_id(record.id))
+
+
+def _late_outcome(record: TaskRecord, outcome: Succeeded | Failed, seq: int) -> Step:
+    """A worker's outcome after the task was cancelled or timed out: its usage is kept, its state is not."""
+    new = structs.replace(
+        record,
+        worker=outcome.worker or record.worker,
+        usage=outcome.usage,
+        cost_micro_usd=outcome.cost_micro_usd,
+        error=outcome.error if isinstance(outcome, Failed) else record.error,
+        updated_at=max(record.updated_at, outcome.at),
+        last_event_seq=seq,
+    )
+    return Applied(new, record.state)
 
 
 def _created(event: Accepted, seq: int) -> TaskRecord:
@@ -193,6 +348,7 @@ def _created(event: Accepted, seq: int) -> TaskRecord:
         labels=event.labels,
         model=event.model,
         trace_id=event.trace_id,
+        timeouts=event.timeouts,
         last_event_seq=seq,
     )
 

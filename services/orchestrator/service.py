@@ -16,7 +16,8 @@ from proto.v1 import Accepted, TaskEvent, TaskRecord
 from services.orchestrator import lifecycle
 from services.orchestrator.api import routes
 from services.orchestrator.batches import KeyedBatches, Outcome
-from services.orchestrator.lifecycle import Applied, Duplicate, Refused
+from services.orchestrator.effects import Effects
+from services.orchestrator.lifecycle import Applied, Command, Duplicate, Refused
 from services.orchestrator.store import Conflict, TaskStore
 
 log = logging.getLogger(__name__)
@@ -84,10 +85,13 @@ class Orchestrator:
     folds it first, so the record converges to the stream whatever the delivery order.
     """
 
-    def __init__(self, store: TaskStore, js: JetStreamContext, metrics: OrchestratorMetrics) -> None:
+    def __init__(
+        self, store: TaskStore, js: JetStreamContext, metrics: OrchestratorMetrics, effects: Effects
+    ) -> None:
         self.store = store
         self.js = js
         self.metrics = metrics
+        self.effects = effects
         self.batches: KeyedBatches[Item] = KeyedBatches(self._process)
 
     async def handle(self, event: TaskEvent, delivery: Delivery) -> None:
@@ -116,6 +120,7 @@ class Orchestrator:
         record = current.record if current else None
         outcomes: list[Outcome] = []
         tally = _Tally()
+        commands: list[Command] = []
         for event, delivery in items:
             tenant, task_id = topics.EVENTS.values(delivery.subject)
             if (tenant, task_id) != (event.tenant, event.task_id):
@@ -129,7 +134,9 @@ class Orchestrator:
                     # A refusal must rest on the stored record, not on what this process remembers.
                     raise Conflict(event.task_id, current.revision if current else None)
                 if result.early:
-                    record, result = await self._caught_up(record, event, delivery, tally)
+                    record, result = await self._caught_up(record, event, delivery, tally, commands)
+            if isinstance(result, Applied | Refused):
+                commands.extend(result.commands)
             match result:
                 case Applied(record=applied):
                     record = applied
@@ -142,6 +149,9 @@ class Orchestrator:
                     log.warning("refused %s (task %s): %s", lifecycle.kind(event), was, reason, extra=context)
                     tally.results.append("refused")
             outcomes.append(None)
+        # What the events decided is done before the record says they were applied: a crash in between
+        # brings the events back, and the same commands (same message ids) change nothing the second time.
+        await self.effects.run(commands)
         if record is not None and (current is None or record is not current.record):
             await self.store.put(record, current.revision if current else None)
         for name in tally.results:
@@ -151,7 +161,12 @@ class Orchestrator:
         return outcomes
 
     async def _caught_up(
-        self, record: TaskRecord | None, event: TaskEvent, delivery: Delivery, tally: _Tally
+        self,
+        record: TaskRecord | None,
+        event: TaskEvent,
+        delivery: Delivery,
+        tally: _Tally,
+        commands: list[Command],
     ) -> tuple[TaskRecord | None, lifecycle.Step]:
         """Fold what the record missed of the task, stored before `event`, then `event` itself."""
         after = record.last_event_seq if record else 0
@@ -161,6 +176,8 @@ class Orchestrator:
             if earlier.task_id != event.task_id or earlier.tenant != event.tenant:
                 continue
             caught = lifecycle.step(record, earlier, seq)
+            if isinstance(caught, Applied | Refused):
+                commands.extend(caught.commands)
             if isinstance(caught, Applied):
                 record = caught.record
                 tally.applied(caught.record, caught.changed_state, "repaired")
@@ -170,7 +187,10 @@ class Orchestrator:
 async def serve(bus: Bus) -> None:
     """Apply every task event to its record until the bus stops."""
     orchestrator = Orchestrator(
-        store=TaskStore(bus), js=bus.js, metrics=OrchestratorMetrics.create(bus.metrics.registry)
+        store=TaskStore(bus),
+        js=bus.js,
+        metrics=OrchestratorMetrics.create(bus.metrics.registry),
+        effects=Effects(bus),
     )
     await bus.consume(EVENTS, orchestrator.handle)
 

@@ -230,7 +230,7 @@ ILLEGAL: list[tuple[TaskState, TaskEvent, bool]] = [
     ("failed", succeeded(), False),
     ("cancelled", started(), False),
     ("cancelled", heartbeat(), False),
-    ("timed_out", succeeded(), False),
+    ("timed_out", cancelled(), False),
     ("queued", queued(), False),
     ("queued", rejected(), False),
     ("queued", awaiting(), False),
@@ -244,7 +244,6 @@ ILLEGAL: list[tuple[TaskState, TaskEvent, bool]] = [
     ("pending", timed_out(), True),
     ("awaiting_approval", started(), True),
     ("queued", succeeded(), True),
-    ("queued", timed_out(), True),
 ]
 
 
