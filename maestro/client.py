@@ -44,6 +44,9 @@ async def publish_request(bus: Bus, request: TaskRequest, traceparent: str | Non
     The dedup id holds the content's fingerprint, so that inside the duplicate window a request that
     conflicts still reaches the guard instead of being dropped in silence. Raises IdConflict.
     """
+    # As the guard will read it: a request built in Python may hold an int where the wire has a float
+    # (`Timeouts(start_to_close_s=1)`), and the guard's fingerprint of the decoded request must be this one.
+    request = codec.decode(TaskRequest, codec.encode(request))
     fingerprint = claims.digest(request)
     await claims.claim(bus, request.id, request.tenant, fingerprint)
     await bus.publish(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from maestro import topics
+from maestro import codec, topics
 from maestro.bus import Bus
-from maestro.claims import IdConflict
+from maestro.claims import IdConflict, digest, owner_of
 from maestro.client import open_client
 from maestro.settings import Settings
-from proto.v1 import TaskRequest
+from proto.v1 import TaskRequest, Timeouts
 
 
 def plan(task_id: str, tenant: str = "acme", prompt: str = "Plan a CLI") -> TaskRequest:
@@ -28,3 +28,21 @@ async def test_a_conflicting_submission_inside_the_duplicate_window_raises(
             await client.submit(plan("sdk-1", prompt="Plan something else"))
     stored = await bus.js.stream_info(topics.STREAM_REQUESTS)
     assert stored.state.messages == 1
+
+
+async def test_a_request_built_with_ints_for_floats_has_the_fingerprint_the_guard_computes(
+    bus: Bus, settings: Settings
+) -> None:
+    # Found by the time-outs' end-to-end test: Timeouts(schedule_to_start_s=1) holds an int until it is
+    # decoded, so the SDK claimed the id with another fingerprint than the guard's and the guard refused it.
+    request = TaskRequest(
+        id="sdk-int", tenant="acme", role="planner", prompt="p", timeouts=Timeouts(schedule_to_start_s=1)
+    )
+    async with open_client(settings) as client:
+        await client.submit(request)
+    (stored,) = await (await bus.js.pull_subscribe(topics.REQUESTS.all, stream=topics.STREAM_REQUESTS)).fetch(
+        1
+    )
+    as_the_guard_reads_it = codec.decode(TaskRequest, stored.data)
+    claim = await owner_of(bus, "sdk-int")
+    assert claim is not None and claim.digest == digest(as_the_guard_reads_it)
