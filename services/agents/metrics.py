@@ -11,7 +11,7 @@ _TASK_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900)
 
 @dataclass(frozen=True)
 class AgentMetrics:
-    """Tasks finished by role and outcome, and how long each took."""
+    """Tasks finished by role and outcome (`stopped`: cancelled or timed out mid-work), and their time."""
 
     tasks: Counter
     task_seconds: Histogram
@@ -22,7 +22,7 @@ class AgentMetrics:
         return cls(
             tasks=Counter(
                 "maestro_agent_tasks_total",
-                "Tasks an agent handled, by role and outcome (succeeded, failed, retry)",
+                "Tasks an agent handled, by role and outcome (succeeded, failed, stopped, retry)",
                 ["role", "outcome"],
                 registry=registry,
             ),

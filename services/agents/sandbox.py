@@ -1,4 +1,4 @@
-"""Run a task's shell commands in a throwaway workspace; a timeout kills the command's whole process group."""
+"""Run a task's shell commands in a throwaway workspace; a timeout or a cancel kills their process group."""
 
 from __future__ import annotations
 
@@ -58,7 +58,10 @@ class Sandbox:
     path: str = field(default_factory=_default_path)
 
     async def run(self, command: str, cwd: Path) -> CommandResult:
-        """Run `command` with `sh` in `cwd`; stdout and stderr are merged and only their tail is kept."""
+        """Run `command` with `sh` in `cwd`; stdout and stderr are merged and only their tail is kept.
+
+        Cancelled (the task was stopped), it kills everything the command started before it re-raises.
+        """
         started = time.perf_counter()
         process = await asyncio.create_subprocess_shell(
             command,

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nats.errors
 from msgspec import structs
+from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
@@ -36,6 +40,7 @@ from proto.v1 import (
     Started,
     Succeeded,
     TaskAssignment,
+    TaskEvent,
     TaskRequest,
     TimedOut,
     Usage,
@@ -56,6 +61,10 @@ ENDED = (Succeeded, Failed, Cancelled, TimedOut, Rejected)
 """Events after which a task never runs again."""
 RUNNING = (Started, Heartbeat)
 """Events that say a worker began the task (and may have finished its work)."""
+STOPS = (Cancelled, TimedOut)
+"""Events that stop a running task (the orchestrator records them): its role is cancelled mid-work."""
+STOPPED = "stopped: "
+"""How the error of a task stopped mid-work begins."""
 _LEASE_OF_ACK_WAIT = 0.75
 """A worker heard from within this share of the ack wait still runs its task (it beats every half)."""
 
@@ -129,6 +138,74 @@ def outcome_event(
     )
 
 
+def stop_error(stop: Cancelled | TimedOut) -> str:
+    """The error a task stopped mid-work fails with: who or what stopped it, and why."""
+    match stop:
+        case Cancelled(by=by, reason=reason):
+            return f"{STOPPED}cancelled by {by or 'someone'}: {reason or 'no reason given'}"
+        case TimedOut(timer=timer, reason=reason):
+            return f"{STOPPED}timed out ({timer or 'a timer'}): {reason or 'no reason given'}"
+
+
+def stopped_result(request: TaskRequest, stop: Cancelled | TimedOut) -> RoleResult:
+    """How a role stopped mid-work ended: failed, having used nothing it could report (a role reports its
+    usage only when it returns)."""
+    usage = Usage(model=request.model or "none")
+    return RoleResult(ok=False, output="", usage=usage, error=stop_error(stop))
+
+
+@dataclass
+class StopOrder:
+    """The first stop heard for one task while it runs; hearing it cancels the role's work."""
+
+    task_id: str
+    heard: Cancelled | TimedOut | None = None
+    _role: asyncio.Task[RoleResult] | None = field(default=None, init=False, repr=False)
+
+    async def on_message(self, msg: Msg) -> None:
+        """The subscription's callback: never raises (nats.py would only log it and carry on)."""
+        try:
+            event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
+        except codec.DecodeError:
+            return  # not ours to judge: the orchestrator reads the stored events
+        if self.heard is None and isinstance(event, STOPS) and event.task_id == self.task_id:
+            self.heard = event
+            if self._role is not None:
+                self._role.cancel()
+
+    async def run(self, role: Coroutine[Any, Any, RoleResult]) -> RoleResult | Cancelled | TimedOut:
+        """The role's result, or the stop that came before it finished (the role was then cancelled, which
+        kills a sandboxed command's whole process group).
+
+        Raises CancelledError when the worker itself is cancelled.
+        """
+        if self.heard is not None:
+            role.close()
+            return self.heard
+        self._role = asyncio.create_task(role)
+        try:
+            return await self._role
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self.heard is None or (current is not None and current.cancelling()):
+                raise
+            return self.heard
+        finally:
+            self._role = None
+
+
+@asynccontextmanager
+async def stop_orders(nc: Client, subject: str, task_id: str) -> AsyncIterator[StopOrder]:
+    """A StopOrder for the task that listens (core NATS) on its events subject for the block's length."""
+    order = StopOrder(task_id)
+    sub = await nc.subscribe(subject, cb=order.on_message)
+    try:
+        yield order
+    finally:
+        with contextlib.suppress(nats.errors.Error):  # a closed connection took the subscription with it
+            await sub.unsubscribe()
+
+
 @dataclass(frozen=True)
 class Worker:
     """Everything a task needs, built once per process and shared by every role's consumer."""
@@ -150,7 +227,8 @@ class Worker:
         Before it starts, the worker reads the task's last event: a task that ended is not run again, and
         `Started` is stored only if nothing else was stored on the task since (two copies of one task race
         there, and one loses). Finished work is stored before it is paid for, so a budget outage or a crash
-        after the work never runs it again: the next delivery only pays for it and reports it.
+        after the work never runs it again: the next delivery only pays for it and reports it. A Cancelled or
+        TimedOut heard while the role runs stops it (its commands are killed); it fails, and is paid for.
 
         Raises Retry when the budget cannot be reached (the work stays stored) or another delivery of the
         task is running.
@@ -169,14 +247,16 @@ class Worker:
         subject = topics.EVENTS.subject(request.tenant, request.id)
         context = {"task_id": request.id, "tenant": request.tenant}
         last = await history.last_stored(self.bus.js, subject)
-        if last is not None and isinstance(last.event, ENDED):
-            log.info(
-                "task already ended (%s): not run again", last.event.__struct_config__.tag, extra=context
-            )
-            return
+        ended = last is not None and isinstance(last.event, ENDED)
         running = last is not None and isinstance(last.event, RUNNING)
-        work = await self._finished(request.id) if running else None
+        # A task stopped mid-work may have left its work stored and unpaid (its worker died after storing it).
+        stopped = last is not None and isinstance(last.event, STOPS)
+        work = await self._finished(request.id) if running or stopped else None
         if work is None:
+            if last is not None and ended:
+                tag = last.event.__struct_config__.tag
+                log.info("task already ended (%s): not run again", tag, extra=context)
+                return
             if last is not None and running:
                 # Someone started it. A worker that runs a task reports it at least every half ack wait, so
                 # one heard from lately is alive (this is a second copy of the task, or a redelivery while
@@ -195,12 +275,17 @@ class Worker:
             traceparent=delivery.traceparent,
         )
         label = "succeeded" if isinstance(outcome, Succeeded) else "failed"
+        if isinstance(outcome, Failed) and outcome.error.startswith(STOPPED):
+            label = "stopped"
         self.metrics.tasks.labels(request.role, label).inc()
         if isinstance(outcome, Failed):
-            log.info("task failed: %s", outcome.error.splitlines()[0] if outcome.error else "", extra=context)
+            log.info(
+                "task %s: %s", label, outcome.error.splitlines()[0] if outcome.error else "", extra=context
+            )
 
     async def _work(self, assignment: TaskAssignment, delivery: Delivery, after_seq: int) -> FinishedWork:
-        """Start the task (if no one else just did), do its work, and store what it produced."""
+        """Start the task (if no one else just did), do its work, and store what it produced; a stop heard
+        meanwhile cancels the work, which then fails with what it used."""
         request = assignment.request
         settings = self.bus.settings
         started = time.perf_counter()
@@ -214,10 +299,6 @@ class Worker:
             worker=settings.worker,
             attempt=attempt,
         )
-        try:
-            await self.bus.publish(subject, start, traceparent=trace, after_seq=after_seq)
-        except WrongRevision:
-            raise Retry(1.0, "another worker started this task just now") from None
 
         async def beat(n: int) -> None:
             event = Heartbeat(
@@ -229,16 +310,31 @@ class Worker:
             )
             await self.bus.publish(subject, event, traceparent=trace)
 
-        # At least twice per ack wait: a worker not heard from for an ack wait is taken to be gone.
-        async with heartbeats(beat, every_s=min(settings.heartbeat_s, settings.ack_wait_s / 2)):
-            result = await self._run(request)
-            # The work is done: from here on a failure to store it would run it again, so storing is
-            # retried here (NATS unreachable for a while, a leader moving) instead of failing the delivery.
-            files = result.files if result.ok else []
-            artifacts = await store_durably("artifacts", lambda: self._store(request, files)) if files else []
-            work = FinishedWork(outcome=outcome_event(request, result, artifacts, settings.worker, attempt))
-            await store_durably("finished work", lambda: self.finished.put(request.id, codec.encode(work)))
+        # Listening before Started is stored: the server takes this connection's SUB before its PUB, so a
+        # stop stored after Started is heard, and one stored before it makes Started fail (after_seq).
+        async with stop_orders(self.bus.nc, subject, request.id) as stop:
+            try:
+                await self.bus.publish(subject, start, traceparent=trace, after_seq=after_seq)
+            except WrongRevision:
+                raise Retry(1.0, "another worker started this task just now") from None
+            # At least twice per ack wait: a worker not heard from for an ack wait is taken to be gone.
+            async with heartbeats(beat, every_s=min(settings.heartbeat_s, settings.ack_wait_s / 2)):
+                ran = await stop.run(self._run(request))
+                result = ran if isinstance(ran, RoleResult) else stopped_result(request, ran)
+                work = await self._keep(request, result, attempt)
         self.metrics.task_seconds.labels(request.role).observe(time.perf_counter() - started)
+        return work
+
+    async def _keep(self, request: TaskRequest, result: RoleResult, attempt: int) -> FinishedWork:
+        """Store the work done (its files as artifacts) until it is paid for and reported."""
+        # The work is done: from here on a failure to store it would run it again, so storing is retried
+        # here (NATS unreachable for a while, a leader moving) instead of failing the delivery.
+        files = result.files if result.ok else []
+        artifacts = await store_durably("artifacts", lambda: self._store(request, files)) if files else []
+        work = FinishedWork(
+            outcome=outcome_event(request, result, artifacts, self.bus.settings.worker, attempt)
+        )
+        await store_durably("finished work", lambda: self.finished.put(request.id, codec.encode(work)))
         return work
 
     async def _finished(self, task_id: str) -> FinishedWork | None:

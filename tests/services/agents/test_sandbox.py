@@ -57,6 +57,28 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
             await asyncio.sleep(0.05)
 
 
+async def test_cancelling_a_command_kills_its_whole_process_group(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    # The shell (whose pid is the group id) leaves a child in the background and waits for it.
+    command = f"sleep 60 & echo $$ $! > {pids}.tmp && mv {pids}.tmp {pids}; wait"
+    running = asyncio.create_task(Sandbox(timeout_s=60).run(command, tmp_path))
+    async with asyncio.timeout(10):
+        while not pids.exists():  # noqa: ASYNC110 - the sign that it runs is a file, not an event
+            await asyncio.sleep(0.02)
+    group, child = (int(word) for word in pids.read_text().split())
+    running.cancel()
+    done, _ = await asyncio.wait({running}, timeout=2)  # not after the 60 s the shell would wait
+    assert done and running.cancelled()
+    async with asyncio.timeout(2):
+        while True:  # killed processes may take a moment to be reaped
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                break
+            await asyncio.sleep(0.02)
+    assert _state(child) == "Z"  # gone, or a zombie waiting for its new parent to reap it
+
+
 async def test_workspace_holds_the_files_and_is_removed_after() -> None:
     files = [ContextFile(path="a/b.txt", content="hi"), ContextFile(path="c.txt")]
     async with workspace(files) as root:
