@@ -13,6 +13,8 @@ class TaskAssignment(Message, frozen=True):
     request: TaskRequest
     decision: Decision
     reservation_id: str = ""
+    attempt: int = 1
+    """Which attempt this is: 1, then one more for each retry the orchestrator hands out."""
 
 
 class FinishedWork(Message, frozen=True):

@@ -75,6 +75,35 @@ class Timeouts(Message, frozen=True):
     """From started to its outcome: a task still running then is stopped and ends `timed_out`."""
 
 
+FailureKind = Literal[
+    "error", "crash", "lost", "timeout", "invalid_output", "test_failed", "policy", "cancelled", "budget"
+]
+"""Why an attempt failed. `error`: the role reported a failure; `crash`: the role raised; `lost`: its worker
+went away; `timeout`: it ran out of time; `invalid_output`: the role's output did not validate;
+`test_failed`: the tests it ran failed; `policy`: a policy stopped it; `cancelled`; `budget`: the budget
+refused to pay for it."""
+
+NON_RETRYABLE: frozenset[str] = frozenset({"invalid_output", "test_failed", "policy", "cancelled", "budget"})
+"""Failure kinds that end a task at once: running it again would fail the same way."""
+
+MAX_ATTEMPTS = 20
+
+
+class RetryPolicy(Message, frozen=True):
+    """How often and how soon a failed task runs again (Temporal's retry policy, in seconds).
+
+    Attempt n+1 starts `min(initial_backoff_s * multiplier**(n-1), max_backoff_s)` after attempt n failed,
+    give or take `jitter` of it (the same for the same task and attempt, so a redecided retry is the same).
+    Failures of a kind in NON_RETRYABLE end the task at once.
+    """
+
+    max_attempts: Annotated[int, Meta(ge=1, le=MAX_ATTEMPTS)] = 3
+    initial_backoff_s: Annotated[float, Meta(ge=0, le=MAX_TIMEOUT_S)] = 1.0
+    multiplier: Annotated[float, Meta(ge=1, le=10)] = 2.0
+    max_backoff_s: Annotated[float, Meta(ge=0, le=MAX_TIMEOUT_S)] = 300.0
+    jitter: Annotated[float, Meta(ge=0, le=1)] = 0.2
+
+
 class TaskRequest(Message, frozen=True):
     """A unit of work as submitted; `id` is the idempotency key (generated when absent)."""
 
@@ -107,6 +136,8 @@ class TaskRequest(Message, frozen=True):
     parent: TaskId | None = None
     labels: dict[str, str] = {}
     timeouts: Timeouts | None = None
+    retry: RetryPolicy | None = None
+    """None: one attempt; a failure ends the task."""
 
     def __post_init__(self) -> None:
         if self.data_region is not None and jurisdiction_of(self.data_region) is None:
@@ -173,6 +204,8 @@ class Accepted(Event, frozen=True, tag="task.accepted"):
     commands: int = 0
     timeouts: Timeouts | None = None
     """The request's time-outs, which the orchestrator arms as durable timers."""
+    retry: RetryPolicy | None = None
+    """The request's retry policy, which the orchestrator applies to failed attempts."""
 
 
 class Rejected(Event, frozen=True, tag="task.rejected"):
@@ -207,10 +240,12 @@ class Queued(Event, frozen=True, tag="task.queued"):
 
 
 class Started(Event, frozen=True, tag="task.started"):
-    """A worker pulled the task and began; attempt counts deliveries."""
+    """A worker pulled the task and began `attempt` (1, then one more per retry); `delivery` counts how
+    often this attempt was handed to a worker (more than once when a worker went away)."""
 
     worker: str
     attempt: int = 1
+    delivery: int = 1
 
 
 class Heartbeat(Event, frozen=True, tag="task.heartbeat"):
@@ -236,9 +271,31 @@ class Failed(Event, frozen=True, tag="task.failed"):
 
     error: str
     worker: str = ""
+    failure: FailureKind = "error"
     usage: Usage | None = None
     cost_micro_usd: MicroUsd = 0
     attempt: int = 1
+
+
+class AttemptFailed(Event, frozen=True, tag="task.attempt_failed"):
+    """A worker's attempt failed (and was paid for): the orchestrator retries the task or fails it."""
+
+    error: str
+    worker: str = ""
+    failure: FailureKind = "error"
+    usage: Usage | None = None
+    cost_micro_usd: MicroUsd = 0
+    attempt: int = 1
+
+
+class Retrying(Event, frozen=True, tag="task.retrying"):
+    """The orchestrator will run the task again: `attempt` is handed to the agents at `next_at`."""
+
+    attempt: int
+    next_at: datetime
+    error: str = ""
+    reservation_id: str = ""
+    """The hold that pays for the attempt."""
 
 
 class Cancelled(Event, frozen=True, tag="task.cancelled"):
@@ -279,6 +336,8 @@ TaskEvent = (
     | Heartbeat
     | Succeeded
     | Failed
+    | AttemptFailed
+    | Retrying
     | Cancelled
     | TimedOut
     | TimerFired
@@ -320,3 +379,9 @@ class TaskRecord(Message, frozen=True):
     timeouts: Timeouts | None = None
     queued_at: datetime | None = None
     cancelled_by: str = ""
+    retry: RetryPolicy | None = None
+    deliveries: int = 0
+    """How often the current attempt was handed to a worker."""
+    next_retry_at: datetime | None = None
+    estimate_micro_usd: MicroUsd = 0
+    """What the guard estimated and held for one attempt (a retry holds it again)."""

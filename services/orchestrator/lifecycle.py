@@ -17,6 +17,7 @@ derives the same commands with the same message ids and changes nothing the seco
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from proto.v1 import (
     APPROVAL_TIMEOUT_BY,
     Accepted,
     ApprovalDecision,
+    AttemptFailed,
     AwaitingApproval,
     Cancelled,
     Decision,
@@ -36,6 +38,7 @@ from proto.v1 import (
     Heartbeat,
     Queued,
     Rejected,
+    Retrying,
     Started,
     Succeeded,
     TaskEvent,
@@ -45,6 +48,7 @@ from proto.v1 import (
     TimerFired,
     TimerKind,
 )
+from proto.v1.tasks import NON_RETRYABLE, RetryPolicy
 
 TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
     "pending": frozenset({"rejected", "awaiting_approval", "queued", "failed", "cancelled"}),
@@ -104,7 +108,23 @@ class Decide:
     decision: ApprovalDecision
 
 
-Command = ArmTimer | Record | ReleaseHold | Decide
+@dataclass(frozen=True)
+class Redispatch:
+    """Hand the task to its role's agents again as `attempt`, at `due`: hold its estimate for the attempt,
+    schedule its assignment (which the failed attempt's worker kept) and record Retrying. When the budget
+    will not hold it, or the assignment was not kept, the task fails instead."""
+
+    tenant: str
+    task_id: str
+    role: str
+    model: str
+    attempt: int
+    due: datetime
+    estimate_micro_usd: int
+    error: str
+
+
+Command = ArmTimer | Record | ReleaseHold | Decide | Redispatch
 
 
 @dataclass(frozen=True)
@@ -203,16 +223,27 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 approved_at=queued.approved_at,
                 approval_reason=queued.approval_reason,
                 queued_at=at,
+                estimate_micro_usd=decision.estimate_micro_usd,
             )
             wait = record.timeouts.schedule_to_start_s if record.timeouts else None
             if wait is None:
                 return moved
             return _then(moved, ArmTimer(record.tenant, record.id, "schedule_to_start", _after(at, wait)))
-        case Started(worker=worker, attempt=attempt):
+        case Started(worker=worker, attempt=attempt, delivery=delivery):
             if record.state == "running":
-                started = _restarted(record, worker, attempt, seq, at)
+                started = _restarted(record, worker, attempt, delivery, seq, at)
             else:
-                started = _move(record, "running", seq, at, worker=worker, attempts=attempt, started_at=at)
+                started = _move(
+                    record,
+                    "running",
+                    seq,
+                    at,
+                    worker=worker,
+                    attempts=attempt,
+                    deliveries=delivery,
+                    started_at=record.started_at or at,
+                    next_retry_at=None,
+                )
             run = record.timeouts.start_to_close_s if record.timeouts else None
             if run is None:
                 return started
@@ -220,8 +251,12 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
             return _then(started, ArmTimer(record.tenant, record.id, "start_to_close", due, attempt))
         case Heartbeat():
             return _heartbeat(record, at)
-        case Succeeded() | Failed() if record.state in _STOPPED:
+        case Succeeded() | Failed() | AttemptFailed() if record.state in _STOPPED:
             return _late_outcome(record, event, seq)
+        case AttemptFailed() as attempt_failed:
+            return _attempt_failed(record, attempt_failed, seq)
+        case Retrying(attempt=attempt, next_at=next_at, reservation_id=reservation_id):
+            return _retrying(record, attempt, next_at, reservation_id, seq, at)
         case Succeeded() as done:
             return _move(
                 record,
@@ -232,8 +267,9 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 attempts=max(record.attempts, done.attempt),
                 output=done.output,
                 usage=done.usage,
-                cost_micro_usd=done.cost_micro_usd,
+                cost_micro_usd=record.cost_micro_usd + done.cost_micro_usd,
                 artifacts=done.artifacts,
+                next_retry_at=None,
                 finished_at=at,
             )
         case Failed() as failed:
@@ -245,9 +281,10 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 worker=failed.worker or record.worker,
                 attempts=max(record.attempts, failed.attempt),
                 error=failed.error,
-                usage=failed.usage,
-                cost_micro_usd=failed.cost_micro_usd,
+                usage=failed.usage or record.usage,
+                cost_micro_usd=record.cost_micro_usd + failed.cost_micro_usd,
                 finished_at=at,
+                next_retry_at=None,
             )
         case Cancelled(by=by, reason=reason):
             why = reason or (f"cancelled by {by}" if by else "cancelled")
@@ -326,14 +363,14 @@ def _timed_out(record: TaskRecord, fired: TimerFired, why: str) -> Record:
     return Record(event, end_msg_id(record.id))
 
 
-def _late_outcome(record: TaskRecord, outcome: Succeeded | Failed, seq: int) -> Step:
+def _late_outcome(record: TaskRecord, outcome: Succeeded | Failed | AttemptFailed, seq: int) -> Step:
     """A worker's outcome after the task was cancelled or timed out: its usage is kept, its state is not."""
     new = structs.replace(
         record,
         worker=outcome.worker or record.worker,
-        usage=outcome.usage,
-        cost_micro_usd=outcome.cost_micro_usd,
-        error=outcome.error if isinstance(outcome, Failed) else record.error,
+        usage=outcome.usage or record.usage,
+        cost_micro_usd=record.cost_micro_usd + outcome.cost_micro_usd,
+        error=record.error if isinstance(outcome, Succeeded) else outcome.error,
         updated_at=max(record.updated_at, outcome.at),
         last_event_seq=seq,
     )
@@ -349,6 +386,7 @@ def _created(event: Accepted, seq: int) -> TaskRecord:
         model=event.model,
         trace_id=event.trace_id,
         timeouts=event.timeouts,
+        retry=event.retry,
         last_event_seq=seq,
     )
 
@@ -368,12 +406,90 @@ def _move(record: TaskRecord, target: TaskState, seq: int, at: datetime, **chang
     return Applied(new, state)
 
 
-def _restarted(record: TaskRecord, worker: str, attempt: int, seq: int, at: datetime) -> Step:
-    # The task was redelivered to a worker (the last one died or ran out of time): it keeps running.
-    if attempt <= record.attempts:
-        return Refused(f"already running attempt {record.attempts}; started attempt {attempt} again")
-    new = structs.replace(record, worker=worker, attempts=attempt, updated_at=at, last_event_seq=seq)
+def _restarted(record: TaskRecord, worker: str, attempt: int, delivery: int, seq: int, at: datetime) -> Step:
+    # The attempt was handed to a worker again (the last one died or ran out of time): it keeps running.
+    if (attempt, delivery) <= (record.attempts, record.deliveries):
+        return Refused(
+            f"already running attempt {record.attempts} (delivery {record.deliveries}); "
+            f"started attempt {attempt} (delivery {delivery}) again"
+        )
+    new = structs.replace(
+        record, worker=worker, attempts=attempt, deliveries=delivery, updated_at=at, last_event_seq=seq
+    )
     return Applied(new, record.state)
+
+
+def _attempt_failed(record: TaskRecord, failed: AttemptFailed, seq: int) -> Step:
+    """Pay for the attempt; retry the task when its policy allows, else fail it."""
+    if record.state not in ("running", "queued"):
+        return Refused(f"attempt {failed.attempt} failed for a task that is {record.state}")
+    paid = structs.replace(
+        record,
+        usage=failed.usage or record.usage,
+        cost_micro_usd=record.cost_micro_usd + failed.cost_micro_usd,
+        error=failed.error,
+        worker=failed.worker or record.worker,
+        updated_at=max(record.updated_at, failed.at),
+        last_event_seq=seq,
+    )
+    if failed.attempt < record.attempts:
+        return Applied(paid, record.state)  # an attempt the task has moved past: paid, nothing to decide
+    policy = record.retry
+    if policy is not None and failed.failure not in NON_RETRYABLE and failed.attempt < policy.max_attempts:
+        due = _after(failed.at, backoff_s(policy, record.id, failed.attempt))
+        retry = Redispatch(
+            tenant=record.tenant,
+            task_id=record.id,
+            role=record.role or "",
+            model=record.model or "",
+            attempt=failed.attempt + 1,
+            due=due,
+            estimate_micro_usd=record.estimate_micro_usd,
+            error=failed.error,
+        )
+        return Applied(paid, record.state, (retry,))
+    tried = f" after {failed.attempt} attempts" if failed.attempt > 1 else ""
+    final = Failed(
+        task_id=record.id,
+        tenant=record.tenant,
+        at=failed.at,
+        error=failed.error if not tried else f"{failed.error} (failed{tried})",
+        worker=failed.worker,
+        failure=failed.failure,
+        attempt=failed.attempt,
+    )
+    return Applied(paid, record.state, (Record(final, end_msg_id(record.id)),))
+
+
+def _retrying(
+    record: TaskRecord, attempt: int, next_at: datetime, reservation_id: str, seq: int, at: datetime
+) -> Step:
+    if record.state not in ("running", "queued") or attempt != record.attempts + 1:
+        return Refused(
+            f"retry as attempt {attempt} of a task that is {record.state} at attempt {record.attempts}"
+        )
+    waiting = structs.replace(
+        record,
+        state="queued",
+        reservation_id=reservation_id or record.reservation_id,
+        next_retry_at=next_at,
+        updated_at=at,
+        last_event_seq=seq,
+    )
+    wait = record.timeouts.schedule_to_start_s if record.timeouts else None
+    if wait is None:
+        return Applied(waiting, record.state)
+    timer = ArmTimer(record.tenant, record.id, "schedule_to_start", _after(next_at, wait))
+    return Applied(waiting, record.state, (timer,))
+
+
+def backoff_s(policy: RetryPolicy, task_id: str, attempt: int) -> float:
+    """Seconds from attempt `attempt`'s failure to the next attempt: exponential, capped, jittered by a
+    fraction that depends only on the task and the attempt (so deciding again decides the same)."""
+    base = min(policy.initial_backoff_s * policy.multiplier ** (attempt - 1), policy.max_backoff_s)
+    digest = hashlib.blake2b(f"{task_id}/{attempt}".encode(), digest_size=8).digest()
+    unit = int.from_bytes(digest, "big") / 2**64  # in [0, 1)
+    return max(0.0, base * (1 + policy.jitter * (2 * unit - 1)))
 
 
 def _heartbeat(record: TaskRecord, at: datetime) -> Step:

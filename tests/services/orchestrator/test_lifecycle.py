@@ -115,6 +115,7 @@ def record(state: TaskState, seq: int = 10, attempts: int = 0) -> TaskRecord:
         updated_at=at(0),
         role="implementer",
         attempts=attempts,
+        deliveries=1 if attempts else 0,
         last_event_seq=seq,
     )
 

@@ -1,4 +1,4 @@
-"""What folding an event decides, no server: timers armed, tasks ended, holds released, approvals timed out."""
+"""What folding an event decides, no server: timers armed, tasks ended, holds released, approvals ended."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from proto.v1 import (
     TaskRecord,
     TaskState,
     TimedOut,
+    Timeouts,
     TimerFired,
     TimerKind,
-    Timeouts,
 )
 from services.orchestrator.lifecycle import (
     Applied,
@@ -143,7 +143,7 @@ def test_cancelling_a_parked_task_rejects_it_at_the_guard() -> None:
 
 
 def test_cancelling_a_running_task_leaves_the_hold_to_its_worker() -> None:
-    # The worker stops, pays for what it used and releases the rest: releasing here would make its commit late.
+    # The worker stops, pays for what it used and releases the rest: a release here makes its commit late.
     assert applied(limited("running", attempts=1, reservation_id="r-1"), cancelled()).commands == ()
 
 
