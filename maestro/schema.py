@@ -101,6 +101,16 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             durable=topics.agents_durable("{role}"),  # type: ignore[arg-type]
         ),
     ),
+    "REDISPATCH": (
+        Flow(
+            "orchestrator",
+            "send",
+            "Schedule a retry's assignment (Nats-Schedule `@at`, Nats-Schedule-Target = the role's tasks "
+            "subject), read from the attempts bucket where the failed attempt's worker kept it",
+            (TaskAssignment,),
+        ),
+        Flow("agents", "receive", "The server stores it on the role's tasks subject when it comes due"),
+    ),
     "EVENTS": (
         Flow(
             "guard",

@@ -126,6 +126,13 @@ REQUESTS: Topic[TaskRequest] = Topic(
 TASKS: Topic[TaskAssignment] = Topic(
     "maestro.v1.task", ("role",), TaskAssignment, "tasks the guard allowed, pulled by the agents of a role"
 )
+REDISPATCH: Topic[TaskAssignment] = Topic(
+    "maestro.v1.redispatch",
+    ("role", "task_id"),
+    TaskAssignment,
+    "a retry's assignment, scheduled by the orchestrator in the tasks stream (a JetStream message schedule): "
+    "it comes due on the role's tasks subject at the retry's time; scheduling it again replaces it",
+)
 EVENTS: Topic[TaskEvent] = Topic(
     "maestro.v1.evt",
     ("tenant", "task_id"),
@@ -234,6 +241,9 @@ BUCKET_WORK = "maestro_work"
 BUCKET_WORKERS = "maestro_workers"
 """Key = `<role>.<worker>` (worker_key): a running agent serving the role; value: when it last said so (JSON
 time, UTC). Refreshed while the agent runs, deleted when it stops, expired by the bucket's TTL if it dies."""
+BUCKET_ATTEMPTS = "maestro_attempts"
+"""Key = task id: the assignment of a task's attempt that failed with attempts left, kept by its worker for
+the orchestrator to hand out again (a retry)."""
 STORE_ARTIFACTS = "maestro_artifacts"
 
 # -- headers ---------------------------------------------------------------------------------------------

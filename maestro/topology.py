@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # Finished work is read again only while its commit is retried (at most MAESTRO_MAX_RETRIES deliveries, about
 # a second apart) or its outcome is not yet stored: a day is far more than that, and it bounds the bucket.
 _FINISHED_WORK_TTL_S = 24 * 3600.0
+_ATTEMPTS_TTL_S = 31 * 86_400.0
+"""Longer than the longest back-off a retry policy can ask for (MAX_TIMEOUT_S, 30 days)."""
 WORKER_TTL_S = 30.0
 """How long a worker's announcement lasts unless refreshed: after it, a dead agent's roles are unserved."""
 
@@ -84,7 +86,15 @@ def topology(settings: Settings) -> Topology:
     return Topology(
         streams=(
             work_queue(topics.STREAM_REQUESTS, topics.REQUESTS, "task requests waiting for the guard"),
-            work_queue(topics.STREAM_TASKS, topics.TASKS, "allowed tasks waiting for an agent of their role"),
+            dataclasses.replace(
+                work_queue(
+                    topics.STREAM_TASKS,
+                    topics.TASKS,
+                    "allowed tasks waiting for an agent of their role, and retries scheduled for later",
+                ),
+                subjects=[topics.TASKS.all, topics.REDISPATCH.all],
+                allow_msg_schedules=True,
+            ),
             dataclasses.replace(
                 log_of(
                     topics.STREAM_EVENTS,
@@ -127,6 +137,11 @@ def topology(settings: Settings) -> Topology:
                 topics.BUCKET_WORK,
                 "finished work waiting to be paid for and reported, so a task never runs twice for it",
                 ttl_s=_FINISHED_WORK_TTL_S,
+            ),
+            bucket(
+                topics.BUCKET_ATTEMPTS,
+                "the assignment of each task whose failed attempt may be retried, kept by its worker",
+                ttl_s=_ATTEMPTS_TTL_S,
             ),
             bucket(
                 topics.BUCKET_WORKERS,
