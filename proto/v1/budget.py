@@ -30,12 +30,23 @@ def _whole(body: str) -> str:
 
 MAX_TTL_S = 30 * 86_400.0
 """The longest a hold may live uncommitted: longer than any task runs, short enough to be sure it ends."""
+MAX_ATTEMPT = 20
+"""The last attempt a task can have: proto/v1/tasks.py's MAX_ATTEMPTS (that module imports this one)."""
+Attempt = Annotated[
+    int, Meta(ge=1, le=MAX_ATTEMPT, description="which attempt of the task: 1, then one more per retry")
+]
+# Attempt 1 has no suffix (its id is what it was before retries), attempts 2 to MAX_ATTEMPT have `.<n>`:
+# one id per attempt, and none that two attempts could share (`r-t1.1` and `r-t1.02` are not ids).
+_ATTEMPT_SUFFIX = r"(\.([2-9]|1[0-9]|20))?"
+MAX_RESERVATION_ID = len("r-") + 64 + len(f".{MAX_ATTEMPT}")
+"""The longest reservation id: the longest task id (proto/v1/ids.py) at its last attempt."""
 ReservationId = Annotated[
     str,
     Meta(
-        pattern=_whole("r-" + TOKEN_PATTERN.removeprefix("^")),
-        max_length=66,
-        description="a task's one reservation: `r-<task id>` (reservation_id_for)",
+        pattern=_whole("r-" + TOKEN_PATTERN.removeprefix("^").removesuffix(END) + _ATTEMPT_SUFFIX),
+        max_length=MAX_RESERVATION_ID,
+        description="one attempt's reservation: `r-<task id>`, `r-<task id>.<attempt>` after the first "
+        "(reservation_id_for)",
     ),
 ]
 RoleScope = Annotated[
@@ -85,7 +96,9 @@ class Usage(Message, frozen=True):
 
 
 class Reserve(Message, frozen=True):
-    """Hold an estimated amount for one task; the same task id always yields the same reservation.
+    """Hold an estimated amount for one attempt of a task; the same task and attempt find the same hold.
+
+    Each attempt (a retry is the next one) holds under its own reservation id, apart from the others.
 
     A reservation that would take the tenant's held money or tokens past their bounds is refused with 400.
     """
@@ -99,6 +112,8 @@ class Reserve(Message, frozen=True):
     """The task's role, held against the role's sub-limit when the tenant has one."""
     model: ModelScope = ""
     """The model the task will call: priced at 0 it needs no budget, without a price it is refused."""
+    attempt: Attempt = 1
+    """The attempt the hold pays for: each attempt of a task holds, and is charged, apart from the others."""
 
 
 class Reservation(Message, frozen=True):
@@ -107,7 +122,7 @@ class Reservation(Message, frozen=True):
     tenant: Tenant
     task_id: TaskId
     granted: bool
-    reservation_id: Annotated[str, Meta(max_length=66)] = ""
+    reservation_id: Annotated[str, Meta(max_length=MAX_RESERVATION_ID)] = ""
     """Empty when not granted."""
     held_micro_usd: MicroUsd = 0
     remaining_micro_usd: Balance = 0
@@ -122,10 +137,15 @@ class Commit(Message, frozen=True):
     usage: Usage
 
 
-def reservation_id_for(task_id: str) -> str:
-    """The one reservation a task can have: reserving twice finds the first, and anyone holding the task id
-    (a guard whose request was dead-lettered, say) can release it."""
-    return f"r-{task_id}"
+def reservation_id_for(task_id: str, attempt: int = 1) -> str:
+    """The one reservation an attempt of a task can have: reserving twice finds the first, and anyone
+    holding the task id and attempt (a guard whose request was dead-lettered, say) can release it."""
+    return f"r-{task_id}" if attempt == 1 else f"r-{task_id}.{attempt}"
+
+
+def task_of_reservation(reservation_id: str) -> str:
+    """The task a reservation id belongs to, whichever attempt it holds for (reservation_id_for's inverse)."""
+    return reservation_id.removeprefix("r-").partition(".")[0]  # a task id has no dots
 
 
 class Release(Message, frozen=True):

@@ -25,6 +25,7 @@ from proto.v1 import (
     WindowRolled,
     WindowTotals,
 )
+from proto.v1.budget import task_of_reservation
 from proto.v1.ids import MAX_MICRO_USD, MAX_TOKENS
 from services.budget import alerts, windows
 from services.budget.entry import (
@@ -38,7 +39,6 @@ from services.budget.entry import (
     carry,
     effective_limit,
     hold_bytes,
-    task_of,
 )
 from services.budget.expired import LARGEST_BYTES, Expired, ExpiredHold
 from services.budget.settled import Settled
@@ -251,7 +251,7 @@ class Book:
                 HoldExpired(
                     **self.stamp(),
                     reservation_id=rid,
-                    task_id=hold.task_id or task_of(rid),
+                    task_id=hold.task_id or task_of_reservation(rid),
                     released_micro_usd=hold.amount_micro_usd,
                     expired_at=datetime.fromtimestamp(hold.expires_at, UTC),
                 )

@@ -5,16 +5,16 @@ take it past NATS's 1 MiB payload limit:
 - open holds: at most MAX_HOLDS, and at most HOLD_ROOM_BYTES with the expired holds remembered. A
   reservation beyond either is backpressure, not a refusal (the caller is told to retry once some
   settle). Holds with short model names reach MAX_HOLDS first (~155 bytes each with a 64-character task
-  id); holds naming 128-character models reach the room first (~280 bytes each).
+  id and an attempt's suffix); holds naming 128-character models reach the room first (~280 bytes each).
 - expired holds: as many as the open ones leave room for, in count and in bytes.
 - settled ids: SETTLED_KEPT, with what each charged (two 12-character strings each, 48 KB in all).
 - role and model tallies: one per role, and MAX_SCOPES models (further models are counted under `other`).
 - sub-limits: one per role, and MAX_SCOPES models (a further one is refused with 400: remove one first),
   each with at most two alert marks.
-With 64-character task ids, 128-character model names, the widest amounts and every bound reached, an
-entry measures under 0.8 MiB (test_ledger.py builds it); a typical busy entry is far smaller. A hold does
-not repeat its task id, which its key spells: that is 64 bytes of each hold's ~180, and what makes room for
-the memory of expired holds.
+With 64-character task ids at their last attempt, 128-character model names, the widest amounts and every
+bound reached, an entry measures under 0.8 MiB (test_ledger.py builds it); a typical busy entry is far
+smaller. A hold does not repeat its task id, which its key spells: that is 64 bytes of each hold's ~180,
+and what makes room for the memory of expired holds.
 
 Amounts are bounded like the wire's (proto/v1/ids.py): a reservation or a commit that would take what is
 held or spent past MAX_MICRO_USD or MAX_TOKENS is refused with 400 and changes nothing, what one window
@@ -27,7 +27,8 @@ from __future__ import annotations
 import msgspec
 
 from maestro.settings import Settings
-from proto.v1 import Window, WindowTotals, reservation_id_for
+from proto.v1 import Window, WindowTotals
+from proto.v1.budget import MAX_ATTEMPT, reservation_id_for
 from proto.v1.ids import MAX_MICRO_USD
 from services.budget.expired import NUMBERS_BYTES, ExpiredHold
 from services.budget.tally import Limit, Tally
@@ -51,16 +52,11 @@ MAX_SCOPES = 64
 HOLD_ROOM_BYTES = 640 * 1024
 
 
-def task_of(rid: str) -> str:
-    """The task a reservation id belongs to (the inverse of reservation_id_for), so holds need not say."""
-    return rid.removeprefix(reservation_id_for(""))
-
-
 class Hold(msgspec.Struct, frozen=True, array_like=True):
     """Money held for one task until it is committed, released, or expires (array-encoded: it is repeated)."""
 
     task_id: str
-    """Empty: the reservation id spells it (task_of); entries before 0.4.0 repeated it here."""
+    """Empty: the reservation id spells it (task_of_reservation); entries before 0.4.0 repeated it here."""
     amount_micro_usd: int
     expires_at: float
     """Epoch seconds after which the hold is dropped on the next touch."""
@@ -74,8 +70,11 @@ def hold_bytes(rid: str, hold: Hold) -> int:
     return len(rid) + len(hold.task_id) + len(hold.role) + len(hold.model) + NUMBERS_BYTES
 
 
-LARGEST_HOLD_BYTES = hold_bytes("r-" + "t" * 64, Hold("t" * 64, 0, 0.0, 0, "implementer", "m" * 128))
-"""What the largest open hold takes: the longest names (and a task id repeated, as before 0.4.0)."""
+LARGEST_HOLD_BYTES = hold_bytes(
+    reservation_id_for("t" * 64, MAX_ATTEMPT), Hold("t" * 64, 0, 0.0, 0, "implementer", "m" * 128)
+)
+"""What the largest open hold takes: the longest names, the last attempt's id (and a task id repeated, as
+before 0.4.0)."""
 
 
 def effective_limit(limit_micro_usd: int, carried_micro_usd: int) -> int:

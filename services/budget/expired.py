@@ -5,7 +5,7 @@ the work may still be running and commit later. What that commit needs is kept h
 id's fingerprint (services/budget/settled.py), oldest first: the amount that was held (charged when the
 usage's model has no price), the role and model to count the charge under, and when the hold expired, for
 the event that announces the late commit (the task id is spelled by the commit's reservation id). An
-entry encodes smaller than the largest open hold (its key is 12 characters, a reservation id up to 66),
+entry encodes smaller than the largest open hold (its key is 12 characters, a reservation id up to 69),
 so the ledger bounds both together (ledger.py).
 """
 

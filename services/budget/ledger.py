@@ -25,7 +25,7 @@ from proto.v1 import (
 )
 from services.budget import reservations, settlements
 from services.budget.book import Book, Refused
-from services.budget.entry import MAX_HOLDS, MAX_SCOPES, SETTLED_KEPT, Hold, Ledger, new_ledger, task_of
+from services.budget.entry import MAX_HOLDS, MAX_SCOPES, SETTLED_KEPT, Hold, Ledger, new_ledger
 from services.budget.reservations import Busy
 from services.budget.settlements import Unknown
 
@@ -44,7 +44,6 @@ __all__ = [
     "Unknown",
     "apply",
     "new_ledger",
-    "task_of",
 ]
 
 

@@ -1,8 +1,10 @@
 """Reserving: hold a task's estimate when the tenant can afford it, or say why not. No I/O.
 
-A task has one reservation (reservation_id_for): reserving again finds the open hold, or grants nothing
-new when the reservation was settled or its hold expired (holding again would let a task renew its hold
-forever; its commit is charged as a late one). A reservation that fits the money but not the ledger's room
+Each attempt of a task has one reservation (reservation_id_for): reserving the same attempt again finds
+the open hold, or grants nothing new when the reservation was settled or its hold expired (holding again
+would let an attempt renew its hold forever; its commit is charged as a late one). A retry is another
+attempt: it holds anew under its own id, whatever became of the earlier attempts' holds, and every hold
+counts against the same limits. A reservation that fits the money but not the ledger's room
 is Busy: backpressure, not a refusal.
 """
 
@@ -26,7 +28,7 @@ class Busy:
 def reserve(book: Book, req: Reserve) -> Reservation | Busy | Refused:
     """Hold the estimate for the task, find its reservation, refuse it with why, or answer Busy; Refused
     when the hold would take what the tenant holds past the bound on money or tokens."""
-    rid = reservation_id_for(req.task_id)
+    rid = reservation_id_for(req.task_id, req.attempt)
     hold = book.holds.get(rid)
     if hold is not None:
         return _granted(book, req, rid, hold.amount_micro_usd)

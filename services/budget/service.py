@@ -45,7 +45,7 @@ class Budget:
     ledgers: Ledgers
 
     async def reserve(self, req: Reserve) -> Reservation:
-        """Hold the estimate for a task, or refuse with the amounts that do not fit.
+        """Hold the estimate for one attempt of a task, or refuse with the amounts that do not fit.
 
         Raises Retry (503) when the tenant's ledger holds as many open reservations as it has room for:
         that is backpressure, not a verdict on the money. Raises Reject (400) when the hold would take what
@@ -53,11 +53,15 @@ class Budget:
         answer = await self.ledgers.submit(req.tenant, req)
         _refused(answer, req.tenant)
         if isinstance(answer, Busy):
-            log.info(answer.reason, extra={"tenant": req.tenant, "task_id": req.task_id})
+            log.info(
+                answer.reason, extra={"tenant": req.tenant, "task_id": req.task_id, "attempt": req.attempt}
+            )
             raise Retry(answer.retry_after_s, answer.reason)
         assert isinstance(answer, Reservation)
         if not answer.granted:
-            log.info(answer.reason, extra={"tenant": req.tenant, "task_id": req.task_id})
+            log.info(
+                answer.reason, extra={"tenant": req.tenant, "task_id": req.task_id, "attempt": req.attempt}
+            )
         return answer
 
     async def commit(self, req: Commit) -> Settlement:

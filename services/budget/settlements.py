@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proto.v1 import Commit, LateCommit, Overage, Release, Settlement
+from proto.v1.budget import task_of_reservation
 from services.budget.book import Book, Refused
-from services.budget.entry import task_of
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,9 @@ def _settle(
     )
     if expired_at is not None:
         book.events.append(
-            LateCommit(**event, task_id=task_of(rid), expired_at=datetime.fromtimestamp(expired_at, UTC))
+            LateCommit(
+                **event, task_id=task_of_reservation(rid), expired_at=datetime.fromtimestamp(expired_at, UTC)
+            )
         )
     elif overage:
         book.events.append(Overage(**event))

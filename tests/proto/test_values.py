@@ -5,8 +5,14 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from proto.v1 import TaskRequest, regions
-from proto.v1.budget import Reserve
+from proto.v1 import Commit, Release, Reservation, TaskRequest, regions, tasks
+from proto.v1.budget import (
+    MAX_ATTEMPT,
+    MAX_RESERVATION_ID,
+    Reserve,
+    reservation_id_for,
+    task_of_reservation,
+)
 from proto.v1.ids import MAX_MICRO_USD
 
 
@@ -63,3 +69,63 @@ def test_the_tenants_a_task_touches_are_tenant_names_and_tenant_data_defaults_to
     body = {"tenant": "acme", "role": "planner", "prompt": "p", "data_tenants": ["Not A Tenant"]}
     with pytest.raises(msgspec.ValidationError, match="data_tenants"):
         msgspec.convert(body, TaskRequest)
+
+
+@pytest.mark.parametrize("task", ["t1", "a", "t018f3c2a9b1c4d5e6f7a8b9c0d", "T_-9" + "x" * 60])
+def test_every_attempt_has_its_own_reservation_id_and_each_maps_back_to_its_task(task: str) -> None:
+    ids = [reservation_id_for(task, attempt=n) for n in range(1, MAX_ATTEMPT + 1)]
+    assert ids[0] == reservation_id_for(task) == f"r-{task}"  # attempt 1's id is what it always was
+    assert ids[1] == f"r-{task}.2" and ids[-1] == f"r-{task}.{MAX_ATTEMPT}"
+    assert len(set(ids)) == MAX_ATTEMPT
+    for rid in ids:
+        assert task_of_reservation(rid) == task
+        body = {"tenant": "acme", "reservation_id": rid, "usage": {"model": "m"}}
+        assert msgspec.convert(body, Commit).reservation_id == rid
+        assert (
+            Reservation(tenant="acme", task_id=task, granted=True, reservation_id=rid).reservation_id == rid
+        )
+
+
+def test_the_longest_task_id_at_its_last_attempt_is_the_longest_reservation_id() -> None:
+    rid = reservation_id_for("t" * 64, attempt=MAX_ATTEMPT)
+    assert len(rid) == MAX_RESERVATION_ID == 69
+    assert msgspec.convert({"tenant": "acme", "reservation_id": rid}, Release).reservation_id == rid
+    with pytest.raises(msgspec.ValidationError, match="reservation_id"):
+        msgspec.convert({"tenant": "acme", "reservation_id": rid + "0"}, Release)
+    with pytest.raises(msgspec.ValidationError, match="reservation_id"):
+        msgspec.convert(
+            {"tenant": "acme", "task_id": "t1", "granted": True, "reservation_id": rid + "0"}, Reservation
+        )
+
+
+@pytest.mark.parametrize(
+    "rid",
+    [
+        "r-t1.1",  # attempt 1 has no suffix: one id per attempt
+        "r-t1.0",
+        "r-t1.02",
+        "r-t1.21",
+        "r-t1.",
+        "r-t1.2.3",
+        "r-t1.x",
+        "r-t1.2\n",
+        "r-.2",
+        "t1.2",
+        "r-" + "t" * 65,
+        "r-" + "t" * 65 + ".2",
+    ],
+)
+def test_a_reservation_id_that_no_attempt_spells_is_refused(rid: str) -> None:
+    with pytest.raises(msgspec.ValidationError, match="reservation_id"):
+        msgspec.convert({"tenant": "acme", "reservation_id": rid}, Release)
+
+
+def test_an_attempt_is_1_by_default_and_at_most_the_last_a_retry_policy_allows() -> None:
+    body = {"tenant": "acme", "task_id": "t1", "estimate_micro_usd": 1}
+    assert msgspec.convert(body, Reserve).attempt == 1
+    assert msgspec.convert({**body, "attempt": MAX_ATTEMPT}, Reserve).attempt == MAX_ATTEMPT
+    for attempt in (0, -1, MAX_ATTEMPT + 1, 1.5, "2"):
+        with pytest.raises(msgspec.ValidationError, match="attempt"):
+            msgspec.convert({**body, "attempt": attempt}, Reserve)
+    # tasks.py imports budget.py, so the bound is spelled twice: they must agree.
+    assert MAX_ATTEMPT == tasks.MAX_ATTEMPTS

@@ -56,6 +56,24 @@ async def test_a_dead_workers_hold_is_released_by_the_sweeper_with_an_event(
         assert (view.held_micro_usd, view.holds) == (0, 0)
 
 
+async def test_each_attempts_expired_hold_is_announced_apart_under_its_task(
+    settings: Settings, bus: Bus
+) -> None:
+    async with running_service(SERVICE, settings.with_(budget_sweep_s=0.2)):
+        await answering(bus, "retried")
+        for attempt, amount in ((1, 5000), (2, 4000)):
+            reserve = Reserve(
+                tenant="retried", task_id="dead", estimate_micro_usd=amount, ttl_s=0.3, attempt=attempt
+            )
+            assert (await bus.request(topics.BUDGET_RESERVE, reserve)).granted
+        events = await wait_for_events(bus.js, "retried", lambda found: len(found) >= 2)
+        assert sorted(
+            (e.reservation_id, e.task_id, e.released_micro_usd) for e in events if isinstance(e, HoldExpired)
+        ) == [("r-dead", "dead", 5000), ("r-dead.2", "dead", 4000)]
+        view = await answering(bus, "retried")
+        assert (view.held_micro_usd, view.holds) == (0, 0)
+
+
 async def test_a_daily_window_rolls_over_at_midnight_utc(settings: Settings, bus: Bus) -> None:
     clock = Clock(datetime(2025, 3, 14, 23, 59, 58, tzinfo=UTC))
     async with open_bus(settings, "budget-clock") as own, budget_on(own, clock):

@@ -26,6 +26,7 @@ from proto.v1 import (
     Usage,
     WindowRolled,
 )
+from proto.v1.budget import MAX_ATTEMPT, reservation_id_for
 from proto.v1.ids import MAX_MICRO_USD, MAX_TOKENS
 from services.budget import ledger, settled
 from services.budget.ledger import Applied, Busy, Ledger, Operation, Refused, Touch, Unknown
@@ -43,12 +44,13 @@ def reserve(task: str, amount: int, ttl: float = 60.0, **fields: object) -> Rese
     return Reserve(tenant="acme", task_id=task, estimate_micro_usd=amount, ttl_s=ttl, **fields)  # type: ignore[arg-type]
 
 
-def commit(task: str, cost: int, model: str = "m") -> Commit:
-    return Commit(tenant="acme", reservation_id=f"r-{task}", usage=Usage(model=model, input_tokens=cost))
+def commit(task: str, cost: int, model: str = "m", attempt: int = 1) -> Commit:
+    usage = Usage(model=model, input_tokens=cost)
+    return Commit(tenant="acme", reservation_id=reservation_id_for(task, attempt), usage=usage)
 
 
-def release(task: str) -> Release:
-    return Release(tenant="acme", reservation_id=f"r-{task}")
+def release(task: str, attempt: int = 1) -> Release:
+    return Release(tenant="acme", reservation_id=reservation_id_for(task, attempt))
 
 
 def run(book: Ledger, *ops: Operation, now: float = NOW) -> Applied:
@@ -432,6 +434,79 @@ def test_a_task_reserving_again_after_its_hold_expired_gets_no_new_hold_and_is_c
     assert isinstance(settlement, Settlement) and settlement.late and settlement.charged_micro_usd == 300
 
 
+def test_a_retry_holds_apart_from_the_committed_attempt_before_it_and_its_commit_is_charged() -> None:
+    first = run(empty(1000), reserve("t1", 300), commit("t1", 200)).ledger
+    retried, reservation = one(first, reserve("t1", 300, attempt=2))
+    assert isinstance(reservation, Reservation) and reservation.granted and not reservation.reason
+    assert (reservation.reservation_id, reservation.held_micro_usd) == ("r-t1.2", 300)
+    assert (view(retried).held_micro_usd, view(retried).holds) == (300, 1)
+    applied = run(retried, commit("t1", 250, attempt=2), commit("t1", 200))
+    second, replay = applied.answers
+    assert isinstance(second, Settlement) and not second.already_settled
+    assert (second.reservation_id, second.charged_micro_usd, second.released_micro_usd) == ("r-t1.2", 250, 50)
+    # Attempt 1's commit repeated is still a replay of what it charged, not a charge for attempt 2.
+    assert isinstance(replay, Settlement) and replay.already_settled and replay.charged_micro_usd == 200
+    assert (view(applied.ledger).spent_micro_usd, view(applied.ledger).held_micro_usd) == (450, 0)
+    again = run(applied.ledger, commit("t1", 250, attempt=2), release("t1", attempt=2))
+    assert not again.changed and all(isinstance(a, Settlement) and a.already_settled for a in again.answers)
+    # A third attempt holds anew too; reserving attempt 2 again finds it settled and holds nothing.
+    third = run(applied.ledger, reserve("t1", 100, attempt=2), reserve("t1", 100, attempt=3))
+    settled_one, fresh = third.answers
+    assert isinstance(settled_one, Reservation) and settled_one.granted and settled_one.held_micro_usd == 0
+    assert settled_one.reason == "already settled"
+    assert isinstance(fresh, Reservation) and (fresh.reservation_id, fresh.held_micro_usd) == ("r-t1.3", 100)
+
+
+def test_reserving_the_same_attempt_twice_holds_once() -> None:
+    once, first = one(empty(1000), reserve("t1", 300, attempt=2))
+    twice, second = one(once, reserve("t1", 300, attempt=2))
+    assert second == first and twice == once
+    both = run(empty(1000), reserve("t1", 300, attempt=2), reserve("t1", 300, attempt=2))
+    assert both.answers[0] == both.answers[1]
+    assert (view(both.ledger).held_micro_usd, view(both.ledger).holds) == (300, 1)
+
+
+def test_the_limits_count_every_attempts_hold_so_retries_cannot_overspend() -> None:
+    # Attempt 1 still holds (its worker may yet commit) when attempt 2 asks: both count.
+    book = run(empty(1000), reserve("t1", 600, role="planner", model="m")).ledger
+    _, refused = one(book, reserve("t1", 600, attempt=2))
+    assert isinstance(refused, Reservation) and not refused.granted
+    assert refused.reason == "budget exceeded: spent 0 + held 600 + estimate 600 > limit 1000 micro-USD"
+    both = run(book, reserve("t1", 400, attempt=2, role="planner", model="m")).ledger
+    shown = view(both)
+    assert (shown.held_micro_usd, shown.holds, shown.remaining_micro_usd) == (1000, 2, 0)
+    assert shown.roles["planner"].held_micro_usd == shown.models["m"].held_micro_usd == 1000
+    # Each attempt is charged what it used, once, whatever order the commits come in.
+    applied = run(both, commit("t1", 350, attempt=2), commit("t1", 500), commit("t1", 350, attempt=2))
+    assert [a.charged_micro_usd for a in applied.answers if isinstance(a, Settlement)] == [350, 500, 350]
+    shown = view(applied.ledger)
+    assert (shown.spent_micro_usd, shown.held_micro_usd, shown.remaining_micro_usd) == (850, 0, 150)
+    assert shown.roles["planner"].spent_micro_usd == shown.models["m"].spent_micro_usd == 850
+    _, over = one(applied.ledger, reserve("t1", 151, attempt=3))
+    assert isinstance(over, Reservation) and not over.granted
+
+
+def test_a_retry_holds_anew_after_the_attempt_before_expired_which_is_still_charged_late() -> None:
+    held, _ = one(empty(1000), reserve("t1", 600, ttl=10))
+    expired = run(held, Touch("acme"), now=NOW + 10)
+    (gone,) = expired.events
+    assert isinstance(gone, HoldExpired) and (gone.reservation_id, gone.task_id) == ("r-t1", "t1")
+    retried = run(expired.ledger, reserve("t1", 600, ttl=10, attempt=2), now=NOW + 11)
+    (reservation,) = retried.answers
+    assert isinstance(reservation, Reservation) and reservation.reason == ""
+    assert (reservation.reservation_id, reservation.held_micro_usd) == ("r-t1.2", 600)
+    late = run(retried.ledger, commit("t1", 300), now=NOW + 12)
+    (settlement,) = late.answers
+    assert isinstance(settlement, Settlement) and settlement.late and settlement.charged_micro_usd == 300
+    (event,) = (e for e in late.events if isinstance(e, LateCommit))
+    assert event.task_id == "t1"
+    # Attempt 2's hold expires in turn, announced under its own id and its task.
+    lapsed = run(late.ledger, Touch("acme"), now=NOW + 21)
+    (gone,) = lapsed.events
+    assert isinstance(gone, HoldExpired) and (gone.reservation_id, gone.task_id) == ("r-t1.2", "t1")
+    assert (view(lapsed.ledger, NOW + 21).spent_micro_usd, view(lapsed.ledger, NOW + 21).holds) == (300, 0)
+
+
 def test_a_commit_for_a_reservation_never_made_is_unknown_and_a_release_changes_nothing() -> None:
     book = run(empty(), reserve("t1", 300)).ledger
     applied = run(book, commit("nope", 100), release("nope"))
@@ -474,11 +549,19 @@ def test_the_fullest_entry_stays_well_under_the_nats_payload_limit() -> None:
     def fat_reserve(n: int, ttl: float = 60.0) -> Reserve:
         amount = MAX_MICRO_USD // ledger.MAX_HOLDS - n  # together, all that may be held
         role = ROLES[n % len(ROLES)]
-        return reserve(task(n), amount, ttl=ttl, estimate_tokens=10**8 + n, role=role, model=model(n))
+        return reserve(
+            task(n),
+            amount,
+            ttl=ttl,
+            estimate_tokens=10**8 + n,
+            role=role,
+            model=model(n),
+            attempt=MAX_ATTEMPT,  # the longest reservation ids
+        )
 
     def fat_commit(n: int) -> Commit:
         usage = Usage(model=model(n), input_tokens=10**5)
-        return Commit(tenant="acme", reservation_id=f"r-{task(n)}", usage=usage)
+        return Commit(tenant="acme", reservation_id=reservation_id_for(task(n), MAX_ATTEMPT), usage=usage)
 
     ops: list[Operation] = []
     for n in range(ledger.SETTLED_KEPT):
@@ -503,9 +586,9 @@ def test_the_fullest_entry_stays_well_under_the_nats_payload_limit() -> None:
     expired = ledger.apply(book, [Touch("acme")], NOW + 10, fat).ledger
     assert len(expired.expired) == len(book.holds)
     # New holds are remembered with the expired ones in the room they leave.
-    newer = [replace(fat_reserve(2 * 10**6 + n), role="", model=model(64)) for n in range(500)]
+    newer = [replace(fat_reserve(2 * 10**6 + n), role="", model=model(64)) for n in range(600)]
     crowded = ledger.apply(expired, newer, NOW + 11, fat).ledger
-    assert len(crowded.holds) == 500 and 0 < len(crowded.expired) < len(expired.expired)
+    assert len(crowded.holds) == 600 and 0 < len(crowded.expired) < len(expired.expired)
     # NATS refuses a payload over 1 MiB by default: keep a fifth of it to spare.
     sizes = [len(codec.encode(entry)) for entry in (book, expired, crowded)]
     assert max(sizes) < 0.8 * 2**20, sizes

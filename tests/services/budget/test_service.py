@@ -21,8 +21,8 @@ from services.budget.service import serve
 from tests.services.budget.support import answering, budget
 
 
-def reserve(task: str, amount: int, tenant: str = "acme") -> Reserve:
-    return Reserve(tenant=tenant, task_id=task, estimate_micro_usd=amount)
+def reserve(task: str, amount: int, tenant: str = "acme", attempt: int = 1) -> Reserve:
+    return Reserve(tenant=tenant, task_id=task, estimate_micro_usd=amount, attempt=attempt)
 
 
 async def test_reserve_commit_release_round_trip(settings: Settings, bus: Bus) -> None:
@@ -77,6 +77,35 @@ async def test_each_operation_is_idempotent(settings: Settings, bus: Bus) -> Non
 
         view = await answering(bus)
         assert (view.spent_micro_usd, view.held_micro_usd) == (300, 0)
+
+
+async def test_each_attempt_of_a_task_holds_and_is_charged_apart(settings: Settings, bus: Bus) -> None:
+    usage = Usage(model="m", input_tokens=100)  # 300 micro-USD
+    async with budget(settings.with_(default_limit_micro_usd=1000), bus):
+        first = await bus.request(topics.BUDGET_RESERVE, reserve("t1", 400))
+        committed = await bus.request(
+            topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id=first.reservation_id, usage=usage)
+        )
+        assert committed.charged_micro_usd == 300 and not committed.already_settled
+
+        # The retry gets a hold of its own, once however often it asks, and its commit is charged.
+        second, again = await asyncio.gather(
+            *(bus.request(topics.BUDGET_RESERVE, reserve("t1", 400, attempt=2)) for _ in range(2))
+        )
+        assert second == again and second.granted and second.reason == ""
+        assert (second.reservation_id, second.held_micro_usd) == ("r-t1.2", 400)
+        view = await answering(bus)
+        assert (view.spent_micro_usd, view.held_micro_usd, view.holds) == (300, 400, 1)
+        # Both attempts count against the limit: a third cannot hold what the first two took.
+        third = await bus.request(topics.BUDGET_RESERVE, reserve("t1", 301, attempt=3))
+        assert not third.granted and "spent 300 + held 400 + estimate 301" in third.reason
+
+        commit = Commit(tenant="acme", reservation_id=second.reservation_id, usage=usage)
+        settled = await asyncio.gather(*(bus.request(topics.BUDGET_COMMIT, commit) for _ in range(2)))
+        assert sorted(s.already_settled for s in settled) == [False, True]
+        assert {(s.reservation_id, s.charged_micro_usd) for s in settled} == {("r-t1.2", 300)}
+        view = await answering(bus)
+        assert (view.spent_micro_usd, view.held_micro_usd, view.holds) == (600, 0, 0)
 
 
 async def test_a_commit_for_a_reservation_never_made_is_404_never_already_settled(
