@@ -146,6 +146,23 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             "The server stores the timer's TimerFired on the task's events subject when it comes due",
         ),
     ),
+    "WORKFLOWS": (
+        Flow(
+            "client",
+            "send",
+            "Submit a workflow (SDK, `maestro workflow run`, POST /v1/workflows); Nats-Msg-Id: id.digest",
+        ),
+        Flow(
+            "orchestrator",
+            "receive",
+            "Start each workflow: record it and submit its first steps as task requests",
+            durable=topics.DURABLE_ORCHESTRATOR_WORKFLOWS,
+        ),
+    ),
+    "WORKFLOW_EVENTS": (
+        Flow("orchestrator", "send", "A workflow started, paused, resumed or ended"),
+        Flow("client", "receive", "Follow a workflow (`maestro workflow watch`)"),
+    ),
     "DLQ": (
         Flow("guard", "send", "Requests that did not decode or could not be handled"),
         Flow("agents", "send", "Tasks that did not decode or exhausted their deliveries"),
@@ -298,6 +315,7 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     "role": {"description": "the agent role", "enum": list(ROLES), "examples": ["planner"]},
     "task_id": {"description": "the task id (the request's idempotency key)", "examples": [_TASK]},
     "origin": {"description": "the consumer that gave up on the message", "examples": ["guard"]},
+    "workflow_id": {"description": "the workflow id (its idempotency key)", "examples": ["wf-release-42"]},
     "timer": {
         "description": "which time-out the timer is for",
         "enum": ["approval", "schedule_to_start", "start_to_close"],

@@ -25,6 +25,7 @@ from proto.v1 import (
     TaskRequest,
     TimerFired,
 )
+from proto.v1.workflows import Workflow, WorkflowEvents
 
 M = TypeVar("M")
 Req = TypeVar("Req")
@@ -146,6 +147,16 @@ TIMERS: Topic[TimerFired] = Topic(
     "durable timers the orchestrator arms (JetStream message schedules in the events stream): each comes "
     "due as the TimerFired event it holds, on the task's events subject; arming one again replaces it",
 )
+WORKFLOWS: Topic[Workflow] = Topic(
+    "maestro.v1.wf", ("tenant",), Workflow, "workflows as submitted, started by the orchestrator"
+)
+WORKFLOW_EVENTS: Topic[WorkflowEvents] = Topic(
+    "maestro.v1.wfevt",
+    ("tenant", "workflow_id"),
+    WorkflowEvents,  # type: ignore[arg-type]
+    "what happened to a workflow as a whole (its steps' events are their tasks'): started, paused, resumed, "
+    "ended",
+)
 DLQ: Topic[DeadLetter] = Topic(
     "maestro.v1.dlq",
     ("origin",),
@@ -173,11 +184,13 @@ STREAM_REQUESTS = "MAESTRO_REQ"
 STREAM_TASKS = "MAESTRO_TASK"
 STREAM_EVENTS = "MAESTRO_EVT"
 STREAM_DLQ = "MAESTRO_DLQ"
+STREAM_WORKFLOWS = "MAESTRO_WF"
 STREAM_BUDGET_EVENTS = "MAESTRO_BUDGET_EVT"
 STREAM_APPROVALS = "MAESTRO_APPROVAL"
 
 DURABLE_GUARD = "guard"
 DURABLE_ORCHESTRATOR = "orchestrator"
+DURABLE_ORCHESTRATOR_WORKFLOWS = "orchestrator-workflows"
 DURABLE_GUARD_APPROVALS = "guard-approvals"
 
 
@@ -241,6 +254,8 @@ BUCKET_WORK = "maestro_work"
 BUCKET_WORKERS = "maestro_workers"
 """Key = `<role>.<worker>` (worker_key): a running agent serving the role; value: when it last said so (JSON
 time, UTC). Refreshed while the agent runs, deleted when it stops, expired by the bucket's TTL if it dies."""
+BUCKET_WORKFLOWS = "maestro_workflows"
+"""Key = workflow id: the workflow's record (its definition, its state and every step's)."""
 BUCKET_ATTEMPTS = "maestro_attempts"
 """Key = task id: the assignment of a task's attempt that failed with attempts left, kept by its worker for
 the orchestrator to hand out again (a retry)."""

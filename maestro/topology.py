@@ -106,8 +106,9 @@ def topology(settings: Settings) -> Topology:
                     allow_direct=True,
                     allow_msg_schedules=True,
                 ),
-                subjects=[topics.EVENTS.all, topics.TIMERS.all],
+                subjects=[topics.EVENTS.all, topics.TIMERS.all, topics.WORKFLOW_EVENTS.all],
             ),
+            work_queue(topics.STREAM_WORKFLOWS, topics.WORKFLOWS, "workflows waiting for the orchestrator"),
             log_of(
                 topics.STREAM_DLQ,
                 topics.DLQ,
@@ -129,6 +130,7 @@ def topology(settings: Settings) -> Topology:
         ),
         buckets=(
             bucket(topics.BUCKET_TASKS, "current record of each task"),
+            bucket(topics.BUCKET_WORKFLOWS, "current record of each workflow, with its definition"),
             bucket(topics.BUCKET_BUDGET, "one ledger per tenant, for its current window (with its limits)"),
             bucket(topics.BUCKET_POLICY, "the policy bundle in force (one key: bundle)", history=5),
             bucket(topics.BUCKET_PARKED, "requests awaiting a human's approval, held by the guard"),

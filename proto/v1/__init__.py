@@ -55,6 +55,18 @@ from proto.v1.tasks import (
     TimerFired,
     TimerKind,
 )
+from proto.v1.workflows import (
+    Need,
+    Step,
+    StepRecord,
+    Workflow,
+    WorkflowEnded,
+    WorkflowEvents,
+    WorkflowPaused,
+    WorkflowRecord,
+    WorkflowResumed,
+    WorkflowStarted,
+)
 
 __all__ = [
     "APPROVAL_TIMEOUT_BY",
@@ -83,6 +95,7 @@ __all__ = [
     "LedgerView",
     "MicroUsd",
     "ModelName",
+    "Need",
     "Overage",
     "Parked",
     "Queued",
@@ -98,6 +111,8 @@ __all__ = [
     "Settlement",
     "Severity",
     "Started",
+    "Step",
+    "StepRecord",
     "Succeeded",
     "TaskAssignment",
     "TaskClaim",
@@ -119,6 +134,13 @@ __all__ = [
     "Window",
     "WindowRolled",
     "WindowTotals",
+    "Workflow",
+    "WorkflowEnded",
+    "WorkflowEvents",
+    "WorkflowPaused",
+    "WorkflowRecord",
+    "WorkflowResumed",
+    "WorkflowStarted",
     "new_task_id",
     "reservation_id_for",
 ]

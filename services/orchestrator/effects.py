@@ -1,4 +1,4 @@
-"""Carry out what the lifecycle decided: arm timers, record decisions, release holds, time out approvals.
+"""Carry out what the lifecycle decided: arm timers, record decisions, release holds, retry, end approvals.
 
 Every command is safe to carry out again (a crash before the record write or the ack brings the events
 back, and the lifecycle derives the same commands): a timer armed again replaces itself, a recorded event
@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
-from maestro import topics
+from msgspec import structs
+from nats.js.errors import NotFoundError
+
+from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError, Retry
-from proto.v1 import Release, TimerFired
-from services.orchestrator.lifecycle import ArmTimer, Command, Decide, Record, ReleaseHold
+from proto.v1 import Failed, Release, Reserve, Retrying, TaskAssignment, TimerFired
+from services.orchestrator.lifecycle import ArmTimer, Command, Decide, Record, Redispatch, ReleaseHold
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,82 @@ class Effects:
                     decision,
                     msg_id=topics.approval_msg_id(decision.task_id, decision.tenant),
                 )
+            case Redispatch() as retry:
+                await self._redispatch(retry)
+
+    async def _redispatch(self, retry: Redispatch) -> None:
+        """Hold the attempt's estimate, schedule its assignment, record Retrying; or fail the task."""
+        tenant, task_id = retry.tenant, retry.task_id
+        reserve = Reserve(
+            tenant=tenant,
+            task_id=task_id,
+            estimate_micro_usd=retry.estimate_micro_usd,
+            ttl_s=self.bus.settings.reservation_ttl_s,
+            role=retry.role,
+            model=retry.model,
+            attempt=retry.attempt,
+        )
+        try:
+            reservation = await self.bus.request(topics.BUDGET_RESERVE, reserve, key=tenant)
+        except RemoteError as exc:
+            if exc.code >= 500:
+                raise Retry(1.0, f"budget reserve for attempt {retry.attempt}: {exc}") from None
+            return await self._fail(retry, "budget", f"the budget refused attempt {retry.attempt}: {exc}")
+        if not reservation.granted:
+            why = f"the budget cannot hold attempt {retry.attempt}: {reservation.reason}"
+            return await self._fail(retry, "budget", why)
+        kept = await self._kept(task_id)
+        if kept is None or kept.attempt != retry.attempt - 1:
+            await self._release(tenant, reservation.reservation_id)
+            why = f"attempt {retry.attempt - 1}'s assignment was not kept for a retry: {retry.error}"
+            return await self._fail(retry, "lost", why)
+        again = structs.replace(kept, attempt=retry.attempt, reservation_id=reservation.reservation_id)
+        await self.bus.schedule(
+            topics.REDISPATCH.subject(retry.role, task_id),
+            again,
+            due=retry.due,
+            target=topics.TASKS.subject(retry.role),
+        )
+        retrying = Retrying(
+            task_id=task_id,
+            tenant=tenant,
+            at=datetime.now(UTC),
+            attempt=retry.attempt,
+            next_at=retry.due,
+            error=retry.error,
+            reservation_id=reservation.reservation_id,
+        )
+        await self.bus.publish(
+            topics.EVENTS.subject(tenant, task_id),
+            retrying,
+            msg_id=topics.event_msg_id(task_id, f"retry-{retry.attempt}"),
+        )
+
+    async def _kept(self, task_id: str) -> TaskAssignment | None:
+        """The assignment the failed attempt's worker kept (read from the bucket's leader), or None."""
+        try:
+            raw = await self.bus.js.get_msg(
+                topics.kv_stream(topics.BUCKET_ATTEMPTS),
+                subject=topics.kv_subject(topics.BUCKET_ATTEMPTS, task_id),
+            )
+        except NotFoundError:
+            return None
+        return codec.decode(TaskAssignment, raw.data) if raw.data else None
+
+    async def _fail(self, retry: Redispatch, failure: str, error: str) -> None:
+        failed = Failed(
+            task_id=retry.task_id,
+            tenant=retry.tenant,
+            at=datetime.now(UTC),
+            error=error,
+            failure=failure,  # type: ignore[arg-type]
+            attempt=retry.attempt - 1,
+        )
+        await self.bus.publish(
+            topics.EVENTS.subject(retry.tenant, retry.task_id),
+            failed,
+            msg_id=topics.end_msg_id(retry.task_id),
+        )
 
     async def _release(self, tenant: str, reservation_id: str) -> None:
         try:

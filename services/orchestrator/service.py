@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -10,15 +12,18 @@ from prometheus_client import CollectorRegistry, Counter
 
 from maestro import history, topics
 from maestro.bus import Bus, Consumer, Delivery
+from maestro.claims import IdConflict
 from maestro.errors import Reject, Retry
 from maestro.runtime import Service
-from proto.v1 import Accepted, TaskEvent, TaskRecord
+from proto.v1 import TERMINAL_STATES, Accepted, TaskEvent, TaskRecord
+from proto.v1.workflows import Workflow
 from services.orchestrator import lifecycle
 from services.orchestrator.api import routes
 from services.orchestrator.batches import KeyedBatches, Outcome
 from services.orchestrator.effects import Effects
 from services.orchestrator.lifecycle import Applied, Command, Duplicate, Refused
-from services.orchestrator.store import Conflict, TaskStore
+from services.orchestrator.store import Conflict, TaskStore, Versioned
+from services.orchestrator.workflows.runner import Runner, step_of
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,16 @@ EVENTS: Consumer[TaskEvent] = Consumer(
     filter_subject=topics.EVENTS.all,
     type=TaskEvent,  # type: ignore[arg-type]
     origin="orchestrator",
+)
+
+WORKFLOWS: Consumer[Workflow] = Consumer(
+    stream=topics.STREAM_WORKFLOWS,
+    durable=topics.DURABLE_ORCHESTRATOR_WORKFLOWS,
+    filter_subject=topics.WORKFLOWS.all,
+    type=Workflow,
+    origin="orchestrator",
+    # Anyone may publish here: a misspelt field is refused, never dropped in silence.
+    strict=True,
 )
 
 # Compare-and-set attempts on one event before handing it back to the bus for a later redelivery.
@@ -86,12 +101,18 @@ class Orchestrator:
     """
 
     def __init__(
-        self, store: TaskStore, js: JetStreamContext, metrics: OrchestratorMetrics, effects: Effects
+        self,
+        store: TaskStore,
+        js: JetStreamContext,
+        metrics: OrchestratorMetrics,
+        effects: Effects,
+        workflows: Runner,
     ) -> None:
         self.store = store
         self.js = js
         self.metrics = metrics
         self.effects = effects
+        self.workflows = workflows
         self.batches: KeyedBatches[Item] = KeyedBatches(self._process)
 
     async def handle(self, event: TaskEvent, delivery: Delivery) -> None:
@@ -152,6 +173,8 @@ class Orchestrator:
         # What the events decided is done before the record says they were applied: a crash in between
         # brings the events back, and the same commands (same message ids) change nothing the second time.
         await self.effects.run(commands)
+        if record is not None and step_of(record) is not None and _step_moved(current, record):
+            await self.workflows.step_changed(record)
         if record is not None and (current is None or record is not current.record):
             await self.store.put(record, current.revision if current else None)
         for name in tally.results:
@@ -184,15 +207,38 @@ class Orchestrator:
         return record, lifecycle.step(record, event, delivery.stream_seq, first=record is None)
 
 
+def _step_moved(current: Versioned | None, record: TaskRecord) -> bool:
+    """Whether a workflow must hear of this step's task: it was just created, or just ended."""
+    if current is None:
+        return True
+    return record.state in TERMINAL_STATES and current.record.state not in TERMINAL_STATES
+
+
+async def start_workflow(runner: Runner, workflow: Workflow, delivery: Delivery) -> None:
+    """Start a workflow published on its tenant's subject; raises Reject when it cannot be."""
+    (tenant,) = topics.WORKFLOWS.values(delivery.subject)
+    if tenant != workflow.tenant:
+        raise Reject(f"workflow for tenant {workflow.tenant} published on {delivery.subject}")
+    try:
+        await runner.start(workflow)
+    except IdConflict as exc:
+        raise Reject(str(exc)) from None
+
+
 async def serve(bus: Bus) -> None:
-    """Apply every task event to its record until the bus stops."""
+    """Apply every task event to its record and start every workflow submitted, until the bus stops."""
+    tasks = TaskStore(bus)
+    runner = Runner(bus, tasks)
     orchestrator = Orchestrator(
-        store=TaskStore(bus),
+        store=tasks,
         js=bus.js,
         metrics=OrchestratorMetrics.create(bus.metrics.registry),
         effects=Effects(bus),
+        workflows=runner,
     )
-    await bus.consume(EVENTS, orchestrator.handle)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(bus.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
+        await bus.consume(EVENTS, orchestrator.handle)
 
 
 SERVICE = Service(name="orchestrator", default_port=8080, serve=serve, routes=routes)
