@@ -35,9 +35,10 @@ class Seen(Enum):
     AGAIN = "again"
 
 
-def digest(request: TaskRequest) -> str:
-    """A fingerprint of a request's content, the same however its fields and labels were ordered."""
-    return hashlib.sha256(_canonical.encode(request)).hexdigest()[:32]
+def digest(message: msgspec.Struct) -> str:
+    """A fingerprint of a message's content (a request, a workflow), the same however its fields and labels
+    were ordered."""
+    return hashlib.sha256(_canonical.encode(message)).hexdigest()[:32]
 
 
 def digest_of_bytes(data: bytes) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Literal
 
+from msgspec import structs
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
@@ -30,6 +32,7 @@ from proto.v1 import (
     TaskRequest,
     TimedOut,
 )
+from proto.v1.workflows import WORKFLOW_ENDED, Step, Workflow, WorkflowControl, WorkflowRecord
 
 _TERMINAL_EVENTS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
 
@@ -154,6 +157,88 @@ class Client:
         Raises NotFound for an unknown task and cancel.AlreadyEnded when it ended (or another end won).
         """
         return await cancel(self.bus, await self.get(task_id), by=by or "sdk", reason=reason)
+
+    # -- workflows ---------------------------------------------------------------------------------------
+    async def run_workflow(self, workflow: Workflow, *, traceparent: str | None = None) -> str:
+        """Publish a workflow for the orchestrator to start; the same workflow twice is one. Returns its id.
+
+        A conflicting id (another tenant's, another definition) is dead-lettered by the orchestrator with
+        the reason; `workflow()` then finds no such workflow, or the first one.
+        """
+        workflow = codec.decode(Workflow, codec.encode(workflow))  # as the orchestrator will read it
+        await self.bus.publish(
+            topics.WORKFLOWS.subject(workflow.tenant),
+            workflow,
+            msg_id=topics.request_msg_id(workflow.id, claims.digest(workflow)),
+            traceparent=traceparent,
+        )
+        return workflow.id
+
+    async def chain(
+        self,
+        tenant: str,
+        steps: Sequence[Step],
+        *,
+        workflow_id: str | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        """Run `steps` one after the other (each needs the one before, as well as what it names)."""
+        linked = [
+            structs.replace(step, needs=[*step.needs, steps[i - 1].name])
+            if i and steps[i - 1].name not in {n.step for n in step.edges()}
+            else step
+            for i, step in enumerate(steps)
+        ]
+        workflow = Workflow(tenant=tenant, steps=linked, labels=labels or {})
+        if workflow_id is not None:
+            workflow = structs.replace(workflow, id=workflow_id)
+        return await self.run_workflow(workflow)
+
+    async def workflow(self, workflow_id: str) -> WorkflowRecord:
+        """The workflow's record; raises NotFound when the orchestrator has not started it (yet)."""
+        try:
+            entry = await (await self.bus.js.key_value(topics.BUCKET_WORKFLOWS)).get(workflow_id)
+        except KeyNotFoundError:
+            raise NotFound(f"no workflow {workflow_id}") from None
+        if entry.value is None:
+            raise NotFound(f"no workflow {workflow_id}")
+        return codec.decode(WorkflowRecord, entry.value)
+
+    async def wait_workflow(self, workflow_id: str, timeout: float | None = None) -> WorkflowRecord:
+        """Wait until the workflow has ended and return its record; raises TimeoutError."""
+        async with asyncio.timeout(timeout):
+            delay = 0.01
+            while True:
+                try:
+                    record = await self.workflow(workflow_id)
+                    if record.state in WORKFLOW_ENDED:
+                        return record
+                except NotFound:
+                    pass
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    async def pause_workflow(self, workflow_id: str, *, by: str = "") -> WorkflowRecord:
+        """Start no new step until resumed (running ones finish); raises NotFound, or RemoteError (400) when
+        it has ended."""
+        return await self._control(workflow_id, "pause", by, "")
+
+    async def resume_workflow(self, workflow_id: str, *, by: str = "") -> WorkflowRecord:
+        """Start steps again; raises like pause_workflow()."""
+        return await self._control(workflow_id, "resume", by, "")
+
+    async def cancel_workflow(self, workflow_id: str, *, by: str = "", reason: str = "") -> WorkflowRecord:
+        """Cancel every step that has not ended (running ones are stopped); raises like pause_workflow()."""
+        return await self._control(workflow_id, "cancel", by, reason)
+
+    async def _control(
+        self, workflow_id: str, action: Literal["pause", "resume", "cancel"], by: str, reason: str
+    ) -> WorkflowRecord:
+        record = await self.workflow(workflow_id)
+        order = WorkflowControl(
+            workflow_id=workflow_id, tenant=record.tenant, action=action, by=by or "sdk", reason=reason
+        )
+        return await self.bus.request(topics.WORKFLOW_CONTROL, order)
 
     async def ledger(self, tenant: str) -> LedgerView:
         """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""

@@ -159,6 +159,14 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             durable=topics.DURABLE_ORCHESTRATOR_WORKFLOWS,
         ),
     ),
+    "WORKFLOW_CONTROL": (
+        Flow(
+            "client",
+            "send",
+            "Pause, resume or cancel a workflow (the SDK, `maestro workflow pause|resume|cancel`)",
+        ),
+        Flow("orchestrator", "receive", "Fold the change into the workflow's record and answer with it"),
+    ),
     "WORKFLOW_EVENTS": (
         Flow("orchestrator", "send", "A workflow started, paused, resumed or ended"),
         Flow("client", "receive", "Follow a workflow (`maestro workflow watch`)"),
@@ -533,7 +541,7 @@ def asyncapi() -> dict[str, Any]:
             "address": endpoint.subject,
             "title": name,
             "description": f"{endpoint.description} (request/reply, NATS micro service "
-            f"`{topics.BUDGET_SERVICE}`, endpoint `{endpoint.name}`)",
+            f"`{endpoint.service}`, endpoint `{endpoint.name}`)",
             "messages": {request_name: {"$ref": f"#/components/messages/{request_name}"}},
         }
         channels[reply_id] = {
@@ -553,7 +561,7 @@ def asyncapi() -> dict[str, Any]:
             ],
         }
         _add_operations(operations, channel_id, [request_name], FLOWS[name], reply)
-        bindings = {"nats": {"queue": topics.BUDGET_SERVICE, "bindingVersion": "0.1.0"}}
+        bindings = {"nats": {"queue": endpoint.service, "bindingVersion": "0.1.0"}}
         for flow in FLOWS[name]:
             if flow.action == "receive":
                 operations[f"{flow.party}_receive_{channel_id}"]["bindings"] = bindings
@@ -569,7 +577,7 @@ def asyncapi() -> dict[str, Any]:
                 "messages": {request_name: {"$ref": f"#/components/messages/{request_name}"}},
             }
             _add_operations(operations, partition_id, [request_name], FLOWS[name], reply)
-            bindings = {"nats": {"queue": f"{topics.BUDGET_SERVICE}-p", "bindingVersion": "0.1.0"}}
+            bindings = {"nats": {"queue": f"{endpoint.service}-p", "bindingVersion": "0.1.0"}}
             for flow in FLOWS[name]:
                 if flow.action == "receive":
                     operations[f"{flow.party}_receive_{partition_id}"]["bindings"] = bindings

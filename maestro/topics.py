@@ -25,7 +25,7 @@ from proto.v1 import (
     TaskRequest,
     TimerFired,
 )
-from proto.v1.workflows import Workflow, WorkflowEvents
+from proto.v1.workflows import Workflow, WorkflowControl, WorkflowEvents, WorkflowRecord
 
 M = TypeVar("M")
 Req = TypeVar("Req")
@@ -99,6 +99,8 @@ class Endpoint(Generic[Req, Resp]):
     description: str
     partitions: int = 0
     """How many partition subjects `<subject>.p<n>` route a key to one replica; 0: none."""
+    service: str = "budget"
+    """The NATS micro service that answers it (its queue group)."""
 
     def partition(self, key: str) -> int:
         """The partition a key (a tenant) belongs to; raises SubjectError when the endpoint has none."""
@@ -238,6 +240,16 @@ BUDGET_SET: Endpoint[SetBudget, LedgerView] = Endpoint(
     LedgerView,
     "change a tenant's limits, window or sub-limits",
     BUDGET_PARTITIONS,
+)
+
+ORCHESTRATOR_SERVICE = "orchestrator"
+WORKFLOW_CONTROL: Endpoint[WorkflowControl, WorkflowRecord] = Endpoint(
+    "maestro.v1.workflow.control",
+    "workflow-control",
+    WorkflowControl,
+    WorkflowRecord,
+    "pause, resume or cancel a workflow; answers with its record (404: unknown; 400: ended, or not yours)",
+    service=ORCHESTRATOR_SERVICE,
 )
 
 # -- key-value buckets and object store ----------------------------------------------------------------

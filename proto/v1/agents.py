@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from proto.base import Message
 from proto.v1.guard import Decision
-from proto.v1.tasks import Failed, Succeeded, TaskRequest
+from proto.v1.tasks import AttemptFailed, Failed, Succeeded, TaskRequest
 
 
 class TaskAssignment(Message, frozen=True):
@@ -21,5 +21,7 @@ class FinishedWork(Message, frozen=True):
     """A task's work, done and stored before it is paid for: a worker that takes the task over after a crash
     or a budget outage pays for this and reports it instead of running the task again."""
 
-    outcome: Succeeded | Failed
-    """The outcome event as it will be published, but for its cost (the budget's charge fills it in)."""
+    outcome: Succeeded | Failed | AttemptFailed
+    """The outcome event as it will be published, but for its cost (the budget's charge fills it in); its
+    `attempt` says which attempt did the work (a later attempt of the task does not report it). A failed
+    attempt is stored as AttemptFailed; Failed is what workers stored before attempts were reported."""

@@ -228,6 +228,17 @@ class WorkflowRecord(Message, frozen=True):
         raise KeyError(name)
 
 
+class WorkflowControl(Message, frozen=True):
+    """Pause, resume or cancel a workflow (the orchestrator's `workflow.control` endpoint answers with its
+    record)."""
+
+    workflow_id: WorkflowId
+    tenant: Tenant
+    action: Literal["pause", "resume", "cancel"]
+    by: Annotated[str, Meta(max_length=256)] = ""
+    reason: Annotated[str, Meta(max_length=4096)] = ""
+
+
 class WorkflowEvent(Message, frozen=True, tag_field="kind"):
     """Fields every workflow event carries."""
 

@@ -16,14 +16,14 @@ from maestro.claims import IdConflict
 from maestro.errors import Reject, Retry
 from maestro.runtime import Service
 from proto.v1 import TERMINAL_STATES, Accepted, TaskEvent, TaskRecord
-from proto.v1.workflows import Workflow
+from proto.v1.workflows import Workflow, WorkflowControl, WorkflowRecord
 from services.orchestrator import lifecycle
 from services.orchestrator.api import routes
 from services.orchestrator.batches import KeyedBatches, Outcome
 from services.orchestrator.effects import Effects
 from services.orchestrator.lifecycle import Applied, Command, Duplicate, Refused
 from services.orchestrator.store import Conflict, TaskStore, Versioned
-from services.orchestrator.workflows.runner import Runner, step_of
+from services.orchestrator.workflows.runner import Ended, Runner, step_of
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,8 @@ WORKFLOWS: Consumer[Workflow] = Consumer(
     # Anyone may publish here: a misspelt field is refused, never dropped in silence.
     strict=True,
 )
+
+VERSION = "1.0.0"
 
 # Compare-and-set attempts on one event before handing it back to the bus for a later redelivery.
 _CAS_ATTEMPTS = 5
@@ -225,6 +227,14 @@ async def start_workflow(runner: Runner, workflow: Workflow, delivery: Delivery)
         raise Reject(str(exc)) from None
 
 
+async def control_workflow(runner: Runner, order: WorkflowControl) -> WorkflowRecord:
+    """Answer a pause, resume or cancel order; raises NotFound, or Reject when the workflow has ended."""
+    try:
+        return await runner.control(order)
+    except Ended as exc:
+        raise Reject(str(exc)) from None
+
+
 async def serve(bus: Bus) -> None:
     """Apply every task event to its record and start every workflow submitted, until the bus stops."""
     tasks = TaskStore(bus)
@@ -238,6 +248,13 @@ async def serve(bus: Bus) -> None:
     )
     async with asyncio.TaskGroup() as group:
         group.create_task(bus.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
+        group.create_task(
+            bus.serve(
+                topics.ORCHESTRATOR_SERVICE,
+                VERSION,
+                [(topics.WORKFLOW_CONTROL, functools.partial(control_workflow, runner))],
+            )
+        )
         await bus.consume(EVENTS, orchestrator.handle)
 
 

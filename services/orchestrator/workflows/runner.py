@@ -9,16 +9,14 @@ message id.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import msgspec
 from msgspec import structs
 
-from maestro import codec, topics
+from maestro import claims, codec, topics
 from maestro.bus import Bus
 from maestro.cancel import AlreadyEnded, cancel
 from maestro.claims import IdConflict
@@ -29,6 +27,7 @@ from proto.v1.workflows import (
     WORKFLOW_ENDED,
     Step,
     Workflow,
+    WorkflowControl,
     WorkflowEnded,
     WorkflowEvents,
     WorkflowPaused,
@@ -46,16 +45,10 @@ from services.orchestrator.workflows.template import context_of, render
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 5
-_canonical = msgspec.json.Encoder(order="sorted")
 
 
 class Ended(MaestroError):
     """The workflow has ended: it can no longer be paused, resumed or cancelled."""
-
-
-def digest(workflow: Workflow) -> str:
-    """A fingerprint of a workflow's definition, the same however its fields were ordered."""
-    return hashlib.sha256(_canonical.encode(workflow)).hexdigest()[:32]
 
 
 def step_of(task: TaskRecord) -> str | None:
@@ -107,7 +100,7 @@ class Runner:
 
         Raises IdConflict when its id belongs to another tenant's workflow or another definition.
         """
-        fingerprint = digest(workflow)
+        fingerprint = claims.digest(workflow)
         found = await self.store.get(workflow.id)
         if found is not None:
             return _same(found[0], workflow, fingerprint)
@@ -144,6 +137,25 @@ class Runner:
         if found is None:  # pragma: no cover - _process raised NotFound already
             raise NotFound(f"no workflow {workflow_id}")
         return found[0]
+
+    async def control(self, order: WorkflowControl) -> WorkflowRecord:
+        """Carry out a pause, resume or cancel order for its tenant's workflow.
+
+        Raises NotFound when the tenant has no such workflow and Ended when it has ended.
+        """
+        found = await self.store.get(order.workflow_id)
+        if found is None or found[0].tenant != order.tenant:
+            raise NotFound(f"no workflow {order.workflow_id} for tenant {order.tenant}")
+        by = order.by or "api"
+        change: Pause | Resume | Cancel
+        match order.action:
+            case "pause":
+                change = Pause(by)
+            case "resume":
+                change = Resume(by)
+            case _:
+                change = Cancel(by, order.reason)
+        return await self.change(order.workflow_id, change)
 
     async def _process(self, workflow_id: str, changes: list[Change]) -> list[Outcome]:
         for _ in range(_CAS_ATTEMPTS):

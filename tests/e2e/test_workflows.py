@@ -1,0 +1,165 @@
+"""Workflows end to end on a real nats-server: a diamond, a chain of the six roles, failure, cancel, pause."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from maestro.client import Client
+from maestro.errors import NotFound, RemoteError
+from proto.v1 import TaskRecord
+from proto.v1.workflows import Need, Step, Workflow, WorkflowRecord, step_task_id
+from tests.maestro.test_presence import eventually
+
+
+def step(
+    name: str, role: str = "implementer", prompt: str = "", needs: list[str | Need] | None = None
+) -> Step:
+    return Step(name=name, role=role, prompt=prompt or f"Do {name}", needs=needs or [])  # type: ignore[arg-type]
+
+
+async def tasks_of(client: Client, record: WorkflowRecord) -> dict[str, TaskRecord]:
+    out = {}
+    for s in record.steps:
+        try:
+            out[s.name] = await client.get(s.task_id)
+        except NotFound:
+            pass
+    return out
+
+
+async def test_a_diamond_runs_every_step_once_and_the_join_sees_both_branches(mesh: Client) -> None:
+    workflow = Workflow(
+        id="wf-diamond",
+        tenant="acme",
+        steps=[
+            step("a", "planner", "Plan a CLI that counts words"),
+            step("b", "implementer", "Implement: {{ steps.a.output }}", ["a"]),
+            step("c", "doc-writer", "Document: {{ steps.a.output }}", ["a"]),
+            step("d", "reviewer", "Review B={{ steps.b.state }} C={{ steps.c.state }}", ["b", "c"]),
+        ],
+    )
+    assert await mesh.run_workflow(workflow) == "wf-diamond"
+    assert await mesh.run_workflow(workflow) == "wf-diamond"  # the same workflow again is the same one
+
+    record = await mesh.wait_workflow("wf-diamond", timeout=60)
+
+    assert record.state == "succeeded", record
+    assert [s.state for s in record.steps] == ["succeeded"] * 4
+    tasks = await tasks_of(mesh, record)
+    assert all(t.parent == "wf-diamond" and t.labels["workflow"] == "wf-diamond" for t in tasks.values())
+    d = await mesh.events(step_task_id("wf-diamond", "d"))
+    assert len([e for e in d if e.__struct_config__.tag == "task.accepted"]) == 1
+    assert record.cost_micro_usd == sum(t.cost_micro_usd for t in tasks.values())
+    b_started = tasks["b"].started_at
+    assert (
+        b_started is not None and tasks["a"].finished_at is not None and b_started >= tasks["a"].finished_at
+    )
+
+
+async def test_a_chain_of_the_six_roles_runs_in_order(mesh: Client) -> None:
+    roles = ["planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer"]
+    steps = [step(r.replace("-", "_"), r, f"{r}: a word counter") for r in roles]
+
+    workflow_id = await mesh.chain("acme", steps, workflow_id="wf-chain")
+    record = await mesh.wait_workflow(workflow_id, timeout=90)
+
+    assert record.state == "succeeded", record
+    tasks = await tasks_of(mesh, record)
+    ordered = [tasks[s.name] for s in record.steps]
+    for earlier, later in itertools.pairwise(ordered):
+        assert earlier.finished_at is not None and later.started_at is not None
+        assert later.started_at >= earlier.finished_at
+
+
+async def test_a_step_the_guard_rejects_fails_the_workflow_and_skips_what_needed_it(mesh: Client) -> None:
+    workflow = Workflow(
+        id="wf-denied",
+        tenant="acme",
+        steps=[
+            Step(name="wipe", role="implementer", prompt="Clean up", commands=["rm -rf /"]),
+            step("after", needs=["wipe"]),
+            step(
+                "tolerant", needs=[Need(step="wipe", on_failure="continue")], prompt="{{ steps.wipe.state }}"
+            ),
+        ],
+    )
+    await mesh.run_workflow(workflow)
+
+    record = await mesh.wait_workflow("wf-denied", timeout=60)
+
+    assert (record.state, record.reason) == ("failed", "step wipe rejected")
+    states = {s.name: s.state for s in record.steps}
+    assert states["wipe"] == "rejected" and states["after"] == "skipped"
+
+
+async def test_cancelling_a_workflow_cancels_its_running_steps_and_ends_it(mesh: Client) -> None:
+    workflow = Workflow(
+        id="wf-cancel",
+        tenant="acme",
+        steps=[
+            Step(name="slow", role="tester", prompt="Run the suite", commands=["sleep 30"]),
+            step("after", "reviewer", needs=["slow"]),
+        ],
+    )
+    await mesh.run_workflow(workflow)
+    slow = step_task_id("wf-cancel", "slow")
+
+    async def running() -> bool:
+        try:
+            return (await mesh.get(slow)).state == "running"
+        except NotFound:
+            return False
+
+    await eventually(running, within=30)
+
+    await mesh.cancel_workflow("wf-cancel", by="alice", reason="wrong branch")
+
+    record = await mesh.wait_workflow("wf-cancel", timeout=30)
+    assert (record.state, record.cancelled_by) == ("cancelled", "alice")
+    assert {s.name: s.state for s in record.steps} == {"slow": "cancelled", "after": "skipped"}
+    with pytest.raises(RemoteError) as ended:
+        await mesh.pause_workflow("wf-cancel")
+    assert ended.value.code == 400
+
+
+async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client) -> None:
+    workflow = Workflow(
+        id="wf-pause",
+        tenant="acme",
+        steps=[
+            Step(name="first", role="tester", prompt="Wait a little", commands=["sleep 1"]),
+            step("second", "reviewer", needs=["first"]),
+        ],
+    )
+    await mesh.run_workflow(workflow)
+
+    async def exists() -> bool:
+        try:
+            await mesh.workflow("wf-pause")
+            return True
+        except NotFound:
+            return False
+
+    await eventually(exists)
+    paused = await mesh.pause_workflow("wf-pause", by="bob")
+    assert paused.state == "paused"
+
+    async def first_ended() -> bool:
+        return (await mesh.workflow("wf-pause")).step("first").state == "succeeded"
+
+    await eventually(first_ended, within=30)
+    # The write that records `first` ended is the one that would have submitted `second`.
+    record = await mesh.workflow("wf-pause")
+    assert record.state == "paused" and record.step("second").state == "waiting"
+
+    await mesh.resume_workflow("wf-pause", by="bob")
+    assert (await mesh.wait_workflow("wf-pause", timeout=30)).state == "succeeded"
+
+
+async def test_an_unknown_workflow_is_not_found(mesh: Client) -> None:
+    with pytest.raises(NotFound):
+        await mesh.workflow("wf-none")
+    with pytest.raises(NotFound):
+        await mesh.cancel_workflow("wf-none")
