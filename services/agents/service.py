@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import nats.errors
 from msgspec import structs
-from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
@@ -28,6 +24,7 @@ from maestro.runtime import Service
 from proto.v1 import (
     ROLES,
     ArtifactRef,
+    AttemptFailed,
     Cancelled,
     Commit,
     ContextFile,
@@ -40,41 +37,29 @@ from proto.v1 import (
     Started,
     Succeeded,
     TaskAssignment,
-    TaskEvent,
     TaskRequest,
     TimedOut,
     Usage,
 )
 from proto.v1.agents import FinishedWork
+from services.agents import attempts
+from services.agents.attempts import bounded
 from services.agents.backends import Backend, OfflineBackend
 from services.agents.heartbeat import heartbeats
 from services.agents.metrics import AgentMetrics
 from services.agents.roles import RUNNERS, RoleResult
 from services.agents.sandbox import Sandbox, remove_stale_workspaces
+from services.agents.stop import STOPS, stop_orders, stopped_result
 
 log = logging.getLogger(__name__)
 
-OUTPUT_LIMIT = 64 * 1024
-"""Most characters of output (or error) an outcome event carries; the rest is cut."""
 ORIGIN = "agents"
 ENDED = (Succeeded, Failed, Cancelled, TimedOut, Rejected)
 """Events after which a task never runs again."""
 RUNNING = (Started, Heartbeat)
 """Events that say a worker began the task (and may have finished its work)."""
-STOPS = (Cancelled, TimedOut)
-"""Events that stop a running task (the orchestrator records them): its role is cancelled mid-work."""
-STOPPED = "stopped: "
-"""How the error of a task stopped mid-work begins."""
 _LEASE_OF_ACK_WAIT = 0.75
 """A worker heard from within this share of the ack wait still runs its task (it beats every half)."""
-
-
-def bounded(text: str, limit: int = OUTPUT_LIMIT) -> str:
-    """`text` cut to `limit` characters, saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    note = f"\n[... cut: {len(text)} characters in all]"
-    return text[: limit - len(note)] + note
 
 
 T = TypeVar("T")
@@ -110,102 +95,6 @@ def served_roles(names: tuple[str, ...]) -> list[Role]:
     return [role for role in ROLES if role in names]
 
 
-def outcome_event(
-    request: TaskRequest, result: RoleResult, artifacts: list[ArtifactRef], worker: str, attempt: int
-) -> Succeeded | Failed:
-    """The event that ends a task: what the role produced and what it used (its cost is filled in once the
-    budget has charged it)."""
-    now = datetime.now(UTC)
-    if result.ok:
-        return Succeeded(
-            task_id=request.id,
-            tenant=request.tenant,
-            at=now,
-            worker=worker,
-            output=bounded(result.output),
-            usage=result.usage,
-            artifacts=artifacts,
-            attempt=attempt,
-        )
-    return Failed(
-        task_id=request.id,
-        tenant=request.tenant,
-        at=now,
-        error=bounded(result.error or "failed"),
-        worker=worker,
-        usage=result.usage,
-        attempt=attempt,
-    )
-
-
-def stop_error(stop: Cancelled | TimedOut) -> str:
-    """The error a task stopped mid-work fails with: who or what stopped it, and why."""
-    match stop:
-        case Cancelled(by=by, reason=reason):
-            return f"{STOPPED}cancelled by {by or 'someone'}: {reason or 'no reason given'}"
-        case TimedOut(timer=timer, reason=reason):
-            return f"{STOPPED}timed out ({timer or 'a timer'}): {reason or 'no reason given'}"
-
-
-def stopped_result(request: TaskRequest, stop: Cancelled | TimedOut) -> RoleResult:
-    """How a role stopped mid-work ended: failed, having used nothing it could report (a role reports its
-    usage only when it returns)."""
-    usage = Usage(model=request.model or "none")
-    return RoleResult(ok=False, output="", usage=usage, error=stop_error(stop))
-
-
-@dataclass
-class StopOrder:
-    """The first stop heard for one task while it runs; hearing it cancels the role's work."""
-
-    task_id: str
-    heard: Cancelled | TimedOut | None = None
-    _role: asyncio.Task[RoleResult] | None = field(default=None, init=False, repr=False)
-
-    async def on_message(self, msg: Msg) -> None:
-        """The subscription's callback: never raises (nats.py would only log it and carry on)."""
-        try:
-            event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
-        except codec.DecodeError:
-            return  # not ours to judge: the orchestrator reads the stored events
-        if self.heard is None and isinstance(event, STOPS) and event.task_id == self.task_id:
-            self.heard = event
-            if self._role is not None:
-                self._role.cancel()
-
-    async def run(self, role: Coroutine[Any, Any, RoleResult]) -> RoleResult | Cancelled | TimedOut:
-        """The role's result, or the stop that came before it finished (the role was then cancelled, which
-        kills a sandboxed command's whole process group).
-
-        Raises CancelledError when the worker itself is cancelled.
-        """
-        if self.heard is not None:
-            role.close()
-            return self.heard
-        self._role = asyncio.create_task(role)
-        try:
-            return await self._role
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if self.heard is None or (current is not None and current.cancelling()):
-                raise
-            return self.heard
-        finally:
-            self._role = None
-
-
-@asynccontextmanager
-async def stop_orders(nc: Client, subject: str, task_id: str) -> AsyncIterator[StopOrder]:
-    """A StopOrder for the task that listens (core NATS) on its events subject for the block's length."""
-    order = StopOrder(task_id)
-    sub = await nc.subscribe(subject, cb=order.on_message)
-    try:
-        yield order
-    finally:
-        with contextlib.suppress(nats.errors.Error):  # a closed connection took the subscription with it
-            await sub.unsubscribe()
-
-
 @dataclass(frozen=True)
 class Worker:
     """Everything a task needs, built once per process and shared by every role's consumer."""
@@ -216,19 +105,24 @@ class Worker:
     artifacts: ObjectStore
     finished: KeyValue
     """Work done and not yet paid for and reported (topics.BUCKET_WORK), by task id."""
+    retries: KeyValue
+    """The assignments of failed attempts the orchestrator will hand out again (topics.BUCKET_ATTEMPTS)."""
     metrics: AgentMetrics
     running: set[str] = field(default_factory=set)
     """Tasks this process is handling now: another delivery of one of them waits (a redelivery that came
     while this process could not reach the server to keep its message alive)."""
 
     async def handle(self, assignment: TaskAssignment, delivery: Delivery) -> None:
-        """Run one task to its outcome event, once, however often it is delivered; the bus acks on return.
+        """Run one attempt of a task to its outcome event, once, however often it is delivered; the bus acks
+        on return.
 
-        Before it starts, the worker reads the task's last event: a task that ended is not run again, and
-        `Started` is stored only if nothing else was stored on the task since (two copies of one task race
-        there, and one loses). Finished work is stored before it is paid for, so a budget outage or a crash
-        after the work never runs it again: the next delivery only pays for it and reports it. A Cancelled or
-        TimedOut heard while the role runs stops it (its commands are killed); it fails, and is paid for.
+        Before it starts, the worker reads the task's last event: a task that ended, or that moved past this
+        attempt, is not run again, and `Started` is stored only if nothing else was stored on the task since
+        (two copies of one task race there, and one loses). Finished work is stored before it is paid for, so
+        a budget outage or a crash after the work never runs it again: the next delivery of the attempt only
+        pays for it and reports it. A Cancelled or TimedOut heard while the role runs stops it (its commands
+        are killed); the attempt fails, and is paid for. A failure is reported as AttemptFailed (the
+        orchestrator retries the task or fails it), after keeping the assignment when a retry will need it.
 
         Raises Retry when the budget cannot be reached (the work stays stored) or another delivery of the
         task is running.
@@ -247,11 +141,15 @@ class Worker:
         subject = topics.EVENTS.subject(request.tenant, request.id)
         context = {"task_id": request.id, "tenant": request.tenant}
         last = await history.last_stored(self.bus.js, subject)
+        stale = attempts.moved_past(last.event, assignment.attempt) if last is not None else None
+        if stale is not None:
+            log.info("attempt %d not run: %s", assignment.attempt, stale, extra=context)
+            return
         ended = last is not None and isinstance(last.event, ENDED)
         running = last is not None and isinstance(last.event, RUNNING)
         # A task stopped mid-work may have left its work stored and unpaid (its worker died after storing it).
         stopped = last is not None and isinstance(last.event, STOPS)
-        work = await self._finished(request.id) if running or stopped else None
+        work = await self._finished(request.id, assignment.attempt) if running or stopped else None
         if work is None:
             if last is not None and ended:
                 tag = last.event.__struct_config__.tag
@@ -267,21 +165,31 @@ class Worker:
                 if quiet < lease:
                     raise Retry(lease - quiet, "the task is running on a worker heard from lately")
             work = await self._work(assignment, delivery, last.seq if last else 0)
-        outcome = await self._paid(assignment, work.outcome)
+        outcome = await self._paid(assignment, attempts.reported(work.outcome))
+        slot = "outcome"
+        if isinstance(outcome, AttemptFailed):
+            # Kept before the failure is reported: the orchestrator reads it as soon as it decides to retry.
+            if attempts.retried(assignment, outcome.failure):
+                keep = codec.encode(assignment)
+                await store_durably("the assignment to retry", lambda: self.retries.put(request.id, keep))
+            slot = f"attempt-{assignment.attempt}"
         await self.bus.publish(
             subject,
             outcome,
-            msg_id=topics.event_msg_id(request.id, "outcome"),
+            msg_id=topics.event_msg_id(request.id, slot),
             traceparent=delivery.traceparent,
         )
-        label = "succeeded" if isinstance(outcome, Succeeded) else "failed"
-        if isinstance(outcome, Failed) and outcome.error.startswith(STOPPED):
-            label = "stopped"
+        self._count(request, outcome)
+
+    def _count(self, request: TaskRequest, outcome: Succeeded | AttemptFailed) -> None:
+        if isinstance(outcome, Succeeded):
+            self.metrics.tasks.labels(request.role, "succeeded").inc()
+            return
+        label = "stopped" if outcome.failure in ("cancelled", "timeout") else "failed"
         self.metrics.tasks.labels(request.role, label).inc()
-        if isinstance(outcome, Failed):
-            log.info(
-                "task %s: %s", label, outcome.error.splitlines()[0] if outcome.error else "", extra=context
-            )
+        error = outcome.error.splitlines()[0] if outcome.error else ""
+        context = {"task_id": request.id, "tenant": request.tenant}
+        log.info("attempt %d %s (%s): %s", outcome.attempt, label, outcome.failure, error, extra=context)
 
     async def _work(self, assignment: TaskAssignment, delivery: Delivery, after_seq: int) -> FinishedWork:
         """Start the task (if no one else just did), do its work, and store what it produced; a stop heard
@@ -291,13 +199,14 @@ class Worker:
         started = time.perf_counter()
         subject = topics.EVENTS.subject(request.tenant, request.id)
         trace = delivery.traceparent
-        attempt = delivery.attempt
+        attempt = assignment.attempt
         start = Started(
             task_id=request.id,
             tenant=request.tenant,
             at=datetime.now(UTC),
             worker=settings.worker,
             attempt=attempt,
+            delivery=delivery.attempt,
         )
 
         async def beat(n: int) -> None:
@@ -331,13 +240,13 @@ class Worker:
         # here (NATS unreachable for a while, a leader moving) instead of failing the delivery.
         files = result.files if result.ok else []
         artifacts = await store_durably("artifacts", lambda: self._store(request, files)) if files else []
-        work = FinishedWork(
-            outcome=outcome_event(request, result, artifacts, self.bus.settings.worker, attempt)
-        )
+        worker = self.bus.settings.worker
+        work = FinishedWork(outcome=attempts.outcome_event(request, result, artifacts, worker, attempt))
         await store_durably("finished work", lambda: self.finished.put(request.id, codec.encode(work)))
         return work
 
-    async def _finished(self, task_id: str) -> FinishedWork | None:
+    async def _finished(self, task_id: str, attempt: int) -> FinishedWork | None:
+        """The stored work of this `attempt` of the task, if any (an earlier attempt's is not this one's)."""
         # From the bucket's leader: a replica that lags behind would hide work done, and it would run again.
         try:
             raw = await self.bus.js.get_msg(
@@ -345,11 +254,15 @@ class Worker:
             )
         except NotFoundError:
             return None
-        return codec.decode(FinishedWork, raw.data) if raw.data else None
+        work = codec.decode(FinishedWork, raw.data) if raw.data else None
+        return work if work is not None and work.outcome.attempt == attempt else None
 
-    async def _paid(self, assignment: TaskAssignment, outcome: Succeeded | Failed) -> Succeeded | Failed:
+    async def _paid(
+        self, assignment: TaskAssignment, outcome: Succeeded | AttemptFailed
+    ) -> Succeeded | AttemptFailed:
         """The outcome with what the budget charged for it (the charge of the first commit, when this one
-        repeats it); a commit the budget refuses for good fails the task and gives its hold back.
+        repeats it); a commit the budget refuses for good fails the attempt (`budget`, never retried) and
+        gives its hold back.
 
         Raises Retry when the budget cannot answer now.
         """
@@ -366,12 +279,13 @@ class Worker:
             # Refused for good (an unknown reservation, say): output that was not paid for is not delivered.
             log.error("budget refused the commit: %s", exc, extra=context)
             await self._release(assignment)
-            return Failed(
+            return AttemptFailed(
                 task_id=request.id,
                 tenant=request.tenant,
                 at=outcome.at,
                 error=f"budget refused the commit: {exc}",
                 worker=outcome.worker,
+                failure="budget",
                 usage=usage,
                 attempt=outcome.attempt,
             )
@@ -387,10 +301,11 @@ class Worker:
         try:
             return await RUNNERS[request.role](request, self.backend, self.sandbox)
         except Exception as exc:
-            # A role that crashes on this input would crash again: the task fails instead of retrying.
+            # A redelivery would crash again on this input: the attempt fails, and the retry policy decides.
             context = {"task_id": request.id, "tenant": request.tenant}
             log.exception("role %s crashed", request.role, extra=context)
-            return RoleResult(ok=False, output="", usage=Usage(model="none"), error=f"role crashed: {exc!r}")
+            error = f"role crashed: {exc!r}"
+            return RoleResult(ok=False, output="", usage=Usage(model="none"), error=error, failure="crash")
 
     async def _store(self, request: TaskRequest, files: list[ContextFile]) -> list[ArtifactRef]:
         async def put(file: ContextFile) -> ArtifactRef:
@@ -464,6 +379,7 @@ async def open_worker(bus: Bus) -> Worker:
         sandbox=Sandbox(timeout_s=bus.settings.command_timeout_s),
         artifacts=await bus.js.object_store(topics.STORE_ARTIFACTS),
         finished=await bus.js.key_value(topics.BUCKET_WORK),
+        retries=await bus.js.key_value(topics.BUCKET_ATTEMPTS),
         metrics=AgentMetrics.create(bus.metrics.registry),
     )
 

@@ -7,19 +7,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from proto.v1 import ContextFile, TaskRequest, Usage
+from proto.v1.tasks import FailureKind
 from services.agents.backends.base import Backend
 from services.agents.sandbox import Sandbox
 
 
 @dataclass(frozen=True)
 class RoleResult:
-    """The outcome of one role's work: ok with output (and files), or not ok with an error."""
+    """The outcome of one role's work: ok with output (and files), or not ok with an error and its kind."""
 
     ok: bool
     output: str
     usage: Usage
     files: list[ContextFile] = field(default_factory=list)
     error: str = ""
+    failure: FailureKind = "error"
+    """Why it was not ok: `test_failed` and `invalid_output` would fail the same way again (no retry)."""
 
 
 Runner = Callable[[TaskRequest, Backend, Sandbox], Awaitable[RoleResult]]

@@ -24,9 +24,8 @@ async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleR
     try:
         compile(code, path, "exec", dont_inherit=True)
     except SyntaxError as exc:
-        return RoleResult(
-            ok=False, output="", usage=completion.usage, error=f"{path}:{exc.lineno}: {exc.msg}"
-        )
+        error = f"{path}:{exc.lineno}: {exc.msg}"
+        return RoleResult(ok=False, output="", usage=completion.usage, error=error, failure="invalid_output")
     lines = code.count("\n")
     return RoleResult(
         ok=True,

@@ -22,6 +22,7 @@ async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleR
     completion = await backend.complete("planner", request.prompt, request.model)
     found = steps(completion.text)
     if not found:
-        return RoleResult(ok=False, output="", usage=completion.usage, error="the plan had no numbered steps")
+        error = "the plan had no numbered steps"
+        return RoleResult(ok=False, output="", usage=completion.usage, error=error, failure="invalid_output")
     output = "\n".join(f"{n}. {step}" for n, step in enumerate(found, 1))
     return RoleResult(ok=True, output=output, usage=completion.usage)

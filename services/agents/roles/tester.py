@@ -47,6 +47,6 @@ async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleR
     usage = completion.usage
     failed = [r for r in results if not r.ok]
     if failed:
-        return RoleResult(ok=False, output=text, usage=usage, error=text)
+        return RoleResult(ok=False, output=text, usage=usage, error=text, failure="test_failed")
     files = [ContextFile(path=REPORT_PATH, content=text + "\n")] if results else []
     return RoleResult(ok=True, output=text, usage=usage, files=files)

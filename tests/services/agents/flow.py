@@ -9,6 +9,7 @@ from maestro.bus import Bus
 from maestro.errors import RemoteError
 from maestro.history import follow_events, read_events
 from proto.v1 import (
+    AttemptFailed,
     Decision,
     Failed,
     GetLedger,
@@ -23,8 +24,9 @@ from proto.v1 import (
 ESTIMATE = 50_000
 
 
-async def assign(bus: Bus, request: TaskRequest, *, reserve: bool = True) -> TaskAssignment:
-    """Reserve the estimate with the budget service and queue the task for its role, as the guard does."""
+async def assign(bus: Bus, request: TaskRequest, *, reserve: bool = True, attempt: int = 1) -> TaskAssignment:
+    """Reserve the estimate with the budget service and queue the task for its role, as the guard does (or
+    as the orchestrator hands out a retry, for a later `attempt`)."""
     reservation_id = ""
     if reserve:
         reservation = await bus.request(
@@ -34,19 +36,19 @@ async def assign(bus: Bus, request: TaskRequest, *, reserve: bool = True) -> Tas
         assert reservation.granted, reservation.reason
         reservation_id = reservation.reservation_id
     assignment = TaskAssignment(
-        request=request, decision=Decision(verdict="allow"), reservation_id=reservation_id
+        request=request, decision=Decision(verdict="allow"), reservation_id=reservation_id, attempt=attempt
     )
     await bus.publish(topics.TASKS.subject(request.role), assignment)
     return assignment
 
 
 async def outcome(bus: Bus, task_id: str, within: float = 10.0) -> list[TaskEvent]:
-    """The task's events up to and including its first outcome (succeeded or failed)."""
+    """The task's events up to and including its first outcome (succeeded, failed, or an attempt failed)."""
     seen: list[TaskEvent] = []
     async with asyncio.timeout(within):
         async for event in follow_events(bus.js, task_id):
             seen.append(event)
-            if isinstance(event, Succeeded | Failed):
+            if isinstance(event, Succeeded | Failed | AttemptFailed):
                 return seen
     raise AssertionError("the event feed ended")
 
@@ -58,6 +60,13 @@ async def first_event(bus: Bus, task_id: str, *kinds: type[TaskEvent], within: f
             if isinstance(event, kinds):
                 return event
     raise AssertionError("the event feed ended")
+
+
+async def drained(bus: Bus, within: float = 20.0) -> None:
+    """Until every copy of every task was handled and acked (the work queue is empty)."""
+    async with asyncio.timeout(within):
+        while (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
 
 async def events(bus: Bus, task_id: str) -> list[TaskEvent]:

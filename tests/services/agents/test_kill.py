@@ -13,7 +13,7 @@ from pathlib import Path
 from maestro.bus import Bus
 from maestro.runtime import running_service
 from maestro.settings import Settings
-from proto.v1 import Failed, Started, Succeeded, TaskRequest
+from proto.v1 import AttemptFailed, Started, Succeeded, TaskRequest
 from services.budget.service import SERVICE as BUDGET
 from tests.services.agents.flow import assign, budget_ready, events, first_event, ledger, outcome
 
@@ -52,7 +52,7 @@ async def test_a_worker_killed_mid_task_leads_to_one_success_charged_once(
         await budget_ready(bus)
         with agent_worker(settings, "worker-1", tmp_path) as first:
             await assign(bus, task)
-            seen = await first_event(bus, task.id, Started, Succeeded, Failed, within=20)
+            seen = await first_event(bus, task.id, Started, Succeeded, AttemptFailed, within=20)
             # Started is stored before the role runs, so `sleep 3` is running when the worker dies.
             assert isinstance(seen, Started) and seen.worker == "worker-1", seen
             first.send_signal(signal.SIGKILL)
@@ -63,12 +63,13 @@ async def test_a_worker_killed_mid_task_leads_to_one_success_charged_once(
         stored = await events(bus, task.id)
         view = await ledger(bus, "acme")
 
-    assert [(e.worker, e.attempt) for e in stored if isinstance(e, Started)] == [
-        ("worker-1", 1),
-        ("worker-2", 2),
+    # One attempt, delivered twice: a worker that dies loses its delivery, not an attempt.
+    assert [(e.worker, e.attempt, e.delivery) for e in stored if isinstance(e, Started)] == [
+        ("worker-1", 1, 1),
+        ("worker-2", 1, 2),
     ]
     succeeded = [e for e in stored if isinstance(e, Succeeded)]
-    assert len(succeeded) == 1 and succeeded[0].worker == "worker-2" and succeeded[0].attempt == 2
+    assert len(succeeded) == 1 and succeeded[0].worker == "worker-2" and succeeded[0].attempt == 1
     assert "1 of 1 commands passed" in succeeded[0].output
     assert view.spent_micro_usd == succeeded[0].cost_micro_usd > 0
     assert view.held_micro_usd == 0

@@ -21,20 +21,13 @@ from proto.v1 import Decision, Started, Succeeded, TaskAssignment, TaskRequest
 from services.agents.service import SERVICE as AGENTS
 from services.agents.service import open_worker, store_durably
 from services.budget.service import SERVICE as BUDGET
-from tests.services.agents.flow import assign, budget_ready, events, first_event, ledger, outcome
+from tests.services.agents.flow import assign, budget_ready, drained, events, first_event, ledger, outcome
 
 
 def counted(task_id: str, runs: Path) -> TaskRequest:
     return TaskRequest(
         id=task_id, tenant="acme", role="tester", prompt="count", commands=[f"echo {task_id} >> {runs}"]
     )
-
-
-async def drained(bus: Bus, within: float = 20.0) -> None:
-    """Until every copy of every task was handled and acked (the work queue is empty)."""
-    async with asyncio.timeout(within):
-        while (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages:  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
 
 
 def executions(runs: Path) -> int:

@@ -101,6 +101,7 @@ async def test_tester_reports_a_failing_command_exit_code_and_fails() -> None:
         "$ true -> exit 0",
     ]
     assert "broken" in result.error and "exit 3" in result.error
+    assert result.failure == "test_failed"  # the same tests would fail again: no retry
 
 
 async def test_tester_refuses_context_paths_outside_the_workspace() -> None:
@@ -108,6 +109,7 @@ async def test_tester_refuses_context_paths_outside_the_workspace() -> None:
     msgspec.structs.force_setattr(escape, "path", "../escape.txt")  # the type refuses it; the tester too
     result = await run("tester", context=[escape], commands=["true"])
     assert not result.ok and "inside the workspace" in result.error
+    assert result.failure == "error"
 
 
 async def test_reviewer_counts_lines_and_lists_findings() -> None:

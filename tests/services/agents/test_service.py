@@ -12,6 +12,7 @@ from maestro.bus import Bus
 from maestro.runtime import running_service
 from maestro.settings import Settings
 from proto.v1 import (
+    AttemptFailed,
     ContextFile,
     DeadLetter,
     Decision,
@@ -23,8 +24,9 @@ from proto.v1 import (
     TaskAssignment,
     TaskRequest,
 )
+from services.agents.attempts import bounded
 from services.agents.service import SERVICE as AGENTS
-from services.agents.service import bounded, consumer, open_worker
+from services.agents.service import consumer, open_worker
 from services.budget.service import SERVICE as BUDGET
 from tests.services.agents.flow import assign, budget_ready, events, ledger, outcome
 
@@ -46,7 +48,8 @@ async def test_a_task_starts_succeeds_and_is_paid_for_once(bus: Bus, mesh: None)
     await assign(bus, task)
     seen = await outcome(bus, task.id)
     started, done = seen[0], seen[-1]
-    assert isinstance(started, Started) and started.attempt == 1 and started.worker == "test-worker"
+    assert isinstance(started, Started) and started.worker == "test-worker"
+    assert started.attempt == 1 and started.delivery == 1
     assert isinstance(done, Succeeded)
     assert done.output.startswith("1. ") and "\n2. " in done.output
     assert done.usage is not None and done.usage.model == "offline" and done.usage.output_tokens > 0
@@ -86,11 +89,11 @@ async def test_every_role_succeeds(bus: Bus, mesh: None) -> None:
     assert [type(seen[-1]).__name__ for seen in results] == ["Succeeded"] * len(tasks)
 
 
-async def test_a_failing_command_fails_the_task_and_still_releases_the_hold(bus: Bus, mesh: None) -> None:
+async def test_a_failing_command_fails_the_attempt_and_still_releases_the_hold(bus: Bus, mesh: None) -> None:
     task = request("tester", commands=["exit 4"])
     await assign(bus, task)
     done = (await outcome(bus, task.id))[-1]
-    assert isinstance(done, Failed)
+    assert isinstance(done, AttemptFailed) and done.failure == "test_failed" and done.attempt == 1
     assert "$ exit 4 -> exit 4" in done.error
     view = await ledger(bus, "acme")
     assert view.held_micro_usd == 0

@@ -14,9 +14,11 @@ from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.runtime import open_bus, running_service
 from maestro.settings import Settings
-from proto.v1 import Cancelled, Failed, Started, Succeeded, TaskRequest, TimedOut, Usage
+from proto.v1 import AttemptFailed, Cancelled, Started, Succeeded, TaskRequest, TimedOut, Usage
 from proto.v1.agents import FinishedWork
-from services.agents.service import Worker, consumer, open_worker, stop_error
+from proto.v1.tasks import FailureKind
+from services.agents.service import Worker, consumer, open_worker
+from services.agents.stop import stop_error
 from services.budget.service import SERVICE as BUDGET
 from tests.maestro.test_presence import eventually
 from tests.services.agents.flow import assign, budget_ready, first_event, ledger
@@ -84,18 +86,18 @@ def _timed_out(task: TaskRequest) -> TimedOut:
 
 
 @pytest.mark.parametrize(
-    ("stop", "error"),
+    ("stop", "error", "failure"),
     [
-        (_cancelled, "stopped: cancelled by alice: changed my mind"),
-        (_timed_out, "stopped: timed out (start_to_close): ran 60s"),
+        (_cancelled, "stopped: cancelled by alice: changed my mind", "cancelled"),
+        (_timed_out, "stopped: timed out (start_to_close): ran 60s", "timeout"),
     ],
 )
 async def test_a_stopped_task_dies_within_two_seconds_and_still_pays(
-    bus: Bus, agent: Worker, tmp_path: Path, stop: Stop, error: str
+    bus: Bus, agent: Worker, tmp_path: Path, stop: Stop, error: str, failure: FailureKind
 ) -> None:
     task = _long_task(tmp_path / "pids")
     await assign(bus, task)
-    started = await first_event(bus, task.id, Started, Succeeded, Failed)
+    started = await first_event(bus, task.id, Started, Succeeded, AttemptFailed)
     assert isinstance(started, Started), started
     pids = await _pids(tmp_path / "pids")
     assert not any(_gone(pid) for pid in pids)
@@ -112,14 +114,14 @@ async def test_a_stopped_task_dies_within_two_seconds_and_still_pays(
     await eventually(dead, within=STOP_WITHIN_S)
     assert loop.time() - published < STOP_WITHIN_S
 
-    done = await first_event(bus, task.id, Succeeded, Failed)
-    assert isinstance(done, Failed) and done.error == error, done
-    assert done.worker == "test-worker" and done.attempt == 1
+    done = await first_event(bus, task.id, Succeeded, AttemptFailed)
+    assert isinstance(done, AttemptFailed) and done.error == error, done
+    assert done.failure == failure and done.worker == "test-worker" and done.attempt == 1
     assert done.usage is not None and done.usage.input_tokens == done.usage.output_tokens == 0
     kept = await agent.finished.get(task.id)  # stored like any work, before it was paid for
     assert kept.value is not None
     work = codec.decode(FinishedWork, kept.value)
-    assert isinstance(work.outcome, Failed) and work.outcome.error == error
+    assert isinstance(work.outcome, AttemptFailed) and work.outcome.error == error
     # Settled by the agent's commit (nothing else runs here to release it); it used no tokens, so 0 spent.
     view = await ledger(bus, "acme")
     assert view.held_micro_usd == 0 and view.holds == 0
@@ -147,7 +149,7 @@ async def test_a_stop_for_another_task_leaves_this_one_running(
     assert not any(_gone(pid) for pid in pids)
     go.touch()  # only now may the command end, and the task succeed
 
-    done = await first_event(bus, task.id, Succeeded, Failed)
+    done = await first_event(bus, task.id, Succeeded, AttemptFailed)
     assert isinstance(done, Succeeded), done
     assert "1 of 1 commands passed" in done.output
     assert (await ledger(bus, "acme")).held_micro_usd == 0
@@ -166,14 +168,21 @@ async def test_work_a_stopped_task_left_unpaid_is_paid_and_reported_by_the_next_
     stop = _cancelled(task)
     await bus.publish(subject, stop, msg_id=topics.end_msg_id(task.id))
     error = stop_error(stop)
-    left = Failed(
-        task_id=task.id, tenant=task.tenant, at=stop.at, error=error, worker="w-0", usage=Usage(model="none")
+    left = AttemptFailed(
+        task_id=task.id,
+        tenant=task.tenant,
+        at=stop.at,
+        error=error,
+        worker="w-0",
+        failure="cancelled",
+        usage=Usage(model="none"),
     )
     await agent.finished.put(task.id, codec.encode(FinishedWork(outcome=left)))
 
     await assign(bus, task)
-    done = await first_event(bus, task.id, Succeeded, Failed)
-    assert isinstance(done, Failed) and done.worker == "w-0" and done.error == error, done
+    done = await first_event(bus, task.id, Succeeded, AttemptFailed)
+    assert isinstance(done, AttemptFailed) and done.worker == "w-0" and done.error == error, done
+    assert done.failure == "cancelled" and done.attempt == 1
     assert not ran.exists()  # paid for and reported, never run again
     view = await ledger(bus, "acme")
     assert view.held_micro_usd == 0 and view.holds == 0

@@ -1,0 +1,106 @@
+"""An attempt as its worker sees it: the event it ends with, whether a retry needs its assignment, and
+whether a delivered copy of it is stale (the task has moved past it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from proto.v1 import (
+    ArtifactRef,
+    AttemptFailed,
+    Failed,
+    Heartbeat,
+    Retrying,
+    Started,
+    Succeeded,
+    TaskAssignment,
+    TaskEvent,
+    TaskRequest,
+    TimerFired,
+)
+from proto.v1.tasks import NON_RETRYABLE, FailureKind
+from services.agents.roles import RoleResult
+
+OUTPUT_LIMIT = 64 * 1024
+"""Most characters of output (or error) an outcome event carries; the rest is cut."""
+
+
+def bounded(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    """`text` cut to `limit` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    note = f"\n[... cut: {len(text)} characters in all]"
+    return text[: limit - len(note)] + note
+
+
+def outcome_event(
+    request: TaskRequest, result: RoleResult, artifacts: list[ArtifactRef], worker: str, attempt: int
+) -> Succeeded | AttemptFailed:
+    """The event that ends an attempt: what the role produced and what it used (its cost is filled in once
+    the budget has charged it). A failure ends the attempt only; the orchestrator decides what follows."""
+    now = datetime.now(UTC)
+    if result.ok:
+        return Succeeded(
+            task_id=request.id,
+            tenant=request.tenant,
+            at=now,
+            worker=worker,
+            output=bounded(result.output),
+            usage=result.usage,
+            artifacts=artifacts,
+            attempt=attempt,
+        )
+    return AttemptFailed(
+        task_id=request.id,
+        tenant=request.tenant,
+        at=now,
+        error=bounded(result.error or "failed"),
+        worker=worker,
+        failure=result.failure,
+        usage=result.usage,
+        attempt=attempt,
+    )
+
+
+def reported(outcome: Succeeded | Failed | AttemptFailed) -> Succeeded | AttemptFailed:
+    """The event stored work is reported as: a Failed (stored by a worker from before attempts were
+    reported) is a failed attempt too, which the orchestrator turns into the task's end."""
+    if not isinstance(outcome, Failed):
+        return outcome
+    return AttemptFailed(
+        task_id=outcome.task_id,
+        tenant=outcome.tenant,
+        at=outcome.at,
+        error=outcome.error,
+        worker=outcome.worker,
+        failure=outcome.failure,
+        usage=outcome.usage,
+        cost_micro_usd=outcome.cost_micro_usd,
+        attempt=outcome.attempt,
+    )
+
+
+def retried(assignment: TaskAssignment, failure: FailureKind) -> bool:
+    """Whether the task runs again after this attempt failed so (its assignment must then be kept): the
+    failure would not just repeat, and the request's retry policy allows another attempt."""
+    policy = assignment.request.retry
+    return policy is not None and failure not in NON_RETRYABLE and assignment.attempt < policy.max_attempts
+
+
+def moved_past(last: TaskEvent, attempt: int) -> str | None:
+    """Why a delivered `attempt` must not run, given the task's last event: the task is at a later attempt,
+    or this attempt already failed and was reported. None when it may go on."""
+    match last:
+        case AttemptFailed(attempt=n) if n == attempt:
+            return f"attempt {n} already failed"
+        case (
+            Started(attempt=n)
+            | Heartbeat(attempt=n)
+            | Succeeded(attempt=n)
+            | Failed(attempt=n)
+            | AttemptFailed(attempt=n)
+            | Retrying(attempt=n)
+            | TimerFired(attempt=n)
+        ) if n > attempt:
+            return f"the task is at attempt {n} ({last.__struct_config__.tag})"
+    return None
