@@ -60,6 +60,18 @@ async def publish_request(bus: Bus, request: TaskRequest, traceparent: str | Non
     )
 
 
+async def publish_workflow(bus: Bus, workflow: Workflow, traceparent: str | None) -> str:
+    """Publish a workflow for the orchestrator to start (the SDK and the HTTP API submit this way)."""
+    workflow = codec.decode(Workflow, codec.encode(workflow))  # as the orchestrator will read it
+    await bus.publish(
+        topics.WORKFLOWS.subject(workflow.tenant),
+        workflow,
+        msg_id=topics.request_msg_id(workflow.id, claims.digest(workflow)),
+        traceparent=traceparent,
+    )
+    return workflow.id
+
+
 class Client:
     """A user's handle on Maestro over NATS."""
 
@@ -165,14 +177,7 @@ class Client:
         A conflicting id (another tenant's, another definition) is dead-lettered by the orchestrator with
         the reason; `workflow()` then finds no such workflow, or the first one.
         """
-        workflow = codec.decode(Workflow, codec.encode(workflow))  # as the orchestrator will read it
-        await self.bus.publish(
-            topics.WORKFLOWS.subject(workflow.tenant),
-            workflow,
-            msg_id=topics.request_msg_id(workflow.id, claims.digest(workflow)),
-            traceparent=traceparent,
-        )
-        return workflow.id
+        return await publish_workflow(self.bus, workflow, traceparent)
 
     async def chain(
         self,

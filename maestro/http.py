@@ -31,6 +31,19 @@ def error(
     return web.json_response({"error": message, **more}, status=status, headers=headers)
 
 
+async def limited_body(request: web.Request, limit: int) -> bytes | web.Response:
+    """The request's body, or the JSON 413 to answer when it is over `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return error(413, f"request is {request.content_length} bytes; the limit is {limit}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return error(413, f"request is over the limit of {limit} bytes")
+    if len(body) > limit:
+        return error(413, f"request is {len(body)} bytes; the limit is {limit}")
+    return body
+
+
 def _message(request: web.Request, exc: web.HTTPException) -> str:
     match exc:
         case web.HTTPMethodNotAllowed(allowed_methods=allowed):

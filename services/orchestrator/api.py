@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-import msgspec
 from aiohttp import web
-from msgspec import Meta, inspect
 from nats.errors import Error as NatsError
 
 from maestro import claims, codec, history, runtime, topics, tracing
@@ -17,75 +15,17 @@ from maestro.bus import Bus
 from maestro.cancel import AlreadyEnded, cancel
 from maestro.client import publish_request
 from maestro.errors import Retry
-from maestro.http import error, index_route, readyz_route
+from maestro.http import error, index_route, limited_body, readyz_route
 from maestro.presence import PresenceView, roles_without_worker
 from proto.v1 import ApprovalDecision, TaskRecord, TaskRequest
 from proto.v1.ids import ROLES, TOKEN_PATTERN
+from services.orchestrator.bodies import ActorBody, field_of
 from services.orchestrator.store import TaskStore
+from services.orchestrator.workflows.api import workflow_routes
 
 log = logging.getLogger(__name__)
 
 _TASK_ID = re.compile(TOKEN_PATTERN)
-# msgspec names the path of a bad value ("... - at `$.context[0]`") and a missing field by name.
-_AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
-_NAMED = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
-_STEP = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
-
-
-def field_of(type_: Any, message: str) -> str:
-    """The JSON path a decode error of `type_` is about (`$.role`), or `$` when it is about the whole body.
-
-    msgspec points a rule checked on a whole struct (its __post_init__) at the struct; when the message
-    begins by naming one of the struct's fields ("data_region 'mars' is ...", "context path '/x' is ..."),
-    the path goes on to that field.
-    """
-    at = _AT_PATH.search(message)
-    path = at.group(1) if at else "$"
-    missing = _NAMED.search(message)
-    if missing:
-        return f"{path}.{missing.group(1)}"
-    struct = _struct_at(inspect.type_info(type_), path)
-    if isinstance(struct, inspect.StructType):
-        names = {f.encode_name for f in struct.fields}
-        leading = [word.strip("`'\"") for word in message.split()[:2]]
-        named = [word for word in leading if word in names]
-        if len(named) == 1:
-            return f"{path}.{named[0]}"
-    return path
-
-
-def _struct_at(info: inspect.Type, path: str) -> inspect.Type | None:
-    """The type a JSON path (`$.context[0]`, `$.labels[...]`) leads to in `info`; None if it leads nowhere."""
-    for name, _index in _STEP.findall(path[1:]):
-        while isinstance(info, inspect.Metadata):
-            info = info.type
-        if isinstance(info, inspect.UnionType):
-            inner = [t for t in info.types if not isinstance(t, inspect.NoneType)]
-            if len(inner) != 1:
-                return None
-            info = inner[0]
-        match info:
-            case inspect.StructType(fields=fields) if name:
-                found = [f.type for f in fields if f.encode_name == name]
-                if not found:
-                    return None
-                info = found[0]
-            case inspect.ListType(item_type=item) | inspect.VarTupleType(item_type=item) if not name:
-                info = item
-            case inspect.DictType(value_type=value) if not name:
-                info = value
-            case _:
-                return None
-    while isinstance(info, inspect.Metadata):
-        info = info.type
-    return info
-
-
-class _DecisionBody(msgspec.Struct):
-    """The body of POST /v1/tasks/{id}/approve|reject|cancel: who and why (a rejection needs a reason)."""
-
-    by: Annotated[str, Meta(max_length=256)] = ""
-    reason: Annotated[str, Meta(max_length=4096)] = ""
 
 
 def _json(body: bytes, status: int = 200) -> web.Response:
@@ -132,14 +72,9 @@ def routes(bus: Bus) -> list[web.RouteDef]:
     async def submit(request: web.Request) -> web.StreamResponse:
         if not bus.accepting:
             return error(503, "Maestro is stopping and takes no new tasks; submit again once it is back")
-        if request.content_length is not None and request.content_length > limit:
-            return error(413, f"request is {request.content_length} bytes; the limit is {limit}")
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return error(413, f"request is over the limit of {limit} bytes")
-        if len(body) > limit:
-            return error(413, f"request is {len(body)} bytes; the limit is {limit}")
+        body = await limited_body(request, limit)
+        if isinstance(body, web.Response):
+            return body
         try:
             task = codec.decode_strict(TaskRequest, body)
         except codec.DecodeError as exc:
@@ -194,9 +129,9 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return task_id
         raw = await request.read()
         try:
-            body = codec.decode_strict(_DecisionBody, raw) if raw.strip() else _DecisionBody()
+            body = codec.decode_strict(ActorBody, raw) if raw.strip() else ActorBody()
         except codec.DecodeError as exc:
-            return error(400, f"invalid decision: {exc}", field=field_of(_DecisionBody, str(exc)))
+            return error(400, f"invalid decision: {exc}", field=field_of(ActorBody, str(exc)))
         if not approved and not body.reason.strip():
             return error(400, "a rejection needs a reason", field="$.reason")
         stored = await store.read(task_id)
@@ -231,9 +166,9 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return task_id
         raw = await request.read()
         try:
-            body = codec.decode_strict(_DecisionBody, raw) if raw.strip() else _DecisionBody()
+            body = codec.decode_strict(ActorBody, raw) if raw.strip() else ActorBody()
         except codec.DecodeError as exc:
-            return error(400, f"invalid cancellation: {exc}", field=field_of(_DecisionBody, str(exc)))
+            return error(400, f"invalid cancellation: {exc}", field=field_of(ActorBody, str(exc)))
         stored = await store.read(task_id)
         if stored is None:
             return error(404, f"no task {task_id}")
@@ -269,4 +204,5 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         web.post("/v1/tasks/{id}/approve", approve),
         web.post("/v1/tasks/{id}/reject", reject),
         web.post("/v1/tasks/{id}/cancel", cancel_task),
+        *workflow_routes(bus, store),
     ]

@@ -15,7 +15,17 @@ from maestro.bus import Bus, Consumer, Delivery
 from maestro.claims import IdConflict
 from maestro.errors import Reject, Retry
 from maestro.runtime import Service
-from proto.v1 import TERMINAL_STATES, Accepted, TaskEvent, TaskRecord
+from proto.v1 import (
+    TERMINAL_STATES,
+    Accepted,
+    Cancelled,
+    Failed,
+    Rejected,
+    Succeeded,
+    TaskEvent,
+    TaskRecord,
+    TimedOut,
+)
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowRecord
 from services.orchestrator import lifecycle
 from services.orchestrator.api import routes
@@ -46,6 +56,8 @@ WORKFLOWS: Consumer[Workflow] = Consumer(
 )
 
 VERSION = "1.0.0"
+ENDING = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
+"""Events that end a task."""
 
 # Compare-and-set attempts on one event before handing it back to the bus for a later redelivery.
 _CAS_ATTEMPTS = 5
@@ -175,10 +187,13 @@ class Orchestrator:
         # What the events decided is done before the record says they were applied: a crash in between
         # brings the events back, and the same commands (same message ids) change nothing the second time.
         await self.effects.run(commands)
-        if record is not None and step_of(record) is not None and _step_moved(current, record):
-            await self.workflows.step_changed(record)
         if record is not None and (current is None or record is not current.record):
             await self.store.put(record, current.revision if current else None)
+        if record is not None and step_of(record) is not None and _step_moved(current, record, items):
+            # After the record is stored, so the workflow reads this step's output when it fills in the next
+            # steps; before the events are acked, so a crash here hears it again (as a duplicate) and tells
+            # the workflow again, which changes nothing the second time.
+            await self.workflows.step_changed(record)
         for name in tally.results:
             self.metrics.transitions.labels(name).inc()
         for state in tally.states:
@@ -209,11 +224,12 @@ class Orchestrator:
         return record, lifecycle.step(record, event, delivery.stream_seq, first=record is None)
 
 
-def _step_moved(current: Versioned | None, record: TaskRecord) -> bool:
-    """Whether a workflow must hear of this step's task: it was just created, or just ended."""
+def _step_moved(current: Versioned | None, record: TaskRecord, items: list[Item]) -> bool:
+    """Whether a workflow must hear of this step's task: it was just created, or these events end it (again,
+    when they are delivered again after a crash)."""
     if current is None:
         return True
-    return record.state in TERMINAL_STATES and current.record.state not in TERMINAL_STATES
+    return record.state in TERMINAL_STATES and any(isinstance(event, ENDING) for event, _ in items)
 
 
 async def start_workflow(runner: Runner, workflow: Workflow, delivery: Delivery) -> None:

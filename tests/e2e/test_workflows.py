@@ -8,7 +8,7 @@ import pytest
 
 from maestro.client import Client
 from maestro.errors import NotFound, RemoteError
-from proto.v1 import TaskRecord
+from proto.v1 import Accepted, TaskRecord
 from proto.v1.workflows import Need, Step, Workflow, WorkflowRecord, step_task_id
 from tests.maestro.test_presence import eventually
 
@@ -49,8 +49,11 @@ async def test_a_diamond_runs_every_step_once_and_the_join_sees_both_branches(me
     assert [s.state for s in record.steps] == ["succeeded"] * 4
     tasks = await tasks_of(mesh, record)
     assert all(t.parent == "wf-diamond" and t.labels["workflow"] == "wf-diamond" for t in tasks.values())
-    d = await mesh.events(step_task_id("wf-diamond", "d"))
-    assert len([e for e in d if e.__struct_config__.tag == "task.accepted"]) == 1
+    # What each step was handed, as the guard saw it: the needs' outputs in its prompt and its context.
+    (b,) = [e for e in await mesh.events(step_task_id("wf-diamond", "b")) if isinstance(e, Accepted)]
+    assert b.prompt_chars > len("Implement: ") + len(tasks["a"].output) - 1 and b.context_files == 1
+    (d,) = [e for e in await mesh.events(step_task_id("wf-diamond", "d")) if isinstance(e, Accepted)]
+    assert d.context_files == 2 and d.prompt_chars == len("Review B=succeeded C=succeeded")
     assert record.cost_micro_usd == sum(t.cost_micro_usd for t in tasks.values())
     b_started = tasks["b"].started_at
     assert (

@@ -12,7 +12,7 @@ import pytest
 
 from maestro import codec
 from maestro.settings import Settings
-from services.orchestrator.api import field_of
+from services.orchestrator.bodies import field_of
 from tests.services.orchestrator.api_client import Api
 from tests.services.orchestrator.support import orchestrator
 

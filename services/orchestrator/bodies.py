@@ -1,0 +1,71 @@
+"""What the API reads from request bodies: who acts and why, and which field a decode error is about."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, inspect
+
+# msgspec names the path of a bad value ("... - at `$.context[0]`") and a missing field by name.
+_AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
+_NAMED = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
+_STEP = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
+
+
+def field_of(type_: Any, message: str) -> str:
+    """The JSON path a decode error of `type_` is about (`$.role`), or `$` when it is about the whole body.
+
+    msgspec points a rule checked on a whole struct (its __post_init__) at the struct; when the message
+    begins by naming one of the struct's fields ("data_region 'mars' is ...", "context path '/x' is ..."),
+    the path goes on to that field.
+    """
+    at = _AT_PATH.search(message)
+    path = at.group(1) if at else "$"
+    missing = _NAMED.search(message)
+    if missing:
+        return f"{path}.{missing.group(1)}"
+    struct = _struct_at(inspect.type_info(type_), path)
+    if isinstance(struct, inspect.StructType):
+        names = {f.encode_name for f in struct.fields}
+        leading = [word.strip("`'\"") for word in message.split()[:2]]
+        named = [word for word in leading if word in names]
+        if len(named) == 1:
+            return f"{path}.{named[0]}"
+    return path
+
+
+def _struct_at(info: inspect.Type, path: str) -> inspect.Type | None:
+    """The type a JSON path (`$.context[0]`, `$.labels[...]`) leads to in `info`; None if it leads nowhere."""
+    for name, _index in _STEP.findall(path[1:]):
+        while isinstance(info, inspect.Metadata):
+            info = info.type
+        if isinstance(info, inspect.UnionType):
+            inner = [t for t in info.types if not isinstance(t, inspect.NoneType)]
+            if len(inner) != 1:
+                return None
+            info = inner[0]
+        match info:
+            case inspect.StructType(fields=fields) if name:
+                found = [f.type for f in fields if f.encode_name == name]
+                if not found:
+                    return None
+                info = found[0]
+            case inspect.ListType(item_type=item) | inspect.VarTupleType(item_type=item) if not name:
+                info = item
+            case inspect.DictType(value_type=value) if not name:
+                info = value
+            case _:
+                return None
+    while isinstance(info, inspect.Metadata):
+        info = info.type
+    return info
+
+
+class ActorBody(msgspec.Struct):
+    """The body of POST /v1/tasks/{id}/approve|reject|cancel and /v1/workflows/{id}/cancel|pause|resume:
+    who acts and why (a rejection needs a reason)."""
+
+    by: Annotated[str, Meta(max_length=256)] = ""
+    reason: Annotated[str, Meta(max_length=4096)] = ""

@@ -1,0 +1,99 @@
+"""The workflow routes of the orchestrator's HTTP API: submit, read, and pause, resume or cancel one."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from maestro import claims, codec, topics, tracing
+from maestro.bus import Bus
+from maestro.client import publish_workflow
+from maestro.errors import NotFound
+from maestro.http import error, limited_body
+from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowControl
+from services.orchestrator.bodies import ActorBody, field_of
+from services.orchestrator.store import TaskStore
+from services.orchestrator.workflows.runner import Ended, Runner
+
+_WORKFLOW_ID = re.compile(WORKFLOW_ID_PATTERN)
+# A DAG problem names its place in the definition first: `steps[2].needs[0]: no step is named 'x'`.
+_DAG_PLACE = re.compile(r"^(steps(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)?)[: ]")
+
+
+def _field(message: str) -> str:
+    place = _DAG_PLACE.match(message)
+    return f"$.{place.group(1)}" if place else field_of(Workflow, message)
+
+
+def _json(record: object, status: int = 200) -> web.Response:
+    return web.Response(body=codec.encode(record), status=status, content_type="application/json")
+
+
+def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
+    """POST /v1/workflows, GET /v1/workflows/{id}, POST /v1/workflows/{id}/cancel|pause|resume."""
+    runner = Runner(bus, tasks)
+    limit = bus.settings.max_request_bytes
+
+    async def submit(request: web.Request) -> web.StreamResponse:
+        if not bus.accepting:
+            return error(503, "Maestro is stopping and takes no new workflows; submit again once it is back")
+        body = await limited_body(request, limit)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            workflow = codec.decode_strict(Workflow, body)
+        except codec.DecodeError as exc:
+            return error(400, f"invalid workflow: {exc}", field=_field(str(exc)))
+        found = await runner.store.get(workflow.id)
+        if found is not None and (
+            found[0].tenant != workflow.tenant or found[0].digest != claims.digest(workflow)
+        ):
+            return error(409, f"workflow id {workflow.id} is taken by another workflow", field="$.id")
+        traceparent = request.headers.get(topics.HEADER_TRACEPARENT) or tracing.new_traceparent()
+        await publish_workflow(bus, workflow, traceparent)
+        return web.json_response({"id": workflow.id, "tenant": workflow.tenant}, status=202)
+
+    async def get_workflow(request: web.Request) -> web.StreamResponse:
+        workflow_id = request.match_info["id"]
+        if not _WORKFLOW_ID.match(workflow_id):
+            return error(400, f"not a valid workflow id (expected {WORKFLOW_ID_PATTERN})", field="id")
+        found = await runner.store.get(workflow_id)
+        if found is None:
+            return error(404, f"no workflow {workflow_id}")
+        return _json(found[0])
+
+    def control(action: str) -> web.RouteDef:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            workflow_id = request.match_info["id"]
+            if not _WORKFLOW_ID.match(workflow_id):
+                return error(400, f"not a valid workflow id (expected {WORKFLOW_ID_PATTERN})", field="id")
+            raw = await request.read()
+            try:
+                body = codec.decode_strict(ActorBody, raw) if raw.strip() else ActorBody()
+            except codec.DecodeError as exc:
+                return error(400, f"invalid body: {exc}", field=field_of(ActorBody, str(exc)))
+            found = await runner.store.get(workflow_id)
+            if found is None:
+                return error(404, f"no workflow {workflow_id}")
+            order = WorkflowControl(
+                workflow_id=workflow_id,
+                tenant=found[0].tenant,
+                action=action,  # type: ignore[arg-type]
+                by=body.by or "api",
+                reason=body.reason,
+            )
+            try:
+                return _json(await runner.control(order))
+            except NotFound as exc:
+                return error(404, str(exc))
+            except Ended as exc:
+                return error(409, str(exc), state=found[0].state)
+
+        return web.post(f"/v1/workflows/{{id}}/{action}", handle)
+
+    return [
+        web.post("/v1/workflows", submit),
+        web.get("/v1/workflows/{id}", get_workflow, allow_head=False),
+        *(control(action) for action in ("cancel", "pause", "resume")),
+    ]
