@@ -1,5 +1,5 @@
 """An attempt as its worker sees it: the event it ends with, whether a retry needs its assignment, and
-whether a delivered copy of it is stale (the task has moved past it)."""
+whether a delivered copy of it is stale (the task has moved past it) or early (its retry is not recorded)."""
 
 from __future__ import annotations
 
@@ -104,3 +104,10 @@ def moved_past(last: TaskEvent, attempt: int) -> str | None:
         ) if n > attempt:
             return f"the task is at attempt {n} ({last.__struct_config__.tag})"
     return None
+
+
+def undecided(last: TaskEvent, attempt: int) -> bool:
+    """Whether `attempt` came before the orchestrator recorded its Retrying: it schedules the attempt just
+    before it records it, so with no back-off the attempt can overtake it. Started must follow Retrying (the
+    record moves to the next attempt only then), so such an attempt waits."""
+    return isinstance(last, AttemptFailed) and last.attempt < attempt

@@ -124,8 +124,8 @@ class Worker:
         are killed); the attempt fails, and is paid for. A failure is reported as AttemptFailed (the
         orchestrator retries the task or fails it), after keeping the assignment when a retry will need it.
 
-        Raises Retry when the budget cannot be reached (the work stays stored) or another delivery of the
-        task is running.
+        Raises Retry when the budget cannot be reached (the work stays stored), another delivery of the task
+        is running, or a retry came before the orchestrator recorded it.
         """
         request = assignment.request
         if request.id in self.running:
@@ -145,6 +145,8 @@ class Worker:
         if stale is not None:
             log.info("attempt %d not run: %s", assignment.attempt, stale, extra=context)
             return
+        if last is not None and attempts.undecided(last.event, assignment.attempt):
+            raise Retry(1.0, f"attempt {assignment.attempt} came before the orchestrator recorded its retry")
         ended = last is not None and isinstance(last.event, ENDED)
         running = last is not None and isinstance(last.event, RUNNING)
         # A task stopped mid-work may have left its work stored and unpaid (its worker died after storing it).

@@ -41,6 +41,7 @@ from services.agents import attempts
 from services.agents.roles import RoleResult
 from services.agents.service import SERVICE as AGENTS
 from services.budget.service import SERVICE as BUDGET
+from tests.maestro.test_presence import eventually
 from tests.services.agents.flow import assign, budget_ready, drained, events, ledger, outcome
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -83,6 +84,19 @@ def assignment(attempt: int = 1, retry: RetryPolicy | None = RETRY) -> TaskAssig
 )
 def test_an_attempt_the_task_moved_past_is_stale(last: TaskEvent, attempt: int, stale: bool) -> None:
     assert (attempts.moved_past(last, attempt) is not None) is stale
+
+
+@pytest.mark.parametrize(
+    ("last", "attempt", "early"),
+    [
+        (AttemptFailed(**TASK, error="x", attempt=1), 2, True),  # scheduled, its Retrying not stored yet
+        (Retrying(**TASK, attempt=2, next_at=AT), 2, False),
+        (AttemptFailed(**TASK, error="x", attempt=1), 1, False),  # stale, not early
+        (Started(**TASK, worker="w", attempt=1), 2, False),
+    ],
+)
+def test_a_retry_that_overtook_its_retrying_waits(last: TaskEvent, attempt: int, early: bool) -> None:
+    assert attempts.undecided(last, attempt) is early
 
 
 @pytest.mark.parametrize(
@@ -215,6 +229,29 @@ async def test_a_copy_of_an_attempt_the_task_moved_past_does_not_run(
     assert ran.read_text() == "run\n"
     started = [e for e in await events(bus, task.id) if isinstance(e, Started)]
     assert [(e.attempt, e.delivery) for e in started] == [(2, 1)]
+
+
+async def test_a_retry_that_comes_before_its_retrying_is_recorded_starts_only_after_it(
+    bus: Bus, mesh: None
+) -> None:
+    task = request("planner", retry=RETRY)
+    subject = topics.EVENTS.subject(task.tenant, task.id)
+    now = datetime.now(UTC)
+    await bus.publish(
+        subject, AttemptFailed(task_id=task.id, tenant=task.tenant, at=now, error="x", attempt=1)
+    )
+    await assign(bus, task, reserve=False, attempt=2)
+
+    async def handed_back() -> bool:
+        info = await bus.js.consumer_info(topics.STREAM_TASKS, topics.agents_durable("planner"))
+        return (info.num_redelivered or 0) > 0  # delivered, handed back, and delivered again
+
+    await eventually(handed_back)
+    assert not any(isinstance(e, Started) for e in await events(bus, task.id))
+    await bus.publish(subject, Retrying(task_id=task.id, tenant=task.tenant, at=now, attempt=2, next_at=now))
+    await drained(bus)
+    kinds = [type(e) for e in await events(bus, task.id)]
+    assert kinds == [AttemptFailed, Retrying, Started, Succeeded]
 
 
 async def test_a_redelivered_attempt_never_reports_an_earlier_attempt_s_work(
