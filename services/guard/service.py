@@ -186,6 +186,7 @@ class Guard:
             context_files=len(request.context),
             commands=len(request.commands),
             timeouts=request.timeouts,
+            retry=request.retry,
         )
         await publish(subject, accepted, msg_id=topics.event_msg_id(request.id, "accepted"))
         verdict_id = topics.event_msg_id(request.id, "verdict")

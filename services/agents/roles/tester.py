@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from proto.v1 import ContextFile, TaskRequest
+from proto.v1.tasks import FailureKind
 from services.agents.backends.base import Backend
 from services.agents.roles.base import RoleResult
 from services.agents.sandbox import CommandResult, Sandbox, WorkspaceError, workspace
@@ -47,6 +48,9 @@ async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleR
     usage = completion.usage
     failed = [r for r in results if not r.ok]
     if failed:
-        return RoleResult(ok=False, output=text, usage=usage, error=text, failure="test_failed")
+        # A command that only ran out of time (a hung suite, a slow network) may pass when run again; one
+        # that exited non-zero would fail the same way.
+        kind: FailureKind = "timeout" if all(r.timed_out for r in failed) else "test_failed"
+        return RoleResult(ok=False, output=text, usage=usage, error=text, failure=kind)
     files = [ContextFile(path=REPORT_PATH, content=text + "\n")] if results else []
     return RoleResult(ok=True, output=text, usage=usage, files=files)

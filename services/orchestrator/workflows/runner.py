@@ -10,6 +10,7 @@ message id.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from maestro.client import publish_request
 from maestro.errors import MaestroError, NotFound, Retry
 from proto.v1 import TERMINAL_STATES, TaskRecord, TaskRequest
 from proto.v1.workflows import (
+    STEP_NAME_PATTERN,
     WORKFLOW_ENDED,
     Step,
     Workflow,
@@ -51,12 +53,16 @@ class Ended(MaestroError):
     """The workflow has ended: it can no longer be paused, resumed or cancelled."""
 
 
+_STEP_NAME = re.compile(STEP_NAME_PATTERN)
+
+
 def step_of(task: TaskRecord) -> str | None:
-    """The step a task is of (its `step` label, under the workflow that is its parent), or None."""
-    step = task.labels.get("step")
-    if task.parent and step and task.id == f"{task.parent}-{step}":
-        return step
-    return None
+    """The step a task may be of: its id is `<parent>-<step name>` (labels may be withheld, so they are not
+    relied on); the workflow then checks the task is its step's."""
+    if not task.parent or not task.id.startswith(f"{task.parent}-"):
+        return None
+    name = task.id[len(task.parent) + 1 :]
+    return name if _STEP_NAME.match(name) else None
 
 
 @dataclass(frozen=True)
@@ -194,7 +200,8 @@ class Runner:
             match change:
                 case StepChanged(task=task):
                     name = step_of(task)
-                    if name is not None and task.tenant == record.tenant:
+                    ours = any(s.name == name and s.task_id == task.id for s in record.steps)
+                    if ours and name is not None and task.tenant == record.tenant:
                         known[name] = task
                         if task.state in TERMINAL_STATES:
                             record = dag.step_ended(record, task)

@@ -104,6 +104,14 @@ async def test_tester_reports_a_failing_command_exit_code_and_fails() -> None:
     assert result.failure == "test_failed"  # the same tests would fail again: no retry
 
 
+async def test_a_tester_whose_commands_only_ran_out_of_time_may_be_retried() -> None:
+    request = TaskRequest(tenant="acme", role="tester", prompt="p", commands=["true", "sleep 5"])
+    result = await RUNNERS["tester"](request, BACKEND, Sandbox(timeout_s=0.2))
+    assert not result.ok and result.failure == "timeout" and "timed out" in result.error
+    mixed = TaskRequest(tenant="acme", role="tester", prompt="p", commands=["exit 1", "sleep 5"])
+    assert (await RUNNERS["tester"](mixed, BACKEND, Sandbox(timeout_s=0.2))).failure == "test_failed"
+
+
 async def test_tester_refuses_context_paths_outside_the_workspace() -> None:
     escape = ContextFile(path="escape.txt")
     msgspec.structs.force_setattr(escape, "path", "../escape.txt")  # the type refuses it; the tester too
