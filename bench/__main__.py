@@ -8,7 +8,7 @@ import logging
 import platform
 from collections.abc import Sequence
 
-from bench import baseline, budget, coverage, guard, pipeline
+from bench import baseline, budget, coverage, guard, pipeline, workflows
 
 
 def row(figure: str, value: float, base: float, fmt: str) -> str:
@@ -17,13 +17,17 @@ def row(figure: str, value: float, base: float, fmt: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the raw JetStream baseline, then the pipeline, on fresh embedded servers; print the report."""
+    """Run the raw JetStream baseline, the pipeline, then workflow chains beside single tasks, on fresh
+    embedded servers; print the report."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "--n", type=int, default=5000, help="messages / tasks per throughput run (default 5000)"
     )
     parser.add_argument("--rate", type=float, default=200.0, help="offered tasks/s in the latency runs")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of each latency run (0: skip)")
+    parser.add_argument(
+        "--workflows", type=int, default=200, help="five-step chains at once in the workflow run (0: skip)"
+    )
     args = parser.parse_args(argv)
     # The harness's own connection logs its disconnect at shutdown; only errors matter here.
     logging.basicConfig(level=logging.ERROR)
@@ -46,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(row(f"p99 ms submit->succeeded @{lat.rate:.0f}/s vs hop", lat.p99_ms, raw_lat.p99_ms, ".2f"))
     unfinished = result.throughput.unfinished + (lat.unfinished if lat is not None else 0)
     print(f"{'tasks not finished (must be 0)':<40}{unfinished:>12}")
+
+    if args.workflows:
+        print()
+        for line in workflows.describe(asyncio.run(workflows.run(args.workflows))):
+            print(line)
 
     print()
     for line in budget.describe(asyncio.run(budget.run(args.n, concurrency=16))):

@@ -1,0 +1,284 @@
+"""Workflow steps through the real mesh, beside single tasks on the same mesh in the same run.
+
+Chains: W workflows of five planner steps (each needs the one before) published at once; the clock runs
+from the first publish to the last workflow.ended event, and stops only when every workflow ended
+succeeded, every WorkflowRecord in `maestro_workflows` reads succeeded and the tenant's ledger holds
+nothing. steps/s = 5W / that wall time; latency is each workflow's publish -> workflow.ended.
+Single tasks: 5W planner tasks with the same prompt submitted at once (bench/pipeline.py's throughput run),
+so the ratio is what running a step as part of a workflow costs against running it as a task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nats.aio.msg import Msg
+
+from bench import pipeline
+from bench.baseline import percentile
+from bench.mesh import Mesh, MeshError, running_mesh, service_env, wait_ready
+from maestro import codec, topics
+from maestro.bus import Bus
+from maestro.client import publish_workflow
+from maestro.embedded import EmbeddedServer, running_nats_server
+from maestro.runtime import open_bus
+from maestro.settings import Settings
+from proto.v1 import GetLedger, LedgerView
+from proto.v1.workflows import Step, Workflow, WorkflowRecord
+
+TENANT = "bench-wf"
+"""Its own tenant, so that its ledger holds only the workflows' steps."""
+STEPS = 5
+_ENDED = b'"kind":"workflow.ended"'
+_SUCCEEDED = b'"state":"succeeded"'
+
+
+@dataclass
+class Ends:
+    """When each workflow the harness published went in and ended (and how)."""
+
+    published: dict[str, float] = field(default_factory=dict)
+    ended: dict[str, float] = field(default_factory=dict)
+    ended_badly: dict[str, bytes] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # A core NATS callback: a byte search instead of a decode keeps the harness off the services' CPU.
+    async def on_event(self, msg: Msg) -> None:
+        """A workflow event on maestro.v1.wfevt.>."""
+        workflow_id = msg.subject.rsplit(".", 1)[1]
+        if workflow_id not in self.published or _ENDED not in msg.data:
+            return
+        if _SUCCEEDED in msg.data:
+            self.ended.setdefault(workflow_id, time.perf_counter())
+        else:
+            self.ended_badly[workflow_id] = msg.data
+        self.changed.set()
+
+    def done(self) -> bool:
+        """Every published workflow has ended (well or not)."""
+        return len(self.ended) + len(self.ended_badly) >= len(self.published)
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait until done() or `timeout`; whether every workflow ended."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not self.done():
+                    self.changed.clear()
+                    await self.changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Chains:
+    """W five-step chains published at once, until all ended, recorded and paid for."""
+
+    workflows: int
+    steps: int
+    submit_s: float
+    total_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    unfinished: int
+    ended_badly: int
+    records_succeeded: int
+    ledger: LedgerView | None
+    cpu_s: dict[str, float]
+
+    @property
+    def steps_per_s(self) -> float:
+        """Steps end to end per second of wall time."""
+        return self.steps / self.total_s
+
+
+@dataclass(frozen=True)
+class WorkflowsResult:
+    """Both runs on one mesh: the chains and the single tasks they are compared with."""
+
+    chains: Chains
+    single: pipeline.Throughput
+
+
+def chain(workflow_id: str, steps: int = STEPS) -> Workflow:
+    """A chain of `steps` planner steps with the pipeline's prompt, each needing the one before."""
+    return Workflow(
+        id=workflow_id,
+        tenant=TENANT,
+        steps=[
+            Step(name=f"s{i}", role="planner", prompt=pipeline.PROMPT, needs=[f"s{i - 1}"] if i else [])
+            for i in range(steps)
+        ],
+    )
+
+
+async def _records(bus: Bus, workflow_ids: set[str]) -> dict[str, str]:
+    """The state of every workflow record among `workflow_ids`, read back from the bucket itself."""
+    kv = await bus.js.key_value(topics.BUCKET_WORKFLOWS)
+    watcher = await kv.watchall()
+    states: dict[str, str] = {}
+    try:
+        async for entry in watcher:
+            if entry is None:
+                break
+            if entry.key in workflow_ids and entry.value:
+                states[entry.key] = codec.decode(WorkflowRecord, entry.value).state
+    finally:
+        await watcher.stop()  # type: ignore[no-untyped-call]
+    return states
+
+
+async def chains(
+    bus: Bus, mesh: Mesh, server: EmbeddedServer, workflows: int, prefix: str, concurrency: int = 256
+) -> Chains:
+    """Publish `workflows` chains concurrently and time them until ended, recorded and paid for."""
+    ends = Ends()
+    sub = await bus.nc.subscribe(topics.WORKFLOW_EVENTS.all, cb=ends.on_event, pending_msgs_limit=-1)
+    await bus.nc.flush()
+    ids = [f"{prefix}{i:05d}" for i in range(workflows)]
+    definitions = {i: chain(i) for i in ids}
+    cpu = pipeline._Cpu(mesh, server)
+    started = time.perf_counter()
+    try:
+        window = asyncio.Semaphore(concurrency)
+
+        async def one(workflow_id: str) -> None:
+            async with window:
+                ends.published[workflow_id] = time.perf_counter()
+                await publish_workflow(bus, definitions[workflow_id], None)
+
+        await asyncio.gather(*(one(i) for i in ids))
+        submitted = time.perf_counter()
+        await ends.wait(timeout=max(60.0, workflows / 5))
+        last = max(ends.ended.values(), default=time.perf_counter())
+        ok = len(ends.ended) == workflows
+        ledger = await _settled_ledger(bus, timeout=10.0) if ok else None
+        spent = cpu.spent()
+    finally:
+        await sub.unsubscribe()
+    states = await _records(bus, set(ids))
+    waits = sorted((ends.ended[i] - ends.published[i]) * 1000 for i in ids if i in ends.ended)
+    return Chains(
+        workflows=workflows,
+        steps=workflows * STEPS,
+        submit_s=submitted - started,
+        total_s=last - started,
+        p50_ms=percentile(waits, 0.50),
+        p99_ms=percentile(waits, 0.99),
+        max_ms=waits[-1] if waits else float("nan"),
+        unfinished=workflows - len(ends.ended) - len(ends.ended_badly),
+        ended_badly=len(ends.ended_badly),
+        records_succeeded=sum(1 for s in states.values() if s == "succeeded"),
+        ledger=ledger,
+        cpu_s=spent,
+    )
+
+
+async def _settled_ledger(bus: Bus, timeout: float) -> LedgerView | None:
+    """The tenant's ledger once nothing is held and something was spent, or None after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        view = await bus.request(topics.BUDGET_GET, GetLedger(tenant=TENANT))
+        if view.held_micro_usd == 0 and view.spent_micro_usd > 0:
+            return view
+        if loop.time() > deadline:
+            return None
+        await asyncio.sleep(0.01)
+
+
+async def _workflows_consumer(bus: Bus, mesh: Mesh, timeout: float = 30.0) -> None:
+    """Wait until the orchestrator consumes workflows (bench.mesh.wait_ready waits for its task events)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            mesh.check_alive()
+            try:
+                await bus.js.consumer_info(topics.STREAM_WORKFLOWS, topics.DURABLE_ORCHESTRATOR_WORKFLOWS)
+                return
+            except Exception:  # NotFoundError, timeouts: not yet
+                await asyncio.sleep(0.2)
+
+
+async def run(workflows: int, warmup: int = 20) -> WorkflowsResult:
+    """Start a fresh server and the mesh, warm up, then time 5W single tasks and W chains on it."""
+    with tempfile.TemporaryDirectory(prefix="maestro-bench-wf-") as tmp:
+        root = Path(tmp)
+        with running_nats_server(root / "jetstream", log_file=root / "nats-server.log") as server:
+            settings = Settings(nats_url=server.url, data_dir=str(root / "maestro"), request_timeout_s=10.0)
+            async with open_bus(settings, "bench-workflows") as bus:
+                env = service_env(server.url, root / "maestro")
+                with running_mesh(env, root / "logs") as mesh:
+                    try:
+                        await wait_ready(mesh, bus, TENANT)
+                        await _workflows_consumer(bus, mesh)
+                        if warmup:
+                            await pipeline.throughput(bus, mesh, server, warmup * STEPS, "warm-")
+                            warm = await chains(bus, mesh, server, warmup, "warm-wf-")
+                            if warm.unfinished or warm.ended_badly:
+                                failed = warm.unfinished + warm.ended_badly
+                                raise MeshError(f"warm-up: {failed} of {warmup} workflows did not succeed")
+                        single = await pipeline.throughput(bus, mesh, server, workflows * STEPS, "single-")
+                        result = await chains(bus, mesh, server, workflows, "wf-")
+                        mesh.check_alive()
+                    except BaseException:
+                        for name in mesh.processes:
+                            tail = mesh.log_tail(name, 10)
+                            if tail:
+                                print(f"--- {name} log tail ---\n{tail}")
+                        raise
+                    codes = mesh.stop()
+                    bad = {k: v for k, v in codes.items() if v != 0}
+                    if bad:
+                        print(f"services exited with non-zero codes after SIGTERM: {bad}")
+                    return WorkflowsResult(result, single)
+
+
+def describe(result: WorkflowsResult) -> list[str]:
+    """The report's lines for this benchmark, ending in its figures beside the single tasks'."""
+    c, single = result.chains, result.single
+    money = (
+        f"ledger spent {c.ledger.spent_micro_usd} held {c.ledger.held_micro_usd} micro-USD"
+        if c.ledger is not None
+        else "ledger not settled"
+    )
+    mesh_cpu = sum(sec for name, sec in c.cpu_s.items() if name != "harness")
+    single_cpu = sum(sec for name, sec in single.cpu_s.items() if name != "harness")
+    return [
+        f"workflows: {c.workflows} chains of {STEPS} steps = {c.steps} steps in {c.total_s:.2f}s = "
+        f"{c.steps_per_s:,.0f} steps/s (published in {c.submit_s:.2f}s); not ended {c.unfinished}, "
+        f"ended badly {c.ended_badly}, records succeeded {c.records_succeeded}/{c.workflows}, {money}",
+        f"  workflow latency publish->ended: p50 {c.p50_ms:.0f} ms, p99 {c.p99_ms:.0f} ms, "
+        f"max {c.max_ms:.0f} ms",
+        f"  cpu ({c.total_s:.1f}s wall; 100% = one core): {pipeline._cpu_line(c.cpu_s, c.total_s, c.steps)}",
+        f"single tasks on the same mesh: {single.n} in {single.total_s:.2f}s = {single.tasks_per_s:,.0f} "
+        f"tasks/s; not finished {single.unfinished}",
+        "",
+        f"{'figure (baseline: single tasks, same mesh)':<44}{'value':>12}{'baseline':>12}{'ratio':>10}",
+        f"{'workflow steps/s vs tasks/s':<44}{c.steps_per_s:>12,.0f}{single.tasks_per_s:>12,.0f}"
+        f"{c.steps_per_s / single.tasks_per_s:>10.3f}",
+        f"{'mesh CPU ms per step vs per task':<44}{1000 * mesh_cpu / c.steps:>12.2f}"
+        f"{1000 * single_cpu / single.n:>12.2f}{(mesh_cpu / c.steps) / (single_cpu / single.n):>10.3f}",
+        f"{'workflows not ended well (must be 0)':<44}{c.unfinished + c.ended_badly:>12}",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m bench.workflows [--workflows W]`."""
+    parser = argparse.ArgumentParser(prog="python -m bench.workflows", description=__doc__)
+    parser.add_argument("--workflows", type=int, default=200, help="five-step chains at once (default 200)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    for line in describe(asyncio.run(run(args.workflows))):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
