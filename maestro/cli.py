@@ -299,6 +299,7 @@ _COMMAND_MODULES = (
     "maestro.mesh_commands",
     "services.budget.cli",
     "services.orchestrator.cli",
+    "services.orchestrator.workflow_cli",
     "services.guard.tools.check_pr_cli",
     "services.guard.tools.policy_cli",
     "services.guard.tools.dlq_cli",
