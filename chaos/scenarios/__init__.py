@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.invariants import Report
-from chaos.scenarios import budget, cluster, identity, kills, poison, policy, pressure
+from chaos.scenarios import budget, cluster, identity, kills, poison, policy, pressure, workflows
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         for name in ("guard", "budget", "orchestrator", "agents", "all")
     ),
     Scenario("kill-nats", "SIGKILL nats-server mid-load", kills.run_kill_nats),
+    Scenario(
+        workflows.NAME,
+        "diamonds and chains: orchestrator SIGKILLed 3 times, agents once, mid-workflow",
+        workflows.run_workflow_kills,
+    ),
     Scenario("poison", "garbage, wrong types, deep nesting, oversized, wrong tenant", poison.run_poison),
     Scenario("identity", "one id: the duplicate window, a restart, two tenants", identity.run_identity),
     Scenario("overload", f"{pressure.OVERLOAD:,} submissions as fast as possible", pressure.run_overload),
