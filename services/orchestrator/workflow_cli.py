@@ -324,8 +324,11 @@ async def show_status(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _states(record: WorkflowRecord) -> dict[str, str]:
-    return {"workflow": record.state, **{f"step {s.name}": s.state for s in record.steps}}
+def _states(record: WorkflowRecord) -> list[tuple[str, str]]:
+    """The workflow's state and each step's, in the order they change: an ending workflow's last."""
+    steps = [(f"step {s.name}", s.state) for s in record.steps]
+    mine = [("workflow", record.state)]
+    return steps + mine if record.state in WORKFLOW_ENDED else mine + steps
 
 
 def _stamp(at: datetime) -> str:
@@ -342,8 +345,8 @@ async def watch_workflow(settings: Settings, args: argparse.Namespace) -> int:
             raise WorkflowCliError(f"no workflow {args.id}") from None
         seen: dict[str, str] = {}
         while True:
-            width = max(len(k) for k in _states(record)) + 2
-            for what, state in _states(record).items():
+            width = max(len(k) for k, _ in _states(record)) + 2
+            for what, state in _states(record):
                 if seen.get(what) != state:
                     seen[what] = state
                     detail = f"  {record.reason}" if what == "workflow" and record.reason else ""
