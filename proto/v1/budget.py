@@ -114,6 +114,12 @@ class Reserve(Message, frozen=True):
     """The model the task will call: priced at 0 it needs no budget, without a price it is refused."""
     attempt: Attempt = 1
     """The attempt the hold pays for: each attempt of a task holds, and is charged, apart from the others."""
+    escrow: ReservationId | None = None
+    """The workflow's escrow hold to draw from (`reservation_id_for("<workflow id>--escrow")`): the hold's
+    money and tokens come from it first, and only what it cannot cover from the tenant's free budget. An
+    id naming no open hold of the tenant (unknown, settled, expired) is ignored: the reservation is a plain
+    one. The per-task ceiling and the role's and model's sub-limits apply to the whole hold. What was drawn
+    is the step's: its release gives it back to the tenant's free budget, not to the escrow."""
 
 
 class Reservation(Message, frozen=True):
@@ -127,6 +133,9 @@ class Reservation(Message, frozen=True):
     held_micro_usd: MicroUsd = 0
     remaining_micro_usd: Balance = 0
     reason: str = ""
+    drawn_micro_usd: MicroUsd = 0
+    """How much of held_micro_usd was taken from the escrow hold named by Reserve.escrow (the rest came
+    from the tenant's free budget); the same on every answer for the hold."""
 
 
 class Commit(Message, frozen=True):

@@ -156,6 +156,18 @@ class Book:
         self._held(rid, hold, -1)
         return hold
 
+    def draw(self, rid: str, micro_usd: int, tokens: int) -> None:
+        """Take money and tokens out of the open hold `rid` (at most what it holds) for another hold."""
+        hold = self.drop(rid)
+        self.hold(
+            rid,
+            msgspec.structs.replace(
+                hold,
+                amount_micro_usd=hold.amount_micro_usd - micro_usd,
+                tokens=hold.tokens - tokens,
+            ),
+        )
+
     def _held(self, rid: str, hold: Hold, sign: int) -> None:
         if self._hold_bytes is not None:
             self._hold_bytes += sign * hold_bytes(rid, hold)

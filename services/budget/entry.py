@@ -63,18 +63,24 @@ class Hold(msgspec.Struct, frozen=True, array_like=True):
     tokens: int = 0
     role: str = ""
     model: str = ""
+    drawn_micro_usd: int = 0
+    """What of amount_micro_usd came from a workflow's escrow hold (reservations.py), kept so that reserving
+    again answers the same; what the hold charges or gives back does not depend on it. Since 0.5.0: a
+    replica before it reads the entry (msgspec ignores trailing array items) and drops it when it writes."""
 
 
 def hold_bytes(rid: str, hold: Hold) -> int:
     """At most what one open hold takes in the encoded entry."""
-    return len(rid) + len(hold.task_id) + len(hold.role) + len(hold.model) + NUMBERS_BYTES
+    drawn = len(str(hold.drawn_micro_usd)) + 1  # a comma and its digits: 2 bytes for most holds
+    return len(rid) + len(hold.task_id) + len(hold.role) + len(hold.model) + NUMBERS_BYTES + drawn
 
 
 LARGEST_HOLD_BYTES = hold_bytes(
-    reservation_id_for("t" * 64, MAX_ATTEMPT), Hold("t" * 64, 0, 0.0, 0, "implementer", "m" * 128)
+    reservation_id_for("t" * 64, MAX_ATTEMPT),
+    Hold("t" * 64, 0, 0.0, 0, "implementer", "m" * 128, MAX_MICRO_USD),
 )
-"""What the largest open hold takes: the longest names, the last attempt's id (and a task id repeated, as
-before 0.4.0)."""
+"""What the largest open hold takes: the longest names, the last attempt's id, drawn from an escrow (and a
+task id repeated, as before 0.4.0)."""
 
 
 def effective_limit(limit_micro_usd: int, carried_micro_usd: int) -> int:

@@ -28,7 +28,7 @@ from services.budget.sweeper import run_sweeper
 
 log = logging.getLogger(__name__)
 
-VERSION = "0.4.0"
+VERSION = "0.5.0"
 
 
 def _refused(answer: Answer, tenant: str) -> None:
@@ -45,7 +45,8 @@ class Budget:
     ledgers: Ledgers
 
     async def reserve(self, req: Reserve) -> Reservation:
-        """Hold the estimate for one attempt of a task, or refuse with the amounts that do not fit.
+        """Hold the estimate for one attempt of a task, or refuse with the amounts that do not fit; a
+        workflow's step naming its escrow hold draws from it first (reservations.py).
 
         Raises Retry (503) when the tenant's ledger holds as many open reservations as it has room for:
         that is backpressure, not a verdict on the money. Raises Reject (400) when the hold would take what

@@ -129,3 +129,14 @@ def test_an_attempt_is_1_by_default_and_at_most_the_last_a_retry_policy_allows()
             msgspec.convert({**body, "attempt": attempt}, Reserve)
     # tasks.py imports budget.py, so the bound is spelled twice: they must agree.
     assert MAX_ATTEMPT == tasks.MAX_ATTEMPTS
+
+
+def test_an_escrow_is_a_reservation_id_and_left_off_the_wire_when_none() -> None:
+    body = {"tenant": "acme", "task_id": "s1", "estimate_micro_usd": 1}
+    assert msgspec.convert(body, Reserve).escrow is None
+    assert b"escrow" not in msgspec.json.encode(msgspec.convert(body, Reserve))
+    escrow = reservation_id_for("wf1--escrow")
+    assert msgspec.convert({**body, "escrow": escrow}, Reserve).escrow == escrow
+    for bad in ("wf1--escrow", "r-wf1--escrow\n", ""):
+        with pytest.raises(msgspec.ValidationError, match="escrow"):
+            msgspec.convert({**body, "escrow": bad}, Reserve)

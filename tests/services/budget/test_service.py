@@ -15,14 +15,17 @@ from maestro.pricing import PriceTable
 from maestro.runtime import open_bus
 from maestro.settings import Settings
 from proto.v1 import Commit, GetLedger, Release, Reserve, Usage
+from proto.v1.budget import reservation_id_for
 from services.budget import ledger
 from services.budget.ledger import Ledger
 from services.budget.service import serve
 from tests.services.budget.support import answering, budget
 
 
-def reserve(task: str, amount: int, tenant: str = "acme", attempt: int = 1) -> Reserve:
-    return Reserve(tenant=tenant, task_id=task, estimate_micro_usd=amount, attempt=attempt)
+def reserve(
+    task: str, amount: int, tenant: str = "acme", attempt: int = 1, escrow: str | None = None
+) -> Reserve:
+    return Reserve(tenant=tenant, task_id=task, estimate_micro_usd=amount, attempt=attempt, escrow=escrow)
 
 
 async def test_reserve_commit_release_round_trip(settings: Settings, bus: Bus) -> None:
@@ -204,6 +207,57 @@ async def test_concurrent_reservers_across_two_replicas_never_overspend(settings
         assert {s.charged_micro_usd for s in settlements} == {3000}  # repeats say what was charged
         view = await answering(bus)
         assert (view.spent_micro_usd, view.held_micro_usd) == (3000 * len(granted), 0)
+
+
+async def test_steps_drawing_from_one_escrow_across_two_replicas_never_overspend(
+    settings: Settings, bus: Bus
+) -> None:
+    escrow = reservation_id_for("wf1--escrow")
+    async with budget(settings.with_(default_limit_micro_usd=1_000_000), bus, replicas=2):
+        assert (await bus.request(topics.BUDGET_RESERVE, reserve("wf1--escrow", 600_000))).granted
+        second = await bus.request(topics.BUDGET_RESERVE, reserve("wf2--escrow", 600_000))
+        assert not second.granted and "budget exceeded" in second.reason  # refused before its first step
+        assert (await bus.request(topics.BUDGET_RESERVE, reserve("plain", 400_000))).granted  # none free
+
+        # 70 steps of 10,000 at once through both replicas: the escrow covers 60 of them, and nothing more.
+        steps = [reserve(f"s{n}", 10_000, escrow=escrow) for n in range(70)]
+        answers = await asyncio.gather(*(bus.request(topics.BUDGET_RESERVE, s) for s in steps))
+        granted = [a for a in answers if a.granted]
+        assert len(granted) == 60 and {a.drawn_micro_usd for a in granted} == {10_000}
+        assert all("budget exceeded" in a.reason for a in answers if not a.granted)
+        view = await answering(bus)
+        assert (view.held_micro_usd, view.remaining_micro_usd, view.holds) == (1_000_000, 0, 62)
+        # Reserving a step again finds its hold: the same answer, nothing more drawn.
+        assert await bus.request(topics.BUDGET_RESERVE, steps[int(granted[0].task_id[1:])]) == granted[0]
+        # A step naming no open escrow reserves as a plain reservation would.
+        unknown = reserve("s99", 1, escrow=reservation_id_for("nothing--escrow"))
+        assert not (await bus.request(topics.BUDGET_RESERVE, unknown)).granted
+
+        # A step's release gives its money to the free budget; the emptied escrow's release gives nothing.
+        freed = await bus.request(
+            topics.BUDGET_RELEASE, Release(tenant="acme", reservation_id=granted[0].reservation_id)
+        )
+        assert freed.released_micro_usd == 10_000 and freed.remaining_micro_usd == 10_000
+        ended = await bus.request(topics.BUDGET_RELEASE, Release(tenant="acme", reservation_id=escrow))
+        assert (ended.released_micro_usd, ended.already_settled) == (0, False)
+        view = await answering(bus)
+        assert (view.held_micro_usd, view.remaining_micro_usd, view.holds) == (990_000, 10_000, 60)
+
+
+async def test_an_escrow_released_at_the_end_frees_what_is_left(settings: Settings, bus: Bus) -> None:
+    escrow = reservation_id_for("wf1--escrow")
+    async with budget(settings.with_(default_limit_micro_usd=1000), bus):
+        assert (await bus.request(topics.BUDGET_RESERVE, reserve("wf1--escrow", 1000))).granted
+        step = await bus.request(topics.BUDGET_RESERVE, reserve("s1", 400, escrow=escrow))
+        assert (step.granted, step.held_micro_usd, step.drawn_micro_usd) == (True, 400, 400)
+        usage = Usage(model="m", input_tokens=100)  # 300 micro-USD
+        await bus.request(
+            topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id=step.reservation_id, usage=usage)
+        )
+        ended = await bus.request(topics.BUDGET_RELEASE, Release(tenant="acme", reservation_id=escrow))
+        assert ended.released_micro_usd == 600
+        view = await answering(bus)
+        assert (view.spent_micro_usd, view.held_micro_usd, view.remaining_micro_usd) == (300, 0, 700)
 
 
 async def test_undecodable_or_invalid_requests_answer_400(settings: Settings, bus: Bus) -> None:
