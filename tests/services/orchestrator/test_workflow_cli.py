@@ -257,3 +257,17 @@ async def test_an_unknown_workflow_is_one_line_and_exit_1(
     for command in ("status", "cancel", "watch"):
         run = await maestro(tmp_path, settings, "workflow", command, "wf-none")
         assert (run.code, run.err) == (1, "maestro: error: no workflow wf-none\n"), (command, run)
+
+
+async def test_the_readme_s_sdk_example_runs_a_chain_to_success(
+    mesh: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"^```python\n(.*?)^```", readme, re.M | re.S) if "wait_workflow" in b]
+    monkeypatch.setenv("MAESTRO_NATS_URL", str(settings.nats_url))
+    namespace: dict[str, object] = {"__name__": "readme"}
+    exec(compile(block, "README.md", "exec"), namespace)
+
+    await namespace["main"]()  # type: ignore[operator]
+
+    assert capsys.readouterr().out == "succeeded [('plan', 'succeeded'), ('review', 'succeeded')]\n"
