@@ -88,17 +88,17 @@ def reserve(book: Book, req: Reserve) -> Reservation | Busy | Refused:
             f"for (at most {MAX_HOLDS}): retry once some are committed or released",
             BACKPRESSURE_RETRY_S,
         )
-    if draw:
-        book.draw(draw.rid, draw.micro_usd, draw.tokens)
+    if draw and (drawn or drawn_tokens):
+        book.draw(draw.rid, drawn, drawn_tokens)
     book.hold(rid, hold)
     return _granted(book, req, rid, amount, drawn=drawn)
 
 
 def _draw(book: Book, escrow: str | None, amount: int, tokens: int) -> Draw | None:
-    """What a hold of `amount` and `tokens` would take from the open hold `escrow`; None when there is
-    none to take from (no escrow named, none open under that id, or nothing to hold)."""
+    """What a hold of `amount` and `tokens` would take from the open hold `escrow`; None when no escrow is
+    named or none is open under that id."""
     hold = book.holds.get(escrow) if escrow else None
-    if hold is None or escrow is None or not (amount or tokens):
+    if hold is None or escrow is None:
         return None
     return Draw(escrow, hold, min(amount, hold.amount_micro_usd), min(tokens, hold.tokens))
 

@@ -207,3 +207,10 @@ def test_a_hold_drawn_from_an_escrow_takes_no_more_room_than_the_entry_counts() 
     fat = Hold("", MAX_MICRO_USD, NOW + MAX_TTL_S, MAX_TOKENS, "implementer", "m" * 128, MAX_MICRO_USD)
     for hold in (fat, msgspec.structs.replace(fat, drawn_micro_usd=0)):
         assert len(codec.encode({rid: hold})) - len(b"{}") <= hold_bytes(rid, hold) <= LARGEST_HOLD_BYTES
+
+
+def test_a_step_estimated_at_nothing_is_granted_from_its_escrow_while_the_tenant_is_over() -> None:
+    book = run(escrowed(1000, 0), reserve("t1", 100), commit("t1", 1100)).ledger
+    assert "over its limit" in refused(one(book, reserve("t2", 0))[1]).reason
+    after, answer = one(book, step("s1", 0))
+    assert granted(answer).drawn_micro_usd == 0 and held(after, ESCROW) == 0 and after.holds["r-s1"]
