@@ -129,39 +129,35 @@ def _line(root: yaml.Node | None, path: str) -> int:
     return line
 
 
+def _unwrap(info: inspect.Type) -> inspect.Type:
+    """`info` without constraints, a union reduced to its one struct or list (`Need` of `str | Need`)."""
+    while True:
+        match info:
+            case inspect.Metadata(type=inner):
+                info = inner
+            case inspect.UnionType(types=types):
+                shaped = [t for t in types if isinstance(t, inspect.StructType | inspect.ListType)]
+                if len(shaped) != 1:
+                    return info
+                info = shaped[0]
+            case _:
+                return info
+
+
 def _fields_at(path: str) -> set[str] | None:
     """The field names of the struct JSON path `path` leads to in a Workflow, or None if not a struct."""
-    info: inspect.Type = inspect.type_info(Workflow)
+    info = _unwrap(inspect.type_info(Workflow))
     for name, _index in _SEGMENT.findall(path[1:]):
-        while True:
-            match info:
-                case inspect.Metadata(type=inner):
-                    info = inner
-                case inspect.UnionType(types=types):
-                    structs = [t for t in types if isinstance(t, inspect.StructType | inspect.ListType)]
-                    if len(structs) != 1:
-                        return None
-                    info = structs[0]
-                case _:
-                    break
         match info:
             case inspect.StructType(fields=fields) if name:
                 known = {f.encode_name: f.type for f in fields}
                 if name not in known:
                     return None
-                info = known[name]
+                info = _unwrap(known[name])
             case inspect.ListType(item_type=item) if not name:
-                info = item
+                info = _unwrap(item)
             case _:
                 return None
-    while isinstance(info, inspect.Metadata | inspect.UnionType):
-        if isinstance(info, inspect.Metadata):
-            info = info.type
-        else:
-            structs = [t for t in info.types if isinstance(t, inspect.StructType)]
-            if len(structs) != 1:
-                return None
-            info = structs[0]
     return {f.encode_name for f in info.fields} if isinstance(info, inspect.StructType) else None
 
 
@@ -326,8 +322,8 @@ async def show_status(settings: Settings, args: argparse.Namespace) -> int:
 
 def _states(record: WorkflowRecord) -> list[tuple[str, str]]:
     """The workflow's state and each step's, in the order they change: an ending workflow's last."""
-    steps = [(f"step {s.name}", s.state) for s in record.steps]
-    mine = [("workflow", record.state)]
+    steps: list[tuple[str, str]] = [(f"step {s.name}", s.state) for s in record.steps]
+    mine: list[tuple[str, str]] = [("workflow", record.state)]
     return steps + mine if record.state in WORKFLOW_ENDED else mine + steps
 
 
