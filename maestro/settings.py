@@ -78,6 +78,11 @@ class Settings:
     """Output tokens assumed when estimating a task's cost before it runs."""
     reservation_ttl_s: float = 3600.0
     """How long a budget hold lives without a commit or release."""
+    max_plan_subtasks: int = 20
+    """Most subtasks a planner step that expands may add to its workflow (more fail the planner step)."""
+    workflow_hold_ttl_s: float = 86_400.0
+    """How long a workflow's escrow (its whole estimate, held before its first step) lives unless the
+    workflow ends first and gives back what is left."""
     pricing: str = ""
     """Model prices in USD per million tokens, `model=input:output,...` (`offline=0:0,gpt-4o=2.5:10`);
     `model=none` marks a model unpriced (refused); `*=...` prices every model not listed (default: the
@@ -133,7 +138,7 @@ class Settings:
 _BOUNDS: dict[str, tuple[int, int | None]] = {"http_port": (-1, 65535), "stream_replicas": (1, 5)}
 _MONEY = ("micro_usd", "per_token")
 # A hold the budget would refuse to keep that long (proto.v1.budget.MAX_TTL_S) refuses every task.
-_LONGEST_S: dict[str, float] = {"reservation_ttl_s": MAX_TTL_S}
+_LONGEST_S: dict[str, float] = {"reservation_ttl_s": MAX_TTL_S, "workflow_hold_ttl_s": MAX_TTL_S}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 

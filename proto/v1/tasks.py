@@ -138,6 +138,8 @@ class TaskRequest(Message, frozen=True):
     timeouts: Timeouts | None = None
     retry: RetryPolicy | None = None
     """None: one attempt; a failure ends the task."""
+    expand: bool = False
+    """A planner asked for subtasks: its output is a JSON Plan (proto/v1/workflows.py) its workflow runs."""
 
     def __post_init__(self) -> None:
         if self.data_region is not None and jurisdiction_of(self.data_region) is None:

@@ -49,6 +49,23 @@ def step_task_id(workflow_id: str, step: str) -> str:
     return f"{workflow_id}-{step}"
 
 
+_STEP_NAME = re.compile(STEP_NAME_PATTERN)
+
+
+def step_name(task_id: str, parent: str | None) -> str | None:
+    """The step a task may be of: its id is `<parent>-<step name>`, or None (the workflow named by `parent`
+    still has to have that step)."""
+    if not parent or not task_id.startswith(f"{parent}-"):
+        return None
+    name = task_id[len(parent) + 1 :]
+    return name if _STEP_NAME.match(name) else None
+
+
+def escrow_task_id(workflow_id: str) -> str:
+    """The task id a workflow's escrow hold is reserved under (no step's: step names have no `-`)."""
+    return f"{workflow_id}--escrow"
+
+
 class Need(Message, frozen=True):
     """A step this one needs, and what its failure does to this one."""
 
@@ -72,10 +89,29 @@ class Step(Message, frozen=True):
     max_cost_micro_usd: MicroUsd | None = None
     timeouts: Timeouts | None = None
     retry: RetryPolicy | None = None
+    expand: bool = False
+    """A planner step whose answer is a Plan: its subtasks join the workflow, after it and before the steps
+    that need it, each judged by the guard like any step."""
 
     def edges(self) -> list[Need]:
         """Every need as a Need (a bare name fails the workflow when that step fails)."""
         return [n if isinstance(n, Need) else Need(step=n) for n in self.needs]
+
+
+class Subtask(Message, frozen=True):
+    """One task of a planner's plan; `needs` names other subtasks of the same plan."""
+
+    name: StepName
+    role: Role
+    prompt: Annotated[str, Meta(min_length=1, max_length=MAX_PROMPT_CHARS)]
+    needs: list[StepName] = []
+    commands: list[str] = []
+
+
+class Plan(Message, frozen=True):
+    """What a planner step with `expand` answers (as JSON): the subtasks to add to its workflow."""
+
+    subtasks: Annotated[list[Subtask], Meta(min_length=1, max_length=MAX_STEPS)]
 
 
 class Workflow(Message, frozen=True):
@@ -110,6 +146,8 @@ def dag_problem(steps: list[Step]) -> str | None:
             return f"steps[{i}].name: {step.name!r} is also steps[{index[step.name]}]'s name"
         index[step.name] = i
     for i, step in enumerate(steps):
+        if step.expand and step.role != "planner":
+            return f"steps[{i}].expand: only a planner step expands into subtasks, not a {step.role}"
         seen: set[str] = set()
         for j, need in enumerate(step.edges()):
             if need.step not in index:
@@ -213,6 +251,8 @@ class WorkflowRecord(Message, frozen=True):
     steps: list[StepRecord] = []
     labels: dict[str, str] = {}
     cost_micro_usd: MicroUsd = 0
+    escrow_micro_usd: MicroUsd = 0
+    """What was held for the whole workflow before its first step (its steps' holds draw from it)."""
     reason: str = ""
     ending: WorkflowState | None = None
     """Set when the workflow failed or was cancelled while steps still run: the state it ends in once

@@ -13,7 +13,17 @@ from msgspec import structs
 from maestro import topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError, Retry
-from proto.v1 import Decision, Queued, Reservation, Reserve, TaskAssignment, TaskRequest, Violation
+from proto.v1 import (
+    Decision,
+    Queued,
+    Reservation,
+    Reserve,
+    TaskAssignment,
+    TaskRequest,
+    Violation,
+    reservation_id_for,
+)
+from proto.v1.workflows import escrow_task_id, step_name
 
 
 def reason(decision: Decision) -> str:
@@ -22,6 +32,13 @@ def reason(decision: Decision) -> str:
     shown = "; ".join(f"{v.rule_id} at {v.location}" for v in enforced[:5])
     more = len(enforced) - 5
     return f"{decision.verdict}: {shown}" + (f" (and {more} more)" if more > 0 else "")
+
+
+def escrow_of(request: TaskRequest) -> str | None:
+    """The hold a workflow's step draws from (its workflow's escrow), or None for any other task."""
+    if request.parent is None or step_name(request.id, request.parent) is None:
+        return None
+    return reservation_id_for(escrow_task_id(request.parent))
 
 
 async def reserve(
@@ -42,6 +59,7 @@ async def reserve(
                 ttl_s=bus.settings.reservation_ttl_s,
                 role=request.role,
                 model=request.model or "",
+                escrow=escrow_of(request),
             ),
             key=request.tenant,
         )

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from maestro import claims, codec, history, topics, tracing
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import Reject, RemoteError
+from maestro.estimates import Prices
 from maestro.runtime import Service
 from proto.v1 import (
     Accepted,
@@ -39,7 +40,7 @@ from proto.v1 import (
 from services.guard import admission, approvals
 from services.guard.bundle_store import Policies, following
 from services.guard.core.bundle import Bundle, BundleError, load_default
-from services.guard.core.engine import Judgement, Prices, evaluate
+from services.guard.core.engine import Judgement, evaluate
 from services.guard.core.policies.credentials import mask_text
 
 log = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import pytest
 
 from maestro import codec, history, topics, tracing
 from maestro.client import Client
+from maestro.estimates import Prices, estimate
 from maestro.settings import Settings
 from proto.v1 import Accepted, ContextFile, Queued, SetBudget, TaskRecord, TaskRequest
-from services.guard.core.engine import Prices, estimate
 from tests.e2e.conftest import open_mesh
 
 # gpt-4o at 2.5 and 10 USD per million tokens; every other model at the default prices.

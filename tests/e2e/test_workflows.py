@@ -166,3 +166,45 @@ async def test_an_unknown_workflow_is_not_found(mesh: Client) -> None:
         await mesh.workflow("wf-none")
     with pytest.raises(NotFound):
         await mesh.cancel_workflow("wf-none")
+
+
+async def test_a_planner_fans_out_into_subtasks_each_judged_by_the_guard(mesh: Client) -> None:
+    workflow = Workflow(
+        id="wf-fanout",
+        tenant="acme",
+        steps=[
+            Step(name="plan", role="planner", prompt="Build a word counter\n$ rm -rf /", expand=True),
+            step("review", "reviewer", "Review what was built", ["plan"]),
+        ],
+    )
+    await mesh.run_workflow(workflow)
+
+    record = await mesh.wait_workflow("wf-fanout", timeout=90)
+
+    states = {s.name: s.state for s in record.steps}
+    # Six steps of the plan in a chain, and a seventh that runs the command the prompt gave: the guard
+    # denies that one, which fails the workflow (review needed every last subtask) and skips review.
+    assert [n for n in states if n.startswith("plan_")] == [f"plan_{n}" for n in range(1, 8)]
+    assert states["plan_7"] == "rejected" and states["review"] == "skipped"
+    denied = await mesh.get(step_task_id("wf-fanout", "plan_7"))
+    assert denied.verdict == "deny" and any(v.startswith("commands.") for v in denied.violations)
+    assert (record.state, record.reason) == ("failed", "step plan_7 rejected")
+
+
+async def test_a_plan_the_guard_allows_runs_before_the_steps_that_needed_the_planner(mesh: Client) -> None:
+    workflow = Workflow(
+        id="wf-fanout-ok",
+        tenant="acme",
+        steps=[
+            Step(name="plan", role="planner", prompt="Build a word counter", expand=True),
+            step("review", "reviewer", "Review what was built", ["plan"]),
+        ],
+    )
+    await mesh.run_workflow(workflow)
+
+    record = await mesh.wait_workflow("wf-fanout-ok", timeout=120)
+
+    assert record.state == "succeeded" and len(record.steps) == 2 + 6
+    tasks = await tasks_of(mesh, record)
+    last = tasks["plan_6"].finished_at
+    assert last is not None and tasks["review"].started_at is not None and tasks["review"].started_at >= last

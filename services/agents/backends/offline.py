@@ -25,15 +25,21 @@ def subject_of(prompt: str) -> str:
     return "the task"
 
 
-def _plan(subject: str) -> str:
-    steps = (
+def _plan(subject: str, prompt: str) -> str:
+    steps = [
         f"Restate the goal and how to tell it is done: {subject}",
         "List the inputs, the outputs and the edge cases",
         "Lay out the project: package, entry point, tests",
         "Implement the core logic as small, typed functions",
         "Write tests for the main path and each edge case",
         "Document how to install and use it",
-    )
+    ]
+    # A command the prompt gives (`$ make test`) becomes a step that runs it, as a model's plan would.
+    steps += [
+        f"Run `{line[2:].strip()}` and check it succeeds"
+        for line in prompt.splitlines()
+        if line.startswith("$ ")
+    ]
     return "\n".join(f"{n}. {step}" for n, step in enumerate(steps, 1))
 
 
@@ -85,7 +91,7 @@ def _text(role: Role, prompt: str) -> str:
     subject = subject_of(prompt)
     match role:
         case "planner":
-            return _plan(subject)
+            return _plan(subject, prompt)
         case "scaffolder":
             return f"A small Python project for: {subject}."
         case "implementer":

@@ -175,7 +175,8 @@ def _judge_lines(
     lines: Iterable[bytes], out: TextIO, bundle: Bundle, tenant: str | None, settings: Settings
 ) -> None:
     """Judge each JSON line; a line that cannot be judged gets one error line (with its id if readable)."""
-    from services.guard.core.engine import Prices, evaluate
+    from maestro.estimates import Prices
+    from services.guard.core.engine import evaluate
 
     prices = Prices.of(settings)
     decoder = msgspec.json.Decoder(TaskRequest)

@@ -20,12 +20,16 @@ from msgspec import structs
 
 from proto.v1.tasks import TaskRecord
 from proto.v1.workflows import (
+    MAX_STEPS,
     STEP_ENDED,
     Need,
+    Plan,
+    Step,
     StepRecord,
     Workflow,
     WorkflowRecord,
     WorkflowState,
+    dag_problem,
     step_task_id,
 )
 
@@ -42,6 +46,64 @@ def created(workflow: Workflow, digest: str, now: datetime) -> WorkflowRecord:
         digest=digest,
         steps=[StepRecord(name=s.name, task_id=step_task_id(workflow.id, s.name)) for s in workflow.steps],
         labels=workflow.labels,
+    )
+
+
+def expanded(record: WorkflowRecord, name: str, plan: Plan, limit: int) -> WorkflowRecord | str:
+    """The record with the subtasks of step `name`'s plan added to the workflow, or why the plan cannot be.
+
+    Subtask `x` becomes step `<name>_<n>` (its place in the plan); it needs `name` and the subtasks it
+    names, and every step that needed `name` also needs the plan's last subtasks (those nothing in the plan
+    needs), on the same terms.
+    """
+    if len(plan.subtasks) > limit:
+        return f"the plan has {len(plan.subtasks)} subtasks; at most {limit} are run"
+    names = {st.name: f"{name[:20]}_{n}" for n, st in enumerate(plan.subtasks, 1)}
+    if len(names) < len(plan.subtasks):
+        return "the plan names two subtasks alike"
+    taken = {s.name for s in record.workflow.steps} & set(names.values())
+    if taken:
+        return f"the plan's steps would take names the workflow has: {', '.join(sorted(taken))}"
+    planner = next(s for s in record.workflow.steps if s.name == name)
+    added: list[Step] = []
+    for st in plan.subtasks:
+        unknown = [n for n in st.needs if n not in names]
+        if unknown:
+            return f"subtask {st.name} needs {unknown[0]!r}, which the plan does not have"
+        needs: list[str | Need] = [name, *(names[n] for n in st.needs)]
+        added.append(
+            Step(
+                name=names[st.name],
+                role=st.role,
+                prompt=st.prompt,
+                needs=needs,
+                commands=st.commands,
+                model=planner.model,
+                labels=planner.labels,
+            )
+        )
+    needed = {n for st in plan.subtasks for n in st.needs}
+    last = [names[st.name] for st in plan.subtasks if st.name not in needed]
+    steps = [
+        structs.replace(s, needs=[*s.needs, *(Need(step=leaf, on_failure=e.on_failure) for leaf in last)])
+        if (e := next((e for e in s.edges() if e.step == name), None)) is not None
+        else s
+        for s in record.workflow.steps
+    ]
+    steps += added
+    problem = dag_problem(steps) if len(steps) <= MAX_STEPS else f"the workflow would have {len(steps)} steps"
+    if problem is not None:
+        return f"the plan does not fit the workflow: {problem}"
+    workflow = structs.replace(record.workflow, steps=steps)
+    records = [StepRecord(name=s.name, task_id=step_task_id(record.id, s.name)) for s in added]
+    return structs.replace(record, workflow=workflow, steps=[*record.steps, *records])
+
+
+def refused(record: WorkflowRecord, reason: str, now: datetime) -> WorkflowRecord:
+    """The record of a workflow refused before any step ran: failed, every step skipped with the reason."""
+    steps = [structs.replace(s, state="skipped", error=reason) for s in record.steps]
+    return structs.replace(
+        record, state="failed", reason=reason, steps=steps, finished_at=now, updated_at=now
     )
 
 

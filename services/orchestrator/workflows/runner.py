@@ -10,7 +10,6 @@ message id.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,11 +21,12 @@ from maestro.bus import Bus
 from maestro.cancel import AlreadyEnded, cancel
 from maestro.claims import IdConflict
 from maestro.client import publish_request
-from maestro.errors import MaestroError, NotFound, Retry
-from proto.v1 import TERMINAL_STATES, TaskRecord, TaskRequest
+from maestro.errors import MaestroError, NotFound, RemoteError, Retry
+from maestro.estimates import Prices
+from proto.v1 import TERMINAL_STATES, Release, Reserve, TaskRecord, TaskRequest, reservation_id_for
 from proto.v1.workflows import (
-    STEP_NAME_PATTERN,
     WORKFLOW_ENDED,
+    Plan,
     Step,
     Workflow,
     WorkflowControl,
@@ -36,11 +36,14 @@ from proto.v1.workflows import (
     WorkflowRecord,
     WorkflowResumed,
     WorkflowStarted,
+    escrow_task_id,
     references,
+    step_name,
 )
 from services.orchestrator.batches import KeyedBatches, Outcome
 from services.orchestrator.store import Conflict, TaskStore
 from services.orchestrator.workflows import dag
+from services.orchestrator.workflows.escrow import workflow_estimate
 from services.orchestrator.workflows.store import WorkflowStore
 from services.orchestrator.workflows.template import context_of, render
 
@@ -53,16 +56,9 @@ class Ended(MaestroError):
     """The workflow has ended: it can no longer be paused, resumed or cancelled."""
 
 
-_STEP_NAME = re.compile(STEP_NAME_PATTERN)
-
-
 def step_of(task: TaskRecord) -> str | None:
-    """The step a task may be of: its id is `<parent>-<step name>` (labels may be withheld, so they are not
-    relied on); the workflow then checks the task is its step's."""
-    if not task.parent or not task.id.startswith(f"{task.parent}-"):
-        return None
-    name = task.id[len(task.parent) + 1 :]
-    return name if _STEP_NAME.match(name) else None
+    """The step a task may be of (by its id and parent; the workflow then checks it has that step)."""
+    return step_name(task.id, task.parent)
 
 
 @dataclass(frozen=True)
@@ -96,6 +92,8 @@ class Runner:
 
     def __init__(self, bus: Bus, tasks: TaskStore | None = None) -> None:
         self.bus = bus
+        self.prices = Prices.of(bus.settings)
+        self.max_subtasks = bus.settings.max_plan_subtasks
         self.store = WorkflowStore(bus)
         self.tasks = tasks or TaskStore(bus)
         self._batches: KeyedBatches[Change] = KeyedBatches(self._process)
@@ -111,11 +109,18 @@ class Runner:
         if found is not None:
             return _same(found[0], workflow, fingerprint)
         now = datetime.now(UTC)
-        record, ended = await self._settle(dag.created(workflow, fingerprint, now), {}, now)
+        record = dag.created(workflow, fingerprint, now)
+        held, refusal = await self._hold(record)
+        if refusal is not None:
+            record, ended = dag.refused(record, refusal, now), True
+        else:
+            record = structs.replace(record, escrow_micro_usd=held)
+            record, ended = await self._settle(record, {}, now)
         submitted = [s.name for s in record.steps if s.state != "waiting"]
         started = WorkflowStarted(workflow_id=workflow.id, tenant=workflow.tenant, at=now, steps=submitted)
         await self._publish(started, "started")
         if ended:
+            await self._release(record)
             await self._publish(_ended(record, now), "ended")
         try:
             await self.store.put(record, None)
@@ -176,6 +181,7 @@ class Runner:
             record, ended = await self._settle(changed, known, now)
             await self._cancel_new(record, known)
             if ended and not ended_before:
+                await self._release(record)
                 events.append((_ended(record, now), "ended"))
             for event, slot in events:
                 await self._publish(event, slot)
@@ -204,7 +210,7 @@ class Runner:
                     if ours and name is not None and task.tenant == record.tenant:
                         known[name] = task
                         if task.state in TERMINAL_STATES:
-                            record = dag.step_ended(record, task)
+                            record = self._step_ended(record, name, task)
                 case _ if record.state in WORKFLOW_ENDED or record.ending is not None:
                     outcome = Ended(f"workflow {record.id} has {record.ending or record.state}")
                 case Pause(by=by) if record.state == "running":
@@ -220,6 +226,65 @@ class Runner:
                     record = structs.replace(record, ending="cancelled", reason=why, cancelled_by=by)
             outcomes.append(outcome)
         return outcomes, events, known, record
+
+    def _step_ended(self, record: WorkflowRecord, name: str, task: TaskRecord) -> WorkflowRecord:
+        """Fold a step's ended task; a planner step that expands adds its plan's subtasks, once."""
+        ended = dag.step_ended(record, task)
+        if ended is record or task.state != "succeeded" or not _definition(record, name).expand:
+            return ended
+        try:
+            plan: Plan | str = codec.decode_strict(Plan, task.output)
+        except codec.DecodeError as exc:
+            plan = f"the planner's answer is not a plan: {exc}"
+        grown = plan if isinstance(plan, str) else dag.expanded(ended, name, plan, self.max_subtasks)
+        if not isinstance(grown, str):
+            return grown
+        failed = [
+            structs.replace(s, state="failed", error=f"invalid plan: {grown}") if s.name == name else s
+            for s in ended.steps
+        ]
+        return structs.replace(ended, steps=failed)
+
+    # -- the escrow ------------------------------------------------------------------------------------------
+    async def _hold(self, record: WorkflowRecord) -> tuple[int, str | None]:
+        """Hold the whole workflow's estimate before any step runs; returns it, and why it cannot be held.
+
+        Raises Retry when the budget cannot answer now.
+        """
+        workflow = record.workflow
+        amount = workflow_estimate(workflow, self.prices, self.max_subtasks)
+        if amount == 0:
+            return 0, None
+        reserve = Reserve(
+            tenant=workflow.tenant,
+            task_id=escrow_task_id(workflow.id),
+            estimate_micro_usd=amount,
+            ttl_s=self.bus.settings.workflow_hold_ttl_s,
+        )
+        try:
+            reservation = await self.bus.request(topics.BUDGET_RESERVE, reserve, key=workflow.tenant)
+        except RemoteError as exc:
+            if exc.code >= 500:
+                raise Retry(1.0, f"budget unavailable for workflow {workflow.id}'s escrow: {exc}") from None
+            return (
+                amount,
+                f"the budget refused the workflow's estimate of {amount} micro-USD: {exc.description}",
+            )
+        if not reservation.granted:
+            why = reservation.reason
+            return amount, f"the workflow's estimate of {amount} micro-USD does not fit the budget: {why}"
+        return amount, None
+
+    async def _release(self, record: WorkflowRecord) -> None:
+        """Give back what is left of the escrow of a workflow that has ended (nothing when none was held)."""
+        rid = reservation_id_for(escrow_task_id(record.id))
+        try:
+            await self.bus.request(
+                topics.BUDGET_RELEASE, Release(tenant=record.tenant, reservation_id=rid), key=record.tenant
+            )
+        except RemoteError as exc:
+            if exc.code >= 500:
+                raise Retry(1.0, f"budget release of workflow {record.id}'s escrow: {exc}") from None
 
     # -- doing -----------------------------------------------------------------------------------------
     async def _settle(
@@ -321,7 +386,12 @@ def request_of(record: WorkflowRecord, step: Step, records: Mapping[str, TaskRec
         parent=workflow.id,
         timeouts=step.timeouts,
         retry=step.retry,
+        expand=step.expand,
     )
+
+
+def _definition(record: WorkflowRecord, name: str) -> Step:
+    return next(s for s in record.workflow.steps if s.name == name)
 
 
 def _ended(record: WorkflowRecord, now: datetime) -> WorkflowEnded:

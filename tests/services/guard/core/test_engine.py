@@ -9,12 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maestro import codec
+from maestro.estimates import Prices, estimate_micro_usd
 from maestro.pricing import Price, PriceTable
 from proto.v1 import ContextFile, TaskRequest
 from proto.v1.tasks import workspace_path_problem
 from services.guard.core import engine
 from services.guard.core.bundle import Bundle, load_default, parse
-from services.guard.core.engine import Judgement, Prices, estimate_micro_usd, evaluate, strictest
+from services.guard.core.engine import Judgement, evaluate, strictest
 
 AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"
 PRICES = Prices(PriceTable(unlisted=Price(3_000_000, 15_000_000)), estimate_output_tokens=100)

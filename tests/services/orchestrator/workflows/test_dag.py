@@ -9,8 +9,8 @@ import pytest
 from msgspec import structs
 
 from proto.v1 import TaskRecord, TaskState
-from proto.v1.workflows import Need, Step, Workflow, WorkflowRecord
-from services.orchestrator.workflows.dag import created, progress, step_ended
+from proto.v1.workflows import Need, Plan, Step, Subtask, Workflow, WorkflowRecord
+from services.orchestrator.workflows.dag import created, expanded, progress, step_ended
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -148,3 +148,51 @@ def test_a_workflow_that_is_no_dag_is_refused_naming_the_field(steps: list[Step]
     raw = msgspec.json.encode({"tenant": "acme", "steps": steps})
     with pytest.raises(msgspec.ValidationError, match=problem.replace("[", r"\[").replace("]", r"\]")):
         msgspec.json.decode(raw, type=Workflow)
+
+
+def plan(*subtasks: tuple[str, list[str]]) -> Plan:
+    return Plan(
+        subtasks=[Subtask(name=n, role="implementer", prompt=f"do {n}", needs=needs) for n, needs in subtasks]
+    )
+
+
+EXPANDING = workflow(
+    Step(name="plan", role="planner", prompt="Plan it", expand=True),
+    step("review", Need(step="plan", on_failure="continue")),
+)
+
+
+def test_a_plan_joins_the_workflow_after_its_planner_and_before_what_needed_it() -> None:
+    record, *_ = run(created(EXPANDING, "d", NOW))
+    record = ended(record, "plan", "succeeded")
+    grown = expanded(record, "plan", plan(("a", []), ("b", ["a"]), ("c", [])), limit=10)
+    assert not isinstance(grown, str)
+    by_name = {s.name: s for s in grown.workflow.steps}
+    assert [n.step for n in by_name["plan_1"].edges()] == ["plan"]
+    assert [n.step for n in by_name["plan_2"].edges()] == ["plan", "plan_1"]
+    # review waits for the plan's last subtasks too, on the terms it needed the planner on
+    assert [(n.step, n.on_failure) for n in by_name["review"].edges()] == [
+        ("plan", "continue"),
+        ("plan_2", "continue"),
+        ("plan_3", "continue"),
+    ]
+    assert [s.task_id for s in grown.steps][-3:] == ["wf-plan_1", "wf-plan_2", "wf-plan_3"]
+    record, submit, _, _ = run(grown)
+    assert sorted(submit) == ["plan_1", "plan_3"]
+
+
+@pytest.mark.parametrize(
+    ("subtasks", "why"),
+    [
+        ([("a", ["zz"])], "needs 'zz'"),
+        ([("a", []), ("a", [])], "two subtasks alike"),
+        ([("a", ["b"]), ("b", ["a"])], "a cycle"),
+        ([(f"s{n}", []) for n in range(11)], "at most 10"),
+    ],
+)
+def test_a_plan_that_cannot_join_the_workflow_says_why(
+    subtasks: list[tuple[str, list[str]]], why: str
+) -> None:
+    record, *_ = run(created(EXPANDING, "d", NOW))
+    grown = expanded(ended(record, "plan", "succeeded"), "plan", plan(*subtasks), limit=10)
+    assert isinstance(grown, str) and why in grown
