@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +15,7 @@ from maestro.cancel import AlreadyEnded
 from maestro.client import Client, NotAwaitingApproval, open_client
 from maestro.errors import NotFound
 from maestro.settings import Settings
-from proto.v1 import Cancelled, Queued, TaskRecord, TaskRequest, TimedOut, Timeouts, TimerFired
+from proto.v1 import Cancelled, Queued, Started, TaskRecord, TaskRequest, TimedOut, Timeouts, TimerFired
 from tests.e2e.test_approval_flow import PINNED, Mesh, awaiting, start
 from tests.maestro.test_presence import eventually
 
@@ -134,3 +136,37 @@ async def test_the_sdk_cancel_of_an_unknown_task_is_not_found(settings: Settings
     async with open_client(settings) as client:
         with pytest.raises(NotFound):
             await client.cancel("t-nobody")
+
+
+async def test_a_task_running_past_its_start_to_close_is_stopped_and_timed_out(
+    mesh: Mesh, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    request = TaskRequest(
+        id="t-long",
+        tenant="acme",
+        role="tester",
+        prompt="Run the suite",
+        commands=[f"echo $$ > {pid_file}; sleep 60"],
+        timeouts=Timeouts(start_to_close_s=1),
+    )
+    await mesh.client.submit(request)
+
+    record = await mesh.client.wait("t-long", timeout=30)
+
+    assert record.state == "timed_out" and "still running 1s after it started" in record.reason
+    events = await mesh.client.events("t-long")
+    started = next(e for e in events if isinstance(e, Started))
+    ended = next(e for e in events if isinstance(e, TimedOut))
+    assert ended.timer == "start_to_close" and (ended.at - started.at).total_seconds() >= 1
+    pid = int(pid_file.read_text())
+    await eventually(lambda: gone(pid))  # the worker stopped the command it was running
+    await eventually(lambda: released(mesh.client))
+
+
+async def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 
 import pytest
 
 from maestro.client import Client
 from maestro.errors import NotFound, RemoteError
-from proto.v1 import Accepted, TaskRecord
+from proto.v1 import Accepted, AttemptFailed, TaskRecord
 from proto.v1.workflows import Need, Step, Workflow, WorkflowRecord, step_task_id
 from tests.maestro.test_presence import eventually
 
@@ -117,9 +118,14 @@ async def test_cancelling_a_workflow_cancels_its_running_steps_and_ends_it(mesh:
 
     await eventually(running, within=30)
 
+    asked = datetime.now(UTC)
     await mesh.cancel_workflow("wf-cancel", by="alice", reason="wrong branch")
 
     record = await mesh.wait_workflow("wf-cancel", timeout=30)
+    # The running step heard of it and stopped its command within 2 s of the request (by the events' times).
+    events = await mesh.events(slow)
+    (stopped,) = [e for e in events if isinstance(e, AttemptFailed)]
+    assert stopped.failure == "cancelled" and (stopped.at - asked).total_seconds() < 2
     assert (record.state, record.cancelled_by) == ("cancelled", "alice")
     assert {s.name: s.state for s in record.steps} == {"slow": "cancelled", "after": "skipped"}
     with pytest.raises(RemoteError) as ended:
