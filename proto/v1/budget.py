@@ -114,6 +114,9 @@ class Reserve(Message, frozen=True):
     """The model the task will call: priced at 0 it needs no budget, without a price it is refused."""
     attempt: Attempt = 1
     """The attempt the hold pays for: each attempt of a task holds, and is charged, apart from the others."""
+    for_workflow: bool = False
+    """This is a workflow's escrow (its whole estimate, held before its first step): the per-task ceiling
+    does not apply to it (it applies to each step's hold), the tenant's limits do."""
     escrow: ReservationId | None = None
     """The workflow's escrow hold to draw from (`reservation_id_for("<workflow id>--escrow")`): the hold's
     money and tokens come from it first, and only what it cannot cover from the tenant's free budget. An

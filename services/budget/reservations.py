@@ -114,7 +114,7 @@ def refusal(book: Book, req: Reserve, draw: Draw | None = None) -> str:
             return ""  # a local model costs nothing, whatever the budget
     f = book.fields
     ceiling = f["task_ceiling_micro_usd"]
-    if ceiling is not None and req.estimate_micro_usd > ceiling:
+    if ceiling is not None and req.estimate_micro_usd > ceiling and not req.for_workflow:
         return f"estimate {req.estimate_micro_usd} exceeds the per-task ceiling of {ceiling} micro-USD"
     drawn, drawn_tokens = (draw.micro_usd, draw.tokens) if draw else (0, 0)
     more, more_tokens = req.estimate_micro_usd - drawn, req.estimate_tokens - drawn_tokens

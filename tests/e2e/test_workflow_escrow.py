@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from msgspec import structs
+
 from maestro import topics
 from maestro.client import Client
 from maestro.errors import NotFound
@@ -69,3 +71,13 @@ async def test_a_workflows_steps_draw_from_its_escrow_so_they_fit_even_when_the_
     # Held once for the workflow, never again for its steps: with room for only that, every step ran.
     assert record.state == "succeeded", record.reason
     assert (await mesh.ledger("tight")).held_micro_usd == 0
+
+
+async def test_a_workflow_estimated_above_its_own_ceiling_is_refused_before_any_step(mesh: Client) -> None:
+    workflow = structs.replace(three_steps("wf-capped", "acme"), max_cost_micro_usd=1)
+
+    await mesh.run_workflow(workflow)
+    record = await mesh.wait_workflow("wf-capped", timeout=30)
+
+    assert record.state == "failed" and "exceeds its ceiling of 1" in record.reason
+    assert {s.state for s in record.steps} == {"skipped"}

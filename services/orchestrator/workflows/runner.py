@@ -253,6 +253,9 @@ class Runner:
         """
         workflow = record.workflow
         amount = workflow_estimate(workflow, self.prices, self.max_subtasks)
+        ceiling = workflow.max_cost_micro_usd
+        if ceiling is not None and amount > ceiling:
+            return amount, f"the workflow's estimate of {amount} micro-USD exceeds its ceiling of {ceiling}"
         if amount == 0:
             return 0, None
         reserve = Reserve(
@@ -260,6 +263,7 @@ class Runner:
             task_id=escrow_task_id(workflow.id),
             estimate_micro_usd=amount,
             ttl_s=self.bus.settings.workflow_hold_ttl_s,
+            for_workflow=True,
         )
         try:
             reservation = await self.bus.request(topics.BUDGET_RESERVE, reserve, key=workflow.tenant)

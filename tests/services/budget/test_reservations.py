@@ -188,6 +188,17 @@ def test_the_ceiling_and_sub_limits_apply_to_a_steps_whole_hold() -> None:
     assert granted(answer).drawn_micro_usd == 400 and view(own).roles["planner"].held_micro_usd == 400
 
 
+def test_a_workflows_escrow_is_not_held_to_the_per_task_ceiling_but_to_the_tenants_limit() -> None:
+    # Found by whoever built the escrow: a tenant's per-task ceiling refused any workflow whose steps
+    # together cost more than one task may, though each step fits it.
+    book = run(empty(1000), SetBudget(tenant="acme", task_ceiling_micro_usd=300)).ledger
+    assert "per-task ceiling" in refused(one(book, reserve("wf1--escrow", 800))[1]).reason
+    book, answer = one(book, reserve("wf1--escrow", 800, for_workflow=True))
+    assert granted(answer).held_micro_usd == 800
+    assert "budget exceeded" in refused(one(book, reserve("wf2--escrow", 800, for_workflow=True))[1]).reason
+    assert "per-task ceiling" in refused(one(book, step("s1", 301))[1]).reason  # each step still is
+
+
 def test_a_step_its_escrow_covers_is_granted_while_the_tenant_is_over_its_limit() -> None:
     book = run(escrowed(1000, 500), reserve("t1", 100), commit("t1", 1100)).ledger  # spent past the limit
     assert view(book).remaining_micro_usd < 0
