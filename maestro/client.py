@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Literal
@@ -33,6 +33,10 @@ from proto.v1 import (
     TimedOut,
 )
 from proto.v1.workflows import WORKFLOW_ENDED, Step, Workflow, WorkflowControl, WorkflowRecord
+from services.orchestrator import listing
+from services.orchestrator.listing import Page
+from services.orchestrator.store import scan_tasks
+from services.orchestrator.workflows.store import scan_workflows
 
 _TERMINAL_EVENTS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
 
@@ -102,6 +106,33 @@ class Client:
         if entry.value is None:
             raise NotFound(f"no task {task_id}")
         return codec.decode(TaskRecord, entry.value)
+
+    async def tasks(
+        self,
+        *,
+        tenant: str | None = None,
+        states: Iterable[str] = (),
+        role: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        limit: int = listing.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[TaskRecord]:
+        """One page of task records, newest first, passing every filter given (`states`: any of them,
+        `labels`: all); pass its `next_cursor` back as `cursor` for the next page.
+
+        Reads the whole bucket for every page (services/orchestrator/store.py: scan_tasks). Raises
+        listing.BadParameter for a filter that cannot be used, listing.TooMany for a bucket too large to read.
+        """
+        query = listing.query(
+            listing.TASKS,
+            tenant=tenant,
+            states=states,
+            role=role,
+            labels=labels,
+            limit=limit,
+            cursor=cursor,
+        )
+        return await scan_tasks(self._records, query)
 
     async def events(self, task_id: str) -> list[TaskEvent]:
         """Every event of the task so far, oldest first."""
@@ -208,6 +239,21 @@ class Client:
         if entry.value is None:
             raise NotFound(f"no workflow {workflow_id}")
         return codec.decode(WorkflowRecord, entry.value)
+
+    async def workflows(
+        self,
+        *,
+        tenant: str | None = None,
+        states: Iterable[str] = (),
+        labels: Mapping[str, str] | None = None,
+        limit: int = listing.DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[WorkflowRecord]:
+        """One page of workflow records, newest first, filtered and paged as tasks() does; raises like it."""
+        query = listing.query(
+            listing.WORKFLOWS, tenant=tenant, states=states, labels=labels, limit=limit, cursor=cursor
+        )
+        return await scan_workflows(await self.bus.js.key_value(topics.BUCKET_WORKFLOWS), query)
 
     async def wait_workflow(self, workflow_id: str, timeout: float | None = None) -> WorkflowRecord:
         """Wait until the workflow has ended and return its record; raises TimeoutError."""

@@ -1,7 +1,9 @@
-"""The HTTP API: submit a task, read its record, read its events. Every answer, errors included, is JSON."""
+"""The HTTP API: submit a task, list tasks, read one's record, read or follow its events. Every answer, errors
+included, is JSON, except a followed task's events, which are Server-Sent Events."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from datetime import UTC, datetime
@@ -9,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from maestro import claims, codec, history, runtime, topics, tracing
 from maestro.bus import Bus
@@ -17,8 +21,19 @@ from maestro.client import publish_request
 from maestro.errors import Retry
 from maestro.http import error, index_route, limited_body, readyz_route
 from maestro.presence import PresenceView, roles_without_worker
-from proto.v1 import ApprovalDecision, TaskRecord, TaskRequest
+from proto.v1 import (
+    ApprovalDecision,
+    Cancelled,
+    Failed,
+    Rejected,
+    Succeeded,
+    TaskEvent,
+    TaskRecord,
+    TaskRequest,
+    TimedOut,
+)
 from proto.v1.ids import ROLES, TOKEN_PATTERN
+from services.orchestrator import listing
 from services.orchestrator.bodies import ActorBody, field_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.api import workflow_routes
@@ -26,6 +41,10 @@ from services.orchestrator.workflows.api import workflow_routes
 log = logging.getLogger(__name__)
 
 _TASK_ID = re.compile(TOKEN_PATTERN)
+_ENDINGS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
+KEEPALIVE_S = 5.0
+"""How long a followed task's stream stays silent before a comment line: how soon a client that went away,
+or a server that is stopping, ends the stream."""
 
 
 def _json(body: bytes, status: int = 200) -> web.Response:
@@ -40,7 +59,8 @@ def _task_id(request: web.Request) -> str | web.Response:
 
 
 def routes(bus: Bus) -> list[web.RouteDef]:
-    """The API's routes: POST /v1/tasks, GET /v1/tasks/{id}[/events], POST .../approve|reject|cancel."""
+    """The API's routes: POST and GET /v1/tasks, GET /v1/tasks/{id}[/events], POST .../approve|reject|cancel
+    (and the workflows')."""
     store = TaskStore(bus)
     limit = bus.settings.max_request_bytes
     # Read on every submission: the bucket is listed at most once every two seconds, whatever the load.
@@ -114,14 +134,74 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return error(404, f"no task {task_id}")
         return _json(record)
 
+    async def list_tasks(request: web.Request) -> web.StreamResponse:
+        try:
+            query = listing.parse(listing.TASKS, request.query.items())
+            page = await store.scan(query)
+        except listing.BadParameter as exc:
+            return error(400, str(exc), field=exc.field)
+        except listing.TooMany as exc:
+            return error(503, str(exc))
+        return _json(codec.encode(page))
+
     async def get_events(request: web.Request) -> web.StreamResponse:
         task_id = _task_id(request)
         if isinstance(task_id, web.Response):
             return task_id
+        follow = request.query.get("follow", "0")
+        if follow not in ("0", "1"):
+            return error(400, f"follow is 1 or 0, not {follow!r}", field="follow")
+        if follow == "1":
+            return await follow_events(request, task_id)
         events = await history.read_events(bus.js, task_id)
         if not events:
             return error(404, f"no events for task {task_id}")
         return _json(codec.encode(events))
+
+    async def follow_events(request: web.Request, task_id: str) -> web.StreamResponse:
+        last_seen = request.headers.get("Last-Event-ID", "0")  # a reconnecting EventSource resumes after it
+        if not last_seen.isdigit():
+            return error(400, f"Last-Event-ID is a stream sequence, not {last_seen!r}", field="Last-Event-ID")
+        if await claims.owner_of(bus, task_id) is None and await store.read(task_id) is None:
+            return error(404, f"no task {task_id}")
+        # An ordered push consumer: the stored events, then each new one as the server stores it, no polling.
+        sub = await bus.js.subscribe(
+            topics.EVENTS.where(task_id=task_id),
+            stream=topics.STREAM_EVENTS,
+            ordered_consumer=True,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=int(last_seen) + 1,
+                inactive_threshold=30.0,
+            ),
+        )
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        try:
+            await response.prepare(request)
+            while bus.accepting:
+                try:
+                    msg = await sub.next_msg(timeout=KEEPALIVE_S)
+                except NatsTimeout:
+                    await response.write(b": keep-alive\n\n")  # fails once the client has gone
+                    continue
+                try:
+                    event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
+                except codec.DecodeError:
+                    continue
+                kind = type(event).__struct_config__.tag
+                frame = f"id: {msg.metadata.sequence.stream}\nevent: {kind}\ndata: "
+                await response.write(frame.encode() + codec.encode(event) + b"\n\n")
+                if isinstance(event, _ENDINGS):
+                    break
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client went away: nothing to answer
+        finally:
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
+        return response
 
     async def decide(request: web.Request, approved: bool) -> web.StreamResponse:
         task_id = _task_id(request)
@@ -199,6 +279,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         index_route("orchestrator"),
         readyz_route(readiness),
         web.post("/v1/tasks", submit),
+        web.get("/v1/tasks", list_tasks, allow_head=False),
         web.get("/v1/tasks/{id}", get_task, allow_head=False),
         web.get("/v1/tasks/{id}/events", get_events, allow_head=False),
         web.post("/v1/tasks/{id}/approve", approve),

@@ -12,6 +12,7 @@ from maestro.client import publish_workflow
 from maestro.errors import NotFound
 from maestro.http import error, limited_body
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowControl
+from services.orchestrator import listing
 from services.orchestrator.bodies import ActorBody, field_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.runner import Ended, Runner
@@ -31,7 +32,7 @@ def _json(record: object, status: int = 200) -> web.Response:
 
 
 def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
-    """POST /v1/workflows, GET /v1/workflows/{id}, POST /v1/workflows/{id}/cancel|pause|resume."""
+    """POST and GET /v1/workflows, GET /v1/workflows/{id}, POST /v1/workflows/{id}/cancel|pause|resume."""
     runner = Runner(bus, tasks)
     limit = bus.settings.max_request_bytes
 
@@ -53,6 +54,16 @@ def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
         traceparent = request.headers.get(topics.HEADER_TRACEPARENT) or tracing.new_traceparent()
         await publish_workflow(bus, workflow, traceparent)
         return web.json_response({"id": workflow.id, "tenant": workflow.tenant}, status=202)
+
+    async def list_workflows(request: web.Request) -> web.StreamResponse:
+        try:
+            query = listing.parse(listing.WORKFLOWS, request.query.items())
+            page = await runner.store.scan(query)
+        except listing.BadParameter as exc:
+            return error(400, str(exc), field=exc.field)
+        except listing.TooMany as exc:
+            return error(503, str(exc))
+        return _json(page)
 
     async def get_workflow(request: web.Request) -> web.StreamResponse:
         workflow_id = request.match_info["id"]
@@ -94,6 +105,7 @@ def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
 
     return [
         web.post("/v1/workflows", submit),
+        web.get("/v1/workflows", list_workflows, allow_head=False),
         web.get("/v1/workflows/{id}", get_workflow, allow_head=False),
         *(control(action) for action in ("cancel", "pause", "resume")),
     ]
