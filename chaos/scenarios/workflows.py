@@ -202,7 +202,11 @@ class Run:
                 f"the agents never ran {AGENTS_BUSY} step commands at once; killed anyway"
             )
         kills = self.stage.mesh.kill("agents")
-        self.stage.notes.append(f"agents killed at {len(self.progress.succeeded)} steps succeeded")
+        running = await self.running()
+        self.stage.notes.append(
+            f"agents killed at {len(self.progress.succeeded)} steps succeeded, "
+            f"{running} of {len(self.facts.workflows)} workflows running"
+        )
         await self.stage.mesh.back(kills)
 
     async def faults(self, first: Sequence[Workflow], second: Sequence[Workflow]) -> None:
