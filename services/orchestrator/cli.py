@@ -107,7 +107,7 @@ async def cancel_task(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-Listed = TaskRecord | WorkflowRecord
+Record = TaskRecord | WorkflowRecord
 _COLUMNS = ("ID", "TENANT", "ROLE", "STATE", "CREATED", "COST")
 
 
@@ -121,23 +121,23 @@ def _labels(given: Sequence[str]) -> dict[str, str]:
     return labels
 
 
-async def _page(client: Client, args: argparse.Namespace, cursor: str | None) -> Page[Listed]:
+async def _page(client: Client, args: argparse.Namespace, cursor: str | None) -> Page[Record]:
     states = [s.strip() for joined in args.state for s in joined.split(",")]
     labels = _labels(args.label)
     if not args.workflows:
         tasks = await client.tasks(
             tenant=args.tenant, states=states, role=args.role, labels=labels, limit=args.limit, cursor=cursor
         )
-        return Page(items=list[Listed](tasks.items), next_cursor=tasks.next_cursor)
+        return Page(items=list[Record](tasks.items), next_cursor=tasks.next_cursor)
     if args.role is not None:
         raise LsError("--role: workflows have no role")
     workflows = await client.workflows(
         tenant=args.tenant, states=states, labels=labels, limit=args.limit, cursor=cursor
     )
-    return Page(items=list[Listed](workflows.items), next_cursor=workflows.next_cursor)
+    return Page(items=list[Record](workflows.items), next_cursor=workflows.next_cursor)
 
 
-def _row(record: Listed) -> tuple[str, ...]:
+def _row(record: Record) -> tuple[str, ...]:
     role = record.role if isinstance(record, TaskRecord) else None
     return (
         record.id,
