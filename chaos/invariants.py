@@ -4,7 +4,8 @@
 - none ran twice: its command's side effect appears once. A run before the last one is excused only
   when it finished before the harness SIGKILLed its agent and before any outcome of the task was stored:
   nobody could know it had finished (at-least-once). Every other re-run is a duplicate, including one
-  after a killed agent's command ran on by itself (orphaned) and recorded its effect after the kill;
+  after a killed agent's command ran on by itself (orphaned) and recorded its effect after the kill, and
+  one whose shell started only after its agent had died (its parent pid reads 1);
 - each tenant's records cost what its ledger charged, and that is not 0 (else the check proves nothing);
 - spent plus held never exceeded a tenant's limit, in any sample or at the end.
 """
@@ -113,6 +114,10 @@ def _outcome_at(events: Sequence[StoredEvent]) -> float | None:
     return min(stored) if stored else None
 
 
+_NO_PARENT = 1
+"""The pid a command records when its shell started after its agent had died (it was reparented to init)."""
+
+
 def _orphaned(run: Execution, kills: dict[int, Kill]) -> bool:
     # Its command recorded the effect after its agent was killed: it ran on, orphaned.
     kill = kills.get(run.pid)
@@ -149,6 +154,7 @@ def executions(facts: Facts) -> Runs:
     kills = {k.pid: k for k in facts.kills}
     duplicated: list[str] = []
     orphans: list[str] = []
+    unparented: list[str] = []
     duplicates = excused = 0
     for task_id, runs in by_id.items():
         if len(runs) < 2:
@@ -160,6 +166,8 @@ def executions(facts: Facts) -> Runs:
         duplicated.append(task_id)
         if any(_orphaned(run, kills) for run in runs[:-1]):
             orphans.append(task_id)
+        if any(run.pid == _NO_PARENT for run in runs[:-1]):
+            unparented.append(task_id)
     violations: list[str] = []
     notes: list[str] = []
     if duplicated:
@@ -168,6 +176,12 @@ def executions(facts: Facts) -> Runs:
         violations.append(
             f"{len(orphans)} of them because the command of a killed agent ran on and the task ran again "
             "(nothing ends a task's commands when its agent dies)"
+        )
+    if unparented:
+        violations.append(
+            f"{len(unparented)} of them because a command's shell started after its agent had died (its "
+            "parent pid was 1: the agent was killed between starting the command and the command's "
+            "PR_SET_PDEATHSIG), ran with nobody to stop it, and the task ran again"
         )
     if excused:
         notes.append(
