@@ -12,11 +12,13 @@ from msgspec import structs
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from maestro import claims, codec, history, topics, tracing
+from maestro import claims, codec, history, listing, topics, tracing
 from maestro.bus import Bus
 from maestro.cancel import cancel
 from maestro.errors import MaestroError, NotFound, RemoteError
+from maestro.listing import Page
 from maestro.runtime import open_bus
+from maestro.scan import scan
 from maestro.settings import Settings
 from proto.v1 import (
     TERMINAL_STATES,
@@ -33,10 +35,6 @@ from proto.v1 import (
     TimedOut,
 )
 from proto.v1.workflows import WORKFLOW_ENDED, Step, Workflow, WorkflowControl, WorkflowRecord
-from services.orchestrator import listing
-from services.orchestrator.listing import Page
-from services.orchestrator.store import scan_tasks
-from services.orchestrator.workflows.store import scan_workflows
 
 _TERMINAL_EVENTS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
 
@@ -120,7 +118,7 @@ class Client:
         """One page of task records, newest first, passing every filter given (`states`: any of them,
         `labels`: all); pass its `next_cursor` back as `cursor` for the next page.
 
-        Reads the whole bucket for every page (services/orchestrator/store.py: scan_tasks). Raises
+        Reads the whole bucket for every page (maestro/scan.py). Raises
         listing.BadParameter for a filter that cannot be used, listing.TooMany for a bucket too large to read.
         """
         query = listing.query(
@@ -132,7 +130,7 @@ class Client:
             limit=limit,
             cursor=cursor,
         )
-        return await scan_tasks(self._records, query)
+        return await scan(self._records, query, TaskRecord, lambda r: r.role)
 
     async def events(self, task_id: str) -> list[TaskEvent]:
         """Every event of the task so far, oldest first."""
@@ -253,7 +251,7 @@ class Client:
         query = listing.query(
             listing.WORKFLOWS, tenant=tenant, states=states, labels=labels, limit=limit, cursor=cursor
         )
-        return await scan_workflows(await self.bus.js.key_value(topics.BUCKET_WORKFLOWS), query)
+        return await scan(await self.bus.js.key_value(topics.BUCKET_WORKFLOWS), query, WorkflowRecord)
 
     async def wait_workflow(self, workflow_id: str, timeout: float | None = None) -> WorkflowRecord:
         """Wait until the workflow has ended and return its record; raises TimeoutError."""

@@ -14,7 +14,7 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from maestro import claims, codec, history, runtime, topics, tracing
+from maestro import claims, codec, history, listing, runtime, topics, tracing
 from maestro.bus import Bus
 from maestro.cancel import AlreadyEnded, cancel
 from maestro.client import publish_request
@@ -33,7 +33,6 @@ from proto.v1 import (
     TimedOut,
 )
 from proto.v1.ids import ROLES, TOKEN_PATTERN
-from services.orchestrator import listing
 from services.orchestrator.bodies import ActorBody, field_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.api import workflow_routes

@@ -8,16 +8,15 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from maestro import arguments, codec
+from maestro import arguments, codec, listing
 from maestro.client import Client, open_client
 from maestro.errors import MaestroError
+from maestro.listing import Page
 from maestro.settings import Settings
 from maestro.terminal import printable
 from proto.v1 import TaskRecord
 from proto.v1.ids import ROLES
 from proto.v1.workflows import WorkflowRecord
-from services.orchestrator import listing
-from services.orchestrator.listing import Page
 
 
 class LsError(MaestroError):

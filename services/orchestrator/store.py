@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from typing import NamedTuple
 
-from nats.errors import Error as NatsError
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import MaestroError, WrongRevision
+from maestro.listing import Page, Query
+from maestro.scan import scan
 from proto.v1 import TERMINAL_STATES, TaskRecord
-from services.orchestrator.listing import MAX_SCAN, Page, Query, Selection, TooMany
 
 DEFAULT_CACHE_SIZE = 65_536
 
@@ -110,8 +108,8 @@ class TaskStore:
         return new
 
     async def scan(self, query: Query) -> Page[TaskRecord]:
-        """One page of the records matching `query`, newest first: see scan_tasks() for what it costs."""
-        return await scan_tasks(await self._bucket(), query)
+        """One page of the records matching `query`, newest first: see maestro.scan.scan() for its cost."""
+        return await scan(await self._bucket(), query, TaskRecord, lambda r: r.role)
 
     def _remember(self, versioned: Versioned) -> None:
         task_id = versioned.record.id
@@ -122,42 +120,3 @@ class TaskStore:
         self._cache.move_to_end(task_id)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-
-
-async def current_values(kv: KeyValue, *, most: int = MAX_SCAN) -> AsyncIterator[bytes]:
-    """Every key's current value in a bucket, in one pass of an ordered consumer (the last value per key;
-    deleted keys skipped), as the bucket was when the pass began.
-
-    Raises TooMany before reading anything when the bucket holds more than `most` messages (with history 1,
-    one per key), and during the pass if it grew past `most` since.
-    """
-    status = await kv.status()
-    if status.values > most:
-        raise TooMany(status.bucket, status.values, most)
-    watcher = await kv.watchall(ignore_deletes=True)
-    try:
-        seen = 0
-        while (entry := await anext(watcher)) is not None:  # None: the end of what was stored
-            seen += 1
-            if seen > most:
-                raise TooMany(status.bucket, seen, most)
-            if entry.value:
-                yield entry.value
-    finally:
-        with contextlib.suppress(NatsError):  # the connection closed under the pass: nothing to stop
-            await watcher.stop()  # type: ignore[no-untyped-call]
-
-
-async def scan_tasks(kv: KeyValue, query: Query) -> Page[TaskRecord]:
-    """One page of the `maestro_tasks` records matching `query`, newest first.
-
-    Every page costs a pass over the whole bucket: each current record is read and decoded once, and only
-    the page's records are kept. A bucket of more than listing.MAX_SCAN records raises TooMany, unread.
-    A record that does not decode is left out.
-    """
-    selection: Selection[TaskRecord] = Selection(query)
-    async for value in current_values(kv):
-        with contextlib.suppress(codec.DecodeError):
-            record = codec.decode(TaskRecord, value)
-            selection.offer(record, record.role)
-    return selection.page()

@@ -6,13 +6,12 @@ import re
 
 from aiohttp import web
 
-from maestro import claims, codec, topics, tracing
+from maestro import claims, codec, listing, topics, tracing
 from maestro.bus import Bus
 from maestro.client import publish_workflow
 from maestro.errors import NotFound
 from maestro.http import error, limited_body
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowControl
-from services.orchestrator import listing
 from services.orchestrator.bodies import ActorBody, field_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.runner import Ended, Runner

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import WrongRevision
+from maestro.listing import Page, Query
+from maestro.scan import scan
 from proto.v1.workflows import WorkflowRecord
-from services.orchestrator.listing import Page, Query, Selection
-from services.orchestrator.store import Conflict, current_values
+from services.orchestrator.store import Conflict
 
 
 class WorkflowStore:
@@ -38,8 +37,8 @@ class WorkflowStore:
         return codec.decode(WorkflowRecord, entry.value), entry.revision
 
     async def scan(self, query: Query) -> Page[WorkflowRecord]:
-        """One page of the records matching `query`, newest first: see scan_workflows() for what it costs."""
-        return await scan_workflows(await self._bucket(), query)
+        """One page of the records matching `query`, newest first: see maestro.scan.scan() for its cost."""
+        return await scan(await self._bucket(), query, WorkflowRecord)
 
     async def put(self, record: WorkflowRecord, revision: int | None) -> int:
         """Write `record` if the stored one is still at `revision` (None: only if there is none yet).
@@ -52,17 +51,3 @@ class WorkflowStore:
             )
         except WrongRevision:
             raise Conflict(record.id, revision) from None
-
-
-async def scan_workflows(kv: KeyValue, query: Query) -> Page[WorkflowRecord]:
-    """One page of the `maestro_workflows` records matching `query`, newest first.
-
-    Every page costs a pass over the whole bucket (store.current_values: each record read and decoded once,
-    only the page kept); a bucket of more than listing.MAX_SCAN records raises TooMany, unread. A record that
-    does not decode is left out.
-    """
-    selection: Selection[WorkflowRecord] = Selection(query)
-    async for value in current_values(kv):
-        with contextlib.suppress(codec.DecodeError):
-            selection.offer(codec.decode(WorkflowRecord, value))
-    return selection.page()

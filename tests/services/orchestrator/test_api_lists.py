@@ -13,13 +13,14 @@ import pytest
 
 from maestro import claims, topics
 from maestro.bus import Bus
+from maestro.listing import TooMany
 from maestro.presence import announcing
+from maestro.scan import current_values
 from maestro.settings import Settings
 from proto.v1 import TaskRecord
 from proto.v1.ids import ROLES
 from proto.v1.workflows import Step, Workflow, WorkflowRecord
-from services.orchestrator.listing import TooMany
-from services.orchestrator.store import TaskStore, current_values
+from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.store import WorkflowStore
 from tests.services.orchestrator.api_client import Api
 from tests.services.orchestrator.support import emit, lifecycle, orchestrator

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from maestro import listing
+from maestro.listing import TASKS, WORKFLOWS, BadParameter, Query, Selection
 from proto.v1 import TaskRecord
-from services.orchestrator import listing
-from services.orchestrator.listing import TASKS, WORKFLOWS, BadParameter, Query, Selection
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
