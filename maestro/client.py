@@ -21,22 +21,17 @@ from maestro.runtime import open_bus
 from maestro.scan import scan
 from maestro.settings import Settings
 from proto.v1 import (
+    ENDING_EVENTS,
     TERMINAL_STATES,
     ApprovalDecision,
     Cancelled,
-    Failed,
     GetLedger,
     LedgerView,
-    Rejected,
-    Succeeded,
     TaskEvent,
     TaskRecord,
     TaskRequest,
-    TimedOut,
 )
 from proto.v1.workflows import WORKFLOW_ENDED, Step, Workflow, WorkflowControl, WorkflowRecord
-
-_TERMINAL_EVENTS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
 
 
 class NotAwaitingApproval(MaestroError):
@@ -140,7 +135,7 @@ class Client:
         """The task's events as they happen, ending after its terminal event."""
         async for event in history.follow_events(self.bus.js, task_id):
             yield event
-            if isinstance(event, _TERMINAL_EVENTS):
+            if isinstance(event, ENDING_EVENTS):
                 return
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:

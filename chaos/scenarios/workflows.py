@@ -271,7 +271,12 @@ async def run_workflow_kills(workdir: Path) -> Report:
                     await run.faults(first, second)
                 except MeshError as exc:
                     stage.violations.append(f"fault: {exc}")
+                faulted = time.monotonic()
                 await run.ended(within=ENDED_WITHIN_S)
+                stage.notes.append(
+                    f"faults over at {faulted - started:.0f}s, every workflow ended "
+                    f"{time.monotonic() - faulted:.0f}s later"
+                )
         finally:
             await sub.unsubscribe()
         await stage.load.settle(PLAN.tenants, within=PLAN.converge_s)

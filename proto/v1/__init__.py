@@ -29,6 +29,7 @@ from proto.v1.dlq import DeadLetter
 from proto.v1.guard import Decision, Severity, Verdict, Violation
 from proto.v1.ids import ROLES, MicroUsd, ModelName, Role, TaskId, Tenant, Tokens, new_task_id
 from proto.v1.tasks import (
+    ENDING_EVENTS,
     TERMINAL_STATES,
     Accepted,
     ArtifactRef,
@@ -71,6 +72,7 @@ from proto.v1.workflows import (
 
 __all__ = [
     "APPROVAL_TIMEOUT_BY",
+    "ENDING_EVENTS",
     "ROLES",
     "TERMINAL_STATES",
     "Accepted",

@@ -329,6 +329,9 @@ class TimerFired(Event, frozen=True, tag="task.timer_fired"):
     """The attempt it was armed for (start_to_close), 0 when it concerns the task as a whole."""
 
 
+ENDING_EVENTS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
+"""The events after which a task never runs again (each moves it to a terminal state)."""
+
 TaskEvent = (
     Accepted
     | Rejected

@@ -22,15 +22,14 @@ from maestro.errors import RemoteError, Retry, WrongRevision
 from maestro.presence import announcing
 from maestro.runtime import Service
 from proto.v1 import (
+    ENDING_EVENTS,
     ROLES,
     ArtifactRef,
     AttemptFailed,
-    Cancelled,
     Commit,
     ContextFile,
     Failed,
     Heartbeat,
-    Rejected,
     Release,
     Role,
     Settlement,
@@ -38,7 +37,6 @@ from proto.v1 import (
     Succeeded,
     TaskAssignment,
     TaskRequest,
-    TimedOut,
     Usage,
 )
 from proto.v1.agents import FinishedWork
@@ -54,8 +52,6 @@ from services.agents.stop import STOPS, stop_orders, stopped_result
 log = logging.getLogger(__name__)
 
 ORIGIN = "agents"
-ENDED = (Succeeded, Failed, Cancelled, TimedOut, Rejected)
-"""Events after which a task never runs again."""
 RUNNING = (Started, Heartbeat)
 """Events that say a worker began the task (and may have finished its work)."""
 _LEASE_OF_ACK_WAIT = 0.75
@@ -147,7 +143,7 @@ class Worker:
             return
         if last is not None and attempts.undecided(last.event, assignment.attempt):
             raise Retry(1.0, f"attempt {assignment.attempt} came before the orchestrator recorded its retry")
-        ended = last is not None and isinstance(last.event, ENDED)
+        ended = last is not None and isinstance(last.event, ENDING_EVENTS)
         running = last is not None and isinstance(last.event, RUNNING)
         # A task stopped mid-work may have left its work stored and unpaid (its worker died after storing it).
         stopped = last is not None and isinstance(last.event, STOPS)

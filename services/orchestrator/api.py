@@ -22,15 +22,11 @@ from maestro.errors import Retry
 from maestro.http import error, index_route, limited_body, readyz_route
 from maestro.presence import PresenceView, roles_without_worker
 from proto.v1 import (
+    ENDING_EVENTS,
     ApprovalDecision,
-    Cancelled,
-    Failed,
-    Rejected,
-    Succeeded,
     TaskEvent,
     TaskRecord,
     TaskRequest,
-    TimedOut,
 )
 from proto.v1.ids import ROLES, TOKEN_PATTERN
 from services.orchestrator.bodies import ActorBody, field_of
@@ -40,7 +36,6 @@ from services.orchestrator.workflows.api import workflow_routes
 log = logging.getLogger(__name__)
 
 _TASK_ID = re.compile(TOKEN_PATTERN)
-_ENDINGS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
 KEEPALIVE_S = 5.0
 """How long a followed task's stream stays silent before a comment line: how soon a client that went away,
 or a server that is stopping, ends the stream."""
@@ -192,7 +187,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
                 kind = type(event).__struct_config__.tag
                 frame = f"id: {msg.metadata.sequence.stream}\nevent: {kind}\ndata: "
                 await response.write(frame.encode() + codec.encode(event) + b"\n\n")
-                if isinstance(event, _ENDINGS):
+                if isinstance(event, ENDING_EVENTS):
                     break
             await response.write_eof()
         except ConnectionResetError:

@@ -16,15 +16,11 @@ from maestro.claims import IdConflict
 from maestro.errors import Reject, Retry
 from maestro.runtime import Service
 from proto.v1 import (
+    ENDING_EVENTS,
     TERMINAL_STATES,
     Accepted,
-    Cancelled,
-    Failed,
-    Rejected,
-    Succeeded,
     TaskEvent,
     TaskRecord,
-    TimedOut,
 )
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowRecord
 from services.orchestrator import lifecycle
@@ -56,8 +52,6 @@ WORKFLOWS: Consumer[Workflow] = Consumer(
 )
 
 VERSION = "1.0.0"
-ENDING = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
-"""Events that end a task."""
 
 # Compare-and-set attempts on one event before handing it back to the bus for a later redelivery.
 _CAS_ATTEMPTS = 5
@@ -229,7 +223,7 @@ def _step_moved(current: Versioned | None, record: TaskRecord, items: list[Item]
     when they are delivered again after a crash)."""
     if current is None:
         return True
-    return record.state in TERMINAL_STATES and any(isinstance(event, ENDING) for event, _ in items)
+    return record.state in TERMINAL_STATES and any(isinstance(event, ENDING_EVENTS) for event, _ in items)
 
 
 async def start_workflow(runner: Runner, workflow: Workflow, delivery: Delivery) -> None:
