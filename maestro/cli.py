@@ -249,8 +249,7 @@ async def _submit(settings: Settings, args: argparse.Namespace) -> int:
         print(task_id, flush=True)
         if await presence.roles_without_worker(client.bus, [request.role]):
             print(
-                f"maestro: warning: no running agent serves {request.role}: the task waits, its budget held, "
-                "until one does",
+                f"maestro: warning: {presence.unserved_warning([request.role], 'the task waits')}",
                 file=sys.stderr,
             )
         if not args.wait:

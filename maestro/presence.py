@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -91,6 +91,13 @@ async def _refresh(workers: KeyValue, keys: list[str], every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
         await _announce(workers, keys)
+
+
+def unserved_warning(roles: Sequence[str], waiting: str) -> str:
+    """The one wording of the warning that work waits for roles no running agent serves; `waiting` says
+    what waits (`the task waits`, `those steps wait`)."""
+    named = f"the {roles[0]} role" if len(roles) == 1 else f"the {', '.join(roles)} roles"
+    return f"no running agent serves {named} yet: once allowed, {waiting}, its budget held, until one starts"
 
 
 async def roles_with_worker(bus: Bus) -> set[str]:

@@ -20,7 +20,7 @@ from maestro.cancel import AlreadyEnded, cancel
 from maestro.client import publish_request
 from maestro.errors import Retry
 from maestro.http import error, index_route, limited_body, readyz_route
-from maestro.presence import PresenceView, roles_without_worker
+from maestro.presence import PresenceView, roles_without_worker, unserved_warning
 from proto.v1 import (
     ENDING_EVENTS,
     ApprovalDecision,
@@ -29,7 +29,7 @@ from proto.v1 import (
     TaskRequest,
 )
 from proto.v1.ids import ROLES, TOKEN_PATTERN
-from services.orchestrator.bodies import ActorBody, field_of
+from services.orchestrator.bodies import actor_of, field_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.api import workflow_routes
 
@@ -78,10 +78,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         except (NatsError, TimeoutError) as exc:  # the task is queued already: only the warning is lost
             log.warning("could not read which roles have a worker: %r", exc)
             return None
-        return (
-            f"no running agent serves the {role} role yet: once allowed, the task waits, its budget held, "
-            "until one starts"
-        )
+        return unserved_warning([role], "the task waits")
 
     async def submit(request: web.Request) -> web.StreamResponse:
         if not bus.accepting:
@@ -201,11 +198,9 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         task_id = _task_id(request)
         if isinstance(task_id, web.Response):
             return task_id
-        raw = await request.read()
-        try:
-            body = codec.decode_strict(ActorBody, raw) if raw.strip() else ActorBody()
-        except codec.DecodeError as exc:
-            return error(400, f"invalid decision: {exc}", field=field_of(ActorBody, str(exc)))
+        body = await actor_of(request, "decision")
+        if isinstance(body, web.Response):
+            return body
         if not approved and not body.reason.strip():
             return error(400, "a rejection needs a reason", field="$.reason")
         stored = await store.read(task_id)
@@ -238,11 +233,9 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         task_id = _task_id(request)
         if isinstance(task_id, web.Response):
             return task_id
-        raw = await request.read()
-        try:
-            body = codec.decode_strict(ActorBody, raw) if raw.strip() else ActorBody()
-        except codec.DecodeError as exc:
-            return error(400, f"invalid cancellation: {exc}", field=field_of(ActorBody, str(exc)))
+        body = await actor_of(request, "cancellation")
+        if isinstance(body, web.Response):
+            return body
         stored = await store.read(task_id)
         if stored is None:
             return error(404, f"no task {task_id}")

@@ -6,7 +6,11 @@ import re
 from typing import Annotated, Any
 
 import msgspec
+from aiohttp import web
 from msgspec import Meta, inspect
+
+from maestro import codec
+from maestro.http import error
 
 # msgspec names the path of a bad value ("... - at `$.context[0]`") and a missing field by name.
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
@@ -69,3 +73,12 @@ class ActorBody(msgspec.Struct):
 
     by: Annotated[str, Meta(max_length=256)] = ""
     reason: Annotated[str, Meta(max_length=4096)] = ""
+
+
+async def actor_of(request: web.Request, what: str) -> ActorBody | web.Response:
+    """The request's ActorBody (an empty body is an empty one), or the JSON 400 naming what is wrong."""
+    raw = await request.read()
+    try:
+        return codec.decode_strict(ActorBody, raw) if raw.strip() else ActorBody()
+    except codec.DecodeError as exc:
+        return error(400, f"invalid {what}: {exc}", field=field_of(ActorBody, str(exc)))

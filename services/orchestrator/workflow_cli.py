@@ -282,11 +282,7 @@ async def run_workflow(settings: Settings, args: argparse.Namespace) -> int:
         print(workflow_id, flush=True)
         idle = await presence.roles_without_worker(client.bus, sorted({s.role for s in workflow.steps}))
         if idle:
-            print(
-                f"maestro: warning: no running agent serves {', '.join(idle)}: those steps wait, their "
-                "budget held, until one does",
-                file=sys.stderr,
-            )
+            print(f"maestro: warning: {presence.unserved_warning(idle, 'those steps wait')}", file=sys.stderr)
         if not args.wait:
             return EXIT_OK
         try:

@@ -201,7 +201,7 @@ def test_a_service_that_dies_is_restarted_and_role_groups_get_their_own_process(
         assert done.returncode == 0, done.stdout + done.stderr
         unserved = maestro(data_dir, "submit", "--tenant", "acme", "--role", "scaffolder", "x")
         assert unserved.returncode == 0  # accepted; no process serves scaffolders, so it waits queued
-        assert "no running agent serves scaffolder" in unserved.stderr
+        assert "no running agent serves the scaffolder role" in unserved.stderr
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=40) == 0
     finally:

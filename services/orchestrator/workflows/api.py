@@ -12,7 +12,7 @@ from maestro.client import publish_workflow
 from maestro.errors import NotFound
 from maestro.http import error, limited_body
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowControl
-from services.orchestrator.bodies import ActorBody, field_of
+from services.orchestrator.bodies import actor_of, field_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.runner import Ended, Runner
 
@@ -78,11 +78,9 @@ def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
             workflow_id = request.match_info["id"]
             if not _WORKFLOW_ID.match(workflow_id):
                 return error(400, f"not a valid workflow id (expected {WORKFLOW_ID_PATTERN})", field="id")
-            raw = await request.read()
-            try:
-                body = codec.decode_strict(ActorBody, raw) if raw.strip() else ActorBody()
-            except codec.DecodeError as exc:
-                return error(400, f"invalid body: {exc}", field=field_of(ActorBody, str(exc)))
+            body = await actor_of(request, "body")
+            if isinstance(body, web.Response):
+                return body
             found = await runner.store.get(workflow_id)
             if found is None:
                 return error(404, f"no workflow {workflow_id}")
