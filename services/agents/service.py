@@ -28,7 +28,6 @@ from proto.v1 import (
     AttemptFailed,
     Commit,
     ContextFile,
-    Failed,
     Heartbeat,
     Release,
     Role,
@@ -322,26 +321,32 @@ class Worker:
         return await self.bus.request(topics.BUDGET_COMMIT, commit, key=commit.tenant)
 
     async def dead_letter(self, data: bytes, reason: str, subject: str) -> None:
-        """A task that went to the DLQ fails with the reason, and its budget hold is released."""
+        """An assignment that went to the DLQ is a failed attempt (a crash), with the reason: its hold is
+        released, and the orchestrator retries the task or fails it, as for any failed attempt."""
         try:
             assignment = codec.decode(TaskAssignment, data)
         except codec.DecodeError:
             return
         request = assignment.request
-        failed = Failed(
+        failed = AttemptFailed(
             task_id=request.id,
             tenant=request.tenant,
             at=datetime.now(UTC),
             error=bounded(reason),
             worker=self.bus.settings.worker,
+            failure="crash",
+            attempt=assignment.attempt,
         )
+        await self._release(assignment)
+        if attempts.retried(assignment, failed.failure):
+            keep = codec.encode(assignment)
+            await store_durably("the assignment to retry", lambda: self.retries.put(request.id, keep))
         await self.bus.publish(
             topics.EVENTS.subject(request.tenant, request.id),
             failed,
-            msg_id=topics.event_msg_id(request.id, "outcome"),
+            msg_id=topics.event_msg_id(request.id, f"attempt-{assignment.attempt}"),
         )
         self.metrics.tasks.labels(request.role, "failed").inc()
-        await self._release(assignment)
 
     async def _release(self, assignment: TaskAssignment) -> None:
         """Give a task's hold back; when the budget cannot be reached, the hold expires after its ttl."""

@@ -28,7 +28,6 @@ from maestro.runtime import Service
 from proto.v1 import (
     Accepted,
     Decision,
-    Failed,
     Queued,
     Rejected,
     Release,
@@ -315,12 +314,13 @@ class Guard:
             msg_id=topics.event_msg_id(envelope.id, "verdict"),
         )
         if ack.duplicate:
-            # A verdict (Queued) was recorded before the request failed for good: the task can no longer be
-            # rejected, but it must not stay queued forever either.
+            # A verdict (Queued) was recorded before the request failed for good: the guard withdraws it, as
+            # a rejection of its own (a worker that gets the assignment after this finds the task ended).
+            withdrawn = f"queued, then withdrawn: {reason}"
             await self.bus.publish(
                 subject,
-                Failed(task_id=envelope.id, tenant=tenant, at=now, error=reason, worker="guard"),
-                msg_id=topics.event_msg_id(envelope.id, "outcome"),
+                Rejected(task_id=envelope.id, tenant=tenant, at=now, decision=decision, reason=withdrawn),
+                msg_id=topics.event_msg_id(envelope.id, "withdrawn"),
             )
         log.info("failed an unhandled request", extra={"task_id": envelope.id, "tenant": tenant})
 

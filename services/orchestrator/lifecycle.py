@@ -2,7 +2,9 @@
 
     pending -> rejected | awaiting_approval | queued | failed
     awaiting_approval -> queued | rejected
-    queued -> running | failed | timed_out         (timed_out: no agent started it in time)
+    queued -> running | failed | timed_out | rejected   (timed_out: no agent started it in time;
+                                                   rejected: the guard withdrew a verdict it could not
+                                                   carry out)
     running -> succeeded | failed | timed_out      (running -> running: a redelivered task started again)
     cancelled from any state that is not terminal; nothing leaves a terminal state.
 
@@ -53,7 +55,7 @@ from proto.v1.tasks import NON_RETRYABLE, RetryPolicy
 TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
     "pending": frozenset({"rejected", "awaiting_approval", "queued", "failed", "cancelled"}),
     "awaiting_approval": frozenset({"queued", "rejected", "cancelled"}),
-    "queued": frozenset({"running", "failed", "timed_out", "cancelled"}),
+    "queued": frozenset({"running", "failed", "timed_out", "cancelled", "rejected"}),
     "running": frozenset({"succeeded", "failed", "timed_out", "cancelled"}),
 }
 

@@ -16,7 +16,6 @@ from proto.v1 import (
     ContextFile,
     DeadLetter,
     Decision,
-    Failed,
     Heartbeat,
     Reserve,
     Started,
@@ -170,7 +169,7 @@ async def test_tasks_are_counted_and_timed_by_role_and_outcome(bus: Bus, setting
     assert registry.get_sample_value("maestro_agent_task_seconds_count", {"role": "planner"}) == 1
 
 
-async def test_a_dead_lettered_task_fails_with_the_reason_and_its_hold_is_released(
+async def test_a_dead_lettered_task_is_a_failed_attempt_with_the_reason_and_its_hold_is_released(
     bus: Bus, settings: Settings
 ) -> None:
     worker = await open_worker(bus)
@@ -191,6 +190,8 @@ async def test_a_dead_lettered_task_fails_with_the_reason_and_its_hold_is_releas
             b"not even json", "undecodable", "maestro.v1.task.planner"
         )  # nothing to fail
         done = (await outcome(bus, task.id))[-1]
-        assert isinstance(done, Failed) and done.error == "failed 5 times, last: boom"
+        # An attempt's failure, for the orchestrator to retry or fail the task: never its kind of event.
+        assert isinstance(done, AttemptFailed) and done.error == "failed 5 times, last: boom"
+        assert (done.failure, done.attempt) == ("crash", 1)
         view = await ledger(bus, "acme")
         assert view.held_micro_usd == 0 and view.spent_micro_usd == 0

@@ -233,7 +233,6 @@ ILLEGAL: list[tuple[TaskState, TaskEvent, bool]] = [
     ("cancelled", heartbeat(), False),
     ("timed_out", cancelled(), False),
     ("queued", queued(), False),
-    ("queued", rejected(), False),
     ("queued", awaiting(), False),
     ("running", queued(), False),
     ("running", rejected(), False),
