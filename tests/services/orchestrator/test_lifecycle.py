@@ -329,3 +329,8 @@ def test_with_nothing_stored_before_it_any_other_event_is_refused_for_good() -> 
     assert step(None, started, 3, first=True) == Refused(
         "task.started for a task with no record (accepted comes first)", early=False
     )
+
+
+def test_a_verdict_the_guard_withdraws_after_queueing_ends_the_task_rejected() -> None:
+    withdrawn = step(record("queued"), rejected(), 12)
+    assert applied(withdrawn).state == "rejected"
