@@ -1,4 +1,5 @@
-"""The smoke run: one task per role plus one request carrying a credential, then a table of how each ended."""
+"""The smoke run: one task per role, one request carrying a credential and one workflow whose planner fans out
+into subtasks, then a table of how each ended."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 from maestro.client import Client
 from proto.v1 import ROLES, ContextFile, Role, TaskRecord, TaskRequest
+from proto.v1.workflows import Step, Workflow
 
 # Built from parts so that this file itself carries no credential-shaped string.
 _PLANTED_KEY = "AKIA" + "Z7QW3RT5YU2IOP4L"
@@ -71,9 +73,36 @@ async def _finish(client: Client, case: Case, timeout: float) -> tuple[Case, Tas
     return case, record, time.monotonic() - started
 
 
+def fan_out(tenant: str = "smoke") -> Workflow:
+    """A planner that expands its plan into subtasks (each judged by the guard), then a review of them."""
+    return Workflow(
+        tenant=tenant,
+        labels={"suite": "smoke"},
+        steps=[
+            Step(name="plan", role="planner", prompt=_PROMPTS["planner"], expand=True),
+            Step(name="review", role="reviewer", prompt="Review what the plan built", needs=["plan"]),
+        ],
+    )
+
+
+async def _finish_workflow(client: Client, workflow: Workflow, timeout: float) -> tuple[str, float]:
+    started = time.monotonic()
+    await client.run_workflow(workflow)
+    try:
+        record = await client.wait_workflow(workflow.id, timeout=timeout)
+    except TimeoutError:
+        return "no answer", time.monotonic() - started
+    ran = sum(s.state == "succeeded" for s in record.steps)
+    return f"{record.state} ({ran} of {len(record.steps)} steps)", time.monotonic() - started
+
+
 async def run(client: Client, *, timeout: float = 120.0) -> int:
     """Submit every case, wait for all, print a table; 0 only when every case ended as expected."""
-    results = await asyncio.gather(*(_finish(client, case, timeout) for case in cases()))
+    flow = fan_out()
+    finished = asyncio.gather(*(_finish(client, case, timeout) for case in cases()))
+    results, (flow_state, flow_seconds) = await asyncio.gather(
+        finished, _finish_workflow(client, flow, timeout)
+    )
     print(f"{'task':<14}{'role':<13}{'state':<12}{'expected':<11}{'duration':>9}")
     ok = True
     for case, record, seconds in results:
@@ -84,5 +113,9 @@ async def run(client: Client, *, timeout: float = 120.0) -> int:
         print(f"{case.name:<14}{case.request.role:<13}{state:<12}{case.expect:<11}{seconds:>8.2f}s{mark}")
         if record and not good and (record.reason or record.error):
             print(f"{'':<14}{record.reason or record.error}")
+    good = flow_state.startswith("succeeded")
+    ok &= good
+    mark = "" if good else "   <-- unexpected"
+    print(f"{'workflow':<14}{'planner+':<13}{flow_state:<24}{flow_seconds:>8.2f}s{mark}")
     print("smoke passed" if ok else "smoke FAILED")
     return 0 if ok else 1
