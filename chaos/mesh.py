@@ -21,7 +21,7 @@ import aiohttp
 
 from chaos import processes
 from chaos.facts import Kill
-from maestro.embedded import EmbeddedServer, die_with_parent, start_nats_server
+from maestro.embedded import EmbeddedServer, dies_with_caller, start_nats_server
 from maestro.settings import Settings
 from maestro.supervisor import free_port
 
@@ -261,7 +261,7 @@ def spawn(
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr if err is not None else subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=dies_with_caller(),
         )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from maestro.embedded import EmbeddedServerError, die_with_parent
+from maestro.embedded import EmbeddedServerError, dies_with_caller
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ async def spawn(argv: Sequence[str], *, env: dict[str, str] | None, log_file: Pa
             stdout=out,
             stderr=out,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=dies_with_caller(),
         )
     finally:
         if out is not None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +26,31 @@ class EmbeddedServerError(RuntimeError):
     """The nats-server binary is missing or the server did not come up."""
 
 
-def die_with_parent() -> None:
-    """Call in a child before exec (Linux): SIGTERM when the parent dies, even by SIGKILL; none is left."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+_PR_SET_PDEATHSIG = 1
+try:
+    # Loaded once, here: loading it in the child (between fork and exec) widened the window in which a
+    # parent that dies is not noticed to milliseconds.
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # not Linux: children are not tied to their parent
+    _LIBC = None
+
+
+def dies_with_caller() -> Callable[[], None]:
+    """A preexec_fn (Linux) that makes the child get SIGTERM when this process dies, even by SIGKILL.
+
+    The signal is armed in the child after the fork; a parent that died before that would leave the child
+    running with no parent, so the child then checks its parent is still this process, and exits at once
+    when it is not (found by the workflow chaos scenario: a command that ran twice).
+    """
+    parent = os.getpid()
+
+    def arm() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
 
 
 def nats_server_binary() -> str:
@@ -97,7 +118,7 @@ def start_nats_server(
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=dies_with_caller()
         )
     finally:
         if log_file:

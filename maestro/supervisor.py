@@ -4,7 +4,7 @@ child process; each child, the server too, is restarted when it dies, and all st
 
 Children run in sessions of their own, so a Ctrl-C at the terminal reaches `maestro up` alone, and only
 the supervisor (maestro/children.py) stops them; each still gets SIGTERM when `maestro up` dies, even by
-SIGKILL (die_with_parent).
+SIGKILL (dies_with_caller).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from maestro.children import alive
-from maestro.embedded import die_with_parent
+from maestro.embedded import dies_with_caller
 from proto.v1 import ContextFile
 from proto.v1.tasks import workspace_path_problem
 
@@ -70,7 +70,7 @@ class Sandbox:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a timeout can kill everything it started
-            preexec_fn=die_with_parent,  # and it dies with the agent, even one that is SIGKILLed
+            preexec_fn=dies_with_caller(),  # and it dies with the agent, even one that is SIGKILLed
             env={"PATH": self.path, "HOME": str(cwd), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"},
         )
         tail = bytearray()
