@@ -123,8 +123,11 @@ async def test_cancelling_a_workflow_cancels_its_running_steps_and_ends_it(mesh:
 
     record = await mesh.wait_workflow("wf-cancel", timeout=30)
     # The running step heard of it and stopped its command within 2 s of the request (by the events' times).
-    events = await mesh.events(slow)
-    (stopped,) = [e for e in events if isinstance(e, AttemptFailed)]
+    async def stop_reported() -> bool:
+        return any(isinstance(e, AttemptFailed) for e in await mesh.events(slow))
+
+    await eventually(stop_reported)  # the worker pays for what the stopped attempt used, then reports it
+    (stopped,) = [e for e in await mesh.events(slow) if isinstance(e, AttemptFailed)]
     assert stopped.failure == "cancelled" and (stopped.at - asked).total_seconds() < 2
     assert (record.state, record.cancelled_by) == ("cancelled", "alice")
     assert {s.name: s.state for s in record.steps} == {"slow": "cancelled", "after": "skipped"}
