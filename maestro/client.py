@@ -125,7 +125,7 @@ class Client:
             limit=limit,
             cursor=cursor,
         )
-        return await scan(self._records, query, TaskRecord, lambda r: r.role)
+        return await scan(self.bus.js, topics.BUCKET_TASKS, query, TaskRecord, lambda r: r.role)
 
     async def events(self, task_id: str) -> list[TaskEvent]:
         """Every event of the task so far, oldest first."""
@@ -246,7 +246,7 @@ class Client:
         query = listing.query(
             listing.WORKFLOWS, tenant=tenant, states=states, labels=labels, limit=limit, cursor=cursor
         )
-        return await scan(await self.bus.js.key_value(topics.BUCKET_WORKFLOWS), query, WorkflowRecord)
+        return await scan(self.bus.js, topics.BUCKET_WORKFLOWS, query, WorkflowRecord)
 
     async def wait_workflow(self, workflow_id: str, timeout: float | None = None) -> WorkflowRecord:
         """Wait until the workflow has ended and return its record; raises TimeoutError."""

@@ -6,47 +6,71 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from nats.errors import Error as NatsError
-from nats.js.kv import KeyValue
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from maestro import codec
+from maestro import codec, topics
 from maestro.listing import MAX_SCAN, Page, Query, R, Selection, TooMany
 
+_BATCH = 256
+_MARKERS = ("KV-Operation", "Nats-Marker-Reason")
+"""Headers of a key's deletion or purge (by a client, or by the server when its age runs out)."""
 
-async def current_values(kv: KeyValue, *, most: int = MAX_SCAN) -> AsyncIterator[bytes]:
-    """Every key's current value in a bucket, in one pass of an ordered consumer (the last value per key;
-    deleted keys skipped), as the bucket was when the pass began.
 
-    Raises TooMany before reading anything when the bucket holds more than `most` messages (with history 1,
-    one per key), and during the pass if it grew past `most` since.
+async def current_values(js: JetStreamContext, bucket: str, *, most: int = MAX_SCAN) -> AsyncIterator[bytes]:
+    """Every key's current value in a bucket, in one pass of an ephemeral consumer delivering the last
+    message of each key (deleted keys skipped), ending at the message after which none was pending.
+
+    The end is told by each message's own count of what is still pending, never by a marker raced against
+    the consumer's creation (nats-py's KV watcher can signal "no more" before the first values arrive,
+    which listed too few records under load). Raises TooMany before reading anything when the bucket holds
+    more than `most` messages (with history 1, one per key), and during the pass if it grew past `most`.
     """
-    status = await kv.status()
-    if status.values > most:
-        raise TooMany(status.bucket, status.values, most)
-    watcher = await kv.watchall(ignore_deletes=True)
+    stream = topics.kv_stream(bucket)
+    held = (await js.stream_info(stream)).state.messages
+    if held > most:
+        raise TooMany(bucket, held, most)
+    if held == 0:
+        return
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=30.0,
+        mem_storage=True,
+    )
+    sub = await js.pull_subscribe(f"$KV.{bucket}.>", stream=stream, config=config)
     try:
         seen = 0
-        while (entry := await anext(watcher)) is not None:  # None: the end of what was stored
-            seen += 1
-            if seen > most:
-                raise TooMany(status.bucket, seen, most)
-            if entry.value:
-                yield entry.value
+        while True:
+            for msg in await sub.fetch(_BATCH, timeout=5.0):
+                seen += 1
+                if seen > most:
+                    raise TooMany(bucket, seen, most)
+                removed = msg.headers is not None and any(h in msg.headers for h in _MARKERS)
+                if msg.data and not removed:
+                    yield msg.data
+                if msg.metadata.num_pending == 0:
+                    return
     finally:
         with contextlib.suppress(NatsError):  # the connection closed under the pass: nothing to stop
-            await watcher.stop()  # type: ignore[no-untyped-call]
+            await sub.unsubscribe()
 
 
 async def scan(
-    kv: KeyValue, query: Query, type_: type[R], role_of: Callable[[R], str | None] = lambda _: None
+    js: JetStreamContext,
+    bucket: str,
+    query: Query,
+    type_: type[R],
+    role_of: Callable[[R], str | None] = lambda _: None,
 ) -> Page[R]:
-    """One page of the records of type `type_` in `kv` matching `query`, newest first.
+    """One page of the records of type `type_` in `bucket` matching `query`, newest first.
 
     Every page costs a pass over the whole bucket: each current record is read and decoded once, and only
     the page's records are kept. A bucket of more than listing.MAX_SCAN records raises TooMany, unread.
     A record that does not decode is left out.
     """
     selection: Selection[R] = Selection(query)
-    async for value in current_values(kv):
+    async for value in current_values(js, bucket):
         with contextlib.suppress(codec.DecodeError):
             record = codec.decode(type_, value)
             selection.offer(record, role_of(record))

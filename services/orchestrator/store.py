@@ -109,7 +109,7 @@ class TaskStore:
 
     async def scan(self, query: Query) -> Page[TaskRecord]:
         """One page of the records matching `query`, newest first: see maestro.scan.scan() for its cost."""
-        return await scan(await self._bucket(), query, TaskRecord, lambda r: r.role)
+        return await scan(self._js, topics.BUCKET_TASKS, query, TaskRecord, lambda r: r.role)
 
     def _remember(self, versioned: Versioned) -> None:
         task_id = versioned.record.id

@@ -38,7 +38,7 @@ class WorkflowStore:
 
     async def scan(self, query: Query) -> Page[WorkflowRecord]:
         """One page of the records matching `query`, newest first: see maestro.scan.scan() for its cost."""
-        return await scan(await self._bucket(), query, WorkflowRecord)
+        return await scan(self._bus.js, topics.BUCKET_WORKFLOWS, query, WorkflowRecord)
 
     async def put(self, record: WorkflowRecord, revision: int | None) -> int:
         """Write `record` if the stored one is still at `revision` (None: only if there is none yet).

@@ -154,10 +154,9 @@ async def test_workflows_are_listed_and_paged(api: Api, bus: Bus) -> None:
 async def test_a_bucket_past_the_bound_is_refused_unread(bus: Bus) -> None:
     for n in range(3):
         await put_task(bus, n)
-    kv = await bus.js.key_value(topics.BUCKET_TASKS)
-    assert len([v async for v in current_values(kv, most=3)]) == 3
+    assert len([v async for v in current_values(bus.js, topics.BUCKET_TASKS, most=3)]) == 3
     with pytest.raises(TooMany):
-        async for _ in current_values(kv, most=2):
+        async for _ in current_values(bus.js, topics.BUCKET_TASKS, most=2):
             pass
 
 
