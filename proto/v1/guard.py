@@ -32,3 +32,5 @@ class Decision(Message, frozen=True):
     policy_version: str = ""
     policy_hash: str = ""
     estimate_micro_usd: int = 0
+    max_plan_subtasks: int | None = None
+    """For a planner asked to expand: the most subtasks its plan may add, by the tenant's bundle."""

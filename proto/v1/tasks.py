@@ -390,3 +390,5 @@ class TaskRecord(Message, frozen=True):
     next_retry_at: datetime | None = None
     estimate_micro_usd: MicroUsd = 0
     """What the guard estimated and held for one attempt (a retry holds it again)."""
+    max_plan_subtasks: int | None = None
+    """A planner asked to expand: the most subtasks its plan may add, by the tenant's bundle."""

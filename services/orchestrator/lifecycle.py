@@ -226,6 +226,7 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 approval_reason=queued.approval_reason,
                 queued_at=at,
                 estimate_micro_usd=decision.estimate_micro_usd,
+                max_plan_subtasks=decision.max_plan_subtasks,
             )
             wait = record.timeouts.schedule_to_start_s if record.timeouts else None
             if wait is None:

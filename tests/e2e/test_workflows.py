@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import itertools
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import pytest
 
-from maestro.client import Client
+from maestro.client import Client, open_client
 from maestro.errors import NotFound, RemoteError
+from maestro.settings import Settings
 from proto.v1 import Accepted, AttemptFailed, TaskRecord
 from proto.v1.workflows import Need, Step, Workflow, WorkflowRecord, step_task_id
+from services.guard import bundle_store
+from tests.e2e.conftest import open_mesh
 from tests.maestro.test_presence import eventually
 
 
@@ -122,6 +126,7 @@ async def test_cancelling_a_workflow_cancels_its_running_steps_and_ends_it(mesh:
     await mesh.cancel_workflow("wf-cancel", by="alice", reason="wrong branch")
 
     record = await mesh.wait_workflow("wf-cancel", timeout=30)
+
     # The running step heard of it and stopped its command within 2 s of the request (by the events' times).
     async def stop_reported() -> bool:
         return any(isinstance(e, AttemptFailed) for e in await mesh.events(slow))
@@ -217,3 +222,29 @@ async def test_a_plan_the_guard_allows_runs_before_the_steps_that_needed_the_pla
     tasks = await tasks_of(mesh, record)
     last = tasks["plan_6"].finished_at
     assert last is not None and tasks["review"].started_at is not None and tasks["review"].started_at >= last
+
+
+SMALL_PLANS = b"""\
+version: small-plans
+default:
+  max_plan_subtasks: 3
+"""
+
+
+async def test_the_tenants_bundle_bounds_how_many_subtasks_a_plan_may_add(settings: Settings) -> None:
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(open_client(settings))
+        await bundle_store.push(client.bus.js, SMALL_PLANS)
+        mesh = await open_mesh(settings, stack)
+        workflow = Workflow(
+            id="wf-bounded",
+            tenant="acme",
+            steps=[Step(name="plan", role="planner", prompt="Build a word counter", expand=True)],
+        )
+        await mesh.run_workflow(workflow)
+
+        record = await mesh.wait_workflow("wf-bounded", timeout=60)
+
+    assert record.state == "failed" and len(record.steps) == 1  # nothing of the plan joined
+    plan = record.step("plan")
+    assert plan.state == "failed" and "the plan has 6 subtasks; at most 3 are run" in plan.error

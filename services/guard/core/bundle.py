@@ -25,6 +25,7 @@ import msgspec
 import yaml
 
 from proto.v1.ids import Tenant
+from proto.v1.workflows import MAX_STEPS
 from services.guard.core.policies import residency
 from services.guard.core.policies.budget import BudgetPolicy
 from services.guard.core.policies.commands import CommandsPolicy
@@ -49,6 +50,9 @@ class TenantPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """How long a request waits for a human's approval before it is rejected."""
     max_violations: Annotated[int, msgspec.Meta(ge=1)] = 20
     """Violations reported per family: one is enough to decide, and the list must fit in an event."""
+    max_plan_subtasks: Annotated[int, msgspec.Meta(ge=0, le=MAX_STEPS)] = 20
+    """Most subtasks a planner step that expands may add to its workflow (0: planners may not expand);
+    subtasks do not expand again, so a plan is one level deep."""
 
 
 class BundleFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

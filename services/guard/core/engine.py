@@ -127,7 +127,10 @@ def evaluate(request: TaskRequest, size: int, bundle: Bundle, pricing: Prices = 
     deciding = next((why for v, why in verdicts if v == verdict), None)
     # Masking is the credentials family's (it knows every field a span may name), whoever found the span.
     forward = credentials.redact(request, to_mask) if to_mask else request
-    return Judgement(_decision(bundle, verdict, violations, expected), forward, expected, deciding)
+    decision = _decision(bundle, verdict, violations, expected)
+    if request.expand:
+        decision = msgspec.structs.replace(decision, max_plan_subtasks=policy.max_plan_subtasks)
+    return Judgement(decision, forward, expected, deciding)
 
 
 def _failed(family: str, exc: Exception) -> Finding:

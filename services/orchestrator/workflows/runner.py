@@ -236,7 +236,10 @@ class Runner:
             plan: Plan | str = codec.decode_strict(Plan, task.output)
         except codec.DecodeError as exc:
             plan = f"the planner's answer is not a plan: {exc}"
-        grown = plan if isinstance(plan, str) else dag.expanded(ended, name, plan, self.max_subtasks)
+        # The tenant's bundle bounds the plan (the guard says by how much when it queues the planner), and the
+        # deployment's setting bounds it too: the escrow held room for that many.
+        bound = min(task.max_plan_subtasks if task.max_plan_subtasks is not None else 0, self.max_subtasks)
+        grown = plan if isinstance(plan, str) else dag.expanded(ended, name, plan, bound)
         if not isinstance(grown, str):
             return grown
         failed = [
