@@ -17,10 +17,9 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from nats.errors import Error as NatsError
-from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
-from maestro import codec, topics
+from maestro import codec, scan, topics
 from maestro.bus import Bus
 
 log = logging.getLogger(__name__)
@@ -102,12 +101,7 @@ def unserved_warning(roles: Sequence[str], waiting: str) -> str:
 
 async def roles_with_worker(bus: Bus) -> set[str]:
     """The roles some running worker announces now (one listing of the bucket's keys)."""
-    workers = await bus.js.key_value(topics.BUCKET_WORKERS)
-    try:
-        keys = await workers.keys()
-    except NoKeysError:
-        return set()
-    return {topics.role_of_worker_key(key) for key in keys}
+    return {topics.role_of_worker_key(key) for key in await scan.keys(bus.js, topics.BUCKET_WORKERS)}
 
 
 async def roles_without_worker(bus: Bus, roles: Iterable[str]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import NamedTuple
 
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -17,14 +18,23 @@ _MARKERS = ("KV-Operation", "Nats-Marker-Reason")
 """Headers of a key's deletion or purge (by a client, or by the server when its age runs out)."""
 
 
-async def current_values(js: JetStreamContext, bucket: str, *, most: int = MAX_SCAN) -> AsyncIterator[bytes]:
-    """Every key's current value in a bucket, in one pass of an ephemeral consumer delivering the last
+class Entry(NamedTuple):
+    """A key's current value in a bucket, and the revision (stream sequence) it was stored at."""
+
+    key: str
+    value: bytes
+    revision: int
+
+
+async def current_entries(js: JetStreamContext, bucket: str, *, most: int = MAX_SCAN) -> AsyncIterator[Entry]:
+    """Every key's current entry in a bucket, in one pass of an ephemeral consumer delivering the last
     message of each key (deleted keys skipped), ending at the message after which none was pending.
 
     The end is told by each message's own count of what is still pending, never by a marker raced against
-    the consumer's creation (nats-py's KV watcher can signal "no more" before the first values arrive,
-    which listed too few records under load). Raises TooMany before reading anything when the bucket holds
-    more than `most` messages (with history 1, one per key), and during the pass if it grew past `most`.
+    the consumer's creation: nats-py's KV watcher (and so `KeyValue.keys()`) can signal "no more" before the
+    first values arrive, which listed too few records under load and made a running agent's role look
+    unserved. Raises TooMany before reading anything when the bucket holds more than `most` messages (with
+    history 1, one per key), and during the pass if it grew past `most`.
     """
     stream = topics.kv_stream(bucket)
     held = (await js.stream_info(stream)).state.messages
@@ -32,13 +42,14 @@ async def current_values(js: JetStreamContext, bucket: str, *, most: int = MAX_S
         raise TooMany(bucket, held, most)
     if held == 0:
         return
+    prefix = f"$KV.{bucket}."
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         ack_policy=AckPolicy.NONE,
         inactive_threshold=30.0,
         mem_storage=True,
     )
-    sub = await js.pull_subscribe(f"$KV.{bucket}.>", stream=stream, config=config)
+    sub = await js.pull_subscribe(f"{prefix}>", stream=stream, config=config)
     try:
         seen = 0
         while True:
@@ -48,12 +59,23 @@ async def current_values(js: JetStreamContext, bucket: str, *, most: int = MAX_S
                     raise TooMany(bucket, seen, most)
                 removed = msg.headers is not None and any(h in msg.headers for h in _MARKERS)
                 if msg.data and not removed:
-                    yield msg.data
+                    yield Entry(msg.subject[len(prefix) :], msg.data, msg.metadata.sequence.stream)
                 if msg.metadata.num_pending == 0:
                     return
     finally:
         with contextlib.suppress(NatsError):  # the connection closed under the pass: nothing to stop
             await sub.unsubscribe()
+
+
+async def current_values(js: JetStreamContext, bucket: str, *, most: int = MAX_SCAN) -> AsyncIterator[bytes]:
+    """Every key's current value in a bucket (current_entries(), values only)."""
+    async for entry in current_entries(js, bucket, most=most):
+        yield entry.value
+
+
+async def keys(js: JetStreamContext, bucket: str) -> list[str]:
+    """Every key of a bucket that has a current value (current_entries(), keys only)."""
+    return [entry.key async for entry in current_entries(js, bucket)]
 
 
 async def scan(

@@ -116,7 +116,7 @@ async def serve_budget(bus: Bus, clock: Clock = time.time, ping: Ping | None = N
     async with asyncio.TaskGroup() as group:
         ledgers = Ledgers(bus, kv, prices, metrics, group, clock)
         budget = Budget(ledgers)
-        sweeper = group.create_task(run_sweeper(kv, ledgers, clock, bus.settings.budget_sweep_s))
+        sweeper = group.create_task(run_sweeper(bus.js, kv, ledgers, clock, bus.settings.budget_sweep_s))
         endpoints: list[tuple[topics.Endpoint[Any, Any], Callable[[Any], Awaitable[Any]]]] = [
             (topics.BUDGET_RESERVE, budget.reserve),
             (topics.BUDGET_COMMIT, budget.commit),

@@ -7,9 +7,11 @@ import logging
 import random
 
 import msgspec
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
+from maestro import scan, topics
 from services.budget.ledger import Hold, Touch
 from services.budget.store import Clock, Ledgers
 
@@ -25,19 +27,15 @@ class _Holds(msgspec.Struct):
 _holds_decoder = msgspec.json.Decoder(_Holds)
 
 
-async def sweep(kv: KeyValue, ledgers: Ledgers, clock: Clock) -> int:
+async def sweep(js: JetStreamContext, kv: KeyValue, ledgers: Ledgers, clock: Clock) -> int:
     """Touch every ledger that has a hold past its ttl; returns how many were touched.
 
     Every replica sweeps; the touch is an ordinary compare-and-set write, so two replicas sweeping the same
     tenant cannot release a hold twice (the second finds it gone and writes nothing). The cost is one read
     per tenant per sweep: fine for thousands of tenants, and the place to add an index beyond that.
     """
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return 0
     touched = 0
-    for tenant in keys:
+    for tenant in await scan.keys(js, topics.BUCKET_BUDGET):
         if ledgers.busy(tenant):
             continue  # its own operations expire its holds
         try:
@@ -52,12 +50,14 @@ async def sweep(kv: KeyValue, ledgers: Ledgers, clock: Clock) -> int:
     return touched
 
 
-async def run_sweeper(kv: KeyValue, ledgers: Ledgers, clock: Clock, every_s: float) -> None:
+async def run_sweeper(
+    js: JetStreamContext, kv: KeyValue, ledgers: Ledgers, clock: Clock, every_s: float
+) -> None:
     """Sweep every `every_s` seconds (with jitter, so replicas spread out) until cancelled."""
     while True:
         await asyncio.sleep(every_s * random.uniform(0.5, 1.0))
         try:
-            touched = await sweep(kv, ledgers, clock)
+            touched = await sweep(js, kv, ledgers, clock)
             if touched:
                 log.info("released expired holds of %d idle tenants", touched)
         except Exception as exc:

@@ -26,7 +26,7 @@ from nats.js.errors import APIError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry, Counter
 
-from maestro import codec, topics
+from maestro import codec, scan, topics
 from maestro.bus import Bus, Consumer, Delivery
 from maestro.errors import Reject, Retry
 from proto.v1 import (
@@ -116,13 +116,14 @@ class Claimed(Exception):
 class ParkedStore:
     """The `maestro_parked` bucket: one Parked per task id, changed only by compare-and-set."""
 
-    def __init__(self, kv: KeyValue) -> None:
+    def __init__(self, kv: KeyValue, js: JetStreamContext) -> None:
         self._kv = kv
+        self._js = js
 
     @classmethod
     async def open(cls, js: JetStreamContext) -> ParkedStore:
         """The store on the provisioned bucket."""
-        return cls(await js.key_value(topics.BUCKET_PARKED))
+        return cls(await js.key_value(topics.BUCKET_PARKED), js)
 
     async def load(self, task_id: str) -> tuple[Parked, int] | None:
         """The parked task and its revision, or None."""
@@ -157,20 +158,12 @@ class ParkedStore:
     async def scan(self, within: float = 30.0) -> list[tuple[Parked, int]]:
         """Every parked entry with its revision (entries that do not decode are skipped and logged)."""
         found: list[tuple[Parked, int]] = []
-        watcher = await self._kv.watchall(ignore_deletes=True)
-        try:
-            async with asyncio.timeout(within):
-                async for entry in watcher:
-                    if entry is None:
-                        break
-                    if not entry.value or entry.revision is None:
-                        continue
-                    try:
-                        found.append((codec.decode(Parked, entry.value), entry.revision))
-                    except codec.DecodeError as exc:
-                        log.error("parked entry %s does not decode: %s", entry.key, exc)
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py leaves it unannotated
+        async with asyncio.timeout(within):
+            async for entry in scan.current_entries(self._js, topics.BUCKET_PARKED):
+                try:
+                    found.append((codec.decode(Parked, entry.value), entry.revision))
+                except codec.DecodeError as exc:
+                    log.error("parked entry %s does not decode: %s", entry.key, exc)
         return found
 
 
