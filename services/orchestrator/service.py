@@ -19,6 +19,7 @@ from proto.v1 import (
     ENDING_EVENTS,
     TERMINAL_STATES,
     Accepted,
+    AttemptFailed,
     TaskEvent,
     TaskRecord,
 )
@@ -220,10 +221,14 @@ class Orchestrator:
 
 def _step_moved(current: Versioned | None, record: TaskRecord, items: list[Item]) -> bool:
     """Whether a workflow must hear of this step's task: it was just created, or these events end it (again,
-    when they are delivered again after a crash)."""
+    when they are delivered again after a crash), or add to what it cost after it ended."""
     if current is None:
         return True
-    return record.state in TERMINAL_STATES and any(isinstance(event, ENDING_EVENTS) for event, _ in items)
+    return record.state in TERMINAL_STATES and any(isinstance(event, _STEP_NEWS) for event, _ in items)
+
+
+_STEP_NEWS = (*ENDING_EVENTS, AttemptFailed)
+"""Events of an ended step its workflow hears of: its end, and a stopped attempt's late report of its cost."""
 
 
 async def start_workflow(runner: Runner, workflow: Workflow, delivery: Delivery) -> None:

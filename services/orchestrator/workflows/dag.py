@@ -118,11 +118,12 @@ class Progress:
 
 
 def step_ended(record: WorkflowRecord, task: TaskRecord) -> WorkflowRecord:
-    """Fold a step's task record (any state) into the workflow's record; unknown tasks change nothing."""
+    """Fold a step's task record into the workflow's record: its end once, and after that what it cost
+    (a stopped step's worker reports its usage after the step ended); unknown tasks change nothing."""
     steps = []
     changed = False
     for step in record.steps:
-        if step.task_id == task.id and step.state not in STEP_ENDED and step.state != "skipped":
+        if step.task_id == task.id and step.state not in STEP_ENDED:
             step = structs.replace(
                 step,
                 state=task.state,
@@ -130,6 +131,9 @@ def step_ended(record: WorkflowRecord, task: TaskRecord) -> WorkflowRecord:
                 cost_micro_usd=task.cost_micro_usd,
                 error=task.error or (task.reason if task.state != "succeeded" else ""),
             )
+            changed = True
+        elif step.task_id == task.id and step.cost_micro_usd != task.cost_micro_usd:
+            step = structs.replace(step, cost_micro_usd=task.cost_micro_usd)
             changed = True
         steps.append(step)
     if not changed:

@@ -25,6 +25,7 @@ from maestro.errors import MaestroError, NotFound, RemoteError, Retry
 from maestro.estimates import Prices
 from proto.v1 import TERMINAL_STATES, Release, Reserve, TaskRecord, TaskRequest, reservation_id_for
 from proto.v1.workflows import (
+    STEP_ENDED,
     WORKFLOW_ENDED,
     Plan,
     Step,
@@ -229,8 +230,9 @@ class Runner:
 
     def _step_ended(self, record: WorkflowRecord, name: str, task: TaskRecord) -> WorkflowRecord:
         """Fold a step's ended task; a planner step that expands adds its plan's subtasks, once."""
+        was = record.step(name).state
         ended = dag.step_ended(record, task)
-        if ended is record or task.state != "succeeded" or not _definition(record, name).expand:
+        if was in STEP_ENDED or task.state != "succeeded" or not _definition(record, name).expand:
             return ended
         try:
             plan: Plan | str = codec.decode_strict(Plan, task.output)

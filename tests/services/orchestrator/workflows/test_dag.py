@@ -196,3 +196,16 @@ def test_a_plan_that_cannot_join_the_workflow_says_why(
     record, *_ = run(created(EXPANDING, "d", NOW))
     grown = expanded(ended(record, "plan", "succeeded"), "plan", plan(*subtasks), limit=10)
     assert isinstance(grown, str) and why in grown
+
+
+def test_what_a_step_cost_after_it_ended_reaches_the_workflow_but_not_its_state() -> None:
+    # A cancelled step's worker pays for the stopped attempt after the step ended: the workflow's cost
+    # must still equal its steps' tasks'.
+    record, *_ = run(created(workflow(step("a"), step("b")), "d", NOW))
+    record = ended(record, "a", "cancelled")
+    late = TaskRecord(
+        id="wf-a", tenant="acme", state="cancelled", created_at=NOW, updated_at=NOW, cost_micro_usd=75
+    )
+    after = step_ended(record, late)
+    assert after.step("a").state == "cancelled" and after.step("a").cost_micro_usd == 75
+    assert after.cost_micro_usd == 75 + 0
