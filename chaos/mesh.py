@@ -102,8 +102,11 @@ class ChaosMesh:
         everything = processes.snapshot()
         found = [Member("maestro-up", "maestro", self.up.pid)] if self.up.poll() is None else []
         for proc in processes.descendants(self.up.pid, everything):
-            if proc.service is None:
-                continue  # a task's command, say
+            if proc.service is None or proc.ppid != self.up.pid:
+                # A task's command, say; or a service's child caught between fork and exec, which still
+                # shows its parent's command line (taken for a restarted service, it failed the poison
+                # scenario once): the supervised services are `maestro up`'s own children.
+                continue
             name = processes.environ(proc.pid, "MAESTRO_WORKER") or proc.service
             found.append(Member(name, proc.service, proc.pid, supervised=True))
         extras = {p.pid: name for name, p in self.extras.items() if p.poll() is None}
