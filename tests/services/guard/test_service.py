@@ -253,7 +253,10 @@ async def test_a_request_that_fails_for_good_after_its_reservation_gives_the_hol
         async with asyncio.timeout(20):
             while (ledger := await bus.request(topics.BUDGET_GET, GetLedger(tenant="acme"))).held_micro_usd:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
-        events = await read_events(bus.js, "stranded")
+        # The hold is given back before the verdict is withdrawn: wait for the withdrawal too.
+        async with asyncio.timeout(20):
+            while len(events := await read_events(bus.js, "stranded")) < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
     assert ledger.spent_micro_usd == 0
     # Queued was recorded before the assignment failed for good: the guard withdraws it with a rejection of
     # its own (never an outcome, the orchestrator's and the agents' kind of event).
