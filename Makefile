@@ -20,7 +20,7 @@ run: $(STAMP)
 # Two workers: most tests wait on a real nats-server or a process, so two share the two cores well
 # (about 180 s instead of 300 s for the suite, measured on this 2-core machine).
 test: $(STAMP)
-	$(BIN)/pytest -q -n 3
+	$(BIN)/pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypedDict
 
 import pytest
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from maestro import codec, topics
 from maestro.bus import Bus
@@ -243,7 +243,10 @@ async def test_a_retry_that_comes_before_its_retrying_is_recorded_starts_only_af
     await assign(bus, task, reserve=False, attempt=2)
 
     async def handed_back() -> bool:
-        info = await bus.js.consumer_info(topics.STREAM_TASKS, topics.agents_durable("planner"))
+        try:
+            info = await bus.js.consumer_info(topics.STREAM_TASKS, topics.agents_durable("planner"))
+        except NotFoundError:
+            return False  # the agents have not created their consumer yet (a busy machine)
         return (info.num_redelivered or 0) > 0  # delivered, handed back, and delivered again
 
     await eventually(handed_back)
