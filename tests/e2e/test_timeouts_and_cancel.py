@@ -165,8 +165,12 @@ async def test_a_task_running_past_its_start_to_close_is_stopped_and_timed_out(
 
 
 async def gone(pid: int) -> bool:
+    """Dead: no such process, or a zombie nobody has reaped yet."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (FileNotFoundError, IndexError):
+        return True
