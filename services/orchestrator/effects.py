@@ -135,12 +135,17 @@ class Effects:
         )
 
     async def _release(self, tenant: str, reservation_id: str) -> None:
-        try:
-            await self.bus.request(
-                topics.BUDGET_RELEASE, Release(tenant=tenant, reservation_id=reservation_id), key=tenant
-            )
-        except RemoteError as exc:
-            if exc.code >= 500:
-                raise Retry(1.0, f"budget release of {reservation_id}: {exc}") from None
-            # Refused for good (settled or expired already): there is nothing left to give back.
-            log.info("hold %s not released: %s", reservation_id, exc, extra={"tenant": tenant})
+        await release_hold(self.bus, tenant, reservation_id)
+
+
+async def release_hold(bus: Bus, tenant: str, reservation_id: str) -> None:
+    """Give a hold back; raises Retry when the budget cannot answer now. A hold the budget no longer has
+    (settled or expired already) leaves nothing to give back."""
+    try:
+        await bus.request(
+            topics.BUDGET_RELEASE, Release(tenant=tenant, reservation_id=reservation_id), key=tenant
+        )
+    except RemoteError as exc:
+        if exc.code >= 500:
+            raise Retry(1.0, f"budget release of {reservation_id}: {exc}") from None
+        log.info("hold %s not released: %s", reservation_id, exc, extra={"tenant": tenant})

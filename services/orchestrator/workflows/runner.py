@@ -23,7 +23,7 @@ from maestro.claims import IdConflict
 from maestro.client import publish_request
 from maestro.errors import MaestroError, NotFound, RemoteError, Retry
 from maestro.estimates import Prices
-from proto.v1 import TERMINAL_STATES, Release, Reserve, TaskRecord, TaskRequest, reservation_id_for
+from proto.v1 import TERMINAL_STATES, Reserve, TaskRecord, TaskRequest, reservation_id_for
 from proto.v1.workflows import (
     STEP_ENDED,
     WORKFLOW_ENDED,
@@ -42,6 +42,7 @@ from proto.v1.workflows import (
     step_name,
 )
 from services.orchestrator.batches import KeyedBatches, Outcome
+from services.orchestrator.effects import release_hold
 from services.orchestrator.store import Conflict, TaskStore
 from services.orchestrator.workflows import dag
 from services.orchestrator.workflows.escrow import workflow_estimate
@@ -286,14 +287,8 @@ class Runner:
 
     async def _release(self, record: WorkflowRecord) -> None:
         """Give back what is left of the escrow of a workflow that has ended (nothing when none was held)."""
-        rid = reservation_id_for(escrow_task_id(record.id))
-        try:
-            await self.bus.request(
-                topics.BUDGET_RELEASE, Release(tenant=record.tenant, reservation_id=rid), key=record.tenant
-            )
-        except RemoteError as exc:
-            if exc.code >= 500:
-                raise Retry(1.0, f"budget release of workflow {record.id}'s escrow: {exc}") from None
+        if record.escrow_micro_usd:
+            await release_hold(self.bus, record.tenant, reservation_id_for(escrow_task_id(record.id)))
 
     # -- doing -----------------------------------------------------------------------------------------
     async def _settle(
