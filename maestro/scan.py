@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import NamedTuple
 
 from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -53,7 +54,15 @@ async def current_entries(js: JetStreamContext, bucket: str, *, most: int = MAX_
     try:
         seen = 0
         while True:
-            for msg in await sub.fetch(_BATCH, timeout=5.0):
+            try:
+                msgs = await sub.fetch(_BATCH, timeout=5.0)
+            except NatsTimeoutError:
+                # Nothing came: what was counted may have expired (a bucket with a TTL) before it was
+                # delivered. Done when the consumer has nothing pending; else ask again.
+                if (await sub.consumer_info()).num_pending == 0:
+                    return
+                continue
+            for msg in msgs:
                 seen += 1
                 if seen > most:
                     raise TooMany(bucket, seen, most)
