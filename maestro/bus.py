@@ -35,6 +35,7 @@ from nats.micro.service import ServiceConfig
 from maestro import codec, logs, topics, tracing
 from maestro.errors import NotFound, Reject, RemoteError, Retry, WrongRevision
 from maestro.metrics import Metrics
+from maestro.pulling import PullWindow, StandingPull
 from maestro.replies import Replies
 from maestro.settings import Settings
 from proto.v1 import DeadLetter
@@ -58,8 +59,6 @@ _UNAVAILABLE = (
 )
 _MAX_UNAVAILABLE_BACKOFF_S = 5.0
 _DEAD_LETTER_RETRY_S = 1.0
-# Short, so a stopping service notices within a fraction of a second; an idle pull costs little.
-_FETCH_TIMEOUT_S = 0.3
 _MAX_BACKOFF_S = 30.0
 _PING_SILENCE_S = 0.3
 # How often a replica re-reads which partitions it owns: how long a partition may go unserved (its
@@ -361,52 +360,51 @@ class Bus:
             max_deliver=-1,
         )
         await self.js.add_consumer(consumer.stream, config)
-        sub = await self.js.pull_subscribe_bind(consumer.durable, stream=consumer.stream)
         in_flight: _InFlight = {}
-        try:
-            async with asyncio.TaskGroup() as outer:
-                # Outside the handlers' group, so it keeps their messages alive until the last one settles.
-                keeper = outer.create_task(self._keep_alive(in_flight))
-                try:
-                    await self._pull(consumer, handler, sub, in_flight, on_dead_letter)
-                finally:
-                    keeper.cancel()
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        window = PullWindow(
+            capacity=settings.concurrency,
+            refill=max(1, min(settings.fetch_batch, settings.concurrency) // 4),
+            batch=settings.fetch_batch,
+        )
+        async with asyncio.TaskGroup() as outer:
+            # Outside the handlers' group, so it keeps their messages alive until the last one settles.
+            keeper = outer.create_task(self._keep_alive(in_flight))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    pull: StandingPull
 
-    async def _pull(
-        self,
-        consumer: Consumer[M],
-        handler: Handler[M],
-        sub: JetStreamContext.PullSubscription,
-        in_flight: _InFlight,
-        on_dead_letter: DeadLetterHook | None,
-    ) -> None:
-        settings = self.settings
-        slots = asyncio.Semaphore(settings.concurrency)
-        failures = 0
-        async with asyncio.TaskGroup() as group:
-            while not self._stopping.is_set():
-                await slots.acquire()
-                free = 1
-                while free < settings.fetch_batch and not slots.locked():
-                    await slots.acquire()
-                    free += 1
-                try:
-                    msgs = await self._fetch(sub, free)
-                    failures = 0
-                except Exception as exc:
-                    for _ in range(free):
-                        slots.release()
-                    failures += 1
-                    log.warning("fetch from %s failed: %r", consumer.durable, exc)
-                    await self._sleep_unless_stopping(min(0.1 * 2**failures, 5.0))
-                    continue
-                for _ in range(free - len(msgs)):
-                    slots.release()
-                for msg in msgs:
-                    group.create_task(self._handle(consumer, handler, msg, slots, in_flight, on_dead_letter))
+                    def on_message(msg: Msg) -> None:
+                        if pull.draining:
+                            # Sent before the server heard that this process stops: another worker takes it.
+                            group.create_task(self._hand_back(msg, pull))
+                            return
+                        group.create_task(
+                            self._handle(consumer, handler, msg, pull, in_flight, on_dead_letter)
+                        )
+
+                    async def recreate() -> None:
+                        log.warning("%s: consumer deleted; creating it again", consumer.durable)
+                        await self.js.add_consumer(consumer.stream, config)
+
+                    pull = StandingPull(
+                        self.nc, consumer.stream, consumer.durable, window, on_message, on_deleted=recreate
+                    )
+                    await pull.start()
+                    try:
+                        await pull.run(self._stopping)
+                    except BaseException:
+                        await pull.close()
+                        raise
+            finally:
+                keeper.cancel()
+
+    async def _hand_back(self, msg: Msg, pull: StandingPull) -> None:
+        try:
+            with contextlib.suppress(Exception):
+                await msg.nak()
+        finally:
+            pull.settled()
+            self._counted(pull.durable, "handed_back").inc()
 
     async def _keep_alive(self, in_flight: _InFlight) -> None:
         # A handler's message stays unacknowledged until it settles; however long the handler takes (and
@@ -423,12 +421,6 @@ class Bus:
                     with contextlib.suppress(Exception):
                         await msg.in_progress()
 
-    async def _fetch(self, sub: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
-        try:
-            return await sub.fetch(batch, timeout=_FETCH_TIMEOUT_S)
-        except TimeoutError:
-            return []
-
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
@@ -438,7 +430,7 @@ class Bus:
         consumer: Consumer[M],
         handler: Handler[M],
         msg: Msg,
-        slots: asyncio.Semaphore,
+        pull: StandingPull,
         in_flight: _InFlight,
         on_dead_letter: DeadLetterHook | None,
     ) -> None:
@@ -500,12 +492,11 @@ class Bus:
                 await msg.ack()
         except asyncio.CancelledError:
             # The service is stopping and its drain deadline passed: hand the message back at once, so
-            # another worker (or this one after a restart) takes it without waiting for the ack wait.
-            # The delay outlasts this process's last pull request, which the server would otherwise
-            # fill with the very message handed back (and it would then wait out the ack wait).
+            # another worker (or this one after a restart) takes it without waiting for the ack wait. The
+            # pull was drained or dropped before the handlers were cancelled, so it never comes back here.
             outcome = "handed_back"
             with contextlib.suppress(Exception):
-                await msg.nak(delay=2 * _FETCH_TIMEOUT_S)
+                await msg.nak()
             raise
         except Exception:
             # The connection went away while settling: the server redelivers after ack_wait.
@@ -513,7 +504,7 @@ class Bus:
             log.exception("%s: could not settle %s", consumer.durable, msg.subject)
         finally:
             del in_flight[id(msg)]
-            slots.release()
+            pull.settled()
             self._counted(consumer.durable, outcome).inc()
             self._timed(consumer.durable).observe(time.perf_counter() - started)
 

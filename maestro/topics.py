@@ -286,6 +286,17 @@ HEADER_SCHEDULE = "Nats-Schedule"
 """On a message to a stream that allows schedules: when to store it on its target (`@at <RFC 3339 UTC>`)."""
 HEADER_SCHEDULE_TARGET = "Nats-Schedule-Target"
 """On a scheduled message: the subject (in the same stream) it is stored on when it comes due."""
+HEADER_STATUS = "Status"
+"""On a status message from the server (as nats-py parses its status line): the code, e.g. `408`."""
+HEADER_STATUS_DESCRIPTION = "Description"
+"""On a status message: the words after the code, e.g. `Consumer Deleted`."""
+HEADER_PENDING_MESSAGES = "Nats-Pending-Messages"
+"""On the status that ends a pull request: how many of its batch the server did not send."""
+
+
+def consumer_next_subject(stream: str, durable: str) -> str:
+    """Where a pull request for a durable consumer's next messages goes (JetStream's API)."""
+    return f"$JS.API.CONSUMER.MSG.NEXT.{_check_token(stream)}.{_check_token(durable)}"
 
 
 def service_ping_subject(service: str) -> str:

@@ -1,0 +1,157 @@
+"""The standing pull: what the window asks for, an idle consumer that does not poll, a consumer deleted
+under it, and a stop that hands back what the server sent in the meantime."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from nats.aio.msg import Msg
+
+from maestro import topics
+from maestro.bus import Bus, Consumer, Delivery
+from maestro.pulling import PullWindow
+from proto.v1 import TaskRequest
+from tests.maestro.test_presence import eventually
+
+CONSUMER = Consumer(
+    stream=topics.STREAM_REQUESTS,
+    durable="test-pulling",
+    filter_subject=topics.REQUESTS.all,
+    type=TaskRequest,
+    origin="test",
+)
+
+
+def request(n: int) -> TaskRequest:
+    return TaskRequest(id=f"pull-{n}", tenant="acme", role="planner", prompt=f"task {n}")
+
+
+def test_the_window_asks_for_its_free_slots_once_enough_are_free() -> None:
+    window = PullWindow(capacity=8, refill=4, batch=6)
+    assert window.wanted() == 6  # capped at one request's batch
+    assert window.wanted() == 0  # 2 free: fewer than refill
+    for _ in range(6):
+        window.delivered()
+    assert (window.held, window.owed) == (6, 0)
+    assert window.wanted() == 0
+    window.settled()
+    window.settled()
+    assert window.wanted() == 4
+    window.expired(3)  # that request ended with 3 of its 4 unsent
+    assert window.owed == 1
+    window.lost()
+    assert window.owed == 0
+    assert window.wanted() == 4
+
+
+def test_the_window_never_counts_below_zero() -> None:
+    window = PullWindow(capacity=4, refill=1, batch=4)
+    window.settled()
+    window.expired(10)
+    window.delivered()  # a message of a request counted as lost still arrives
+    assert (window.held, window.owed) == (1, 0)
+
+
+async def _pull_requests(bus: Bus, seconds: float) -> list[Msg]:
+    """The pull requests this consumer sends within `seconds`, seen as a core NATS subscriber would."""
+    seen: list[Msg] = []
+
+    async def on(msg: Msg) -> None:
+        seen.append(msg)
+
+    sub = await bus.nc.subscribe(topics.consumer_next_subject(CONSUMER.stream, CONSUMER.durable), cb=on)
+    try:
+        await asyncio.sleep(seconds)  # counting what happens over a span of time is the point here
+    finally:
+        await sub.unsubscribe()
+    return seen
+
+
+async def test_an_idle_consumer_keeps_one_standing_request_instead_of_polling(bus: Bus) -> None:
+    handled = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        handled.set()
+
+    consuming = asyncio.create_task(bus.consume(CONSUMER, handler))
+    try:
+        await eventually(lambda: _has_waiting(bus), within=5)
+        requests = await _pull_requests(bus, 2.0)
+        # A fetch loop asks several times a second; a standing pull asks again only when it ran out.
+        assert len(requests) == 0
+        await bus.publish(topics.REQUESTS.subject("acme"), request(1), msg_id="pull-1")
+        async with asyncio.timeout(2):
+            await handled.wait()
+    finally:
+        bus.stop()
+        await asyncio.wait_for(consuming, 5)
+
+
+async def _has_waiting(bus: Bus) -> bool:
+    try:
+        info = await bus.js.consumer_info(CONSUMER.stream, CONSUMER.durable)
+    except Exception:
+        return False
+    return bool(info.num_waiting)
+
+
+async def _seen(seen: list[str]) -> bool:
+    return bool(seen)
+
+
+async def test_a_consumer_deleted_under_the_pull_is_created_again_and_served(bus: Bus) -> None:
+    seen: list[str] = []
+    two = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        seen.append(msg.id)
+        if len(seen) == 2:
+            two.set()
+
+    consuming = asyncio.create_task(bus.consume(CONSUMER, handler))
+    try:
+        await bus.publish(topics.REQUESTS.subject("acme"), request(1), msg_id="pull-1")
+        await eventually(lambda: _seen(seen), within=5)
+        await bus.js.delete_consumer(CONSUMER.stream, CONSUMER.durable)
+        await bus.publish(topics.REQUESTS.subject("acme"), request(2), msg_id="pull-2")
+        async with asyncio.timeout(10):
+            await two.wait()
+    finally:
+        bus.stop()
+        await asyncio.wait_for(consuming, 5)
+    assert seen == ["pull-1", "pull-2"]
+
+
+async def test_a_stopped_consumer_leaves_its_messages_to_the_next_one_at_once(bus: Bus) -> None:
+    """What the server sent a consumer as it stopped is handed back, not left to the 2 s ack wait."""
+    for n in range(200):
+        await bus.publish(topics.REQUESTS.subject("acme"), request(n), msg_id=f"pull-{n}")
+    handled: set[str] = set()
+    done = asyncio.Event()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        handled.add(msg.id)
+        if len(handled) == 200:
+            done.set()
+
+    async def stops_at_once(msg: TaskRequest, delivery: Delivery) -> None:
+        await handler(msg, delivery)
+        first.stop()
+
+    # Small windows, so requests are still outstanding when it stops.
+    first = Bus(bus.nc, dataclasses.replace(bus.settings, concurrency=4, fetch_batch=4), bus.metrics)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(first.consume(CONSUMER, stops_at_once), 5)
+    assert len(handled) < 200
+    second = Bus(bus.nc, bus.settings, bus.metrics)
+    consuming = asyncio.create_task(second.consume(CONSUMER, handler))
+    try:
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        second.stop()
+        await asyncio.wait_for(consuming, 5)
+    # The settings' ack wait is 2 s: a message left unsettled would only come back after it.
+    assert loop.time() - began < 1.5
