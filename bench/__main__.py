@@ -8,23 +8,34 @@ import logging
 import platform
 from collections.abc import Sequence
 
-from bench import baseline, budget, coverage, guard, pipeline, workflows
+from bench import baseline, budget, capacity, coverage, guard, pipeline, targets, workflows
 
-
-def row(figure: str, value: float, base: float, fmt: str) -> str:
-    """One line of the comparison table."""
-    return f"{figure:<40}{value:>12{fmt}}{base:>12{fmt}}{value / base:>10.3f}"
+BASELINE_LATENCY_S = 10.0
+"""Longest raw hop latency run: its percentiles settle within 5,000-10,000 messages."""
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the raw JetStream baseline, the pipeline, then workflow chains beside single tasks, on fresh
-    embedded servers; print the report."""
+    embedded servers; print the report, ending in issue 11's targets table."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
         "--n", type=int, default=5000, help="messages / tasks per throughput run (default 5000)"
     )
-    parser.add_argument("--rate", type=float, default=200.0, help="offered tasks/s in the latency runs")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of each latency run (0: skip)")
+    parser.add_argument(
+        "--n-large", type=int, default=20000, help="tasks in a second throughput run, same mesh (0: skip)"
+    )
+    parser.add_argument(
+        "--rates", type=float, nargs="+", default=[500.0, 1000.0], help="offered tasks/s of the latency runs"
+    )
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of each latency run (0: skip)")
+    parser.add_argument(
+        "--probe", type=float, default=8.0, help="seconds per probe of the capacity search (0: skip)"
+    )
+    parser.add_argument("--max-probes", type=int, default=6, help="probes the capacity search may add")
+    parser.add_argument("--p99-bound", type=float, default=50.0, help="capacity: p99 ms it must stay under")
+    parser.add_argument(
+        "--idle", type=float, default=10.0, help="seconds the mesh is left idle, CPU measured (0: skip)"
+    )
     parser.add_argument(
         "--workflows", type=int, default=200, help="five-step chains at once in the workflow run (0: skip)"
     )
@@ -32,29 +43,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     # The harness's own connection logs its disconnect at shutdown; only errors matter here.
     logging.basicConfig(level=logging.ERROR)
 
-    print(f"maestro bench: n={args.n}, python {platform.python_version()}, {platform.machine()}")
-    raw, raw_lat = asyncio.run(baseline.run(args.n, args.rate, args.duration))
-    print(baseline.describe(raw))
-    if raw_lat is not None:
-        print(baseline.describe_latency(raw_lat))
-    result = asyncio.run(pipeline.run(args.n, args.rate, args.duration))
+    ns = tuple(n for n in (args.n, args.n_large) if n > 0)
+    rates = tuple(args.rates)
+    sizes = ", ".join(map(str, ns))
+    print(f"maestro bench: n={sizes}, python {platform.python_version()}, {platform.machine()}")
+    raw = asyncio.run(baseline.run(ns, rates, min(args.duration, BASELINE_LATENCY_S)))
+    for raw_run in raw.throughputs:
+        print(baseline.describe(raw_run))
+    for hop in raw.latencies:
+        print(baseline.describe_latency(hop))
+    plan = pipeline.Plan(
+        ns=ns,
+        rates=rates,
+        duration_s=args.duration,
+        probe_s=args.probe,
+        bounds=capacity.Bounds(p99_ms=args.p99_bound),
+        max_probes=args.max_probes,
+        idle_s=args.idle,
+    )
+    result = asyncio.run(pipeline.run(plan))
     for line in pipeline.describe(result):
         print(line)
 
-    print()
-    print(f"{'figure (baseline: raw nats-py JetStream)':<40}{'value':>12}{'baseline':>12}{'ratio':>10}")
-    print(row("pipeline tasks/s vs msgs/s", result.throughput.tasks_per_s, raw.msgs_per_s, ",.0f"))
-    lat = result.latency
-    if lat is not None and raw_lat is not None:
-        print(row(f"p50 ms submit->succeeded @{lat.rate:.0f}/s vs hop", lat.p50_ms, raw_lat.p50_ms, ".2f"))
-        print(row(f"p99 ms submit->succeeded @{lat.rate:.0f}/s vs hop", lat.p99_ms, raw_lat.p99_ms, ".2f"))
-    unfinished = result.throughput.unfinished + (lat.unfinished if lat is not None else 0)
-    print(f"{'tasks not finished (must be 0)':<40}{unfinished:>12}")
-
+    wf = None
     if args.workflows:
         print()
-        for line in workflows.describe(asyncio.run(workflows.run(args.workflows))):
+        wf = asyncio.run(workflows.run(args.workflows))
+        for line in workflows.describe(wf):
             print(line)
+
+    print()
+    for line in targets.table(targets.figures(raw, result, wf)):
+        print(line)
 
     print()
     for line in budget.describe(asyncio.run(budget.run(args.n, concurrency=16))):

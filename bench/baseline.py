@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import tempfile
 import time
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
+from bench.mesh import cpu_seconds, harness_cpu_seconds
 from maestro import codec
 from maestro.embedded import running_nats_server
 from proto.v1 import TaskRequest
@@ -31,6 +33,8 @@ class BaselineResult:
     payload_bytes: int
     publish_s: float
     consume_s: float
+    cpu_s: float = 0.0
+    """CPU seconds the server and this client spent on it together."""
 
     @property
     def total_s(self) -> float:
@@ -41,6 +45,11 @@ class BaselineResult:
     def msgs_per_s(self) -> float:
         """Messages stored, delivered and acked per second, end to end."""
         return self.n / self.total_s
+
+    @property
+    def cpu_ms_per_msg(self) -> float:
+        """Server plus client CPU milliseconds per message."""
+        return 1000 * self.cpu_s / self.n
 
 
 def payload() -> bytes:
@@ -53,24 +62,25 @@ async def measure(url: str, n: int) -> BaselineResult:
     nc = await nats.connect(url, name="bench-baseline")
     try:
         js = nc.jetstream(timeout=10)
+        stream, subject = f"{STREAM}_{n}", f"{SUBJECT}.{n}"
         await js.add_stream(
             StreamConfig(
-                name=STREAM,
-                subjects=[SUBJECT],
+                name=stream,
+                subjects=[subject],
                 retention=RetentionPolicy.WORK_QUEUE,
                 storage=StorageType.FILE,
             )
         )
         data = payload()
         started = time.perf_counter()
-        futures = [await js.publish_async(SUBJECT, data) for _ in range(n)]
+        futures = [await js.publish_async(subject, data) for _ in range(n)]
         await asyncio.gather(*futures)
         published = time.perf_counter()
 
         sub = await js.pull_subscribe(
-            SUBJECT,
+            subject,
             durable=DURABLE,
-            stream=STREAM,
+            stream=stream,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_ack_pending=-1),
         )
         acked = 0
@@ -111,18 +121,19 @@ async def measure_latency(url: str, rate: float, duration_s: float) -> BaselineL
     nc = await nats.connect(url, name="bench-baseline-latency")
     try:
         js = nc.jetstream(timeout=10)
+        stream, subject = f"{STREAM}_LAT_{rate:.0f}", f"{SUBJECT}.latency.{rate:.0f}"
         await js.add_stream(
             StreamConfig(
-                name=f"{STREAM}_LAT",
-                subjects=[f"{SUBJECT}.latency"],
+                name=stream,
+                subjects=[subject],
                 retention=RetentionPolicy.WORK_QUEUE,
                 storage=StorageType.FILE,
             )
         )
         sub = await js.pull_subscribe(
-            f"{SUBJECT}.latency",
+            subject,
             durable=f"{DURABLE}-latency",
-            stream=f"{STREAM}_LAT",
+            stream=stream,
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
         )
         count = int(rate * duration_s)
@@ -149,7 +160,7 @@ async def measure_latency(url: str, rate: float, duration_s: float) -> BaselineL
             if delay > 0:
                 await asyncio.sleep(delay)
             sent[i] = time.perf_counter()
-            await js.publish(f"{SUBJECT}.latency", b"%012d" % i + filler)
+            await js.publish(subject, b"%012d" % i + filler)
         await asyncio.wait_for(consumer, timeout=30)
         waits.sort()
         return BaselineLatency(rate, count, percentile(waits, 0.50), percentile(waits, 0.99))
@@ -157,15 +168,38 @@ async def measure_latency(url: str, rate: float, duration_s: float) -> BaselineL
         await nc.close()
 
 
-async def run(
-    n: int, rate: float = 200.0, duration_s: float = 0.0
-) -> tuple[BaselineResult, BaselineLatency | None]:
-    """Measure on a fresh embedded nats-server in a temporary folder (latency too when duration_s > 0)."""
+@dataclass(frozen=True)
+class BaselineRun:
+    """Every baseline figure of one run, on one server: throughput per N, hop latency per rate."""
+
+    throughputs: tuple[BaselineResult, ...]
+    latencies: tuple[BaselineLatency, ...]
+
+    def at_n(self, n: int) -> BaselineResult | None:
+        """The throughput run of `n` messages, if one was made."""
+        return next((r for r in self.throughputs if r.n == n), None)
+
+    def at_rate(self, rate: float) -> BaselineLatency | None:
+        """The latency run at `rate` msgs/s, if one was made."""
+        return next((lat for lat in self.latencies if lat.rate == rate), None)
+
+
+async def run(ns: Sequence[int], rates: Sequence[float] = (), duration_s: float = 0.0) -> BaselineRun:
+    """Measure on a fresh embedded nats-server in a temporary folder: a throughput run of each N (with the
+    CPU server and client spent), then a latency run at each rate when duration_s > 0."""
     with tempfile.TemporaryDirectory(prefix="maestro-bench-") as tmp:
         with running_nats_server(Path(tmp) / "jetstream") as server:
-            result = await measure(server.url, n)
-            lat = await measure_latency(server.url, rate, duration_s) if duration_s > 0 else None
-            return result, lat
+            results = []
+            for n in ns:
+                before = cpu_seconds(server.process.pid) + harness_cpu_seconds()
+                result = await measure(server.url, n)
+                spent = cpu_seconds(server.process.pid) + harness_cpu_seconds() - before
+                results.append(dataclasses.replace(result, cpu_s=spent))
+            latencies = []
+            if duration_s > 0:
+                for rate in rates:
+                    latencies.append(await measure_latency(server.url, rate, duration_s))
+            return BaselineRun(tuple(results), tuple(latencies))
 
 
 def describe(result: BaselineResult) -> str:
@@ -173,7 +207,8 @@ def describe(result: BaselineResult) -> str:
     return (
         f"raw JetStream: {result.n} msgs ({result.payload_bytes} B) in {result.total_s:.2f}s = "
         f"{result.msgs_per_s:,.0f} msgs/s (publish {result.n / result.publish_s:,.0f}/s, "
-        f"fetch+ack {result.n / result.consume_s:,.0f}/s)"
+        f"fetch+ack {result.n / result.consume_s:,.0f}/s); "
+        f"server+client cpu {result.cpu_ms_per_msg:.3f} ms/msg"
     )
 
 
@@ -188,13 +223,14 @@ def describe_latency(lat: BaselineLatency) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     """`python -m bench.baseline [--n N] [--rate R --duration S]`."""
     parser = argparse.ArgumentParser(prog="python -m bench.baseline")
-    parser.add_argument("--n", type=int, default=5000, help="messages (default 5000)")
-    parser.add_argument("--rate", type=float, default=200.0, help="offered msgs/s in the latency run")
-    parser.add_argument("--duration", type=float, default=0.0, help="seconds of the latency run (0: skip)")
+    parser.add_argument("--n", type=int, nargs="+", default=[5000], help="messages per run (default 5000)")
+    parser.add_argument("--rate", type=float, nargs="+", default=[200.0], help="offered msgs/s, latency runs")
+    parser.add_argument("--duration", type=float, default=0.0, help="seconds of each latency run (0: skip)")
     args = parser.parse_args(argv)
-    result, lat = asyncio.run(run(args.n, args.rate, args.duration))
-    print(describe(result))
-    if lat is not None:
+    baseline = asyncio.run(run(args.n, args.rate, args.duration))
+    for result in baseline.throughputs:
+        print(describe(result))
+    for lat in baseline.latencies:
         print(describe_latency(lat))
 
 

@@ -2,7 +2,12 @@
 
 Throughput: N tasks submitted at once; the clock stops when every one has a Succeeded event, every
 TaskRecord in `maestro_tasks` reads succeeded, and the tenant's ledger has spent > 0 with nothing held.
-Latency: a fixed offered rate (200 tasks/s for ~10 s), submit -> Succeeded event, p50 and p99.
+Made for each N of the plan on the one mesh (5,000, then 20,000).
+Latency: tasks offered at a fixed rate for a while (500 and 1,000 tasks/s for 30 s), submit -> Succeeded
+event and submit -> succeeded record, p50 and p99.
+Capacity: the highest offered rate whose p99 submit -> Succeeded stays under 50 ms (bench/capacity.py),
+the latency runs counting as its first probes.
+Idle: each process's CPU while the mesh, done with everything, has nothing to do.
 """
 
 from __future__ import annotations
@@ -10,30 +15,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import resource
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, TypeVar
 
-from nats.aio.msg import Msg
 from nats.js.api import PubAck
 
+from bench import capacity, mesh
 from bench.baseline import percentile
-from bench.mesh import Mesh, cpu_seconds, running_mesh, service_env, wait_ready
-from maestro import codec, scan, topics
+from bench.mesh import BenchMesh, CpuMeter
+from bench.tracker import Tracker, record_states
+from maestro import codec, topics
 from maestro.bus import Bus
-from maestro.embedded import EmbeddedServer, running_nats_server
+from maestro.embedded import running_nats_server
 from maestro.runtime import open_bus
 from maestro.settings import Settings
 from proto.v1 import GetLedger, LedgerView, TaskRecord, TaskRequest
 
 TENANT = "bench"
 PROMPT = "Plan a CLI that counts words"
-_KIND = b'{"kind":"task.'
-_SUCCEEDED = b'"kind":"task.succeeded"'
 # The hops a task goes through, as the harness sees them: (from, to, what happens in between).
 _STAGES = (
     ("submitted", "accepted", "request stored, guard pulls it, judges it, stores Accepted"),
@@ -42,72 +44,6 @@ _STAGES = (
     ("started", "succeeded", "agent works, commits usage to the budget, stores Succeeded"),
     ("succeeded", "recorded", "orchestrator pulls Succeeded, writes the record"),
 )
-_ENDED_BADLY = (b'"kind":"task.failed"', b'"kind":"task.rejected"', b'"kind":"task.timed_out"')
-_RECORD_SUCCEEDED = b'"state":"succeeded"'
-_KV_PREFIX = f"$KV.{topics.BUCKET_TASKS}."
-
-
-@dataclass
-class Tracker:
-    """What the harness saw of each task it submitted: when it went in, succeeded, and was recorded."""
-
-    submitted: dict[str, float] = field(default_factory=dict)
-    succeeded: dict[str, float] = field(default_factory=dict)
-    recorded: dict[str, float] = field(default_factory=dict)
-    ended_badly: dict[str, bytes] = field(default_factory=dict)
-    seen: dict[str, dict[str, float]] = field(default_factory=dict)
-    """When the first event of each kind arrived, per task (kept only when `stages` is set)."""
-    stages: bool = False
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    # Core NATS callbacks: a byte search instead of a decode keeps the harness off the services' CPU.
-    async def on_event(self, msg: Msg) -> None:
-        """A lifecycle event on maestro.v1.evt.>."""
-        task_id = msg.subject.rsplit(".", 1)[1]
-        if task_id not in self.submitted:
-            return
-        if self.stages and msg.data.startswith(_KIND):
-            kind = msg.data[len(_KIND) : msg.data.index(b'"', len(_KIND))].decode()
-            self.seen.setdefault(kind, {}).setdefault(task_id, time.perf_counter())
-        if _SUCCEEDED in msg.data:
-            self.succeeded.setdefault(task_id, time.perf_counter())
-            self.changed.set()
-        elif any(kind in msg.data for kind in _ENDED_BADLY):
-            self.ended_badly[task_id] = msg.data
-            self.changed.set()
-
-    async def on_record(self, msg: Msg) -> None:
-        """A write to the task bucket."""
-        task_id = msg.subject[len(_KV_PREFIX) :]
-        if task_id in self.submitted and _RECORD_SUCCEEDED in msg.data:
-            self.recorded.setdefault(task_id, time.perf_counter())
-            self.changed.set()
-
-    def done(self) -> bool:
-        """Every submitted task succeeded and is recorded as succeeded."""
-        n = len(self.submitted)
-        return len(self.succeeded) == n and len(self.recorded) == n
-
-    def unfinished(self) -> list[str]:
-        """Submitted tasks with no Succeeded event yet."""
-        return [t for t in self.submitted if t not in self.succeeded]
-
-    async def wait(self, timeout: float) -> bool:
-        """Wait until done() or `timeout`; whether it is done."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not self.done():
-            remaining = deadline - loop.time()
-            if remaining <= 0 or len(self.ended_badly) + len(self.succeeded) >= len(self.submitted) > len(
-                self.succeeded
-            ):
-                return False
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), min(remaining, 1.0))
-            except TimeoutError:
-                pass
-        return True
 
 
 @dataclass(frozen=True)
@@ -140,17 +76,59 @@ class Latency:
     p99_ms: float
     max_ms: float
     unfinished: int
+    recorded_p50_ms: float
+    """submit -> the task's record reads succeeded."""
+    recorded_p99_ms: float
+    unrecorded: int
+    wall_s: float
+    """From the first submit to the end of the wait for the last task."""
     cpu_s: dict[str, float]
     stages_ms: tuple[tuple[str, float, float], ...] = ()
     """Per hop: name, p50 and p99 milliseconds."""
 
 
 @dataclass(frozen=True)
-class PipelineResult:
-    """Both runs on one mesh."""
+class Plan:
+    """What one pipeline run measures; a zero skips a part."""
 
-    throughput: Throughput
-    latency: Latency | None
+    ns: tuple[int, ...] = (5000, 20000)
+    """Tasks in each throughput run, in order."""
+    rates: tuple[float, ...] = (500.0, 1000.0)
+    """Offered tasks/s of the latency runs."""
+    duration_s: float = 30.0
+    """Seconds of each latency run."""
+    probe_s: float = 8.0
+    """Seconds of each probe of the capacity search (0: no search)."""
+    bounds: capacity.Bounds = field(default_factory=capacity.Bounds)
+    max_probes: int = 8
+    idle_s: float = 10.0
+    """Seconds the mesh is left idle at the end while its CPU is measured."""
+    warmup: int = 200
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """Every run on one mesh, in the order made."""
+
+    throughputs: tuple[Throughput, ...]
+    latencies: tuple[Latency, ...]
+    search: capacity.Search[Latency] | None
+    idle_cpu_s: dict[str, float] | None
+    """CPU seconds per process over `idle_s` with nothing to do."""
+    idle_s: float
+
+    def at_n(self, n: int) -> Throughput | None:
+        """The throughput run of `n` tasks, if one was made."""
+        return next((t for t in self.throughputs if t.n == n), None)
+
+    def at_rate(self, rate: float) -> Latency | None:
+        """The latency run at `rate` tasks/s, if one was made."""
+        return next((lat for lat in self.latencies if lat.rate == rate), None)
+
+    @property
+    def full_load(self) -> Throughput | None:
+        """The largest throughput run: its CPU per task is the mesh's at full load."""
+        return max(self.throughputs, key=lambda t: t.n, default=None)
 
 
 def _request(task_id: str) -> bytes:
@@ -183,56 +161,13 @@ async def _settled_ledger(bus: Bus, timeout: float) -> LedgerView | None:
         await asyncio.sleep(0.01)
 
 
-class _HasState(Protocol):
-    @property
-    def state(self) -> str: ...
-
-
-Stated = TypeVar("Stated", bound=_HasState)
-
-
-async def record_states(bus: Bus, bucket: str, ids: set[str], type_: type[Stated]) -> dict[str, str]:
-    """The state of every record among `ids` in `bucket` (tasks or workflows), read back from the bucket."""
-    states: dict[str, str] = {}
-    async for entry in scan.current_entries(bus.js, bucket):
-        if entry.key in ids:
-            states[entry.key] = codec.decode(type_, entry.value).state
-    return states
-
-
-class _Cpu:
-    """CPU seconds spent by each service, the server and this harness between two points."""
-
-    def __init__(self, mesh: Mesh, server: EmbeddedServer) -> None:
-        self._mesh = mesh
-        self._server = server
-        self._start = self._now()
-
-    def _now(self) -> dict[str, float]:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return {
-            **self._mesh.cpu(),
-            "nats-server": cpu_seconds(self._server.process.pid),
-            "harness": usage.ru_utime + usage.ru_stime,
-        }
-
-    def spent(self) -> dict[str, float]:
-        now = self._now()
-        return {name: now[name] - self._start.get(name, 0.0) for name in now}
-
-
-async def throughput(
-    bus: Bus, mesh: Mesh, server: EmbeddedServer, n: int, prefix: str, concurrency: int = 512
-) -> Throughput:
+async def throughput(bus: Bus, running: BenchMesh, n: int, prefix: str, concurrency: int = 512) -> Throughput:
     """Submit `n` tasks concurrently and time them until succeeded, recorded and paid for."""
     tracker = Tracker()
-    events = await bus.nc.subscribe(topics.EVENTS.all, cb=tracker.on_event, pending_msgs_limit=-1)
-    records = await bus.nc.subscribe(f"{_KV_PREFIX}>", cb=tracker.on_record, pending_msgs_limit=-1)
-    await bus.nc.flush()
     ids = [f"{prefix}{i:06d}" for i in range(n)]
-    cpu = _Cpu(mesh, server)
-    started = time.perf_counter()
-    try:
+    async with tracker.listening(bus):
+        cpu = CpuMeter(running)
+        started = time.perf_counter()
         window = asyncio.Semaphore(concurrency)
 
         async def one(task_id: str) -> None:
@@ -246,9 +181,6 @@ async def throughput(
         ledger = await _settled_ledger(bus, timeout=10.0) if tracker.done() else None
         finished = time.perf_counter()
         spent = cpu.spent()
-    finally:
-        await events.unsubscribe()
-        await records.unsubscribe()
     states = await record_states(bus, topics.BUCKET_TASKS, set(ids), TaskRecord)
     return Throughput(
         n=n,
@@ -262,141 +194,194 @@ async def throughput(
     )
 
 
-async def latency(
-    bus: Bus, mesh: Mesh, server: EmbeddedServer, rate: float, duration_s: float, prefix: str
-) -> Latency:
-    """Offer tasks at `rate` per second for `duration_s`; submit -> Succeeded latency percentiles."""
+async def latency(bus: Bus, running: BenchMesh, rate: float, duration_s: float, prefix: str) -> Latency:
+    """Offer tasks at `rate` per second for `duration_s`, then wait for them (up to 30 s, or three times
+    the run); submit -> Succeeded and submit -> recorded percentiles."""
     tracker = Tracker(stages=True)
-    events = await bus.nc.subscribe(topics.EVENTS.all, cb=tracker.on_event, pending_msgs_limit=-1)
-    records = await bus.nc.subscribe(f"{_KV_PREFIX}>", cb=tracker.on_record, pending_msgs_limit=-1)
-    await bus.nc.flush()
-    count = int(rate * duration_s)
-    cpu = _Cpu(mesh, server)
+    count = max(1, int(rate * duration_s))
     acks: list[asyncio.Future[PubAck]] = []
     loop = asyncio.get_running_loop()
-    start = loop.time()
-    try:
+    async with tracker.listening(bus):
+        cpu = CpuMeter(running)
+        start = loop.time()
         for i in range(count):
             delay = start + i / rate - loop.time()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay)  # the offered rate's schedule, not a wait for something
             acks.append(await _submit(bus, tracker, f"{prefix}{i:06d}"))
         offered_s = loop.time() - start
         await asyncio.gather(*acks)
-        await tracker.wait(timeout=30.0)
+        await tracker.wait(timeout=max(30.0, 3 * duration_s))
+        wall_s = loop.time() - start
         spent = cpu.spent()
-    finally:
-        await events.unsubscribe()
-        await records.unsubscribe()
-    waits = sorted(
-        (tracker.succeeded[t] - tracker.submitted[t]) * 1000
-        for t in tracker.submitted
-        if t in tracker.succeeded
-    )
+    succeeded = _waits(tracker.submitted, tracker.succeeded)
+    recorded = _waits(tracker.submitted, tracker.recorded)
     return Latency(
         rate=rate,
         offered=count,
-        achieved_rate=count / offered_s if offered_s > 0 else float("nan"),
-        p50_ms=percentile(waits, 0.50),
-        p99_ms=percentile(waits, 0.99),
-        max_ms=waits[-1] if waits else float("nan"),
+        # The last submit is due (count - 1) / rate after the first: the schedule's own length.
+        achieved_rate=(count - 1) / offered_s if offered_s > 0 else rate,
+        p50_ms=percentile(succeeded, 0.50),
+        p99_ms=percentile(succeeded, 0.99),
+        max_ms=succeeded[-1] if succeeded else float("nan"),
         unfinished=len(tracker.unfinished()),
+        recorded_p50_ms=percentile(recorded, 0.50),
+        recorded_p99_ms=percentile(recorded, 0.99),
+        unrecorded=len(tracker.unrecorded()),
+        wall_s=wall_s,
         cpu_s=spent,
         stages_ms=_stages(tracker),
     )
+
+
+def _waits(since: dict[str, float], until: dict[str, float]) -> list[float]:
+    """Sorted milliseconds from `since` to `until` of every task that has both."""
+    return sorted((until[t] - since[t]) * 1000 for t in since if t in until)
 
 
 def _stages(tracker: Tracker) -> tuple[tuple[str, float, float], ...]:
     times = {**tracker.seen, "submitted": tracker.submitted, "recorded": tracker.recorded}
     out: list[tuple[str, float, float]] = []
     for start, end, what in _STAGES:
-        a, b = times.get(start, {}), times.get(end, {})
-        waits = sorted((b[t] - a[t]) * 1000 for t in a if t in b)
+        waits = _waits(times.get(start, {}), times.get(end, {}))
         out.append((f"{start}->{end}: {what}", percentile(waits, 0.5), percentile(waits, 0.99)))
     return tuple(out)
 
 
-async def run(n: int, rate: float = 200.0, duration_s: float = 10.0, warmup: int = 200) -> PipelineResult:
-    """Start a fresh server and the mesh, warm up, then measure throughput and latency."""
+async def measure(bus: Bus, running: BenchMesh, plan: Plan) -> PipelineResult:
+    """Every part of `plan` on one running mesh, in order: warm-up, throughput per N, latency per rate,
+    the capacity search, idle CPU. Raises RuntimeError when the warm-up does not finish."""
+    if plan.warmup:
+        warm = await throughput(bus, running, plan.warmup, "warm-")
+        if warm.unfinished:
+            raise RuntimeError(f"warm-up: {warm.unfinished} of {plan.warmup} tasks unfinished")
+    throughputs = tuple([await throughput(bus, running, n, f"tput{n}-") for n in plan.ns if n > 0])
+    latencies: tuple[Latency, ...] = ()
+    if plan.duration_s > 0:
+        latencies = tuple(
+            [await latency(bus, running, rate, plan.duration_s, f"lat{rate:.0f}-") for rate in plan.rates]
+        )
+    found = None
+    if plan.probe_s > 0:
+
+        async def probe(rate: float) -> Latency:
+            return await latency(bus, running, rate, plan.probe_s, f"probe{rate:.0f}-")
+
+        start = min(plan.rates, default=500.0)
+        found = await capacity.search(
+            probe, plan.bounds, start=start, known=latencies, max_probes=plan.max_probes
+        )
+    idle = await mesh.idle_cpu(running, plan.idle_s) if plan.idle_s > 0 else None
+    running.check_alive()
+    return PipelineResult(throughputs, latencies, found, idle, plan.idle_s)
+
+
+async def run(plan: Plan) -> PipelineResult:
+    """Start a fresh server and the mesh on it, then measure `plan`."""
     with tempfile.TemporaryDirectory(prefix="maestro-bench-") as tmp:
         root = Path(tmp)
         with running_nats_server(root / "jetstream", log_file=root / "nats-server.log") as server:
-            settings = Settings(nats_url=server.url, data_dir=str(root / "maestro"), request_timeout_s=10.0)
-            async with open_bus(settings, "bench-pipeline") as bus:
-                env = service_env(server.url, root / "maestro")
-                with running_mesh(env, root / "logs") as mesh:
-                    try:
-                        await wait_ready(mesh, bus, TENANT)
-                        if warmup:
-                            warm = await throughput(bus, mesh, server, warmup, "warm-")
-                            if warm.unfinished:
-                                raise RuntimeError(f"warm-up: {warm.unfinished} of {warmup} tasks unfinished")
-                        result = await throughput(bus, mesh, server, n, "tput-")
-                        lat = None
-                        if duration_s > 0:
-                            lat = await latency(bus, mesh, server, rate, duration_s, "lat-")
-                        mesh.check_alive()
-                    except BaseException:
-                        for name in mesh.processes:
-                            tail = mesh.log_tail(name, 10)
-                            if tail:
-                                print(f"--- {name} log tail ---\n{tail}")
-                        raise
-                    codes = mesh.stop()
-                    bad = {k: v for k, v in codes.items() if v != 0}
-                    if bad:
-                        print(f"services exited with non-zero codes after SIGTERM: {bad}")
-                    return PipelineResult(result, lat)
+            async with mesh.running(server, root / "maestro") as running:
+                harness = Settings(nats_url=server.url, data_dir=str(root), request_timeout_s=10.0)
+                async with open_bus(harness, "bench-pipeline") as bus:
+                    await mesh.wait_serving(running, bus)
+                    return await measure(bus, running, plan)
 
 
-def _cpu_line(cpu_s: dict[str, float], wall_s: float, tasks: int) -> str:
-    """CPU per process: seconds, share of one core over the run, and milliseconds per task."""
+def cpu_line(cpu_s: dict[str, float], wall_s: float, tasks: int) -> str:
+    """CPU per process: seconds, share of one core over the run, and milliseconds per task; then the
+    services' total, and with the server."""
     parts = sorted(cpu_s.items(), key=lambda item: -item[1])
-    mesh = sum(sec for name, sec in cpu_s.items() if name != "harness")
+    services = mesh.services_cpu(cpu_s)
+    with_server = services + cpu_s.get(mesh.NATS_SERVER, 0.0)
     return ", ".join(
         [f"{name} {sec:.1f}s {sec / wall_s:.0%} {1000 * sec / tasks:.2f}ms/task" for name, sec in parts]
-        + [f"mesh+server total {1000 * mesh / tasks:.2f} ms CPU/task"]
+        + [
+            f"services total {1000 * services / tasks:.2f} ms CPU/task, "
+            f"with nats-server {1000 * with_server / tasks:.2f}"
+        ]
     )
 
 
-def describe(result: PipelineResult) -> list[str]:
-    """The report's lines for this benchmark."""
-    t = result.throughput
+def describe_throughput(t: Throughput) -> list[str]:
+    """The lines of one throughput run."""
     ledger = t.ledger
     money = (
         f"ledger spent {ledger.spent_micro_usd} held {ledger.held_micro_usd} micro-USD"
         if ledger is not None
         else "ledger unreadable"
     )
-    lines = [
+    return [
         f"pipeline: {t.n} tasks in {t.total_s:.2f}s = {t.tasks_per_s:,.0f} tasks/s "
         f"(submitted in {t.submit_s:.2f}s); not finished {t.unfinished}, failed/rejected {t.ended_badly}, "
         f"records succeeded {t.records_succeeded}/{t.n}, {money}",
-        f"  cpu ({t.total_s:.1f}s wall; 100% = one core): {_cpu_line(t.cpu_s, t.total_s, t.n)}",
+        f"  cpu ({t.total_s:.1f}s wall; 100% = one core): {cpu_line(t.cpu_s, t.total_s, t.n)}",
     ]
-    lat = result.latency
-    if lat is not None:
-        wall = lat.offered / lat.rate
-        lines += [
-            f"latency @ {lat.rate:.0f} tasks/s offered ({lat.offered} tasks, "
-            f"achieved {lat.achieved_rate:.0f}/s): "
-            f"p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, max {lat.max_ms:.1f} ms; "
-            f"not finished {lat.unfinished}",
-            f"  cpu (~{wall:.0f}s wall): {_cpu_line(lat.cpu_s, wall, lat.offered)}",
-        ]
+
+
+def describe_latency(lat: Latency, stages: bool = True) -> list[str]:
+    """The lines of one latency run (with its per-hop percentiles when `stages`)."""
+    lines = [
+        f"latency @ {lat.rate:,.0f} tasks/s offered ({lat.offered} tasks, "
+        f"achieved {lat.achieved_rate:,.0f}/s): "
+        f"submit->succeeded p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, max {lat.max_ms:.1f} ms; "
+        f"submit->recorded p50 {lat.recorded_p50_ms:.1f} ms, p99 {lat.recorded_p99_ms:.1f} ms; "
+        f"not finished {lat.unfinished}, not recorded {lat.unrecorded}",
+        f"  cpu ({lat.wall_s:.0f}s wall): {cpu_line(lat.cpu_s, lat.wall_s, lat.offered)}",
+    ]
+    if stages:
         lines += [f"  {p50:7.2f} ms p50 {p99:7.2f} ms p99  {name}" for name, p50, p99 in lat.stages_ms]
     return lines
 
 
+def describe_search(found: capacity.Search[Latency]) -> list[str]:
+    """The capacity search: every probe and the highest passing rate."""
+    bounds = found.bounds
+    probes = []
+    for p in found.probes:
+        why = capacity.failure(p, bounds)
+        probes.append(
+            f"{p.rate:,.0f}/s: p99 {p.p99_ms:.1f} ms, achieved {p.achieved_rate:,.0f}/s "
+            + ("pass" if why is None else f"FAIL ({why})")
+        )
+    best = found.highest_passing
+    return [
+        f"capacity (p99 submit->succeeded < {bounds.p99_ms:.0f} ms, nothing unfinished, offered within "
+        f"{bounds.shortfall:.0%}): highest passing {'none' if best is None else f'{best:,.0f} tasks/s'}",
+        *(f"  {line}" for line in probes),
+    ]
+
+
+def describe_idle(idle_cpu_s: dict[str, float], idle_s: float) -> str:
+    """Each process's share of one core while the mesh is idle."""
+    parts = sorted(idle_cpu_s.items(), key=lambda item: -item[1])
+    shares = ", ".join(f"{name} {sec / idle_s:.2%}" for name, sec in parts)
+    return f"idle ({idle_s:.0f}s, 100% = one core): {shares}"
+
+
+def describe(result: PipelineResult) -> list[str]:
+    """The report's lines for this benchmark."""
+    lines = [line for t in result.throughputs for line in describe_throughput(t)]
+    lines += [line for lat in result.latencies for line in describe_latency(lat)]
+    if result.search is not None:
+        lines += describe_search(result.search)
+    if result.idle_cpu_s is not None:
+        lines.append(describe_idle(result.idle_cpu_s, result.idle_s))
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m bench.pipeline [--n N] [--rate R] [--duration S]`."""
-    parser = argparse.ArgumentParser(prog="python -m bench.pipeline")
-    parser.add_argument("--n", type=int, default=5000, help="tasks in the throughput run (default 5000)")
-    parser.add_argument("--rate", type=float, default=200.0, help="offered tasks/s in the latency run")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds of the latency run (0: skip)")
+    """`python -m bench.pipeline [--n N ...] [--rates R ...] [--duration S] [--probe S] [--idle S]`."""
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__)
+    parser.add_argument("--n", type=int, nargs="+", default=[5000, 20000], help="tasks per throughput run")
+    parser.add_argument("--rates", type=float, nargs="+", default=[500.0, 1000.0], help="offered tasks/s")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of each latency run (0: skip)")
+    parser.add_argument("--probe", type=float, default=8.0, help="seconds per capacity probe (0: skip)")
+    parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measurement (0: skip)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    for line in describe(asyncio.run(run(args.n, args.rate, args.duration))):
+    plan = Plan(tuple(args.n), tuple(args.rates), args.duration, args.probe, idle_s=args.idle)
+    for line in describe(asyncio.run(run(plan))):
         print(line)
 
 

@@ -23,13 +23,14 @@ from pathlib import Path
 
 from nats.aio.msg import Msg
 
-from bench import pipeline
+from bench import mesh, pipeline
 from bench.baseline import percentile
-from bench.mesh import Mesh, MeshError, running_mesh, service_env, wait_ready
+from bench.mesh import BenchMesh, CpuMeter, MeshError
+from bench.tracker import record_states
 from maestro import topics
 from maestro.bus import Bus
 from maestro.client import publish_workflow
-from maestro.embedded import EmbeddedServer, running_nats_server
+from maestro.embedded import running_nats_server
 from maestro.runtime import open_bus
 from maestro.settings import Settings
 from proto.v1 import GetLedger, LedgerView
@@ -131,16 +132,14 @@ def chain(workflow_id: str, steps: int = STEPS) -> Workflow:
     )
 
 
-async def chains(
-    bus: Bus, mesh: Mesh, server: EmbeddedServer, workflows: int, prefix: str, concurrency: int = 256
-) -> Chains:
+async def chains(bus: Bus, running: BenchMesh, workflows: int, prefix: str, concurrency: int = 256) -> Chains:
     """Publish `workflows` chains concurrently and time them until ended, recorded and paid for."""
     ends = Ends()
     sub = await bus.nc.subscribe(topics.WORKFLOW_EVENTS.all, cb=ends.on_event, pending_msgs_limit=-1)
     await bus.nc.flush()
     ids = [f"{prefix}{i:05d}" for i in range(workflows)]
     definitions = {i: chain(i) for i in ids}
-    cpu = pipeline._Cpu(mesh, server)
+    cpu = CpuMeter(running)
     started = time.perf_counter()
     try:
         window = asyncio.Semaphore(concurrency)
@@ -159,7 +158,7 @@ async def chains(
         spent = cpu.spent()
     finally:
         await sub.unsubscribe()
-    states = await pipeline.record_states(bus, topics.BUCKET_WORKFLOWS, set(ids), WorkflowRecord)
+    states = await record_states(bus, topics.BUCKET_WORKFLOWS, set(ids), WorkflowRecord)
     waits = sorted((ends.ended[i] - ends.published[i]) * 1000 for i in ids if i in ends.ended)
     return Chains(
         workflows=workflows,
@@ -190,54 +189,27 @@ async def _settled_ledger(bus: Bus, timeout: float) -> LedgerView | None:
         await asyncio.sleep(0.01)
 
 
-async def _workflows_consumer(bus: Bus, mesh: Mesh, timeout: float = 30.0) -> None:
-    """Wait until the orchestrator consumes workflows (bench.mesh.wait_ready waits for its task events)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            mesh.check_alive()
-            try:
-                await bus.js.consumer_info(topics.STREAM_WORKFLOWS, topics.DURABLE_ORCHESTRATOR_WORKFLOWS)
-                return
-            except Exception:  # NotFoundError, timeouts: not yet
-                await asyncio.sleep(0.2)
-
-
 async def run(workflows: int, rounds: int = 2, warmup: int = 20) -> WorkflowsResult:
     """Start a fresh server and the mesh, warm up, then time 5W single tasks and W chains on it, `rounds`
     times in turn."""
     with tempfile.TemporaryDirectory(prefix="maestro-bench-wf-") as tmp:
         root = Path(tmp)
         with running_nats_server(root / "jetstream", log_file=root / "nats-server.log") as server:
-            settings = Settings(nats_url=server.url, data_dir=str(root / "maestro"), request_timeout_s=10.0)
-            async with open_bus(settings, "bench-workflows") as bus:
-                env = service_env(server.url, root / "maestro")
-                with running_mesh(env, root / "logs") as mesh:
-                    try:
-                        await wait_ready(mesh, bus, TENANT)
-                        await _workflows_consumer(bus, mesh)
-                        if warmup:
-                            await pipeline.throughput(bus, mesh, server, warmup * STEPS, "warm-")
-                            warm = await chains(bus, mesh, server, warmup, "warm-wf-")
-                            if warm.unfinished or warm.ended_badly:
-                                failed = warm.unfinished + warm.ended_badly
-                                raise MeshError(f"warm-up: {failed} of {warmup} workflows did not succeed")
-                        pairs = []
-                        for r in range(rounds):
-                            single = await pipeline.throughput(
-                                bus, mesh, server, workflows * STEPS, f"single{r}-"
-                            )
-                            pairs.append((single, await chains(bus, mesh, server, workflows, f"wf{r}-")))
-                        mesh.check_alive()
-                    except BaseException:
-                        for name in mesh.processes:
-                            tail = mesh.log_tail(name, 10)
-                            if tail:
-                                print(f"--- {name} log tail ---\n{tail}")
-                        raise
-                    codes = mesh.stop()
-                    bad = {k: v for k, v in codes.items() if v != 0}
-                    if bad:
-                        print(f"services exited with non-zero codes after SIGTERM: {bad}")
+            async with mesh.running(server, root / "maestro") as running:
+                harness = Settings(nats_url=server.url, data_dir=str(root), request_timeout_s=10.0)
+                async with open_bus(harness, "bench-workflows") as bus:
+                    await mesh.wait_serving(running, bus)
+                    if warmup:
+                        await pipeline.throughput(bus, running, warmup * STEPS, "warm-")
+                        warm = await chains(bus, running, warmup, "warm-wf-")
+                        if warm.unfinished or warm.ended_badly:
+                            failed = warm.unfinished + warm.ended_badly
+                            raise MeshError(f"warm-up: {failed} of {warmup} workflows did not succeed")
+                    pairs = []
+                    for r in range(rounds):
+                        single = await pipeline.throughput(bus, running, workflows * STEPS, f"single{r}-")
+                        pairs.append((single, await chains(bus, running, workflows, f"wf{r}-")))
+                    running.check_alive()
                     return WorkflowsResult(tuple(pairs))
 
 
@@ -255,8 +227,8 @@ def describe(result: WorkflowsResult) -> list[str]:
         else "ledger not settled"
     )
     not_ended = sum(pair.unfinished + pair.ended_badly for _, pair in result.rounds)
-    mesh_cpu = sum(sec for name, sec in c.cpu_s.items() if name != "harness")
-    single_cpu = sum(sec for name, sec in single.cpu_s.items() if name != "harness")
+    mesh_cpu = mesh.services_cpu(c.cpu_s) + c.cpu_s.get(mesh.NATS_SERVER, 0.0)
+    single_cpu = mesh.services_cpu(single.cpu_s) + single.cpu_s.get(mesh.NATS_SERVER, 0.0)
     rounds = ", ".join(
         f"{one.tasks_per_s:,.0f} tasks/s, {many.steps_per_s:,.0f} steps/s" for one, many in result.rounds
     )
@@ -266,7 +238,7 @@ def describe(result: WorkflowsResult) -> list[str]:
         f"ended badly {c.ended_badly}, records succeeded {c.records_succeeded}/{c.workflows}, {money}",
         f"  workflow latency publish->ended: p50 {c.p50_ms:.0f} ms, p99 {c.p99_ms:.0f} ms, "
         f"max {c.max_ms:.0f} ms",
-        f"  cpu ({c.total_s:.1f}s wall; 100% = one core): {pipeline._cpu_line(c.cpu_s, c.total_s, c.steps)}",
+        f"  cpu ({c.total_s:.1f}s wall; 100% = one core): {pipeline.cpu_line(c.cpu_s, c.total_s, c.steps)}",
         f"single tasks on the same mesh: {single.n} in {single.total_s:.2f}s = {single.tasks_per_s:,.0f} "
         f"tasks/s; not finished {single.unfinished}",
         f"  rounds of single tasks then chains: {rounds}",
