@@ -249,6 +249,10 @@ class Bus:
             raise
         return ack.seq
 
+    async def put(self, bucket: str, key: str, value: bytes) -> int:
+        """Write a KV entry whatever is there (KeyValue.put over the cheaper path); its new revision."""
+        return (await self._store(topics.kv_subject(bucket, key), value, None)).seq
+
     async def request(
         self, endpoint: topics.Endpoint[Req, Resp], message: Req, *, key: str | None = None
     ) -> Resp:

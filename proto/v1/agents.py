@@ -15,6 +15,10 @@ class TaskAssignment(Message, frozen=True):
     reservation_id: str = ""
     attempt: int = 1
     """Which attempt this is: 1, then one more for each retry the orchestrator hands out."""
+    queued_seq: int = 0
+    """Where the guard stored the task's Queued event in the events stream (0: not known). A worker starts
+    the task only if nothing was stored on it since, without reading the task's events first; when
+    something was, it reads them and decides as for any other delivery."""
 
 
 class FinishedWork(Message, frozen=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -134,34 +135,16 @@ class Worker:
     async def _handle(self, assignment: TaskAssignment, delivery: Delivery) -> None:
         request = assignment.request
         subject = topics.EVENTS.subject(request.tenant, request.id)
-        context = {"task_id": request.id, "tenant": request.tenant}
-        last = await history.last_stored(self.bus.js, subject)
-        stale = attempts.moved_past(last.event, assignment.attempt) if last is not None else None
-        if stale is not None:
-            log.info("attempt %d not run: %s", assignment.attempt, stale, extra=context)
-            return
-        if last is not None and attempts.undecided(last.event, assignment.attempt):
-            raise Retry(1.0, f"attempt {assignment.attempt} came before the orchestrator recorded its retry")
-        ended = last is not None and isinstance(last.event, ENDING_EVENTS)
-        running = last is not None and isinstance(last.event, RUNNING)
-        # A task stopped mid-work may have left its work stored and unpaid (its worker died after storing it).
-        stopped = last is not None and isinstance(last.event, STOPS)
-        work = await self._finished(request.id, assignment.attempt) if running or stopped else None
+        work: FinishedWork | None = None
+        if assignment.queued_seq:
+            # Started is stored only if nothing was stored on the task since it was queued: then nothing
+            # can have ended, started or stopped it, and its events need not be read first.
+            with contextlib.suppress(WrongRevision):
+                work = await self._work(assignment, delivery, assignment.queued_seq)
         if work is None:
-            if last is not None and ended:
-                tag = last.event.__struct_config__.tag
-                log.info("task already ended (%s): not run again", tag, extra=context)
+            work = await self._work_unless_decided(assignment, delivery)
+            if work is None:
                 return
-            if last is not None and running:
-                # Someone started it. A worker that runs a task reports it at least every half ack wait, so
-                # one heard from lately is alive (this is a second copy of the task, or a redelivery while
-                # its worker was cut off from the server): wait, never run it beside them. A redelivery after
-                # a crash comes a whole ack wait after the dead worker's last sign of life.
-                quiet = _quiet_s(last)
-                lease = _LEASE_OF_ACK_WAIT * self.bus.settings.ack_wait_s
-                if quiet < lease:
-                    raise Retry(lease - quiet, "the task is running on a worker heard from lately")
-            work = await self._work(assignment, delivery, last.seq if last else 0)
         outcome = await self._paid(assignment, attempts.reported(work.outcome))
         slot = "outcome"
         if isinstance(outcome, AttemptFailed):
@@ -178,6 +161,47 @@ class Worker:
         )
         self._count(request, outcome)
 
+    async def _work_unless_decided(
+        self, assignment: TaskAssignment, delivery: Delivery
+    ) -> FinishedWork | None:
+        """The work of this attempt, after reading the task's last event: done now, or found stored by a
+        worker that died before reporting it; None when the attempt must not run (the task ended or moved
+        past it)."""
+        request = assignment.request
+        subject = topics.EVENTS.subject(request.tenant, request.id)
+        context = {"task_id": request.id, "tenant": request.tenant}
+        last = await history.last_stored(self.bus.js, subject)
+        stale = attempts.moved_past(last.event, assignment.attempt) if last is not None else None
+        if stale is not None:
+            log.info("attempt %d not run: %s", assignment.attempt, stale, extra=context)
+            return None
+        if last is not None and attempts.undecided(last.event, assignment.attempt):
+            raise Retry(1.0, f"attempt {assignment.attempt} came before the orchestrator recorded its retry")
+        ended = last is not None and isinstance(last.event, ENDING_EVENTS)
+        running = last is not None and isinstance(last.event, RUNNING)
+        # A task stopped mid-work may have left its work stored and unpaid (its worker died after storing it).
+        stopped = last is not None and isinstance(last.event, STOPS)
+        work = await self._finished(request.id, assignment.attempt) if running or stopped else None
+        if work is not None:
+            return work
+        if last is not None and ended:
+            tag = last.event.__struct_config__.tag
+            log.info("task already ended (%s): not run again", tag, extra=context)
+            return None
+        if last is not None and running:
+            # Someone started it. A worker that runs a task reports it at least every half ack wait, so
+            # one heard from lately is alive (this is a second copy of the task, or a redelivery while
+            # its worker was cut off from the server): wait, never run it beside them. A redelivery after
+            # a crash comes a whole ack wait after the dead worker's last sign of life.
+            quiet = _quiet_s(last)
+            lease = _LEASE_OF_ACK_WAIT * self.bus.settings.ack_wait_s
+            if quiet < lease:
+                raise Retry(lease - quiet, "the task is running on a worker heard from lately")
+        try:
+            return await self._work(assignment, delivery, last.seq if last else 0)
+        except WrongRevision:
+            raise Retry(1.0, "another worker started this task just now") from None
+
     def _count(self, request: TaskRequest, outcome: Succeeded | AttemptFailed) -> None:
         if isinstance(outcome, Succeeded):
             self.metrics.tasks.labels(request.role, "succeeded").inc()
@@ -189,8 +213,10 @@ class Worker:
         log.info("attempt %d %s (%s): %s", outcome.attempt, label, outcome.failure, error, extra=context)
 
     async def _work(self, assignment: TaskAssignment, delivery: Delivery, after_seq: int) -> FinishedWork:
-        """Start the task (if no one else just did), do its work, and store what it produced; a stop heard
-        meanwhile cancels the work, which then fails with what it used."""
+        """Start the task if nothing was stored on it after stream sequence `after_seq`, do its work, and
+        store what it produced; a stop heard meanwhile cancels the work, which then fails with what it used.
+
+        Raises WrongRevision when something was stored after `after_seq` (nothing was done)."""
         request = assignment.request
         settings = self.bus.settings
         started = time.perf_counter()
@@ -219,10 +245,7 @@ class Worker:
         # Listening before Started is stored: the server takes this connection's SUB before its PUB, so a
         # stop stored after Started is heard, and one stored before it makes Started fail (after_seq).
         async with stop_orders(self.bus.nc, subject, request.id) as stop:
-            try:
-                await self.bus.publish(subject, start, traceparent=trace, after_seq=after_seq)
-            except WrongRevision:
-                raise Retry(1.0, "another worker started this task just now") from None
+            await self.bus.publish(subject, start, traceparent=trace, after_seq=after_seq)
             # At least twice per ack wait: a worker not heard from for an ack wait is taken to be gone.
             async with heartbeats(beat, every_s=min(settings.heartbeat_s, settings.ack_wait_s / 2)):
                 ran = await stop.run(self._run(request))
@@ -239,7 +262,8 @@ class Worker:
         artifacts = await store_durably("artifacts", lambda: self._store(request, files)) if files else []
         worker = self.bus.settings.worker
         work = FinishedWork(outcome=attempts.outcome_event(request, result, artifacts, worker, attempt))
-        await store_durably("finished work", lambda: self.finished.put(request.id, codec.encode(work)))
+        stored = codec.encode(work)
+        await store_durably("finished work", lambda: self.bus.put(topics.BUCKET_WORK, request.id, stored))
         return work
 
     async def _finished(self, task_id: str, attempt: int) -> FinishedWork | None:

@@ -108,7 +108,7 @@ async def queue(
     approval_reason: str = "",
 ) -> None:
     """Record the task as queued (with who approved it and why, when a human did), then hand it over."""
-    await bus.publish(
+    stored = await bus.publish(
         topics.EVENTS.subject(request.tenant, request.id),
         Queued(
             task_id=request.id,
@@ -125,16 +125,27 @@ async def queue(
         traceparent=traceparent,
     )
     # After the Queued event is stored, so a worker's Started can never precede it in the audit log.
-    await assign(bus, request, decision, reservation.reservation_id, traceparent=traceparent)
+    await assign(
+        bus, request, decision, reservation.reservation_id, queued_seq=stored.seq, traceparent=traceparent
+    )
 
 
 async def assign(
-    bus: Bus, request: TaskRequest, decision: Decision, reservation_id: str, *, traceparent: str | None
+    bus: Bus,
+    request: TaskRequest,
+    decision: Decision,
+    reservation_id: str,
+    *,
+    queued_seq: int,
+    traceparent: str | None,
 ) -> None:
-    """Hand a queued task to its role (again after a crash: agents run a task once, however often sent)."""
+    """Hand a queued task to its role (again after a crash: agents run a task once, however often sent);
+    `queued_seq` says where its Queued event is stored."""
     await bus.publish(
         topics.TASKS.subject(request.role),
-        TaskAssignment(request=request, decision=decision, reservation_id=reservation_id),
+        TaskAssignment(
+            request=request, decision=decision, reservation_id=reservation_id, queued_seq=queued_seq
+        ),
         msg_id=request.id,
         traceparent=traceparent,
     )

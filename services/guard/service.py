@@ -249,7 +249,12 @@ class Guard:
         if isinstance(event, Queued):
             # The guard may have died between recording Queued and handing the task over.
             await admission.assign(
-                self.bus, request, event.decision, event.reservation_id, traceparent=delivery.traceparent
+                self.bus,
+                request,
+                event.decision,
+                event.reservation_id,
+                queued_seq=last.seq,
+                traceparent=delivery.traceparent,
             )
         log.info("request seen again; its task is past %s", event.__struct_config__.tag, extra=context)
         return True

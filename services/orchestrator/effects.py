@@ -86,7 +86,9 @@ class Effects:
             await self._release(tenant, reservation.reservation_id)
             why = f"attempt {retry.attempt - 1}'s assignment was not kept for a retry: {retry.error}"
             return await self._fail(retry, "lost", why)
-        again = structs.replace(kept, attempt=retry.attempt, reservation_id=reservation.reservation_id)
+        again = structs.replace(
+            kept, attempt=retry.attempt, reservation_id=reservation.reservation_id, queued_seq=0
+        )
         await self.bus.schedule(
             topics.REDISPATCH.subject(retry.role, task_id),
             again,
