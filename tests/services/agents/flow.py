@@ -24,9 +24,12 @@ from proto.v1 import (
 ESTIMATE = 50_000
 
 
-async def assign(bus: Bus, request: TaskRequest, *, reserve: bool = True, attempt: int = 1) -> TaskAssignment:
+async def assign(
+    bus: Bus, request: TaskRequest, *, reserve: bool = True, attempt: int = 1, queued_seq: int = 0
+) -> TaskAssignment:
     """Reserve the estimate with the budget service and queue the task for its role, as the guard does (or
-    as the orchestrator hands out a retry, for a later `attempt`)."""
+    as the orchestrator hands out a retry, for a later `attempt`); `queued_seq` says where its Queued event
+    is stored, as the guard's assignments do."""
     reservation_id = ""
     if reserve:
         reservation = await bus.request(
@@ -36,7 +39,11 @@ async def assign(bus: Bus, request: TaskRequest, *, reserve: bool = True, attemp
         assert reservation.granted, reservation.reason
         reservation_id = reservation.reservation_id
     assignment = TaskAssignment(
-        request=request, decision=Decision(verdict="allow"), reservation_id=reservation_id, attempt=attempt
+        request=request,
+        decision=Decision(verdict="allow"),
+        reservation_id=reservation_id,
+        attempt=attempt,
+        queued_seq=queued_seq,
     )
     await bus.publish(topics.TASKS.subject(request.role), assignment)
     return assignment

@@ -231,6 +231,43 @@ async def test_a_copy_of_an_attempt_the_task_moved_past_does_not_run(
     assert [(e.attempt, e.delivery) for e in started] == [(2, 1)]
 
 
+async def _queued(bus: Bus, task: TaskRequest) -> int:
+    """Store the task's Queued event as the guard does; its stream sequence."""
+    now = datetime.now(UTC)
+    queued = Queued(
+        task_id=task.id, tenant=task.tenant, at=now, role=task.role, decision=Decision(verdict="allow")
+    )
+    return (await bus.publish(topics.EVENTS.subject(task.tenant, task.id), queued)).seq
+
+
+async def test_an_assignment_whose_queued_event_is_the_last_starts_right_after_it(
+    bus: Bus, mesh: None
+) -> None:
+    task = request()
+    seq = await _queued(bus, task)
+    await assign(bus, task, queued_seq=seq)
+    done = (await outcome(bus, task.id))[-1]
+    assert isinstance(done, Succeeded) and done.attempt == 1, done
+    raw = await bus.js.get_msg(topics.STREAM_EVENTS, seq=seq + 1)  # Started, stored right after Queued
+    assert isinstance(codec.decode(TaskEvent, raw.data or b""), Started)  # type: ignore[arg-type]
+
+
+async def test_an_assignment_whose_task_moved_on_since_it_was_queued_reads_what_happened(
+    bus: Bus, mesh: None, tmp_path: Path
+) -> None:
+    ran = tmp_path / "ran"
+    task = request("tester", commands=[f"touch {ran}"])
+    seq = await _queued(bus, task)
+    cancelled = Cancelled(task_id=task.id, tenant=task.tenant, at=datetime.now(UTC), by="alice")
+    await bus.publish(
+        topics.EVENTS.subject(task.tenant, task.id), cancelled, msg_id=topics.end_msg_id(task.id)
+    )
+    await assign(bus, task, reserve=False, queued_seq=seq)
+    await drained(bus)
+    assert not ran.exists()
+    assert [type(e) for e in await events(bus, task.id)] == [Queued, Cancelled]
+
+
 async def test_a_retry_that_comes_before_its_retrying_is_recorded_starts_only_after_it(
     bus: Bus, mesh: None
 ) -> None:
