@@ -4,10 +4,15 @@ A Book copies the stored entry once per batch (which is what makes group commit 
 over and expires holds past their ttl as it opens, lets the batch's operations (reservations.py,
 settlements.py, and configure() and view() here) change and read it, announces what the batch crossed as
 it finishes, and gives back the entry to store.
+
+What a book works out about its holds that the entry does not store (the bytes they take, when the first
+expires) it hands on as a Summary, so the next batch on the entry it wrote starts from it instead of
+going through every hold again: a busy ledger has hundreds, and a batch only touches a few.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,32 +59,57 @@ class Refused:
     reason: str
 
 
-class Book:
-    """A working copy of a ledger that a batch of operations mutates; the input ledger is never touched."""
+@dataclass(frozen=True)
+class Summary:
+    """What is known of one ledger's open holds beyond what it stores, for the next batch on that ledger."""
 
-    def __init__(self, ledger: Ledger, now: float, pricing: PriceTable) -> None:
+    hold_bytes: int | None = None
+    """What the open holds take in the encoded entry (entry.hold_bytes of each); None: not counted yet."""
+    expired_bytes: int | None = None
+    """What the expired holds take in the encoded entry (expired.encoded_bytes of each); None: not counted."""
+    expires_from: float = -math.inf
+    """No open hold expires before this (a lower bound: a dropped hold may have set it)."""
+
+
+class Book:
+    """A working copy of a ledger that a batch of operations mutates; the input ledger is never touched.
+
+    `summary` must be the one the batch that produced `ledger` handed on (Book.summary), or None.
+    """
+
+    def __init__(
+        self, ledger: Ledger, now: float, pricing: PriceTable, summary: Summary | None = None
+    ) -> None:
         self.original = ledger
         self.now = now
         self.at = datetime.fromtimestamp(now, UTC)
         self.pricing = pricing
         self.fields: dict[str, Any] = msgspec.structs.asdict(ledger)
-        self.holds: dict[str, Hold] = dict(ledger.holds)
+        # dict.copy() clones a dict that has had keys removed (every stored one has) ~7x faster than dict().
+        self.holds: dict[str, Hold] = ledger.holds.copy()
         self.settled = Settled(ledger.settled_ids, ledger.settled_amounts, ledger.settled, SETTLED_KEPT)
-        self.lapsed = Expired(ledger.expired)
+        known = summary or Summary()
+        self.lapsed = Expired(ledger.expired, known.expired_bytes)
         self.tallies = Tallies(ledger.roles, ledger.models, MAX_SCOPES)
         self.alerted = dict(ledger.alerted)
         self.events: list[BudgetEvents] = []
         self.changed = False
-        self._hold_bytes: int | None = None
+        self._hold_bytes = known.hold_bytes
+        self._expires_from = known.expires_from
         span = windows.span(ledger.window, now)
         if span.start > ledger.window_start:
             self._roll(span)
         # Expired holds go first, once per batch: `now` is the same for every operation in it, and a hold
         # made in the batch expires after it. Those the batch does not commit are announced at its end.
-        self.expired = {rid: hold for rid, hold in self.holds.items() if hold.expires_at <= now}
-        for rid, hold in self.expired.items():
-            self.drop(rid)
-            self.lapsed.add(rid, ExpiredHold(hold.amount_micro_usd, hold.expires_at, hold.role, hold.model))
+        # Only a batch that may find one looks through the holds: holds live far longer than batches.
+        self.expired: dict[str, Hold] = {}
+        if self._expires_from <= now:
+            self.expired = {rid: hold for rid, hold in self.holds.items() if hold.expires_at <= now}
+            for rid, hold in self.expired.items():
+                self.drop(rid)
+                lapsed = ExpiredHold(hold.amount_micro_usd, hold.expires_at, hold.role, hold.model)
+                self.lapsed.add(rid, lapsed)
+            self._expires_from = min((hold.expires_at for hold in self.holds.values()), default=math.inf)
 
     def stamp(self) -> dict[str, Any]:
         """What every budget event of this batch carries: the tenant, when, and the window."""
@@ -148,6 +178,7 @@ class Book:
     def hold(self, rid: str, hold: Hold) -> None:
         """Put an open hold on the books."""
         self.holds[rid] = hold
+        self._expires_from = min(self._expires_from, hold.expires_at)
         self._held(rid, hold, 1)
 
     def drop(self, rid: str) -> Hold:
@@ -292,6 +323,10 @@ class Book:
         if worst + len(self.lapsed) * LARGEST_BYTES <= HOLD_ROOM_BYTES:
             return HOLD_ROOM_BYTES - worst  # room for all of them, whatever their names
         return HOLD_ROOM_BYTES - self._open_bytes()
+
+    def summary(self) -> Summary:
+        """What the next batch on the entry this one gives back (Book.ledger) may start from."""
+        return Summary(self._hold_bytes, self.lapsed.counted(), self._expires_from)
 
     def ledger(self) -> Ledger:
         """The entry to store: the input ledger itself when nothing changed."""

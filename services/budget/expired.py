@@ -11,8 +11,6 @@ so the ledger bounds both together (ledger.py).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import msgspec
 
 from services.budget.settled import WIDTH, fingerprint
@@ -41,16 +39,28 @@ def encoded_bytes(hold: ExpiredHold) -> int:
 
 
 class Expired:
-    """The expired holds of one batch of operations: those stored, plus those the batch expires."""
+    """The expired holds of one batch of operations: those stored, plus those the batch expires.
 
-    def __init__(self, stored: Mapping[str, ExpiredHold]) -> None:
-        self._holds = dict(stored)
+    Most batches expire nothing and commit no late hold, so the stored holds are copied only when one
+    changes; what they take encoded is counted once and then kept up to date, and handed on (counted()).
+    """
+
+    def __init__(self, stored: dict[str, ExpiredHold], stored_bytes: int | None = None) -> None:
+        self._holds = stored
+        self._copied = False
+        self._bytes = stored_bytes
+        """What the holds take in the encoded entry (encoded_bytes of each); None: not counted yet."""
 
     def __contains__(self, rid: object) -> bool:
         return isinstance(rid, str) and fingerprint(rid) in self._holds
 
     def __len__(self) -> int:
         return len(self._holds)
+
+    def _changing(self) -> dict[str, ExpiredHold]:
+        if not self._copied:
+            self._holds, self._copied = self._holds.copy(), True
+        return self._holds
 
     def get(self, rid: str) -> ExpiredHold | None:
         """`rid`'s expired hold, or None when none is remembered."""
@@ -59,23 +69,45 @@ class Expired:
     def add(self, rid: str, hold: ExpiredHold) -> None:
         """Remember an expired hold (the newest last)."""
         fp = fingerprint(rid)
-        self._holds.pop(fp, None)
-        self._holds[fp] = hold
+        holds = self._changing()
+        old = holds.pop(fp, None)
+        holds[fp] = hold
+        if self._bytes is not None:
+            self._bytes += encoded_bytes(hold) - (encoded_bytes(old) if old is not None else 0)
 
     def pop(self, rid: str) -> ExpiredHold | None:
         """Forget `rid`'s expired hold and return it, or None when none is remembered."""
-        return self._holds.pop(fingerprint(rid), None)
+        fp = fingerprint(rid)
+        if fp not in self._holds:
+            return None
+        hold = self._changing().pop(fp)
+        if self._bytes is not None:
+            self._bytes -= encoded_bytes(hold)
+        return hold
+
+    def counted(self) -> int | None:
+        """What the holds take in the encoded entry, if counted so far (for Book.summary)."""
+        return self._bytes
+
+    def _encoded(self) -> int:
+        if self._bytes is None:
+            self._bytes = sum(encoded_bytes(hold) for hold in self._holds.values())
+        return self._bytes
 
     def stored(self, kept: int, room: int) -> dict[str, ExpiredHold]:
-        """What to store: the newest expired holds, at most `kept` of them and `room` bytes, oldest first."""
-        if len(self._holds) <= kept and len(self._holds) * LARGEST_BYTES <= room:
-            return self._holds  # all of them fit, whatever their names
-        items = list(self._holds.items())[max(0, len(self._holds) - kept) :]
-        if len(items) * LARGEST_BYTES > room:  # else all of them fit, whatever their names
-            used = 0
-            for n in range(len(items) - 1, -1, -1):
-                used += encoded_bytes(items[n][1])
-                if used > room:
-                    items = items[n + 1 :]
-                    break
-        return self._holds if len(items) == len(self._holds) else dict(items)
+        """What to store: the newest expired holds, at most `kept` of them and `room` bytes, oldest first
+        (the older ones are forgotten)."""
+        count = len(self._holds)
+        if count <= kept and (count * LARGEST_BYTES <= room or self._encoded() <= room):
+            return self._holds  # all of them fit
+        holds, used = self._changing(), self._encoded()
+        forgotten = []
+        for fp, hold in holds.items():  # oldest first
+            if count <= kept and used <= room:
+                break
+            forgotten.append(fp)
+            count, used = count - 1, used - encoded_bytes(hold)
+        for fp in forgotten:
+            del holds[fp]
+        self._bytes = used
+        return holds

@@ -24,7 +24,7 @@ from proto.v1 import (
     Settlement,
 )
 from services.budget import reservations, settlements
-from services.budget.book import Book, Refused
+from services.budget.book import Book, Refused, Summary
 from services.budget.entry import MAX_HOLDS, MAX_SCOPES, SETTLED_KEPT, Hold, Ledger, new_ledger
 from services.budget.reservations import Busy
 from services.budget.settlements import Unknown
@@ -40,6 +40,7 @@ __all__ = [
     "Ledger",
     "Operation",
     "Refused",
+    "Summary",
     "Touch",
     "Unknown",
     "apply",
@@ -60,12 +61,14 @@ Answer = Reservation | Settlement | LedgerView | Unknown | Busy | Refused | None
 
 @dataclass(frozen=True)
 class Applied:
-    """What a batch did: the new ledger, one answer per operation, whether it changed, and its events."""
+    """What a batch did: the new ledger, one answer per operation, whether it changed, and its events; with
+    what the next batch on the new ledger may start from."""
 
     ledger: Ledger
     answers: list[Answer]
     changed: bool
     events: list[BudgetEvents]
+    summary: Summary | None = None
 
 
 def _answer(book: Book, op: Operation) -> Answer:
@@ -84,12 +87,19 @@ def _answer(book: Book, op: Operation) -> Answer:
             return None
 
 
-def apply(ledger: Ledger, operations: Sequence[Operation], now: float, pricing: PriceTable) -> Applied:
+def apply(
+    ledger: Ledger,
+    operations: Sequence[Operation],
+    now: float,
+    pricing: PriceTable,
+    summary: Summary | None = None,
+) -> Applied:
     """Apply operations in order at `now` (epoch seconds): rolls the window over and expires holds first.
 
-    Copies the ledger once for the whole batch, which is what makes group commit cheap.
+    Copies the ledger once for the whole batch, which is what makes group commit cheap. `summary` is the
+    one handed on with `ledger` by the batch that made it (Applied.summary), or None for a ledger as read.
     """
-    book = Book(ledger, now, pricing)
+    book = Book(ledger, now, pricing, summary)
     answers = [_answer(book, op) for op in operations]
     book.finish()
-    return Applied(book.ledger(), answers, book.changed, book.events)
+    return Applied(book.ledger(), answers, book.changed, book.events, book.summary())

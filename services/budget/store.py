@@ -15,6 +15,7 @@ hot tenant then costs one KV round trip per batch instead of one per operation.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -41,7 +42,7 @@ from proto.v1 import (
     ThresholdCrossed,
     WindowRolled,
 )
-from services.budget.ledger import Answer, Applied, Busy, Ledger, Operation, apply, new_ledger
+from services.budget.ledger import Answer, Applied, Busy, Ledger, Operation, Summary, apply, new_ledger
 from services.budget.metrics import BudgetMetrics
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,13 @@ def event_msg_id(event: BudgetEvents) -> str:
 
 @dataclass(frozen=True)
 class _Read:
-    """A tenant's ledger as read, at the revision to write over; `removed` names a delete or purge marker."""
+    """A tenant's ledger as read, at the revision to write over; `removed` names a delete or purge marker;
+    `summary`, what the batch that wrote it knew of its holds (ledger.Summary)."""
 
     ledger: Ledger
     revision: int
     removed: str = ""
+    summary: Summary | None = None
 
 
 @dataclass
@@ -176,15 +179,17 @@ class Ledgers:
         if cached is None:
             cached = await self._read(tenant)
         for _ in range(_MAX_ATTEMPTS):
-            applied = apply(cached.ledger, operations, self._clock(), self._pricing)
+            applied = apply(cached.ledger, operations, self._clock(), self._pricing, cached.summary)
             if not applied.changed:
                 if fresh:
+                    cached = dataclasses.replace(cached, summary=applied.summary)  # of the same ledger
                     break
                 # Answers that change nothing (reads, refusals, repeats) must come from the latest entry.
                 cached, fresh = await self._read(tenant), True
                 continue
             try:
-                written = _Read(applied.ledger, await self._write(tenant, applied.ledger, cached.revision))
+                revision = await self._write(tenant, applied.ledger, cached.revision)
+                written = _Read(applied.ledger, revision, summary=applied.summary)
                 self._metrics.writes.inc()
             except WrongRevision:
                 self._metrics.cas_conflicts.inc()
@@ -211,7 +216,13 @@ class Ledgers:
             if marker is None or not marker.revision:
                 return _Read(new_ledger(tenant, self._settings), 0)
             return _Read(new_ledger(tenant, self._settings), marker.revision, str(exc.op or "DEL"))
-        return _Read(codec.decode(Ledger, entry.value or b""), entry.revision or 0)
+        revision = entry.revision or 0
+        known = self._cache.get(tenant)
+        if known is not None and known.revision == revision and not known.removed:
+            # The entry this replica last wrote or read (a revision names one value): decoding it again would
+            # give the same ledger, at a cost that grows with its holds (~0.3 ms with 1,500 of them).
+            return known
+        return _Read(codec.decode(Ledger, entry.value or b""), revision)
 
     def _recreated(self, tenant: str, removed: _Read, fresh: Ledger) -> LedgerRecreated:
         """Say that a fresh ledger was written over a removed one: a log line, a metric, and its event."""

@@ -5,17 +5,32 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-from maestro import topics
+from maestro import codec, pricing, topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError
 from maestro.runtime import open_bus, running_service
 from maestro.settings import Settings
-from proto.v1 import Commit, LedgerRecreated, Reserve, SetBudget, Usage
+from proto.v1 import (
+    Commit,
+    GetLedger,
+    LedgerRecreated,
+    LedgerView,
+    Reservation,
+    Reserve,
+    SetBudget,
+    Settlement,
+    Usage,
+)
+from services.budget.ledger import Ledger
+from services.budget.metrics import BudgetMetrics
 from services.budget.service import SERVICE, serve
+from services.budget.store import Ledgers
 from tests.services.budget.support import answering, wait_for_events
 
 
@@ -83,3 +98,36 @@ async def test_a_tenant_the_bucket_cannot_take_as_a_key_is_400_not_retried(
             reply = await bus.nc.request(topics.BUDGET_GET.subject, data, timeout=5)
             assert reply.headers and reply.headers[topics.HEADER_ERROR_CODE] == "400", reply.headers
             assert "tenant" in reply.headers[topics.HEADER_ERROR]
+
+
+async def test_a_replica_reading_back_the_entry_it_wrote_keeps_its_copy_and_decodes_anyone_elses(
+    settings: Settings, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kv = await bus.js.key_value(topics.BUCKET_BUDGET)
+    decode = codec.decode
+    decoded: list[bytes] = []
+
+    def counting(type_: Any, data: bytes | str) -> Any:
+        if type_ is Ledger:
+            decoded.append(bytes(data, "utf-8") if isinstance(data, str) else data)
+        return decode(type_, data)
+
+    monkeypatch.setattr(codec, "decode", counting)
+    get = GetLedger(tenant="acme")
+    async with asyncio.TaskGroup() as group:
+        metrics = BudgetMetrics.create(CollectorRegistry())
+        ledgers = Ledgers(bus, kv, pricing.from_settings(settings), metrics, group)
+        assert isinstance(await ledgers.submit("acme", reserve("t1")), Reservation)
+        # A read answers from the latest entry: this replica's own write, which it need not decode again.
+        view = await ledgers.submit("acme", get)
+        assert isinstance(view, LedgerView) and view.holds == 1 and decoded == []
+        # Another replica's write has another revision: read and decoded, whatever this one had.
+        entry = await kv.get("acme")
+        theirs = msgspec.structs.replace(decode(Ledger, entry.value or b""), limit_micro_usd=777)
+        await kv.update("acme", codec.encode(theirs), last=entry.revision)
+        view = await ledgers.submit("acme", get)
+        assert isinstance(view, LedgerView) and view.limit_micro_usd == 777 and len(decoded) == 1
+        view = await ledgers.submit("acme", get)  # as read: kept too
+        assert isinstance(view, LedgerView) and view.limit_micro_usd == 777 and len(decoded) == 1
+        settled = await ledgers.submit("acme", commit("t1"))
+        assert isinstance(settled, Settlement) and settled.charged_micro_usd > 0 and len(decoded) == 1
