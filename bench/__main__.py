@@ -1,4 +1,5 @@
-"""`python -m bench`: every benchmark, each figure printed beside its same-run baseline as a ratio."""
+"""`python -m bench`: every benchmark, each figure printed beside its same-run baseline as a ratio; issue 11's
+figures end the report in one table with their targets."""
 
 from __future__ import annotations
 
@@ -73,10 +74,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(line)
 
     print()
-    for line in targets.table(targets.figures(raw, result, wf)):
-        print(line)
-
-    print()
     for line in budget.describe(asyncio.run(budget.run(args.n, concurrency=16))):
         print(line)
 
@@ -86,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     print()
     for line in coverage.describe(coverage.run()):
+        print(line)
+
+    print()
+    for line in targets.table(targets.figures(raw, result, wf)):
         print(line)
 
 

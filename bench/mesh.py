@@ -194,8 +194,8 @@ async def running(server: EmbeddedServer, data_dir: Path) -> AsyncIterator[Bench
             raise
 
 
-async def idle_cpu(running: BenchMesh, seconds: float) -> dict[str, float]:
+async def idle_cpu(mesh: BenchMesh, seconds: float) -> dict[str, float]:
     """CPU seconds each process spends over `seconds` in which nobody submits anything."""
-    cpu = CpuMeter(running)
+    cpu = CpuMeter(mesh)
     await asyncio.sleep(seconds)  # the measuring window itself: nothing is awaited but time
     return cpu.spent()

@@ -63,7 +63,7 @@ def test_each_figure_stands_beside_its_baseline_and_its_target() -> None:
     cpu = rows["services CPU ms/task (vs raw ms/msg)"]
     assert (cpu.value, cpu.baseline, cpu.met) == (0.4, 0.1, True)
     assert rows["with nats-server, CPU ms/task"].value == 0.45
-    idle = rows["idle: busiest process, % of one core"]
+    idle = rows["idle % of a core, busiest: guard"]
     assert idle.value == 0.1 and idle.met is True  # the harness is not the mesh
     assert rows["tasks not finished or recorded"].met is True
 
@@ -73,7 +73,7 @@ def test_a_target_is_missed_when_tasks_were_left_unfinished_however_low_the_p99(
     rows = {f.name: f for f in figures(RAW, run, None)}
 
     assert rows["p99 ms submit->succeeded @500/s (vs hop)"].met is False
-    assert rows["idle: busiest process, % of one core"].met is False
+    assert rows["idle % of a core, busiest: guard"].met is False
     assert rows["tasks not finished or recorded"].value == 2
 
 
