@@ -209,6 +209,10 @@ class Bus:
                 raise WrongRevision(f"{subject} moved past sequence {after_seq}") from None
             raise
 
+    async def notify(self, subject: str, message: Any) -> None:
+        """Send a message to whoever listens on `subject` now (core NATS: not stored, no answer)."""
+        await self.nc.publish(subject, codec.encode(message))
+
     async def schedule(self, subject: str, message: Any, *, due: datetime, target: str) -> PubAck:
         """Have the server store `message` on `target` at `due` (a JetStream message schedule, ADR-51).
 

@@ -132,6 +132,20 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             "Read or follow one task's events (`maestro watch`, GET /v1/tasks/{id}/events)",
         ),
     ),
+    "STOP_NOTICES": (
+        Flow(
+            "orchestrator",
+            "send",
+            "Tell the worker running a task that it was cancelled or timed out (core NATS), once the "
+            "Cancelled or TimedOut is recorded",
+            (Cancelled, TimedOut),
+        ),
+        Flow(
+            "agents",
+            "receive",
+            "One subscription per worker process; the worker running the task kills its work",
+        ),
+    ),
     "TIMERS": (
         Flow(
             "orchestrator",

@@ -142,6 +142,13 @@ EVENTS: Topic[TaskEvent] = Topic(
     TaskEvent,  # type: ignore[arg-type]
     "every lifecycle event of every task: the audit log",
 )
+STOP_NOTICES: Topic[TaskEvent] = Topic(
+    "maestro.v1.stop",
+    ("tenant", "task_id"),
+    TaskEvent,  # type: ignore[arg-type]
+    "core NATS, not stored: the Cancelled or TimedOut the orchestrator just recorded for a running task, "
+    "for the worker running it to stop; the events stream keeps the record of it",
+)
 TIMERS: Topic[TimerFired] = Topic(
     "maestro.v1.timer",
     ("tenant", "task_id", "timer"),

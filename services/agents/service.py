@@ -47,7 +47,7 @@ from services.agents.heartbeat import heartbeats
 from services.agents.metrics import AgentMetrics
 from services.agents.roles import RUNNERS, RoleResult
 from services.agents.sandbox import Sandbox, remove_stale_workspaces
-from services.agents.stop import STOPS, stop_orders, stopped_result
+from services.agents.stop import STOPS, StopNotices, stopped_result
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,8 @@ class Worker:
     retries: KeyValue
     """The assignments of failed attempts the orchestrator will hand out again (topics.BUCKET_ATTEMPTS)."""
     metrics: AgentMetrics
+    stops: StopNotices
+    """Stop notices for the tasks this process runs (one subscription for all of them)."""
     running: set[str] = field(default_factory=set)
     """Tasks this process is handling now: another delivery of one of them waits (a redelivery that came
     while this process could not reach the server to keep its message alive)."""
@@ -242,9 +244,9 @@ class Worker:
             )
             await self.bus.publish(subject, event, traceparent=trace)
 
-        # Listening before Started is stored: the server takes this connection's SUB before its PUB, so a
-        # stop stored after Started is heard, and one stored before it makes Started fail (after_seq).
-        async with stop_orders(self.bus.nc, subject, request.id) as stop:
+        # Listening before Started is stored: a stop stored after Started is recorded by the orchestrator
+        # after it, which then tells this worker; one stored before it makes Started fail (after_seq).
+        with self.stops.order(request.id) as stop:
             await self.bus.publish(subject, start, traceparent=trace, after_seq=after_seq)
             # At least twice per ack wait: a worker not heard from for an ack wait is taken to be gone.
             async with heartbeats(beat, every_s=min(settings.heartbeat_s, settings.ack_wait_s / 2)):
@@ -408,6 +410,7 @@ async def open_worker(bus: Bus) -> Worker:
         finished=await bus.js.key_value(topics.BUCKET_WORK),
         retries=await bus.js.key_value(topics.BUCKET_ATTEMPTS),
         metrics=AgentMetrics.create(bus.metrics.registry),
+        stops=await StopNotices.subscribed(bus.nc),
     )
 
 

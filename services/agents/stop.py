@@ -1,19 +1,22 @@
-"""Stop orders: follow a running task's events and say when it must stop (a Cancelled or TimedOut)."""
+"""Stop orders: hear the orchestrator say that a running task must stop (a Cancelled or TimedOut).
+
+One subscription per process hears every stop notice (topics.STOP_NOTICES) and passes each to the order of
+the task it names, if this process runs it: a task costs no subscription of its own, and no worker hears
+the events of the tasks it runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from maestro import codec
+from maestro import codec, topics
 from proto.v1 import Cancelled, TaskEvent, TaskRequest, TimedOut, Usage
 from proto.v1.tasks import FailureKind
 from services.agents.roles import RoleResult
@@ -54,7 +57,7 @@ class StopOrder:
         try:
             event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
         except codec.DecodeError:
-            return  # not ours to judge: the orchestrator reads the stored events
+            return  # not ours to judge: the stored events are what counts
         if self.heard is None and isinstance(event, STOPS) and event.task_id == self.task_id:
             self.heard = event
             if self._role is not None:
@@ -81,13 +84,31 @@ class StopOrder:
             self._role = None
 
 
-@asynccontextmanager
-async def stop_orders(nc: Client, subject: str, task_id: str) -> AsyncIterator[StopOrder]:
-    """A StopOrder for the task that listens (core NATS) on its events subject for the block's length."""
-    order = StopOrder(task_id)
-    sub = await nc.subscribe(subject, cb=order.on_message)
-    try:
-        yield order
-    finally:
-        with contextlib.suppress(nats.errors.Error):  # a closed connection took the subscription with it
-            await sub.unsubscribe()
+class StopNotices:
+    """The stop orders of the tasks this process runs, by task id; one subscription feeds them all."""
+
+    def __init__(self) -> None:
+        self._orders: dict[str, StopOrder] = {}
+
+    @classmethod
+    async def subscribed(cls, nc: Client) -> StopNotices:
+        """Notices listened to on `nc` from now on, for as long as the connection lasts."""
+        notices = cls()
+        await nc.subscribe(topics.STOP_NOTICES.all, cb=notices.on_message)
+        return notices
+
+    async def on_message(self, msg: Msg) -> None:
+        """The subscription's callback: never raises (nats.py would only log it and carry on)."""
+        order = self._orders.get(msg.subject.rsplit(".", 1)[-1])
+        if order is not None:
+            await order.on_message(msg)
+
+    @contextmanager
+    def order(self, task_id: str) -> Iterator[StopOrder]:
+        """A StopOrder for the task, heard for the block's length."""
+        order = self._orders[task_id] = StopOrder(task_id)
+        try:
+            yield order
+        finally:
+            if self._orders.get(task_id) is order:
+                del self._orders[task_id]

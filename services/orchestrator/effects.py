@@ -19,7 +19,15 @@ from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError, Retry
 from proto.v1 import Failed, Release, Reserve, Retrying, TaskAssignment, TimerFired
-from services.orchestrator.lifecycle import ArmTimer, Command, Decide, Record, Redispatch, ReleaseHold
+from services.orchestrator.lifecycle import (
+    ArmTimer,
+    Command,
+    Decide,
+    Record,
+    Redispatch,
+    ReleaseHold,
+    StopWork,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,8 @@ class Effects:
                 )
             case Redispatch() as retry:
                 await self._redispatch(retry)
+            case StopWork(event=event):
+                await self.bus.notify(topics.STOP_NOTICES.subject(event.tenant, event.task_id), event)
 
     async def _redispatch(self, retry: Redispatch) -> None:
         """Hold the attempt's estimate, schedule its assignment, record Retrying; or fail the task."""

@@ -126,7 +126,14 @@ class Redispatch:
     error: str
 
 
-Command = ArmTimer | Record | ReleaseHold | Decide | Redispatch
+@dataclass(frozen=True)
+class StopWork:
+    """Tell the worker running the task to stop (a core NATS notice): it was cancelled or timed out."""
+
+    event: Cancelled | TimedOut
+
+
+Command = ArmTimer | Record | ReleaseHold | Decide | Redispatch | StopWork
 
 
 @dataclass(frozen=True)
@@ -292,11 +299,11 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
         case Cancelled(by=by, reason=reason):
             why = reason or (f"cancelled by {by}" if by else "cancelled")
             stopped = _move(record, "cancelled", seq, at, reason=why, finished_at=at, cancelled_by=by)
-            return _then(stopped, *_unwind(record, by or "cancel", why, at))
+            return _then(stopped, *_unwind(record, event, by or "cancel", why, at))
         case TimedOut(reason=reason):
             why = reason or "timed out"
             stopped = _move(record, "timed_out", seq, at, reason=why, finished_at=at)
-            return _then(stopped, *_unwind(record, "timeout", why, at))
+            return _then(stopped, *_unwind(record, event, "timeout", why, at))
         case TimerFired():
             return Applied(record, record.state, _on_timer(record, event))
     return Refused(f"unknown event {type(event).__name__}")  # pragma: no cover - the union is exhaustive
@@ -317,13 +324,18 @@ def _then(result: Step, *commands: Command) -> Step:
     return result
 
 
-def _unwind(record: TaskRecord, by: str, why: str, at: datetime) -> tuple[Command, ...]:
+def _unwind(
+    record: TaskRecord, stop: Cancelled | TimedOut, by: str, why: str, at: datetime
+) -> tuple[Command, ...]:
     """What a task ended by the orchestrator leaves to undo, by the state it was in.
 
     Queued: its hold (no worker will pay from it). Awaiting approval: the guard still holds the request, so it
     is rejected there as a person would (if a person approved first, the Queued that follows is refused and
-    its hold released). Running: the worker stops, pays for what it used and releases the rest itself.
+    its hold released). Running: the worker is told to stop; it pays for what it used and releases the rest
+    itself.
     """
+    if record.state == "running":
+        return (StopWork(stop),)
     if record.state == "queued" and record.reservation_id:
         return (ReleaseHold(record.tenant, record.reservation_id),)
     if record.state == "awaiting_approval":

@@ -85,6 +85,14 @@ def _timed_out(task: TaskRequest) -> TimedOut:
     return TimedOut(task_id=task.id, tenant=task.tenant, at=at, timer="start_to_close", reason="ran 60s")
 
 
+async def _stop(bus: Bus, stop: Cancelled | TimedOut) -> None:
+    """Record the stop and tell the workers, as the orchestrator does for a running task."""
+    await bus.publish(
+        topics.EVENTS.subject(stop.tenant, stop.task_id), stop, msg_id=topics.end_msg_id(stop.task_id)
+    )
+    await bus.notify(topics.STOP_NOTICES.subject(stop.tenant, stop.task_id), stop)
+
+
 @pytest.mark.parametrize(
     ("stop", "error", "failure"),
     [
@@ -104,9 +112,7 @@ async def test_a_stopped_task_dies_within_two_seconds_and_still_pays(
 
     loop = asyncio.get_running_loop()
     published = loop.time()
-    await bus.publish(
-        topics.EVENTS.subject(task.tenant, task.id), stop(task), msg_id=topics.end_msg_id(task.id)
-    )
+    await _stop(bus, stop(task))
 
     async def dead() -> bool:
         return all(_gone(pid) for pid in pids)
@@ -145,7 +151,7 @@ async def test_a_stop_for_another_task_leaves_this_one_running(
     pids = await _pids(tmp_path / "pids")
 
     for stop in (_cancelled(other), _timed_out(other)):
-        await bus.publish(topics.EVENTS.subject(other.tenant, other.id), stop)
+        await _stop(bus, stop)
     assert not any(_gone(pid) for pid in pids)
     go.touch()  # only now may the command end, and the task succeed
 

@@ -26,6 +26,7 @@ from services.orchestrator.lifecycle import (
     Record,
     Refused,
     ReleaseHold,
+    StopWork,
     step,
 )
 from tests.services.orchestrator.test_lifecycle import (
@@ -142,9 +143,12 @@ def test_cancelling_a_parked_task_rejects_it_at_the_guard() -> None:
     assert command.decision.approved is False and command.decision.by == "alice"
 
 
-def test_cancelling_a_running_task_leaves_the_hold_to_its_worker() -> None:
+def test_stopping_a_running_task_tells_its_worker_and_leaves_the_hold_to_it() -> None:
     # The worker stops, pays for what it used and releases the rest: a release here makes its commit late.
-    assert applied(limited("running", attempts=1, reservation_id="r-1"), cancelled()).commands == ()
+    for stop in (cancelled(), timed_out()):
+        assert applied(limited("running", attempts=1, reservation_id="r-1"), stop).commands == (
+            StopWork(stop),
+        )
 
 
 def test_timing_out_a_queued_task_releases_its_hold() -> None:
