@@ -35,7 +35,7 @@ from nats.micro.service import ServiceConfig
 from maestro import codec, logs, topics, tracing
 from maestro.errors import NotFound, Reject, RemoteError, Retry, WrongRevision
 from maestro.metrics import Metrics
-from maestro.pulling import PullWindow, StandingPull
+from maestro.pulling import PullWindow, StandingPull, delivered_and_sequence
 from maestro.replies import Replies
 from maestro.settings import Settings
 from proto.v1 import DeadLetter
@@ -154,7 +154,7 @@ class Bus:
         self.metrics = metrics
         self._stopping = asyncio.Event()
         self._intake_closed = False
-        self._replies = Replies(nc)
+        self._replies = Replies(nc, settings.request_timeout_s)
         self._message_counters: dict[tuple[str, str], Any] = {}
         self._handler_timers: dict[str, Any] = {}
         self._service_ids: dict[str, str] = {}
@@ -227,9 +227,7 @@ class Bus:
     async def _store(self, subject: str, data: bytes, headers: dict[str, str] | None) -> PubAck:
         # What js.publish does, over the bus's own cheaper request path (maestro/replies.py).
         try:
-            reply = await self._replies.request(
-                subject, data, timeout=self.settings.request_timeout_s, headers=headers
-            )
+            reply = await self._replies.request(subject, data, headers=headers)
         except nats.errors.NoRespondersError:
             raise NoStreamResponseError from None
         ack = _ack_decoder.decode(reply.data)
@@ -266,14 +264,13 @@ class Bus:
         key's partition, or to any replica when nobody owns it right now.
         """
         data = codec.encode(message)
-        timeout = self.settings.request_timeout_s
         reply: Msg | None = None
         if key is not None and endpoint.partitions:
             with contextlib.suppress(nats.errors.NoRespondersError):
-                reply = await self._replies.request(endpoint.partition_subject(key), data, timeout=timeout)
+                reply = await self._replies.request(endpoint.partition_subject(key), data)
         try:
             if reply is None:
-                reply = await self._replies.request(endpoint.subject, data, timeout=timeout)
+                reply = await self._replies.request(endpoint.subject, data)
         except nats.errors.NoRespondersError:
             raise RemoteError(503, f"no {endpoint.subject} service is running") from None
         except TimeoutError:
@@ -446,13 +443,12 @@ class Bus:
         in_flight[id(msg)] = (msg, asyncio.get_running_loop().time())
         outcome = "ack"
         try:
-            meta = msg.metadata
-            attempt = meta.num_delivered
+            attempt, stream_seq = delivered_and_sequence(msg.reply)
             delivery = Delivery(
                 subject=msg.subject,
                 headers=msg.headers or {},
                 attempt=attempt,
-                stream_seq=meta.sequence.stream,
+                stream_seq=stream_seq,
                 size=len(msg.data),
                 _msg=msg,
             )

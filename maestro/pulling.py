@@ -38,6 +38,22 @@ _CONFLICT = "409"
 _CONSUMER_DELETED = "Consumer Deleted"
 
 
+def delivered_and_sequence(reply: str) -> tuple[int, int]:
+    """How often a consumer's message was delivered and its stream sequence, read off its ack subject.
+
+    `$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>`, or with the
+    domain and account hash before the stream (and a token after) in the newer form (JetStream ADR-15);
+    what nats-py's Msg.metadata reads too, without building its objects and a datetime per message.
+    Raises ValueError for a subject that is neither.
+    """
+    tokens = reply.split(".")
+    if len(tokens) == 9:
+        return int(tokens[4]), int(tokens[5])
+    if len(tokens) >= 11:
+        return int(tokens[6]), int(tokens[7])
+    raise ValueError(f"not a JetStream ack subject: {reply!r}")
+
+
 class _PullRequest(msgspec.Struct, omit_defaults=True):
     """The body of a JetStream pull request (`$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`)."""
 

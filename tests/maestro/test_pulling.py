@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
 from nats.aio.msg import Msg
 
 from maestro import topics
 from maestro.bus import Bus, Consumer, Delivery
-from maestro.pulling import PullWindow
+from maestro.pulling import PullWindow, delivered_and_sequence
 from proto.v1 import TaskRequest
 from tests.maestro.test_presence import eventually
 
@@ -155,3 +156,10 @@ async def test_a_stopped_consumer_leaves_its_messages_to_the_next_one_at_once(bu
         await asyncio.wait_for(consuming, 5)
     # The settings' ack wait is 2 s: a message left unsettled would only come back after it.
     assert loop.time() - began < 1.5
+
+
+def test_deliveries_and_sequence_are_read_off_both_forms_of_the_ack_subject() -> None:
+    assert delivered_and_sequence("$JS.ACK.S.d.3.17.5.1700000000000000000.2") == (3, 17)
+    assert delivered_and_sequence("$JS.ACK.hub.ACCHASH.S.d.4.18.5.1700000000000000000.2.tok") == (4, 18)
+    with pytest.raises(ValueError, match="not a JetStream ack subject"):
+        delivered_and_sequence("_INBOX.abc")
