@@ -32,7 +32,7 @@ from proto.v1 import (
 )
 from proto.v1.budget import task_of_reservation
 from proto.v1.ids import MAX_MICRO_USD, MAX_TOKENS
-from services.budget import alerts, windows
+from services.budget import alerts, entry, windows
 from services.budget.entry import (
     HOLD_ROOM_BYTES,
     LARGEST_HOLD_BYTES,
@@ -45,9 +45,12 @@ from services.budget.entry import (
     effective_limit,
     hold_bytes,
 )
-from services.budget.expired import LARGEST_BYTES, Expired, ExpiredHold
+from services.budget.expired import LARGEST_BYTES, Expired, ExpiredHold, encoded_item
 from services.budget.settled import Settled
 from services.budget.tally import Limit, Tallies, scope_views
+
+_CARRIED_BEFORE_ITEMS = 4
+"""Batches in a row that hand a ledger on before the next keeps its holds' items as encoded."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,13 @@ class Summary:
     """What the expired holds take in the encoded entry (expired.encoded_bytes of each); None: not counted."""
     expires_from: float = -math.inf
     """No open hold expires before this (a lower bound: a dropped hold may have set it)."""
+    carried: int = 0
+    """How many batches in a row handed the ledger on, each to the next."""
+    holds_items: dict[str, bytes] | None = None
+    """Each open hold's item as the entry encodes it (expired.encoded_item), in the holds' order; None: not
+    kept (entry.encode splices them instead of encoding every hold again)."""
+    expired_items: dict[str, bytes] | None = None
+    """The same for the expired holds."""
 
 
 class Book:
@@ -89,7 +99,17 @@ class Book:
         self.holds: dict[str, Hold] = ledger.holds.copy()
         self.settled = Settled(ledger.settled_ids, ledger.settled_amounts, ledger.settled, SETTLED_KEPT)
         known = summary or Summary()
-        self.lapsed = Expired(ledger.expired, known.expired_bytes)
+        # Encoding each hold on its own costs ~6 times its share of encoding the entry: worth it for a ledger
+        # with many holds that this replica keeps writing (then each batch encodes only the holds it makes),
+        # not for one that another replica's writes keep taking away.
+        self._carried = known.carried
+        self._items: dict[str, bytes] | None = None
+        encode = known.carried >= _CARRIED_BEFORE_ITEMS and entry.spliced(ledger)
+        if known.holds_items is not None:
+            self._items = known.holds_items.copy()
+        elif encode:
+            self._items = {rid: encoded_item(rid, hold) for rid, hold in self.holds.items()}
+        self.lapsed = Expired(ledger.expired, known.expired_bytes, known.expired_items, encode)
         self.tallies = Tallies(ledger.roles, ledger.models, MAX_SCOPES)
         self.alerted = dict(ledger.alerted)
         self.events: list[BudgetEvents] = []
@@ -178,12 +198,16 @@ class Book:
     def hold(self, rid: str, hold: Hold) -> None:
         """Put an open hold on the books."""
         self.holds[rid] = hold
+        if self._items is not None:
+            self._items[rid] = encoded_item(rid, hold)
         self._expires_from = min(self._expires_from, hold.expires_at)
         self._held(rid, hold, 1)
 
     def drop(self, rid: str) -> Hold:
         """Take an open hold off the books (the caller says what becomes of it)."""
         hold = self.holds.pop(rid)
+        if self._items is not None:
+            del self._items[rid]
         self._held(rid, hold, -1)
         return hold
 
@@ -326,7 +350,14 @@ class Book:
 
     def summary(self) -> Summary:
         """What the next batch on the entry this one gives back (Book.ledger) may start from."""
-        return Summary(self._hold_bytes, self.lapsed.counted(), self._expires_from)
+        return Summary(
+            self._hold_bytes,
+            self.lapsed.counted(),
+            self._expires_from,
+            self._carried + 1,
+            self._items,
+            self.lapsed.items(),
+        )
 
     def ledger(self) -> Ledger:
         """The entry to store: the input ledger itself when nothing changed."""

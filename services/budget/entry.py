@@ -24,8 +24,12 @@ most MAX_MICRO_USD. So every total stays exact in any language, and every answer
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
+
 import msgspec
 
+from maestro import codec
 from maestro.settings import Settings
 from proto.v1 import Window, WindowTotals
 from proto.v1.budget import MAX_ATTEMPT, reservation_id_for
@@ -50,6 +54,12 @@ MAX_SCOPES = 64
 # (~60 KB of tallies, sub-limits and alert marks with 128-character names, 48 KB of settled ids), the
 # entry stays under 0.8 MiB.
 HOLD_ROOM_BYTES = 640 * 1024
+
+_HOLDS = b'"holds":{}'
+_EXPIRED = b'"expired":{}'
+SPLICED_FROM = 256
+"""Open and expired holds from which an entry is spliced from its holds' items (encode): below, splicing
+costs more than it saves (the rest of the entry, ~50 KB of settled ids, is copied once more)."""
 
 
 class Hold(msgspec.Struct, frozen=True, array_like=True):
@@ -138,3 +148,42 @@ class Ledger(msgspec.Struct, frozen=True, kw_only=True):
 def new_ledger(tenant: str, settings: Settings) -> Ledger:
     """An empty ledger with the default limit and the total window."""
     return Ledger(tenant=tenant, limit_micro_usd=settings.default_limit_micro_usd)
+
+
+def spliced(ledger: Ledger) -> bool:
+    """Whether encode splices the entry from its holds' items, given them."""
+    return len(ledger.holds) + len(ledger.expired) >= SPLICED_FROM
+
+
+def _items(items: Iterable[bytes]) -> Iterable[bytes]:
+    """Items that each start with a comma (expired.encoded_item), as they follow a dict's opening brace."""
+    rest = iter(items)
+    first = next(rest, None)
+    return rest if first is None else itertools.chain((first[1:],), rest)
+
+
+def encode(
+    ledger: Ledger, holds: Iterable[bytes] | None = None, expired: Iterable[bytes] | None = None
+) -> bytes:
+    """The entry's bytes, with its open and expired holds spliced from their items as encoded when both are
+    given (expired.encoded_item, in their order) and there are enough of them (spliced): the same bytes as
+    codec.encode(ledger), without encoding every hold again. With 1,500 holds: 0.06 ms instead of 0.16;
+    msgspec.Raw fields in their place took longer than encoding them (more copies of the holds)."""
+    if holds is None or expired is None or not spliced(ledger):
+        return codec.encode(ledger)
+    bare = codec.encode(msgspec.structs.replace(ledger, holds={}, expired={}))
+    # Found where they are and nowhere else: a quote inside a JSON string is escaped, and before the holds
+    # come only the tenant and numbers.
+    at_holds = bare.index(_HOLDS) + len(_HOLDS) - 1
+    at_expired = bare.index(_EXPIRED, at_holds) + len(_EXPIRED) - 1
+    view = memoryview(bare)
+    # One join, so the entry is copied once (the items are not copied to join them first).
+    return b"".join(
+        itertools.chain(
+            (view[:at_holds],),
+            _items(holds),
+            (view[at_holds:at_expired],),
+            _items(expired),
+            (view[at_expired:],),
+        )
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
+from maestro import codec
 from services.budget.settled import WIDTH, fingerprint
 
 NUMBERS_BYTES = 72
@@ -38,18 +39,35 @@ def encoded_bytes(hold: ExpiredHold) -> int:
     return WIDTH + len(hold.role) + len(hold.model) + NUMBERS_BYTES
 
 
+def encoded_item(key: str, hold: msgspec.Struct) -> bytes:
+    """One item of a dict of open or expired holds as the encoded entry spells it after another one:
+    `,"key":[...]` (entry.encode)."""
+    return b"," + codec.encode(key) + b":" + codec.encode(hold)
+
+
 class Expired:
     """The expired holds of one batch of operations: those stored, plus those the batch expires.
 
     Most batches expire nothing and commit no late hold, so the stored holds are copied only when one
-    changes; what they take encoded is counted once and then kept up to date, and handed on (counted()).
+    changes; what they take encoded is counted once and then kept up to date, and handed on (counted()),
+    and so, once asked for, is each hold's item as encoded (items()).
     """
 
-    def __init__(self, stored: dict[str, ExpiredHold], stored_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        stored: dict[str, ExpiredHold],
+        stored_bytes: int | None = None,
+        items: dict[str, bytes] | None = None,
+        encode: bool = False,
+    ) -> None:
         self._holds = stored
         self._copied = False
         self._bytes = stored_bytes
         """What the holds take in the encoded entry (encoded_bytes of each); None: not counted yet."""
+        self._items = items
+        """Each hold's item as encoded (encoded_item), in the holds' order; None: not kept."""
+        if items is None and encode:
+            self._items = {fp: encoded_item(fp, hold) for fp, hold in stored.items()}
 
     def __contains__(self, rid: object) -> bool:
         return isinstance(rid, str) and fingerprint(rid) in self._holds
@@ -60,6 +78,8 @@ class Expired:
     def _changing(self) -> dict[str, ExpiredHold]:
         if not self._copied:
             self._holds, self._copied = self._holds.copy(), True
+            if self._items is not None:
+                self._items = self._items.copy()
         return self._holds
 
     def get(self, rid: str) -> ExpiredHold | None:
@@ -72,6 +92,9 @@ class Expired:
         holds = self._changing()
         old = holds.pop(fp, None)
         holds[fp] = hold
+        if self._items is not None:
+            self._items.pop(fp, None)
+            self._items[fp] = encoded_item(fp, hold)
         if self._bytes is not None:
             self._bytes += encoded_bytes(hold) - (encoded_bytes(old) if old is not None else 0)
 
@@ -81,6 +104,8 @@ class Expired:
         if fp not in self._holds:
             return None
         hold = self._changing().pop(fp)
+        if self._items is not None:
+            del self._items[fp]
         if self._bytes is not None:
             self._bytes -= encoded_bytes(hold)
         return hold
@@ -88,6 +113,10 @@ class Expired:
     def counted(self) -> int | None:
         """What the holds take in the encoded entry, if counted so far (for Book.summary)."""
         return self._bytes
+
+    def items(self) -> dict[str, bytes] | None:
+        """Each hold's item as the entry encodes it, in the holds' order, if kept (for Book.summary)."""
+        return self._items
 
     def _encoded(self) -> int:
         if self._bytes is None:
@@ -109,5 +138,7 @@ class Expired:
             count, used = count - 1, used - encoded_bytes(hold)
         for fp in forgotten:
             del holds[fp]
+            if self._items is not None:
+                del self._items[fp]
         self._bytes = used
         return holds

@@ -23,7 +23,7 @@ from proto.v1 import (
     SetBudget,
     Settlement,
 )
-from services.budget import reservations, settlements
+from services.budget import entry, reservations, settlements
 from services.budget.book import Book, Refused, Summary
 from services.budget.entry import MAX_HOLDS, MAX_SCOPES, SETTLED_KEPT, Hold, Ledger, new_ledger
 from services.budget.reservations import Busy
@@ -44,6 +44,7 @@ __all__ = [
     "Touch",
     "Unknown",
     "apply",
+    "encoded",
     "new_ledger",
 ]
 
@@ -85,6 +86,17 @@ def _answer(book: Book, op: Operation) -> Answer:
             return book.configure(op)
         case Touch():
             return None
+
+
+def encoded(applied: Applied) -> bytes:
+    """The bytes of the entry a batch gives back (codec.encode's), from its holds' items where it has them."""
+    summary = applied.summary or Summary()
+    holds, expired = summary.holds_items, summary.expired_items
+    return entry.encode(
+        applied.ledger,
+        holds.values() if holds is not None else None,
+        expired.values() if expired is not None else None,
+    )
 
 
 def apply(

@@ -42,7 +42,17 @@ from proto.v1 import (
     ThresholdCrossed,
     WindowRolled,
 )
-from services.budget.ledger import Answer, Applied, Busy, Ledger, Operation, Summary, apply, new_ledger
+from services.budget.ledger import (
+    Answer,
+    Applied,
+    Busy,
+    Ledger,
+    Operation,
+    Summary,
+    apply,
+    encoded,
+    new_ledger,
+)
 from services.budget.metrics import BudgetMetrics
 
 log = logging.getLogger(__name__)
@@ -188,7 +198,7 @@ class Ledgers:
                 cached, fresh = await self._read(tenant), True
                 continue
             try:
-                revision = await self._write(tenant, applied.ledger, cached.revision)
+                revision = await self._write(tenant, encoded(applied), cached.revision)
                 written = _Read(applied.ledger, revision, summary=applied.summary)
                 self._metrics.writes.inc()
             except WrongRevision:
@@ -243,8 +253,8 @@ class Ledgers:
             removed_revision=removed.revision,
         )
 
-    async def _write(self, tenant: str, ledger: Ledger, revision: int) -> int:
-        return await self._bus.compare_and_set(topics.BUCKET_BUDGET, tenant, codec.encode(ledger), revision)
+    async def _write(self, tenant: str, entry: bytes, revision: int) -> int:
+        return await self._bus.compare_and_set(topics.BUCKET_BUDGET, tenant, entry, revision)
 
     async def _publish(self, events: list[BudgetEvents]) -> None:
         # After the write: an event is published only for a change that landed. A replica killed between
