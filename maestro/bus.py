@@ -123,6 +123,10 @@ class Delivery:
 
 
 Handler = Callable[[M, Delivery], Awaitable[None]]
+BatchHandler = Callable[[list[tuple[M, Delivery]]], Awaitable[list[Exception | None]]]
+"""Handles messages that arrived together; what became of each, in order: None, or what it raised."""
+_Dispatch = Callable[[Msg], None]
+_UNDECODABLE: Any = object()
 _InFlight = dict[int, tuple[Msg, float]]
 """Messages whose handler has not settled them yet, by id(msg): the message and when its handler began."""
 DeadLetterHook = Callable[[bytes, str, str], Awaitable[None]]
@@ -142,6 +146,9 @@ class Consumer(Generic[M]):
     """Masks what a dead letter keeps of a message (its text and the reason), e.g. credentials in it."""
     strict: bool = False
     """Refuse fields the type does not know (a public edge, where a typo must not pass in silence)."""
+    window: int = 0
+    """Messages one process holds at once (0: the `concurrency` setting); more for handlers that wait
+    on purpose, as the orchestrator's lingering record writes do."""
 
 
 class Bus:
@@ -352,7 +359,54 @@ class Bus:
         `on_dead_letter(data, reason, subject)` runs after a message went to the DLQ, so a service can fail
         the task it belonged to when that task is known.
         """
+
+        def dispatch(group: asyncio.TaskGroup, pull: StandingPull, in_flight: _InFlight) -> _Dispatch:
+            def each(msg: Msg) -> None:
+                group.create_task(self._handle(consumer, handler, msg, pull, in_flight, on_dead_letter))
+
+            return each
+
+        await self._consume(consumer, dispatch)
+
+    async def consume_batches(
+        self,
+        consumer: Consumer[M],
+        handler: BatchHandler[M],
+        *,
+        on_dead_letter: DeadLetterHook | None = None,
+    ) -> None:
+        """As consume(), but `handler` gets every message that arrived together (one task per burst, not
+        per message) and answers what became of each: None (ack) or the exception it would have raised,
+        settled by the same table."""
+        loop = asyncio.get_running_loop()
+
+        def dispatch(group: asyncio.TaskGroup, pull: StandingPull, in_flight: _InFlight) -> _Dispatch:
+            burst: list[Msg] = []
+
+            def handle_burst() -> None:
+                msgs = burst[:]
+                burst.clear()
+                group.create_task(
+                    self._handle_burst(consumer, handler, msgs, pull, in_flight, on_dead_letter)
+                )
+
+            def each(msg: Msg) -> None:
+                # The subscription hands over every message it has in one go, then yields: they form a burst.
+                if not burst:
+                    loop.call_soon(handle_burst)
+                burst.append(msg)
+
+            return each
+
+        await self._consume(consumer, dispatch)
+
+    async def _consume(
+        self,
+        consumer: Consumer[M],
+        dispatch: Callable[[asyncio.TaskGroup, StandingPull, _InFlight], _Dispatch],
+    ) -> None:
         settings = self.settings
+        window_size = consumer.window or settings.concurrency
         config = ConsumerConfig(
             durable_name=consumer.durable,
             name=consumer.durable,
@@ -360,15 +414,15 @@ class Bus:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=settings.ack_wait_s,
-            max_ack_pending=settings.max_ack_pending,
+            max_ack_pending=max(settings.max_ack_pending, window_size),
             # The bus counts deliveries itself and dead-letters the last one, so the server never drops one.
             max_deliver=-1,
         )
         await self.js.add_consumer(consumer.stream, config)
         in_flight: _InFlight = {}
         window = PullWindow(
-            capacity=settings.concurrency,
-            refill=max(1, min(settings.fetch_batch, settings.concurrency) // 4),
+            capacity=window_size,
+            refill=max(1, min(settings.fetch_batch, window_size) // 4),
             batch=settings.fetch_batch,
         )
         async with asyncio.TaskGroup() as outer:
@@ -377,15 +431,14 @@ class Bus:
             try:
                 async with asyncio.TaskGroup() as group:
                     pull: StandingPull
+                    handle: _Dispatch
 
                     def on_message(msg: Msg) -> None:
                         if pull.draining:
                             # Sent before the server heard that this process stops: another worker takes it.
                             group.create_task(self._hand_back(msg, pull))
                             return
-                        group.create_task(
-                            self._handle(consumer, handler, msg, pull, in_flight, on_dead_letter)
-                        )
+                        handle(msg)
 
                     async def recreate() -> None:
                         log.warning("%s: consumer deleted; creating it again", consumer.durable)
@@ -394,6 +447,7 @@ class Bus:
                     pull = StandingPull(
                         self.nc, consumer.stream, consumer.durable, window, on_message, on_deleted=recreate
                     )
+                    handle = dispatch(group, pull, in_flight)
                     await pull.start()
                     try:
                         await pull.run(self._stopping)
@@ -430,6 +484,17 @@ class Bus:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
 
+    def _delivery(self, msg: Msg) -> Delivery:
+        attempt, stream_seq = delivered_and_sequence(msg.reply)
+        return Delivery(
+            subject=msg.subject,
+            headers=msg.headers or {},
+            attempt=attempt,
+            stream_seq=stream_seq,
+            size=len(msg.data),
+            _msg=msg,
+        )
+
     async def _handle(
         self,
         consumer: Consumer[M],
@@ -443,64 +508,20 @@ class Bus:
         in_flight[id(msg)] = (msg, asyncio.get_running_loop().time())
         outcome = "ack"
         try:
-            attempt, stream_seq = delivered_and_sequence(msg.reply)
-            delivery = Delivery(
-                subject=msg.subject,
-                headers=msg.headers or {},
-                attempt=attempt,
-                stream_seq=stream_seq,
-                size=len(msg.data),
-                _msg=msg,
-            )
+            delivery = self._delivery(msg)
             logs.bind(trace_id=tracing.trace_id(delivery.traceparent), subject=msg.subject)
-            try:
-                decode = codec.decode_strict if consumer.strict else codec.decode
-                message = decode(consumer.type, msg.data)
-            except Exception as exc:
-                # Whatever the decoder raises, the same bytes would fail again: never redeliver them.
+            message = await self._decoded(consumer, msg, delivery, on_dead_letter)
+            if message is _UNDECODABLE:
                 outcome = "reject"
-                why = exc if isinstance(exc, codec.DecodeError) else repr(exc)
-                await self._to_dlq(consumer, msg, delivery, f"undecodable: {why}", on_dead_letter)
                 return
+            failure: Exception | None = None
             try:
                 await handler(message, delivery)
-            except Retry as exc:
-                reason = f"still retrying after {attempt} deliveries: {exc}"
-                outcome = await self._later(
-                    consumer, msg, delivery, exc.delay, reason, on_dead_letter, "retry"
-                )
-            except Reject as exc:
-                outcome = "reject"
-                hook = on_dead_letter if exc.notify else None
-                await self._to_dlq(consumer, msg, delivery, f"rejected: {exc.reason}", hook)
-            except _UNAVAILABLE as exc:
-                # NATS (or a stream's leader) could not be reached: the message is not at fault, so this
-                # does not count towards max_deliver; it waits, backing off, as long as a Retry would.
-                log.warning("%s: NATS unavailable on %s: %r", consumer.durable, msg.subject, exc)
-                delay = min(0.25 * 2 ** min(attempt - 1, 8), _MAX_UNAVAILABLE_BACKOFF_S)
-                reason = f"NATS unavailable for {attempt} deliveries, last: {exc!r}"
-                outcome = await self._later(
-                    consumer, msg, delivery, delay, reason, on_dead_letter, "unavailable"
-                )
             except Exception as exc:
-                if attempt >= self.settings.max_deliver:
-                    outcome = "dead_letter"
-                    reason = f"failed {attempt} times, last: {exc!r}"
-                    log.error("%s: giving up on %s: %r", consumer.durable, msg.subject, exc)
-                    await self._to_dlq(consumer, msg, delivery, reason, on_dead_letter)
-                else:
-                    outcome = "error"
-                    log.exception("%s: handler failed on %s", consumer.durable, msg.subject)
-                    await msg.nak(delay=min(0.5 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
-            else:
-                await msg.ack()
+                failure = exc
+            outcome = await self._settle(consumer, msg, delivery, failure, on_dead_letter)
         except asyncio.CancelledError:
-            # The service is stopping and its drain deadline passed: hand the message back at once, so
-            # another worker (or this one after a restart) takes it without waiting for the ack wait. The
-            # pull was drained or dropped before the handlers were cancelled, so it never comes back here.
-            outcome = "handed_back"
-            with contextlib.suppress(Exception):
-                await msg.nak()
+            outcome = await self._handed_back_at_cancel(msg)
             raise
         except Exception:
             # The connection went away while settling: the server redelivers after ack_wait.
@@ -511,6 +532,113 @@ class Bus:
             pull.settled()
             self._counted(consumer.durable, outcome).inc()
             self._timed(consumer.durable).observe(time.perf_counter() - started)
+
+    async def _handle_burst(
+        self,
+        consumer: Consumer[M],
+        handler: BatchHandler[M],
+        msgs: list[Msg],
+        pull: StandingPull,
+        in_flight: _InFlight,
+        on_dead_letter: DeadLetterHook | None,
+    ) -> None:
+        started = time.perf_counter()
+        now = asyncio.get_running_loop().time()
+        for msg in msgs:
+            in_flight[id(msg)] = (msg, now)
+        outcomes: dict[int, str] = {}
+        try:
+            items: list[tuple[M, Delivery]] = []
+            for msg in msgs:
+                delivery = self._delivery(msg)
+                message = await self._decoded(consumer, msg, delivery, on_dead_letter)
+                if message is _UNDECODABLE:
+                    outcomes[id(msg)] = "reject"
+                else:
+                    items.append((message, delivery))
+            failures = await handler(items)
+            for (_, delivery), failure in zip(items, failures, strict=True):
+                msg = delivery._msg
+                try:
+                    outcomes[id(msg)] = await self._settle(consumer, msg, delivery, failure, on_dead_letter)
+                except Exception:
+                    outcomes[id(msg)] = "unsettled"
+                    log.exception("%s: could not settle %s", consumer.durable, msg.subject)
+        except asyncio.CancelledError:
+            for msg in msgs:
+                if id(msg) not in outcomes:
+                    outcomes[id(msg)] = await self._handed_back_at_cancel(msg)
+            raise
+        finally:
+            took = time.perf_counter() - started
+            timed = self._timed(consumer.durable)
+            for msg in msgs:
+                del in_flight[id(msg)]
+                pull.settled()
+                self._counted(consumer.durable, outcomes.get(id(msg), "unsettled")).inc()
+                timed.observe(took)
+
+    async def _decoded(
+        self, consumer: Consumer[M], msg: Msg, delivery: Delivery, on_dead_letter: DeadLetterHook | None
+    ) -> Any:
+        """The message's content, or _UNDECODABLE once it went to the DLQ."""
+        try:
+            decode = codec.decode_strict if consumer.strict else codec.decode
+            return decode(consumer.type, msg.data)
+        except Exception as exc:
+            # Whatever the decoder raises, the same bytes would fail again: never redeliver them.
+            why = exc if isinstance(exc, codec.DecodeError) else repr(exc)
+            await self._to_dlq(consumer, msg, delivery, f"undecodable: {why}", on_dead_letter)
+            return _UNDECODABLE
+
+    async def _handed_back_at_cancel(self, msg: Msg) -> str:
+        # The service is stopping and its drain deadline passed: hand the message back at once, so another
+        # worker (or this one after a restart) takes it without waiting for the ack wait. The pull was
+        # drained or dropped before the handlers were cancelled, so it never comes back here.
+        with contextlib.suppress(Exception):
+            await msg.nak()
+        return "handed_back"
+
+    async def _settle(
+        self,
+        consumer: Consumer[Any],
+        msg: Msg,
+        delivery: Delivery,
+        failure: Exception | None,
+        on_dead_letter: DeadLetterHook | None,
+    ) -> str:
+        """Ack, nak or dead-letter a handled message by what its handler raised (the module's table)."""
+        attempt = delivery.attempt
+        match failure:
+            case None:
+                await msg.ack()
+                return "ack"
+            case Retry():
+                reason = f"still retrying after {attempt} deliveries: {failure}"
+                return await self._later(
+                    consumer, msg, delivery, failure.delay, reason, on_dead_letter, "retry"
+                )
+            case Reject():
+                hook = on_dead_letter if failure.notify else None
+                await self._to_dlq(consumer, msg, delivery, f"rejected: {failure.reason}", hook)
+                return "reject"
+            case _ if isinstance(failure, _UNAVAILABLE):
+                # NATS (or a stream's leader) could not be reached: the message is not at fault, so this
+                # does not count towards max_deliver; it waits, backing off, as long as a Retry would.
+                log.warning("%s: NATS unavailable on %s: %r", consumer.durable, msg.subject, failure)
+                delay = min(0.25 * 2 ** min(attempt - 1, 8), _MAX_UNAVAILABLE_BACKOFF_S)
+                reason = f"NATS unavailable for {attempt} deliveries, last: {failure!r}"
+                return await self._later(
+                    consumer, msg, delivery, delay, reason, on_dead_letter, "unavailable"
+                )
+        if attempt >= self.settings.max_deliver:
+            reason = f"failed {attempt} times, last: {failure!r}"
+            log.error("%s: giving up on %s: %r", consumer.durable, msg.subject, failure)
+            await self._to_dlq(consumer, msg, delivery, reason, on_dead_letter)
+            return "dead_letter"
+        log.error("%s: handler failed on %s", consumer.durable, msg.subject, exc_info=failure)
+        await msg.nak(delay=min(0.5 * 2 ** (attempt - 1), _MAX_BACKOFF_S))
+        return "error"
 
     async def _later(
         self,

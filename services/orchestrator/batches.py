@@ -1,8 +1,11 @@
-"""Group work per key: items for one key are handled in arrival order, several at a time when they pile up."""
+"""Group work per key: items for one key are handled in arrival order, several at a time when they pile up,
+and, with a linger, after waiting a bounded time for more of them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -15,39 +18,83 @@ Outcome = BaseException | None
 class KeyedBatches(Generic[T]):
     """Runs `process(key, items)` for one key at a time; items that arrive meanwhile form the next batch.
 
-    The first submitter for an idle key does the processing, so no background task is needed, and a
-    hot key (a task whose events arrive together) is written once per batch instead of once per item.
+    A key with items gets one task that processes its batches until it has none left, so a hot key (a task
+    whose events arrive together) is written once per batch instead of once per item.
+
+    With `linger_s`, a batch waits that long for more items of its key before it is processed, unless
+    one of its items is `urgent`: a task whose events come a few milliseconds apart is then written once
+    for all of them, and no item waits longer than `linger_s` (plus the batch before it).
     """
 
-    def __init__(self, process: Callable[[str, list[T]], Awaitable[list[Outcome]]]) -> None:
+    def __init__(
+        self,
+        process: Callable[[str, list[T]], Awaitable[list[Outcome]]],
+        *,
+        linger_s: float = 0.0,
+        urgent: Callable[[T], bool] | None = None,
+    ) -> None:
         self._process = process
         self._queues: dict[str, list[tuple[T, asyncio.Future[None]]]] = {}
+        self._linger_s = linger_s
+        self._urgent = urgent
+        self._lingering: dict[str, asyncio.Event] = {}
+        self._runs: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._queues)
 
-    async def submit(self, key: str, item: T) -> None:
-        """Handle `item` after every item submitted before it for `key`; raises the item's exception."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def enqueue(self, key: str, item: T) -> asyncio.Future[None]:
+        """Have `item` handled after every item enqueued before it for `key`; the future of its outcome."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         queue = self._queues.get(key)
         if queue is not None:
             queue.append((item, future))
-            return await future
-        queue = self._queues[key] = [(item, future)]
+            lingering = self._lingering.get(key)
+            if lingering is not None and self._is_urgent(item):
+                lingering.set()
+            return future
+        self._queues[key] = [(item, future)]
+        run = loop.create_task(self._run(key))
+        self._runs.add(run)
+        run.add_done_callback(self._runs.discard)
+        return future
+
+    async def submit(self, key: str, item: T) -> None:
+        """Handle `item` after every item submitted before it for `key`; raises the item's exception."""
+        await self.enqueue(key, item)
+
+    async def _run(self, key: str) -> None:
+        queue = self._queues[key]
         try:
             while queue:
+                if self._linger_s > 0 and not any(self._is_urgent(queued) for queued, _ in queue):
+                    await self._linger(key)
                 batch = queue[:]
                 queue.clear()
                 try:
                     outcomes = await self._process(key, [item for item, _ in batch])
-                except BaseException as exc:
+                except Exception as exc:
                     _settle(batch, [exc] * len(batch))
-                    _settle(queue, [exc] * len(queue))
-                    raise
+                    continue
                 _settle(batch, outcomes)
         finally:
             del self._queues[key]
-        return await future
+            for _, future in queue:
+                future.cancel()
+
+    def _is_urgent(self, item: T) -> bool:
+        return self._urgent is None or self._urgent(item)
+
+    async def _linger(self, key: str) -> None:
+        """Wait `linger_s` for more items of `key`, or until an urgent one comes."""
+        woken = self._lingering[key] = asyncio.Event()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._linger_s):
+                    await woken.wait()
+        finally:
+            del self._lingering[key]
 
 
 def _settle(batch: list[tuple[T, asyncio.Future[None]]], outcomes: list[Outcome]) -> None:

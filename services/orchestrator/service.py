@@ -40,6 +40,8 @@ EVENTS: Consumer[TaskEvent] = Consumer(
     filter_subject=topics.EVENTS.all,
     type=TaskEvent,  # type: ignore[arg-type]
     origin="orchestrator",
+    # Events wait up to the record linger for their task's next ones: room for that many at full speed.
+    window=8192,
 )
 
 WORKFLOWS: Consumer[Workflow] = Consumer(
@@ -116,13 +118,16 @@ class Orchestrator:
         metrics: OrchestratorMetrics,
         effects: Effects,
         workflows: Runner,
+        linger_s: float = 0.0,
     ) -> None:
         self.store = store
         self.js = js
         self.metrics = metrics
         self.effects = effects
         self.workflows = workflows
-        self.batches: KeyedBatches[Item] = KeyedBatches(self._process)
+        # A record may lag its task's events by up to `linger_s` (its events stay unacknowledged until
+        # then); an event that ends the task is written at once.
+        self.batches: KeyedBatches[Item] = KeyedBatches(self._process, linger_s=linger_s, urgent=_ends)
 
     async def handle(self, event: TaskEvent, delivery: Delivery) -> None:
         """Fold one event into its task's record.
@@ -132,6 +137,20 @@ class Orchestrator:
         """
         # Submitting is the first thing awaited, so events of one task queue up in the order they arrived.
         await self.batches.submit(event.task_id, (event, delivery))
+
+    async def handle_batch(self, items: list[Item]) -> list[Exception | None]:
+        """Fold events that arrived together into their tasks' records; what became of each, in order (as
+        handle() would have raised it)."""
+        futures = [self.batches.enqueue(event.task_id, (event, delivery)) for event, delivery in items]
+        outcomes: list[Exception | None] = []
+        for future in futures:
+            try:
+                await future
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     async def _process(self, task_id: str, items: list[Item]) -> list[Outcome]:
         for attempt in range(_CAS_ATTEMPTS):
@@ -219,6 +238,10 @@ class Orchestrator:
         return record, lifecycle.step(record, event, delivery.stream_seq, first=record is None)
 
 
+def _ends(item: Item) -> bool:
+    return isinstance(item[0], ENDING_EVENTS)
+
+
 def _step_moved(current: Versioned | None, record: TaskRecord, items: list[Item]) -> bool:
     """Whether a workflow must hear of this step's task: it was just created, or these events end it (again,
     when they are delivered again after a crash), or add to what it cost after it ended."""
@@ -260,6 +283,7 @@ async def serve(bus: Bus) -> None:
         metrics=OrchestratorMetrics.create(bus.metrics.registry),
         effects=Effects(bus),
         workflows=runner,
+        linger_s=bus.settings.record_linger_s,
     )
     async with asyncio.TaskGroup() as group:
         group.create_task(bus.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
@@ -270,7 +294,7 @@ async def serve(bus: Bus) -> None:
                 [(topics.WORKFLOW_CONTROL, functools.partial(control_workflow, runner))],
             )
         )
-        await bus.consume(EVENTS, orchestrator.handle)
+        await bus.consume_batches(EVENTS, orchestrator.handle_batch)
 
 
 SERVICE = Service(name="orchestrator", default_port=8080, serve=serve, routes=routes)

@@ -316,3 +316,45 @@ async def test_a_failed_dead_letter_hook_is_run_again_and_the_letter_kept_once(b
     assert hooked == [1, 2]
     assert len(await read_dlq(bus, 1)) == 1
     assert (await bus.js.stream_info(topics.STREAM_DLQ)).state.messages == 1
+
+
+async def test_a_batch_handler_settles_each_message_by_its_own_outcome(bus: Bus) -> None:
+    """consume_batches: one call per burst; ack, retry, reject and undecodable, each by the same table."""
+    calls: list[list[str]] = []
+    tries: dict[str, int] = {}
+    done = asyncio.Event()
+
+    async def handler(items: list[tuple[TaskRequest, Delivery]]) -> list[Exception | None]:
+        calls.append([msg.id for msg, _ in items])
+        outcomes: list[Exception | None] = []
+        for msg, delivery in items:
+            tries[msg.id] = delivery.attempt
+            if msg.prompt == "reject me":
+                outcomes.append(Reject("not this one"))
+            elif msg.prompt == "again" and delivery.attempt < 2:
+                outcomes.append(Retry(0.05))
+            else:
+                outcomes.append(None)
+        if tries.get("again") == 2:
+            done.set()
+        return outcomes
+
+    await bus.nc.publish(topics.REQUESTS.subject("acme"), b"\x00\xffnot json")
+    for prompt in ["fine", "reject me", "again", "fine too"]:
+        await bus.publish(
+            topics.REQUESTS.subject("acme"),
+            TaskRequest(id=prompt.replace(" ", "-"), tenant="acme", role="planner", prompt=prompt),
+        )
+    task = asyncio.create_task(bus.consume_batches(CONSUMER, handler))
+    try:
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        bus.stop()
+        await asyncio.wait_for(task, 5)
+    assert tries == {"fine": 1, "reject-me": 1, "again": 2, "fine-too": 1}
+    assert len(calls) < 5  # whole bursts, not one call per message
+    letters = await read_dlq(bus, 2)
+    assert sorted(letter.reason.split(":")[0] for letter in letters) == ["rejected", "undecodable"]
+    info = await bus.js.stream_info(topics.STREAM_REQUESTS)
+    assert info.state.messages == 0  # everything else acked

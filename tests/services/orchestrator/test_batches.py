@@ -56,3 +56,38 @@ async def test_a_failing_process_fails_its_batch_and_frees_the_key() -> None:
         await batches.submit("a", 1)
     await batches.submit("a", 2)
     assert len(batches) == 0
+
+
+async def test_with_a_linger_items_wait_for_more_of_their_key_and_an_urgent_one_ends_the_wait() -> None:
+    batches_seen: list[list[int]] = []
+
+    async def process(key: str, items: list[int]) -> list[Outcome]:
+        batches_seen.append(items)
+        return [None] * len(items)
+
+    # Items over 100 are urgent (as an event that ends its task).
+    batches: KeyedBatches[int] = KeyedBatches(process, linger_s=30.0, urgent=lambda n: n > 100)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    waiting = [batches.enqueue("a", 1), batches.enqueue("a", 2)]
+    await asyncio.sleep(0.01)
+    assert batches_seen == [] and not any(f.done() for f in waiting)
+    await asyncio.wait_for(asyncio.gather(*waiting, batches.enqueue("a", 101)), 1)
+    assert batches_seen == [[1, 2, 101]]
+    assert loop.time() - began < 1
+
+
+async def test_a_lingering_batch_is_processed_once_its_linger_is_over() -> None:
+    batches_seen: list[list[int]] = []
+
+    async def process(key: str, items: list[int]) -> list[Outcome]:
+        batches_seen.append(items)
+        return [None] * len(items)
+
+    batches: KeyedBatches[int] = KeyedBatches(process, linger_s=0.05, urgent=lambda n: False)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await asyncio.wait_for(asyncio.gather(batches.enqueue("a", 1), batches.enqueue("b", 2)), 1)
+    assert 0.05 <= loop.time() - began < 0.5
+    assert sorted(batches_seen) == [[1], [2]]
+    assert len(batches) == 0
