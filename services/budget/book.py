@@ -62,9 +62,9 @@ class Refused:
     reason: str
 
 
-@dataclass(frozen=True)
-class Summary:
-    """What is known of one ledger's open holds beyond what it stores, for the next batch on that ledger."""
+class Summary(msgspec.Struct, frozen=True):
+    """What is known of one ledger's holds beyond what it stores, for the next batch on that ledger (a Struct,
+    never sent: one is made per batch, ~8x faster than a frozen dataclass)."""
 
     hold_bytes: int | None = None
     """What the open holds take in the encoded entry (entry.hold_bytes of each); None: not counted yet."""
@@ -79,6 +79,9 @@ class Summary:
     kept (entry.encode splices them instead of encoding every hold again)."""
     expired_items: dict[str, bytes] | None = None
     """The same for the expired holds."""
+
+
+_UNKNOWN = Summary()
 
 
 class Book:
@@ -98,7 +101,7 @@ class Book:
         # dict.copy() clones a dict that has had keys removed (every stored one has) ~7x faster than dict().
         self.holds: dict[str, Hold] = ledger.holds.copy()
         self.settled = Settled(ledger.settled_ids, ledger.settled_amounts, ledger.settled, SETTLED_KEPT)
-        known = summary or Summary()
+        known = summary or _UNKNOWN
         # Encoding each hold on its own costs ~6 times its share of encoding the entry: worth it for a ledger
         # with many holds that this replica keeps writing (then each batch encodes only the holds it makes),
         # not for one that another replica's writes keep taking away.

@@ -90,13 +90,10 @@ def _answer(book: Book, op: Operation) -> Answer:
 
 def encoded(applied: Applied) -> bytes:
     """The bytes of the entry a batch gives back (codec.encode's), from its holds' items where it has them."""
-    summary = applied.summary or Summary()
-    holds, expired = summary.holds_items, summary.expired_items
-    return entry.encode(
-        applied.ledger,
-        holds.values() if holds is not None else None,
-        expired.values() if expired is not None else None,
-    )
+    summary = applied.summary
+    if summary is None or summary.holds_items is None or summary.expired_items is None:
+        return entry.encode(applied.ledger)
+    return entry.encode(applied.ledger, summary.holds_items.values(), summary.expired_items.values())
 
 
 def apply(
