@@ -144,7 +144,7 @@ async def replicas(url: str, data_dir: Path, count: int) -> AsyncIterator[Replic
 
 async def wait_answering(bus: Bus, count: int, timeout: float = 30.0) -> None:
     """Until `count` budget replicas answer the micro-service ping."""
-    await bus.instances(topics.BUDGET_SERVICE, count, within=timeout)
+    await bus.discovery.instances(topics.BUDGET_SERVICE, count, within=timeout)
 
 
 async def scrape(ports: list[int], name: str) -> float:
@@ -215,7 +215,7 @@ async def measure_budget(
                 reserve = Reserve(
                     tenant=tenant, task_id=f"{run}-{kind}-{n}", estimate_micro_usd=10_000, ttl_s=ttl_s
                 )
-                await bus.request(topics.BUDGET_RESERVE, reserve, key=tenant if keyed else None)
+                await bus.calls.request(topics.BUDGET_RESERVE, reserve, key=tenant if keyed else None)
 
             return hold
 
@@ -223,18 +223,20 @@ async def measure_budget(
             await _callers(64, expired_holds * tenants, holder("expired", 1.0))
             await asyncio.sleep(1.5)
             for tenant in names:  # a touch, so the replica moves them from the open holds to the expired
-                await bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant if keyed else None)
+                await bus.calls.request(
+                    topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant if keyed else None
+                )
         await _callers(64, open_holds * tenants, holder("open", 3600.0))
 
         async def pair(n: int) -> None:
             tenant, task = names[n % tenants], f"{run}-{n}"
             key = tenant if keyed else None
-            reservation = await bus.request(
+            reservation = await bus.calls.request(
                 topics.BUDGET_RESERVE,
                 Reserve(tenant=tenant, task_id=task, estimate_micro_usd=10_000),
                 key=key,
             )
-            settled = await bus.request(
+            settled = await bus.calls.request(
                 topics.BUDGET_COMMIT,
                 Commit(tenant=tenant, reservation_id=reservation.reservation_id, usage=_USAGE),
                 key=key,

@@ -150,7 +150,7 @@ async def wait_serving(mesh: BenchMesh, bus: Bus, timeout: float = 60.0) -> None
     service has only connected); raises MeshError when one exits or `timeout` passes first."""
     try:
         async with asyncio.timeout(timeout):
-            await bus.instances(topics.BUDGET_SERVICE, 1, within=timeout)
+            await bus.discovery.instances(topics.BUDGET_SERVICE, 1, within=timeout)
             for stream, durable in _CONSUMERS:
                 while True:
                     mesh.check_alive()

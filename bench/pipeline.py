@@ -145,7 +145,7 @@ async def _submit(bus: Bus, tracker: Tracker, task_id: str) -> asyncio.Future[Pu
 
 
 async def _ledger(bus: Bus) -> LedgerView:
-    return await bus.request(topics.BUDGET_GET, GetLedger(tenant=TENANT))
+    return await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=TENANT))
 
 
 async def _settled_ledger(bus: Bus, timeout: float) -> LedgerView | None:

@@ -181,7 +181,7 @@ async def _settled_ledger(bus: Bus, timeout: float) -> LedgerView | None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        view = await bus.request(topics.BUDGET_GET, GetLedger(tenant=TENANT))
+        view = await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=TENANT))
         if view.held_micro_usd == 0 and view.spent_micro_usd > 0:
             return view
         if loop.time() > deadline:

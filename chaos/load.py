@@ -277,7 +277,7 @@ async def budget_ready(client: Client, *, within: float = 30.0) -> None:
 
 async def set_limit(client: Client, tenant: str, limit_micro_usd: int) -> LedgerView:
     """Set a tenant's budget limit through the budget's set endpoint."""
-    return await client.bus.request(
+    return await client.bus.calls.request(
         topics.BUDGET_SET, SetBudget(tenant=tenant, limit_micro_usd=limit_micro_usd), key=tenant
     )
 

@@ -40,8 +40,8 @@ async def cancel(
         by=by[:MAX_BY],
         reason=reason[:MAX_REASON],
     )
-    ack = await bus.publish(
-        topics.EVENTS.subject(record.tenant, record.id),
+    ack = await bus.streams.publish(
+        topics.EVENTS.at(record.tenant, record.id),
         event,
         msg_id=topics.end_msg_id(record.id),
         traceparent=traceparent,

@@ -54,7 +54,7 @@ async def claim(bus: Bus, task_id: str, tenant: str, fingerprint: str) -> Seen:
     """
     wanted = TaskClaim(tenant=tenant, digest=fingerprint)
     try:
-        await bus.compare_and_set(topics.BUCKET_CLAIMS, task_id, codec.encode(wanted), None)
+        await bus.streams.compare_and_set(topics.BUCKET_CLAIMS, task_id, codec.encode(wanted), None)
         return Seen.NEW
     except WrongRevision:
         pass

@@ -49,8 +49,8 @@ async def publish_request(bus: Bus, request: TaskRequest, traceparent: str | Non
     request = codec.decode(TaskRequest, codec.encode(request))
     fingerprint = claims.digest(request)
     await claims.claim(bus, request.id, request.tenant, fingerprint)
-    await bus.publish(
-        topics.REQUESTS.subject(request.tenant),
+    await bus.streams.publish(
+        topics.REQUESTS.at(request.tenant),
         request,
         msg_id=topics.request_msg_id(request.id, fingerprint),
         traceparent=traceparent,
@@ -60,8 +60,8 @@ async def publish_request(bus: Bus, request: TaskRequest, traceparent: str | Non
 async def publish_workflow(bus: Bus, workflow: Workflow, traceparent: str | None) -> str:
     """Publish a workflow for the orchestrator to start (the SDK and the HTTP API submit this way)."""
     workflow = codec.decode(Workflow, codec.encode(workflow))  # as the orchestrator will read it
-    await bus.publish(
-        topics.WORKFLOWS.subject(workflow.tenant),
+    await bus.streams.publish(
+        topics.WORKFLOWS.at(workflow.tenant),
         workflow,
         msg_id=topics.request_msg_id(workflow.id, claims.digest(workflow)),
         traceparent=traceparent,
@@ -178,8 +178,8 @@ class Client:
             reason=reason,
             at=datetime.now(UTC),
         )
-        ack = await self.bus.publish(
-            topics.APPROVALS.subject(record.tenant),
+        ack = await self.bus.streams.publish(
+            topics.APPROVALS.at(record.tenant),
             decision,
             msg_id=topics.approval_msg_id(task_id, record.tenant),
         )
@@ -282,11 +282,11 @@ class Client:
         order = WorkflowControl(
             workflow_id=workflow_id, tenant=record.tenant, action=action, by=by or "sdk", reason=reason
         )
-        return await self.bus.request(topics.WORKFLOW_CONTROL, order)
+        return await self.bus.calls.request(topics.WORKFLOW_CONTROL, order)
 
     async def ledger(self, tenant: str) -> LedgerView:
         """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""
-        return await self.bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant)
+        return await self.bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant)
 
 
 @asynccontextmanager

@@ -45,7 +45,7 @@ async def announcing(
 
         async with announcing(bus, roles, bus.settings.worker), asyncio.TaskGroup() as group:
             for role in roles:
-                group.create_task(bus.consume(...))
+                group.create_task(bus.consumers.consume(...))
     """
     workers = await bus.js.key_value(topics.BUCKET_WORKERS)
     ttl = (await workers.status()).ttl

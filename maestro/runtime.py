@@ -96,7 +96,7 @@ async def open_bus(
     """A connected Bus on a provisioned server; drains the connection when the block ends."""
     nc = await connect(settings, name, patience_s=patience_s)
     try:
-        bus = Bus(nc, settings, Metrics.create(registry or CollectorRegistry()))
+        bus = Bus.over(nc, settings, Metrics.create(registry or CollectorRegistry()))
         await topology.ensure(bus.js, settings)
         yield bus
     finally:
@@ -152,7 +152,7 @@ async def run_service(
             closing = asyncio.create_task(_close_intake_when(close_intake, bus))
             await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
             closing.cancel()
-            bus.stop()
+            bus.lifetime.stop()
             try:
                 await asyncio.wait_for(serving, timeout=max(settings.ack_wait_s, 10.0))
             except TimeoutError:
@@ -166,7 +166,7 @@ async def run_service(
 async def _close_intake_when(close_intake: asyncio.Event, bus: Bus) -> None:
     await close_intake.wait()
     log.info("intake closed: no new work is taken")
-    bus.close_intake()
+    bus.lifetime.close_intake()
 
 
 def main(service: Service, environ: dict[str, str] | None = None) -> None:

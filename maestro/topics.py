@@ -28,6 +28,7 @@ from proto.v1 import (
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowEvents, WorkflowRecord
 
 M = TypeVar("M")
+M_contra = TypeVar("M_contra", contravariant=True)
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
@@ -45,6 +46,17 @@ def _check_token(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Subject(Generic[M_contra]):
+    """One concrete subject of a `Topic[M]`, typed by what may be published on it (`EVENTS.at(tenant, id)`).
+
+    Contravariant: a subject that takes every TaskEvent takes a Started, so the events subject is also a
+    schedule's target for a TimerFired.
+    """
+
+    name: str
+
+
 @dataclass(frozen=True)
 class Topic(Generic[M]):
     """A family of subjects `<prefix>.<token>...` whose messages are all of type `type`."""
@@ -59,6 +71,11 @@ class Topic(Generic[M]):
         if len(values) != len(self.tokens):
             raise SubjectError(f"{self.prefix} takes {len(self.tokens)} tokens ({', '.join(self.tokens)})")
         return ".".join((self.prefix, *(_check_token(v) for v in values)))
+
+    def at(self, *values: str) -> Subject[M]:
+        """The concrete subject to publish this topic's messages on; raises SubjectError as subject() does."""
+        subject: Subject[M] = Subject(self.subject(*values))
+        return subject
 
     def filter(self, *values: str) -> str:
         """A subscription filter: given token values, then `*` for each missing one."""

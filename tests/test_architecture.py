@@ -126,7 +126,7 @@ def test_every_chaos_scenario_it_names_exists() -> None:
 
 
 def test_its_handler_outcomes_are_the_bus_s() -> None:
-    # The exceptions the outcome table names are the ones maestro/bus.py settles by.
-    bus = (ROOT / "maestro" / "bus.py").read_text()
+    # The exceptions the outcome table names are the ones maestro/calls.py answers by.
+    calls = (ROOT / "maestro" / "calls.py").read_text()
     for name in ("Retry", "Reject", "NotFound"):
-        assert f"`{name}" in TEXT and f"except {name}" in bus, name
+        assert f"`{name}" in TEXT and f"except {name}" in calls, name

@@ -1,7 +1,7 @@
 """Report that a long task is still running, without cost for short tasks.
 
-The message itself is kept alive by the bus for as long as its handler runs (maestro/bus.py); these beats
-are the events a watcher sees.
+The message itself is kept alive by the bus for as long as its handler runs (maestro/consuming.py); these
+beats are the events a watcher sees.
 """
 
 from __future__ import annotations

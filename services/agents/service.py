@@ -18,7 +18,8 @@ from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 
 from maestro import codec, history, topics
-from maestro.bus import Bus, Consumer, Delivery
+from maestro.bus import Bus
+from maestro.deliveries import Consumer, Delivery
 from maestro.errors import RemoteError, Retry, WrongRevision
 from maestro.presence import announcing
 from maestro.runtime import Service
@@ -136,7 +137,7 @@ class Worker:
 
     async def _handle(self, assignment: TaskAssignment, delivery: Delivery) -> None:
         request = assignment.request
-        subject = topics.EVENTS.subject(request.tenant, request.id)
+        subject = topics.EVENTS.at(request.tenant, request.id)
         work: FinishedWork | None = None
         if assignment.queued_seq:
             # Started is stored only if nothing was stored on the task since it was queued: then nothing
@@ -155,7 +156,7 @@ class Worker:
                 keep = codec.encode(assignment)
                 await store_durably("the assignment to retry", lambda: self.retries.put(request.id, keep))
             slot = f"attempt-{assignment.attempt}"
-        await self.bus.publish(
+        await self.bus.streams.publish(
             subject,
             outcome,
             msg_id=topics.event_msg_id(request.id, slot),
@@ -222,7 +223,7 @@ class Worker:
         request = assignment.request
         settings = self.bus.settings
         started = time.perf_counter()
-        subject = topics.EVENTS.subject(request.tenant, request.id)
+        subject = topics.EVENTS.at(request.tenant, request.id)
         trace = delivery.traceparent
         attempt = assignment.attempt
         start = Started(
@@ -242,12 +243,12 @@ class Worker:
                 worker=settings.worker,
                 attempt=attempt,
             )
-            await self.bus.publish(subject, event, traceparent=trace)
+            await self.bus.streams.publish(subject, event, traceparent=trace)
 
         # Listening before Started is stored: a stop stored after Started is recorded by the orchestrator
         # after it, which then tells this worker; one stored before it makes Started fail (after_seq).
         with self.stops.order(request.id) as stop:
-            await self.bus.publish(subject, start, traceparent=trace, after_seq=after_seq)
+            await self.bus.streams.publish(subject, start, traceparent=trace, after_seq=after_seq)
             # At least twice per ack wait: a worker not heard from for an ack wait is taken to be gone.
             async with heartbeats(beat, every_s=min(settings.heartbeat_s, settings.ack_wait_s / 2)):
                 ran = await stop.run(self._run(request))
@@ -265,7 +266,9 @@ class Worker:
         worker = self.bus.settings.worker
         work = FinishedWork(outcome=attempts.outcome_event(request, result, artifacts, worker, attempt))
         stored = codec.encode(work)
-        await store_durably("finished work", lambda: self.bus.put(topics.BUCKET_WORK, request.id, stored))
+        await store_durably(
+            "finished work", lambda: self.bus.streams.put(topics.BUCKET_WORK, request.id, stored)
+        )
         return work
 
     async def _finished(self, task_id: str, attempt: int) -> FinishedWork | None:
@@ -344,7 +347,7 @@ class Worker:
         commit = Commit(
             tenant=assignment.request.tenant, reservation_id=assignment.reservation_id, usage=usage
         )
-        return await self.bus.request(topics.BUDGET_COMMIT, commit, key=commit.tenant)
+        return await self.bus.calls.request(topics.BUDGET_COMMIT, commit, key=commit.tenant)
 
     async def dead_letter(self, data: bytes, reason: str, subject: str) -> None:
         """An assignment that went to the DLQ is a failed attempt (a crash), with the reason: its hold is
@@ -367,8 +370,8 @@ class Worker:
         if attempts.retried(assignment, failed.failure):
             keep = codec.encode(assignment)
             await store_durably("the assignment to retry", lambda: self.retries.put(request.id, keep))
-        await self.bus.publish(
-            topics.EVENTS.subject(request.tenant, request.id),
+        await self.bus.streams.publish(
+            topics.EVENTS.at(request.tenant, request.id),
             failed,
             msg_id=topics.event_msg_id(request.id, f"attempt-{assignment.attempt}"),
         )
@@ -379,7 +382,7 @@ class Worker:
         request = assignment.request
         if assignment.reservation_id:
             try:
-                await self.bus.request(
+                await self.bus.calls.request(
                     topics.BUDGET_RELEASE,
                     Release(tenant=request.tenant, reservation_id=assignment.reservation_id),
                     key=request.tenant,
@@ -415,7 +418,7 @@ async def open_worker(bus: Bus) -> Worker:
 
 
 async def serve(bus: Bus) -> None:
-    """Serve every role in settings.roles from this one process until bus.stop()."""
+    """Serve every role in settings.roles from this one process until the bus stops."""
     worker = await open_worker(bus)
     for stale in await asyncio.to_thread(remove_stale_workspaces):
         log.info("removed the workspace of a worker that is gone: %s", stale)
@@ -424,7 +427,9 @@ async def serve(bus: Bus) -> None:
     # Announced exactly while it takes their tasks: /readyz and `maestro up` name the roles nobody serves.
     async with announcing(bus, roles, bus.settings.worker), asyncio.TaskGroup() as group:
         for role in roles:
-            group.create_task(bus.consume(consumer(role), worker.handle, on_dead_letter=worker.dead_letter))
+            group.create_task(
+                bus.consumers.consume(consumer(role), worker.handle, on_dead_letter=worker.dead_letter)
+            )
 
 
 SERVICE = Service(name="agents", default_port=9103, serve=serve)

@@ -149,6 +149,6 @@ async def set_budget(settings: Settings, args: argparse.Namespace) -> int:
         carry_over=args.carry_over,
     )
     async with open_client(settings) as client:
-        view = await client.bus.request(topics.BUDGET_SET, change, key=change.tenant)
+        view = await client.bus.calls.request(topics.BUDGET_SET, change, key=change.tenant)
     print("\n".join(describe(view)))
     return 0

@@ -106,7 +106,7 @@ class Budget:
 
 
 async def serve_budget(bus: Bus, clock: Clock = time.time, ping: Ping | None = None) -> None:
-    """Answer the budget endpoints and sweep expired holds until bus.stop(); queued operations finish.
+    """Answer the budget endpoints and sweep expired holds until the bus stops; queued operations finish.
 
     `ping` names the live replicas that share the tenants' partitions (default: who answers the ping).
     """
@@ -125,15 +125,15 @@ async def serve_budget(bus: Bus, clock: Clock = time.time, ping: Ping | None = N
             (topics.BUDGET_SET, budget.set),
         ]
         owned = ownership(
-            functools.partial(bus.service_id, topics.BUDGET_SERVICE),
-            ping or functools.partial(bus.live_instances, topics.BUDGET_SERVICE),
+            functools.partial(bus.calls.service_id, topics.BUDGET_SERVICE),
+            ping or functools.partial(bus.discovery.live_instances, topics.BUDGET_SERVICE),
             topics.BUDGET_PARTITIONS,
         )
         # A tenant's requests go to the one replica that owns its partition, so its writes group-commit
         # there instead of racing another replica's compare-and-set; the public subjects serve the rest.
-        group.create_task(bus.serve_partitions(topics.BUDGET_SERVICE, endpoints, owned))
+        group.create_task(bus.calls.serve_partitions(topics.BUDGET_SERVICE, endpoints, owned))
         try:
-            await bus.serve(topics.BUDGET_SERVICE, VERSION, endpoints)
+            await bus.calls.serve(topics.BUDGET_SERVICE, VERSION, endpoints)
         finally:
             sweeper.cancel()
 

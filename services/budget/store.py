@@ -254,7 +254,7 @@ class Ledgers:
         )
 
     async def _write(self, tenant: str, entry: bytes, revision: int) -> int:
-        return await self._bus.compare_and_set(topics.BUCKET_BUDGET, tenant, entry, revision)
+        return await self._bus.streams.compare_and_set(topics.BUCKET_BUDGET, tenant, entry, revision)
 
     async def _publish(self, events: list[BudgetEvents]) -> None:
         # After the write: an event is published only for a change that landed. A replica killed between
@@ -262,8 +262,8 @@ class Ledgers:
         # stored once thanks to its msg id.
         for event in events:
             try:
-                await self._bus.publish(
-                    topics.BUDGET_EVENTS.subject(event.tenant), event, msg_id=event_msg_id(event)
+                await self._bus.streams.publish(
+                    topics.BUDGET_EVENTS.at(event.tenant), event, msg_id=event_msg_id(event)
                 )
                 self._metrics.events.labels(str(event.__struct_config__.tag)).inc()
             except Exception as exc:

@@ -49,7 +49,7 @@ async def reserve(
     Raises Retry when the budget service cannot answer now.
     """
     try:
-        return await bus.request(
+        return await bus.calls.request(
             topics.BUDGET_RESERVE,
             Reserve(
                 tenant=request.tenant,
@@ -108,8 +108,8 @@ async def queue(
     approval_reason: str = "",
 ) -> None:
     """Record the task as queued (with who approved it and why, when a human did), then hand it over."""
-    stored = await bus.publish(
-        topics.EVENTS.subject(request.tenant, request.id),
+    stored = await bus.streams.publish(
+        topics.EVENTS.at(request.tenant, request.id),
         Queued(
             task_id=request.id,
             tenant=request.tenant,
@@ -141,8 +141,8 @@ async def assign(
 ) -> None:
     """Hand a queued task to its role (again after a crash: agents run a task once, however often sent);
     `queued_seq` says where its Queued event is stored."""
-    await bus.publish(
-        topics.TASKS.subject(request.role),
+    await bus.streams.publish(
+        topics.TASKS.at(request.role),
         TaskAssignment(
             request=request, decision=decision, reservation_id=reservation_id, queued_seq=queued_seq
         ),

@@ -27,7 +27,8 @@ from nats.js.kv import KeyValue
 from prometheus_client import CollectorRegistry, Counter
 
 from maestro import codec, scan, topics
-from maestro.bus import Bus, Consumer, Delivery
+from maestro.bus import Bus
+from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, Retry
 from proto.v1 import (
     APPROVAL_TIMEOUT_BY,
@@ -201,8 +202,8 @@ async def park(
     )
     if parked.decided is None:
         # Once decided, the outcome is stored already: announcing the wait again would only be refused.
-        await bus.publish(
-            topics.EVENTS.subject(request.tenant, request.id),
+        await bus.streams.publish(
+            topics.EVENTS.at(request.tenant, request.id),
             event,
             msg_id=topics.event_msg_id(request.id, "verdict"),
             traceparent=traceparent,
@@ -274,9 +275,12 @@ class Approvals:
         assert parked.decided is not None
         decided, request = parked.decided, parked.request
         at = decided.at or self.clock()
-        subject = topics.EVENTS.subject(request.tenant, request.id)
+        subject = topics.EVENTS.at(request.tenant, request.id)
         publish = functools.partial(
-            self.bus.publish, subject, msg_id=topics.event_msg_id(request.id, SLOT), traceparent=traceparent
+            self.bus.streams.publish,
+            subject,
+            msg_id=topics.event_msg_id(request.id, SLOT),
+            traceparent=traceparent,
         )
         context = {"task_id": request.id, "tenant": request.tenant}
         if not decided.approved:
@@ -346,6 +350,6 @@ async def serve(bus: Bus) -> None:
     async with asyncio.TaskGroup() as group:
         sweeper = group.create_task(approvals.sweep_forever(bus.settings.approval_sweep_s))
         try:
-            await bus.consume(CONSUMER, approvals.handle)
+            await bus.consumers.consume(CONSUMER, approvals.handle)
         finally:
             sweeper.cancel()

@@ -26,14 +26,13 @@ from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from maestro import topics
+from maestro.streams import WRONG_LAST_SEQUENCE
 from services.guard.core.bundle import Bundle, BundleError, Problem, load_default, parse, with_tenant
 
 log = logging.getLogger(__name__)
 
 _RETRY_S = 1.0
 _CAS_ATTEMPTS = 10
-# JetStream's answers to a publish whose expected last subject sequence is no longer the last one.
-_WRONG_LAST_SEQUENCE = (10071, 10164)
 
 
 class StoredBundleError(BundleError):
@@ -188,7 +187,7 @@ async def _store(js: JetStreamContext, value: bytes, by: str, *, last: int | Non
             topics.kv_subject(topics.BUCKET_POLICY, topics.POLICY_BUNDLE_KEY), value, headers=headers
         )
     except APIError as exc:
-        if last is not None and exc.err_code in _WRONG_LAST_SEQUENCE:
+        if last is not None and exc.err_code in WRONG_LAST_SEQUENCE:
             raise _LostRace from None
         raise
 

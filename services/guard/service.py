@@ -21,7 +21,8 @@ from msgspec import structs
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 
 from maestro import claims, codec, history, topics, tracing
-from maestro.bus import Bus, Consumer, Delivery
+from maestro.bus import Bus
+from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, RemoteError
 from maestro.estimates import Prices
 from maestro.runtime import Service
@@ -168,9 +169,9 @@ class Guard:
         # From here on only the forwarded request is used: with verdict redact, it is the masked one.
         request = judgement.request
 
-        publish = functools.partial(self.bus.publish, traceparent=delivery.traceparent)
+        publish = functools.partial(self.bus.streams.publish, traceparent=delivery.traceparent)
         now = datetime.now(UTC)
-        subject = topics.EVENTS.subject(request.tenant, request.id)
+        subject = topics.EVENTS.at(request.tenant, request.id)
         # A label that holds a credential must not reach the audit log; the verdict says which one.
         leaked_label = any(v.location.startswith("labels") for v in decision.violations)
         accepted = Accepted(
@@ -305,16 +306,16 @@ class Guard:
         # The request may have been reserved for before it failed for good: give the hold back now
         # rather than when its ttl runs out (releasing a task that has no reservation changes nothing).
         with contextlib.suppress(RemoteError):
-            await self.bus.request(
+            await self.bus.calls.request(
                 topics.BUDGET_RELEASE,
                 Release(tenant=tenant, reservation_id=reservation_id_for(envelope.id)),
                 key=tenant,
             )
-        subject = topics.EVENTS.subject(tenant, envelope.id)
+        events = topics.EVENTS.at(tenant, envelope.id)
         reason = f"{'invalid request' if invalid else 'not handled'}: {safe_reason}"
         now = datetime.now(UTC)
-        ack = await self.bus.publish(
-            subject,
+        ack = await self.bus.streams.publish(
+            events,
             Rejected(task_id=envelope.id, tenant=tenant, at=now, decision=decision, reason=reason),
             msg_id=topics.event_msg_id(envelope.id, "verdict"),
         )
@@ -322,8 +323,8 @@ class Guard:
             # A verdict (Queued) was recorded before the request failed for good: the guard withdraws it, as
             # a rejection of its own (a worker that gets the assignment after this finds the task ended).
             withdrawn = f"queued, then withdrawn: {reason}"
-            await self.bus.publish(
-                subject,
+            await self.bus.streams.publish(
+                events,
                 Rejected(task_id=envelope.id, tenant=tenant, at=now, decision=decision, reason=withdrawn),
                 msg_id=topics.event_msg_id(envelope.id, "withdrawn"),
             )
@@ -340,14 +341,14 @@ class Guard:
 
 
 async def serve(bus: Bus) -> None:
-    """Judge requests from the durable `guard` consumer until bus.stop(), by the bundle in the KV bucket."""
+    """Judge requests from the durable `guard` consumer, by the bundle in the KV bucket, until stop()."""
     metrics = GuardMetrics.create(bus.metrics.registry)
     policies = Policies(load_default(), on_loaded=metrics.loaded, on_refused=metrics.refused)
     async with following(bus.js, policies):
         guard = Guard(bus, policies, Prices.of(bus.settings), metrics)
         async with asyncio.TaskGroup() as group:
             group.create_task(approvals.serve(bus))
-            await bus.consume(CONSUMER, guard.handle, on_dead_letter=guard.on_dead_letter)
+            await bus.consumers.consume(CONSUMER, guard.handle, on_dead_letter=guard.on_dead_letter)
 
 
 SERVICE = Service(name="guard", default_port=9101, serve=serve)

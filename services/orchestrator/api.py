@@ -81,7 +81,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         return unserved_warning([role], "the task waits")
 
     async def submit(request: web.Request) -> web.StreamResponse:
-        if not bus.accepting:
+        if not bus.lifetime.accepting:
             return error(503, "Maestro is stopping and takes no new tasks; submit again once it is back")
         body = await limited_body(request, limit)
         if isinstance(body, web.Response):
@@ -171,7 +171,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         )
         try:
             await response.prepare(request)
-            while bus.accepting:
+            while bus.lifetime.accepting:
                 try:
                     msg = await sub.next_msg(timeout=KEEPALIVE_S)
                 except NatsTimeout:
@@ -217,8 +217,8 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             reason=body.reason,
             at=datetime.now(UTC),
         )
-        ack = await bus.publish(
-            topics.APPROVALS.subject(record.tenant),
+        ack = await bus.streams.publish(
+            topics.APPROVALS.at(record.tenant),
             decision,
             msg_id=topics.approval_msg_id(task_id, record.tenant),
             traceparent=request.headers.get(topics.HEADER_TRACEPARENT),

@@ -47,28 +47,28 @@ class Effects:
         match command:
             case ArmTimer(tenant=tenant, task_id=task_id, timer=timer, due=due, attempt=attempt):
                 fired = TimerFired(task_id=task_id, tenant=tenant, at=due, timer=timer, attempt=attempt)
-                await self.bus.schedule(
-                    topics.TIMERS.subject(tenant, task_id, timer),
+                await self.bus.streams.schedule(
+                    topics.TIMERS.at(tenant, task_id, timer),
                     fired,
                     due=due,
-                    target=topics.EVENTS.subject(tenant, task_id),
+                    target=topics.EVENTS.at(tenant, task_id),
                 )
             case Record(event=event, msg_id=msg_id):
-                await self.bus.publish(
-                    topics.EVENTS.subject(event.tenant, event.task_id), event, msg_id=msg_id
+                await self.bus.streams.publish(
+                    topics.EVENTS.at(event.tenant, event.task_id), event, msg_id=msg_id
                 )
             case ReleaseHold(tenant=tenant, reservation_id=reservation_id):
                 await self._release(tenant, reservation_id)
             case Decide(decision=decision):
-                await self.bus.publish(
-                    topics.APPROVALS.subject(decision.tenant),
+                await self.bus.streams.publish(
+                    topics.APPROVALS.at(decision.tenant),
                     decision,
                     msg_id=topics.approval_msg_id(decision.task_id, decision.tenant),
                 )
             case Redispatch() as retry:
                 await self._redispatch(retry)
             case StopWork(event=event):
-                await self.bus.notify(topics.STOP_NOTICES.subject(event.tenant, event.task_id), event)
+                await self.bus.streams.notify(topics.STOP_NOTICES.at(event.tenant, event.task_id), event)
 
     async def _redispatch(self, retry: Redispatch) -> None:
         """Hold the attempt's estimate, schedule its assignment, record Retrying; or fail the task."""
@@ -83,7 +83,7 @@ class Effects:
             attempt=retry.attempt,
         )
         try:
-            reservation = await self.bus.request(topics.BUDGET_RESERVE, reserve, key=tenant)
+            reservation = await self.bus.calls.request(topics.BUDGET_RESERVE, reserve, key=tenant)
         except RemoteError as exc:
             if exc.code >= 500:
                 raise Retry(1.0, f"budget reserve for attempt {retry.attempt}: {exc}") from None
@@ -99,11 +99,11 @@ class Effects:
         again = structs.replace(
             kept, attempt=retry.attempt, reservation_id=reservation.reservation_id, queued_seq=0
         )
-        await self.bus.schedule(
-            topics.REDISPATCH.subject(retry.role, task_id),
+        await self.bus.streams.schedule(
+            topics.REDISPATCH.at(retry.role, task_id),
             again,
             due=retry.due,
-            target=topics.TASKS.subject(retry.role),
+            target=topics.TASKS.at(retry.role),
         )
         retrying = Retrying(
             task_id=task_id,
@@ -114,8 +114,8 @@ class Effects:
             error=retry.error,
             reservation_id=reservation.reservation_id,
         )
-        await self.bus.publish(
-            topics.EVENTS.subject(tenant, task_id),
+        await self.bus.streams.publish(
+            topics.EVENTS.at(tenant, task_id),
             retrying,
             msg_id=topics.event_msg_id(task_id, f"retry-{retry.attempt}"),
         )
@@ -140,8 +140,8 @@ class Effects:
             failure=failure,  # type: ignore[arg-type]
             attempt=retry.attempt - 1,
         )
-        await self.bus.publish(
-            topics.EVENTS.subject(retry.tenant, retry.task_id),
+        await self.bus.streams.publish(
+            topics.EVENTS.at(retry.tenant, retry.task_id),
             failed,
             msg_id=topics.end_msg_id(retry.task_id),
         )
@@ -154,7 +154,7 @@ async def release_hold(bus: Bus, tenant: str, reservation_id: str) -> None:
     """Give a hold back; raises Retry when the budget cannot answer now. A hold the budget no longer has
     (settled or expired already) leaves nothing to give back."""
     try:
-        await bus.request(
+        await bus.calls.request(
             topics.BUDGET_RELEASE, Release(tenant=tenant, reservation_id=reservation_id), key=tenant
         )
     except RemoteError as exc:

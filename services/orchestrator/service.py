@@ -11,8 +11,9 @@ from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry, Counter
 
 from maestro import history, topics
-from maestro.bus import Bus, Consumer, Delivery
+from maestro.bus import Bus
 from maestro.claims import IdConflict
+from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, Retry
 from maestro.runtime import Service
 from proto.v1 import (
@@ -286,15 +287,15 @@ async def serve(bus: Bus) -> None:
         linger_s=bus.settings.record_linger_s,
     )
     async with asyncio.TaskGroup() as group:
-        group.create_task(bus.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
+        group.create_task(bus.consumers.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
         group.create_task(
-            bus.serve(
+            bus.calls.serve(
                 topics.ORCHESTRATOR_SERVICE,
                 VERSION,
                 [(topics.WORKFLOW_CONTROL, functools.partial(control_workflow, runner))],
             )
         )
-        await bus.consume_batches(EVENTS, orchestrator.handle_batch)
+        await bus.consumers.consume_batches(EVENTS, orchestrator.handle_batch)
 
 
 SERVICE = Service(name="orchestrator", default_port=8080, serve=serve, routes=routes)

@@ -98,7 +98,7 @@ class TaskStore:
         Returns the new revision; raises Conflict (and forgets the cached record) when it changed.
         """
         try:
-            new = await self._bus.compare_and_set(
+            new = await self._bus.streams.compare_and_set(
                 topics.BUCKET_TASKS, record.id, codec.encode(record), revision
             )
         except WrongRevision:

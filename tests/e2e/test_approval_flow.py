@@ -175,8 +175,8 @@ async def test_approving_twice_has_one_outcome(mesh: Mesh) -> None:
 async def test_a_decision_under_another_tenant_cannot_approve_a_task(mesh: Mesh) -> None:
     await parked_task(mesh.client, "t-iso")
     forged = ApprovalDecision(task_id="t-iso", tenant="globex", approved=True, by="mallory")
-    await mesh.bus.publish(
-        topics.APPROVALS.subject("globex"), forged, msg_id=topics.approval_msg_id("t-iso", "globex")
+    await mesh.bus.streams.publish(
+        topics.APPROVALS.at("globex"), forged, msg_id=topics.approval_msg_id("t-iso", "globex")
     )
     sub = await mesh.bus.js.pull_subscribe(topics.DLQ.subject("guard-approvals"), stream=topics.STREAM_DLQ)
     (letter,) = await sub.fetch(1, timeout=10)

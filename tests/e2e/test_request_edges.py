@@ -73,7 +73,7 @@ async def test_a_model_nobody_serves_is_refused_with_the_reason_and_nothing_held
 
 
 async def test_a_models_sub_limit_holds_while_other_models_run(mesh: Client) -> None:
-    await mesh.bus.request(
+    await mesh.bus.calls.request(
         topics.BUDGET_SET, SetBudget(tenant="acme", scope="model", name="gpt-4o", limit_micro_usd=100)
     )
     await mesh.submit(planner("t-over", model="gpt-4o"))

@@ -33,7 +33,9 @@ async def test_of_three_workflows_with_room_for_one_one_runs_and_two_are_refused
     workflows = [three_steps(f"wf-room-{n}", "lean") for n in range(3)]
     estimate = workflow_estimate(workflows[0], Prices.of(mesh.bus.settings))
     limit = estimate + estimate // 2  # room for one, not two
-    await mesh.bus.request(topics.BUDGET_SET, SetBudget(tenant="lean", limit_micro_usd=limit), key="lean")
+    await mesh.bus.calls.request(
+        topics.BUDGET_SET, SetBudget(tenant="lean", limit_micro_usd=limit), key="lean"
+    )
 
     await asyncio.gather(*(mesh.run_workflow(w) for w in workflows))
     records = [await mesh.wait_workflow(w.id, timeout=90) for w in workflows]
@@ -61,7 +63,7 @@ async def test_a_workflows_steps_draw_from_its_escrow_so_they_fit_even_when_the_
 ) -> None:
     workflow = three_steps("wf-drawn", "tight")
     estimate = workflow_estimate(workflow, Prices.of(mesh.bus.settings))
-    await mesh.bus.request(
+    await mesh.bus.calls.request(
         topics.BUDGET_SET, SetBudget(tenant="tight", limit_micro_usd=estimate + 1), key="tight"
     )
 

@@ -9,7 +9,8 @@ import pytest
 from nats.js.errors import NoStreamResponseError
 
 from maestro import codec, topics
-from maestro.bus import Bus, Consumer, Delivery
+from maestro.bus import Bus
+from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, RemoteError, Retry
 from proto.v1 import DeadLetter, GetLedger, LedgerView, TaskRequest
 
@@ -39,12 +40,12 @@ async def read_dlq(bus: Bus, count: int, within: float = 5.0) -> list[DeadLetter
 
 
 async def run_until(bus: Bus, handler, done: asyncio.Event, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    task = asyncio.create_task(bus.consume(CONSUMER, handler, **kwargs))
+    task = asyncio.create_task(bus.consumers.consume(CONSUMER, handler, **kwargs))
     try:
         async with asyncio.timeout(10):
             await done.wait()
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(task, 5)
 
 
@@ -62,7 +63,7 @@ async def test_returned_handler_acks_and_each_message_is_handled_once(bus: Bus) 
             done.set()
 
     for n in range(20):
-        await bus.publish(topics.REQUESTS.subject("acme"), request(n), msg_id=f"req-{n}")
+        await bus.streams.publish(topics.REQUESTS.at("acme"), request(n), msg_id=f"req-{n}")
     await run_until(bus, handler, done)
     assert sorted(seen) == sorted(f"req-{n}" for n in range(20))
     info = await bus.js.stream_info(topics.STREAM_REQUESTS)
@@ -79,7 +80,7 @@ async def test_retry_redelivers_after_the_delay(bus: Bus) -> None:
             raise Retry(0.05)
         done.set()
 
-    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(1))
     await run_until(bus, handler, done)
     assert attempts == [1, 2, 3]
 
@@ -99,11 +100,11 @@ async def test_undecodable_and_rejected_messages_go_to_the_dlq_and_serving_conti
         hooked.append(reason)
 
     await bus.nc.publish(topics.REQUESTS.subject("acme"), b"\x00\xffnot json")
-    await bus.publish(
-        topics.REQUESTS.subject("acme"),
+    await bus.streams.publish(
+        topics.REQUESTS.at("acme"),
         TaskRequest(id="bad", tenant="acme", role="planner", prompt="reject me"),
     )
-    await bus.publish(topics.REQUESTS.subject("acme"), request(7))
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(7))
     await run_until(bus, handler, done, on_dead_letter=hook)
     assert handled == ["req-7"]
     letters = await read_dlq(bus, 2)
@@ -122,11 +123,11 @@ async def test_a_crashing_handler_is_retried_until_max_deliver_then_dead_lettere
         attempts.append(delivery.attempt)
         raise RuntimeError("boom")
 
-    bus.settings = bus.settings.with_(max_deliver=3)
-    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
-    task = asyncio.create_task(bus.consume(CONSUMER, handler))
+    bus = Bus.over(bus.nc, bus.settings.with_(max_deliver=3), bus.metrics)
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(1))
+    task = asyncio.create_task(bus.consumers.consume(CONSUMER, handler))
     letters = await read_dlq(bus, 1, within=15)
-    bus.stop()
+    bus.lifetime.stop()
     await asyncio.wait_for(task, 5)
     assert attempts == [1, 2, 3]
     assert "failed 3 times" in letters[0].reason and "boom" in letters[0].reason
@@ -144,25 +145,25 @@ async def test_serve_answers_and_maps_errors_to_codes(bus: Bus) -> None:
             tenant=req.tenant, limit_micro_usd=10, spent_micro_usd=1, held_micro_usd=2, remaining_micro_usd=7
         )
 
-    serving = asyncio.create_task(bus.serve("budget", "0.1.0", [(topics.BUDGET_GET, get)]))
+    serving = asyncio.create_task(bus.calls.serve("budget", "0.1.0", [(topics.BUDGET_GET, get)]))
     await asyncio.sleep(0.1)
     try:
-        view = await bus.request(topics.BUDGET_GET, GetLedger(tenant="acme"))
+        view = await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant="acme"))
         assert view.remaining_micro_usd == 7
         for tenant, code in (("busy", 503), ("bad", 400), ("boom", 500)):
             with pytest.raises(RemoteError) as err:
-                await bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
+                await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
             assert err.value.code == code
         reply = await bus.nc.request(topics.BUDGET_GET.subject, b"{not json", timeout=2)
         assert reply.headers and reply.headers[topics.HEADER_ERROR_CODE] == "400"
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(serving, 5)
 
 
 async def test_request_without_a_server_is_a_503(bus: Bus) -> None:
     with pytest.raises(RemoteError) as err:
-        await bus.request(topics.BUDGET_GET, GetLedger(tenant="acme"))
+        await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant="acme"))
     assert err.value.code == 503
 
 
@@ -181,13 +182,13 @@ async def test_a_handler_longer_than_the_ack_wait_runs_once(bus: Bus) -> None:
         await asyncio.sleep(3 * bus.settings.ack_wait_s)  # the work itself, not a wait for something
         done.set()
 
-    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
-    task = asyncio.create_task(bus.consume(CONSUMER, handler))
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(1))
+    task = asyncio.create_task(bus.consumers.consume(CONSUMER, handler))
     try:
         async with asyncio.timeout(20):
             await done.wait()
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(task, 10)  # returns once every handler has settled its message
     assert runs == [1]
     assert (await bus.js.stream_info(topics.STREAM_REQUESTS)).state.messages == 0
@@ -205,7 +206,7 @@ async def test_input_nested_too_deeply_is_dead_lettered_once_and_serving_continu
 
     deep = b'{"tenant":"acme","role":"planner","prompt":"x","extra":' + b"[" * 5000 + b"]" * 5000 + b"}"
     await bus.nc.publish(topics.REQUESTS.subject("acme"), deep)
-    await bus.publish(topics.REQUESTS.subject("acme"), request(2))
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(2))
     await run_until(bus, handler, done)
     assert handled == ["req-2"]
     letters = await read_dlq(bus, 1)
@@ -220,11 +221,11 @@ async def test_a_message_retried_without_end_is_dead_lettered_after_max_retries(
         attempts.append(delivery.attempt)
         raise Retry(0.01, "the budget is down")
 
-    bus.settings = bus.settings.with_(max_retries=4)
-    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
-    task = asyncio.create_task(bus.consume(CONSUMER, handler))
+    bus = Bus.over(bus.nc, bus.settings.with_(max_retries=4), bus.metrics)
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(1))
+    task = asyncio.create_task(bus.consumers.consume(CONSUMER, handler))
     letters = await read_dlq(bus, 1, within=10)
-    bus.stop()
+    bus.lifetime.stop()
     await asyncio.wait_for(task, 5)
     assert attempts == [1, 2, 3, 4]
     assert letters[0].reason == "still retrying after 4 deliveries: the budget is down"
@@ -242,13 +243,13 @@ async def test_a_scrubbing_consumer_keeps_only_the_scrubbed_text_in_the_dlq(bus:
         origin="test",
         scrub=lambda text: text.replace("hunter2", "*****"),
     )
-    await bus.publish(
-        topics.REQUESTS.subject("acme"),
+    await bus.streams.publish(
+        topics.REQUESTS.at("acme"),
         TaskRequest(id="s1", tenant="acme", role="planner", prompt="hunter2"),
     )
-    task = asyncio.create_task(bus.consume(scrubbing, handler))
+    task = asyncio.create_task(bus.consumers.consume(scrubbing, handler))
     letters = await read_dlq(bus, 1)
-    bus.stop()
+    bus.lifetime.stop()
     await asyncio.wait_for(task, 5)
     assert b"hunter2" not in letters[0].data and b"*****" in letters[0].data
     assert letters[0].reason == "rejected: bad prompt *****"
@@ -256,20 +257,20 @@ async def test_a_scrubbing_consumer_keeps_only_the_scrubbed_text_in_the_dlq(bus:
 
 async def test_a_handler_cut_off_by_a_stop_hands_its_message_back_at_once(bus: Bus) -> None:
     # The ack wait is long: only a nak makes the message come back within the test's few seconds.
-    bus.settings = bus.settings.with_(ack_wait_s=60.0)
+    bus = Bus.over(bus.nc, bus.settings.with_(ack_wait_s=60.0), bus.metrics)
     started = asyncio.Event()
 
     async def endless(msg: TaskRequest, delivery: Delivery) -> None:
         started.set()
         await asyncio.Event().wait()
 
-    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
-    task = asyncio.create_task(bus.consume(CONSUMER, endless))
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(1))
+    task = asyncio.create_task(bus.consumers.consume(CONSUMER, endless))
     await asyncio.wait_for(started.wait(), 10)
     task.cancel()  # what run_service does when the drain deadline passes
     with pytest.raises(asyncio.CancelledError):
         await task
-    bus._stopping.clear()  # the same bus consumes again, as a restarted worker would
+    bus = Bus.over(bus.nc, bus.settings, bus.metrics)  # consuming again, as a restarted worker would
     attempts: list[int] = []
     done = asyncio.Event()
 
@@ -291,8 +292,8 @@ async def test_nats_being_unreachable_is_waited_out_not_counted_towards_the_dlq(
             raise NoStreamResponseError  # a stream's leader is moving, say
         done.set()
 
-    bus.settings = bus.settings.with_(max_deliver=2)
-    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    bus = Bus.over(bus.nc, bus.settings.with_(max_deliver=2), bus.metrics)
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(1))
     await run_until(bus, handler, done)
     assert attempts == [1, 2, 3, 4, 5]
     assert (await bus.js.stream_info(topics.STREAM_DLQ)).state.messages == 0
@@ -311,7 +312,7 @@ async def test_a_failed_dead_letter_hook_is_run_again_and_the_letter_kept_once(b
             raise NoStreamResponseError  # could not record the sender's failure: try again
         done.set()
 
-    await bus.publish(topics.REQUESTS.subject("acme"), request(1))
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(1))
     await run_until(bus, handler, done, on_dead_letter=hook)
     assert hooked == [1, 2]
     assert len(await read_dlq(bus, 1)) == 1
@@ -341,16 +342,16 @@ async def test_a_batch_handler_settles_each_message_by_its_own_outcome(bus: Bus)
 
     await bus.nc.publish(topics.REQUESTS.subject("acme"), b"\x00\xffnot json")
     for prompt in ["fine", "reject me", "again", "fine too"]:
-        await bus.publish(
-            topics.REQUESTS.subject("acme"),
+        await bus.streams.publish(
+            topics.REQUESTS.at("acme"),
             TaskRequest(id=prompt.replace(" ", "-"), tenant="acme", role="planner", prompt=prompt),
         )
-    task = asyncio.create_task(bus.consume_batches(CONSUMER, handler))
+    task = asyncio.create_task(bus.consumers.consume_batches(CONSUMER, handler))
     try:
         async with asyncio.timeout(10):
             await done.wait()
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(task, 5)
     assert tries == {"fine": 1, "reject-me": 1, "again": 2, "fine-too": 1}
     assert len(calls) < 5  # whole bursts, not one call per message

@@ -74,7 +74,7 @@ async def _plant(bus: Bus, task_id: str) -> None:
         Started(task_id=task_id, tenant="acme", at=NOW, worker=HOSTILE, attempt=1),
         Failed(task_id=task_id, tenant="acme", at=NOW, error=HOSTILE),
     ):
-        await bus.publish(topics.EVENTS.subject("acme", task_id), event)
+        await bus.streams.publish(topics.EVENTS.at("acme", task_id), event)
 
 
 def _assert_inert(text: str) -> None:

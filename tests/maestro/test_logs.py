@@ -8,7 +8,8 @@ import json
 import logging
 
 from maestro import topics, tracing
-from maestro.bus import Bus, Consumer, Delivery
+from maestro.bus import Bus
+from maestro.deliveries import Consumer, Delivery
 from maestro.logs import json_handler
 from proto.v1 import TaskRequest
 
@@ -34,16 +35,16 @@ async def test_lines_logged_while_handling_a_message_carry_its_trace_id(bus: Bus
 
     header = tracing.new_traceparent()
     consumer = Consumer(topics.STREAM_REQUESTS, "test-logs", topics.REQUESTS.all, TaskRequest, "test")
-    await bus.publish(
-        topics.REQUESTS.subject("acme"),
+    await bus.streams.publish(
+        topics.REQUESTS.at("acme"),
         TaskRequest(id="traced", tenant="acme", role="planner", prompt="x"),
         traceparent=header,
     )
-    consuming = asyncio.create_task(bus.consume(consumer, handler))
+    consuming = asyncio.create_task(bus.consumers.consume(consumer, handler))
     try:
         await asyncio.wait_for(handled.wait(), 5)
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(consuming, 5)
         log.handlers.clear()
         log.propagate = True

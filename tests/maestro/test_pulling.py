@@ -10,7 +10,8 @@ import pytest
 from nats.aio.msg import Msg
 
 from maestro import topics
-from maestro.bus import Bus, Consumer, Delivery
+from maestro.bus import Bus
+from maestro.deliveries import Consumer, Delivery
 from maestro.pulling import PullWindow, delivered_and_sequence
 from proto.v1 import TaskRequest
 from tests.maestro.test_presence import eventually
@@ -75,17 +76,17 @@ async def test_an_idle_consumer_keeps_one_standing_request_instead_of_polling(bu
     async def handler(msg: TaskRequest, delivery: Delivery) -> None:
         handled.set()
 
-    consuming = asyncio.create_task(bus.consume(CONSUMER, handler))
+    consuming = asyncio.create_task(bus.consumers.consume(CONSUMER, handler))
     try:
         await eventually(lambda: _has_waiting(bus), within=5)
         requests = await _pull_requests(bus, 2.0)
         # A fetch loop asks several times a second; a standing pull asks again only when it ran out.
         assert len(requests) == 0
-        await bus.publish(topics.REQUESTS.subject("acme"), request(1), msg_id="pull-1")
+        await bus.streams.publish(topics.REQUESTS.at("acme"), request(1), msg_id="pull-1")
         async with asyncio.timeout(2):
             await handled.wait()
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(consuming, 5)
 
 
@@ -110,16 +111,16 @@ async def test_a_consumer_deleted_under_the_pull_is_created_again_and_served(bus
         if len(seen) == 2:
             two.set()
 
-    consuming = asyncio.create_task(bus.consume(CONSUMER, handler))
+    consuming = asyncio.create_task(bus.consumers.consume(CONSUMER, handler))
     try:
-        await bus.publish(topics.REQUESTS.subject("acme"), request(1), msg_id="pull-1")
+        await bus.streams.publish(topics.REQUESTS.at("acme"), request(1), msg_id="pull-1")
         await eventually(lambda: _seen(seen), within=5)
         await bus.js.delete_consumer(CONSUMER.stream, CONSUMER.durable)
-        await bus.publish(topics.REQUESTS.subject("acme"), request(2), msg_id="pull-2")
+        await bus.streams.publish(topics.REQUESTS.at("acme"), request(2), msg_id="pull-2")
         async with asyncio.timeout(10):
             await two.wait()
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(consuming, 5)
     assert seen == ["pull-1", "pull-2"]
 
@@ -127,7 +128,7 @@ async def test_a_consumer_deleted_under_the_pull_is_created_again_and_served(bus
 async def test_a_stopped_consumer_leaves_its_messages_to_the_next_one_at_once(bus: Bus) -> None:
     """What the server sent a consumer as it stopped is handed back, not left to the 2 s ack wait."""
     for n in range(200):
-        await bus.publish(topics.REQUESTS.subject("acme"), request(n), msg_id=f"pull-{n}")
+        await bus.streams.publish(topics.REQUESTS.at("acme"), request(n), msg_id=f"pull-{n}")
     handled: set[str] = set()
     done = asyncio.Event()
 
@@ -138,21 +139,21 @@ async def test_a_stopped_consumer_leaves_its_messages_to_the_next_one_at_once(bu
 
     async def stops_at_once(msg: TaskRequest, delivery: Delivery) -> None:
         await handler(msg, delivery)
-        first.stop()
+        first.lifetime.stop()
 
     # Small windows, so requests are still outstanding when it stops.
-    first = Bus(bus.nc, dataclasses.replace(bus.settings, concurrency=4, fetch_batch=4), bus.metrics)
+    first = Bus.over(bus.nc, dataclasses.replace(bus.settings, concurrency=4, fetch_batch=4), bus.metrics)
     loop = asyncio.get_running_loop()
     began = loop.time()
-    await asyncio.wait_for(first.consume(CONSUMER, stops_at_once), 5)
+    await asyncio.wait_for(first.consumers.consume(CONSUMER, stops_at_once), 5)
     assert len(handled) < 200
-    second = Bus(bus.nc, bus.settings, bus.metrics)
-    consuming = asyncio.create_task(second.consume(CONSUMER, handler))
+    second = Bus.over(bus.nc, bus.settings, bus.metrics)
+    consuming = asyncio.create_task(second.consumers.consume(CONSUMER, handler))
     try:
         async with asyncio.timeout(10):
             await done.wait()
     finally:
-        second.stop()
+        second.lifetime.stop()
         await asyncio.wait_for(consuming, 5)
     # The settings' ack wait is 2 s: a message left unsettled would only come back after it.
     assert loop.time() - began < 1.5

@@ -36,7 +36,7 @@ def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
     limit = bus.settings.max_request_bytes
 
     async def submit(request: web.Request) -> web.StreamResponse:
-        if not bus.accepting:
+        if not bus.lifetime.accepting:
             return error(503, "Maestro is stopping and takes no new workflows; submit again once it is back")
         body = await limited_body(request, limit)
         if isinstance(body, web.Response):

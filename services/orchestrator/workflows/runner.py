@@ -272,7 +272,7 @@ class Runner:
             for_workflow=True,
         )
         try:
-            reservation = await self.bus.request(topics.BUDGET_RESERVE, reserve, key=workflow.tenant)
+            reservation = await self.bus.calls.request(topics.BUDGET_RESERVE, reserve, key=workflow.tenant)
         except RemoteError as exc:
             if exc.code >= 500:
                 raise Retry(1.0, f"budget unavailable for workflow {workflow.id}'s escrow: {exc}") from None
@@ -367,8 +367,8 @@ class Runner:
             pass
 
     async def _publish(self, event: WorkflowEvents, slot: str) -> None:
-        await self.bus.publish(
-            topics.WORKFLOW_EVENTS.subject(event.tenant, event.workflow_id),
+        await self.bus.streams.publish(
+            topics.WORKFLOW_EVENTS.at(event.tenant, event.workflow_id),
             event,
             msg_id=f"{event.workflow_id}.{slot}",
         )

@@ -46,7 +46,7 @@ class WorkflowStore:
         Returns the new revision; raises Conflict when it changed.
         """
         try:
-            return await self._bus.compare_and_set(
+            return await self._bus.streams.compare_and_set(
                 topics.BUCKET_WORKFLOWS, record.id, codec.encode(record), revision
             )
         except WrongRevision:

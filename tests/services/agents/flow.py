@@ -32,7 +32,7 @@ async def assign(
     is stored, as the guard's assignments do."""
     reservation_id = ""
     if reserve:
-        reservation = await bus.request(
+        reservation = await bus.calls.request(
             topics.BUDGET_RESERVE,
             Reserve(tenant=request.tenant, task_id=request.id, estimate_micro_usd=ESTIMATE),
         )
@@ -45,7 +45,7 @@ async def assign(
         attempt=attempt,
         queued_seq=queued_seq,
     )
-    await bus.publish(topics.TASKS.subject(request.role), assignment)
+    await bus.streams.publish(topics.TASKS.at(request.role), assignment)
     return assignment
 
 
@@ -83,7 +83,7 @@ async def events(bus: Bus, task_id: str) -> list[TaskEvent]:
 
 async def ledger(bus: Bus, tenant: str) -> LedgerView:
     """The tenant's ledger as the budget service reports it."""
-    return await bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
+    return await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
 
 
 async def budget_ready(bus: Bus, within: float = 10.0) -> None:

@@ -214,9 +214,11 @@ async def test_a_copy_of_an_attempt_the_task_moved_past_does_not_run(
 ) -> None:
     ran = tmp_path / "ran"
     task = request("tester", commands=[f"echo run >> {ran}"], retry=RETRY)
-    subject = topics.EVENTS.subject(task.tenant, task.id)
+    subject = topics.EVENTS.at(task.tenant, task.id)
     now = datetime.now(UTC)
-    await bus.publish(subject, Retrying(task_id=task.id, tenant=task.tenant, at=now, attempt=2, next_at=now))
+    await bus.streams.publish(
+        subject, Retrying(task_id=task.id, tenant=task.tenant, at=now, attempt=2, next_at=now)
+    )
 
     await assign(bus, task, reserve=False)  # attempt 1, delivered late
     await drained(bus)
@@ -237,7 +239,7 @@ async def _queued(bus: Bus, task: TaskRequest) -> int:
     queued = Queued(
         task_id=task.id, tenant=task.tenant, at=now, role=task.role, decision=Decision(verdict="allow")
     )
-    return (await bus.publish(topics.EVENTS.subject(task.tenant, task.id), queued)).seq
+    return (await bus.streams.publish(topics.EVENTS.at(task.tenant, task.id), queued)).seq
 
 
 async def test_an_assignment_whose_queued_event_is_the_last_starts_right_after_it(
@@ -259,8 +261,8 @@ async def test_an_assignment_whose_task_moved_on_since_it_was_queued_reads_what_
     task = request("tester", commands=[f"touch {ran}"])
     seq = await _queued(bus, task)
     cancelled = Cancelled(task_id=task.id, tenant=task.tenant, at=datetime.now(UTC), by="alice")
-    await bus.publish(
-        topics.EVENTS.subject(task.tenant, task.id), cancelled, msg_id=topics.end_msg_id(task.id)
+    await bus.streams.publish(
+        topics.EVENTS.at(task.tenant, task.id), cancelled, msg_id=topics.end_msg_id(task.id)
     )
     await assign(bus, task, reserve=False, queued_seq=seq)
     await drained(bus)
@@ -272,9 +274,9 @@ async def test_a_retry_that_comes_before_its_retrying_is_recorded_starts_only_af
     bus: Bus, mesh: None
 ) -> None:
     task = request("planner", retry=RETRY)
-    subject = topics.EVENTS.subject(task.tenant, task.id)
+    subject = topics.EVENTS.at(task.tenant, task.id)
     now = datetime.now(UTC)
-    await bus.publish(
+    await bus.streams.publish(
         subject, AttemptFailed(task_id=task.id, tenant=task.tenant, at=now, error="x", attempt=1)
     )
     await assign(bus, task, reserve=False, attempt=2)
@@ -288,7 +290,9 @@ async def test_a_retry_that_comes_before_its_retrying_is_recorded_starts_only_af
 
     await eventually(handed_back)
     assert not any(isinstance(e, Started) for e in await events(bus, task.id))
-    await bus.publish(subject, Retrying(task_id=task.id, tenant=task.tenant, at=now, attempt=2, next_at=now))
+    await bus.streams.publish(
+        subject, Retrying(task_id=task.id, tenant=task.tenant, at=now, attempt=2, next_at=now)
+    )
     await drained(bus)
     kinds = [type(e) for e in await events(bus, task.id)]
     assert kinds == [AttemptFailed, Retrying, Started, Succeeded]
@@ -299,7 +303,7 @@ async def test_a_redelivered_attempt_never_reports_an_earlier_attempt_s_work(
 ) -> None:
     ran = tmp_path / "ran"
     task = request("tester", commands=[f"echo run >> {ran}"], retry=RETRY)
-    subject = topics.EVENTS.subject(task.tenant, task.id)
+    subject = topics.EVENTS.at(task.tenant, task.id)
     now = datetime.now(UTC)
     # Attempt 1 failed and was reported; attempt 2 was started by a worker that died before storing work.
     first = AttemptFailed(task_id=task.id, tenant=task.tenant, at=now, error="flaky", worker="w-0", attempt=1)
@@ -311,7 +315,7 @@ async def test_a_redelivered_attempt_never_reports_an_earlier_attempt_s_work(
         Retrying(task_id=task.id, tenant=task.tenant, at=now, attempt=2, next_at=now),
         Started(task_id=task.id, tenant=task.tenant, at=now, worker="w-dead", attempt=2),
     ):
-        await bus.publish(subject, event)
+        await bus.streams.publish(subject, event)
 
     await assign(bus, task, reserve=False, attempt=2)  # its redelivery, once the dead worker's lease ran out
     await drained(bus)

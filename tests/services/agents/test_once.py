@@ -13,7 +13,8 @@ import nats.errors
 import pytest
 
 from maestro import topics
-from maestro.bus import Bus, Delivery
+from maestro.bus import Bus
+from maestro.deliveries import Delivery
 from maestro.errors import Retry
 from maestro.runtime import running_service
 from maestro.settings import Settings
@@ -67,7 +68,7 @@ async def test_a_finished_task_sent_again_is_not_run_again(
         assignment = await assign(bus, task)
         first = (await outcome(bus, task.id))[-1]
         # The same task, past any duplicate window (no dedup id): it ended, so it is acked and not run.
-        await bus.publish(topics.TASKS.subject("tester"), assignment)
+        await bus.streams.publish(topics.TASKS.at("tester"), assignment)
         await drained(bus)
         view = await ledger(bus, "acme")
     assert isinstance(first, Succeeded)
@@ -84,7 +85,7 @@ async def test_two_copies_of_one_task_delivered_together_run_it_once(
     async with running_service(BUDGET, settings):
         await budget_ready(bus)
         assignment = await assign(bus, task)
-        await bus.publish(topics.TASKS.subject("tester"), assignment)  # a second copy, no dedup id
+        await bus.streams.publish(topics.TASKS.at("tester"), assignment)  # a second copy, no dedup id
         async with running_service(AGENTS, settings), running_service(AGENTS, settings.with_(worker="w-2")):
             done = (await outcome(bus, task.id, within=20))[-1]
             await drained(bus)
@@ -104,7 +105,7 @@ async def test_a_copy_arriving_while_the_task_runs_waits_for_it_instead_of_runni
         async with running_service(AGENTS, settings), running_service(AGENTS, settings.with_(worker="w-2")):
             assignment = await assign(bus, task)
             await first_event(bus, task.id, Started)
-            await bus.publish(topics.TASKS.subject("tester"), assignment)  # a second copy, mid-run
+            await bus.streams.publish(topics.TASKS.at("tester"), assignment)  # a second copy, mid-run
             done = (await outcome(bus, task.id, within=20))[-1]
             await drained(bus)
     assert isinstance(done, Succeeded)

@@ -118,7 +118,7 @@ async def test_a_task_without_a_reservation_runs_without_a_commit(bus: Bus, mesh
 async def test_a_task_delivered_twice_succeeds_once_and_is_charged_once(bus: Bus, mesh: None) -> None:
     task = request("planner")
     assignment = await assign(bus, task)
-    await bus.publish(topics.TASKS.subject("planner"), assignment)  # as if the guard had resent it
+    await bus.streams.publish(topics.TASKS.at("planner"), assignment)  # as if the guard had resent it
     first = (await outcome(bus, task.id))[-1]
     assert isinstance(first, Succeeded)
 
@@ -151,7 +151,7 @@ def test_output_is_bounded() -> None:
 
 async def test_tasks_are_counted_and_timed_by_role_and_outcome(bus: Bus, settings: Settings) -> None:
     worker = await open_worker(bus)
-    consuming = asyncio.create_task(bus.consume(consumer("planner"), worker.handle))
+    consuming = asyncio.create_task(bus.consumers.consume(consumer("planner"), worker.handle))
     try:
         async with running_service(BUDGET, settings):
             await budget_ready(bus)
@@ -159,7 +159,7 @@ async def test_tasks_are_counted_and_timed_by_role_and_outcome(bus: Bus, setting
             await assign(bus, task)
             await outcome(bus, task.id)
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(consuming, 10)
     registry = bus.metrics.registry
     assert (
@@ -176,7 +176,7 @@ async def test_a_dead_lettered_task_is_a_failed_attempt_with_the_reason_and_its_
     async with running_service(BUDGET, settings):
         await budget_ready(bus)
         task = request("planner")
-        reservation = await bus.request(
+        reservation = await bus.calls.request(
             topics.BUDGET_RESERVE, Reserve(tenant="acme", task_id=task.id, estimate_micro_usd=1000)
         )
         assignment = TaskAssignment(

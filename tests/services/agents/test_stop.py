@@ -34,11 +34,11 @@ async def agent(settings: Settings) -> AsyncIterator[Worker]:
     async with running_service(BUDGET, settings), open_bus(settings, "agents-under-test") as own:
         await budget_ready(own)
         worker = await open_worker(own)
-        consuming = asyncio.create_task(own.consume(consumer("tester"), worker.handle))
+        consuming = asyncio.create_task(own.consumers.consume(consumer("tester"), worker.handle))
         try:
             yield worker
         finally:
-            own.stop()
+            own.lifetime.stop()
             await asyncio.wait_for(consuming, 10)
 
 
@@ -87,10 +87,10 @@ def _timed_out(task: TaskRequest) -> TimedOut:
 
 async def _stop(bus: Bus, stop: Cancelled | TimedOut) -> None:
     """Record the stop and tell the workers, as the orchestrator does for a running task."""
-    await bus.publish(
-        topics.EVENTS.subject(stop.tenant, stop.task_id), stop, msg_id=topics.end_msg_id(stop.task_id)
+    await bus.streams.publish(
+        topics.EVENTS.at(stop.tenant, stop.task_id), stop, msg_id=topics.end_msg_id(stop.task_id)
     )
-    await bus.notify(topics.STOP_NOTICES.subject(stop.tenant, stop.task_id), stop)
+    await bus.streams.notify(topics.STOP_NOTICES.at(stop.tenant, stop.task_id), stop)
 
 
 @pytest.mark.parametrize(
@@ -166,13 +166,13 @@ async def test_work_a_stopped_task_left_unpaid_is_paid_and_reported_by_the_next_
 ) -> None:
     ran = tmp_path / "ran"
     task = TaskRequest(tenant="acme", role="tester", prompt="Run it", commands=[f"touch {ran}"])
-    subject = topics.EVENTS.subject(task.tenant, task.id)
+    subject = topics.EVENTS.at(task.tenant, task.id)
     # As a worker leaves it that stored the work of a stopped task and died before paying for it.
-    await bus.publish(
+    await bus.streams.publish(
         subject, Started(task_id=task.id, tenant=task.tenant, at=datetime.now(UTC), worker="w-0")
     )
     stop = _cancelled(task)
-    await bus.publish(subject, stop, msg_id=topics.end_msg_id(task.id))
+    await bus.streams.publish(subject, stop, msg_id=topics.end_msg_id(task.id))
     error = stop_error(stop)
     left = AttemptFailed(
         task_id=task.id,

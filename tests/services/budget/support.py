@@ -24,7 +24,7 @@ async def answering(bus: Bus, tenant: str = "acme", within: float = 10.0) -> Led
     async with asyncio.timeout(within):
         while True:
             try:
-                return await bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
+                return await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
             except RemoteError as exc:
                 if exc.code != 503:
                     raise
@@ -80,5 +80,5 @@ async def budget_on(bus: Bus, clock: Clock) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(serving, 10)

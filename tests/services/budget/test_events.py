@@ -39,7 +39,7 @@ async def test_a_dead_workers_hold_is_released_by_the_sweeper_with_an_event(
 ) -> None:
     async with running_service(SERVICE, settings.with_(budget_sweep_s=0.2)):
         await answering(bus, "idle")
-        granted = await bus.request(
+        granted = await bus.calls.request(
             topics.BUDGET_RESERVE, Reserve(tenant="idle", task_id="dead", estimate_micro_usd=5000, ttl_s=0.3)
         )
         assert granted.granted
@@ -65,7 +65,7 @@ async def test_each_attempts_expired_hold_is_announced_apart_under_its_task(
             reserve = Reserve(
                 tenant="retried", task_id="dead", estimate_micro_usd=amount, ttl_s=0.3, attempt=attempt
             )
-            assert (await bus.request(topics.BUDGET_RESERVE, reserve)).granted
+            assert (await bus.calls.request(topics.BUDGET_RESERVE, reserve)).granted
         events = await wait_for_events(bus.js, "retried", lambda found: len(found) >= 2)
         assert sorted(
             (e.reservation_id, e.task_id, e.released_micro_usd) for e in events if isinstance(e, HoldExpired)
@@ -78,11 +78,17 @@ async def test_a_daily_window_rolls_over_at_midnight_utc(settings: Settings, bus
     clock = Clock(datetime(2025, 3, 14, 23, 59, 58, tzinfo=UTC))
     async with open_bus(settings, "budget-clock") as own, budget_on(own, clock):
         await answering(bus)
-        await bus.request(topics.BUDGET_SET, SetBudget(tenant="acme", window="daily", limit_micro_usd=10_000))
-        await bus.request(topics.BUDGET_RESERVE, Reserve(tenant="acme", task_id="a", estimate_micro_usd=9000))
+        await bus.calls.request(
+            topics.BUDGET_SET, SetBudget(tenant="acme", window="daily", limit_micro_usd=10_000)
+        )
+        await bus.calls.request(
+            topics.BUDGET_RESERVE, Reserve(tenant="acme", task_id="a", estimate_micro_usd=9000)
+        )
         usage = Usage(model="offline", input_tokens=1000)  # 3000 at the default price
-        await bus.request(topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id="r-a", usage=usage))
-        await bus.request(
+        await bus.calls.request(
+            topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id="r-a", usage=usage)
+        )
+        await bus.calls.request(
             topics.BUDGET_RESERVE, Reserve(tenant="acme", task_id="b", estimate_micro_usd=7000, ttl_s=86_400)
         )
         before = await answering(bus)
@@ -98,7 +104,9 @@ async def test_a_daily_window_rolls_over_at_midnight_utc(settings: Settings, bus
         assert after.previous is not None and after.previous.spent_micro_usd == 3000
         assert after.window_ends_at == datetime(2025, 3, 16, tzinfo=UTC)
         # Yesterday's hold is charged today, once.
-        await bus.request(topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id="r-b", usage=usage))
+        await bus.calls.request(
+            topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id="r-b", usage=usage)
+        )
         assert (await answering(bus)).spent_micro_usd == 3000
         rolled = [e for e in await read_budget_events(bus.js, "acme") if isinstance(e, WindowRolled)]
         assert [e.window_id for e in rolled] == ["2025-03-15"]
@@ -111,7 +119,7 @@ async def test_a_commit_after_its_hold_expired_is_charged_late_and_announced(
     clock = Clock(start)
     async with open_bus(settings, "budget-clock") as own, budget_on(own, clock):
         await answering(bus)
-        await bus.request(
+        await bus.calls.request(
             topics.BUDGET_RESERVE,
             Reserve(tenant="acme", task_id="slow", estimate_micro_usd=9000, ttl_s=60, role="implementer"),
         )
@@ -121,14 +129,14 @@ async def test_a_commit_after_its_hold_expired_is_charged_late_and_announced(
 
         usage = Usage(model="offline", input_tokens=1000)  # 3000 at the default price
         commit = Commit(tenant="acme", reservation_id="r-slow", usage=usage)
-        late = await bus.request(topics.BUDGET_COMMIT, commit)
+        late = await bus.calls.request(topics.BUDGET_COMMIT, commit)
         assert (late.charged_micro_usd, late.released_micro_usd, late.late, late.already_settled) == (
             3000,
             0,
             True,
             False,
         )
-        again = await bus.request(topics.BUDGET_COMMIT, commit)
+        again = await bus.calls.request(topics.BUDGET_COMMIT, commit)
         assert (again.charged_micro_usd, again.late, again.already_settled) == (3000, False, True)
         view = await answering(bus)
         assert (view.spent_micro_usd, view.held_micro_usd) == (3000, 0)
@@ -154,27 +162,27 @@ async def test_alerts_are_published_once_per_threshold(settings: Settings, bus: 
         await answering(bus)
         for n in range(10):  # 3000 each: 30%, 60%, 90%, then refused
             task = f"t{n}"
-            reservation = await bus.request(
+            reservation = await bus.calls.request(
                 topics.BUDGET_RESERVE, Reserve(tenant="acme", task_id=task, estimate_micro_usd=3000)
             )
             if reservation.granted:
                 usage = Usage(model="offline", input_tokens=1000)
-                await bus.request(
+                await bus.calls.request(
                     topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id=f"r-{task}", usage=usage)
                 )
         # One more that overruns its estimate: charged anyway, 100% crossed, marked as overage.
-        await bus.request(topics.BUDGET_SET, SetBudget(tenant="acme", limit_micro_usd=10_000))
-        await bus.request(
+        await bus.calls.request(topics.BUDGET_SET, SetBudget(tenant="acme", limit_micro_usd=10_000))
+        await bus.calls.request(
             topics.BUDGET_RESERVE, Reserve(tenant="acme", task_id="last", estimate_micro_usd=1000)
         )
         big = Usage(model="offline", input_tokens=1000)
-        settled = await bus.request(
+        settled = await bus.calls.request(
             topics.BUDGET_COMMIT, Commit(tenant="acme", reservation_id="r-last", usage=big)
         )
         assert settled.overage_micro_usd == 2000
         view = await answering(bus)  # a barrier: the replica published the earlier batches' events first
         assert view.overage_micro_usd == 2000 and view.remaining_micro_usd < 0
-        refused = await bus.request(
+        refused = await bus.calls.request(
             topics.BUDGET_RESERVE, Reserve(tenant="acme", task_id="z", estimate_micro_usd=1)
         )
         assert not refused.granted and "over its limit" in refused.reason
@@ -193,7 +201,7 @@ async def test_an_unpriced_model_is_refused_for_that_task_alone(settings: Settin
             Reserve(tenant="acme", task_id="l", estimate_micro_usd=5000, model="local"),
             Reserve(tenant="globex", task_id="g", estimate_micro_usd=10, model="gpt-4o"),
         ]
-        answers = [await bus.request(topics.BUDGET_RESERVE, ask) for ask in asks]
+        answers = [await bus.calls.request(topics.BUDGET_RESERVE, ask) for ask in asks]
         assert [a.granted for a in answers] == [False, True, True, True]
         assert "'secret' has no price" in answers[0].reason
         assert answers[2].held_micro_usd == 0  # a local model needs no budget
@@ -206,25 +214,25 @@ async def test_limits_set_through_one_replica_hold_at_once_on_every_replica(
 ) -> None:
     async with running_service(SERVICE, settings), running_service(SERVICE, settings):
         await answering(bus)
-        view = await bus.request(
+        view = await bus.calls.request(
             topics.BUDGET_SET,
             SetBudget(tenant="acme", limit_micro_usd=5000, window="monthly", limit_tokens=100),
         )
         assert (view.limit_micro_usd, view.window, view.limit_tokens) == (5000, "monthly", 100)
-        await bus.request(
+        await bus.calls.request(
             topics.BUDGET_SET, SetBudget(tenant="acme", scope="role", name="planner", limit_micro_usd=50)
         )
         # Whichever replica answers, the new limits apply to the very next reservation.
         for n in range(6):
-            refused = await bus.request(
+            refused = await bus.calls.request(
                 topics.BUDGET_RESERVE,
                 Reserve(tenant="acme", task_id=f"p{n}", estimate_micro_usd=60, role="planner"),
             )
             assert not refused.granted and "role planner" in refused.reason
         too_big = Reserve(tenant="acme", task_id="big", estimate_micro_usd=5001)
-        assert not (await bus.request(topics.BUDGET_RESERVE, too_big)).granted
+        assert not (await bus.calls.request(topics.BUDGET_RESERVE, too_big)).granted
         many_tokens = Reserve(tenant="acme", task_id="tok", estimate_micro_usd=1, estimate_tokens=101)
-        assert "token budget" in (await bus.request(topics.BUDGET_RESERVE, many_tokens)).reason
+        assert "token budget" in (await bus.calls.request(topics.BUDGET_RESERVE, many_tokens)).reason
         shown = await answering(bus)
         assert shown.roles["planner"].limit_micro_usd == 50 and shown.window_id == datetime.now(UTC).strftime(
             "%Y-%m"

@@ -59,7 +59,7 @@ async def replica(
         try:
             yield bus
         finally:
-            bus.stop()
+            bus.lifetime.stop()
             await asyncio.wait_for(serving, 10)
 
 
@@ -87,9 +87,9 @@ async def test_two_replicas_split_the_partitions_and_each_is_answered_by_its_own
 ) -> None:
     tenants = tenant_per_partition()
     async with replica(settings, "budget-a") as a, replica(settings, "budget-b") as b:
-        await bus.instances(topics.BUDGET_SERVICE, 2, within=10)
+        await bus.discovery.instances(topics.BUDGET_SERVICE, 2, within=10)
         replicas = {"a": a, "b": b}
-        ids = {name: r.service_id(topics.BUDGET_SERVICE) for name, r in replicas.items()}
+        ids = {name: r.calls.service_id(topics.BUDGET_SERVICE) for name, r in replicas.items()}
         assert None not in ids.values()
         expected = {p: next(n for n, i in ids.items() if i == owner(p, ids.values())) for p in tenants}
         async with asyncio.timeout(15):
@@ -105,7 +105,7 @@ async def test_two_replicas_split_the_partitions_and_each_is_answered_by_its_own
         # The callers' path: the key picks the partition, the owner answers.
         before = answered(a)
         tenant = tenants[next(p for p, name in expected.items() if name == "a")]
-        view = await bus.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant)
+        view = await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant)
         assert view.tenant == tenant and answered(a) == before + 1
 
 
@@ -114,9 +114,9 @@ async def test_a_partition_nobody_owns_falls_back_to_the_public_subject(settings
         return set()
 
     async with replica(settings, "budget-lonely", ping=nobody) as lonely:
-        await bus.instances(topics.BUDGET_SERVICE, 1, within=10)
+        await bus.discovery.instances(topics.BUDGET_SERVICE, 1, within=10)
         subject = topics.BUDGET_GET.partition_subject("acme")
         with pytest.raises(nats.errors.NoRespondersError):
             await bus.nc.request(subject, codec.encode(GetLedger(tenant="acme")), timeout=2.0)
-        view = await bus.request(topics.BUDGET_GET, GetLedger(tenant="acme"), key="acme")
+        view = await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant="acme"), key="acme")
         assert view.tenant == "acme" and answered(lonely) == 1

@@ -72,7 +72,7 @@ def budget_replicas(settings: Settings, count: int, log_dir: Path) -> Iterator[l
 
 async def replicas_answering(bus: Bus, count: int, within: float = 15.0) -> None:
     """Until `count` budget replicas answer the micro-service ping."""
-    await bus.instances(topics.BUDGET_SERVICE, count, within=within)
+    await bus.discovery.instances(topics.BUDGET_SERVICE, count, within=within)
 
 
 async def persist(call: Callable[[], Awaitable[T]]) -> T:
@@ -123,7 +123,7 @@ async def reserver(bus: Bus, n: int, books: Books, rng: random.Random) -> None:
         )
         granted = False
         for _ in range(1 + rng.randrange(3)):
-            answer = await persist(functools.partial(bus.request, topics.BUDGET_RESERVE, ask, key=key))
+            answer = await persist(functools.partial(bus.calls.request, topics.BUDGET_RESERVE, ask, key=key))
             books.check(answer)
             granted = granted or answer.granted
         books.granted += granted
@@ -137,7 +137,7 @@ async def reserver(bus: Bus, n: int, books: Books, rng: random.Random) -> None:
             )
             endpoint = topics.BUDGET_COMMIT if action == "commit" else topics.BUDGET_RELEASE
             for _ in range(1 + rng.randrange(3)):
-                settled = await persist(functools.partial(bus.request, endpoint, settle, key=key))  # type: ignore[arg-type]
+                settled = await persist(functools.partial(bus.calls.request, endpoint, settle, key=key))  # type: ignore[arg-type]
                 books.check(settled)
             if action == "commit":
                 books.committed[tenant][rid] = cost

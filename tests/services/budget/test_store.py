@@ -54,29 +54,35 @@ async def test_a_ledger_deleted_or_purged_from_the_bucket_starts_afresh_and_says
             await answering(bus)
             removals: list[Callable[[str], Awaitable[bool]]] = [kv.delete, kv.purge]
             for n, remove in enumerate(removals):
-                assert (await bus.request(topics.BUDGET_RESERVE, reserve(f"old{n}"), key="acme")).granted
-                await bus.request(topics.BUDGET_RESERVE, reserve(f"gone{n}"))
-                await bus.request(topics.BUDGET_COMMIT, commit(f"old{n}"), key="acme")
+                assert (
+                    await bus.calls.request(topics.BUDGET_RESERVE, reserve(f"old{n}"), key="acme")
+                ).granted
+                await bus.calls.request(topics.BUDGET_RESERVE, reserve(f"gone{n}"))
+                await bus.calls.request(topics.BUDGET_COMMIT, commit(f"old{n}"), key="acme")
                 # `nats kv del maestro_budget acme`, or `nats kv purge`: the replica's copy is stale now too.
                 await remove("acme")
 
                 # Every kind of write works again, on a fresh ledger.
                 for key in ("acme", None):
-                    granted = await bus.request(topics.BUDGET_RESERVE, reserve(f"new{n}{key}", 300), key=key)
+                    granted = await bus.calls.request(
+                        topics.BUDGET_RESERVE, reserve(f"new{n}{key}", 300), key=key
+                    )
                     assert granted.granted
-                    settled = await bus.request(topics.BUDGET_COMMIT, commit(f"new{n}{key}"), key=key)
+                    settled = await bus.calls.request(topics.BUDGET_COMMIT, commit(f"new{n}{key}"), key=key)
                     assert settled.charged_micro_usd == 10 and not settled.already_settled
-                changed = await bus.request(topics.BUDGET_SET, SetBudget(tenant="acme", limit_micro_usd=2000))
+                changed = await bus.calls.request(
+                    topics.BUDGET_SET, SetBudget(tenant="acme", limit_micro_usd=2000)
+                )
                 assert changed.limit_micro_usd == 2000
                 view = await answering(bus)
                 assert (view.spent_micro_usd, view.held_micro_usd, view.holds) == (20, 0, 0)
                 # What the removed ledger held went with it: its reservations are unknown now.
                 with pytest.raises(RemoteError) as err:
-                    await bus.request(topics.BUDGET_COMMIT, commit(f"gone{n}"))
+                    await bus.calls.request(topics.BUDGET_COMMIT, commit(f"gone{n}"))
                 assert err.value.code == 404
-                await bus.request(topics.BUDGET_SET, SetBudget(tenant="acme", limit_micro_usd=1000))
+                await bus.calls.request(topics.BUDGET_SET, SetBudget(tenant="acme", limit_micro_usd=1000))
         finally:
-            own.stop()
+            own.lifetime.stop()
             await asyncio.wait_for(serving, 5)
     assert registry.get_sample_value("maestro_budget_ledgers_recreated_total", {"tenant": "acme"}) == 2
     events = await wait_for_events(

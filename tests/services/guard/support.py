@@ -23,5 +23,5 @@ async def running_guard(settings: Settings) -> AsyncIterator[CollectorRegistry]:
         try:
             yield registry
         finally:
-            guard_bus.stop()
+            guard_bus.lifetime.stop()
             await asyncio.wait_for(guarding, 10)

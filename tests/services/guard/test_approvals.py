@@ -108,11 +108,11 @@ async def serving(bus: Bus) -> AsyncIterator[Approvals]:
     """The approvals consumer running on `bus` (no sweeper: the tests sweep when they mean to)."""
     store = await ParkedStore.open(bus.js)
     deciding = Approvals(bus, store, ApprovalMetrics.create(CollectorRegistry()))
-    task = asyncio.create_task(bus.consume(approvals.CONSUMER, deciding.handle))
+    task = asyncio.create_task(bus.consumers.consume(approvals.CONSUMER, deciding.handle))
     try:
         yield deciding
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(task, 10)
 
 
@@ -151,8 +151,8 @@ def outcomes(deciding: Approvals, outcome: str) -> float:
 
 async def decide(bus: Bus, decision: ApprovalDecision, *, msg_id: str | None = None) -> bool:
     """Publish a decision as the API does; True when JetStream stored it (not a duplicate)."""
-    ack = await bus.publish(
-        topics.APPROVALS.subject(decision.tenant),
+    ack = await bus.streams.publish(
+        topics.APPROVALS.at(decision.tenant),
         decision,
         msg_id=msg_id or topics.approval_msg_id(decision.task_id, decision.tenant),
     )

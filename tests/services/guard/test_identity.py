@@ -38,7 +38,7 @@ async def test_the_same_id_from_another_tenant_is_refused_and_never_touches_the_
     async with running_guard(settings):
         await submit(bus, first)
         await events_until_verdict(bus, first.id)
-        await bus.publish(topics.REQUESTS.subject("globex"), other)
+        await bus.streams.publish(topics.REQUESTS.at("globex"), other)
         (letter,) = await dead_letters(bus, 1)
         await guard_idle(bus)
     assert letter.reason == "rejected: task id shared-1 belongs to another tenant's task"
@@ -52,7 +52,7 @@ async def test_the_same_id_with_other_content_is_refused(bus: Bus, settings: Set
     async with running_guard(settings):
         await submit(bus, request("same-id", prompt="first"))
         await events_until_verdict(bus, "same-id")
-        await bus.publish(topics.REQUESTS.subject("acme"), request("same-id", prompt="second"))
+        await bus.streams.publish(topics.REQUESTS.at("acme"), request("same-id", prompt="second"))
         (letter,) = await dead_letters(bus, 1)
         await guard_idle(bus)
     assert letter.reason == "rejected: task id same-id was already used for a request with other content"
@@ -83,9 +83,9 @@ async def test_a_task_left_queued_by_a_crash_is_handed_to_its_role_when_its_requ
     # The guard recorded Queued and died before it stored the assignment; the request is redelivered.
     req = request("half-done")
     await claims.claim_request(bus, req)
-    subject = topics.EVENTS.subject(req.tenant, req.id)
+    subject = topics.EVENTS.at(req.tenant, req.id)
     now = datetime.now(UTC)
-    await bus.publish(subject, Accepted(task_id=req.id, tenant=req.tenant, at=now, role=req.role))
+    await bus.streams.publish(subject, Accepted(task_id=req.id, tenant=req.tenant, at=now, role=req.role))
     queued = Queued(
         task_id=req.id,
         tenant=req.tenant,
@@ -94,7 +94,7 @@ async def test_a_task_left_queued_by_a_crash_is_handed_to_its_role_when_its_requ
         decision=Decision(verdict="allow"),
         reservation_id="r-half-done",
     )
-    await bus.publish(subject, queued)
+    await bus.streams.publish(subject, queued)
     async with running_guard(settings):
         await submit(bus, req)
         await guard_idle(bus)
@@ -109,8 +109,8 @@ async def test_a_body_naming_another_tenant_than_its_subject_is_refused_for_its_
     bus: Bus, settings: Settings
 ) -> None:
     async with running_guard(settings):
-        await bus.publish(
-            topics.REQUESTS.subject("acme"), structs.replace(request("smuggled"), tenant="globex")
+        await bus.streams.publish(
+            topics.REQUESTS.at("acme"), structs.replace(request("smuggled"), tenant="globex")
         )
         (letter,) = await dead_letters(bus, 1)
         (rejected,) = await events_until_verdict(bus, "smuggled")
@@ -132,7 +132,7 @@ async def test_a_body_naming_another_tenant_cannot_touch_that_tenant_s_task(
     async with running_guard(settings):
         await submit(bus, theirs)
         await events_until_verdict(bus, theirs.id)
-        await bus.publish(topics.REQUESTS.subject("acme"), theirs)  # acme replays globex's request
+        await bus.streams.publish(topics.REQUESTS.at("acme"), theirs)  # acme replays globex's request
         await dead_letters(bus, 1)
         await guard_idle(bus)
     assert [(type(e), e.tenant) for e in await read_events(bus.js, theirs.id)] == [

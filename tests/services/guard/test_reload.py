@@ -50,7 +50,7 @@ def refused(registry: CollectorRegistry) -> float:
 async def verdict(bus: Bus, task_id: str) -> Decision:
     """Submit a clean request under `task_id` and return the guard's decision on it."""
     req = TaskRequest(id=task_id, tenant="acme", role="planner", prompt="Plan a CLI that counts words")
-    await bus.publish(topics.REQUESTS.subject(req.tenant), req, msg_id=req.id)
+    await bus.streams.publish(topics.REQUESTS.at(req.tenant), req, msg_id=req.id)
     async with asyncio.timeout(10):
         async for event in follow_events(bus.js, task_id):
             match event:

@@ -34,7 +34,7 @@ def request(task_id: str, prompt: str = "Plan a CLI that counts words", **kwargs
 
 
 async def submit(bus: Bus, req: TaskRequest) -> None:
-    await bus.publish(topics.REQUESTS.subject(req.tenant), req, msg_id=req.id)
+    await bus.streams.publish(topics.REQUESTS.at(req.tenant), req, msg_id=req.id)
 
 
 async def events_until_verdict(bus: Bus, task_id: str, within: float = 10.0) -> list[TaskEvent]:
@@ -232,7 +232,7 @@ async def test_resubmitting_a_request_yields_one_set_of_events_and_one_task(
         await submit(bus, req)
         await events_until_verdict(bus, req.id)
         # Even when the same request reaches the guard again (no dedup id), nothing happens twice.
-        await bus.publish(topics.REQUESTS.subject("acme"), req)
+        await bus.streams.publish(topics.REQUESTS.at("acme"), req)
         await guard_idle(bus)
     events = await read_events(bus.js, req.id)
     assert [type(e) for e in events] == [Accepted, Queued]
@@ -251,7 +251,8 @@ async def test_a_request_that_fails_for_good_after_its_reservation_gives_the_hol
         assert letter.reason.startswith("NATS unavailable for 2 deliveries")
         # The hook runs just after the letter is stored: poll the ledger until the hold is back.
         async with asyncio.timeout(20):
-            while (ledger := await bus.request(topics.BUDGET_GET, GetLedger(tenant="acme"))).held_micro_usd:  # noqa: ASYNC110
+            ask = GetLedger(tenant="acme")
+            while (ledger := await bus.calls.request(topics.BUDGET_GET, ask)).held_micro_usd:  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
         # The hold is given back before the verdict is withdrawn: wait for the withdrawal too.
         async with asyncio.timeout(20):

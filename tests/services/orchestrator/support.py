@@ -61,7 +61,7 @@ def lifecycle(task_id: str) -> list[TaskEvent]:
 
 
 async def emit(bus: Bus, event: TaskEvent) -> int:
-    ack = await bus.publish(topics.EVENTS.subject(event.tenant, event.task_id), event)
+    ack = await bus.streams.publish(topics.EVENTS.at(event.tenant, event.task_id), event)
     return ack.seq
 
 

@@ -132,7 +132,7 @@ async def test_a_request_rejected_before_it_was_accepted_has_a_record_saying_why
 
 async def test_an_event_on_another_task_s_subject_goes_to_the_dlq(bus: Bus, port: int) -> None:
     event = lifecycle("task-x")[0]
-    await bus.publish(topics.EVENTS.subject("acme", "task-y"), event)
+    await bus.streams.publish(topics.EVENTS.at("acme", "task-y"), event)
     sub = await bus.js.pull_subscribe(topics.DLQ.all, stream=topics.STREAM_DLQ)
     msgs = await sub.fetch(1, timeout=10)
     assert "task-x" in msgs[0].data.decode() and "stored on" in msgs[0].data.decode()

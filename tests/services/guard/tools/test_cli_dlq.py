@@ -9,8 +9,9 @@ from contextlib import AsyncExitStack
 from nats.aio.subscription import Subscription
 
 from maestro import codec, topics
-from maestro.bus import Bus, Delivery
+from maestro.bus import Bus
 from maestro.client import open_client
+from maestro.deliveries import Delivery
 from maestro.runtime import running_service
 from maestro.settings import Settings
 from proto.v1 import DeadLetter, TaskAssignment, TaskRequest
@@ -44,7 +45,7 @@ async def test_a_poisoned_message_is_listed_shown_masked_and_dead_letters_again_
         raise AssertionError("a poisoned message never reaches the handler")
 
     # The planner agents' own consumer, as their service consumes it (without the other roles' consumers).
-    consuming = asyncio.create_task(bus.consume(agents_consumer("planner"), never))
+    consuming = asyncio.create_task(bus.consumers.consume(agents_consumer("planner"), never))
     try:
         letters = await bus.nc.subscribe(topics.DLQ.all)
         await bus.js.publish(
@@ -85,7 +86,7 @@ async def test_a_poisoned_message_is_listed_shown_masked_and_dead_letters_again_
         rows = maestro("dlq", "ls", nats_url=url).stdout.splitlines()
         assert len(rows) == 2 and rows[1].split()[0] != seq
     finally:
-        bus.stop()
+        bus.lifetime.stop()
         await asyncio.wait_for(consuming, 10)
 
 
@@ -95,7 +96,7 @@ async def test_a_request_dead_lettered_while_the_budget_was_down_runs_when_repla
     request = TaskRequest(id="replayed-1", tenant="acme", role="planner", prompt="Plan a small CLI")
     # As the bus keeps a request whose retries ran out while the budget did not answer (and whose task
     # could not be failed either): the original bytes, subject and headers.
-    await bus.dead_letter(
+    await bus.streams.dead_letter(
         "guard",
         topics.REQUESTS.subject("acme"),
         codec.encode(request),

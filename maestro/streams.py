@@ -1,0 +1,160 @@
+"""Writes to JetStream: typed messages to the streams that own their subjects, schedules, KV entries by
+revision, dead letters; and core-NATS notices, which nobody stores.
+
+Every stored write goes over the bus's own request path (maestro/replies.py) and reads JetStream's answer
+itself: what js.publish does, cheaper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import msgspec
+import nats.errors
+from nats.aio.client import Client
+from nats.js.api import PubAck
+from nats.js.errors import APIError, NoStreamResponseError
+
+from maestro import codec, topics
+from maestro.errors import WrongRevision
+from maestro.metrics import Metrics
+from maestro.replies import Replies
+from maestro.topics import Subject
+from proto.v1 import DeadLetter
+
+M = TypeVar("M")
+
+WRONG_LAST_SEQUENCE = (10071, 10164)
+"""JetStream's "wrong last sequence" error codes: the expected-last-subject-sequence check failed."""
+
+
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int | None = None
+    description: str = ""
+
+
+class _Ack(msgspec.Struct):
+    """JetStream's answer to a publish: where it was stored, or why not."""
+
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: _ApiError | None = None
+
+
+_ack_decoder = msgspec.json.Decoder(_Ack)
+
+
+class Streams:
+    """Stores messages in streams and KV buckets, and sends notices; raises what JetStream answers."""
+
+    def __init__(self, nc: Client, replies: Replies, metrics: Metrics) -> None:
+        self._nc = nc
+        self._replies = replies
+        self._metrics = metrics
+
+    async def publish(
+        self,
+        subject: Subject[M],
+        message: M,
+        *,
+        msg_id: str | None = None,
+        traceparent: str | None = None,
+        after_seq: int | None = None,
+    ) -> PubAck:
+        """Store a message in the stream that owns `subject`; `msg_id` makes a resend a no-op.
+
+        With `after_seq`, it is stored only if the last message on `subject` is still the one at that stream
+        sequence (0: only if there is none); raises WrongRevision when another writer got there first.
+        """
+        headers: dict[str, str] | None = None
+        if msg_id or traceparent or after_seq is not None:
+            headers = {}
+            if msg_id:
+                headers[topics.HEADER_MSG_ID] = msg_id
+            if traceparent:
+                headers[topics.HEADER_TRACEPARENT] = traceparent
+            if after_seq is not None:
+                headers[topics.HEADER_EXPECTED_LAST_SUBJECT_SEQ] = str(after_seq)
+        try:
+            return await self._store(subject.name, codec.encode(message), headers)
+        except APIError as exc:
+            if after_seq is not None and exc.err_code in WRONG_LAST_SEQUENCE:
+                raise WrongRevision(f"{subject.name} moved past sequence {after_seq}") from None
+            raise
+
+    async def notify(self, subject: Subject[M], message: M) -> None:
+        """Send a message to whoever listens on `subject` now (core NATS: not stored, no answer)."""
+        await self._nc.publish(subject.name, codec.encode(message))
+
+    async def schedule(self, subject: Subject[M], message: M, *, due: datetime, target: Subject[M]) -> PubAck:
+        """Have the server store `message` on `target` at `due` (a JetStream message schedule, ADR-51).
+
+        `subject` names the schedule and `target` must be in the same stream, which allows schedules;
+        scheduling on `subject` again replaces what was scheduled there, and a `due` in the past comes due
+        at once.
+        """
+        at = due.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        headers = {topics.HEADER_SCHEDULE: f"@at {at}", topics.HEADER_SCHEDULE_TARGET: target.name}
+        return await self._store(subject.name, codec.encode(message), headers)
+
+    async def compare_and_set(self, bucket: str, key: str, value: bytes, revision: int | None) -> int:
+        """Write a KV entry only if it is still at `revision` (None: only if there is none); the new revision.
+
+        Raises WrongRevision when another writer got there first.
+        """
+        expected = {topics.HEADER_EXPECTED_LAST_SUBJECT_SEQ: str(revision or 0)}
+        try:
+            ack = await self._store(topics.kv_subject(bucket, key), value, expected)
+        except APIError as exc:
+            if exc.err_code in WRONG_LAST_SEQUENCE:
+                raise WrongRevision(f"{bucket}/{key} is no longer at revision {revision}") from None
+            raise
+        return ack.seq
+
+    async def put(self, bucket: str, key: str, value: bytes) -> int:
+        """Write a KV entry whatever is there (KeyValue.put over the cheaper path); its new revision."""
+        return (await self._store(topics.kv_subject(bucket, key), value, None)).seq
+
+    async def dead_letter(
+        self,
+        origin: str,
+        subject: str,
+        data: bytes,
+        reason: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        deliveries: int = 1,
+        stream_seq: int = 0,
+        msg_id: str | None = None,
+    ) -> None:
+        """Keep a message that could not be handled in the DLQ, with the reason (once per `msg_id`)."""
+        letter = DeadLetter(
+            origin=origin,
+            subject=subject,
+            reason=reason,
+            at=datetime.now(UTC),
+            data=data,
+            headers=dict(headers or {}),
+            deliveries=deliveries,
+            stream_seq=stream_seq,
+        )
+        ack = await self.publish(topics.DLQ.at(origin), letter, msg_id=msg_id)
+        if not ack.duplicate:
+            self._metrics.dead_letters.labels(origin).inc()
+
+    async def _store(self, subject: str, data: bytes, headers: dict[str, str] | None) -> PubAck:
+        # What js.publish does, over the bus's own cheaper request path (maestro/replies.py).
+        try:
+            reply = await self._replies.request(subject, data, headers=headers)
+        except nats.errors.NoRespondersError:
+            raise NoStreamResponseError from None
+        ack = _ack_decoder.decode(reply.data)
+        if ack.error is not None:
+            raise APIError(
+                code=ack.error.code, err_code=ack.error.err_code, description=ack.error.description
+            )
+        return PubAck(stream=ack.stream, seq=ack.seq, duplicate=ack.duplicate or None)
