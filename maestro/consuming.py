@@ -255,8 +255,12 @@ class Consumers:
         finally:
             took = time.perf_counter() - started
             timed = self._outcomes.timed(consumer.durable)
+            counts: dict[str, int] = {}
             for msg in msgs:
                 del in_flight[id(msg)]
                 pull.settled()
-                self._outcomes.counted(consumer.durable, outcomes.get(id(msg), "unsettled")).inc()
+                outcome = outcomes.get(id(msg), "unsettled")
+                counts[outcome] = counts.get(outcome, 0) + 1
                 timed.observe(took)
+            for outcome, count in counts.items():
+                self._outcomes.counted(consumer.durable, outcome).inc(count)

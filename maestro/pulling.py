@@ -162,9 +162,9 @@ class StandingPull:
     def settled(self) -> None:
         """A handler finished its message: ask for more when enough slots are free (never while draining)."""
         self.window.settled()
-        if not self.draining and self.window.capacity - self.window.held - self.window.owed >= (
-            self.window.refill
-        ):
+        if self.draining or any(not asking.done() for asking in self._asking):
+            return  # the request on its way asks for every slot free by the time it goes
+        if self.window.capacity - self.window.held - self.window.owed >= self.window.refill:
             task = asyncio.get_running_loop().create_task(self._ask())
             self._asking.add(task)
             task.add_done_callback(self._asking.discard)

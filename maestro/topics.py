@@ -70,7 +70,10 @@ class Topic(Generic[M]):
         """The concrete subject for these token values; raises SubjectError on a bad or missing token."""
         if len(values) != len(self.tokens):
             raise SubjectError(f"{self.prefix} takes {len(self.tokens)} tokens ({', '.join(self.tokens)})")
-        return ".".join((self.prefix, *(_check_token(v) for v in values)))
+        for value in values:
+            if not _TOKEN.match(value):
+                raise SubjectError(f"not a valid subject token: {value!r}")
+        return f"{self.prefix}.{'.'.join(values)}"
 
     def at(self, *values: str) -> Subject[M]:
         """The concrete subject to publish this topic's messages on; raises SubjectError as subject() does."""
