@@ -34,7 +34,7 @@ from maestro.embedded import running_nats_server
 from maestro.runtime import open_bus
 from maestro.settings import Settings
 from proto.v1 import GetLedger, LedgerView
-from proto.v1.workflows import Step, Workflow, WorkflowRecord
+from proto.v1.workflows import WORKFLOW_ENDED, Step, Workflow, WorkflowRecord
 
 TENANT = "bench-wf"
 """Its own tenant, so that its ledger holds only the workflows' steps."""
@@ -158,7 +158,7 @@ async def chains(bus: Bus, running: BenchMesh, workflows: int, prefix: str, conc
         spent = cpu.spent()
     finally:
         await sub.unsubscribe()
-    states = await record_states(bus, topics.BUCKET_WORKFLOWS, set(ids), WorkflowRecord)
+    states = await _ended_records(bus, set(ids), within=10.0)
     waits = sorted((ends.ended[i] - ends.published[i]) * 1000 for i in ids if i in ends.ended)
     return Chains(
         workflows=workflows,
@@ -174,6 +174,20 @@ async def chains(bus: Bus, running: BenchMesh, workflows: int, prefix: str, conc
         ledger=ledger,
         cpu_s=spent,
     )
+
+
+async def _ended_records(bus: Bus, ids: set[str], within: float) -> dict[str, str]:
+    """The workflows' record states once every one has ended (or as they are after `within` seconds): a
+    workflow's record is written just after its end event is published, so it may trail what `Ends` saw."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        states = await record_states(bus, topics.BUCKET_WORKFLOWS, ids, WorkflowRecord)
+        if len(states) == len(ids) and all(s in WORKFLOW_ENDED for s in states.values()):
+            return states
+        if loop.time() > deadline:
+            return states
+        await asyncio.sleep(0.05)
 
 
 async def _settled_ledger(bus: Bus, timeout: float) -> LedgerView | None:
