@@ -12,6 +12,7 @@ from maestro.runtime import open_bus, running_service
 from maestro.settings import Settings
 from services.budget.service import SERVICE as BUDGET
 from services.guard.service import serve
+from tests.services.agents.flow import budget_ready
 
 
 @asynccontextmanager
@@ -19,6 +20,9 @@ async def running_guard(settings: Settings) -> AsyncIterator[CollectorRegistry]:
     """The guard (its metrics on a registry the test reads) and the budget service, in this process."""
     registry = CollectorRegistry()
     async with running_service(BUDGET, settings), open_bus(settings, "maestro-guard", registry) as guard_bus:
+        # The guard takes a request the moment it starts: a budget not answering yet would make it retry
+        # the request (and judge it twice), which the tests that count decisions do not expect.
+        await budget_ready(guard_bus)
         guarding = asyncio.create_task(serve(guard_bus))
         try:
             yield registry
