@@ -65,9 +65,10 @@ class Settings:
     fetch_batch: int = 128
     """Messages asked for in one pull."""
     record_linger_s: float = 0.5
-    """How long the orchestrator may wait for more events of a task before it writes the task's record
-    (an event that ends the task is written at once): a task whose events come within it is written
-    once instead of once per event. Its events are acknowledged only once written, so none is lost."""
+    """How long the orchestrator may wait for more events of a task before it writes the task's record (an
+    event that creates the record, parks the task for approval or ends it is written at once): the events
+    that come within it are written once instead of once each. Events are acknowledged only once written,
+    so none is lost."""
     request_timeout_s: float = 5.0
     """Timeout of one request/reply call (the budget)."""
     max_request_bytes: int = 786_432

@@ -21,6 +21,7 @@ from proto.v1 import (
     TERMINAL_STATES,
     Accepted,
     AttemptFailed,
+    AwaitingApproval,
     TaskEvent,
     TaskRecord,
 )
@@ -127,8 +128,10 @@ class Orchestrator:
         self.effects = effects
         self.workflows = workflows
         # A record may lag its task's events by up to `linger_s` (its events stay unacknowledged until
-        # then); an event that ends the task is written at once.
-        self.batches: KeyedBatches[Item] = KeyedBatches(self._process, linger_s=linger_s, urgent=_ends)
+        # then); an event that creates, parks or ends the task is written at once.
+        self.batches: KeyedBatches[Item] = KeyedBatches(
+            self._process, linger_s=linger_s, urgent=_written_at_once
+        )
 
     async def handle(self, event: TaskEvent, delivery: Delivery) -> None:
         """Fold one event into its task's record.
@@ -239,8 +242,14 @@ class Orchestrator:
         return record, lifecycle.step(record, event, delivery.stream_seq, first=record is None)
 
 
-def _ends(item: Item) -> bool:
-    return isinstance(item[0], ENDING_EVENTS)
+def _written_at_once(item: Item) -> bool:
+    """Whether the event's record is written without lingering: it creates the record (a client may cancel
+    or read the task right after submitting it), parks it for a person (who approves as soon as they see
+    it), or ends the task (what everyone waits for)."""
+    return isinstance(item[0], _AT_ONCE)
+
+
+_AT_ONCE = (Accepted, AwaitingApproval, *ENDING_EVENTS)
 
 
 def _step_moved(current: Versioned | None, record: TaskRecord, items: list[Item]) -> bool:

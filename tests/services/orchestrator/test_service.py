@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
 
 from maestro import codec, topics
@@ -149,3 +150,31 @@ async def test_two_replicas_sharing_the_consumer_get_every_task_right(
         for task_id in ids:
             done = await wait_record(records, task_id, lambda r: r.state == "succeeded", within=20)
             assert done.output == "exit 0"
+
+
+async def test_a_record_is_written_when_created_and_when_ended_the_events_between_folded_in(
+    bus: Bus, settings: Settings
+) -> None:
+    """With a record linger longer than the test, Queued, Started and a heartbeat wait in the orchestrator
+    and reach the record together with Succeeded: two writes for five events, nothing lost."""
+    writes: list[bytes] = []
+
+    async def written(msg: Msg) -> None:
+        writes.append(msg.data)
+
+    sub = await bus.nc.subscribe(topics.kv_subject(topics.BUCKET_TASKS, "task-folded"), cb=written)
+    async with orchestrator(settings.with_(record_linger_s=60.0)):
+        accepted, *middle, succeeded = lifecycle("task-folded")
+        await emit(bus, accepted)
+        async with asyncio.timeout(10):  # written at once: a client may cancel or read it right away
+            while not writes:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert codec.decode(TaskRecord, writes[0]).state == "pending"
+        for event in middle:
+            await emit(bus, event)
+        await wait_handled(bus, await emit(bus, succeeded))
+    await sub.unsubscribe()
+    assert [codec.decode(TaskRecord, w).state for w in writes] == ["pending", "succeeded"]
+    done = codec.decode(TaskRecord, writes[-1])
+    assert (done.worker, done.attempts, done.output) == ("w-1", 1, "exit 0")
+    assert done.started_at is not None
