@@ -133,18 +133,10 @@ class Orchestrator:
             self._process, linger_s=linger_s, urgent=_written_at_once
         )
 
-    async def handle(self, event: TaskEvent, delivery: Delivery) -> None:
-        """Fold one event into its task's record.
-
-        Raises Reject when the subject and the event disagree about the task, Retry when the record kept
-        changing under us (it is then delivered again later).
-        """
-        # Submitting is the first thing awaited, so events of one task queue up in the order they arrived.
-        await self.batches.submit(event.task_id, (event, delivery))
-
     async def handle_batch(self, items: list[Item]) -> list[Exception | None]:
-        """Fold events that arrived together into their tasks' records; what became of each, in order (as
-        handle() would have raised it)."""
+        """Fold events that arrived together into their tasks' records, each task's in the order they came;
+        what became of each: None, Reject when the subject and the event disagree about the task, Retry when
+        the record kept changing under us (it is then delivered again later)."""
         futures = [self.batches.enqueue(event.task_id, (event, delivery)) for event, delivery in items]
         outcomes: list[Exception | None] = []
         for future in futures:
