@@ -237,7 +237,10 @@ class Consumers:
                     outcomes[id(msg)] = "reject"
                 else:
                     items.append((message, delivery))
-            failures = await handler(items)
+            try:
+                failures: list[Exception | None] = await handler(items)
+            except Exception as exc:
+                failures = [exc] * len(items)  # what it raised befalls each message, as a handler's would
             for (_, delivery), failure in zip(items, failures, strict=True):
                 msg = delivery._msg
                 try:

@@ -359,3 +359,27 @@ async def test_a_batch_handler_settles_each_message_by_its_own_outcome(bus: Bus)
     assert sorted(letter.reason.split(":")[0] for letter in letters) == ["rejected", "undecodable"]
     info = await bus.js.stream_info(topics.STREAM_REQUESTS)
     assert info.state.messages == 0  # everything else acked
+
+
+async def test_a_batch_handler_that_raises_fails_each_message_of_its_burst_and_serving_goes_on(
+    bus: Bus,
+) -> None:
+    calls: list[list[int]] = []
+    done = asyncio.Event()
+
+    async def handler(items: list[tuple[TaskRequest, Delivery]]) -> list[Exception | None]:
+        calls.append([delivery.attempt for _, delivery in items])
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the batch")
+        done.set()
+        return [None] * len(items)
+
+    await bus.streams.publish(topics.REQUESTS.at("acme"), request(1))
+    task = asyncio.create_task(bus.consumers.consume_batches(CONSUMER, handler))
+    try:
+        async with asyncio.timeout(10):
+            await done.wait()
+    finally:
+        bus.lifetime.stop()
+        await asyncio.wait_for(task, 5)
+    assert calls == [[1], [2]]  # handed back with the crash backoff, then delivered again
