@@ -80,12 +80,21 @@ class PullWindow:
     held: int = 0
     owed: int = 0
 
+    @property
+    def free(self) -> int:
+        """Slots neither held nor owed."""
+        return self.capacity - self.held - self.owed
+
+    def due(self) -> bool:
+        """Whether enough slots are free to send a request."""
+        free = self.free
+        return free >= self.refill and free > 0
+
     def wanted(self) -> int:
         """The size of the next request (and count it as owed), or 0 when none should be sent now."""
-        free = self.capacity - self.held - self.owed
-        if free < self.refill or free <= 0:
+        if not self.due():
             return 0
-        size = min(free, self.batch)
+        size = min(self.free, self.batch)
         self.owed += size
         return size
 
@@ -164,7 +173,7 @@ class StandingPull:
         self.window.settled()
         if self.draining or any(not asking.done() for asking in self._asking):
             return  # the request on its way asks for every slot free by the time it goes
-        if self.window.capacity - self.window.held - self.window.owed >= self.window.refill:
+        if self.window.due():
             task = asyncio.get_running_loop().create_task(self._ask())
             self._asking.add(task)
             task.add_done_callback(self._asking.discard)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from nats.js.errors import NoStreamResponseError
@@ -39,14 +42,21 @@ async def read_dlq(bus: Bus, count: int, within: float = 5.0) -> list[DeadLetter
     return letters
 
 
-async def run_until(bus: Bus, handler, done: asyncio.Event, **kwargs) -> None:  # type: ignore[no-untyped-def]
-    task = asyncio.create_task(bus.consumers.consume(CONSUMER, handler, **kwargs))
+@asynccontextmanager
+async def consuming(bus: Bus, consumer: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `consumer` (a bus.consumers.consume or consume_batches call) for the block; then stop the bus and
+    wait for the consumer to return."""
+    task = asyncio.create_task(consumer)
     try:
-        async with asyncio.timeout(10):
-            await done.wait()
+        yield
     finally:
         bus.lifetime.stop()
         await asyncio.wait_for(task, 5)
+
+
+async def run_until(bus: Bus, handler, done: asyncio.Event, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    async with consuming(bus, bus.consumers.consume(CONSUMER, handler, **kwargs)), asyncio.timeout(10):
+        await done.wait()
 
 
 def request(n: int) -> TaskRequest:
@@ -346,13 +356,8 @@ async def test_a_batch_handler_settles_each_message_by_its_own_outcome(bus: Bus)
             topics.REQUESTS.at("acme"),
             TaskRequest(id=prompt.replace(" ", "-"), tenant="acme", role="planner", prompt=prompt),
         )
-    task = asyncio.create_task(bus.consumers.consume_batches(CONSUMER, handler))
-    try:
-        async with asyncio.timeout(10):
-            await done.wait()
-    finally:
-        bus.lifetime.stop()
-        await asyncio.wait_for(task, 5)
+    async with consuming(bus, bus.consumers.consume_batches(CONSUMER, handler)), asyncio.timeout(10):
+        await done.wait()
     assert tries == {"fine": 1, "reject-me": 1, "again": 2, "fine-too": 1}
     assert len(calls) < 5  # whole bursts, not one call per message
     letters = await read_dlq(bus, 2)
@@ -375,11 +380,6 @@ async def test_a_batch_handler_that_raises_fails_each_message_of_its_burst_and_s
         return [None] * len(items)
 
     await bus.streams.publish(topics.REQUESTS.at("acme"), request(1))
-    task = asyncio.create_task(bus.consumers.consume_batches(CONSUMER, handler))
-    try:
-        async with asyncio.timeout(10):
-            await done.wait()
-    finally:
-        bus.lifetime.stop()
-        await asyncio.wait_for(task, 5)
+    async with consuming(bus, bus.consumers.consume_batches(CONSUMER, handler)), asyncio.timeout(10):
+        await done.wait()
     assert calls == [[1], [2]]  # handed back with the crash backoff, then delivered again

@@ -14,6 +14,7 @@ from maestro.bus import Bus
 from maestro.deliveries import Consumer, Delivery
 from maestro.pulling import PullWindow, delivered_and_sequence
 from proto.v1 import TaskRequest
+from tests.maestro.test_bus import consuming
 from tests.maestro.test_presence import eventually
 
 CONSUMER = Consumer(
@@ -76,8 +77,7 @@ async def test_an_idle_consumer_keeps_one_standing_request_instead_of_polling(bu
     async def handler(msg: TaskRequest, delivery: Delivery) -> None:
         handled.set()
 
-    consuming = asyncio.create_task(bus.consumers.consume(CONSUMER, handler))
-    try:
+    async with consuming(bus, bus.consumers.consume(CONSUMER, handler)):
         await eventually(lambda: _has_waiting(bus), within=5)
         requests = await _pull_requests(bus, 2.0)
         # A fetch loop asks several times a second; a standing pull asks again only when it ran out.
@@ -85,9 +85,6 @@ async def test_an_idle_consumer_keeps_one_standing_request_instead_of_polling(bu
         await bus.streams.publish(topics.REQUESTS.at("acme"), request(1), msg_id="pull-1")
         async with asyncio.timeout(2):
             await handled.wait()
-    finally:
-        bus.lifetime.stop()
-        await asyncio.wait_for(consuming, 5)
 
 
 async def _has_waiting(bus: Bus) -> bool:
@@ -111,17 +108,13 @@ async def test_a_consumer_deleted_under_the_pull_is_created_again_and_served(bus
         if len(seen) == 2:
             two.set()
 
-    consuming = asyncio.create_task(bus.consumers.consume(CONSUMER, handler))
-    try:
+    async with consuming(bus, bus.consumers.consume(CONSUMER, handler)):
         await bus.streams.publish(topics.REQUESTS.at("acme"), request(1), msg_id="pull-1")
         await eventually(lambda: _seen(seen), within=5)
         await bus.js.delete_consumer(CONSUMER.stream, CONSUMER.durable)
         await bus.streams.publish(topics.REQUESTS.at("acme"), request(2), msg_id="pull-2")
         async with asyncio.timeout(10):
             await two.wait()
-    finally:
-        bus.lifetime.stop()
-        await asyncio.wait_for(consuming, 5)
     assert seen == ["pull-1", "pull-2"]
 
 
@@ -148,13 +141,8 @@ async def test_a_stopped_consumer_leaves_its_messages_to_the_next_one_at_once(bu
     await asyncio.wait_for(first.consumers.consume(CONSUMER, stops_at_once), 5)
     assert len(handled) < 200
     second = Bus.over(bus.nc, bus.settings, bus.metrics)
-    consuming = asyncio.create_task(second.consumers.consume(CONSUMER, handler))
-    try:
-        async with asyncio.timeout(10):
-            await done.wait()
-    finally:
-        second.lifetime.stop()
-        await asyncio.wait_for(consuming, 5)
+    async with consuming(second, second.consumers.consume(CONSUMER, handler)), asyncio.timeout(10):
+        await done.wait()
     # The settings' ack wait is 2 s: a message left unsettled would only come back after it.
     assert loop.time() - began < 1.5
 
