@@ -26,13 +26,13 @@ from nats.js.api import PubAck
 from bench import capacity, mesh
 from bench.baseline import percentile
 from bench.mesh import BenchMesh, CpuMeter
-from bench.tracker import Tracker, record_states
+from bench.tracker import Tracker, read_ledger, record_states, settled_ledger
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.embedded import running_nats_server
 from maestro.runtime import open_bus
 from maestro.settings import Settings
-from proto.v1 import GetLedger, LedgerView, TaskRecord, TaskRequest
+from proto.v1 import LedgerView, TaskRecord, TaskRequest
 
 TENANT = "bench"
 PROMPT = "Plan a CLI that counts words"
@@ -144,23 +144,6 @@ async def _submit(bus: Bus, tracker: Tracker, task_id: str) -> asyncio.Future[Pu
     )
 
 
-async def _ledger(bus: Bus) -> LedgerView:
-    return await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=TENANT))
-
-
-async def _settled_ledger(bus: Bus, timeout: float) -> LedgerView | None:
-    """The ledger once nothing is held and something was spent, or None after `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        view = await _ledger(bus)
-        if view.held_micro_usd == 0 and view.spent_micro_usd > 0:
-            return view
-        if loop.time() > deadline:
-            return None
-        await asyncio.sleep(0.01)
-
-
 async def throughput(bus: Bus, running: BenchMesh, n: int, prefix: str, concurrency: int = 512) -> Throughput:
     """Submit `n` tasks concurrently and time them until succeeded, recorded and paid for."""
     tracker = Tracker()
@@ -178,7 +161,7 @@ async def throughput(bus: Bus, running: BenchMesh, n: int, prefix: str, concurre
         await asyncio.gather(*(one(t) for t in ids))
         submitted = time.perf_counter()
         await tracker.wait(timeout=max(60.0, n / 50))
-        ledger = await _settled_ledger(bus, timeout=10.0) if tracker.done() else None
+        ledger = await settled_ledger(bus, TENANT, timeout=10.0) if tracker.done() else None
         finished = time.perf_counter()
         spent = cpu.spent()
     states = await record_states(bus, topics.BUCKET_TASKS, set(ids), TaskRecord)
@@ -189,7 +172,7 @@ async def throughput(bus: Bus, running: BenchMesh, n: int, prefix: str, concurre
         unfinished=len(tracker.unfinished()),
         ended_badly=len(tracker.ended_badly),
         records_succeeded=sum(1 for s in states.values() if s == "succeeded"),
-        ledger=ledger if ledger is not None else await _ledger(bus),
+        ledger=ledger if ledger is not None else await read_ledger(bus, TENANT),
         cpu_s=spent,
     )
 

@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 
 from maestro import codec, scan, topics
 from maestro.bus import Bus
+from proto.v1 import GetLedger, LedgerView
 
 _KIND = b'{"kind":"task.'
 _SUCCEEDED = b'"kind":"task.succeeded"'
@@ -120,3 +121,21 @@ async def record_states(bus: Bus, bucket: str, ids: set[str], type_: type[Stated
         if entry.key in ids:
             states[entry.key] = codec.decode(type_, entry.value).state
     return states
+
+
+async def read_ledger(bus: Bus, tenant: str) -> LedgerView:
+    """The tenant's ledger as the budget answers now."""
+    return await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
+
+
+async def settled_ledger(bus: Bus, tenant: str, timeout: float) -> LedgerView | None:
+    """The tenant's ledger once nothing is held and something was spent, or None after `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        view = await read_ledger(bus, tenant)
+        if view.held_micro_usd == 0 and view.spent_micro_usd > 0:
+            return view
+        if loop.time() > deadline:
+            return None
+        await asyncio.sleep(0.01)

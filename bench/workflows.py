@@ -26,14 +26,14 @@ from nats.aio.msg import Msg
 from bench import mesh, pipeline
 from bench.baseline import percentile
 from bench.mesh import BenchMesh, CpuMeter, MeshError
-from bench.tracker import record_states
+from bench.tracker import record_states, settled_ledger
 from maestro import topics
 from maestro.bus import Bus
 from maestro.client import publish_workflow
 from maestro.embedded import running_nats_server
 from maestro.runtime import open_bus
 from maestro.settings import Settings
-from proto.v1 import GetLedger, LedgerView
+from proto.v1 import LedgerView
 from proto.v1.workflows import WORKFLOW_ENDED, Step, Workflow, WorkflowRecord
 
 TENANT = "bench-wf"
@@ -154,7 +154,7 @@ async def chains(bus: Bus, running: BenchMesh, workflows: int, prefix: str, conc
         await ends.wait(timeout=max(60.0, workflows / 5))
         last = max(ends.ended.values(), default=time.perf_counter())
         ok = len(ends.ended) == workflows
-        ledger = await _settled_ledger(bus, timeout=10.0) if ok else None
+        ledger = await settled_ledger(bus, TENANT, timeout=10.0) if ok else None
         spent = cpu.spent()
     finally:
         await sub.unsubscribe()
@@ -188,19 +188,6 @@ async def _ended_records(bus: Bus, ids: set[str], within: float) -> dict[str, st
         if loop.time() > deadline:
             return states
         await asyncio.sleep(0.05)
-
-
-async def _settled_ledger(bus: Bus, timeout: float) -> LedgerView | None:
-    """The tenant's ledger once nothing is held and something was spent, or None after `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        view = await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=TENANT))
-        if view.held_micro_usd == 0 and view.spent_micro_usd > 0:
-            return view
-        if loop.time() > deadline:
-            return None
-        await asyncio.sleep(0.01)
 
 
 async def run(workflows: int, rounds: int = 2, warmup: int = 20) -> WorkflowsResult:
