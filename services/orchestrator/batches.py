@@ -5,9 +5,10 @@ and, with a linger, after waiting a bounded time for more of them.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
+
+from maestro.deadlines import FifoDeadlines
 
 T = TypeVar("T")
 
@@ -38,9 +39,9 @@ class KeyedBatches(Generic[T]):
         self._linger_s = linger_s
         self._urgent = urgent
         self._lingering: dict[str, asyncio.Event] = {}
-        self._due: deque[tuple[float, asyncio.Event]] = deque()
-        """When each lingering batch is due, oldest first (every linger is as long); one timer serves them."""
-        self._timer: asyncio.TimerHandle | None = None
+        self._due: FifoDeadlines[asyncio.Event] = FifoDeadlines(
+            linger_s, asyncio.Event.set, asyncio.Event.is_set
+        )
         self._runs: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -91,23 +92,12 @@ class KeyedBatches(Generic[T]):
 
     async def _linger(self, key: str) -> None:
         """Wait `linger_s` for more items of `key`, or until an urgent one comes."""
-        loop = asyncio.get_running_loop()
         woken = self._lingering[key] = asyncio.Event()
-        self._due.append((loop.time() + self._linger_s, woken))
-        if self._timer is None:
-            self._timer = loop.call_at(self._due[0][0], self._wake_due)
+        self._due.add(woken)
         try:
             await woken.wait()
         finally:
             del self._lingering[key]
-
-    def _wake_due(self) -> None:
-        """End every linger that is due (or ended early); arm the timer for the next one."""
-        loop = asyncio.get_running_loop()
-        now, due = loop.time(), self._due
-        while due and (due[0][0] <= now or due[0][1].is_set()):
-            due.popleft()[1].set()
-        self._timer = loop.call_at(due[0][0], self._wake_due) if due else None
 
 
 def _settle(batch: list[tuple[T, asyncio.Future[None]]], outcomes: list[Outcome]) -> None:
