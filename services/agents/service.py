@@ -41,6 +41,7 @@ from proto.v1 import (
     Usage,
 )
 from proto.v1.agents import FinishedWork
+from proto.v1.tasks import FailureKind
 from services.agents import attempts
 from services.agents.attempts import bounded
 from services.agents.backends import Backend, OfflineBackend
@@ -102,8 +103,6 @@ class Worker:
     artifacts: ObjectStore
     finished: KeyValue
     """Work done and not yet paid for and reported (topics.BUCKET_WORK), by task id."""
-    retries: KeyValue
-    """The assignments of failed attempts the orchestrator will hand out again (topics.BUCKET_ATTEMPTS)."""
     metrics: AgentMetrics
     stops: StopNotices
     """Stop notices for the tasks this process runs (one subscription for all of them)."""
@@ -152,9 +151,7 @@ class Worker:
         slot = "outcome"
         if isinstance(outcome, AttemptFailed):
             # Kept before the failure is reported: the orchestrator reads it as soon as it decides to retry.
-            if attempts.retried(assignment, outcome.failure):
-                keep = codec.encode(assignment)
-                await store_durably("the assignment to retry", lambda: self.retries.put(request.id, keep))
+            await self._keep_for_retry(assignment, outcome.failure)
             slot = f"attempt-{assignment.attempt}"
         await self.bus.streams.publish(
             subject,
@@ -367,15 +364,23 @@ class Worker:
             attempt=assignment.attempt,
         )
         await self._release(assignment)
-        if attempts.retried(assignment, failed.failure):
-            keep = codec.encode(assignment)
-            await store_durably("the assignment to retry", lambda: self.retries.put(request.id, keep))
+        await self._keep_for_retry(assignment, failed.failure)
         await self.bus.streams.publish(
             topics.EVENTS.at(request.tenant, request.id),
             failed,
             msg_id=topics.event_msg_id(request.id, f"attempt-{assignment.attempt}"),
         )
         self.metrics.tasks.labels(request.role, "failed").inc()
+
+    async def _keep_for_retry(self, assignment: TaskAssignment, failure: FailureKind) -> None:
+        """Keep the assignment of a failed attempt the task will retry (topics.BUCKET_ATTEMPTS), where the
+        orchestrator reads it to hand it out again; nothing when it will not be retried."""
+        if attempts.retried(assignment, failure):
+            keep = codec.encode(assignment)
+            task_id = assignment.request.id
+            await store_durably(
+                "the assignment to retry", lambda: self.bus.streams.put(topics.BUCKET_ATTEMPTS, task_id, keep)
+            )
 
     async def _release(self, assignment: TaskAssignment) -> None:
         """Give a task's hold back; when the budget cannot be reached, the hold expires after its ttl."""
@@ -411,7 +416,6 @@ async def open_worker(bus: Bus) -> Worker:
         sandbox=Sandbox(timeout_s=bus.settings.command_timeout_s),
         artifacts=await bus.js.object_store(topics.STORE_ARTIFACTS),
         finished=await bus.js.key_value(topics.BUCKET_WORK),
-        retries=await bus.js.key_value(topics.BUCKET_ATTEMPTS),
         metrics=AgentMetrics.create(bus.metrics.registry),
         stops=await StopNotices.subscribed(bus.nc),
     )
