@@ -90,9 +90,25 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             durable=topics.DURABLE_GUARD,
         ),
     ),
+    "WAITING": (
+        Flow(
+            "guard",
+            "send",
+            "Queue an allowed (possibly redacted) request at its role and priority, with its reservation",
+        ),
+        Flow(
+            "orchestrator",
+            "receive",
+            "The dispatcher reads the headers of every waiting task (an ordered consumer), takes the one it "
+            "picks by sequence (direct get), hands it over and deletes it",
+        ),
+    ),
     "TASKS": (
         Flow(
-            "guard", "send", "Queue an allowed (possibly redacted) request for its role, with its reservation"
+            "orchestrator",
+            "send",
+            "The dispatcher hands a waiting task to its role's agents in its turn (Nats-Msg-Id = "
+            "dispatch.<waiting seq>); with MAESTRO_FAIR_DISPATCH=off the guard hands tasks over itself",
         ),
         Flow(
             "agents",
@@ -337,6 +353,11 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     "role": {"description": "the agent role", "enum": list(ROLES), "examples": ["planner"]},
     "task_id": {"description": "the task id (the request's idempotency key)", "examples": [_TASK]},
     "origin": {"description": "the consumer that gave up on the message", "examples": ["guard"]},
+    "priority": {
+        "description": "the task's priority, 0 (lowest) to 9 (highest)",
+        "enum": [str(p) for p in range(10)],
+        "examples": ["5"],
+    },
     "workflow_id": {"description": "the workflow id (its idempotency key)", "examples": ["wf-release-42"]},
     "timer": {
         "description": "which time-out the timer is for",

@@ -69,6 +69,13 @@ class Settings:
     event that creates the record, parks the task for approval or ends it is written at once): the events
     that come within it are written once instead of once each. Events are acknowledged only once written,
     so none is lost."""
+    fair_dispatch: bool = True
+    """Allowed tasks wait in the orchestrator's dispatcher, which hands them to their role's agents by
+    priority, tenant weight and tenant limits (the policy bundle's scheduling); `off`: the guard hands them
+    over at once, first come first served, and no tenant limit applies. Guard and orchestrator must agree."""
+    dispatch_ahead: int = 32
+    """Tasks per role the dispatcher hands out beyond those agents have started: enough to keep agents busy
+    while it hears of starts, few enough that a newcomer waits behind at most this many."""
     request_timeout_s: float = 5.0
     """Timeout of one request/reply call (the budget)."""
     max_request_bytes: int = 786_432
@@ -144,6 +151,10 @@ _BOUNDS: dict[str, tuple[int, int | None]] = {"http_port": (-1, 65535), "stream_
 _MONEY = ("micro_usd", "per_token")
 # A hold the budget would refuse to keep that long (proto.v1.budget.MAX_TTL_S) refuses every task.
 _LONGEST_S: dict[str, float] = {"reservation_ttl_s": MAX_TTL_S, "workflow_hold_ttl_s": MAX_TTL_S}
+_BOOLEANS = {
+    **dict.fromkeys(("on", "true", "yes", "1"), True),
+    **dict.fromkeys(("off", "false", "no", "0"), False),
+}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -153,6 +164,8 @@ def _checked(name: str, field_name: str, value: Any) -> Any:
         if value.upper() not in _LOG_LEVELS:
             raise SettingsError(f"{name}: expected one of {', '.join(_LOG_LEVELS)}, got {value!r}")
         return value.upper()
+    if isinstance(value, bool):
+        return value
     if isinstance(value, float):
         if not math.isfinite(value):
             raise SettingsError(f"{name}: must be a finite number, got {value!r}")
@@ -184,10 +197,12 @@ def _parse(name: str, type_: Any, raw: str) -> Any:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "bool":
+            return _BOOLEANS[raw.strip().lower()]
         if kind.startswith("tuple"):
             return tuple(part.strip() for part in raw.split(",") if part.strip())
         if kind == "str | None":
             return raw or None
         return raw
-    except ValueError:
+    except (ValueError, KeyError):
         raise SettingsError(f"{name}: expected {kind}, got {raw!r}") from None

@@ -8,6 +8,7 @@ itself: what js.publish does, cheaper.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -27,6 +28,9 @@ from proto.v1 import DeadLetter
 M = TypeVar("M")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)
+_NO_SUCH_MESSAGE = (10057, 10037)
+"""JetStream's "no message found" and "sequence not found" error codes."""
+_NOT_FOUND = "404"
 """JetStream's "wrong last sequence" error codes: the expected-last-subject-sequence check failed."""
 
 
@@ -46,6 +50,23 @@ class _Ack(msgspec.Struct):
 
 
 _ack_decoder = msgspec.json.Decoder(_Ack)
+
+
+class _Deleted(msgspec.Struct):
+    success: bool = False
+    error: _ApiError | None = None
+
+
+_deleted_decoder = msgspec.json.Decoder(_Deleted)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One message read back from a stream: where it was stored, its body and its headers."""
+
+    subject: str
+    data: bytes
+    headers: Mapping[str, str]
 
 
 class Streams:
@@ -118,6 +139,47 @@ class Streams:
     async def put(self, bucket: str, key: str, value: bytes) -> int:
         """Write a KV entry whatever is there (KeyValue.put over the cheaper path); its new revision."""
         return (await self._store(topics.kv_subject(bucket, key), value, None)).seq
+
+    async def relay(
+        self, subject: Subject[M], data: bytes, *, msg_id: str, traceparent: str | None = None
+    ) -> PubAck:
+        """Store on `subject` a message already encoded as an M (read from another stream, not decoded);
+        `msg_id` makes a resend a no-op."""
+        headers = {topics.HEADER_MSG_ID: msg_id}
+        if traceparent:
+            headers[topics.HEADER_TRACEPARENT] = traceparent
+        return await self._store(subject.name, data, headers)
+
+    async def read(self, stream: str, seq: int) -> Stored | None:
+        """The message stored at `seq` in `stream` (from any replica: a direct get), or None when there is
+        none (never stored, or deleted)."""
+        reply = await self._replies.request(
+            topics.direct_get_subject(stream), msgspec.json.encode({"seq": seq})
+        )
+        headers = reply.headers or {}
+        if topics.HEADER_STATUS in headers:
+            if headers[topics.HEADER_STATUS] == _NOT_FOUND:
+                return None
+            raise APIError(
+                code=int(headers[topics.HEADER_STATUS]),
+                description=headers.get(topics.HEADER_STATUS_DESCRIPTION, ""),
+            )
+        return Stored(subject=headers.get(topics.HEADER_SUBJECT, ""), data=reply.data, headers=headers)
+
+    async def delete(self, stream: str, seq: int) -> bool:
+        """Delete the message stored at `seq` in `stream` (its place is not overwritten: quicker); False when
+        there was none."""
+        reply = await self._replies.request(
+            topics.message_delete_subject(stream), msgspec.json.encode({"seq": seq, "no_erase": True})
+        )
+        answer = _deleted_decoder.decode(reply.data)
+        if answer.error is not None:
+            if answer.error.code == 400 and answer.error.err_code in _NO_SUCH_MESSAGE:
+                return False
+            raise APIError(
+                code=answer.error.code, err_code=answer.error.err_code, description=answer.error.description
+            )
+        return answer.success
 
     async def dead_letter(
         self,

@@ -147,7 +147,18 @@ REQUESTS: Topic[TaskRequest] = Topic(
     "maestro.v1.req", ("tenant",), TaskRequest, "task requests as submitted, judged by the guard"
 )
 TASKS: Topic[TaskAssignment] = Topic(
-    "maestro.v1.task", ("role",), TaskAssignment, "tasks the guard allowed, pulled by the agents of a role"
+    "maestro.v1.task",
+    ("role", "tenant"),
+    TaskAssignment,
+    "tasks handed to the agents of a role (by the dispatcher, or by the guard when fair dispatch is off), "
+    "each until its agent is done with it: what is stored for a role and tenant is what they run or will",
+)
+WAITING: Topic[TaskAssignment] = Topic(
+    "maestro.v1.wait",
+    ("role", "priority", "tenant"),
+    TaskAssignment,
+    "tasks the guard allowed, waiting for the dispatcher to hand them to their role's agents by priority, "
+    "tenant weight and tenant limits (the policy bundle's scheduling); deleted once handed over",
 )
 REDISPATCH: Topic[TaskAssignment] = Topic(
     "maestro.v1.redispatch",
@@ -211,6 +222,7 @@ BUDGET_EVENTS: Topic[BudgetEvents] = Topic(
 
 STREAM_REQUESTS = "MAESTRO_REQ"
 STREAM_TASKS = "MAESTRO_TASK"
+STREAM_WAITING = "MAESTRO_WAIT"
 STREAM_EVENTS = "MAESTRO_EVT"
 STREAM_DLQ = "MAESTRO_DLQ"
 STREAM_WORKFLOWS = "MAESTRO_WF"
@@ -302,6 +314,8 @@ STORE_ARTIFACTS = "maestro_artifacts"
 
 # -- headers ---------------------------------------------------------------------------------------------
 HEADER_MSG_ID = "Nats-Msg-Id"
+HEADER_SUBJECT = "Nats-Subject"
+"""On a message read back by direct get: the subject it was stored on."""
 HEADER_TRACEPARENT = "traceparent"
 HEADER_ERROR = "Nats-Service-Error"
 HEADER_ERROR_CODE = "Nats-Service-Error-Code"
@@ -319,6 +333,16 @@ HEADER_STATUS_DESCRIPTION = "Description"
 """On a status message: the words after the code, e.g. `Consumer Deleted`."""
 HEADER_PENDING_MESSAGES = "Nats-Pending-Messages"
 """On the status that ends a pull request: how many of its batch the server did not send."""
+
+
+def direct_get_subject(stream: str) -> str:
+    """Where a request for one stored message by sequence goes (JetStream's direct get, any replica)."""
+    return f"$JS.API.DIRECT.GET.{_check_token(stream)}"
+
+
+def message_delete_subject(stream: str) -> str:
+    """Where a request to delete one stored message by sequence goes (JetStream's API)."""
+    return f"$JS.API.STREAM.MSG.DELETE.{_check_token(stream)}"
 
 
 def consumer_next_subject(stream: str, durable: str) -> str:
@@ -365,6 +389,12 @@ def event_msg_id(task_id: str, slot: str) -> str:
 def end_msg_id(task_id: str) -> str:
     """The dedup id of the orchestrator's decision that ends a task (cancelled, timed out): one per task."""
     return event_msg_id(task_id, "end")
+
+
+def dispatch_msg_id(waiting_seq: int) -> str:
+    """The dedup id of the hand-over of the task stored at `waiting_seq` in the waiting stream: a dispatcher
+    that restarts before deleting it hands it over again, and that copy is dropped."""
+    return f"dispatch.{waiting_seq}"
 
 
 def replay_msg_id(letter_seq: int) -> str:

@@ -108,6 +108,19 @@ def topology(settings: Settings) -> Topology:
                 ),
                 subjects=[topics.EVENTS.all, topics.TIMERS.all, topics.WORKFLOW_EVENTS.all],
             ),
+            StreamConfig(
+                name=topics.STREAM_WAITING,
+                subjects=[topics.WAITING.all],
+                # Not a work queue: the dispatcher reads every waiting task's headers as it is stored (and all
+                # of them again when it restarts), takes the one it picks by sequence, and deletes it once it
+                # is handed over. Kept until then, however long that is.
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                num_replicas=replicas,
+                duplicate_window=dedup,
+                allow_direct=True,
+                description="allowed tasks waiting to be handed to their role's agents, fairly",
+            ),
             work_queue(topics.STREAM_WORKFLOWS, topics.WORKFLOWS, "workflows waiting for the orchestrator"),
             log_of(
                 topics.STREAM_DLQ,

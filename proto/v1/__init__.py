@@ -27,7 +27,18 @@ from proto.v1.budget import (
 )
 from proto.v1.dlq import DeadLetter
 from proto.v1.guard import Decision, Severity, Verdict, Violation
-from proto.v1.ids import ROLES, MicroUsd, ModelName, Role, TaskId, Tenant, Tokens, new_task_id
+from proto.v1.ids import (
+    DEFAULT_PRIORITY,
+    ROLES,
+    MicroUsd,
+    ModelName,
+    Priority,
+    Role,
+    TaskId,
+    Tenant,
+    Tokens,
+    new_task_id,
+)
 from proto.v1.tasks import (
     ENDING_EVENTS,
     TERMINAL_STATES,
@@ -72,6 +83,7 @@ from proto.v1.workflows import (
 
 __all__ = [
     "APPROVAL_TIMEOUT_BY",
+    "DEFAULT_PRIORITY",
     "ENDING_EVENTS",
     "ROLES",
     "TERMINAL_STATES",
@@ -101,6 +113,7 @@ __all__ = [
     "Need",
     "Overage",
     "Parked",
+    "Priority",
     "Queued",
     "Rejected",
     "Release",

@@ -32,6 +32,16 @@ Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS, description="a count of model 
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}" + END
 ModelName = Annotated[str, Meta(pattern=MODEL_PATTERN, description="a model id (at most 128 characters)")]
 
+DEFAULT_PRIORITY = 5
+Priority = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=9,
+        description="0 (lowest) to 9 (highest): within a role, higher priority runs first; default 5",
+    ),
+]
+
 Role = Literal["planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer"]
 ROLES: tuple[Role, ...] = ("planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer")
 

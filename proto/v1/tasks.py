@@ -12,7 +12,7 @@ from msgspec import Meta
 from proto.base import Message
 from proto.v1.budget import Usage
 from proto.v1.guard import Decision
-from proto.v1.ids import MicroUsd, ModelName, Role, TaskId, Tenant, new_task_id
+from proto.v1.ids import DEFAULT_PRIORITY, MicroUsd, ModelName, Priority, Role, TaskId, Tenant, new_task_id
 from proto.v1.regions import jurisdiction_of
 
 # A path inside the task's workspace: relative, no `..` segment, no control characters or backslashes.
@@ -140,6 +140,8 @@ class TaskRequest(Message, frozen=True):
     """None: one attempt; a failure ends the task."""
     expand: bool = False
     """A planner asked for subtasks: its output is a JSON Plan (proto/v1/workflows.py) its workflow runs."""
+    priority: Priority = DEFAULT_PRIORITY
+    """Within its role, higher priority runs first; tasks of equal priority share fairly by tenant."""
 
     def __post_init__(self) -> None:
         if self.data_region is not None and jurisdiction_of(self.data_region) is None:

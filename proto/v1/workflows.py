@@ -18,7 +18,7 @@ import msgspec
 from msgspec import Meta
 
 from proto.base import Message
-from proto.v1.ids import END, MicroUsd, ModelName, Role, Tenant
+from proto.v1.ids import DEFAULT_PRIORITY, END, MicroUsd, ModelName, Priority, Role, Tenant
 from proto.v1.tasks import ContextFile, RetryPolicy, TaskState, Timeouts
 
 MAX_STEPS = 100
@@ -89,6 +89,8 @@ class Step(Message, frozen=True):
     max_cost_micro_usd: MicroUsd | None = None
     timeouts: Timeouts | None = None
     retry: RetryPolicy | None = None
+    priority: Priority | None = None
+    """Its task's priority (None: the workflow's)."""
     expand: bool = False
     """A planner step whose answer is a Plan: its subtasks join the workflow, after it and before the steps
     that need it, each judged by the guard like any step."""
@@ -122,6 +124,8 @@ class Workflow(Message, frozen=True):
     id: WorkflowId = msgspec.field(default_factory=new_workflow_id)
     labels: dict[str, str] = {}
     max_cost_micro_usd: MicroUsd | None = None
+    priority: Priority = DEFAULT_PRIORITY
+    """The priority of its steps' tasks, unless a step says otherwise."""
 
     def __post_init__(self) -> None:
         problem = dag_problem(self.steps)

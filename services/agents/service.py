@@ -20,7 +20,7 @@ from nats.js.object_store import ObjectStore
 from maestro import codec, history, topics
 from maestro.bus import Bus
 from maestro.deliveries import Consumer, Delivery
-from maestro.errors import RemoteError, Retry, WrongRevision
+from maestro.errors import Reject, RemoteError, Retry, WrongRevision
 from maestro.presence import announcing
 from maestro.runtime import Service
 from proto.v1 import (
@@ -126,6 +126,8 @@ class Worker:
         is running, or a retry came before the orchestrator recorded it.
         """
         request = assignment.request
+        if topics.TASKS.values(delivery.subject) != (request.role, request.tenant):
+            raise Reject(f"a {request.role} task of {request.tenant} was handed over on {delivery.subject}")
         if request.id in self.running:
             raise Retry(self.bus.settings.ack_wait_s / 2, "this worker is running the task")
         self.running.add(request.id)
@@ -402,7 +404,7 @@ def consumer(role: Role) -> Consumer[TaskAssignment]:
     return Consumer(
         stream=topics.STREAM_TASKS,
         durable=topics.agents_durable(role),
-        filter_subject=topics.TASKS.subject(role),
+        filter_subject=topics.TASKS.filter(role),
         type=TaskAssignment,
         origin=ORIGIN,
     )

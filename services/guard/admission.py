@@ -139,10 +139,14 @@ async def assign(
     queued_seq: int,
     traceparent: str | None,
 ) -> None:
-    """Hand a queued task to its role (again after a crash: agents run a task once, however often sent);
-    `queued_seq` says where its Queued event is stored."""
+    """Hand a queued task to its role (again after a crash: agents run a task once, however often sent):
+    to the dispatcher, which hands it over in its turn, or, without fair dispatch, to the role's agents at
+    once. `queued_seq` says where its Queued event is stored."""
+    role, tenant = request.role, request.tenant
     await bus.streams.publish(
-        topics.TASKS.at(request.role),
+        topics.WAITING.at(role, str(request.priority), tenant)
+        if bus.settings.fair_dispatch
+        else topics.TASKS.at(role, tenant),
         TaskAssignment(
             request=request, decision=decision, reservation_id=reservation_id, queued_seq=queued_seq
         ),

@@ -26,12 +26,12 @@ from nats.js.errors import APIError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from maestro import topics
+from maestro.following import follow_key
 from maestro.streams import WRONG_LAST_SEQUENCE
 from services.guard.core.bundle import Bundle, BundleError, Problem, load_default, parse, with_tenant
 
 log = logging.getLogger(__name__)
 
-_RETRY_S = 1.0
 _CAS_ATTEMPTS = 10
 
 
@@ -200,7 +200,9 @@ async def following(js: JetStreamContext, policies: Policies) -> AsyncIterator[P
     if not revision or not policies.offer(value, revision):
         policies.on_loaded(policies.current)  # the shipped bundle is in force
     stopping = asyncio.Event()
-    task = asyncio.create_task(_follow(kv, policies, stopping), name="policy-watch")
+    task = asyncio.create_task(
+        follow_key(kv, topics.POLICY_BUNDLE_KEY, policies.offer, stopping), name="policy-watch"
+    )
     try:
         yield policies
     finally:
@@ -208,25 +210,3 @@ async def following(js: JetStreamContext, policies: Policies) -> AsyncIterator[P
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _follow(kv: KeyValue, policies: Policies, stopping: asyncio.Event) -> None:
-    while not stopping.is_set():
-        watcher = None
-        try:
-            watcher = await kv.watch(topics.POLICY_BUNDLE_KEY)
-            async for entry in watcher:
-                if entry is None:
-                    continue  # the end of the initial values
-                deleted = entry.operation in (KV_DEL, KV_PURGE)
-                policies.offer(None if deleted else entry.value, entry.revision or 0)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("watching the policy bucket failed (%r); watching again", exc)
-        finally:
-            if watcher is not None:
-                with contextlib.suppress(Exception):
-                    await watcher.stop()  # type: ignore[no-untyped-call]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), _RETRY_S)

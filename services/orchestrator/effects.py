@@ -103,7 +103,7 @@ class Effects:
             topics.REDISPATCH.at(retry.role, task_id),
             again,
             due=retry.due,
-            target=topics.TASKS.at(retry.role),
+            target=topics.TASKS.at(retry.role, tenant),
         )
         retrying = Retrying(
             task_id=task_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
@@ -29,6 +30,8 @@ from proto.v1.workflows import Workflow, WorkflowControl, WorkflowRecord
 from services.orchestrator import lifecycle
 from services.orchestrator.api import routes
 from services.orchestrator.batches import KeyedBatches, Outcome
+from services.orchestrator.dispatch.dispatcher import Dispatcher
+from services.orchestrator.dispatch.shares import Shares
 from services.orchestrator.effects import Effects
 from services.orchestrator.lifecycle import Applied, Command, Duplicate, Refused
 from services.orchestrator.store import Conflict, TaskStore, Versioned
@@ -121,12 +124,15 @@ class Orchestrator:
         effects: Effects,
         workflows: Runner,
         linger_s: float = 0.0,
+        heard: Callable[[TaskEvent], None] = lambda _: None,
     ) -> None:
         self.store = store
         self.js = js
         self.metrics = metrics
         self.effects = effects
         self.workflows = workflows
+        self.heard = heard
+        """Told of each event as it arrives, before its record is written (the dispatcher's ears)."""
         # A record may lag its task's events by up to `linger_s` (its events stay unacknowledged until
         # then); an event that creates, parks or ends the task is written at once.
         self.batches: KeyedBatches[Item] = KeyedBatches(
@@ -137,6 +143,8 @@ class Orchestrator:
         """Fold events that arrived together into their tasks' records, each task's in the order they came;
         what became of each: None, Reject when the subject and the event disagree about the task, Retry when
         the record kept changing under us (it is then delivered again later)."""
+        for event, _ in items:
+            self.heard(event)
         futures = [self.batches.enqueue(event.task_id, (event, delivery)) for event, delivery in items]
         outcomes: list[Exception | None] = []
         for future in futures:
@@ -279,6 +287,11 @@ async def serve(bus: Bus) -> None:
     """Apply every task event to its record and start every workflow submitted, until the bus stops."""
     tasks = TaskStore(bus)
     runner = Runner(bus, tasks)
+    dispatcher = (
+        Dispatcher(bus, Shares(), bus.metrics.registry, ahead=bus.settings.dispatch_ahead)
+        if bus.settings.fair_dispatch
+        else None
+    )
     orchestrator = Orchestrator(
         store=tasks,
         js=bus.js,
@@ -286,8 +299,11 @@ async def serve(bus: Bus) -> None:
         effects=Effects(bus),
         workflows=runner,
         linger_s=bus.settings.record_linger_s,
+        **({"heard": dispatcher.heard} if dispatcher else {}),
     )
     async with asyncio.TaskGroup() as group:
+        if dispatcher is not None:
+            group.create_task(dispatcher.run(), name="dispatcher")
         group.create_task(bus.consumers.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
         group.create_task(
             bus.calls.serve(

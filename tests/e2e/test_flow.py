@@ -67,18 +67,20 @@ async def test_a_request_carrying_a_credential_is_rejected_and_never_reaches_an_
     async def record_task(msg: Msg) -> None:
         seen_tasks.append(msg.data)
 
-    sub = await mesh.bus.nc.subscribe(topics.TASKS.all, cb=record_task)
+    subs = [await mesh.bus.nc.subscribe(t.all, cb=record_task) for t in (topics.WAITING, topics.TASKS)]
     request = request_for("implementer", prompt=f"deploy with {LEAKED_KEY}")
     await mesh.submit(request)
     record = await mesh.wait(request.id, timeout=30)
-    await sub.unsubscribe()
+    for sub in subs:
+        await sub.unsubscribe()
     assert record.state == "rejected"
     events = await mesh.events(request.id)
     rejected = [e for e in events if isinstance(e, Rejected)]
     assert len(rejected) == 1
     assert any(v.rule_id.startswith("credentials.") for v in rejected[0].decision.violations)
     assert not seen_tasks
-    assert (await mesh.bus.js.stream_info(topics.STREAM_TASKS)).state.last_seq == 0
+    for stream in (topics.STREAM_WAITING, topics.STREAM_TASKS):
+        assert (await mesh.bus.js.stream_info(stream)).state.last_seq == 0
     for event in events:
         assert LEAKED_KEY not in codec.encode(event).decode()
 

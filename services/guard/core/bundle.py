@@ -25,6 +25,7 @@ import msgspec
 import yaml
 
 from proto.v1.ids import Tenant
+from proto.v1.scheduling import Scheduling
 from proto.v1.workflows import MAX_STEPS
 from services.guard.core.policies import residency
 from services.guard.core.policies.budget import BudgetPolicy
@@ -44,6 +45,8 @@ class TenantPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     commands: CommandsPolicy = CommandsPolicy()
     residency: ResidencyPolicy = ResidencyPolicy()
     budget: BudgetPolicy = BudgetPolicy()
+    scheduling: Scheduling = Scheduling()
+    """How the tenant shares agents with the others (applied by the orchestrator's dispatcher, not judged)."""
     max_request_bytes: Annotated[int, msgspec.Meta(gt=0)] = 786_432
     """Largest encoded request the guard judges; a larger one is denied unread."""
     approval_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 24 * 3600.0

@@ -391,6 +391,7 @@ def request_of(record: WorkflowRecord, step: Step, records: Mapping[str, TaskRec
         timeouts=step.timeouts,
         retry=step.retry,
         expand=step.expand,
+        priority=workflow.priority if step.priority is None else step.priority,
     )
 
 

@@ -45,7 +45,7 @@ async def assign(
         attempt=attempt,
         queued_seq=queued_seq,
     )
-    await bus.streams.publish(topics.TASKS.at(request.role), assignment)
+    await bus.streams.publish(topics.TASKS.at(request.role, request.tenant), assignment)
     return assignment
 
 

@@ -68,7 +68,7 @@ async def test_a_finished_task_sent_again_is_not_run_again(
         assignment = await assign(bus, task)
         first = (await outcome(bus, task.id))[-1]
         # The same task, past any duplicate window (no dedup id): it ended, so it is acked and not run.
-        await bus.streams.publish(topics.TASKS.at("tester"), assignment)
+        await bus.streams.publish(topics.TASKS.at("tester", "acme"), assignment)
         await drained(bus)
         view = await ledger(bus, "acme")
     assert isinstance(first, Succeeded)
@@ -85,7 +85,7 @@ async def test_two_copies_of_one_task_delivered_together_run_it_once(
     async with running_service(BUDGET, settings):
         await budget_ready(bus)
         assignment = await assign(bus, task)
-        await bus.streams.publish(topics.TASKS.at("tester"), assignment)  # a second copy, no dedup id
+        await bus.streams.publish(topics.TASKS.at("tester", "acme"), assignment)  # a second copy, no dedup id
         async with running_service(AGENTS, settings), running_service(AGENTS, settings.with_(worker="w-2")):
             done = (await outcome(bus, task.id, within=20))[-1]
             await drained(bus)
@@ -105,7 +105,7 @@ async def test_a_copy_arriving_while_the_task_runs_waits_for_it_instead_of_runni
         async with running_service(AGENTS, settings), running_service(AGENTS, settings.with_(worker="w-2")):
             assignment = await assign(bus, task)
             await first_event(bus, task.id, Started)
-            await bus.streams.publish(topics.TASKS.at("tester"), assignment)  # a second copy, mid-run
+            await bus.streams.publish(topics.TASKS.at("tester", "acme"), assignment)  # a second copy, mid-run
             done = (await outcome(bus, task.id, within=20))[-1]
             await drained(bus)
     assert isinstance(done, Succeeded)
@@ -130,6 +130,8 @@ async def test_a_delivery_of_a_task_this_worker_is_running_waits(bus: Bus, setti
     worker = await open_worker(bus)
     task = counted("held-1", Path("/dev/null"))
     worker.running.add(task.id)
-    delivery = Delivery(subject="s", headers={}, attempt=2, stream_seq=1, size=0, _msg=None)  # type: ignore[arg-type]
+    delivery = Delivery(
+        subject=topics.TASKS.subject("tester", "acme"), headers={}, attempt=2, stream_seq=1, size=0, _msg=None
+    )  # type: ignore[arg-type]
     with pytest.raises(Retry, match="this worker is running the task"):
         await worker.handle(TaskAssignment(request=task, decision=Decision(verdict="allow")), delivery)

@@ -118,7 +118,7 @@ async def test_a_task_without_a_reservation_runs_without_a_commit(bus: Bus, mesh
 async def test_a_task_delivered_twice_succeeds_once_and_is_charged_once(bus: Bus, mesh: None) -> None:
     task = request("planner")
     assignment = await assign(bus, task)
-    await bus.streams.publish(topics.TASKS.at("planner"), assignment)  # as if the guard had resent it
+    await bus.streams.publish(topics.TASKS.at("planner", "acme"), assignment)  # as if the guard had resent it
     first = (await outcome(bus, task.id))[-1]
     assert isinstance(first, Succeeded)
 
@@ -133,8 +133,8 @@ async def test_a_task_delivered_twice_succeeds_once_and_is_charged_once(bus: Bus
 
 
 async def test_an_undecodable_task_goes_to_the_dlq_and_serving_goes_on(bus: Bus, mesh: None) -> None:
-    await bus.nc.publish(topics.TASKS.subject("planner"), b"not a task")
-    await bus.js.publish(topics.TASKS.subject("planner"), b"{}")
+    await bus.nc.publish(topics.TASKS.subject("planner", "acme"), b"not a task")
+    await bus.js.publish(topics.TASKS.subject("planner", "acme"), b"{}")
     task = request("planner")
     await assign(bus, task)
     assert isinstance((await outcome(bus, task.id))[-1], Succeeded)
@@ -184,10 +184,10 @@ async def test_a_dead_lettered_task_is_a_failed_attempt_with_the_reason_and_its_
         )
         assert (await ledger(bus, "acme")).held_micro_usd == 1000
         await worker.dead_letter(
-            codec.encode(assignment), "failed 5 times, last: boom", "maestro.v1.task.planner"
+            codec.encode(assignment), "failed 5 times, last: boom", "maestro.v1.task.planner.acme"
         )
         await worker.dead_letter(
-            b"not even json", "undecodable", "maestro.v1.task.planner"
+            b"not even json", "undecodable", "maestro.v1.task.planner.acme"
         )  # nothing to fail
         done = (await outcome(bus, task.id))[-1]
         # An attempt's failure, for the orchestrator to retry or fail the task: never its kind of event.

@@ -11,12 +11,13 @@ from maestro import claims, codec, topics, topology
 from maestro.bus import Bus
 from maestro.history import read_events
 from maestro.settings import Settings
-from proto.v1 import Accepted, DeadLetter, Decision, Queued, Rejected, TaskAssignment, TaskRequest
+from proto.v1 import Accepted, DeadLetter, Decision, Queued, Rejected, TaskRequest
 from tests.services.guard.support import running_guard
 from tests.services.guard.test_service import (
     AWS,
     events_until_verdict,
     guard_idle,
+    handed_over,
     read_stream,
     request,
     submit,
@@ -99,8 +100,7 @@ async def test_a_task_left_queued_by_a_crash_is_handed_to_its_role_when_its_requ
         await submit(bus, req)
         await guard_idle(bus)
     assert await tasks_stored(bus) == 1
-    stored = await bus.js.get_last_msg(topics.STREAM_TASKS, topics.TASKS.subject(req.role))
-    assignment = codec.decode(TaskAssignment, stored.data or b"")
+    assignment = await handed_over(bus, req)
     assert (assignment.request.id, assignment.reservation_id) == (req.id, "r-half-done")
     assert len(await read_events(bus.js, req.id)) == 2  # nothing recorded twice
 

@@ -49,7 +49,15 @@ async def events_until_verdict(bus: Bus, task_id: str, within: float = 10.0) -> 
 
 
 async def tasks_stored(bus: Bus) -> int:
-    return (await bus.js.stream_info(topics.STREAM_TASKS)).state.messages
+    """How many tasks the guard handed over: to the dispatcher, with fair dispatch (the default)."""
+    return (await bus.js.stream_info(topics.STREAM_WAITING)).state.messages
+
+
+async def handed_over(bus: Bus, req: TaskRequest) -> TaskAssignment:
+    """The last assignment the guard handed over for the request's role and tenant."""
+    subject = topics.WAITING.subject(req.role, str(req.priority), req.tenant)
+    stored = await bus.js.get_last_msg(topics.STREAM_WAITING, subject)
+    return codec.decode(TaskAssignment, stored.data or b"")
 
 
 async def read_stream(bus: Bus, stream: str, subjects: str, count: int, within: float = 5.0) -> list[bytes]:
@@ -99,8 +107,7 @@ async def test_a_clean_request_is_accepted_queued_and_assigned_to_its_role(
     assert queued.decision.verdict == "allow" and queued.reservation_id
     assert queued.decision.estimate_micro_usd > 0
 
-    stored = await bus.js.get_last_msg(topics.STREAM_TASKS, topics.TASKS.subject("planner"))
-    assignment = codec.decode(TaskAssignment, stored.data or b"")
+    assignment = await handed_over(bus, req)
     # The task handed over names the model it runs on: the default, as it named none.
     assert assignment.request == msgspec.structs.replace(req, model="offline")
     assert accepted.model == "offline"
@@ -244,7 +251,7 @@ async def test_a_request_that_fails_for_good_after_its_reservation_gives_the_hol
 ) -> None:
     # No stream answers for the assignment: NATS looks unavailable, which is waited out for max_retries.
     async with running_guard(settings.with_(max_deliver=2, max_retries=2)):
-        await bus.js.delete_stream(topics.STREAM_TASKS)  # the assignment can never be stored
+        await bus.js.delete_stream(topics.STREAM_WAITING)  # the assignment can never be stored
         await submit(bus, request("stranded"))
         (letter_bytes,) = await read_stream(bus, topics.STREAM_DLQ, topics.DLQ.all, 1, within=15)
         letter = codec.decode(DeadLetter, letter_bytes)

@@ -49,7 +49,7 @@ async def test_a_poisoned_message_is_listed_shown_masked_and_dead_letters_again_
     try:
         letters = await bus.nc.subscribe(topics.DLQ.all)
         await bus.js.publish(
-            topics.TASKS.subject("planner"),
+            topics.TASKS.subject("planner", "acme"),
             POISON,
             headers={"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"},
         )
@@ -61,7 +61,11 @@ async def test_a_poisoned_message_is_listed_shown_masked_and_dead_letters_again_
         rows = listed.stdout.splitlines()
         assert len(rows) == 2 and rows[0].split()[0] == "SEQ"  # a header, then the one letter
         seq = rows[1].split()[0]
-        assert "agents" in rows[1] and topics.TASKS.subject("planner") in rows[1] and "undecodable" in rows[1]
+        assert (
+            "agents" in rows[1]
+            and topics.TASKS.subject("planner", "acme") in rows[1]
+            and "undecodable" in rows[1]
+        )
         assert maestro("dlq", "ls", "--origin", "guard", nats_url=url).stdout.splitlines()[1:] == []
 
         shown = maestro("dlq", "show", seq, nats_url=url)

@@ -1,0 +1,42 @@
+"""Following one key of a KV bucket: every value it takes, as it takes it, across lost watches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+log = logging.getLogger(__name__)
+
+RETRY_S = 1.0
+"""How long to wait before watching again after a watch failed."""
+
+
+async def follow_key(
+    kv: KeyValue, key: str, offer: Callable[[bytes | None, int], object], stopping: asyncio.Event
+) -> None:
+    """Hand `offer` each value `key` takes (None: deleted or purged) with its revision, starting with the
+    current one, until `stopping` is set; a watch that fails is started again (the current value is offered
+    again then: `offer` tells a revision it has seen)."""
+    while not stopping.is_set():
+        watcher = None
+        try:
+            watcher = await kv.watch(key)
+            async for entry in watcher:
+                if entry is None:
+                    continue  # the end of the initial values
+                deleted = entry.operation in (KV_DEL, KV_PURGE)
+                offer(None if deleted else entry.value, entry.revision or 0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("watching %s failed (%r); watching again", key, exc)
+        finally:
+            if watcher is not None:
+                with contextlib.suppress(Exception):
+                    await watcher.stop()  # type: ignore[no-untyped-call]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), RETRY_S)

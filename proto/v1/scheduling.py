@@ -1,0 +1,35 @@
+"""How a tenant shares the agents with the other tenants: the policy bundle's `scheduling` section.
+
+The guard validates it with the rest of the bundle; the orchestrator's dispatcher applies it, read from the
+same bundle and reloaded with it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta
+
+from proto.base import Message
+from proto.v1.ids import Role
+
+Positive = Annotated[int, Meta(ge=1, le=1_000_000)]
+
+
+class Scheduling(Message, frozen=True, forbid_unknown_fields=True):
+    """A tenant's weight among the tenants waiting for a role, and the limits on how much of it it may use.
+
+    A task held back by a limit waits (its record says why); it is never rejected for it.
+    """
+
+    weight: Annotated[int, Meta(ge=1, le=1000)] = 1
+    """Its share of a role's agents among the tenants with tasks waiting at the same priority: a tenant of
+    weight 2 gets two tasks started for every one of a tenant of weight 1."""
+    max_running: Positive | None = None
+    """Most of its tasks handed to agents and not yet ended, across roles (None: no limit)."""
+    max_running_per_role: dict[Role, Positive] = {}
+    """The same, per role."""
+    starts_per_s: Annotated[float, Meta(gt=0, le=1_000_000)] | None = None
+    """Most tasks started per second, on average (a token bucket; None: no limit)."""
+    burst: Positive = 1
+    """How many tasks may start at once after a quiet time, within `starts_per_s`."""

@@ -1,0 +1,364 @@
+"""The dispatcher: hands the tasks waiting in the waiting stream to their role's agents, in the order the fair
+queue picks, no faster than the agents start them.
+
+It hears of each waiting task from its headers as it is stored (an ordered consumer that starts from the
+first waiting task, so a restart finds every one again) and keeps only its place in the queue, never its
+body. Handing one over reads it by sequence, stores it on the role's tasks subject for its tenant (dedup id:
+its waiting sequence, so a dispatcher that restarts before the next step hands nothing over twice) and then
+deletes it from the waiting stream.
+
+Per role, at most `ahead` tasks are handed over and not yet started: enough to keep the agents busy while
+the Started events come back, few enough that a task that arrives behind a backlog waits behind at most
+that many besides the fair queue's turn. A tenant's running count (what its limits hold) is what it has
+handed over and not ended; after a restart, and every few seconds while a limit holds tasks back, it is
+read again from the server: the tasks stored on its role's subjects (each kept until its agent is done).
+
+One dispatcher serves a mesh: it runs in the orchestrator, which hears every task event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
+from nats.js.errors import KeyNotFoundError
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from maestro import topics
+from maestro.bus import Bus
+from maestro.following import follow_key
+from maestro.pulling import delivered_and_sequence
+from proto.v1 import ENDING_EVENTS, ROLES, Started, TaskEvent
+from services.orchestrator.dispatch.fair import FairQueue, Waiting
+from services.orchestrator.dispatch.shares import Shares
+
+log = logging.getLogger(__name__)
+
+RESYNC_S = 5.0
+"""How often the running counts are read again from the server while a running limit holds tasks back."""
+RETRY_S = 1.0
+"""How long a task whose hand-over failed (the server did not answer) waits before it is tried again."""
+_PRIORITIES = range(10)
+
+
+@dataclass(frozen=True)
+class DispatchMetrics:
+    """How long tasks waited for their turn (per role, priority and tenant), and how many were handed over."""
+
+    waited: Histogram
+
+    @classmethod
+    def create(
+        cls, registry: CollectorRegistry, queue: FairQueue, clock: Callable[[], float]
+    ) -> DispatchMetrics:
+        """Register the dispatcher's metrics on `registry`, the queue's depth read at each scrape."""
+        registry.register(_Depth(queue, clock))
+        return cls(
+            waited=Histogram(
+                "maestro_dispatch_wait_seconds",
+                "Time from a task's arrival in the waiting stream to its hand-over to its role's agents",
+                ["role", "priority", "tenant"],
+                buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800),
+                registry=registry,
+            )
+        )
+
+
+class _Depth(Collector):
+    """Tasks waiting and the oldest one's age, per role, priority and tenant, as the queue has them now."""
+
+    def __init__(self, queue: FairQueue, clock: Callable[[], float]) -> None:
+        self._queue = queue
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["role", "priority", "tenant"]
+        depth = GaugeMetricFamily("maestro_dispatch_waiting", "Tasks waiting for their turn", labels=labels)
+        oldest = GaugeMetricFamily(
+            "maestro_dispatch_oldest_wait_seconds",
+            "How long the oldest waiting task has waited",
+            labels=labels,
+        )
+        now = self._clock()
+        for (role, priority, tenant), (count, since) in self._queue.depth().items():
+            depth.add_metric([role, str(priority), tenant], count)
+            oldest.add_metric([role, str(priority), tenant], now - since)
+        yield depth
+        yield oldest
+
+
+@dataclass
+class _Handed:
+    """A task this dispatcher handed over and has not heard the end of."""
+
+    role: str
+    tenant: str
+
+
+class Dispatcher:
+    """Hands waiting tasks over as the fair queue picks them; told of every task event by the orchestrator."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        shares: Shares,
+        registry: CollectorRegistry,
+        *,
+        ahead: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._bus = bus
+        self._shares = shares
+        self._clock = clock
+        self._ahead = ahead
+        self.queue = FairQueue(shares.of)
+        self._metrics = DispatchMetrics.create(registry, self.queue, clock)
+        self._waiting: dict[str, int] = {}
+        """Task id -> its waiting sequence."""
+        self._task_at: dict[int, str] = {}
+        """Waiting sequence -> its task id."""
+        self._handed: dict[str, _Handed] = {}
+        self._unstarted: defaultdict[str, dict[str, float]] = defaultdict(dict)
+        """Per role: tasks handed over and not started yet, with when."""
+        self._storing: Counter[tuple[str, str]] = Counter()
+        """Per role and tenant: hand-overs not yet stored on the tasks subject."""
+        self._wake = asyncio.Event()
+        self._held = False
+        self._resyncing = False
+        self._effects: set[asyncio.Task[None]] = set()
+
+    def why(self, task_id: str) -> str | None:
+        """Why a task still waits for its turn, or None when it does not wait here."""
+        seq = self._waiting.get(task_id)
+        return None if seq is None else self.queue.why(seq, self._clock())
+
+    def heard(self, event: TaskEvent) -> None:
+        """Take note of a task event as it arrives: a start frees room ahead of the agents, an end frees its
+        tenant's running slot, or takes the task out of the queue if it ended while waiting."""
+        if isinstance(event, Started):
+            handed = self._handed.get(event.task_id)
+            if handed is not None and self._unstarted[handed.role].pop(event.task_id, None) is not None:
+                self._wake.set()
+        elif isinstance(event, ENDING_EVENTS):
+            handed = self._handed.pop(event.task_id, None)
+            if handed is not None:
+                self._unstarted[handed.role].pop(event.task_id, None)
+                self.queue.finished(handed.role, handed.tenant)
+                self._wake.set()
+            elif (seq := self._waiting.pop(event.task_id, None)) is not None:
+                # Ended while it waited (cancelled, timed out): nobody needs it handed over any more.
+                self._task_at.pop(seq, None)
+                self.queue.remove(seq)
+                self._spawn(self._delete(seq))
+
+    async def run(self) -> None:
+        """Hand tasks over until the bus stops."""
+        subscription = await self._bus.js.subscribe(
+            topics.WAITING.all,
+            stream=topics.STREAM_WAITING,
+            cb=self._arrived,
+            ordered_consumer=True,
+            headers_only=True,
+            deliver_policy=DeliverPolicy.ALL,
+            pending_msgs_limit=-1,
+        )
+        policy = await self._bus.js.key_value(topics.BUCKET_POLICY)
+        background: list[asyncio.Task[None]] = []
+        try:
+            with contextlib.suppress(KeyNotFoundError):
+                entry = await policy.get(topics.POLICY_BUNDLE_KEY)
+                self._shares.offer(entry.value, entry.revision or 0)
+            stopping = self._bus.lifetime.stop_event
+            background.append(
+                asyncio.create_task(
+                    follow_key(policy, topics.POLICY_BUNDLE_KEY, self._shares.offer, stopping)
+                )
+            )
+            await self._resync()
+            background.append(asyncio.create_task(self._refresh_counts()))
+            background.append(asyncio.create_task(self._wake_when_stopped()))
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if self._bus.lifetime.stopping:
+                    break
+                self._round()
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await subscription.unsubscribe()
+            if self._effects:
+                await asyncio.wait(self._effects)
+
+    async def _wake_when_stopped(self) -> None:
+        await self._bus.lifetime.stopped()
+        self._wake.set()
+
+    async def _arrived(self, msg: Msg) -> None:
+        _, seq = delivered_and_sequence(msg.reply)
+        task_id = (msg.headers or {}).get(topics.HEADER_MSG_ID) or f"seq-{seq}"
+        where = _place(msg.subject)
+        if where is None:
+            self._spawn(self._refuse(msg.subject, seq, task_id))
+            return
+        role, priority, tenant = where
+        if task_id in self._waiting or task_id in self._handed:
+            return  # already here (a resend of the guard's that came after the dedup window)
+        if self.queue.add(Waiting(seq=seq, role=role, priority=priority, tenant=tenant, since=self._clock())):
+            self._waiting[task_id], self._task_at[seq] = seq, task_id
+            self._wake.set()
+
+    def _round(self) -> None:
+        """Hand over, per role, what the queue lets go while there is room ahead of the agents."""
+        if self._resyncing:
+            return
+        now = self._clock()
+        wake_at: float | None = None
+        for role in list(self.queue.roles()):
+            unstarted = self._unstarted[role]
+            _forget_older(unstarted, now - self._bus.settings.ack_wait_s)
+            while len(unstarted) < self._ahead:
+                task = self.queue.next(role, now)
+                if task is None:
+                    at = self.queue.wake_at(role, now)
+                    if at is None:
+                        self._held = True
+                    else:
+                        wake_at = at if wake_at is None else min(wake_at, at)
+                    break
+                task_id = self._task_at.pop(task.seq)
+                del self._waiting[task_id]
+                self._handed[task_id] = _Handed(task.role, task.tenant)
+                unstarted[task_id] = now
+                self._storing[(task.role, task.tenant)] += 1
+                self._spawn(self._hand_over(task, task_id))
+        if wake_at is not None:
+            asyncio.get_running_loop().call_later(max(0.0, wake_at - now), self._wake.set)
+
+    async def _hand_over(self, task: Waiting, task_id: str) -> None:
+        streams = self._bus.streams
+        try:
+            try:
+                stored = await streams.read(topics.STREAM_WAITING, task.seq)
+                ack = None
+                if stored is not None:
+                    ack = await streams.relay(
+                        topics.TASKS.at(task.role, task.tenant),
+                        stored.data,
+                        msg_id=topics.dispatch_msg_id(task.seq),
+                        traceparent=stored.headers.get(topics.HEADER_TRACEPARENT),
+                    )
+            finally:
+                self._storing[(task.role, task.tenant)] -= 1
+        except Exception as exc:
+            if self._bus.lifetime.stopping:
+                return
+            log.warning(
+                "handing over task %s failed (%r); it waits again", task_id, exc, extra={"task_id": task_id}
+            )
+            self._forget(task_id, task)
+            await self._bus.lifetime.sleep(RETRY_S)
+            if self.queue.add(task):
+                self._waiting[task_id], self._task_at[task.seq] = task.seq, task_id
+            self._wake.set()
+            return
+        if ack is None or ack.duplicate:
+            # Gone (it ended while waiting), or handed over before a restart: then the count read from the
+            # server holds it already.
+            self._forget(task_id, task)
+        if stored is not None:
+            self._metrics.waited.labels(task.role, str(task.priority), task.tenant).observe(
+                self._clock() - task.since
+            )
+            await self._delete(task.seq)
+
+    async def _delete(self, seq: int) -> None:
+        """Delete a handed-over task from the waiting stream; if the server does not answer, try again later:
+        until then, a restart would hand it over again, and that copy would be dropped (or not run twice)."""
+        while not self._bus.lifetime.stopping:
+            try:
+                await self._bus.streams.delete(topics.STREAM_WAITING, seq)
+                return
+            except Exception as exc:
+                log.warning("deleting waiting task at %d failed (%r); trying again", seq, exc)
+                await self._bus.lifetime.sleep(RETRY_S)
+
+    def _forget(self, task_id: str, task: Waiting) -> None:
+        if self._handed.pop(task_id, None) is not None:
+            self._unstarted[task.role].pop(task_id, None)
+            self.queue.finished(task.role, task.tenant)
+            self._wake.set()
+
+    async def _refuse(self, subject: str, seq: int, task_id: str) -> None:
+        """A waiting task on a subject that names no role or priority: dead-lettered, never handed over."""
+        stored = await self._bus.streams.read(topics.STREAM_WAITING, seq)
+        if stored is not None:
+            await self._bus.streams.dead_letter(
+                "dispatcher",
+                subject,
+                stored.data,
+                f"{subject} names no role and priority 0-9 of a waiting task",
+                headers=stored.headers,
+                stream_seq=seq,
+                msg_id=f"dispatcher.{seq}",
+            )
+        await self._delete(seq)
+        log.warning("dead-lettered waiting task %s stored on %s", task_id, subject)
+
+    async def _refresh_counts(self) -> None:
+        while not self._bus.lifetime.stopping:
+            await self._bus.lifetime.sleep(RESYNC_S)
+            if self._held:
+                self._held = False
+                await self._resync()
+                self._wake.set()
+
+    async def _resync(self) -> None:
+        """Read the running counts again: what is stored on each role's and tenant's tasks subject, plus the
+        hand-overs on their way there."""
+        self._resyncing = True
+        try:
+            storing = +self._storing
+            info = await self._bus.js.stream_info(topics.STREAM_TASKS, subjects_filter=topics.TASKS.all)
+            counts: Counter[tuple[str, str]] = Counter()
+            for subject, count in (info.state.subjects or {}).items():
+                role, tenant = topics.TASKS.values(subject)
+                counts[(role, tenant)] += count
+            self.queue.set_running(counts + storing)
+        finally:
+            self._resyncing = False
+
+    def _spawn(self, effect: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(effect)
+        self._effects.add(task)
+        task.add_done_callback(self._effects.discard)
+
+
+def _place(subject: str) -> tuple[str, int, str] | None:
+    """The role, priority and tenant a waiting subject names, or None when it names no known role and
+    priority."""
+    try:
+        role, priority, tenant = topics.WAITING.values(subject)
+    except ValueError:
+        return None
+    if role not in ROLES or not priority.isdigit() or int(priority) not in _PRIORITIES:
+        return None
+    return role, int(priority), tenant
+
+
+def _forget_older(unstarted: dict[str, float], than: float) -> None:
+    """Drop the tasks handed over before `than` and still not heard to start (their assignment was refused,
+    say): they no longer take room ahead of the agents."""
+    for task_id in [t for t, at in unstarted.items() if at < than]:
+        del unstarted[task_id]
