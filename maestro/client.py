@@ -31,6 +31,7 @@ from proto.v1 import (
     TaskRecord,
     TaskRequest,
 )
+from proto.v1.scheduling import WaitingTasks
 from proto.v1.workflows import WORKFLOW_ENDED, Step, Workflow, WorkflowControl, WorkflowRecord
 
 
@@ -67,6 +68,10 @@ async def publish_workflow(bus: Bus, workflow: Workflow, traceparent: str | None
         traceparent=traceparent,
     )
     return workflow.id
+
+
+_WAITS_PER_QUESTION = 1000
+"""Most task ids one question to the dispatcher names (proto.v1.scheduling.WaitingTasks)."""
 
 
 class Client:
@@ -283,6 +288,15 @@ class Client:
             workflow_id=workflow_id, tenant=record.tenant, action=action, by=by or "sdk", reason=reason
         )
         return await self.bus.calls.request(topics.WORKFLOW_CONTROL, order)
+
+    async def waits(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """Why each of these tasks still waits for its turn (its tenant's limits, or what goes first), from
+        the orchestrator's dispatcher; tasks that do not wait for a turn are left out."""
+        reasons: dict[str, str] = {}
+        for start in range(0, len(task_ids), _WAITS_PER_QUESTION):
+            asked = WaitingTasks(task_ids=list(task_ids[start : start + _WAITS_PER_QUESTION]))
+            reasons.update((await self.bus.calls.request(topics.DISPATCH_WAITS, asked)).reasons)
+        return reasons
 
     async def ledger(self, tenant: str) -> LedgerView:
         """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""

@@ -197,6 +197,10 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
         ),
         Flow("orchestrator", "receive", "Fold the change into the workflow's record and answer with it"),
     ),
+    "DISPATCH_WAITS": (
+        Flow("client", "send", "Ask why tasks still wait for their turn (`maestro ls`, the SDK)"),
+        Flow("orchestrator", "receive", "The dispatcher answers from its queue: limits, or what goes first"),
+    ),
     "WORKFLOW_EVENTS": (
         Flow("orchestrator", "send", "A workflow started, paused, resumed or ended"),
         Flow("client", "receive", "Follow a workflow (`maestro workflow watch`)"),

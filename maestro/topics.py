@@ -25,6 +25,7 @@ from proto.v1 import (
     TaskRequest,
     TimerFired,
 )
+from proto.v1.scheduling import WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowEvents, WorkflowRecord
 
 M = TypeVar("M")
@@ -288,6 +289,16 @@ WORKFLOW_CONTROL: Endpoint[WorkflowControl, WorkflowRecord] = Endpoint(
     WorkflowControl,
     WorkflowRecord,
     "pause, resume or cancel a workflow; answers with its record (404: unknown; 400: ended, or not yours)",
+    service=ORCHESTRATOR_SERVICE,
+)
+
+DISPATCH_WAITS: Endpoint[WaitingTasks, WaitReasons] = Endpoint(
+    "maestro.v1.dispatch.waits",
+    "dispatch-waits",
+    WaitingTasks,
+    WaitReasons,
+    "why tasks still wait for their turn (their tenant's limits, or what goes before them), from the "
+    "orchestrator's dispatcher",
     service=ORCHESTRATOR_SERVICE,
 )
 

@@ -11,7 +11,7 @@ from typing import Annotated
 from msgspec import Meta
 
 from proto.base import Message
-from proto.v1.ids import Role
+from proto.v1.ids import Role, TaskId
 
 Positive = Annotated[int, Meta(ge=1, le=1_000_000)]
 
@@ -33,3 +33,16 @@ class Scheduling(Message, frozen=True, forbid_unknown_fields=True):
     """Most tasks started per second, on average (a token bucket; None: no limit)."""
     burst: Positive = 1
     """How many tasks may start at once after a quiet time, within `starts_per_s`."""
+
+
+class WaitingTasks(Message, frozen=True):
+    """A question to the dispatcher: why do these tasks still wait for their turn?"""
+
+    task_ids: Annotated[list[TaskId], Meta(max_length=1000)]
+
+
+class WaitReasons(Message, frozen=True):
+    """The dispatcher's answer: for each task asked about that waits for its turn, why (one line); a task
+    that does not wait there (handed over, ended, unknown) is left out."""
+
+    reasons: dict[TaskId, str] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from maestro import arguments, codec, listing
@@ -107,7 +107,7 @@ async def cancel_task(settings: Settings, args: argparse.Namespace) -> int:
 
 
 Record = TaskRecord | WorkflowRecord
-_COLUMNS = ("ID", "TENANT", "ROLE", "STATE", "CREATED", "COST")
+_COLUMNS = ("ID", "TENANT", "ROLE", "STATE", "CREATED", "COST", "WAITING FOR")
 
 
 def _labels(given: Sequence[str]) -> dict[str, str]:
@@ -136,7 +136,7 @@ async def _page(client: Client, args: argparse.Namespace, cursor: str | None) ->
     return Page(items=list[Record](workflows.items), next_cursor=workflows.next_cursor)
 
 
-def _row(record: Record) -> tuple[str, ...]:
+def _row(record: Record, waits: Mapping[str, str]) -> tuple[str, ...]:
     role = record.role if isinstance(record, TaskRecord) else None
     return (
         record.id,
@@ -145,7 +145,14 @@ def _row(record: Record) -> tuple[str, ...]:
         record.state,
         record.created_at.isoformat(timespec="seconds"),
         f"${record.cost_micro_usd / 1_000_000:.6f}",
+        waits.get(record.id, "-"),
     )
+
+
+async def _waits(client: Client, records: Sequence[Record]) -> Mapping[str, str]:
+    """Why the queued tasks among `records` wait for their turn, as the dispatcher says."""
+    queued = [r.id for r in records if isinstance(r, TaskRecord) and r.state == "queued"]
+    return await client.waits(queued) if queued else {}
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> None:
@@ -162,11 +169,12 @@ async def list_records(settings: Settings, args: argparse.Namespace) -> int:
     async with open_client(settings) as client:
         while True:
             page = await _page(client, args, cursor)
+            waits = {} if args.json else await _waits(client, page.items)
             for record in page.items:
                 if args.json:
                     print(codec.encode(record).decode(), flush=True)
                 else:
-                    rows.append(_row(record))
+                    rows.append(_row(record, waits))
             cursor = page.next_cursor
             if cursor is None or not args.all:
                 break

@@ -26,6 +26,7 @@ from proto.v1 import (
     TaskEvent,
     TaskRecord,
 )
+from proto.v1.scheduling import WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowRecord
 from services.orchestrator import lifecycle
 from services.orchestrator.api import routes
@@ -283,6 +284,11 @@ async def control_workflow(runner: Runner, order: WorkflowControl) -> WorkflowRe
         raise Reject(str(exc)) from None
 
 
+async def no_waits(_: WaitingTasks) -> WaitReasons:
+    """Without fair dispatch nothing waits for a turn: tasks go to their agents as they come."""
+    return WaitReasons()
+
+
 async def serve(bus: Bus) -> None:
     """Apply every task event to its record and start every workflow submitted, until the bus stops."""
     tasks = TaskStore(bus)
@@ -309,7 +315,10 @@ async def serve(bus: Bus) -> None:
             bus.calls.serve(
                 topics.ORCHESTRATOR_SERVICE,
                 VERSION,
-                [(topics.WORKFLOW_CONTROL, functools.partial(control_workflow, runner))],
+                [
+                    (topics.WORKFLOW_CONTROL, functools.partial(control_workflow, runner)),
+                    (topics.DISPATCH_WAITS, dispatcher.waits if dispatcher else no_waits),
+                ],
             )
         )
         await bus.consumers.consume_batches(EVENTS, orchestrator.handle_batch)

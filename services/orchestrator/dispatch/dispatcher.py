@@ -39,6 +39,7 @@ from maestro.bus import Bus
 from maestro.following import follow_key
 from maestro.pulling import delivered_and_sequence
 from proto.v1 import ENDING_EVENTS, ROLES, Started, TaskEvent
+from proto.v1.scheduling import WaitingTasks, WaitReasons
 from services.orchestrator.dispatch.fair import FairQueue, Waiting
 from services.orchestrator.dispatch.shares import Shares
 
@@ -137,10 +138,15 @@ class Dispatcher:
         self._resyncing = False
         self._effects: set[asyncio.Task[None]] = set()
 
-    def why(self, task_id: str) -> str | None:
-        """Why a task still waits for its turn, or None when it does not wait here."""
-        seq = self._waiting.get(task_id)
-        return None if seq is None else self.queue.why(seq, self._clock())
+    async def waits(self, asked: WaitingTasks) -> WaitReasons:
+        """Why each task asked about still waits for its turn (those that do not wait are left out)."""
+        now = self._clock()
+        reasons = {
+            task_id: why
+            for task_id in asked.task_ids
+            if (seq := self._waiting.get(task_id)) is not None and (why := self.queue.why(seq, now))
+        }
+        return WaitReasons(reasons=reasons)
 
     def heard(self, event: TaskEvent) -> None:
         """Take note of a task event as it arrives: a start frees room ahead of the agents, an end frees its
