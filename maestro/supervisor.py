@@ -291,7 +291,7 @@ async def _mesh(
                     budget_replicas=budget_replicas,
                 )
                 env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
-                env.update(_settings_env(settings))
+                env.update(settings_env(settings))
                 log_dir = None
                 if child_logs:
                     log_dir = data_dir / "logs"
@@ -380,8 +380,8 @@ async def _start_server(supervisor: Supervisor, data_dir: Path, nats_port: int) 
     return url
 
 
-def _settings_env(settings: Settings) -> dict[str, str]:
-    # Children read the same settings the supervisor was given, from MAESTRO_* variables.
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The MAESTRO_* variables a child process reads `settings` back from (all but its port and name)."""
     env: dict[str, str] = {}
     for f in dataclasses.fields(settings):
         value = getattr(settings, f.name)

@@ -4,17 +4,21 @@ weight, and the tenant limits of the policy bundle's `scheduling`, held across a
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
+from asyncio.subprocess import Process
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import datetime
+from pathlib import Path
 
 from maestro import topics
 from maestro.bus import Bus
 from maestro.client import Client, open_client
 from maestro.runtime import running_service
 from maestro.settings import Settings
+from maestro.supervisor import ChildSpec, MeshError, free_port, settings_env, spawn_child, wait_ready
 from proto.v1 import ENDING_EVENTS, Queued, Started, TaskRequest
 from services.agents.service import SERVICE as AGENTS
 from services.budget.service import SERVICE as BUDGET
@@ -210,3 +214,49 @@ async def test_a_flooding_tenant_does_not_hold_up_another_beside_the_same_run_wi
     assert len(fair) >= 5 and len(unfair) >= 5
     assert p99(fair) < bound
     assert p99(fair) < p99(unfair)
+
+
+async def test_the_running_limit_holds_across_a_sigkilled_dispatcher(
+    bus: Bus, settings: Settings, tmp_path: Path
+) -> None:
+    await push_scheduling(bus, "capped", "{max_running: 2}")
+    settings = settings.with_(ack_wait_s=5.0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")} | settings_env(settings)
+    orchestrator = ChildSpec("orchestrator", "services.orchestrator", free_port())
+    first = await spawn_child(orchestrator, env, tmp_path)
+    second: Process | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            for service in (BUDGET, GUARD):
+                await stack.enter_async_context(running_service(service, settings))
+            for worker in ("w-1", "w-2"):
+                await stack.enter_async_context(running_service(AGENTS, settings.with_(worker=worker)))
+            client = await stack.enter_async_context(open_client(settings))
+            await wait_for_ready(orchestrator)
+            capped = [sleeper("capped", n, 0.4) for n in range(10)]
+            await submit_all(client, capped)
+            async with asyncio.timeout(30):
+                while sum(isinstance(e, Started) for e in await client.events(capped[0].id)) == 0:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            first.kill()  # SIGKILL, mid-run: two tasks run, eight wait for the dispatcher
+            await first.wait()
+            second = await spawn_child(orchestrator, env, tmp_path)
+            records = await asyncio.gather(*(client.wait(r.id, timeout=90) for r in capped))
+            assert {r.state for r in records} == {"succeeded"}
+            capped_spans = await spans(client, [r.id for r in capped])
+    finally:
+        for process in (first, second):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert most_at_once([(s, e) for _, s, e in capped_spans]) == 2
+
+
+async def wait_for_ready(child: ChildSpec, within: float = 30) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                await wait_ready([child], timeout=1)
+                return
+            except MeshError:
+                continue
