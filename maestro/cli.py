@@ -23,6 +23,7 @@ from maestro.settings import Settings, SettingsError
 from maestro.supervisor import MeshError
 from maestro.terminal import end_broken_pipe, printable
 from proto.v1 import (
+    DEFAULT_PRIORITY,
     ROLES,
     AwaitingApproval,
     Cancelled,
@@ -87,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     submit.add_argument(
         "--model", help="the model the task runs on and is billed for (default: the deployment's)"
+    )
+    submit.add_argument(
+        "--priority",
+        type=int,
+        choices=range(10),
+        default=DEFAULT_PRIORITY,
+        metavar="0-9",
+        help=f"within its role, a task of higher priority starts first (default {DEFAULT_PRIORITY})",
     )
     submit.add_argument(
         "--data-region",
@@ -181,6 +190,7 @@ def _request(args: argparse.Namespace) -> TaskRequest:
         "tenant_data": args.tenant_data,
         "data_tenants": args.data_tenants,
         "parent": args.parent,
+        "priority": args.priority,
     }
     if args.schedule_to_start is not None or args.start_to_close is not None:
         raw["timeouts"] = {

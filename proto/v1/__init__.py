@@ -39,6 +39,7 @@ from proto.v1.ids import (
     Tokens,
     new_task_id,
 )
+from proto.v1.scheduling import Scheduling, WaitingTasks, WaitReasons
 from proto.v1.tasks import (
     ENDING_EVENTS,
     TERMINAL_STATES,
@@ -122,6 +123,7 @@ __all__ = [
     "RetryPolicy",
     "Retrying",
     "Role",
+    "Scheduling",
     "ScopeView",
     "SetBudget",
     "Settlement",
@@ -147,6 +149,8 @@ __all__ = [
     "Usage",
     "Verdict",
     "Violation",
+    "WaitReasons",
+    "WaitingTasks",
     "Window",
     "WindowRolled",
     "WindowTotals",

@@ -67,7 +67,7 @@ async def test_the_sdk_lists_the_tasks_a_mesh_ran(mesh: Client, settings: Settin
     done = await ls(settings, "--label", "run=lists", "--state", "succeeded")
     assert done.returncode == 0, done.stderr
     header, *rows = done.stdout.splitlines()
-    assert header.split() == ["ID", "TENANT", "ROLE", "STATE", "CREATED", "COST"]
+    assert header.split() == ["ID", "TENANT", "ROLE", "STATE", "CREATED", "COST", "WAITING", "FOR"]
     assert sorted(row.split()[0] for row in rows) == sorted(ids)
     assert all(row.split()[2:4] == ["planner", "succeeded"] for row in rows)
     assert all(row.split()[5].startswith("$") for row in rows)

@@ -53,6 +53,7 @@ def test_one_json_schema_per_wire_message(files: dict[str, str]) -> None:
     expected |= {"TaskClaim", "FinishedWork"}  # stored in KV, read by more than one service
     expected |= {"TimerFired"}  # the body of a durable timer on maestro.v1.timer
     expected |= {"Workflow", "WorkflowEvents", "WorkflowControl", "WorkflowRecord"}
+    expected |= {"WaitingTasks", "WaitReasons"}  # why tasks wait, asked of the dispatcher
     assert {name.removesuffix(".json") for name in files} == expected | {"asyncapi"}
     event_schema = json.loads(files["TaskEvent.json"])
     assert event_schema["discriminator"]["propertyName"] == "kind"
