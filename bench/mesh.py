@@ -163,7 +163,9 @@ async def wait_serving(mesh: BenchMesh, bus: Bus, timeout: float = 60.0) -> None
 
 
 @contextlib.asynccontextmanager
-async def running(server: EmbeddedServer, data_dir: Path) -> AsyncIterator[BenchMesh]:
+async def running(
+    server: EmbeddedServer, data_dir: Path, *, fair_dispatch: bool = True
+) -> AsyncIterator[BenchMesh]:
     """The four services on `server` for the length of a block, started, drained and stopped by
     supervisor.running_mesh; a failure inside the block prints every service's last log lines."""
     settings = Settings(
@@ -171,6 +173,7 @@ async def running(server: EmbeddedServer, data_dir: Path) -> AsyncIterator[Bench
         data_dir=str(data_dir),
         default_limit_micro_usd=NO_LIMIT_MICRO_USD,
         log_level="WARNING",
+        fair_dispatch=fair_dispatch,
     )
     # Its warnings are a child restarted or killed at the stop: worth seeing beside the figures.
     for name in ("maestro.supervisor", "maestro.children"):

@@ -1,11 +1,11 @@
 """The dispatcher: hands the tasks waiting in the waiting stream to their role's agents, in the order the fair
 queue picks, no faster than the agents start them.
 
-It hears of each waiting task from its headers as it is stored (an ordered consumer that starts from the
-first waiting task, so a restart finds every one again) and keeps only its place in the queue, never its
-body. Handing one over reads it by sequence, stores it on the role's tasks subject for its tenant (dedup id:
-its waiting sequence, so a dispatcher that restarts before the next step hands nothing over twice) and then
-deletes it from the waiting stream.
+It hears of each waiting task as it is stored (an ordered consumer that starts from the first waiting task,
+so a restart finds every one again) and keeps its place in the queue and, up to MEMORY_BYTES in all, its
+body; a task past that is read back by sequence when its turn comes. Handing one over stores it on the role's
+tasks subject for its tenant (dedup id: its waiting sequence, so a dispatcher that restarts before the next
+step hands nothing over twice) and then deletes it from the waiting stream.
 
 Per role, at most `ahead` tasks are handed over and not yet started: enough to keep the agents busy while
 the Started events come back, few enough that a task that arrives behind a backlog waits behind at most
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 RESYNC_S = 5.0
 """How often the running counts are read again from the server while a running limit holds tasks back."""
+MEMORY_BYTES = 64 * 1024 * 1024
+"""Waiting tasks' bodies kept as they arrive, so that handing one over needs no read; past this many bytes a
+task keeps only its place and is read back by sequence when its turn comes."""
 RETRY_S = 1.0
 """How long a task whose hand-over failed (the server did not answer) waits before it is tried again."""
 _PRIORITIES = range(10)
@@ -98,6 +101,32 @@ class _Depth(Collector):
         yield oldest
 
 
+class Bodies:
+    """The bodies (and trace context) of waiting tasks by sequence, up to a number of bytes in all."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._used = 0
+        self._kept: dict[int, tuple[bytes, str | None]] = {}
+
+    def keep(self, seq: int, data: bytes, traceparent: str | None) -> None:
+        """Keep one, if there is room."""
+        if self._used + len(data) <= self._capacity:
+            self._kept[seq] = (data, traceparent)
+            self._used += len(data)
+
+    def take(self, seq: int) -> tuple[bytes, str | None] | None:
+        """Hand one out and forget it; None when it was not kept."""
+        kept = self._kept.pop(seq, None)
+        if kept is not None:
+            self._used -= len(kept[0])
+        return kept
+
+    def drop(self, seq: int) -> None:
+        """Forget one."""
+        self.take(seq)
+
+
 @dataclass
 class _Handed:
     """A task this dispatcher handed over and has not heard the end of."""
@@ -117,6 +146,7 @@ class Dispatcher:
         *,
         ahead: int,
         clock: Callable[[], float] = time.monotonic,
+        memory_bytes: int = MEMORY_BYTES,
     ) -> None:
         self._bus = bus
         self._shares = shares
@@ -133,6 +163,7 @@ class Dispatcher:
         """Per role: tasks handed over and not started yet, with when."""
         self._storing: Counter[tuple[str, str]] = Counter()
         """Per role and tenant: hand-overs not yet stored on the tasks subject."""
+        self._bodies = Bodies(memory_bytes)
         self._wake = asyncio.Event()
         self._held = False
         self._resyncing = False
@@ -165,6 +196,7 @@ class Dispatcher:
                 # Ended while it waited (cancelled, timed out): nobody needs it handed over any more.
                 self._task_at.pop(seq, None)
                 self.queue.remove(seq)
+                self._bodies.drop(seq)
                 self._spawn(self._delete(seq))
 
     async def run(self) -> None:
@@ -174,7 +206,6 @@ class Dispatcher:
             stream=topics.STREAM_WAITING,
             cb=self._arrived,
             ordered_consumer=True,
-            headers_only=True,
             deliver_policy=DeliverPolicy.ALL,
             pending_msgs_limit=-1,
         )
@@ -223,6 +254,7 @@ class Dispatcher:
             return  # already here (a resend of the guard's that came after the dedup window)
         if self.queue.add(Waiting(seq=seq, role=role, priority=priority, tenant=tenant, since=self._clock())):
             self._waiting[task_id], self._task_at[seq] = seq, task_id
+            self._bodies.keep(seq, msg.data, (msg.headers or {}).get(topics.HEADER_TRACEPARENT))
             self._wake.set()
 
     def _round(self) -> None:
@@ -256,14 +288,18 @@ class Dispatcher:
         streams = self._bus.streams
         try:
             try:
-                stored = await streams.read(topics.STREAM_WAITING, task.seq)
+                stored = self._bodies.take(task.seq)
+                if stored is None:
+                    read = await streams.read(topics.STREAM_WAITING, task.seq)
+                    if read is not None:
+                        stored = (read.data, read.headers.get(topics.HEADER_TRACEPARENT))
                 ack = None
                 if stored is not None:
                     ack = await streams.relay(
                         topics.TASKS.at(task.role, task.tenant),
-                        stored.data,
+                        stored[0],
                         msg_id=topics.dispatch_msg_id(task.seq),
-                        traceparent=stored.headers.get(topics.HEADER_TRACEPARENT),
+                        traceparent=stored[1],
                     )
             finally:
                 self._storing[(task.role, task.tenant)] -= 1

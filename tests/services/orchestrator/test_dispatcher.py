@@ -1,0 +1,100 @@
+"""The dispatcher's shell on a real nats-server: what it reads from the waiting stream, hands to the agents'
+subjects and deletes (services/orchestrator/dispatch/dispatcher.py; its queue is tested in test_fair.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
+
+from maestro import codec, topics
+from maestro.bus import Bus
+from proto.v1 import Cancelled, DeadLetter, Decision, TaskAssignment, TaskRequest, WaitingTasks
+from services.orchestrator.dispatch.dispatcher import Dispatcher
+from services.orchestrator.dispatch.shares import Shares
+from tests.maestro.test_presence import eventually
+
+
+def assignment(task_id: str, tenant: str = "acme") -> TaskAssignment:
+    request = TaskRequest(id=task_id, tenant=tenant, role="planner", prompt="plan")
+    return TaskAssignment(request=request, decision=Decision(verdict="allow"), reservation_id=f"r-{task_id}")
+
+
+async def wait_for(bus: Bus, task: TaskAssignment) -> None:
+    """Queue a task as the guard does."""
+    request = task.request
+    subject = topics.WAITING.at(request.role, str(request.priority), request.tenant)
+    await bus.streams.publish(subject, task, msg_id=request.id)
+
+
+async def stored(bus: Bus, stream: str) -> int:
+    return (await bus.js.stream_info(stream)).state.messages
+
+
+async def _holds(bus: Bus, stream: str, count: int) -> bool:
+    return await stored(bus, stream) == count
+
+
+async def handed_over(bus: Bus, count: int) -> list[tuple[str, TaskAssignment]]:
+    """The first `count` tasks on the agents' subjects, with the subject each is on."""
+    sub = await bus.js.pull_subscribe(topics.TASKS.all, stream=topics.STREAM_TASKS)
+    try:
+        msgs = await sub.fetch(count, timeout=5)
+        return [(m.subject, codec.decode(TaskAssignment, m.data)) for m in msgs]
+    finally:
+        await sub.unsubscribe()
+
+
+@asynccontextmanager
+async def dispatching(bus: Bus, **options: int) -> AsyncIterator[Dispatcher]:
+    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), **({"ahead": 100} | options))
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        yield dispatcher
+    finally:
+        bus.lifetime.stop()
+        await asyncio.wait_for(running, 10)
+
+
+async def test_a_task_kept_only_by_its_place_is_read_back_handed_over_and_deleted(bus: Bus) -> None:
+    tasks = [assignment(f"t-{n}") for n in range(3)]
+    for task in tasks:
+        await wait_for(bus, task)
+    async with dispatching(bus, memory_bytes=0):  # no body kept: each is read back by its sequence
+        await eventually(lambda: _holds(bus, topics.STREAM_WAITING, 0))
+    assert await stored(bus, topics.STREAM_TASKS) == 3
+    got = await handed_over(bus, 3)
+    assert [subject for subject, _ in got] == [topics.TASKS.subject("planner", "acme")] * 3
+    assert [task for _, task in got] == tasks  # byte for byte what the guard queued, in order
+
+
+async def test_a_task_that_ends_while_it_waits_is_deleted_and_never_handed_over(bus: Bus) -> None:
+    first, second = assignment("t-first"), assignment("t-second")
+    async with dispatching(bus, ahead=1) as dispatcher:  # one handed over and not started: the other waits
+        await wait_for(bus, first)
+        await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 1))
+        await wait_for(bus, second)
+        await eventually(lambda: _waits(dispatcher, second.request.id))
+        dispatcher.heard(Cancelled(task_id="t-second", tenant="acme", at=datetime.now(UTC)))
+        await eventually(lambda: _holds(bus, topics.STREAM_WAITING, 0))
+    assert [task.request.id for _, task in await handed_over(bus, 2)] == ["t-first"]
+
+
+async def test_a_waiting_task_on_a_subject_naming_no_priority_is_dead_lettered_and_serving_goes_on(
+    bus: Bus,
+) -> None:
+    await bus.js.publish("maestro.v1.wait.planner.urgent.acme", codec.encode(assignment("t-bad")))
+    async with dispatching(bus):
+        await wait_for(bus, assignment("t-good"))
+        await eventually(lambda: _holds(bus, topics.STREAM_WAITING, 0))
+    assert [task.request.id for _, task in await handed_over(bus, 2)] == ["t-good"]
+    sub = await bus.js.pull_subscribe(topics.DLQ.all, stream=topics.STREAM_DLQ)
+    (letter,) = [codec.decode(DeadLetter, m.data) for m in await sub.fetch(1, timeout=5)]
+    assert letter.subject == "maestro.v1.wait.planner.urgent.acme" and "priority 0-9" in letter.reason
+
+
+async def _waits(dispatcher: Dispatcher, task_id: str) -> bool:
+    return task_id in (await dispatcher.waits(WaitingTasks(task_ids=[task_id]))).reasons
