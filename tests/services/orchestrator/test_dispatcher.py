@@ -49,8 +49,10 @@ async def handed_over(bus: Bus, count: int) -> list[tuple[str, TaskAssignment]]:
 
 
 @asynccontextmanager
-async def dispatching(bus: Bus, **options: int) -> AsyncIterator[Dispatcher]:
-    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), **({"ahead": 100} | options))
+async def dispatching(
+    bus: Bus, *, ahead: int = 100, memory_bytes: int = 1 << 20
+) -> AsyncIterator[Dispatcher]:
+    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=ahead, memory_bytes=memory_bytes)
     running = asyncio.create_task(dispatcher.run())
     try:
         yield dispatcher
