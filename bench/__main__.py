@@ -9,7 +9,7 @@ import logging
 import platform
 from collections.abc import Sequence
 
-from bench import baseline, budget, capacity, coverage, guard, pipeline, targets, workflows
+from bench import baseline, budget, capacity, coverage, fairness, guard, pipeline, targets, workflows
 
 BASELINE_LATENCY_S = 10.0
 """Longest raw hop latency run: its percentiles settle within 5,000-10,000 messages."""
@@ -64,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     result = asyncio.run(pipeline.run(plan))
     for line in pipeline.describe(result):
+        print(line)
+
+    print()
+    for line in fairness.describe(asyncio.run(fairness.run(args.n))):
         print(line)
 
     wf = None
