@@ -237,8 +237,8 @@ _PIPELINE = (
 
 
 async def backlog(client: Client) -> dict[str, str] | None:
-    """What the guard, each role's agents and the orchestrator still have to do: durable -> `n pending,
-    m unacknowledged`, busy ones only (None when the server cannot say now)."""
+    """What the guard, the dispatcher, each role's agents and the orchestrator still have to do: durable ->
+    `n pending, m unacknowledged`, busy ones only (None when the server cannot say now)."""
     found = {}
     try:
         for stream, durable in _PIPELINE:
@@ -248,7 +248,10 @@ async def backlog(client: Client) -> dict[str, str] | None:
                 continue  # nobody serves that role
             if info.num_pending or info.num_ack_pending:
                 found[durable] = f"{info.num_pending} pending, {info.num_ack_pending} unacknowledged"
-    except _TRANSIENT:
+        waiting = (await client.bus.js.stream_info(topics.STREAM_WAITING)).state.messages
+        if waiting:
+            found["dispatcher"] = f"{waiting} waiting for their turn"
+    except (NotFoundError, *_TRANSIENT):
         return None
     return found
 

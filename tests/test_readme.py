@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from maestro import codec, pricing
+from maestro import codec, pricing, topics
 from maestro.cli import _parser
 from maestro.client import Client
 from maestro.embedded import start_nats_server
@@ -74,8 +74,9 @@ def _section(title: str) -> str:
 
 def test_every_maestro_variable_the_readme_names_is_a_setting() -> None:
     settings = {f"MAESTRO_{f.name.upper()}" for f in dataclasses.fields(Settings)}
+    streams = {value for name, value in vars(topics).items() if name.startswith("STREAM_")}
     named = set(re.findall(r"\bMAESTRO_[A-Z0-9_]*[A-Z0-9]\b", README))
-    assert named - settings == set()
+    assert named - settings - streams == set()
 
 
 async def test_the_agents_are_the_offline_backend_as_the_readme_describes_it() -> None:
