@@ -60,6 +60,14 @@ class _Deleted(msgspec.Struct):
 _deleted_decoder = msgspec.json.Decoder(_Deleted)
 
 
+class _Purged(msgspec.Struct):
+    purged: int = 0
+    error: _ApiError | None = None
+
+
+_purged_decoder = msgspec.json.Decoder(_Purged)
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """One message read back from a stream: where it was stored, its body and its headers."""
@@ -180,6 +188,18 @@ class Streams:
                 code=answer.error.code, err_code=answer.error.err_code, description=answer.error.description
             )
         return answer.success
+
+    async def purge(self, stream: str, subject: str, below: int) -> int:
+        """Delete every message of `subject` in `stream` stored before sequence `below`; how many it was."""
+        reply = await self._replies.request(
+            topics.stream_purge_subject(stream), msgspec.json.encode({"filter": subject, "seq": below})
+        )
+        answer = _purged_decoder.decode(reply.data)
+        if answer.error is not None:
+            raise APIError(
+                code=answer.error.code, err_code=answer.error.err_code, description=answer.error.description
+            )
+        return answer.purged
 
     async def dead_letter(
         self,

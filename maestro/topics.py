@@ -356,6 +356,11 @@ def message_delete_subject(stream: str) -> str:
     return f"$JS.API.STREAM.MSG.DELETE.{_check_token(stream)}"
 
 
+def stream_purge_subject(stream: str) -> str:
+    """Where a request to purge a stream (or one subject of it, below a sequence) goes (JetStream's API)."""
+    return f"$JS.API.STREAM.PURGE.{_check_token(stream)}"
+
+
 def consumer_next_subject(stream: str, durable: str) -> str:
     """Where a pull request for a durable consumer's next messages goes (JetStream's API)."""
     return f"$JS.API.CONSUMER.MSG.NEXT.{_check_token(stream)}.{_check_token(durable)}"

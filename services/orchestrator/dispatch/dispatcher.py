@@ -40,6 +40,7 @@ from maestro.following import follow_key
 from maestro.pulling import delivered_and_sequence
 from proto.v1 import ENDING_EVENTS, ROLES, Started, TaskEvent
 from proto.v1.scheduling import WaitingTasks, WaitReasons
+from services.orchestrator.dispatch.clearance import Clearance
 from services.orchestrator.dispatch.fair import FairQueue, Waiting
 from services.orchestrator.dispatch.shares import Shares
 
@@ -164,6 +165,8 @@ class Dispatcher:
         self._storing: Counter[tuple[str, str]] = Counter()
         """Per role and tenant: hand-overs not yet stored on the tasks subject."""
         self._bodies = Bodies(memory_bytes)
+        self._clearance = Clearance()
+        self._purging: set[str] = set()
         self._wake = asyncio.Event()
         self._held = False
         self._resyncing = False
@@ -195,8 +198,10 @@ class Dispatcher:
             elif (seq := self._waiting.pop(event.task_id, None)) is not None:
                 # Ended while it waited (cancelled, timed out): nobody needs it handed over any more.
                 self._task_at.pop(seq, None)
-                self.queue.remove(seq)
+                removed = self.queue.remove(seq)
                 self._bodies.drop(seq)
+                if removed is not None:
+                    self._clearance.closed(_subject_of(removed), seq, handed=False)
                 self._spawn(self._delete(seq))
 
     async def run(self) -> None:
@@ -255,6 +260,7 @@ class Dispatcher:
         if self.queue.add(Waiting(seq=seq, role=role, priority=priority, tenant=tenant, since=self._clock())):
             self._waiting[task_id], self._task_at[seq] = seq, task_id
             self._bodies.keep(seq, msg.data, (msg.headers or {}).get(topics.HEADER_TRACEPARENT))
+            self._clearance.opened(msg.subject, seq)
             self._wake.set()
 
     def _round(self) -> None:
@@ -319,11 +325,31 @@ class Dispatcher:
             # Gone (it ended while waiting), or handed over before a restart: then the count read from the
             # server holds it already.
             self._forget(task_id, task)
+        subject = _subject_of(task)
+        self._clearance.closed(subject, task.seq, handed=stored is not None)
         if stored is not None:
             self._metrics.waited.labels(task.role, str(task.priority), task.tenant).observe(
                 self._clock() - task.since
             )
-            await self._delete(task.seq)
+            if subject not in self._purging:
+                self._purging.add(subject)
+                await self._purge(subject)
+
+    async def _purge(self, subject: str) -> None:
+        """Delete what was handed over from `subject` in the waiting stream, one purge for every hand-over
+        finished meanwhile; if the server does not answer, try again later (until then, a restart would hand
+        them over again, and those copies would be dropped, or not run twice)."""
+        try:
+            while not self._bus.lifetime.stopping and (below := self._clearance.bound(subject)) is not None:
+                try:
+                    await self._bus.streams.purge(topics.STREAM_WAITING, subject, below)
+                except Exception as exc:
+                    log.warning("purging %s below %d failed (%r); trying again", subject, below, exc)
+                    await self._bus.lifetime.sleep(RETRY_S)
+                    continue
+                self._clearance.purged(subject, below)
+        finally:
+            self._purging.discard(subject)
 
     async def _delete(self, seq: int) -> None:
         """Delete a handed-over task from the waiting stream; if the server does not answer, try again later:
@@ -385,6 +411,10 @@ class Dispatcher:
         task = asyncio.ensure_future(effect)
         self._effects.add(task)
         task.add_done_callback(self._effects.discard)
+
+
+def _subject_of(task: Waiting) -> str:
+    return topics.WAITING.subject(task.role, str(task.priority), task.tenant)
 
 
 def _place(subject: str) -> tuple[str, int, str] | None:
