@@ -164,7 +164,7 @@ async def wait_serving(mesh: BenchMesh, bus: Bus, timeout: float = 60.0) -> None
 
 @contextlib.asynccontextmanager
 async def running(
-    server: EmbeddedServer, data_dir: Path, *, fair_dispatch: bool = True
+    server: EmbeddedServer, data_dir: Path, *, fair_dispatch: bool = True, dispatch_ahead: int = 32
 ) -> AsyncIterator[BenchMesh]:
     """The four services on `server` for the length of a block, started, drained and stopped by
     supervisor.running_mesh; a failure inside the block prints every service's last log lines."""
@@ -174,6 +174,7 @@ async def running(
         default_limit_micro_usd=NO_LIMIT_MICRO_USD,
         log_level="WARNING",
         fair_dispatch=fair_dispatch,
+        dispatch_ahead=dispatch_ahead,
     )
     # Its warnings are a child restarted or killed at the stop: worth seeing beside the figures.
     for name in ("maestro.supervisor", "maestro.children"):

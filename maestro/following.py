@@ -21,19 +21,26 @@ async def follow_key(
     """Hand `offer` each value `key` takes (None: deleted or purged) with its revision, starting with the
     current one, until `stopping` is set; a watch that fails is started again (the current value is offered
     again then: `offer` tells a revision it has seen)."""
+    await follow_keys(kv, key, lambda _, value, revision: offer(value, revision), stopping)
+
+
+async def follow_keys(
+    kv: KeyValue, keys: str, offer: Callable[[str, bytes | None, int], object], stopping: asyncio.Event
+) -> None:
+    """Like follow_key, for every key matching `keys` (`>`: all): `offer` gets the key too."""
     while not stopping.is_set():
         watcher = None
         try:
-            watcher = await kv.watch(key)
+            watcher = await kv.watch(keys)
             async for entry in watcher:
                 if entry is None:
                     continue  # the end of the initial values
                 deleted = entry.operation in (KV_DEL, KV_PURGE)
-                offer(None if deleted else entry.value, entry.revision or 0)
+                offer(entry.key, None if deleted else entry.value, entry.revision or 0)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("watching %s failed (%r); watching again", key, exc)
+            log.warning("watching %s failed (%r); watching again", keys, exc)
         finally:
             if watcher is not None:
                 with contextlib.suppress(Exception):

@@ -21,6 +21,7 @@ from nats.js.kv import KeyValue
 
 from maestro import codec, scan, topics
 from maestro.bus import Bus
+from proto.v1 import WorkerPresence
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,10 @@ _WITHDRAW_S = 1.0
 
 @asynccontextmanager
 async def announcing(
-    bus: Bus, roles: Iterable[str], worker: str, *, every_s: float = DEFAULT_EVERY_S
+    bus: Bus, roles: Iterable[str], worker: str, *, slots: int = 0, every_s: float = DEFAULT_EVERY_S
 ) -> AsyncIterator[None]:
-    """While the block runs, announce that `worker` serves each of `roles`; withdraw it when the block ends.
+    """While the block runs, announce that `worker` serves each of `roles`, running `slots` tasks of each at
+    once; withdraw it when the block ends.
 
     The first announcement is made before the block starts, then refreshed every `every_s` seconds. A failed
     write (NATS away for a moment) is logged and tried again at the next refresh, never raised: an agent that
@@ -54,8 +56,8 @@ async def announcing(
             f"every_s={every_s} must be shorter than the {ttl:g} s TTL of {topics.BUCKET_WORKERS}"
         )
     keys = [topics.worker_key(role, worker) for role in dict.fromkeys(roles)]
-    await _announce(workers, keys)
-    refresh = asyncio.create_task(_refresh(workers, keys, every_s), name=f"announce-{worker}")
+    await _announce(workers, keys, slots)
+    refresh = asyncio.create_task(_refresh(workers, keys, slots, every_s), name=f"announce-{worker}")
     try:
         yield
     finally:
@@ -77,8 +79,8 @@ async def _withdraw(workers: KeyValue, key: str) -> None:
         log.warning("could not withdraw %s from %s: %r", key, topics.BUCKET_WORKERS, exc)
 
 
-async def _announce(workers: KeyValue, keys: list[str]) -> None:
-    now = codec.encode(datetime.now(UTC))
+async def _announce(workers: KeyValue, keys: list[str], slots: int) -> None:
+    now = codec.encode(WorkerPresence(at=datetime.now(UTC), slots=slots))
     for key in keys:
         try:
             await workers.put(key, now)
@@ -86,10 +88,10 @@ async def _announce(workers: KeyValue, keys: list[str]) -> None:
             log.warning("could not announce %s in %s: %r", key, topics.BUCKET_WORKERS, exc)
 
 
-async def _refresh(workers: KeyValue, keys: list[str], every_s: float) -> None:
+async def _refresh(workers: KeyValue, keys: list[str], slots: int, every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
-        await _announce(workers, keys)
+        await _announce(workers, keys, slots)
 
 
 def unserved_warning(roles: Sequence[str], waiting: str) -> str:

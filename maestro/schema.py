@@ -50,6 +50,7 @@ from proto.v1 import (
     TimerFired,
     Usage,
     Violation,
+    WorkerPresence,
 )
 from proto.v1.ids import ROLES
 
@@ -272,6 +273,7 @@ STORED: tuple[tuple[str, Any, str], ...] = (
     (topics.BUCKET_TASKS, TaskRecord, "task_id"),
     (topics.BUCKET_CLAIMS, TaskClaim, "task_id"),
     (topics.BUCKET_WORK, FinishedWork, "task_id"),
+    (topics.BUCKET_WORKERS, WorkerPresence, "worker_key"),
 )
 
 _AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -357,6 +359,10 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     "role": {"description": "the agent role", "enum": list(ROLES), "examples": ["planner"]},
     "task_id": {"description": "the task id (the request's idempotency key)", "examples": [_TASK]},
     "origin": {"description": "the consumer that gave up on the message", "examples": ["guard"]},
+    "worker_key": {
+        "description": "a role, a dot, and the worker's name (any character but A-Z, a-z, 0-9, - and _ as _)",
+        "examples": ["planner.agents-1"],
+    },
     "priority": {
         "description": "the task's priority, 0 (lowest) to 9 (highest)",
         "enum": [str(p) for p in range(10)],

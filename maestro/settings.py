@@ -73,9 +73,10 @@ class Settings:
     """Allowed tasks wait in the orchestrator's dispatcher, which hands them to their role's agents by
     priority, tenant weight and tenant limits (the policy bundle's scheduling); `off`: the guard hands them
     over at once, first come first served, and no tenant limit applies. Guard and orchestrator must agree."""
-    dispatch_ahead: int = 32
-    """Tasks per role the dispatcher hands out beyond those agents have started: enough to keep agents busy
-    while it hears of starts, few enough that a newcomer waits behind at most this many."""
+    dispatch_ahead: int = 256
+    """Most tasks per role the dispatcher hands to the agents that have not started yet. It hands over no
+    more than the role's agents have free slots anyway (MAESTRO_CONCURRENCY each); this caps it when they
+    have many."""
     request_timeout_s: float = 5.0
     """Timeout of one request/reply call (the budget)."""
     max_request_bytes: int = 786_432

@@ -1,6 +1,6 @@
 """Version 1 of Maestro's wire contract; unions and every message re-exported here."""
 
-from proto.v1.agents import FinishedWork, TaskAssignment
+from proto.v1.agents import FinishedWork, TaskAssignment, WorkerPresence
 from proto.v1.approvals import APPROVAL_TIMEOUT_BY, ApprovalDecision, Parked
 from proto.v1.budget import (
     BudgetEvent,
@@ -154,6 +154,7 @@ __all__ = [
     "Window",
     "WindowRolled",
     "WindowTotals",
+    "WorkerPresence",
     "Workflow",
     "WorkflowControl",
     "WorkflowEnded",

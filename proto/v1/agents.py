@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
+from msgspec import Meta
+
 from proto.base import Message
 from proto.v1.guard import Decision
 from proto.v1.tasks import AttemptFailed, Failed, Succeeded, TaskRequest
@@ -29,3 +34,12 @@ class FinishedWork(Message, frozen=True):
     """The outcome event as it will be published, but for its cost (the budget's charge fills it in); its
     `attempt` says which attempt did the work (a later attempt of the task does not report it). A failed
     attempt is stored as AttemptFailed; Failed is what workers stored before attempts were reported."""
+
+
+class WorkerPresence(Message, frozen=True):
+    """An agent's announcement that it serves a role (the `maestro_workers` bucket, key `<role>.<worker>`):
+    when it last said so, and how many of the role's tasks it runs at once."""
+
+    at: datetime
+    slots: Annotated[int, Meta(ge=0)] = 0
+    """Tasks of the role it runs at once (0: not said): the dispatcher hands no more over than free slots."""

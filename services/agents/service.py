@@ -431,7 +431,8 @@ async def serve(bus: Bus) -> None:
     roles = served_roles(bus.settings.roles)
     log.info("agent %s serving roles: %s", bus.settings.worker, ", ".join(roles))
     # Announced exactly while it takes their tasks: /readyz and `maestro up` name the roles nobody serves.
-    async with announcing(bus, roles, bus.settings.worker), asyncio.TaskGroup() as group:
+    slots = bus.settings.concurrency
+    async with announcing(bus, roles, bus.settings.worker, slots=slots), asyncio.TaskGroup() as group:
         for role in roles:
             group.create_task(
                 bus.consumers.consume(consumer(role), worker.handle, on_dead_letter=worker.dead_letter)

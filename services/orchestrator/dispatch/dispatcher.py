@@ -7,9 +7,10 @@ body; a task past that is read back by sequence when its turn comes. Handing one
 tasks subject for its tenant (dedup id: its waiting sequence, so a dispatcher that restarts before the next
 step hands nothing over twice) and then deletes it from the waiting stream.
 
-Per role, at most `ahead` tasks are handed over and not yet started: enough to keep the agents busy while
-the Started events come back, few enough that a task that arrives behind a backlog waits behind at most
-that many besides the fair queue's turn. A tenant's running count (what its limits hold) is what it has
+Per role, no more tasks are handed over and not ended than the role's live agents have slots (they announce
+them in the workers bucket), and at most `ahead` of them not yet started: a task that arrives behind a
+backlog waits for the next free slot and the fair queue's turn, never behind a queue of others' tasks
+already handed to the agents. A tenant's running count (what its limits hold) is what it has
 handed over and not ended; after a restart, and every few seconds while a limit holds tasks back, it is
 read again from the server: the tasks stored on its role's subjects (each kept until its agent is done).
 
@@ -36,10 +37,12 @@ from prometheus_client.registry import Collector
 
 from maestro import topics
 from maestro.bus import Bus
-from maestro.following import follow_key
+from maestro.following import follow_key, follow_keys
 from maestro.pulling import delivered_and_sequence
+from maestro.topology import WORKER_TTL_S
 from proto.v1 import ENDING_EVENTS, ROLES, Started, TaskEvent
 from proto.v1.scheduling import WaitingTasks, WaitReasons
+from services.orchestrator.dispatch.capacity import Capacity
 from services.orchestrator.dispatch.clearance import Clearance
 from services.orchestrator.dispatch.fair import FairQueue, Waiting
 from services.orchestrator.dispatch.shares import Shares
@@ -166,6 +169,7 @@ class Dispatcher:
         """Per role and tenant: hand-overs not yet stored on the tasks subject."""
         self._bodies = Bodies(memory_bytes)
         self._clearance = Clearance()
+        self._capacity = Capacity(WORKER_TTL_S)
         self._purging: set[str] = set()
         self._wake = asyncio.Event()
         self._held = False
@@ -226,6 +230,8 @@ class Dispatcher:
                     follow_key(policy, topics.POLICY_BUNDLE_KEY, self._shares.offer, stopping)
                 )
             )
+            workers = await self._bus.js.key_value(topics.BUCKET_WORKERS)
+            background.append(asyncio.create_task(follow_keys(workers, ">", self._worker_heard, stopping)))
             await self._resync()
             background.append(asyncio.create_task(self._refresh_counts()))
             background.append(asyncio.create_task(self._wake_when_stopped()))
@@ -242,6 +248,10 @@ class Dispatcher:
             await subscription.unsubscribe()
             if self._effects:
                 await asyncio.wait(self._effects)
+
+    def _worker_heard(self, key: str, value: bytes | None, _: int) -> None:
+        self._capacity.offer(key, value, self._clock())
+        self._wake.set()
 
     async def _wake_when_stopped(self) -> None:
         await self._bus.lifetime.stopped()
@@ -272,7 +282,13 @@ class Dispatcher:
         for role in list(self.queue.roles()):
             unstarted = self._unstarted[role]
             _forget_older(unstarted, now - self._bus.settings.ack_wait_s)
+            slots = self._capacity.slots(role, now)
+            free = self._ahead if slots is None else slots - self.queue.running_in(role)
             while len(unstarted) < self._ahead:
+                if free <= 0:
+                    self._held = True  # every slot taken: read the counts again if that lasts
+                    break
+                free -= 1
                 task = self.queue.next(role, now)
                 if task is None:
                     at = self.queue.wake_at(role, now)

@@ -181,6 +181,10 @@ class FairQueue:
             totals[tenant] = totals.get(tenant, 0) + n
         self._running_total = totals
 
+    def running_in(self, role: str) -> int:
+        """How many tasks of `role`, of every tenant, are handed out and not finished."""
+        return sum(count for (r, _), count in self._running.items() if r == role)
+
     def running(self, role: str, tenant: str) -> int:
         """How many of the tenant's tasks of that role are handed out and not yet finished."""
         return self._running.get((role, tenant), 0)

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from maestro import codec, topics
 from maestro.bus import Bus
+from maestro.presence import announcing
 from proto.v1 import Cancelled, DeadLetter, Decision, TaskAssignment, TaskRequest, WaitingTasks
 from services.orchestrator.dispatch.dispatcher import Dispatcher
 from services.orchestrator.dispatch.shares import Shares
@@ -55,7 +56,8 @@ async def dispatching(
     dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=ahead, memory_bytes=memory_bytes)
     running = asyncio.create_task(dispatcher.run())
     try:
-        yield dispatcher
+        async with announcing(bus, ["planner"], "w-1", slots=100):  # an agent with room, as far as it knows
+            yield dispatcher
     finally:
         bus.lifetime.stop()
         await asyncio.wait_for(running, 10)
@@ -100,3 +102,27 @@ async def test_a_waiting_task_on_a_subject_naming_no_priority_is_dead_lettered_a
 
 async def _waits(dispatcher: Dispatcher, task_id: str) -> bool:
     return task_id in (await dispatcher.waits(WaitingTasks(task_ids=[task_id]))).reasons
+
+
+async def test_no_more_is_handed_over_than_the_roles_agents_have_free_slots(bus: Bus) -> None:
+    tasks = [assignment(f"t-{n}") for n in range(5)]
+    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=100)
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        for task in tasks:
+            await wait_for(bus, task)
+        await eventually(lambda: _waits(dispatcher, "t-4"))
+        assert await stored(bus, topics.STREAM_TASKS) == 0  # no agent serves the role: nothing goes
+        async with announcing(bus, ["planner"], "w-1", slots=2):
+            await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))
+            async with announcing(bus, ["planner"], "w-2", slots=1):
+                await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 3))
+                dispatcher.heard(Cancelled(task_id="t-0", tenant="acme", at=datetime.now(UTC)))  # one ends
+                await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 4))
+            # w-2 gone: two slots, three taken (t-1, t-2, t-3): one more only once two of them end
+            dispatcher.heard(Cancelled(task_id="t-1", tenant="acme", at=datetime.now(UTC)))
+            dispatcher.heard(Cancelled(task_id="t-2", tenant="acme", at=datetime.now(UTC)))
+            await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 5))
+    finally:
+        bus.lifetime.stop()
+        await asyncio.wait_for(running, 10)
