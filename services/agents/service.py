@@ -161,6 +161,7 @@ class Worker:
             msg_id=topics.event_msg_id(request.id, slot),
             traceparent=delivery.traceparent,
         )
+        await self.bus.streams.notify(topics.OUTCOME_NOTICES.at(request.role, request.tenant), outcome)
         self._count(request, outcome)
 
     async def _work_unless_decided(

@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from maestro import topics
+from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.following import follow_key, follow_keys
 from maestro.pulling import delivered_and_sequence
@@ -218,6 +218,10 @@ class Dispatcher:
             deliver_policy=DeliverPolicy.ALL,
             pending_msgs_limit=-1,
         )
+        # An agent tells its outcome at once; the same event comes again, stored, through the orchestrator.
+        notices = await self._bus.nc.subscribe(
+            topics.OUTCOME_NOTICES.all, cb=self._outcome_told, pending_msgs_limit=-1
+        )
         policy = await self._bus.js.key_value(topics.BUCKET_POLICY)
         background: list[asyncio.Task[None]] = []
         try:
@@ -246,8 +250,16 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await subscription.unsubscribe()
+            await notices.unsubscribe()
             if self._effects:
                 await asyncio.wait(self._effects)
+
+    async def _outcome_told(self, msg: Msg) -> None:
+        try:
+            event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
+        except codec.DecodeError:
+            return  # not stored, not ours to dead-letter: the stored event comes through the orchestrator
+        self.heard(event)
 
     def _worker_heard(self, key: str, value: bytes | None, _: int) -> None:
         self._capacity.offer(key, value, self._clock())
