@@ -259,7 +259,10 @@ class Dispatcher:
             event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
         except codec.DecodeError:
             return  # not stored, not ours to dead-letter: the stored event comes through the orchestrator
-        self.heard(event)
+        if event.task_id in self._handed:
+            # Only a task handed over, whose agent says it is done: an unstored word takes no waiting task
+            # out of the queue.
+            self.heard(event)
 
     def _worker_heard(self, key: str, value: bytes | None, _: int) -> None:
         self._capacity.offer(key, value, self._clock())
