@@ -1,10 +1,12 @@
 """Worker presence: which roles have a running agent, so a task for a role nobody serves is not silent.
 
 Each agent announces every role it serves in the `maestro_workers` bucket (key `<role>.<worker>`) while it
-runs, refreshing the entry well inside the bucket's TTL and deleting it when it stops; an agent that dies
-without a word drops out when the TTL ages its last announcement away. A role is served while any key of it
-is present. The bucket is not watched: an entry aged out by the TTL leaves no delete marker for a watcher to
-see, so readers list the keys instead, and PresenceView keeps that list for a second or two.
+runs, with how many of the role's tasks it runs at once (a WorkerPresence), refreshing the entry well inside
+the bucket's TTL and deleting it when it stops; an agent that dies without a word drops out when the TTL ages
+its last announcement away. A role is served while any key of it is present. An entry aged out by the TTL
+leaves no delete marker for a watcher to see, so the readers here list the keys, and PresenceView keeps that
+list for a second or two; the dispatcher, which watches the bucket for the slots, counts an announcement
+older than the TTL as gone.
 """
 
 from __future__ import annotations
