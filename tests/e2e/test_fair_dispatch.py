@@ -209,12 +209,14 @@ async def test_a_flooding_tenant_does_not_hold_up_another_beside_the_same_run_wi
     fair, fair_per_task = await _calm_waits(settings.with_(dispatch_ahead=ahead), 5000)
     unfair, _ = await _calm_waits(settings.with_(fair_dispatch=False), 5000)
     # The bound: a calm task waits behind what is handed over and not started (`ahead`) and one turn of
-    # the round robin, each at the flood's pace; twice that, and 250 ms for the hops of a task's start and a
-    # pause of this one process, which runs every service (a collection of its heap, a burst of records).
-    bound = 2 * (ahead + 2) * fair_per_task + 0.25
+    # the round robin, each at the flood's pace; twice that, and 500 ms for the hops of a task's start and the
+    # pauses of this one process, which runs every service beside the other tests (a collection of its heap,
+    # a burst of records): most calm tasks wait 10-20 ms, the slowest one of a run up to 340 ms under load.
+    bound = 2 * (ahead + 2) * fair_per_task + 0.5
     print(
-        f"calm tenant's queue wait, p99: fair {p99(fair) * 1000:.1f} ms (bound {bound * 1000:.1f} ms), "
-        f"first come first served {p99(unfair) * 1000:.1f} ms; flood {1 / fair_per_task:.0f} tasks/s"
+        f"calm tenant's queue wait, p99: fair {p99(fair) * 1000:.1f} ms (median "
+        f"{statistics.median(fair) * 1000:.1f} ms, bound {bound * 1000:.1f} ms), first come first served "
+        f"{p99(unfair) * 1000:.1f} ms; flood {1 / fair_per_task:.0f} tasks/s"
     )
     assert len(fair) >= 5 and len(unfair) >= 5
     assert p99(fair) < bound
