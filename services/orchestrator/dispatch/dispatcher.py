@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -368,30 +369,35 @@ class Dispatcher:
 
     async def _purge(self, subject: str) -> None:
         """Delete what was handed over from `subject` in the waiting stream, one purge for every hand-over
-        finished meanwhile; if the server does not answer, try again later (until then, a restart would hand
-        them over again, and those copies would be dropped, or not run twice)."""
+        finished meanwhile (until they are gone, a restart would hand them over again, and those copies would
+        be dropped, or not run twice)."""
+        streams = self._bus.streams
         try:
-            while not self._bus.lifetime.stopping and (below := self._clearance.bound(subject)) is not None:
-                try:
-                    await self._bus.streams.purge(topics.STREAM_WAITING, subject, below)
-                except Exception as exc:
-                    log.warning("purging %s below %d failed (%r); trying again", subject, below, exc)
-                    await self._bus.lifetime.sleep(RETRY_S)
-                    continue
+            while (below := self._clearance.bound(subject)) is not None:
+                purge = functools.partial(streams.purge, topics.STREAM_WAITING, subject, below)
+                if not await self._until_done(f"purging {subject} below {below}", purge):
+                    return
                 self._clearance.purged(subject, below)
         finally:
             self._purging.discard(subject)
 
     async def _delete(self, seq: int) -> None:
-        """Delete a handed-over task from the waiting stream; if the server does not answer, try again later:
-        until then, a restart would hand it over again, and that copy would be dropped (or not run twice)."""
+        """Delete a waiting task that will never be handed over (it ended while it waited, or was
+        dead-lettered), lest a restart find it again."""
+        delete = functools.partial(self._bus.streams.delete, topics.STREAM_WAITING, seq)
+        await self._until_done(f"deleting waiting task at {seq}", delete)
+
+    async def _until_done(self, what: str, effect: Callable[[], Awaitable[object]]) -> bool:
+        """Run `effect` until it succeeds (True) or the bus stops (False): the server may not answer for a
+        while, and each failure is logged and tried again after RETRY_S."""
         while not self._bus.lifetime.stopping:
             try:
-                await self._bus.streams.delete(topics.STREAM_WAITING, seq)
-                return
+                await effect()
+                return True
             except Exception as exc:
-                log.warning("deleting waiting task at %d failed (%r); trying again", seq, exc)
+                log.warning("%s failed (%r); trying again", what, exc)
                 await self._bus.lifetime.sleep(RETRY_S)
+        return False
 
     def _forget(self, task_id: str, task: Waiting) -> None:
         if self._handed.pop(task_id, None) is not None:
