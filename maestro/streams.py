@@ -28,10 +28,11 @@ from proto.v1 import DeadLetter
 M = TypeVar("M")
 
 WRONG_LAST_SEQUENCE = (10071, 10164)
-_NO_SUCH_MESSAGE = (10057, 10037)
-"""JetStream's "no message found" and "sequence not found" error codes."""
-_NOT_FOUND = "404"
 """JetStream's "wrong last sequence" error codes: the expected-last-subject-sequence check failed."""
+_NO_SUCH_MESSAGE = (10057, 10043)
+"""JetStream's answers to deleting a message that is not there: "no message found" (code 500: deleted
+already, or past the last one) and "sequence not found" (code 400: the last one, deleted already)."""
+_NOT_FOUND = "404"
 
 
 class _ApiError(msgspec.Struct):
@@ -50,6 +51,11 @@ class _Ack(msgspec.Struct):
 
 
 _ack_decoder = msgspec.json.Decoder(_Ack)
+
+
+def _raised(error: _ApiError) -> APIError:
+    """The APIError for JetStream's error answer, as nats-py raises it."""
+    return APIError(code=error.code, err_code=error.err_code, description=error.description)
 
 
 class _Deleted(msgspec.Struct):
@@ -182,11 +188,9 @@ class Streams:
         )
         answer = _deleted_decoder.decode(reply.data)
         if answer.error is not None:
-            if answer.error.code == 400 and answer.error.err_code in _NO_SUCH_MESSAGE:
+            if answer.error.err_code in _NO_SUCH_MESSAGE:
                 return False
-            raise APIError(
-                code=answer.error.code, err_code=answer.error.err_code, description=answer.error.description
-            )
+            raise _raised(answer.error)
         return answer.success
 
     async def purge(self, stream: str, subject: str, below: int) -> int:
@@ -196,9 +200,7 @@ class Streams:
         )
         answer = _purged_decoder.decode(reply.data)
         if answer.error is not None:
-            raise APIError(
-                code=answer.error.code, err_code=answer.error.err_code, description=answer.error.description
-            )
+            raise _raised(answer.error)
         return answer.purged
 
     async def dead_letter(
@@ -236,7 +238,5 @@ class Streams:
             raise NoStreamResponseError from None
         ack = _ack_decoder.decode(reply.data)
         if ack.error is not None:
-            raise APIError(
-                code=ack.error.code, err_code=ack.error.err_code, description=ack.error.description
-            )
+            raise _raised(ack.error)
         return PubAck(stream=ack.stream, seq=ack.seq, duplicate=ack.duplicate or None)

@@ -383,3 +383,19 @@ async def test_a_batch_handler_that_raises_fails_each_message_of_its_burst_and_s
     async with consuming(bus, bus.consumers.consume_batches(CONSUMER, handler)), asyncio.timeout(10):
         await done.wait()
     assert calls == [[1], [2]]  # handed back with the crash backoff, then delivered again
+
+
+async def test_deleting_a_message_that_is_not_there_says_so_instead_of_failing(bus: Bus) -> None:
+    subject = topics.WAITING.subject("planner", "5", "acme")
+    for _ in range(3):
+        await bus.js.publish(subject, b"{}")
+    assert await bus.streams.delete(topics.STREAM_WAITING, 1) is True
+    assert await bus.streams.delete(topics.STREAM_WAITING, 1) is False  # deleted already
+    assert await bus.streams.delete(topics.STREAM_WAITING, 3) is True
+    assert await bus.streams.delete(topics.STREAM_WAITING, 3) is False  # the last one, deleted already
+    assert await bus.streams.delete(topics.STREAM_WAITING, 99) is False  # never stored
+    stored = await bus.streams.read(topics.STREAM_WAITING, 2)
+    assert stored is not None and stored.subject == subject and stored.data == b"{}"
+    assert await bus.streams.read(topics.STREAM_WAITING, 1) is None
+    assert await bus.streams.purge(topics.STREAM_WAITING, subject, 3) == 1
+    assert await bus.streams.read(topics.STREAM_WAITING, 2) is None
