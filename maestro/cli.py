@@ -24,6 +24,7 @@ from maestro.supervisor import MeshError
 from maestro.terminal import end_broken_pipe, printable
 from proto.v1 import (
     DEFAULT_PRIORITY,
+    PRIORITIES,
     ROLES,
     AwaitingApproval,
     Cancelled,
@@ -92,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--priority",
         type=int,
-        choices=range(10),
+        choices=PRIORITIES,
         default=DEFAULT_PRIORITY,
         metavar="0-9",
         help=f"within its role, a task of higher priority starts first (default {DEFAULT_PRIORITY})",

@@ -25,6 +25,7 @@ from maestro import topics, topology
 from maestro.runtime import DEFAULT_URL
 from maestro.settings import Settings
 from proto.v1 import (
+    PRIORITIES,
     Accepted,
     AwaitingApproval,
     Cancelled,
@@ -375,7 +376,7 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     },
     "priority": {
         "description": "the task's priority, 0 (lowest) to 9 (highest)",
-        "enum": [str(p) for p in range(10)],
+        "enum": [str(p) for p in PRIORITIES],
         "examples": ["5"],
     },
     "workflow_id": {"description": "the workflow id (its idempotency key)", "examples": ["wf-release-42"]},

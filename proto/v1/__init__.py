@@ -29,6 +29,7 @@ from proto.v1.dlq import DeadLetter
 from proto.v1.guard import Decision, Severity, Verdict, Violation
 from proto.v1.ids import (
     DEFAULT_PRIORITY,
+    PRIORITIES,
     ROLES,
     MicroUsd,
     ModelName,
@@ -86,6 +87,7 @@ __all__ = [
     "APPROVAL_TIMEOUT_BY",
     "DEFAULT_PRIORITY",
     "ENDING_EVENTS",
+    "PRIORITIES",
     "ROLES",
     "TERMINAL_STATES",
     "Accepted",

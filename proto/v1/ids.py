@@ -32,12 +32,14 @@ Tokens = Annotated[int, Meta(ge=0, le=MAX_TOKENS, description="a count of model 
 MODEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}" + END
 ModelName = Annotated[str, Meta(pattern=MODEL_PATTERN, description="a model id (at most 128 characters)")]
 
+PRIORITIES = range(10)
+"""Every priority a task may have, lowest first."""
 DEFAULT_PRIORITY = 5
 Priority = Annotated[
     int,
     Meta(
-        ge=0,
-        le=9,
+        ge=PRIORITIES[0],
+        le=PRIORITIES[-1],
         description="0 (lowest) to 9 (highest): within a role, higher priority runs first; default 5",
     ),
 ]

@@ -41,7 +41,7 @@ from maestro.bus import Bus
 from maestro.following import follow_key, follow_keys
 from maestro.pulling import delivered_and_sequence
 from maestro.topology import WORKER_TTL_S
-from proto.v1 import ENDING_EVENTS, ROLES, Started, TaskEvent
+from proto.v1 import ENDING_EVENTS, PRIORITIES, ROLES, Started, TaskEvent
 from proto.v1.scheduling import WaitingTasks, WaitReasons
 from services.orchestrator.dispatch.capacity import Capacity
 from services.orchestrator.dispatch.clearance import Clearance
@@ -57,7 +57,6 @@ MEMORY_BYTES = 64 * 1024 * 1024
 task keeps only its place and is read back by sequence when its turn comes."""
 RETRY_S = 1.0
 """How long a task whose hand-over failed (the server did not answer) waits before it is tried again."""
-_PRIORITIES = range(10)
 
 
 @dataclass(frozen=True)
@@ -194,13 +193,8 @@ class Dispatcher:
             handed = self._handed.get(event.task_id)
             if handed is not None and self._unstarted[handed.role].pop(event.task_id, None) is not None:
                 self._wake.set()
-        elif isinstance(event, ENDING_EVENTS):
-            handed = self._handed.pop(event.task_id, None)
-            if handed is not None:
-                self._unstarted[handed.role].pop(event.task_id, None)
-                self.queue.finished(handed.role, handed.tenant)
-                self._wake.set()
-            elif (seq := self._waiting.pop(event.task_id, None)) is not None:
+        elif isinstance(event, ENDING_EVENTS) and not self._release(event.task_id):
+            if (seq := self._waiting.pop(event.task_id, None)) is not None:
                 # Ended while it waited (cancelled, timed out): nobody needs it handed over any more.
                 self._task_at.pop(seq, None)
                 removed = self.queue.remove(seq)
@@ -347,7 +341,7 @@ class Dispatcher:
             log.warning(
                 "handing over task %s failed (%r); it waits again", task_id, exc, extra={"task_id": task_id}
             )
-            self._forget(task_id, task)
+            self._release(task_id)
             await self._bus.lifetime.sleep(RETRY_S)
             if self.queue.add(task):
                 self._waiting[task_id], self._task_at[task.seq] = task.seq, task_id
@@ -356,7 +350,7 @@ class Dispatcher:
         if ack is None or ack.duplicate:
             # Gone (it ended while waiting), or handed over before a restart: then the count read from the
             # server holds it already.
-            self._forget(task_id, task)
+            self._release(task_id)
         subject = _subject_of(task)
         self._clearance.closed(subject, task.seq, handed=stored is not None)
         if stored is not None:
@@ -399,11 +393,16 @@ class Dispatcher:
                 await self._bus.lifetime.sleep(RETRY_S)
         return False
 
-    def _forget(self, task_id: str, task: Waiting) -> None:
-        if self._handed.pop(task_id, None) is not None:
-            self._unstarted[task.role].pop(task_id, None)
-            self.queue.finished(task.role, task.tenant)
-            self._wake.set()
+    def _release(self, task_id: str) -> bool:
+        """Free what a task handed over took (its tenant's running slot, its room ahead of the agents);
+        False when it was not handed over by this dispatcher, or was released already."""
+        handed = self._handed.pop(task_id, None)
+        if handed is None:
+            return False
+        self._unstarted[handed.role].pop(task_id, None)
+        self.queue.finished(handed.role, handed.tenant)
+        self._wake.set()
+        return True
 
     async def _refuse(self, subject: str, seq: int, task_id: str) -> None:
         """A waiting task on a subject that names no role or priority: dead-lettered, never handed over."""
@@ -461,7 +460,7 @@ def _place(subject: str) -> tuple[str, int, str] | None:
         role, priority, tenant = topics.WAITING.values(subject)
     except ValueError:
         return None
-    if role not in ROLES or not priority.isdigit() or int(priority) not in _PRIORITIES:
+    if role not in ROLES or not priority.isdigit() or int(priority) not in PRIORITIES:
         return None
     return role, int(priority), tenant
 
