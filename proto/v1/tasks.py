@@ -76,14 +76,26 @@ class Timeouts(Message, frozen=True):
 
 
 FailureKind = Literal[
-    "error", "crash", "lost", "timeout", "invalid_output", "test_failed", "policy", "cancelled", "budget"
+    "error",
+    "crash",
+    "lost",
+    "timeout",
+    "invalid_output",
+    "test_failed",
+    "policy",
+    "cancelled",
+    "budget",
+    "model_refused",
 ]
 """Why an attempt failed. `error`: the role reported a failure; `crash`: the role raised; `lost`: its worker
 went away; `timeout`: it ran out of time; `invalid_output`: the role's output did not validate;
 `test_failed`: the tests it ran failed; `policy`: a policy stopped it; `cancelled`; `budget`: the budget
-refused to pay for it."""
+refused to pay for it; `model_refused`: the model server refused the call for good (a 4xx such as a bad key or
+a prompt too long), so the same call would be refused again."""
 
-NON_RETRYABLE: frozenset[str] = frozenset({"invalid_output", "test_failed", "policy", "cancelled", "budget"})
+NON_RETRYABLE: frozenset[str] = frozenset(
+    {"invalid_output", "test_failed", "policy", "cancelled", "budget", "model_refused"}
+)
 """Failure kinds that end a task at once: running it again would fail the same way."""
 
 MAX_ATTEMPTS = 20

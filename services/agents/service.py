@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -44,7 +45,8 @@ from proto.v1.agents import FinishedWork
 from proto.v1.tasks import FailureKind
 from services.agents import attempts
 from services.agents.attempts import bounded
-from services.agents.backends import Backend, OfflineBackend
+from services.agents.backends import Backend, ModelFailed, OfflineBackend
+from services.agents.backends.metered import Metered
 from services.agents.heartbeat import heartbeats
 from services.agents.metrics import AgentMetrics
 from services.agents.roles import RUNNERS, RoleResult
@@ -324,14 +326,22 @@ class Worker:
             # The guard refuses such tasks; this worker may serve other models than the guard was told.
             error = f"this worker does not run the model {request.model!r} (MAESTRO_MODELS)"
             return RoleResult(ok=False, output="", usage=Usage(model="none"), error=error)
+        meter = Metered(self.backend)
         try:
-            return await RUNNERS[request.role](request, self.backend, self.sandbox)
+            result = await RUNNERS[request.role](request, meter, self.sandbox)
+        except ModelFailed as exc:
+            # The calls that were answered before this one are paid for; the one that failed charged nothing.
+            failure: FailureKind = "error" if exc.retryable else "model_refused"
+            error = f"model call failed: {exc}"
+            return RoleResult(ok=False, output="", usage=meter.spent, error=error, failure=failure)
         except Exception as exc:
             # A redelivery would crash again on this input: the attempt fails, and the retry policy decides.
             context = {"task_id": request.id, "tenant": request.tenant}
             log.exception("role %s crashed", request.role, extra=context)
             error = f"role crashed: {exc!r}"
-            return RoleResult(ok=False, output="", usage=Usage(model="none"), error=error, failure="crash")
+            return RoleResult(ok=False, output="", usage=meter.spent, error=error, failure="crash")
+        # Every call the role made is charged, whatever the role itself reported.
+        return dataclasses.replace(result, usage=meter.spent) if meter.spent.model != "none" else result
 
     async def _store(self, request: TaskRequest, files: list[ContextFile]) -> list[ArtifactRef]:
         async def put(file: ContextFile) -> ArtifactRef:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from proto.v1 import Role, Usage
-from services.agents.backends.base import Completion, UnservedModel
+from services.agents.backends.base import Completion, Schema, Turn, UnservedModel
 
 MODEL = "offline"
 _SUBJECT_CHARS = 80
@@ -118,8 +118,18 @@ class OfflineBackend:
         """Whether `model` is one of the models this backend answers for (None: the default is)."""
         return model is None or model in self.models
 
-    async def complete(self, role: Role, prompt: str, model: str | None) -> Completion:
-        """The role-shaped text for `prompt`, as `model` (None: the first served model).
+    async def complete(
+        self,
+        role: Role,
+        prompt: str,
+        model: str | None,
+        *,
+        system: str = "",
+        schema: Schema | None = None,
+        history: Sequence[Turn] = (),
+    ) -> Completion:
+        """The role-shaped text for `prompt`, as `model` (None: the first served model); `system`, `schema`
+        and `history` are not read (the answer depends on the role and the prompt only).
 
         Raises UnservedModel when `model` is not served."""
         if not self.serves(model):
