@@ -11,7 +11,7 @@ from msgspec import Meta
 
 from proto.base import Message
 from proto.v1.budget import Usage
-from proto.v1.guard import Decision
+from proto.v1.guard import Decision, Violation
 from proto.v1.ids import DEFAULT_PRIORITY, MicroUsd, ModelName, Priority, Role, TaskId, Tenant, new_task_id
 from proto.v1.regions import jurisdiction_of
 
@@ -280,6 +280,9 @@ class Succeeded(Event, frozen=True, tag="task.succeeded"):
     cost_micro_usd: MicroUsd = 0
     artifacts: list[ArtifactRef] = []
     attempt: int = 1
+    rails: list[Violation] = []
+    """What the output rails found in what the attempt produced (masked before it was stored): never the
+    secret itself, only the rule and where (`output:<line>:<column>`, `files:<path>:<line>:<column>`)."""
 
 
 class Failed(Event, frozen=True, tag="task.failed"):
@@ -291,6 +294,9 @@ class Failed(Event, frozen=True, tag="task.failed"):
     usage: Usage | None = None
     cost_micro_usd: MicroUsd = 0
     attempt: int = 1
+    rails: list[Violation] = []
+    """What the output rails found in what the attempt produced (masked before it was stored): never the
+    secret itself, only the rule and where (`output:<line>:<column>`, `files:<path>:<line>:<column>`)."""
 
 
 class AttemptFailed(Event, frozen=True, tag="task.attempt_failed"):
@@ -302,6 +308,9 @@ class AttemptFailed(Event, frozen=True, tag="task.attempt_failed"):
     usage: Usage | None = None
     cost_micro_usd: MicroUsd = 0
     attempt: int = 1
+    rails: list[Violation] = []
+    """What the output rails found in what the attempt produced (masked before it was stored): never the
+    secret itself, only the rule and where (`output:<line>:<column>`, `files:<path>:<line>:<column>`)."""
 
 
 class Retrying(Event, frozen=True, tag="task.retrying"):
@@ -406,3 +415,5 @@ class TaskRecord(Message, frozen=True):
     """What the guard estimated and held for one attempt (a retry holds it again)."""
     max_plan_subtasks: int | None = None
     """A planner asked to expand: the most subtasks its plan may add, by the tenant's bundle."""
+    rails: list[Violation] = []
+    """What the output rails found in what the task's attempts produced, every attempt's (each masked)."""

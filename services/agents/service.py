@@ -43,7 +43,7 @@ from proto.v1 import (
 )
 from proto.v1.agents import FinishedWork
 from proto.v1.tasks import FailureKind
-from services.agents import attempts
+from services.agents import attempts, rails
 from services.agents.attempts import bounded
 from services.agents.backends import Backend, ModelFailed, OfflineBackend
 from services.agents.backends.metered import Metered
@@ -52,6 +52,8 @@ from services.agents.metrics import AgentMetrics
 from services.agents.roles import RUNNERS, RoleResult
 from services.agents.sandbox import Sandbox, remove_stale_workspaces
 from services.agents.stop import STOPS, StopNotices, stopped_result
+from services.guard.bundle_store import Policies, following
+from services.guard.core.bundle import load_default
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,8 @@ class Worker:
     running: set[str] = field(default_factory=set)
     """Tasks this process is handling now: another delivery of one of them waits (a redelivery that came
     while this process could not reach the server to keep its message alive)."""
+    policies: Policies = field(default_factory=lambda: Policies(load_default()))
+    """The policy bundle in force (serve follows it): the output rails apply its families to every result."""
 
     async def handle(self, assignment: TaskAssignment, delivery: Delivery) -> None:
         """Run one attempt of a task to its outcome event, once, however often it is delivered; the bus acks
@@ -263,10 +267,13 @@ class Worker:
         """Store the work done (its files as artifacts) until it is paid for and reported."""
         # The work is done: from here on a failure to store it would run it again, so storing is retried
         # here (NATS unreachable for a while, a leader moving) instead of failing the delivery.
+        railed = rails.checked(result, self.policies.current.policy(request.tenant))
+        result = railed.result  # nothing the role produced is stored, published or logged before this
         files = result.files if result.ok else []
         artifacts = await store_durably("artifacts", lambda: self._store(request, files)) if files else []
         worker = self.bus.settings.worker
-        work = FinishedWork(outcome=attempts.outcome_event(request, result, artifacts, worker, attempt))
+        outcome = attempts.outcome_event(request, result, artifacts, worker, attempt)
+        work = FinishedWork(outcome=railed.recorded(outcome))
         stored = codec.encode(work)
         await store_durably(
             "finished work", lambda: self.bus.streams.put(topics.BUCKET_WORK, request.id, stored)
@@ -337,7 +344,9 @@ class Worker:
         except Exception as exc:
             # A redelivery would crash again on this input: the attempt fails, and the retry policy decides.
             context = {"task_id": request.id, "tenant": request.tenant}
-            log.exception("role %s crashed", request.role, extra=context)
+            # Its text may quote what the model answered: logged only with every credential masked.
+            shown = rails.masked_traceback(exc, self.policies.current.policy(request.tenant))
+            log.error("role %s crashed: %s", request.role, shown, extra=context)
             error = f"role crashed: {exc!r}"
             return RoleResult(ok=False, output="", usage=meter.spent, error=error, failure="crash")
         # Every call the role made is charged, whatever the role itself reported.
@@ -443,7 +452,11 @@ async def serve(bus: Bus) -> None:
     log.info("agent %s serving roles: %s", bus.settings.worker, ", ".join(roles))
     # Announced exactly while it takes their tasks: /readyz and `maestro up` name the roles nobody serves.
     slots = bus.settings.concurrency
-    async with announcing(bus, roles, bus.settings.worker, slots=slots), asyncio.TaskGroup() as group:
+    async with (
+        following(bus.js, worker.policies),
+        announcing(bus, roles, bus.settings.worker, slots=slots),
+        asyncio.TaskGroup() as group,
+    ):
         for role in roles:
             group.create_task(
                 bus.consumers.consume(consumer(role), worker.handle, on_dead_letter=worker.dead_letter)

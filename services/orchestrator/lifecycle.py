@@ -281,6 +281,7 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 artifacts=done.artifacts,
                 next_retry_at=None,
                 finished_at=at,
+                rails=[*record.rails, *done.rails],
             )
         case Failed() as failed:
             return _move(
@@ -295,6 +296,7 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 cost_micro_usd=record.cost_micro_usd + failed.cost_micro_usd,
                 finished_at=at,
                 next_retry_at=None,
+                rails=[*record.rails, *failed.rails],
             )
         case Cancelled(by=by, reason=reason):
             why = reason or (f"cancelled by {by}" if by else "cancelled")
@@ -388,6 +390,7 @@ def _late_outcome(record: TaskRecord, outcome: Succeeded | Failed | AttemptFaile
         error=record.error if isinstance(outcome, Succeeded) else outcome.error,
         updated_at=max(record.updated_at, outcome.at),
         last_event_seq=seq,
+        rails=[*record.rails, *outcome.rails],
     )
     return Applied(new, record.state)
 
@@ -446,6 +449,7 @@ def _attempt_failed(record: TaskRecord, failed: AttemptFailed, seq: int) -> Step
         worker=failed.worker or record.worker,
         updated_at=max(record.updated_at, failed.at),
         last_event_seq=seq,
+        rails=[*record.rails, *failed.rails],
     )
     if failed.attempt < record.attempts:
         return Applied(paid, record.state)  # an attempt the task has moved past: paid, nothing to decide

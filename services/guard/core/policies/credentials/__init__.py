@@ -13,10 +13,23 @@ from services.guard.core.policies.credentials.scanner import (
     MAX_CANDIDATES,
     POLICY,
     CredentialsPolicy,
+    MaskedText,
     check,
+    mask_found,
     mask_text,
     redact,
     scan,
 )
 
-__all__ = ["MASK", "MAX_CANDIDATES", "POLICY", "CredentialsPolicy", "check", "mask_text", "redact", "scan"]
+__all__ = [
+    "MASK",
+    "MAX_CANDIDATES",
+    "POLICY",
+    "CredentialsPolicy",
+    "MaskedText",
+    "check",
+    "mask_found",
+    "mask_text",
+    "redact",
+    "scan",
+]

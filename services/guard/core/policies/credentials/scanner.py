@@ -207,17 +207,25 @@ def check(request: TaskRequest, policy: CredentialsPolicy) -> list[Finding]:
     findings: list[Finding] = []
     enforced = policy.mode == "enforce"
     for item in _texts(request, policy):
-        line, line_start, at = 1, 0, 0
-        for hit in _hits(item.text, policy, budget, policy.max_findings - len(findings)):
-            if len(findings) >= policy.max_findings:
-                return [*findings, _summary(policy, "credentials.more-findings", enforced)]
-            # Counted from the previous hit, so many hits in one long line stay linear.
-            line += item.text.count("\n", at, hit.start)
-            line_start = max(line_start, item.text.rfind("\n", at, hit.start) + 1)
-            at = hit.start
-            findings.append(_finding(item, hit, line, hit.start - line_start + 1, policy.action, enforced))
+        hits = _hits(item.text, policy, budget, policy.max_findings - len(findings))
+        findings += _located(item, hits, policy.action, enforced)
+        if len(findings) > policy.max_findings:
+            return [*findings[: policy.max_findings], _summary(policy, "credentials.more-findings", enforced)]
         if budget.left < 0:
             return [*findings, _summary(policy, "credentials.scan-incomplete", enforced)]
+    return findings
+
+
+def _located(item: _Text, hits: list[Hit], action: Action, enforced: bool) -> list[Finding]:
+    """A finding for each hit in `item`, located by line and column."""
+    findings: list[Finding] = []
+    line, line_start, at = 1, 0, 0
+    for hit in hits:
+        # Counted from the previous hit, so many hits in one long line stay linear.
+        line += item.text.count("\n", at, hit.start)
+        line_start = max(line_start, item.text.rfind("\n", at, hit.start) + 1)
+        at = hit.start
+        findings.append(_finding(item, hit, line, hit.start - line_start + 1, action, enforced))
     return findings
 
 
@@ -239,7 +247,7 @@ def _finding(item: _Text, hit: Hit, line: int, column: int, action: Action, enfo
     )
 
 
-def _summary(policy: CredentialsPolicy, rule_id: str, enforced: bool) -> Finding:
+def _summary(policy: CredentialsPolicy, rule_id: str, enforced: bool, where: str = "request") -> Finding:
     """The finding that ends a scan early; a redact policy cannot mask what it did not find, so it denies."""
     severity: Severity = "high"
     if rule_id.endswith("more-findings"):
@@ -247,15 +255,14 @@ def _summary(policy: CredentialsPolicy, rule_id: str, enforced: bool) -> Finding
             f"more than {policy.max_findings} credentials; only the first {policy.max_findings} are listed"
         )
     else:
-        message = (
-            f"the request holds more than {MAX_CANDIDATES} secret-like candidates; the scan stopped there"
-        )
+        holder = "the request" if where == "request" else where
+        message = f"{holder} holds more than {MAX_CANDIDATES} secret-like candidates; the scan stopped there"
     return Finding(
         violation=Violation(
             policy=POLICY,
             rule_id=rule_id,
             severity=severity,
-            location="request",
+            location=where,
             message=message,
             fix="remove the credentials, or split the request",
             enforced=enforced,
@@ -318,6 +325,37 @@ def mask_text(text: str, policy: CredentialsPolicy | None = None) -> str:
     """`text` with every credential masked, for strings that leave the guard (reasons, messages)."""
     hits = _hits(text, policy or CredentialsPolicy(), Budget(MAX_CANDIDATES), MAX_CANDIDATES)
     return _masked(text, [(h.start, h.end, h.rule.rule_id) for h in hits])
+
+
+@dataclass(frozen=True)
+class MaskedText:
+    """A text with every credential found in it masked, and the findings that say where they were."""
+
+    text: str
+    findings: list[Finding]
+    """One per credential (up to the policy's max_findings, then one that says there were more), and one
+    more when the scan stopped early."""
+    complete: bool
+    """False when the scan stopped at MAX_CANDIDATES candidates: what lies past that point was not scanned."""
+
+
+def mask_found(text: str, where: str, policy: CredentialsPolicy) -> MaskedText:
+    """`text` with every credential masked as a request's are, each found one located `<where>:<line>:<column>`.
+
+    For a text that is not part of a request (what an agent produced): every credential is masked whatever
+    the policy's action and mode; the findings carry them (enforced=False in audit mode).
+    """
+    budget = Budget(MAX_CANDIDATES)
+    hits = _hits(text, policy, budget, MAX_CANDIDATES)
+    enforced = policy.mode == "enforce"
+    findings = _located(_Text(where, where, text), hits, policy.action, enforced)
+    if len(findings) > policy.max_findings:
+        summary = _summary(policy, "credentials.more-findings", enforced, where)
+        findings = [*findings[: policy.max_findings], summary]
+    complete = budget.left >= 0
+    if not complete:
+        findings.append(_summary(policy, "credentials.scan-incomplete", enforced, where))
+    return MaskedText(_masked(text, [(h.start, h.end, h.rule.rule_id) for h in hits]), findings, complete)
 
 
 def scan(request: TaskRequest, limit: int = 20) -> list[Violation]:

@@ -8,6 +8,13 @@ and exception in a category; policy judges an expression against the tenant's po
 
 from __future__ import annotations
 
-from services.guard.core.policies.licenses.policy import POLICY, Judgement, LicensesPolicy, check, judge
+from services.guard.core.policies.licenses.policy import (
+    POLICY,
+    Judgement,
+    LicensesPolicy,
+    check,
+    check_files,
+    judge,
+)
 
-__all__ = ["POLICY", "Judgement", "LicensesPolicy", "check", "judge"]
+__all__ = ["POLICY", "Judgement", "LicensesPolicy", "check", "check_files", "judge"]

@@ -116,13 +116,21 @@ class _Rules:
 
 def check(request: TaskRequest, policy: LicensesPolicy) -> list[Finding]:
     """Findings for every context file that declares a license the policy does not allow."""
+    return check_files([(c.path, c.content) for c in request.context], policy)
+
+
+def check_files(
+    files: list[tuple[str, str]], policy: LicensesPolicy, where: str = "context"
+) -> list[Finding]:
+    """Findings for every (path, content) that declares a license the policy does not allow, strictest
+    first; each is located `<where>:<path>:<line>:<column>`."""
     rules = _rules(policy)
     findings: list[tuple[int, Finding]] = []
-    for context in request.context:
-        for declaration in find_declarations(context.path, context.content):
+    for path, content in files:
+        for declaration in find_declarations(path, content):
             judgement = _judge(declaration.expression, rules)
             if judgement.outcome != "allow":
-                finding = _finding(context.path, declaration, judgement, policy.mode)
+                finding = _finding(f"{where}:{path}", path, declaration, judgement, policy.mode)
                 findings.append((_RANK[judgement.outcome], finding))
     findings.sort(key=lambda ranked: -ranked[0])
     return [finding for _, finding in findings[:MAX_FINDINGS]]
@@ -262,7 +270,7 @@ _FIX: dict[str, str] = {
 }
 
 
-def _finding(path: str, declaration: Declaration, judgement: Judgement, mode: Mode) -> Finding:
+def _finding(where: str, path: str, declaration: Declaration, judgement: Judgement, mode: Mode) -> Finding:
     """A violation naming the license, the file and why it matters."""
     rule = judgement.rule
     expression = declaration.expression
@@ -281,7 +289,7 @@ def _finding(path: str, declaration: Declaration, judgement: Judgement, mode: Mo
             policy=POLICY,
             rule_id=f"{POLICY}.{rule}",
             severity=_SEVERITY[rule],
-            location=f"context:{path}:{declaration.line}:{declaration.column}",
+            location=f"{where}:{declaration.line}:{declaration.column}",
             evidence=declaration.evidence,
             message=message,
             fix=_FIX[rule],
