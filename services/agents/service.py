@@ -445,7 +445,11 @@ async def open_worker(bus: Bus) -> Worker:
 
 async def serve(bus: Bus) -> None:
     """Serve every role in settings.roles from this one process until the bus stops."""
-    worker = await open_worker(bus)
+    await serve_with(bus, await open_worker(bus))
+
+
+async def serve_with(bus: Bus, worker: Worker) -> None:
+    """Serve every role in settings.roles with `worker` until the bus stops, under the bundle in force."""
     for stale in await asyncio.to_thread(remove_stale_workspaces):
         log.info("removed the workspace of a worker that is gone: %s", stale)
     roles = served_roles(bus.settings.roles)
