@@ -18,6 +18,10 @@ from proto.v1.budget import MAX_TTL_S
 from proto.v1.ids import MAX_MICRO_USD, MODEL_PATTERN
 
 
+SANDBOX_CHOICES = ("auto", "namespaces", "user", "none")
+"""Values of MAESTRO_SANDBOX: an isolation level by name, or `auto`, the best that works here."""
+
+
 class SettingsError(ValueError):
     """A MAESTRO_* variable held a value of the wrong kind; the text names the variable."""
 
@@ -112,6 +116,27 @@ class Settings:
     """How often a worker reports that a long task is still running."""
     command_timeout_s: float = 300.0
     """Longest a task's shell command may run in the sandbox."""
+    sandbox: str = "auto"
+    """How the agents isolate a task's commands: `namespaces` (new PID, network, mount, IPC and UTS
+    namespaces, the system read-only, as a uid of its own), `user` (a uid of its own, no namespaces), `none`
+    (the agent's own user), or `auto`, the best of these that works on the host. A worker serving the tester
+    refuses to start with no isolation unless this says `none`."""
+    sandbox_uid: int = 1_000_000
+    """First uid (and gid) a sandboxed command runs as when the agent runs as root."""
+    sandbox_uid_count: int = 1_000_000
+    """How many uids from sandbox_uid the commands use: one each while it runs (1: all share one)."""
+    sandbox_cpu_s: float = 600.0
+    """CPU seconds each process of a sandboxed command may use (RLIMIT_CPU)."""
+    sandbox_memory_bytes: int = 4 << 30
+    """Address space each process of a sandboxed command may map (RLIMIT_AS)."""
+    sandbox_processes: int = 256
+    """Processes a sandboxed command may have at once (RLIMIT_NPROC of its uid)."""
+    sandbox_file_bytes: int = 1 << 30
+    """Largest file a sandboxed command may write (RLIMIT_FSIZE)."""
+    sandbox_open_files: int = 1024
+    """Files each process of a sandboxed command may hold open (RLIMIT_NOFILE)."""
+    sandbox_tmp_bytes: int = 512 << 20
+    """Size of a sandboxed command's private /tmp (namespaces level)."""
     approval_sweep_s: float = 30.0
     """How often the guard looks for approvals that timed out (the timeout itself is in the policy bundle)."""
     worker: str = field(default_factory=_default_worker)
@@ -132,6 +157,9 @@ class Settings:
         unknown = sorted(set(settings.roles) - set(ROLES))
         if unknown:
             raise SettingsError(f"MAESTRO_ROLES: unknown roles {unknown}; known: {', '.join(ROLES)}")
+        if settings.sandbox not in SANDBOX_CHOICES:
+            choices = ", ".join(SANDBOX_CHOICES)
+            raise SettingsError(f"MAESTRO_SANDBOX: expected one of {choices}, got {settings.sandbox!r}")
         bad_models = [m for m in settings.models if not re.search(MODEL_PATTERN, m)]
         if bad_models or not settings.models:
             raise SettingsError(f"MAESTRO_MODELS: {bad_models or 'none'}: expected model ids such as gpt-4o")

@@ -1,9 +1,12 @@
-"""Run a task's shell commands in a throwaway workspace; a timeout or a cancel kills their process group."""
+"""Run a task's shell commands in a throwaway workspace behind an isolation level (isolation.py); a timeout
+or a cancel kills everything they started."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import os
 import shutil
 import signal
@@ -16,12 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from maestro.children import alive
-from maestro.embedded import dies_with_caller
+from maestro.settings import Settings
 from proto.v1 import ContextFile
 from proto.v1.tasks import workspace_path_problem
+from services.agents.isolation import Isolation, IsolationError, Level, UidPool, candidates
+
+log = logging.getLogger(__name__)
 
 _SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 _PREFIX = "maestro-ws-"
+_PROBE_TIMEOUT_S = 10.0
 
 
 def _default_path() -> str:
@@ -51,27 +58,67 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class Sandbox:
-    """Runs shell commands with a timeout, a scrubbed environment and bounded output capture."""
+    """Runs shell commands behind an isolation level, with a timeout, resource limits, a scrubbed environment
+    and bounded output capture."""
 
     timeout_s: float
+    isolation: Isolation = field(default_factory=lambda: Isolation(level="none"))
+    """How commands are kept from the host; open_sandbox() picks the best that works. The default, for tests
+    and examples only, runs them as the caller's own user with no limits."""
     tail_bytes: int = 4096
     path: str = field(default_factory=_default_path)
+    uids: UidPool | None = None
+    """The uids commands run as (one each while they run); None: the range isolation.uids names."""
+
+    def __post_init__(self) -> None:
+        if self.uids is None and self.isolation.uids is not None:
+            object.__setattr__(self, "uids", UidPool(*self.isolation.uids))
+
+    @property
+    def level(self) -> Level:
+        """The isolation level commands run at."""
+        return self.isolation.level
 
     async def run(self, command: str, cwd: Path) -> CommandResult:
         """Run `command` with `sh` in `cwd`; stdout and stderr are merged and only their tail is kept.
 
         Cancelled (the task was stopped), it kills everything the command started before it re-raises.
         """
+        uid, alone = self.uids.take() if self.uids is not None else (None, False)
+        new_root: Path | None = None
+        try:
+            if uid is not None:
+                await asyncio.to_thread(_hand_over, cwd, uid)
+            if self.isolation.level == "namespaces":
+                prefix = f"{_PREFIX}{os.getpid()}-root-"
+                new_root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix))
+            return await self._run(command, cwd, uid, new_root)
+        finally:
+            if uid is not None and alone and self.isolation.level == "user":
+                # Processes that left the command's process group (setsid) are still that uid's.
+                await _kill_uid(self.isolation, uid)
+            if uid is not None and self.uids is not None and alone:
+                self.uids.give_back(uid)
+            if new_root is not None:
+                await asyncio.to_thread(shutil.rmtree, new_root, True)
+
+    async def _run(self, command: str, cwd: Path, uid: int | None, new_root: Path | None) -> CommandResult:
         started = time.perf_counter()
-        process = await asyncio.create_subprocess_shell(
-            command,
+        process = await asyncio.create_subprocess_exec(
+            *self.isolation.argv(command, cwd, uid, new_root),
             cwd=cwd,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a timeout can kill everything it started
-            preexec_fn=dies_with_caller(),  # and it dies with the agent, even one that is SIGKILLed
-            env={"PATH": self.path, "HOME": str(cwd), "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"},
+            preexec_fn=self.isolation.preexec(),  # it dies with the agent, even one that is SIGKILLed; limits
+            env={
+                "PATH": self.path,
+                "HOME": str(cwd),
+                "LANG": "C.UTF-8",
+                "TMPDIR": "/tmp",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            },
         )
         tail = bytearray()
         timed_out = False
@@ -86,7 +133,8 @@ class Sandbox:
         except TimeoutError:
             timed_out = True
         finally:
-            # Whatever happened (done, timed out, cancelled), leave nothing of the command running.
+            # Whatever happened (done, timed out, cancelled), leave nothing of the command running: in a PID
+            # namespace, killing the group's unshare takes its PID 1 and so the whole namespace with it.
             _kill_group(process.pid)
             if process.returncode is None:
                 await process.wait()
@@ -98,6 +146,64 @@ class Sandbox:
             seconds=time.perf_counter() - started,
             timed_out=timed_out,
         )
+
+    async def probe(self) -> str | None:
+        """Run `true` once at this level in a workspace of its own: None if it works, else why not."""
+        async with workspace(()) as root:
+            result = await dataclasses.replace(self, timeout_s=min(self.timeout_s, _PROBE_TIMEOUT_S)).run(
+                "true", root
+            )
+        if result.ok:
+            return None
+        why = "timed out" if result.timed_out else f"exit {result.exit_code}"
+        last = result.output.strip().splitlines()[-1:]
+        return f"{why}: {last[0]}" if last else why
+
+
+async def open_sandbox(settings: Settings, *, runs_untrusted: bool) -> Sandbox:
+    """The sandbox at the best isolation level MAESTRO_SANDBOX allows that really works on this host (each is
+    tried once, running `true`).
+
+    Raises IsolationError when the level named does not work, or when `runs_untrusted` (the worker serves
+    the tester) and no isolation works while MAESTRO_SANDBOX is not `none`.
+    """
+    tried: list[str] = []
+    for isolation in candidates(settings):
+        sandbox = Sandbox(timeout_s=settings.command_timeout_s, isolation=isolation)
+        if isolation.level == "none" and runs_untrusted and settings.sandbox != "none":
+            raise IsolationError(
+                "no isolation works on this host ("
+                + "; ".join(tried or ["none found"])
+                + "): set MAESTRO_SANDBOX=none to run tester commands as the agent's own user anyway"
+            )
+        problem = await sandbox.probe()
+        if problem is None:
+            log.info("sandbox isolation in force: %s", isolation.describe())
+            return sandbox
+        if settings.sandbox != "auto":
+            raise IsolationError(f"MAESTRO_SANDBOX={isolation.level} does not work here: {problem}")
+        tried.append(f"{isolation.level}: {problem}")
+    raise IsolationError("no isolation works on this host: " + "; ".join(tried))
+
+
+def _hand_over(root: Path, uid: int) -> None:
+    """Make the workspace the command's: owned by its uid (files an earlier command wrote included)."""
+    os.chown(root, uid, uid)
+    for parent, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
+
+
+async def _kill_uid(isolation: Isolation, uid: int) -> None:
+    """Kill every process of `uid` (kill(-1) as that uid signals exactly them)."""
+    process = await asyncio.create_subprocess_exec(
+        *isolation.argv("kill -9 -1 2>/dev/null; true", Path("/"), uid, None),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        env={"PATH": _SYSTEM_PATH},
+    )
+    await process.wait()
 
 
 def _kill_group(pgid: int) -> None:

@@ -50,7 +50,7 @@ from services.agents.backends.metered import Metered
 from services.agents.heartbeat import heartbeats
 from services.agents.metrics import AgentMetrics
 from services.agents.roles import RUNNERS, RoleResult
-from services.agents.sandbox import Sandbox, remove_stale_workspaces
+from services.agents.sandbox import Sandbox, open_sandbox, remove_stale_workspaces
 from services.agents.stop import STOPS, StopNotices, stopped_result
 from services.guard.bundle_store import Policies, following
 from services.guard.core.bundle import load_default
@@ -435,7 +435,8 @@ async def open_worker(bus: Bus) -> Worker:
     return Worker(
         bus=bus,
         backend=OfflineBackend(bus.settings.models),
-        sandbox=Sandbox(timeout_s=bus.settings.command_timeout_s),
+        # Raises IsolationError at start when the tester would run commands with no isolation unasked.
+        sandbox=await open_sandbox(bus.settings, runs_untrusted="tester" in served_roles(bus.settings.roles)),
         artifacts=await bus.js.object_store(topics.STORE_ARTIFACTS),
         finished=await bus.js.key_value(topics.BUCKET_WORK),
         metrics=AgentMetrics.create(bus.metrics.registry),
