@@ -323,6 +323,7 @@ class Worker:
                 failure="budget",
                 usage=usage,
                 attempt=outcome.attempt,
+                rails=outcome.rails,
             )
         return (
             structs.replace(outcome, cost_micro_usd=settlement.charged_micro_usd) if settlement else outcome
