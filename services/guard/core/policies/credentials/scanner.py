@@ -340,7 +340,7 @@ class MaskedText:
 
 
 def mask_found(text: str, where: str, policy: CredentialsPolicy) -> MaskedText:
-    """`text` with every credential masked as a request's are, each found one located `<where>:<line>:<column>`.
+    """`text` with every credential masked as in a request, each one located `<where>:<line>:<column>`.
 
     For a text that is not part of a request (what an agent produced): every credential is masked whatever
     the policy's action and mode; the findings carry them (enforced=False in audit mode).
