@@ -1,15 +1,23 @@
-"""The smoke run: one task per role, one request carrying a credential and one workflow whose planner fans out
-into subtasks, then a table of how each ended."""
+"""The smoke run: one task per role, one request carrying a credential, one workflow whose planner fans out
+into subtasks and the agents' chain on the sample project, then a table of how each ended."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from maestro import codec
 from maestro.client import Client
+from maestro.errors import NotFound
 from proto.v1 import ROLES, ContextFile, Role, TaskRecord, TaskRequest
-from proto.v1.workflows import Step, Workflow
+from proto.v1.work import Review
+from proto.v1.workflows import Need, Step, Workflow, step_task_id
+
+SAMPLE_PROJECT = Path(__file__).resolve().parents[1] / "examples" / "sample-project"
+"""A tiny Python package with a pytest suite that the agents' chain works on."""
+_SKIPPED_PARTS = frozenset({"__pycache__", ".pytest_cache"})
 
 # Built from parts so that this file itself carries no credential-shaped string.
 _PLANTED_KEY = "AKIA" + "Z7QW3RT5YU2IOP4L"
@@ -85,6 +93,70 @@ def fan_out(tenant: str = "smoke") -> Workflow:
     )
 
 
+def project_files(root: Path = SAMPLE_PROJECT) -> list[ContextFile]:
+    """The files of a project folder as context files (caches left out), in path order."""
+    return [
+        ContextFile(path=path.relative_to(root).as_posix(), content=path.read_text(encoding="utf-8"))
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not _SKIPPED_PARTS & set(path.relative_to(root).parts)
+    ]
+
+
+CHAIN = ("plan", "implement", "test", "review", "docs")
+"""The steps of the agents' chain, in order."""
+
+
+def agent_chain(tenant: str = "smoke", files: list[ContextFile] | None = None) -> Workflow:
+    """Planner, implementer, tester (pytest on the implementer's change), reviewer, doc-writer on the sample
+    project: each step hands the project's files and the changes so far to the next."""
+    context = project_files() if files is None else files
+    prompts: list[tuple[str, Role, str, list[str]]] = [
+        ("plan", "planner", "Add word counts to textstats: count each word of a text, with tests", []),
+        (
+            "implement",
+            "implementer",
+            "Add word counts to textstats: count each word of a text, with tests",
+            [],
+        ),
+        ("test", "tester", "Run the test suite on the change", ["python -m pytest -q"]),
+        ("review", "reviewer", "Review the word counts change", []),
+        ("docs", "doc-writer", "Word counts\n\nDocument the word counts in the README", []),
+    ]
+    steps = []
+    for n, (name, role, prompt, commands) in enumerate(prompts):
+        needs: list[str | Need] = [prompts[n - 1][0]] if n else []
+        steps.append(
+            Step(name=name, role=role, prompt=prompt, needs=needs, context=context, commands=commands)
+        )
+    return Workflow(tenant=tenant, labels={"suite": "smoke"}, steps=steps)
+
+
+def chain_summary(records: dict[str, TaskRecord]) -> str:
+    """What the chain's tester and reviewer reported: the test counts and the review's verdict."""
+    tested = records.get("test")
+    counts = next(
+        (line for line in (tested.output if tested else "").splitlines() if line.startswith("tests: ")), ""
+    )
+    review = records.get("review")
+    verdict = "no review"
+    if review is not None and "```json\n" in review.output:
+        document = review.output.split("```json\n", 1)[1].split("```", 1)[0]
+        found = codec.decode(Review, document)
+        verdict = f"{found.verdict}, {len(found.findings)} findings"
+    return f"{counts.removeprefix('tests: ') or 'no tests'}; review: {verdict}"
+
+
+async def _finish_chain(client: Client, workflow: Workflow, timeout: float) -> tuple[str, float]:
+    state, seconds = await _finish_workflow(client, workflow, timeout)
+    records = {}
+    for name in CHAIN:
+        try:
+            records[name] = await client.get(step_task_id(workflow.id, name))
+        except NotFound:  # a step that never ran: the summary says what is missing
+            continue
+    return f"{state}; {chain_summary(records)}", seconds
+
+
 async def _finish_workflow(client: Client, workflow: Workflow, timeout: float) -> tuple[str, float]:
     started = time.monotonic()
     await client.run_workflow(workflow)
@@ -100,8 +172,8 @@ async def run(client: Client, *, timeout: float = 120.0) -> int:
     """Submit every case, wait for all, print a table; 0 only when every case ended as expected."""
     flow = fan_out()
     finished = asyncio.gather(*(_finish(client, case, timeout) for case in cases()))
-    results, (flow_state, flow_seconds) = await asyncio.gather(
-        finished, _finish_workflow(client, flow, timeout)
+    results, (flow_state, flow_seconds), (chain_state, chain_seconds) = await asyncio.gather(
+        finished, _finish_workflow(client, flow, timeout), _finish_chain(client, agent_chain(), timeout)
     )
     print(f"{'task':<14}{'role':<13}{'state':<12}{'expected':<11}{'duration':>9}")
     ok = True
@@ -117,5 +189,9 @@ async def run(client: Client, *, timeout: float = 120.0) -> int:
     ok &= good
     mark = "" if good else "   <-- unexpected"
     print(f"{'workflow':<14}{'planner+':<13}{flow_state:<24}{flow_seconds:>8.2f}s{mark}")
+    good = chain_state.startswith("succeeded") and " passed" in chain_state and ": approve" in chain_state
+    ok &= good
+    mark = "" if good else "   <-- unexpected"
+    print(f"{'agent chain':<14}{'5 roles':<13}{chain_state:<24}{chain_seconds:>8.2f}s{mark}")
     print("smoke passed" if ok else "smoke FAILED")
     return 0 if ok else 1

@@ -1,8 +1,7 @@
-"""What every role returns, the runner signature, and small text helpers the roles share."""
+"""What every role returns and the runner signature."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -27,18 +26,8 @@ class RoleResult:
 
 Runner = Callable[[TaskRequest, Backend, Sandbox], Awaitable[RoleResult]]
 
-_WORD = re.compile(r"[a-z0-9]+")
-_FENCE = re.compile(r"^```[\w+-]*\n(.*?)\n?```\s*$", re.DOTALL)
 
-
-def slug(prompt: str, words: int = 3) -> str:
-    """A Python-identifier name from the first words of a prompt (`task` when it has none)."""
-    found = _WORD.findall(prompt.lower())[:words]
-    name = "_".join(found) or "task"
-    return f"p_{name}" if name[0].isdigit() else name
-
-
-def unfenced(text: str) -> str:
-    """The body of a single fenced code block, or the text unchanged when it is not one."""
-    match = _FENCE.match(text.strip())
-    return match.group(1) + "\n" if match else text
+def invalid(error: str, usage: Usage) -> RoleResult:
+    """A failure that running the task again would repeat: the model's (or an earlier step's) output was
+    not valid."""
+    return RoleResult(ok=False, output="", usage=usage, error=error, failure="invalid_output")

@@ -1,19 +1,21 @@
-"""The doc-writer: writes a markdown document for the task."""
+"""The doc-writer: writes or updates the project's documentation from the changes and the task."""
 
 from __future__ import annotations
 
-from proto.v1 import ContextFile, TaskRequest
+from proto.v1 import TaskRequest
 from services.agents.backends.base import Backend
-from services.agents.roles.base import RoleResult, slug, unfenced
+from services.agents.roles import edits
+from services.agents.roles.base import RoleResult
 from services.agents.sandbox import Sandbox
+
+SYSTEM = (
+    "You are the doc-writer of a software team. Write or update the project's documentation (README.md, "
+    "docs/*.md) for the task and for the changes of the steps before you, in Markdown. The project's files "
+    "follow the task, each after a `--- file: <path>` line. Answer `diff`, a unified diff against a "
+    "document that exists, and/or `files`, each new document with its whole content; and `summary`."
+)
 
 
 async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
-    """Ask the backend for the document; it is kept as docs/<name>.md and returned as the output."""
-    completion = await backend.complete("doc-writer", request.prompt, request.model)
-    doc = unfenced(completion.text).strip() + "\n"
-    if not doc.startswith("# "):
-        doc = f"# {slug(request.prompt).replace('_', ' ').capitalize()}\n\n{doc}"
-    path = f"docs/{slug(request.prompt)}.md"
-    files = [ContextFile(path=path, content=doc)]
-    return RoleResult(ok=True, output=doc, usage=completion.usage, files=files)
+    """Ask the model for the documentation change, apply it and return the patch and the documents."""
+    return await edits.run(request, backend, "doc-writer", SYSTEM)

@@ -1,35 +1,22 @@
-"""The implementer: writes one Python file that does the task."""
+"""The implementer: changes the project's code (and its tests) to do the task, as a checked patch."""
 
 from __future__ import annotations
 
-from proto.v1 import ContextFile, TaskRequest
+from proto.v1 import TaskRequest
 from services.agents.backends.base import Backend
-from services.agents.roles.base import RoleResult, slug, unfenced
+from services.agents.roles import edits
+from services.agents.roles.base import RoleResult
 from services.agents.sandbox import Sandbox
 
-
-def target(request: TaskRequest) -> str:
-    """Where the code goes: the first Python file given as context, else a module named after the prompt."""
-    for file in request.context:
-        if file.path.endswith(".py"):
-            return file.path
-    return f"{slug(request.prompt)}.py"
+SYSTEM = (
+    "You are the implementer of a software team. Change the project's code to do the task, with tests "
+    "that show it works. The project's files follow the task, each after a `--- file: <path>` line. "
+    "Answer the changes: `diff`, a unified diff against those files (for a change to a file that exists), "
+    "and/or `files`, each new file with its whole content; `summary`, what you changed; `commands`, the "
+    "shell commands that check it (e.g. `python -m pytest -q`)."
+)
 
 
 async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
-    """Ask the backend for code and keep it as one file, if it compiles."""
-    completion = await backend.complete("implementer", request.prompt, request.model)
-    path = target(request)
-    code = unfenced(completion.text)
-    try:
-        compile(code, path, "exec", dont_inherit=True)
-    except SyntaxError as exc:
-        error = f"{path}:{exc.lineno}: {exc.msg}"
-        return RoleResult(ok=False, output="", usage=completion.usage, error=error, failure="invalid_output")
-    lines = code.count("\n")
-    return RoleResult(
-        ok=True,
-        output=f"Wrote {path} ({lines} lines)\n\n{code}",
-        usage=completion.usage,
-        files=[ContextFile(path=path, content=code)],
-    )
+    """Ask the model for the change, apply it to the project files and return the patch and the files."""
+    return await edits.run(request, backend, "implementer", SYSTEM)

@@ -1,62 +1,56 @@
-"""The planner: breaks a task into numbered steps."""
+"""The planner: breaks a task into subtasks (role, prompt, what each needs, commands to run), as a Plan."""
 
 from __future__ import annotations
 
-import re
-
 from maestro import codec
-from proto.v1 import Role, TaskRequest
-from proto.v1.workflows import Plan, Subtask
+from proto.v1 import TaskRequest
+from proto.v1.workflows import Plan, Step, dag_problem
+from services.agents.backends import structured
 from services.agents.backends.base import Backend
-from services.agents.roles.base import RoleResult
+from services.agents.roles.base import RoleResult, invalid
+from services.agents.roles.changes import prompt_of, tree_or_failure
 from services.agents.sandbox import Sandbox
 
-_STEP = re.compile(r"^\s*\d+[.)]\s+(\S.*?)\s*$")
-
-
-def steps(text: str) -> list[str]:
-    """The numbered lines of a plan (`1. ...` or `1) ...`), in order, without their numbers."""
-    return [m.group(1) for m in map(_STEP.match, text.splitlines()) if m]
-
-
-_COMMAND = re.compile(r"`([^`\n]+)`")
-# The role a step of a plan goes to, by the first of these words it has (else the implementer).
-_ROLE_WORDS: tuple[tuple[str, Role], ...] = (
-    ("lay out", "scaffolder"),
-    ("scaffold", "scaffolder"),
-    ("review", "reviewer"),
-    ("document", "doc-writer"),
-    ("test", "tester"),
+SYSTEM = (
+    "You are the planner of a software team. Break the task into subtasks, each for one role: scaffolder "
+    "(lays out a project), implementer (changes code and tests), tester (runs shell commands, given in "
+    "`commands`), reviewer (reviews the changes) or doc-writer (writes documentation). Name each subtask "
+    "(lowercase letters, digits and `_`), give it a self-contained prompt, and list in `needs` the subtasks "
+    "whose results it uses. The project's files, if any, follow the task, each after a `--- file: <path>` "
+    "line."
 )
 
 
-def plan_of(found: list[str]) -> Plan:
-    """The numbered steps as subtasks: each one after the one before, but for a step that runs a command
-    (`` `make test` ``), which a tester runs on its own."""
-    subtasks: list[Subtask] = []
-    previous: str | None = None
-    for n, text in enumerate(found, 1):
-        commands = _COMMAND.findall(text)
-        lowered = text.lower()
-        role: Role = (
-            "tester" if commands else next((r for w, r in _ROLE_WORDS if w in lowered), "implementer")
-        )
-        needs = [] if commands or previous is None else [previous]
-        subtasks.append(Subtask(name=f"s{n}", role=role, prompt=text, needs=needs, commands=commands))
-        if not commands:
-            previous = f"s{n}"
-    return Plan(subtasks=subtasks)
+def problem(plan: Plan) -> str | None:
+    """What makes a plan no DAG (a name twice, an unknown need, a cycle), or None."""
+    steps = [Step(name=s.name, role=s.role, prompt=s.prompt, needs=list(s.needs)) for s in plan.subtasks]
+    found = dag_problem(steps)
+    return found.replace("steps[", "subtasks[") if found else None
+
+
+def text(plan: Plan) -> str:
+    """The plan for a reader: one numbered line per subtask with its role, what it needs and runs."""
+    number = {s.name: n for n, s in enumerate(plan.subtasks, 1)}
+    lines = []
+    for n, subtask in enumerate(plan.subtasks, 1):
+        after = f"; after {', '.join(str(number[x]) for x in subtask.needs)}" if subtask.needs else ""
+        runs = "".join(f"; runs `{c}`" for c in subtask.commands)
+        lines.append(f"{n}. {subtask.prompt} ({subtask.role}{after}{runs})")
+    return "\n".join(lines)
 
 
 async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
-    """Ask the backend for a plan and keep its numbered steps, renumbered from 1; asked to expand, answer
-    them as a JSON Plan of subtasks for the workflow."""
-    completion = await backend.complete("planner", request.prompt, request.model)
-    found = steps(completion.text)
-    if not found:
-        error = "the plan had no numbered steps"
-        return RoleResult(ok=False, output="", usage=completion.usage, error=error, failure="invalid_output")
-    if request.expand:
-        return RoleResult(ok=True, output=codec.encode(plan_of(found)).decode(), usage=completion.usage)
-    output = "\n".join(f"{n}. {step}" for n, step in enumerate(found, 1))
-    return RoleResult(ok=True, output=output, usage=completion.usage)
+    """Ask the model for a plan; asked to expand, answer it as a JSON Plan (its subtasks join the
+    workflow), else as numbered lines."""
+    tree = tree_or_failure(request)
+    if isinstance(tree, RoleResult):
+        return tree
+    prompt = prompt_of(request.prompt, tree)
+    try:
+        answer = await structured.ask(
+            backend, "planner", prompt, request.model, Plan, system=SYSTEM, check=problem
+        )
+    except structured.InvalidAnswer as exc:
+        return invalid(str(exc), exc.usage)
+    output = codec.encode(answer.value).decode() if request.expand else text(answer.value)
+    return RoleResult(ok=True, output=output, usage=answer.usage)

@@ -1,74 +1,92 @@
-"""The reviewer: counts the lines of each context file and lists what a reviewer would flag."""
+"""The reviewer: the guard's credential, license and command families over the change, plus the model's
+review, as findings at `path:line` with a severity and a verdict (approve / changes_requested).
+
+The change is what the steps it needs carried (their diff from the project files); with none, every
+project file is reviewed as if it were new. The output is a readable summary then the Review as JSON
+(also the artifact `review.json`); it passes the changes it received on.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import msgspec
 
-from proto.v1 import ContextFile, TaskRequest
+from proto.v1 import ContextFile, TaskRequest, Usage
+from proto.v1.work import ModelReview, Review, ReviewFinding
+from services.agents import patches
+from services.agents.backends import structured
 from services.agents.backends.base import Backend
-from services.agents.roles.base import RoleResult
+from services.agents.roles.base import RoleResult, invalid
+from services.agents.roles.changes import Tree, prompt_of, tree_or_failure
+from services.agents.roles.policy import review_change, shipped_bundle
 from services.agents.sandbox import Sandbox
 
-MAX_LINE = 110
-MAX_FILE_LINES = 400
-_MARKER = re.compile(r"\b(TODO|FIXME|XXX|HACK)\b")
-_PROMPT_FILE_CHARS = 8000
+REVIEW_PATH = "review.json"
+SYSTEM = (
+    "You are the reviewer of a software team. Review the change (a unified diff after the task) to the "
+    "project's files (each after a `--- file: <path>` line): bugs, missing tests, unclear code, security. "
+    "Answer `findings`, each with the `path`, the `line` in the new file (0 for the whole file), a "
+    "`severity` (`error`: must be fixed before merging; `warning`; `note`) and a `message`; and `summary`."
+)
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One thing to fix: where (path, line; 0 for the whole file) and what."""
-
-    path: str
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.message}"
+def _change(tree: Tree) -> tuple[str, dict[str, str], dict[str, set[int]]]:
+    """The diff under review, the files it leaves, and the lines it adds to each."""
+    diff = patches.diff(tree.base, tree.files)
+    if diff:
+        return diff, tree.files, patches.added_lines(diff)
+    everything = {p: set(range(1, len(c.splitlines()) + 1)) for p, c in tree.files.items()}
+    return patches.diff({}, tree.files), tree.files, everything
 
 
-def findings(file: ContextFile) -> list[Finding]:
-    """What a careful reviewer flags in one file: length, long lines, markers, stray whitespace."""
-    lines = file.content.splitlines()
-    found: list[Finding] = []
-    if len(lines) > MAX_FILE_LINES:
-        found.append(Finding(file.path, 0, f"{len(lines)} lines; split it (over {MAX_FILE_LINES})"))
-    for n, line in enumerate(lines, 1):
-        if len(line) > MAX_LINE:
-            found.append(Finding(file.path, n, f"line is {len(line)} characters (over {MAX_LINE})"))
-        if marker := _MARKER.search(line):
-            found.append(Finding(file.path, n, f"leftover {marker.group(1)}"))
-        if line != line.rstrip():
-            found.append(Finding(file.path, n, "trailing whitespace"))
-    if file.content and not file.content.endswith("\n"):
-        found.append(Finding(file.path, 0, "no newline at end of file"))
-    return found
+def verdict_of(findings: list[ReviewFinding], blocking: bool) -> Review:
+    """changes_requested when the guard would refuse the change or any finding is an error, else approve."""
+    bad = blocking or any(f.severity == "error" for f in findings)
+    return Review(verdict="changes_requested" if bad else "approve", findings=findings)
 
 
-def review(files: list[ContextFile]) -> str:
-    """The review text: line counts per file, then every finding (or that there are none)."""
-    if not files:
-        return "Nothing to review: no files were given."
-    counts = [(f.path, len(f.content.splitlines())) for f in files]
-    total = sum(n for _, n in counts)
-    lines = [f"Reviewed {len(files)} files ({total} lines)", *(f"- {p}: {n} lines" for p, n in counts)]
-    found = [finding for f in files for finding in findings(f)]
-    if not found:
-        return "\n".join([*lines, "", "Findings: none"])
-    return "\n".join([*lines, "", f"Findings ({len(found)}):", *(f"- {f}" for f in found)])
-
-
-def _prompt(request: TaskRequest) -> str:
-    parts = [request.prompt]
-    for f in request.context:
-        parts.append(f"--- {f.path}\n{f.content[:_PROMPT_FILE_CHARS]}")
-    return "\n\n".join(parts)
+def text(review: Review) -> str:
+    """The review for a reader: files, verdict, one line per finding (`path:line: severity: message`)."""
+    lines = [f"Reviewed {len(review.files)} files: {', '.join(review.files)}", f"Verdict: {review.verdict}"]
+    if review.findings:
+        lines.append(f"Findings ({len(review.findings)}):")
+        for f in review.findings:
+            where = f"{f.path}:{f.line}" if f.line else f.path
+            rule = f" [{f.rule}]" if f.rule else ""
+            lines.append(f"- {where}: {f.severity}: {f.message}{rule}")
+    else:
+        lines.append("Findings: none")
+    if review.summary:
+        lines += ["", f"Summary: {review.summary}"]
+    return "\n".join(lines)
 
 
 async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
-    """Review the context files: counts and findings from the files, a summary from the backend."""
-    completion = await backend.complete("reviewer", _prompt(request), request.model)
-    output = f"{review(request.context)}\n\nSummary: {completion.text.strip()}"
-    return RoleResult(ok=True, output=output, usage=completion.usage)
+    """Judge the change with the guard's families and ask the model for its review; ok whatever the verdict
+    (the verdict is the review's answer, not a failure of the task)."""
+    tree = tree_or_failure(request)
+    if isinstance(tree, RoleResult):
+        return tree
+    if not tree.files:
+        return RoleResult(
+            ok=True, output="Nothing to review: no files were given.", usage=Usage(model="none")
+        )
+    diff, files, added = _change(tree)
+    policy = review_change(files, added, shipped_bundle())
+    prompt = prompt_of(f"{request.prompt}\n\nThe change under review:\n```diff\n{diff}```", tree)
+    try:
+        answer = await structured.ask(backend, "reviewer", prompt, request.model, ModelReview, system=SYSTEM)
+    except structured.InvalidAnswer as exc:
+        return invalid(str(exc), exc.usage)
+    findings = [*policy.findings, *answer.value.findings]
+    review = msgspec.structs.replace(
+        verdict_of(findings, policy.blocking),
+        summary=answer.value.summary,
+        files=sorted(p for p in added if added[p]),
+        policy_version=policy.policy_version,
+    )
+    document = msgspec.json.format(msgspec.json.encode(review)).decode() + "\n"
+    parts = [text(review), f"```json\n{document}```\n", tree.carried()]
+    output = "\n\n".join(p for p in parts if p)
+    return RoleResult(
+        ok=True, output=output, usage=answer.usage, files=[ContextFile(path=REVIEW_PATH, content=document)]
+    )
