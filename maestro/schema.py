@@ -33,20 +33,25 @@ from proto.v1 import (
     ContextFile,
     Decision,
     Failed,
+    FileChanges,
     FinishedWork,
     GetLedger,
     Heartbeat,
     LedgerView,
+    ModelReview,
+    Plan,
     Queued,
     Rejected,
     Reservation,
     Reserve,
+    Review,
     Started,
     Succeeded,
     TaskAssignment,
     TaskClaim,
     TaskRecord,
     TaskRequest,
+    TesterReport,
     TimedOut,
     TimerFired,
     Usage,
@@ -286,6 +291,10 @@ STORED: tuple[tuple[str, Any, str], ...] = (
     (topics.BUCKET_WORK, FinishedWork, "task_id"),
     (topics.BUCKET_WORKERS, WorkerPresence, "worker_key"),
 )
+
+# Documents that travel on no subject but are contracts all the same: what a model must answer a role (the
+# agents send it the schema), and the reports users parse from a task's output and artifacts.
+DOCUMENTS: tuple[Any, ...] = (Plan, FileChanges, ModelReview, Review, TesterReport)
 
 _AT = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 _TASK = "t0194a1b2c3d4e5f6a7b8c9d0e1"
@@ -693,7 +702,7 @@ def _dump(document: dict[str, Any]) -> str:
 
 def render() -> dict[str, str]:
     """Every generated file's name and exact text."""
-    files = {f"{type_name(t)}.json": _dump(json_schema(t)) for t in wire_types()}
+    files = {f"{type_name(t)}.json": _dump(json_schema(t)) for t in (*wire_types(), *DOCUMENTS)}
     files[ASYNCAPI_FILE] = _dump(asyncapi())
     return dict(sorted(files.items()))
 

@@ -167,7 +167,7 @@ def _read_hunk(rows: list[str], i: int, match: re.Match[str], into: FilePatch) -
     header = i
     i += 1
     while old_left or new_left:
-        if i >= len(rows):
+        if i >= len(rows) or (i == len(rows) - 1 and not rows[i]):  # the text ended
             raise PatchError(f"line {header + 1}: the hunk ends before its header's line counts")
         row = rows[i]
         kind = row[:1] or " "  # an empty row is a blank context line whose space was trimmed

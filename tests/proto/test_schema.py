@@ -54,6 +54,7 @@ def test_one_json_schema_per_wire_message(files: dict[str, str]) -> None:
     expected |= {"TimerFired"}  # the body of a durable timer on maestro.v1.timer
     expected |= {"Workflow", "WorkflowEvents", "WorkflowControl", "WorkflowRecord"}
     expected |= {"WaitingTasks", "WaitReasons"}  # why tasks wait, asked of the dispatcher
+    expected |= {"Plan", "FileChanges", "ModelReview", "Review", "TesterReport"}  # agents' answers, reports
     assert {name.removesuffix(".json") for name in files} == expected | {"asyncapi"}
     event_schema = json.loads(files["TaskEvent.json"])
     assert event_schema["discriminator"]["propertyName"] == "kind"
