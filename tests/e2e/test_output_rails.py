@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import pytest
+from msgspec import json
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
@@ -36,6 +37,7 @@ from tests.services.orchestrator.support import orchestrator
 GITHUB_TOKEN = "ghp" + "_" + "Xq7rT2bN9vKp4LmW8sYd3FhJ6gZc1QaE5uRo"
 AWS_KEY = "AKIA" + "Z7QW3RT5YU2IOP4L"
 SECRETS = (GITHUB_TOKEN, AWS_KEY)
+SCRIPT = "api_client.py"
 CRASH = "crash"
 """A prompt with this word makes the stand-in model fail, quoting a secret in its exception."""
 
@@ -57,13 +59,18 @@ class LeakyModel:
         schema: Schema | None = None,
         history: Sequence[Turn] = (),
     ) -> Completion:
-        """Code that hard-codes two credentials; an exception that quotes one for a prompt that says crash."""
+        """Code that hard-codes two credentials (as the answer a schema asks for, a new file, when asked for
+        one); an exception that quotes one for a prompt that says crash."""
         if CRASH in prompt:
             raise RuntimeError(f"the model answered {GITHUB_TOKEN!r}, which is no code")
         code = (
             f'"""Calls the API."""\n\nTOKEN = "{GITHUB_TOKEN}"\nAWS_KEY_ID = "{AWS_KEY}"\nprint(len(TOKEN))\n'
         )
-        return Completion(text=code, usage=Usage(model=model or "offline", input_tokens=12, output_tokens=40))
+        text = code
+        if schema is not None:
+            summary = f"Wrote {SCRIPT}, which signs in with {GITHUB_TOKEN}"
+            text = json.encode({"summary": summary, "files": [{"path": SCRIPT, "content": code}]}).decode()
+        return Completion(text=text, usage=Usage(model=model or "offline", input_tokens=12, output_tokens=40))
 
 
 @dataclass
@@ -148,19 +155,21 @@ async def test_a_secret_in_a_model_answer_reaches_no_event_record_artifact_or_lo
     assert failed.state == "failed", failed
 
     # The work is delivered with the credentials masked, and the record says what was found where.
-    assert 'TOKEN = "[REDACTED:github-token]"' in done.output
-    assert 'AWS_KEY_ID = "[REDACTED:aws-access-key]"' in done.output
-    rails = {(v.rule_id, v.location.rsplit(":", 1)[0]) for v in done.rails}
-    [artifact] = done.artifacts
-    path = artifact.name.rsplit("/", 1)[1]
-    assert rails == {
-        ("credentials.github-token", "output:5"),
-        ("credentials.aws-access-key", "output:6"),
-        ("credentials.github-token", f"files:{path}:3"),
-        ("credentials.aws-access-key", f"files:{path}:4"),
-    }
-    stored = await (await client.bus.js.object_store(topics.STORE_ARTIFACTS)).get(artifact.name)
-    assert stored.data is not None and b'TOKEN = "[REDACTED:github-token]"' in stored.data
+    assert "[REDACTED:github-token]" in done.output
+    assert {v.rule_id for v in done.rails} == {"credentials.github-token", "credentials.aws-access-key"}
+    assert all(v.policy == "credentials" and v.enforced for v in done.rails)
+    where = {v.location.rsplit(":", 2)[0] for v in done.rails}
+    assert "output" in where
+    store = await client.bus.js.object_store(topics.STORE_ARTIFACTS)
+    prefix = f"acme/{wrote}/"
+    masked = {}
+    for artifact in done.artifacts:
+        data = (await store.get(artifact.name)).data or b""
+        masked[artifact.name.removeprefix(prefix)] = data.decode()
+    assert 'TOKEN = "[REDACTED:github-token]"' in masked[SCRIPT]
+    assert 'AWS_KEY_ID = "[REDACTED:aws-access-key]"' in masked[SCRIPT]
+    assert f"files:{SCRIPT}" in where
+    assert where - {"output"} == {f"files:{path}" for path, text in masked.items() if "[REDACTED:" in text}
 
     # A role that crashed on the answer fails with the error masked, and the finding is on its record too.
     assert "[REDACTED:github-token]" in failed.error
