@@ -192,6 +192,6 @@ async def run(client: Client, *, timeout: float = 120.0) -> int:
     good = chain_state.startswith("succeeded") and " passed" in chain_state and ": approve" in chain_state
     ok &= good
     mark = "" if good else "   <-- unexpected"
-    print(f"{'agent chain':<14}{'5 roles':<13}{chain_state:<24}{chain_seconds:>8.2f}s{mark}")
+    print(f"{'workflow':<14}{'agent chain':<13}{chain_state:<24}{chain_seconds:>8.2f}s{mark}")
     print("smoke passed" if ok else "smoke FAILED")
     return 0 if ok else 1
