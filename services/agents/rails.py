@@ -51,7 +51,7 @@ class Railed:
 
 def checked(result: RoleResult, policy: TenantPolicy) -> Railed:
     """`result` with every credential in its output, error, file paths and file contents masked, and a
-    denied license in its files turned into a failed attempt; never raises on any result."""
+    denied license in its files turned into a failed attempt (`policy`)."""
     found: list[Finding] = []
     output = _masked(result.output, "output", policy, found)
     error = _masked(result.error, "error", policy, found)
