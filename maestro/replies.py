@@ -42,26 +42,34 @@ class Replies:
     async def _on_reply(self, msg: Msg) -> None:
         future = self._waiting.pop(msg.subject[len(self._prefix) + 1 :], None)
         if future is not None and not future.done():
-            future.set_result(msg)
+            if msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
+                future.set_exception(nats.errors.NoRespondersError())
+            else:
+                future.set_result(msg)
         self._deadlines.prune()
 
     async def request(self, subject: str, data: bytes, *, headers: dict[str, Any] | None = None) -> Msg:
         """The reply to one request; raises NoRespondersError when nobody listens, TimeoutError when late."""
+        return await (await self.sent(subject, data, headers=headers))
+
+    async def sent(
+        self, subject: str, data: bytes, *, headers: dict[str, Any] | None = None
+    ) -> asyncio.Future[Msg]:
+        """Send one request and give the future of its reply at once, for a caller that sends many before it
+        waits for any (no task per request). The future fails with NoRespondersError when nobody listens,
+        TimeoutError when the reply is late."""
         if self._sub is None:
             await self._subscribe()
         token = str(next(self._tokens))
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Msg] = loop.create_future()
+        future: asyncio.Future[Msg] = asyncio.get_running_loop().create_future()
         self._waiting[token] = future
         self._deadlines.add(token)
         try:
             await self._nc.publish(subject, data, reply=f"{self._prefix}.{token}", headers=headers)
-            reply = await future
-        finally:
+        except BaseException:
             self._waiting.pop(token, None)
-        if reply.headers and reply.headers.get(_STATUS) == _NO_RESPONDERS:
-            raise nats.errors.NoRespondersError
-        return reply
+            raise
+        return future
 
     def _expire(self, token: str) -> None:
         future = self._waiting.pop(token, None)

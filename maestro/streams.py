@@ -7,7 +7,8 @@ itself: what js.publish does, cheaper.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -15,6 +16,7 @@ from typing import TypeVar
 import msgspec
 import nats.errors
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.api import PubAck
 from nats.js.errors import APIError, NoStreamResponseError
 
@@ -81,6 +83,17 @@ class Stored:
     subject: str
     data: bytes
     headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """A message already encoded (read from another stream, not decoded), to store on `subject`; `msg_id`
+    makes a resend a no-op."""
+
+    subject: str
+    data: bytes
+    msg_id: str
+    traceparent: str | None = None
 
 
 class Streams:
@@ -154,15 +167,34 @@ class Streams:
         """Write a KV entry whatever is there (KeyValue.put over the cheaper path); its new revision."""
         return (await self._store(topics.kv_subject(bucket, key), value, None)).seq
 
-    async def relay(
-        self, subject: Subject[M], data: bytes, *, msg_id: str, traceparent: str | None = None
-    ) -> PubAck:
-        """Store on `subject` a message already encoded as an M (read from another stream, not decoded);
-        `msg_id` makes a resend a no-op."""
-        headers = {topics.HEADER_MSG_ID: msg_id}
-        if traceparent:
-            headers[topics.HEADER_TRACEPARENT] = traceparent
-        return await self._store(subject.name, data, headers)
+    async def relay_all(self, relays: Sequence[Relayed]) -> list[PubAck | Exception]:
+        """Store each message, all sent before any answer is awaited (one round trip for
+        the lot); what became of each, in order: its ack, or the error that stopped it."""
+        sent: list[asyncio.Future[Msg] | Exception] = []
+        try:
+            for relayed in relays:
+                headers = {topics.HEADER_MSG_ID: relayed.msg_id}
+                if relayed.traceparent:
+                    headers[topics.HEADER_TRACEPARENT] = relayed.traceparent
+                try:
+                    sent.append(await self._replies.sent(relayed.subject, relayed.data, headers=headers))
+                except Exception as exc:
+                    sent.append(exc)
+            results: list[PubAck | Exception] = []
+            for reply in sent:
+                try:
+                    if isinstance(reply, Exception):
+                        raise reply
+                    results.append(_acked(await reply))
+                except nats.errors.NoRespondersError:
+                    results.append(NoStreamResponseError())
+                except Exception as exc:
+                    results.append(exc)
+            return results
+        finally:
+            for reply in sent:
+                if not isinstance(reply, Exception) and not reply.done():
+                    reply.cancel()
 
     async def read(self, stream: str, seq: int) -> Stored | None:
         """The message stored at `seq` in `stream` (from any replica: a direct get), or None when there is
@@ -236,7 +268,12 @@ class Streams:
             reply = await self._replies.request(subject, data, headers=headers)
         except nats.errors.NoRespondersError:
             raise NoStreamResponseError from None
-        ack = _ack_decoder.decode(reply.data)
-        if ack.error is not None:
-            raise _raised(ack.error)
-        return PubAck(stream=ack.stream, seq=ack.seq, duplicate=ack.duplicate or None)
+        return _acked(reply)
+
+
+def _acked(reply: Msg) -> PubAck:
+    """The ack of a store, or the error JetStream answered instead."""
+    ack = _ack_decoder.decode(reply.data)
+    if ack.error is not None:
+        raise _raised(ack.error)
+    return PubAck(stream=ack.stream, seq=ack.seq, duplicate=ack.duplicate or None)

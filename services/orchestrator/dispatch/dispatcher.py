@@ -40,6 +40,7 @@ from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.following import follow_key, follow_keys
 from maestro.pulling import delivered_and_sequence
+from maestro.streams import Relayed
 from maestro.topology import WORKER_TTL_S
 from proto.v1 import ENDING_EVENTS, PRIORITIES, ROLES, Started, TaskEvent
 from proto.v1.scheduling import WaitingTasks, WaitReasons
@@ -175,6 +176,7 @@ class Dispatcher:
         self._held = False
         self._resyncing = False
         self._effects: set[asyncio.Task[None]] = set()
+        self._waited_children: dict[tuple[str, int, str], Histogram] = {}
 
     async def waits(self, asked: WaitingTasks) -> WaitReasons:
         """Why each task asked about still waits for its turn (those that do not wait are left out)."""
@@ -239,7 +241,9 @@ class Dispatcher:
                 self._wake.clear()
                 if self._bus.lifetime.stopping:
                     break
-                self._round()
+                # Handed over in one batch, awaited here: what comes free meanwhile goes in the next batch.
+                if handing := self._round():
+                    await self._hand_over(handing)
         finally:
             for task in background:
                 task.cancel()
@@ -283,12 +287,14 @@ class Dispatcher:
             self._clearance.opened(msg.subject, seq)
             self._wake.set()
 
-    def _round(self) -> None:
-        """Hand over, per role, what the queue lets go while there is room ahead of the agents."""
+    def _round(self) -> list[tuple[Waiting, str]]:
+        """What to hand over now, per role, as the queue lets go while there is room ahead of the agents (each
+        counted as handed over from here on)."""
         if self._resyncing:
-            return
+            return []
         now = self._clock()
         wake_at: float | None = None
+        handing: list[tuple[Waiting, str]] = []
         for role in list(self.queue.roles()):
             unstarted = self._unstarted[role]
             _forget_older(unstarted, now - self._bus.settings.ack_wait_s)
@@ -312,54 +318,91 @@ class Dispatcher:
                 self._handed[task_id] = _Handed(task.role, task.tenant)
                 unstarted[task_id] = now
                 self._storing[(task.role, task.tenant)] += 1
-                self._spawn(self._hand_over(task, task_id))
+                handing.append((task, task_id))
         if wake_at is not None:
             asyncio.get_running_loop().call_later(max(0.0, wake_at - now), self._wake.set)
+        return handing
 
-    async def _hand_over(self, task: Waiting, task_id: str) -> None:
-        streams = self._bus.streams
-        try:
+    async def _hand_over(self, handing: list[tuple[Waiting, str]]) -> None:
+        """Store each task on its role's tasks subject for its tenant, all sent before any answer is awaited,
+        then have what was handed over purged from the waiting stream; a task the server did not take waits
+        again a little later."""
+        bodies: list[tuple[bytes, str | None] | Exception | None] = []
+        for task, _ in handing:
             try:
-                stored = self._bodies.take(task.seq)
-                if stored is None:
-                    read = await streams.read(topics.STREAM_WAITING, task.seq)
-                    if read is not None:
-                        stored = (read.data, read.headers.get(topics.HEADER_TRACEPARENT))
-                ack = None
-                if stored is not None:
-                    ack = await streams.relay(
-                        topics.TASKS.at(task.role, task.tenant),
-                        stored[0],
-                        msg_id=topics.dispatch_msg_id(task.seq),
-                        traceparent=stored[1],
-                    )
-            finally:
-                self._storing[(task.role, task.tenant)] -= 1
-        except Exception as exc:
-            if self._bus.lifetime.stopping:
-                return
-            log.warning(
-                "handing over task %s failed (%r); it waits again", task_id, exc, extra={"task_id": task_id}
+                bodies.append(await self._body(task))
+            except Exception as exc:
+                bodies.append(exc)
+        relays = [
+            Relayed(
+                topics.TASKS.subject(task.role, task.tenant),
+                body[0],
+                topics.dispatch_msg_id(task.seq),
+                body[1],
             )
-            self._release(task_id)
-            await self._bus.lifetime.sleep(RETRY_S)
+            for (task, _), body in zip(handing, bodies, strict=True)
+            if isinstance(body, tuple)
+        ]
+        try:
+            acks = iter(await self._bus.streams.relay_all(relays))
+        finally:
+            for task, _ in handing:
+                self._storing[(task.role, task.tenant)] -= 1
+        again: list[tuple[Waiting, str]] = []
+        subjects: set[str] = set()
+        for (task, task_id), body in zip(handing, bodies, strict=True):
+            ack = next(acks) if isinstance(body, tuple) else body
+            if isinstance(ack, Exception):
+                if not self._bus.lifetime.stopping:
+                    log.warning(
+                        "handing over task %s failed (%r); it waits again",
+                        task_id,
+                        ack,
+                        extra={"task_id": task_id},
+                    )
+                    self._release(task_id)
+                    again.append((task, task_id))
+                continue
+            if ack is None or ack.duplicate:
+                # Gone (it ended while waiting), or handed over before a restart: then the count read from the
+                # server holds it already.
+                self._release(task_id)
+            subject = _subject_of(task)
+            self._clearance.closed(subject, task.seq, handed=ack is not None)
+            if ack is not None:
+                self._waited(task).observe(self._clock() - task.since)
+                subjects.add(subject)
+        for subject in subjects - self._purging:
+            self._purging.add(subject)
+            self._spawn(self._purge(subject))
+        if again:
+            self._spawn(self._wait_again(again))
+
+    async def _wait_again(self, tasks: list[tuple[Waiting, str]]) -> None:
+        """Put tasks whose hand-over failed back in the queue a little later."""
+        await self._bus.lifetime.sleep(RETRY_S)
+        for task, task_id in tasks:
             if self.queue.add(task):
                 self._waiting[task_id], self._task_at[task.seq] = task.seq, task_id
-            self._wake.set()
-            return
-        if ack is None or ack.duplicate:
-            # Gone (it ended while waiting), or handed over before a restart: then the count read from the
-            # server holds it already.
-            self._release(task_id)
-        subject = _subject_of(task)
-        self._clearance.closed(subject, task.seq, handed=stored is not None)
-        if stored is not None:
-            self._metrics.waited.labels(task.role, str(task.priority), task.tenant).observe(
-                self._clock() - task.since
-            )
-            if subject not in self._purging:
-                self._purging.add(subject)
-                await self._purge(subject)
+        self._wake.set()
+
+    async def _body(self, task: Waiting) -> tuple[bytes, str | None] | None:
+        """A waiting task's body and trace context: kept since it arrived, else read back by sequence; None
+        when it is gone from the waiting stream."""
+        kept = self._bodies.take(task.seq)
+        if kept is not None:
+            return kept
+        read = await self._bus.streams.read(topics.STREAM_WAITING, task.seq)
+        return None if read is None else (read.data, read.headers.get(topics.HEADER_TRACEPARENT))
+
+    def _waited(self, task: Waiting) -> Histogram:
+        """The wait-time histogram of the task's role, priority and tenant (looked up once per label set)."""
+        key = (task.role, task.priority, task.tenant)
+        child = self._waited_children.get(key)
+        if child is None:
+            child = self._metrics.waited.labels(task.role, str(task.priority), task.tenant)
+            self._waited_children[key] = child
+        return child
 
     async def _purge(self, subject: str) -> None:
         """Delete what was handed over from `subject` in the waiting stream, one purge for every hand-over
