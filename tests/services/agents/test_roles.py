@@ -156,6 +156,21 @@ async def test_the_tester_names_the_failing_tests_and_keeps_the_output_tail() ->
     assert "--- output of: python -m pytest" in result.error and "1 failed, 3 passed" in result.error
 
 
+async def test_the_tester_reads_a_junit_report_any_command_leaves_in_the_workspace() -> None:
+    report = (
+        '<testsuite><testcase classname="suite" name="ok"/>'
+        + '<testcase name="skip"><skipped/></testcase></testsuite>'
+    )
+    given = ContextFile(path="old.xml", content=report)  # a context file is not a report of this run
+    result = await run(
+        "tester", "Run", context=[given], commands=[f"mkdir -p out && echo '{report}' > out/junit.xml"]
+    )
+    assert result.ok, result.error
+    assert result.output.splitlines()[2] == "tests: 1 passed, 0 failed, 0 errored, 1 skipped"
+    tests = codec.decode(TesterReport, files_of(result)["test-report.json"]).tests
+    assert [(t.name, t.outcome) for t in tests] == [("suite::ok", "passed"), ("skip", "skipped")]
+
+
 async def test_tester_without_commands_passes() -> None:
     result = await run("tester")
     assert result.ok and result.output == "no commands" and not result.files
