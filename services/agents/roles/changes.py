@@ -75,7 +75,13 @@ def tree_of(request: TaskRequest) -> Tree:
     notes = [f for f in request.context if f.path.startswith(NOTES_PREFIX)]
     files = dict(base)
     for note in notes:
-        for diff in carried_diffs(note.content):
+        found = carried_diffs(note.content)
+        if note.content.count(CARRIED_HEADING) > len(found):
+            # An output is cut at its size limit: what was carried is incomplete, and so would the files be.
+            raise CarriedChangesError(
+                f"the changes carried in {note.path} were cut short (too large an output)"
+            )
+        for diff in found:
             try:
                 changed = patches.apply(base, diff)
             except patches.PatchError as exc:

@@ -228,6 +228,13 @@ async def test_changes_that_do_not_apply_to_the_project_fail_the_step_for_good()
     assert ".maestro/steps/implement.md do not apply" in result.error and "textstats/lines.py" in result.error
 
 
+async def test_changes_cut_short_by_the_output_limit_fail_the_step_instead_of_being_left_out() -> None:
+    implemented = await run("implementer", "Add word counts to textstats", context=PROJECT)
+    cut = ContextFile(path=".maestro/steps/implement.md", content=implemented.output[:-400])
+    result = await run("tester", context=[*PROJECT, cut], commands=["true"])
+    assert not result.ok and result.failure == "invalid_output" and "were cut short" in result.error
+
+
 async def test_the_reviewer_finds_the_guards_and_its_own_findings_on_the_change() -> None:
     implemented = await run("implementer", "Add word counts to textstats", context=PROJECT)
     gpl = ContextFile(path="vendored.py", content="# SPDX-License-Identifier: GPL-3.0-only\nx = 1  \n")
