@@ -8,6 +8,8 @@ writes its report into the workspace; any other JUnit XML report a command leave
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from pathlib import Path
 
 import msgspec
@@ -26,6 +28,7 @@ JSON_REPORT_PATH = "test-report.json"
 _JUNIT = ".maestro-junit-{n}.xml"
 _TAIL_LINES = 20
 _LISTED_TESTS = 50
+_MAX_REPORTS = 64
 
 
 def wrapped(command: str, n: int) -> str:
@@ -80,16 +83,34 @@ def report(results: list[CommandResult], tests: list[JUnitCase] | None = None) -
     return "\n".join(lines)
 
 
+def _report_bytes(path: Path) -> bytes | None:
+    """The bytes of a regular file of at most junit.MAX_REPORT_BYTES, or None: a command wrote the
+    workspace, so its path may be a symlink or a FIFO by the time it is read (never followed, never waited
+    on)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > junit.MAX_REPORT_BYTES:
+            return None
+        return file.read(junit.MAX_REPORT_BYTES + 1)
+
+
 def _read_reports(root: Path, given: set[str]) -> list[JUnitCase]:
-    """The test cases of every JUnit XML report in the workspace that was not one of the context files."""
+    """The test cases of the JUnit XML reports in the workspace that were not context files (at most
+    _MAX_REPORTS of them; directories that are symlinks are not entered)."""
     found: list[JUnitCase] = []
+    reports = 0
     for path in sorted(root.rglob("*.xml")):
-        if not path.is_file() or path.is_symlink() or path.relative_to(root).as_posix() in given:
+        if path.relative_to(root).as_posix() in given or reports >= _MAX_REPORTS:
             continue
-        if path.stat().st_size > junit.MAX_REPORT_BYTES:
-            continue
-        cases = junit.cases(path.read_bytes())
-        found += cases or []
+        data = _report_bytes(path)
+        cases = junit.cases(data) if data is not None else None
+        if cases is not None:
+            reports += 1
+            found += cases
     return found
 
 

@@ -171,6 +171,17 @@ async def test_the_tester_reads_a_junit_report_any_command_leaves_in_the_workspa
     assert [(t.name, t.outcome) for t in tests] == [("suite::ok", "passed"), ("skip", "skipped")]
 
 
+async def test_the_tester_never_follows_a_link_or_waits_on_a_fifo_a_command_left_as_a_report(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "host.xml"
+    outside.write_text('<testsuite><testcase name="from_the_host"/></testsuite>')
+    made = f"mkfifo pipe.xml && ln -s {outside} link.xml && mkdir d && ln -s {tmp_path} d/up"
+    result = await run("tester", "Run", commands=[made])
+    assert result.ok, result.error
+    assert codec.decode(TesterReport, files_of(result)["test-report.json"]).tests == []
+
+
 async def test_tester_without_commands_passes() -> None:
     result = await run("tester")
     assert result.ok and result.output == "no commands" and not result.files
