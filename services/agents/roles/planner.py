@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from maestro import codec
 from proto.v1 import TaskRequest
 from proto.v1.workflows import Plan, Step, dag_problem
@@ -25,7 +27,7 @@ def problem(plan: Plan) -> str | None:
     """What makes a plan no DAG (a name twice, an unknown need, a cycle), or None."""
     steps = [Step(name=s.name, role=s.role, prompt=s.prompt, needs=list(s.needs)) for s in plan.subtasks]
     found = dag_problem(steps)
-    return found.replace("steps[", "subtasks[") if found else None
+    return re.sub(r"\bsteps(?=[\[:])", "subtasks", found) if found else None
 
 
 def text(plan: Plan) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import msgspec
 import pytest
 
+from maestro import codec
 from proto.v1 import ContextFile, Role, TaskRequest, Usage
 from proto.v1.work import FileChanges
 from proto.v1.workflows import Plan
@@ -117,6 +118,18 @@ async def test_a_role_whose_model_stays_invalid_fails_for_good_and_pays_for_both
     assert not result.ok and result.failure == "invalid_output"
     assert "planner answer was not valid after one repair round" in result.error
     assert meter.spent.input_tokens == 20 and result.usage.input_tokens == 20
+
+
+async def test_a_plan_that_is_no_dag_is_sent_back_and_a_repaired_one_fans_out() -> None:
+    cycle = (
+        '{"subtasks": [{"name": "a", "role": "implementer", "prompt": "A", "needs": ["b"]},'
+        ' {"name": "b", "role": "tester", "prompt": "B", "needs": ["a"], "commands": ["make test"]}]}'
+    )
+    backend = Scripted([cycle, PLAN])
+    request = TaskRequest(tenant="acme", role="planner", prompt="Plan it", expand=True)
+    result = await RUNNERS["planner"](request, backend, Sandbox(timeout_s=5))
+    assert result.ok and codec.decode_strict(Plan, result.output).subtasks[0].name == "build"
+    assert "subtasks: a cycle a -> b -> a" in backend.calls[1].prompt
 
 
 async def test_a_diff_that_does_not_apply_is_repaired_and_then_applied() -> None:
