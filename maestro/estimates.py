@@ -1,17 +1,44 @@
 """What a task is expected to cost before it runs: the one estimate the guard holds and a workflow's
-escrow adds up, priced with the table the budget charges with (maestro/pricing.py). Pure, no I/O."""
+escrow adds up, priced with the table the budget charges with (maestro/pricing.py), and the one way tokens
+are counted where no model server counts them. Pure, no I/O.
+
+The estimate is the most a task's model calls may consume (the agents hold them to it, and each call's
+`max_tokens` is MAESTRO_ESTIMATE_OUTPUT_TOKENS): a role makes one call, and one repair round when its answer
+is invalid. The repair round reads everything the first call read, the first answer and a note on what was
+wrong, and writes another answer. So for input I (the request's text plus INSTRUCTION_TOKENS for the role's
+instruction) and output O: input 2*I + O + REPAIR_TOKENS, output 2*O.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from maestro import pricing
 from maestro.pricing import PER_MILLION, Price, PricedSettings, PriceTable
+from maestro.settings import assignments
 from proto.v1 import TaskRequest
 from proto.v1.ids import MAX_MICRO_USD
 
 BYTES_PER_TOKEN = 4
+MODEL_CALLS = 2
+"""The model calls a task may make: its answer, and one repair round when the answer is invalid."""
+INSTRUCTION_TOKENS = 1024
+"""What a role adds to the request's text in each call: its standing instruction, its answer's JSON Schema
+and the framing (4 KiB)."""
+REPAIR_TOKENS = 256
+"""The note a repair round adds: what was wrong with the first answer."""
+
+
+def tokens_of(chars: int) -> int:
+    """The tokens `chars` characters are counted as: one per BYTES_PER_TOKEN, rounded up."""
+    return -(-chars // BYTES_PER_TOKEN)
+
+
+def count_tokens(text: str) -> int:
+    """The tokens a text is counted as where no model server counted them."""
+    return tokens_of(len(text))
 
 
 class Offer(PricedSettings, Protocol):
@@ -22,6 +49,8 @@ class Offer(PricedSettings, Protocol):
     def estimate_output_tokens(self) -> int: ...
     @property
     def models(self) -> tuple[str, ...]: ...
+    @property
+    def role_models(self) -> tuple[str, ...]: ...
 
 
 def _default_table() -> PriceTable:
@@ -37,11 +66,25 @@ class Prices:
     estimate_output_tokens: int = 1024
     models: tuple[str, ...] = ()
     """The models the agents serve, the default first; empty when judging offline (any model, none set)."""
+    role_models: Mapping[str, str] = field(default_factory=dict)
+    """The model a role's task runs on when it names none (MAESTRO_ROLE_MODELS); other roles: the default."""
 
     @classmethod
     def of(cls, offer: Offer) -> Prices:
         """The prices and models of anything that has them (Settings); raises PricingError."""
-        return cls(pricing.from_settings(offer), offer.estimate_output_tokens, offer.models)
+        return cls(
+            pricing.from_settings(offer),
+            offer.estimate_output_tokens,
+            offer.models,
+            assignments("MAESTRO_ROLE_MODELS", offer.role_models),
+        )
+
+    def model_for(self, role: str, model: str | None) -> str:
+        """The model a task of `role` asking for `model` runs on: its own, else its role's, else the first
+        served ("" when none is: judged offline, at the price of unlisted models)."""
+        if model is not None:
+            return model
+        return self.role_models.get(role) or (self.models[0] if self.models else "")
 
 
 DEFAULT_PRICES = Prices()
@@ -71,15 +114,17 @@ def text_chars(request: TaskRequest) -> int:
 
 
 def estimate(request: TaskRequest, prices: Prices = DEFAULT_PRICES) -> Estimate:
-    """The expected usage of a request: ~4 characters per input token, plus the assumed output, at the
-    price of the request's model (nothing for a model without a price: the budget refuses to hold for it)."""
-    return of_text(text_chars(request), request.model or "", prices)
+    """The most a request's model calls may consume (the module's docstring), at the price of the model it
+    runs on (nothing for a model without a price: the budget refuses to hold for it)."""
+    return of_text(text_chars(request), prices.model_for(request.role, request.model), prices)
 
 
 def of_text(chars: int, model: str, prices: Prices = DEFAULT_PRICES) -> Estimate:
-    """The expected usage of a task a model reads `chars` characters for, at `model`'s price."""
-    input_tokens = -(-chars // BYTES_PER_TOKEN)
-    output_tokens = prices.estimate_output_tokens
+    """The most a task whose model reads `chars` characters may consume, at `model`'s price."""
+    read = tokens_of(chars) + INSTRUCTION_TOKENS
+    written = prices.estimate_output_tokens
+    input_tokens = MODEL_CALLS * read + (MODEL_CALLS - 1) * (written + REPAIR_TOKENS)
+    output_tokens = MODEL_CALLS * written
     price = prices.table.price(model)
     return Estimate(
         input_tokens=input_tokens,

@@ -17,7 +17,6 @@ from proto.v1 import ROLES
 from proto.v1.budget import MAX_TTL_S
 from proto.v1.ids import MAX_MICRO_USD, MODEL_PATTERN
 
-
 SANDBOX_CHOICES = ("auto", "namespaces", "user", "none")
 """Values of MAESTRO_SANDBOX: an isolation level by name, or `auto`, the best that works here."""
 
@@ -110,6 +109,36 @@ class Settings:
     """Models the agents' backend serves, comma-separated; the first runs a task that names none. A task
     asking for another model is refused before anything is held. The offline backend answers for each
     of these models itself (deterministic text, counted tokens), billed at that model's price."""
+    backend: str = "offline"
+    """The agents' model backend: `offline` (deterministic answers, no network) or `openai` (a server that
+    speaks OpenAI's Chat Completions protocol at MAESTRO_MODEL_URL: OpenAI, Azure OpenAI, vLLM, Ollama,
+    LiteLLM's proxy, OpenRouter)."""
+    model_url: str = "https://api.openai.com/v1"
+    """Base URL of the model server; calls go to <url>/chat/completions."""
+    model_key_env: str = "OPENAI_API_KEY"
+    """The environment variable that holds the model server's API key (sent as a bearer token, never logged);
+    when it is unset and MAESTRO_MODEL_KEY_FILE is empty, no key is sent (a local server)."""
+    model_key_file: str = ""
+    """A file whose first line is the API key; when set, it is used instead of MAESTRO_MODEL_KEY_ENV."""
+    model_ids: tuple[str, ...] = ()
+    """The model server's id of each of MAESTRO_MODELS, `model=server-id,...`
+    (`local=meta-llama/Llama-3.1-8B-Instruct`); a model not listed is sent by its own name."""
+    role_models: tuple[str, ...] = ()
+    """The model a role's tasks run on when they name none, `role=model,...` (`planner=gpt-4o`), each one of
+    MAESTRO_MODELS; other roles run on the first of MAESTRO_MODELS. The guard estimates at the same model."""
+    model_connect_timeout_s: float = 10.0
+    """Longest wait to connect to the model server."""
+    model_read_timeout_s: float = 120.0
+    """Longest wait for the model server's next bytes once the call is sent (answers are not streamed, so
+    this bounds the time to write the whole answer)."""
+    model_retries: int = 4
+    """Retries of a model call after a 429, a 408, a 5xx, an answer that does not parse, a lost connection or
+    a time-out (0: none); then the attempt fails and the task's retry policy decides."""
+    model_retry_total_s: float = 300.0
+    """Longest one model call may take with its retries and their waits (a Retry-After past it fails now)."""
+    model_json: str = "schema"
+    """How a role asks for a JSON answer: `schema` (response_format json_schema), `object` (json_object, for
+    servers without JSON Schema support) or `none` (the schema is only in the role's instructions)."""
     roles: tuple[str, ...] = ROLES
     """Roles this agent worker serves (comma-separated)."""
     heartbeat_s: float = 10.0
@@ -167,6 +196,7 @@ class Settings:
             pricing.from_settings(settings)
         except pricing.PricingError as exc:
             raise SettingsError(str(exc)) from None
+        _check_model_server(settings)
         return settings
 
     def with_(self, **changes: Any) -> Settings:
@@ -176,7 +206,11 @@ class Settings:
 
 # Bounds follow the unit in a name: a duration (`_s`) is more than 0, money and prices are 0 or more, and any
 # other number counts something, so it is at least 1; the exceptions are listed.
-_BOUNDS: dict[str, tuple[int, int | None]] = {"http_port": (-1, 65535), "stream_replicas": (1, 5)}
+_BOUNDS: dict[str, tuple[int, int | None]] = {
+    "http_port": (-1, 65535),
+    "stream_replicas": (1, 5),
+    "model_retries": (0, 100),
+}
 _MONEY = ("micro_usd", "per_token")
 # A hold the budget would refuse to keep that long (proto.v1.budget.MAX_TTL_S) refuses every task.
 _LONGEST_S: dict[str, float] = {"reservation_ttl_s": MAX_TTL_S, "workflow_hold_ttl_s": MAX_TTL_S}
@@ -185,6 +219,55 @@ _BOOLEANS = {
     **dict.fromkeys(("off", "false", "no", "0"), False),
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+BACKENDS = ("offline", "openai")
+"""The agents' model backends (MAESTRO_BACKEND)."""
+JSON_MODES = ("schema", "object", "none")
+"""How a JSON answer is asked for (MAESTRO_MODEL_JSON)."""
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def assignments(name: str, entries: tuple[str, ...]) -> dict[str, str]:
+    """`key=value` entries of the setting `name` as a mapping; raises SettingsError naming a malformed one."""
+    found: dict[str, str] = {}
+    for entry in entries:
+        key, sep, value = (part.strip() for part in entry.partition("="))
+        if not sep or not key or not value or any(c.isspace() for c in value):
+            raise SettingsError(f"{name}: {entry!r}: expected name=value")
+        found[key] = value
+    return found
+
+
+def _check_model_server(settings: Settings) -> None:
+    """Raises SettingsError naming a model server setting that cannot be right."""
+    if settings.backend not in BACKENDS:
+        raise SettingsError(
+            f"MAESTRO_BACKEND: expected one of {', '.join(BACKENDS)}, got {settings.backend!r}"
+        )
+    if settings.model_json not in JSON_MODES:
+        raise SettingsError(
+            f"MAESTRO_MODEL_JSON: expected one of {', '.join(JSON_MODES)}, got {settings.model_json!r}"
+        )
+    if not re.match(r"^https?://[^\s/]+", settings.model_url):
+        raise SettingsError(f"MAESTRO_MODEL_URL: expected an http(s) URL, got {settings.model_url!r}")
+    if not _ENV_NAME.match(settings.model_key_env):
+        raise SettingsError(f"MAESTRO_MODEL_KEY_ENV: {settings.model_key_env!r} is not a variable name")
+    served = ", ".join(settings.models)
+    for model in assignments("MAESTRO_MODEL_IDS", settings.model_ids):
+        if model not in settings.models:
+            raise SettingsError(f"MAESTRO_MODEL_IDS: {model!r} is not one of MAESTRO_MODELS ({served})")
+    for role, model in assignments("MAESTRO_ROLE_MODELS", settings.role_models).items():
+        if role not in ROLES:
+            raise SettingsError(f"MAESTRO_ROLE_MODELS: unknown role {role!r}; known: {', '.join(ROLES)}")
+        if model not in settings.models:
+            raise SettingsError(f"MAESTRO_ROLE_MODELS: {model!r} is not one of MAESTRO_MODELS ({served})")
+    if (
+        settings.backend == "openai"
+        and settings.model_key_file
+        and not os.path.isfile(settings.model_key_file)
+    ):
+        raise SettingsError(f"MAESTRO_MODEL_KEY_FILE: {settings.model_key_file!r} is not a file")
 
 
 def _checked(name: str, field_name: str, value: Any) -> Any:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from maestro import codec, history, topics
 from maestro.bus import Bus
 from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, RemoteError, Retry, WrongRevision
+from maestro.estimates import Prices
 from maestro.presence import announcing
 from maestro.runtime import Service
 from proto.v1 import (
@@ -45,8 +47,10 @@ from proto.v1.agents import FinishedWork
 from proto.v1.tasks import FailureKind
 from services.agents import attempts, rails
 from services.agents.attempts import bounded
-from services.agents.backends import Backend, ModelFailed, OfflineBackend
-from services.agents.backends.metered import Metered
+from services.agents.backends import Backend, ModelFailed
+from services.agents.backends.base import OverBudget
+from services.agents.backends.choice import closing, open_backend
+from services.agents.backends.metered import Allowance, Metered
 from services.agents.heartbeat import heartbeats
 from services.agents.metrics import AgentMetrics
 from services.agents.roles import RUNNERS, RoleResult
@@ -334,7 +338,7 @@ class Worker:
             # The guard refuses such tasks; this worker may serve other models than the guard was told.
             error = f"this worker does not run the model {request.model!r} (MAESTRO_MODELS)"
             return RoleResult(ok=False, output="", usage=Usage(model="none"), error=error)
-        meter = Metered(self.backend)
+        meter = Metered(self.backend, Allowance.of(request, Prices.of(self.bus.settings)))
         try:
             result = await RUNNERS[request.role](request, meter, self.sandbox)
         except ModelFailed as exc:
@@ -342,6 +346,10 @@ class Worker:
             failure: FailureKind = "error" if exc.retryable else "model_refused"
             error = f"model call failed: {exc}"
             return RoleResult(ok=False, output="", usage=meter.spent, error=error, failure=failure)
+        except OverBudget as exc:
+            # The next call could pass what was held for the task: not made, and a retry would do the same.
+            error = f"model call not made: {exc}"
+            return RoleResult(ok=False, output="", usage=meter.spent, error=error, failure="budget")
         except Exception as exc:
             # A redelivery would crash again on this input: the attempt fails, and the retry policy decides.
             context = {"task_id": request.id, "tenant": request.tenant}
@@ -432,10 +440,10 @@ def consumer(role: Role) -> Consumer[TaskAssignment]:
 
 
 async def open_worker(bus: Bus) -> Worker:
-    """A worker on `bus` with the offline backend, its metrics on the bus's registry."""
+    """A worker on `bus` with the backend MAESTRO_BACKEND names, its metrics on the bus's registry."""
     return Worker(
         bus=bus,
-        backend=OfflineBackend(bus.settings.models),
+        backend=open_backend(bus.settings, os.environ),
         # Raises IsolationError at start when the tester would run commands with no isolation unasked.
         sandbox=await open_sandbox(bus.settings, runs_untrusted="tester" in served_roles(bus.settings.roles)),
         artifacts=await bus.js.object_store(topics.STORE_ARTIFACTS),
@@ -459,6 +467,7 @@ async def serve_with(bus: Bus, worker: Worker) -> None:
     # Announced exactly while it takes their tasks: /readyz and `maestro up` name the roles nobody serves.
     slots = bus.settings.concurrency
     async with (
+        closing(worker.backend),
         following(bus.js, worker.policies),
         announcing(bus, roles, bus.settings.worker, slots=slots),
         asyncio.TaskGroup() as group,

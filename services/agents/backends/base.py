@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeGuard
 
 from proto.v1 import Role, Usage
 
@@ -24,6 +24,11 @@ class ModelFailed(Exception):
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class OverBudget(Exception):
+    """A model call would take a task past what the guard held for it (its estimate): not made, and not
+    retried (the same task would run past it again)."""
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,29 @@ class Backend(Protocol):
         request to repair an invalid answer). Raises UnservedModel for a model it does not serve, ModelFailed
         when the server does not answer."""
         ...
+
+
+class BoundedBackend(Backend, Protocol):
+    """A backend that bounds each answer's length: `max_tokens` caps the tokens the model may write (None:
+    the backend's own cap)."""
+
+    bounds_output: Literal[True]
+
+    async def complete(
+        self,
+        role: Role,
+        prompt: str,
+        model: str | None,
+        *,
+        system: str = "",
+        schema: Schema | None = None,
+        history: Sequence[Turn] = (),
+        max_tokens: int | None = None,
+    ) -> Completion:
+        """As Backend.complete, writing at most `max_tokens` tokens."""
+        ...
+
+
+def bounds_output(backend: Backend) -> TypeGuard[BoundedBackend]:
+    """Whether `backend` takes a `max_tokens` for each call (it says so with `bounds_output = True`)."""
+    return getattr(backend, "bounds_output", False) is True

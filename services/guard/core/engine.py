@@ -47,10 +47,12 @@ def _families(
     yield "budget", policy.budget, lambda r: budget.check(r, policy.budget, cost)
 
 
-def with_model(request: TaskRequest, models: tuple[str, ...]) -> TaskRequest:
-    """The request naming the model it will run on: its own, or the first of `models` when it names none."""
-    if request.model is None and models:
-        return msgspec.structs.replace(request, model=models[0])
+def with_model(request: TaskRequest, pricing: Prices) -> TaskRequest:
+    """The request naming the model it will run on: its own, else its role's default, else the first served
+    (unchanged when no model is served: judged offline)."""
+    model = pricing.model_for(request.role, request.model)
+    if request.model is None and model:
+        return msgspec.structs.replace(request, model=model)
     return request
 
 
@@ -91,7 +93,7 @@ def evaluate(request: TaskRequest, size: int, bundle: Bundle, pricing: Prices = 
     on any request.
     """
     models = pricing.models
-    request = with_model(request, models)
+    request = with_model(request, pricing)
     policy = bundle.policy(request.tenant)
     expected = estimate(request, pricing)
     # Denied whatever else it holds; not scanning an oversized request keeps it cheap.

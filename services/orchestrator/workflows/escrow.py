@@ -25,8 +25,7 @@ def step_estimate(step: Step, prices: Prices) -> int:
         + output_chars * len(references(step.prompt))
         + (output_chars + _CONTEXT_HEADER_CHARS) * len(step.needs)
     )
-    model = step.model or (prices.models[0] if prices.models else "")
-    return of_text(chars, model, prices).micro_usd
+    return of_text(chars, prices.model_for(step.role, step.model), prices).micro_usd
 
 
 def workflow_estimate(workflow: Workflow, prices: Prices, max_subtasks: int = 0) -> int:

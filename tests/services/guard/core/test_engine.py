@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maestro import codec
-from maestro.estimates import Prices, estimate_micro_usd
+from maestro.estimates import INSTRUCTION_TOKENS, REPAIR_TOKENS, Prices, estimate_micro_usd
 from maestro.pricing import Price, PriceTable
 from proto.v1 import ContextFile, TaskRequest
 from proto.v1.tasks import workspace_path_problem
@@ -93,12 +93,19 @@ def test_a_credential_anywhere_denies_under_the_shipped_bundle() -> None:
         assert all(AWS not in v.evidence + v.message for v in j.decision.violations)
 
 
+def held_for(text_tokens: int) -> int:
+    """Two calls, each reading the text and the role's instruction, the second also the first answer (100
+    tokens) and a repair note, each writing 100 tokens: at 3 and 15 micro-USD a token."""
+    read = text_tokens + INSTRUCTION_TOKENS
+    return 3 * (2 * read + 100 + REPAIR_TOKENS) + 15 * 2 * 100
+
+
 def test_the_estimate_grows_with_the_input_at_four_characters_per_token() -> None:
-    assert estimate_micro_usd(request(""), PRICES) == 100 * 15
-    assert estimate_micro_usd(request("x" * 400), PRICES) == 100 * 3 + 100 * 15
-    assert estimate_micro_usd(request("x" * 401), PRICES) == 101 * 3 + 100 * 15
+    assert estimate_micro_usd(request(""), PRICES) == held_for(0)
+    assert estimate_micro_usd(request("x" * 400), PRICES) == held_for(100)
+    assert estimate_micro_usd(request("x" * 401), PRICES) == held_for(101)
     with_files = request("", context=[ContextFile(path="a.py", content="y" * 396)], commands=["ls"])
-    assert estimate_micro_usd(with_files, PRICES) == 101 * 3 + 100 * 15
+    assert estimate_micro_usd(with_files, PRICES) == held_for(101)
 
 
 def test_a_task_ceiling_below_the_estimate_denies() -> None:
