@@ -18,7 +18,7 @@ from maestro.pricing import Price
 from maestro.settings import Settings
 from proto.v1 import AttemptFailed, Failed, Queued, TaskRequest, Usage
 from tests.e2e.conftest import open_mesh
-from tests.services.agents.chat_server import KEY, ChatServer, error, serving
+from tests.services.agents.chat_server import KEY, ChatServer, Reply, error, serving
 
 # gpt-4o at 2.5 and 10 USD per million tokens, the local model at 0.2 and 0.4: micro-USD per token.
 PRICING = "gpt-4o=2.5:10,local=0.2:0.4"
@@ -149,3 +149,25 @@ async def test_a_refused_key_fails_the_task_as_model_refused_and_charges_nothing
     # The key the server echoed back is nowhere in what Maestro stored.
     assert all(KEY.encode() not in codec.encode(e) for e in events)
     assert KEY not in record.error
+
+
+async def test_a_repair_round_the_hold_cannot_cover_is_not_made_and_the_task_fails_as_budget(
+    mesh: Client, server: ChatServer
+) -> None:
+    # The server counted far more than characters / 4 for an answer that is not a plan: the repair round it
+    # would need no longer fits in what was held for the task.
+    server.then(Reply(text="Sure! Here is a plan: first, count.", usage=(5000, 1000)))
+    await mesh.submit(task("t-over"))
+    record = await mesh.wait("t-over", timeout=30)
+
+    assert record.state == "failed", record
+    assert len(server.received) == 1  # the repair round was never sent
+    events = await mesh.events("t-over")
+    failures = [e.failure for e in events if isinstance(e, AttemptFailed | Failed)]
+    assert failures and set(failures) == {"budget"}
+    assert "model call not made" in record.error
+    # The call that was answered is charged in full, as the server reported it.
+    assert record.usage == Usage(model="gpt-4o", input_tokens=5000, output_tokens=1000)
+    cost = GPT_4O.cost(5000, 1000)
+    ledger = await mesh.ledger("acme")
+    assert ledger.spent_micro_usd == record.cost_micro_usd == cost and ledger.held_micro_usd == 0
