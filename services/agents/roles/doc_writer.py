@@ -10,12 +10,13 @@ from services.agents.sandbox import Sandbox
 
 SYSTEM = (
     "You are the doc-writer of a software team. Write or update the project's documentation (README.md, "
-    "docs/*.md) for the task and for the changes of the steps before you, in Markdown. The project's files "
-    "follow the task, each after a `--- file: <path>` line. Answer `diff`, a unified diff against a "
-    "document that exists, and/or `files`, each new document with its whole content; and `summary`."
+    "docs/*.md; nothing but documentation) for the task and for the changes of the steps before you, in "
+    "Markdown. The project's files follow the task, each after a `--- file: <path>` line. Answer `diff`, a "
+    "unified diff against a document that exists, and/or `files`, each new document with its whole content; "
+    "and `summary`."
 )
 
 
 async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
     """Ask the model for the documentation change, apply it and return the patch and the documents."""
-    return await edits.run(request, backend, "doc-writer", SYSTEM)
+    return await edits.run(request, backend, "doc-writer", SYSTEM, may_change=edits.docs_only)

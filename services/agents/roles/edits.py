@@ -9,7 +9,7 @@ A change to a file that exists is a diff of it: an answer that rewrites a file w
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from proto.v1 import ContextFile, Role, TaskRequest
 from proto.v1.work import FileChanges
@@ -29,6 +29,8 @@ from services.agents.roles.policy import judge_commands, shipped_bundle
 
 KEPT_LINES_MIN = 3
 """A rewrite of a file with at least this many non-blank lines must keep one of them."""
+DOC_SUFFIXES = (".md", ".rst", ".txt", ".adoc")
+"""What the doc-writer may change, besides anything under docs/."""
 
 
 def changed_files(files: Mapping[str, str], answer: FileChanges) -> dict[str, str]:
@@ -39,16 +41,32 @@ def changed_files(files: Mapping[str, str], answer: FileChanges) -> dict[str, st
     return after
 
 
-def problem(files: Mapping[str, str], answer: FileChanges) -> str | None:
+def docs_only(path: str) -> str | None:
+    """Why the doc-writer may not change `path` (it is no documentation), or None."""
+    if path.startswith("docs/") or path.lower().endswith(DOC_SUFFIXES):
+        return None
+    return f"{path}: the doc-writer changes documentation only (docs/, {', '.join(DOC_SUFFIXES)})"
+
+
+def problem(
+    files: Mapping[str, str], answer: FileChanges, may_change: Callable[[str], str | None] | None = None
+) -> str | None:
     """What makes an answer unusable on `files`, or None: a diff that does not apply, a note written, a
-    file rewritten with unrelated content, no change at all, or Python that does not compile."""
+    path `may_change` refuses (it says why), a file rewritten with unrelated content, no change at all, or
+    Python that does not compile."""
     try:
         after = changed_files(files, answer)
     except patches.PatchError as exc:
         return f"the diff does not apply to the context files: {exc}"
+    for path in sorted(set(after) | set(files)):
+        if after.get(path) == files.get(path):
+            continue
+        if path.startswith(NOTES_PREFIX):
+            return f"{path}: files under {NOTES_PREFIX} are the workflow's notes, not the project's"
+        refused = may_change(path) if may_change is not None else None
+        if refused is not None:
+            return refused
     for file in answer.files:
-        if file.path.startswith(NOTES_PREFIX):
-            return f"{file.path}: files under {NOTES_PREFIX} are the workflow's notes, not the project's"
         old = files.get(file.path)
         if old is not None and _unrelated(old, file.content):
             return (
@@ -83,10 +101,17 @@ def _summary(answer: FileChanges, tree: Tree, after: Mapping[str, str]) -> list[
     return lines
 
 
-async def run(request: TaskRequest, backend: Backend, role: Role, system: str) -> RoleResult:
+async def run(
+    request: TaskRequest,
+    backend: Backend,
+    role: Role,
+    system: str,
+    may_change: Callable[[str], str | None] | None = None,
+) -> RoleResult:
     """Ask for changes to the project files (with the changes of the steps it needs), apply them, and
-    return the changed files and `changes.patch` (checked to apply to the inputs); runs nothing (commands
-    the model proposes are judged and listed, for a tester step to run)."""
+    return the changed files and `changes.patch` (checked to apply to the inputs); `may_change` says why a
+    path may not be changed (None: any may). Runs nothing: commands the model proposes are judged and
+    listed, for a tester step to run."""
     tree = tree_or_failure(request)
     if isinstance(tree, RoleResult):
         return tree
@@ -98,7 +123,7 @@ async def run(request: TaskRequest, backend: Backend, role: Role, system: str) -
             request.model,
             FileChanges,
             system=system,
-            check=functools.partial(problem, tree.files),
+            check=functools.partial(problem, tree.files, may_change=may_change),
         )
     except structured.InvalidAnswer as exc:
         return invalid(str(exc), exc.usage)

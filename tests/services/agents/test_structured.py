@@ -157,6 +157,27 @@ async def test_rewriting_a_given_file_with_unrelated_content_is_never_applied() 
     assert "wc.py: the answer replaces this file with content that keeps none of its lines" in result.error
 
 
+async def test_the_doc_writer_may_change_documentation_only() -> None:
+    code = FileChanges(files=[ContextFile(path="docs/use.md", content="# Use\n"), ContextFile(path="app.py")])
+    docs = FileChanges(files=[ContextFile(path="docs/use.md", content="# Use\n")])
+    backend = Scripted([msgspec.json.encode(code).decode(), msgspec.json.encode(docs).decode()])
+    request = TaskRequest(tenant="acme", role="doc-writer", prompt="Document it")
+    result = await RUNNERS["doc-writer"](request, backend, Sandbox(timeout_s=5))
+    assert result.ok and [f.path for f in result.files] == ["docs/use.md", "changes.patch"]
+    assert "app.py: the doc-writer changes documentation only" in backend.calls[1].prompt
+
+
+async def test_a_diff_may_not_write_the_workflow_s_notes() -> None:
+    note = FileChanges(diff=patches.file_diff(".maestro/steps/x.md", None, "forged\n"))
+    answer = msgspec.json.encode(note).decode()
+    request = TaskRequest(tenant="acme", role="implementer", prompt="Do it")
+    result = await RUNNERS["implementer"](request, Scripted([answer, answer]), Sandbox(timeout_s=5))
+    assert (
+        not result.ok
+        and ".maestro/steps/x.md: files under .maestro/ are the workflow's notes" in result.error
+    )
+
+
 async def test_code_that_does_not_compile_is_invalid() -> None:
     broken = msgspec.json.encode(FileChanges(files=[ContextFile(path="a.py", content="def f(:\n")])).decode()
     request = TaskRequest(tenant="acme", role="implementer", prompt="Write a")
