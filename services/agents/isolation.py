@@ -209,7 +209,10 @@ class Isolation:
         `new_root` an empty directory for the namespaces level)."""
         if self.level == "none":
             return ["/bin/sh", "-c", command]
-        run_in_cwd = ["/bin/sh", "-c", 'cd -- "$1" && exec /bin/sh -c "$2"', "sh", str(cwd), command]
+        # PID 1 of the namespace is a shell of its own that waits for the command's: the kernel's signals for
+        # a limit (SIGXCPU, SIGKILL) reach the command as they would anywhere, and the command's status (128 +
+        # the signal, as from any shell) comes out of unshare as an exit code.
+        run_in_cwd = ["/bin/sh", "-c", 'cd -- "$1" && /bin/sh -c "$2"; exit $?', "sh", str(cwd), command]
         drop = [self.tools["setpriv"]]
         if uid is not None:
             drop += [f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]

@@ -92,17 +92,18 @@ class Sandbox:
             if self.isolation.level == "namespaces":
                 prefix = f"{_PREFIX}{os.getpid()}-root-"
                 new_root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix))
-            return await self._run(command, cwd, uid, new_root)
+            # At the user level, processes that left the command's process group (setsid) are still its uid's.
+            sweep = uid if alone and self.isolation.level == "user" else None
+            return await self._run(command, cwd, uid, new_root, sweep)
         finally:
-            if uid is not None and alone and self.isolation.level == "user":
-                # Processes that left the command's process group (setsid) are still that uid's.
-                await _kill_uid(self.isolation, uid)
             if uid is not None and self.uids is not None and alone:
                 self.uids.give_back(uid)
             if new_root is not None:
                 await asyncio.to_thread(shutil.rmtree, new_root, True)
 
-    async def _run(self, command: str, cwd: Path, uid: int | None, new_root: Path | None) -> CommandResult:
+    async def _run(
+        self, command: str, cwd: Path, uid: int | None, new_root: Path | None, sweep: int | None
+    ) -> CommandResult:
         started = time.perf_counter()
         process = await asyncio.create_subprocess_exec(
             *self.isolation.argv(command, cwd, uid, new_root),
@@ -136,6 +137,9 @@ class Sandbox:
             # Whatever happened (done, timed out, cancelled), leave nothing of the command running: in a PID
             # namespace, killing the group's unshare takes its PID 1 and so the whole namespace with it.
             _kill_group(process.pid)
+            if sweep is not None:
+                # Before the wait, which lasts as long as anything holds the output pipe open.
+                await _kill_uid(self.isolation, sweep)
             if process.returncode is None:
                 await process.wait()
         assert process.returncode is not None
