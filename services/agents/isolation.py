@@ -63,7 +63,7 @@ for d in /tmp /dev/shm; do
 done
 IFS='
 '
-for d in $masks; do mount -t tmpfs -o size=64k,mode=755,nosuid,nodev tmpfs "$new$d"; done
+for d in $masks; do mkdir -p "$new$d"; mount -t tmpfs -o size=64k,mode=755,nosuid,nodev tmpfs "$new$d"; done
 for d in $exposed; do
   mkdir -p "$new$d"; mount --bind "$d" "$new$d"; mount -o remount,bind,ro,nosuid "$new$d"
 done

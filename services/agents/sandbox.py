@@ -153,10 +153,12 @@ class Sandbox:
 
     async def probe(self) -> str | None:
         """Run `true` once at this level in a workspace of its own: None if it works, else why not."""
+        probing = dataclasses.replace(self, timeout_s=min(self.timeout_s, _PROBE_TIMEOUT_S))
         async with workspace(()) as root:
-            result = await dataclasses.replace(self, timeout_s=min(self.timeout_s, _PROBE_TIMEOUT_S)).run(
-                "true", root
-            )
+            try:
+                result = await probing.run("true", root)
+            except OSError as exc:  # the first program could not even start (a limit too low for it, say)
+                return f"could not start: {exc}"
         if result.ok:
             return None
         why = "timed out" if result.timed_out else f"exit {result.exit_code}"
