@@ -162,6 +162,9 @@ async def _calm_waits(settings: Settings, flood_count: int) -> tuple[list[float]
     """One tenant's flood of `flood_count` tasks is queued before any agent runs; then the agents start and
     another tenant submits one task every 100 ms until the flood is done. The calm tenant's queue waits
     (queued -> started, s) and the flood's seconds per task once the agents run."""
+    # The flood is held all at once: ADMITTED estimates, each covering an answer and a repair round, are more
+    # than a tenant's default 100 USD.
+    settings = settings.with_(default_limit_micro_usd=1_000_000_000)
     async with AsyncExitStack() as stack:
         client = await open_parts(settings, stack, agents=())
         flood = [planner("flood", n) for n in range(flood_count)]
