@@ -68,11 +68,17 @@ class ChatConfig:
     max_tokens: int = 1024
     """The most tokens an answer may have when the caller gives no bound (MAESTRO_ESTIMATE_OUTPUT_TOKENS)."""
     connect_timeout_s: float = 10.0
+    """Longest wait to connect (MAESTRO_MODEL_CONNECT_TIMEOUT_S)."""
     read_timeout_s: float = 120.0
+    """Longest wait for the server's next bytes once a call is sent (MAESTRO_MODEL_READ_TIMEOUT_S)."""
     retries: int = 4
+    """Tries after the first one of a call that got no usable answer (MAESTRO_MODEL_RETRIES)."""
     retry_total_s: float = 300.0
+    """Longest a call may take with its retries and waits (MAESTRO_MODEL_RETRY_TOTAL_S)."""
     json_mode: JsonMode = "schema"
+    """How a JSON answer is asked for (MAESTRO_MODEL_JSON)."""
     backoff: Backoff = field(default_factory=Backoff)
+    """The waits between tries when the server gives no Retry-After."""
 
 
 class _Message(msgspec.Struct):
