@@ -18,6 +18,7 @@ import pytest
 from maestro.estimates import Prices, count_tokens, estimate
 from maestro.pricing import Price, PriceTable
 from maestro.settings import Settings, SettingsError
+from maestro.supervisor import settings_env
 from proto.v1 import TaskRequest, Usage
 from services.agents.backends import ModelFailed, OfflineBackend, Turn, UnservedModel
 from services.agents.backends.backoff import Backoff, retry_after_s
@@ -408,3 +409,17 @@ def test_model_server_settings_are_read() -> None:
     assert isinstance(chat, ChatBackend)
     assert chat.config.model_ids == {"local": "meta-llama/Llama-3.1-8B-Instruct"}
     assert (chat.config.retries, chat.config.json_mode, chat.config.max_tokens) == (0, "object", 1024)
+
+
+def test_the_children_of_maestro_up_read_the_same_model_server_settings() -> None:
+    settings = Settings(
+        backend="openai",
+        models=("gpt-4o", "local"),
+        model_ids=("local=meta-llama/Llama-3.1-8B-Instruct",),
+        role_models=("planner=gpt-4o",),
+        model_retries=0,
+        model_json="object",
+        model_read_timeout_s=42.5,
+    )
+    back = Settings.from_env(settings_env(settings))
+    assert back.with_(worker=settings.worker, state_dir=settings.state_dir) == settings
