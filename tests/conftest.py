@@ -25,9 +25,12 @@ def nats_server(tmp_path: Path) -> Iterator[EmbeddedServer]:
 
 @pytest.fixture
 def settings(nats_server: EmbeddedServer, tmp_path: Path) -> Settings:
-    """Settings for services under test: this test's server, free HTTP ports, quick redelivery."""
+    """Settings for services under test: this test's server, free HTTP ports, quick redelivery, and tester
+    commands run as the test's own user (they prove they ran by writing to the test's tmp_path, which an
+    isolated command cannot; the sandbox's own tests choose their isolation level)."""
     return Settings(
         nats_url=nats_server.url,
+        sandbox="none",
         data_dir=str(tmp_path / "maestro"),
         http_port=0,
         ack_wait_s=2.0,

@@ -45,6 +45,7 @@ sys.exit(3)
 async def test_a_tester_command_cannot_read_the_agent_s_environment_and_the_mesh_serves_on(
     settings: Settings, tmp_path: Path
 ) -> None:
+    settings = settings.with_(sandbox="auto")  # what an agent does unless told: the best isolation here
     secret = f"planted-{uuid.uuid4().hex}"
     # The agent is a process of its own, so the secret is in its real environment (what /proc shows).
     agents = ChildSpec("agents", "services.agents", free_port())
@@ -85,7 +86,7 @@ async def test_a_tester_command_cannot_read_the_agent_s_environment_and_the_mesh
 
 async def test_an_agent_serving_the_tester_does_not_start_without_isolation(settings: Settings) -> None:
     # No program starts in 1 MiB of address space: no level's probe works, and `none` was not asked for.
-    refused = settings.with_(sandbox_memory_bytes=1 << 20, roles=("tester",))
+    refused = settings.with_(sandbox="auto", sandbox_memory_bytes=1 << 20, roles=("tester",))
     with pytest.raises(IsolationError, match="no isolation works on this host"):
         async with running_service(AGENTS, refused) as agent:
             done, _ = await asyncio.wait({agent}, timeout=30)  # it ends on its own, at start

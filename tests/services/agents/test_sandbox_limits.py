@@ -151,6 +151,19 @@ async def test_a_process_left_in_the_background_does_not_outlive_its_command(
     await _until_none(_processes, f"sleep {marker}")
 
 
+async def test_cancelling_a_namespaced_command_kills_all_it_started(root: Path) -> None:
+    marker = f"{1000 + os.getpid() % 1000}.{uuid.uuid4().int % 10**9}"
+    sandbox = await behind("namespaces", command_timeout_s=60.0)
+    running = asyncio.create_task(sandbox.run(f"setsid sleep {marker} & sleep {marker}", root))
+    async with asyncio.timeout(10):
+        while len(_processes(f"sleep {marker}")) < 2:  # noqa: ASYNC110 - a process's start is seen in /proc
+            await asyncio.sleep(0.02)
+    running.cancel()
+    done, _ = await asyncio.wait({running}, timeout=10)
+    assert done and running.cancelled()
+    await _until_none(_processes, f"sleep {marker}")
+
+
 async def test_nothing_outside_the_workspace_is_writable_with_namespaces(root: Path) -> None:
     sandbox = await behind("namespaces")
     # A directory every user may write on the host: the read-only system keeps the command out of it.
