@@ -193,11 +193,18 @@ async def open_sandbox(settings: Settings, *, runs_untrusted: bool) -> Sandbox:
 
 
 def _hand_over(root: Path, uid: int) -> None:
-    """Make the workspace the command's: owned by its uid (files an earlier command wrote included)."""
+    """Make the workspace the command's: owned by its uid (files an earlier command wrote included).
+
+    A file with more than one link is left as it is: an earlier command could have linked a file of the
+    host's into the workspace (where the kernel lets it), and that file must not become the next one's.
+    """
     os.chown(root, uid, uid)
     for parent, dirs, files in os.walk(root):
         for name in dirs + files:
-            os.chown(os.path.join(parent, name), uid, uid, follow_symlinks=False)
+            path = os.path.join(parent, name)
+            if name in files and os.lstat(path).st_nlink > 1:
+                continue
+            os.chown(path, uid, uid, follow_symlinks=False)
 
 
 async def _kill_uid(isolation: Isolation, uid: int) -> None:

@@ -196,6 +196,17 @@ async def test_nothing_of_the_agent_is_writable_as_the_sandbox_user(root: Path) 
     assert not (Path("/etc") / leak).exists() and not (ROOT / leak).exists()
 
 
+async def test_a_host_file_linked_into_the_workspace_is_not_handed_to_the_next_command(root: Path) -> None:
+    sandbox = await behind("user")
+    # A host file that any user may write, beside the workspace (on its filesystem, so it can be linked).
+    with tempfile.NamedTemporaryFile(dir=root.parent, prefix="host-") as host:
+        Path(host.name).chmod(0o666)
+        first = await sandbox.run(f"ln {host.name} linked", root)
+        assert first.ok, first.output
+        second = await sandbox.run("true", root)
+        assert second.ok and os.stat(host.name).st_uid == os.getuid()
+
+
 # The agent is a process of its own, started with a secret in its real environment (what /proc shows).
 _AGENT = """
 import asyncio, json, os, pathlib, sys
