@@ -22,7 +22,7 @@ from nats.micro.request import Request
 from nats.micro.service import ServiceConfig
 
 from maestro import codec, topics
-from maestro.errors import NotFound, Reject, RemoteError, Retry
+from maestro.errors import Backpressure, NotFound, Reject, RemoteError, Retry
 from maestro.lifetime import Lifetime
 from maestro.metrics import Metrics
 from maestro.replies import Replies
@@ -181,6 +181,9 @@ class Calls:
                 await request.respond_error(code, exc.reason)
             except NotFound as exc:
                 code = "404"
+                await request.respond_error(code, str(exc))
+            except Backpressure as exc:
+                code = "429"
                 await request.respond_error(code, str(exc))
             except Retry as exc:
                 code = "503"

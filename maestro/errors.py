@@ -16,6 +16,11 @@ class Retry(MaestroError):
         self.reason = reason
 
 
+class Backpressure(Retry):
+    """No room now, which is not a verdict: try again after `delay` seconds (consumer: nak(delay);
+    request/reply: error 429, so that a caller can tell it from a peer that cannot answer)."""
+
+
 class Reject(MaestroError):
     """Never retry: the message goes to the DLQ with `reason` (consumer: term; request/reply: error 400).
 
@@ -37,6 +42,12 @@ class RemoteError(MaestroError):
         super().__init__(f"{code}: {description}")
         self.code = code
         self.description = description
+
+    @property
+    def transient(self) -> bool:
+        """Whether the same call may well be answered later: nobody answered or the peer failed (5xx), or it
+        had no room now (429, Backpressure)."""
+        return self.code >= 500 or self.code == 429
 
 
 class NotFound(MaestroError):

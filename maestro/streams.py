@@ -112,23 +112,25 @@ class Streams:
         msg_id: str | None = None,
         traceparent: str | None = None,
         after_seq: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> PubAck:
-        """Store a message in the stream that owns `subject`; `msg_id` makes a resend a no-op.
+        """Store a message in the stream that owns `subject`; `msg_id` makes a resend a no-op; `headers` are
+        stored with it.
 
         With `after_seq`, it is stored only if the last message on `subject` is still the one at that stream
         sequence (0: only if there is none); raises WrongRevision when another writer got there first.
         """
-        headers: dict[str, str] | None = None
-        if msg_id or traceparent or after_seq is not None:
-            headers = {}
+        sent: dict[str, str] | None = None
+        if msg_id or traceparent or after_seq is not None or headers:
+            sent = dict(headers or {})
             if msg_id:
-                headers[topics.HEADER_MSG_ID] = msg_id
+                sent[topics.HEADER_MSG_ID] = msg_id
             if traceparent:
-                headers[topics.HEADER_TRACEPARENT] = traceparent
+                sent[topics.HEADER_TRACEPARENT] = traceparent
             if after_seq is not None:
-                headers[topics.HEADER_EXPECTED_LAST_SUBJECT_SEQ] = str(after_seq)
+                sent[topics.HEADER_EXPECTED_LAST_SUBJECT_SEQ] = str(after_seq)
         try:
-            return await self._store(subject.name, codec.encode(message), headers)
+            return await self._store(subject.name, codec.encode(message), sent)
         except APIError as exc:
             if after_seq is not None and exc.err_code in WRONG_LAST_SEQUENCE:
                 raise WrongRevision(f"{subject.name} moved past sequence {after_seq}") from None

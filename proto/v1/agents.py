@@ -8,6 +8,7 @@ from typing import Annotated
 from msgspec import Meta
 
 from proto.base import Message
+from proto.v1.budget import Reserve
 from proto.v1.guard import Decision
 from proto.v1.tasks import AttemptFailed, Failed, Succeeded, TaskRequest
 
@@ -24,6 +25,10 @@ class TaskAssignment(Message, frozen=True):
     """Where the guard stored the task's Queued event in the events stream (0: not known). A worker starts
     the task only if nothing was stored on it since, without reading the task's events first; when
     something was, it reads them and decides as for any other delivery."""
+    deferred: Reserve | None = None
+    """The hold that pays for the task, when the budget had no room for it at admission (its tenant's ledger
+    held as many open holds as it can): the dispatcher makes it before it hands the task over, and ends the
+    task as failed (`budget`) if the money does not cover it then. `reservation_id` names it already."""
 
 
 class FinishedWork(Message, frozen=True):

@@ -74,7 +74,7 @@ class BudgetMetrics:
             ),
             backpressure=Counter(
                 "maestro_budget_backpressure_total",
-                "Reservations answered 503 (retry later) because the tenant's ledger holds the most open "
+                "Reservations answered 429 (retry later) because the tenant's ledger holds the most open "
                 "reservations it can, though money may be left",
                 ["tenant"],
                 registry=registry,

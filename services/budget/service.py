@@ -17,7 +17,7 @@ from typing import Any
 
 from maestro import pricing, topics
 from maestro.bus import Bus
-from maestro.errors import NotFound, Reject, Retry
+from maestro.errors import Backpressure, NotFound, Reject
 from maestro.runtime import Service
 from proto.v1 import Commit, GetLedger, LedgerView, Release, Reservation, Reserve, SetBudget, Settlement
 from services.budget.ledger import Answer, Busy, Refused, Unknown
@@ -48,7 +48,7 @@ class Budget:
         """Hold the estimate for one attempt of a task, or refuse with the amounts that do not fit; a
         workflow's step naming its escrow hold draws from it first (reservations.py).
 
-        Raises Retry (503) when the tenant's ledger holds as many open reservations as it has room for:
+        Raises Backpressure (429) when the tenant's ledger holds as many open reservations as it has room for:
         that is backpressure, not a verdict on the money. Raises Reject (400) when the hold would take what
         the tenant holds past the bound on money or tokens."""
         answer = await self.ledgers.submit(req.tenant, req)
@@ -57,7 +57,7 @@ class Budget:
             log.info(
                 answer.reason, extra={"tenant": req.tenant, "task_id": req.task_id, "attempt": req.attempt}
             )
-            raise Retry(answer.retry_after_s, answer.reason)
+            raise Backpressure(answer.retry_after_s, answer.reason)
         assert isinstance(answer, Reservation)
         if not answer.granted:
             log.info(

@@ -41,33 +41,41 @@ def escrow_of(request: TaskRequest) -> str | None:
     return reservation_id_for(escrow_task_id(request.parent))
 
 
+def hold_of(bus: Bus, request: TaskRequest, estimate_micro_usd: int, estimate_tokens: int) -> Reserve:
+    """The hold that pays for the task's first attempt."""
+    return Reserve(
+        tenant=request.tenant,
+        task_id=request.id,
+        estimate_micro_usd=estimate_micro_usd,
+        estimate_tokens=estimate_tokens,
+        ttl_s=bus.settings.reservation_ttl_s,
+        role=request.role,
+        model=request.model or "",
+        escrow=escrow_of(request),
+    )
+
+
 async def reserve(
     bus: Bus, request: TaskRequest, estimate_micro_usd: int, estimate_tokens: int
-) -> Reservation:
+) -> Reservation | Reserve:
     """Hold the task's estimate; a reservation the budget refuses as invalid comes back not granted.
 
-    Raises Retry when the budget service cannot answer now.
+    When the tenant's ledger has no room for one more hold now (a backlog of its tasks holds them all) and a
+    dispatcher hands the tasks over, the hold to make is given back instead, for the dispatcher to make
+    when the task's turn comes: a tenant's backlog never stalls the guard for the other tenants.
+
+    Raises Retry when the budget service cannot answer now (or has no room, without a dispatcher).
     """
+    hold = hold_of(bus, request, estimate_micro_usd, estimate_tokens)
     try:
-        return await bus.calls.request(
-            topics.BUDGET_RESERVE,
-            Reserve(
-                tenant=request.tenant,
-                task_id=request.id,
-                estimate_micro_usd=estimate_micro_usd,
-                estimate_tokens=estimate_tokens,
-                ttl_s=bus.settings.reservation_ttl_s,
-                role=request.role,
-                model=request.model or "",
-                escrow=escrow_of(request),
-            ),
-            key=request.tenant,
-        )
+        return await bus.calls.request(topics.BUDGET_RESERVE, hold, key=request.tenant)
     except RemoteError as exc:
         if exc.code == 400:
             return Reservation(
                 tenant=request.tenant, task_id=request.id, granted=False, reason=exc.description
             )
+        if exc.code == 429 and bus.settings.fair_dispatch:
+            return hold
         raise Retry(1.0, f"budget unavailable: {exc}") from None
 
 
@@ -99,7 +107,7 @@ async def queue(
     bus: Bus,
     request: TaskRequest,
     decision: Decision,
-    reservation: Reservation,
+    held: Reservation | Reserve,
     *,
     at: datetime,
     slot: str,
@@ -107,7 +115,12 @@ async def queue(
     approved_by: str = "",
     approval_reason: str = "",
 ) -> None:
-    """Record the task as queued (with who approved it and why, when a human did), then hand it over."""
+    """Record the task as queued (with who approved it and why, when a human did), then hand it over;
+    `held` is its granted reservation, or the hold its dispatcher is to make (see `reserve`)."""
+    if isinstance(held, Reservation):
+        reservation_id, deferred = held.reservation_id, None
+    else:
+        reservation_id, deferred = reservation_id_for(held.task_id, held.attempt), held
     stored = await bus.streams.publish(
         topics.EVENTS.at(request.tenant, request.id),
         Queued(
@@ -116,7 +129,7 @@ async def queue(
             at=at,
             role=request.role,
             decision=decision,
-            reservation_id=reservation.reservation_id,
+            reservation_id=reservation_id,
             approved_by=approved_by,
             approved_at=at if approved_by else None,
             approval_reason=approval_reason,
@@ -126,7 +139,13 @@ async def queue(
     )
     # After the Queued event is stored, so a worker's Started can never precede it in the audit log.
     await assign(
-        bus, request, decision, reservation.reservation_id, queued_seq=stored.seq, traceparent=traceparent
+        bus,
+        request,
+        decision,
+        reservation_id,
+        queued_seq=stored.seq,
+        traceparent=traceparent,
+        deferred=deferred,
     )
 
 
@@ -138,18 +157,25 @@ async def assign(
     *,
     queued_seq: int,
     traceparent: str | None,
+    deferred: Reserve | None = None,
 ) -> None:
     """Hand a queued task to its role (again after a crash: agents run a task once, however often sent):
     to the dispatcher, which hands it over in its turn, or, without fair dispatch, to the role's agents at
-    once. `queued_seq` says where its Queued event is stored."""
+    once. `queued_seq` says where its Queued event is stored; `deferred` is the hold the dispatcher makes
+    before it hands the task over (only with fair dispatch)."""
     role, tenant = request.role, request.tenant
     await bus.streams.publish(
         topics.WAITING.at(role, str(request.priority), tenant)
         if bus.settings.fair_dispatch
         else topics.TASKS.at(role, tenant),
         TaskAssignment(
-            request=request, decision=decision, reservation_id=reservation_id, queued_seq=queued_seq
+            request=request,
+            decision=decision,
+            reservation_id=reservation_id,
+            queued_seq=queued_seq,
+            deferred=deferred,
         ),
         msg_id=request.id,
         traceparent=traceparent,
+        headers={topics.HEADER_DEFERRED_HOLD: "1"} if deferred is not None else None,
     )

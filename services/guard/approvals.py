@@ -37,6 +37,7 @@ from proto.v1 import (
     Decision,
     Parked,
     Rejected,
+    Reservation,
     TaskRequest,
     Violation,
 )
@@ -299,9 +300,9 @@ class Approvals:
             self.metrics.outcomes.labels("timed_out" if timed_out else "rejected").inc()
             log.info("rejected: %s", rejection_reason(decided), extra=context)
             return
-        reservation = await admission.reserve(self.bus, request, parked.decision.estimate_micro_usd, 0)
-        if not reservation.granted:
-            refused = admission.over_budget(request, parked.decision, reservation)
+        held = await admission.reserve(self.bus, request, parked.decision.estimate_micro_usd, 0)
+        if isinstance(held, Reservation) and not held.granted:
+            refused = admission.over_budget(request, parked.decision, held)
             await publish(
                 Rejected(
                     task_id=request.id,
@@ -317,7 +318,7 @@ class Approvals:
             self.bus,
             request,
             parked.decision,
-            reservation,
+            held,
             at=at,
             slot=SLOT,
             traceparent=traceparent,

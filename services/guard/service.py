@@ -32,6 +32,7 @@ from proto.v1 import (
     Queued,
     Rejected,
     Release,
+    Reservation,
     TaskId,
     TaskRequest,
     Violation,
@@ -163,7 +164,7 @@ class Guard:
             seen = await claims.claim_request(self.bus, request)
         except claims.IdConflict as exc:
             raise Reject(str(exc), notify=False) from None
-        if seen is claims.Seen.AGAIN and await self._handled_before(judgement.request, delivery):
+        if seen is claims.Seen.AGAIN and await self._handled_before(judgement, delivery):
             return
         decision = judgement.decision
         # From here on only the forwarded request is used: with verdict redact, it is the masked one.
@@ -213,11 +214,11 @@ class Guard:
                 pass
 
         expected = judgement.estimate
-        reservation = await admission.reserve(self.bus, request, expected.micro_usd, expected.tokens)
+        held = await admission.reserve(self.bus, request, expected.micro_usd, expected.tokens)
         now = datetime.now(UTC)
-        if not reservation.granted:
+        if isinstance(held, Reservation) and not held.granted:
             refused = admission.over_budget(
-                request, structs.replace(decision, estimate_micro_usd=expected.micro_usd), reservation
+                request, structs.replace(decision, estimate_micro_usd=expected.micro_usd), held
             )
             self._count_decision(refused, refused.violations[-1])
             await publish(
@@ -236,12 +237,14 @@ class Guard:
 
         self._count(judgement)
         await admission.queue(
-            self.bus, request, decision, reservation, at=now, slot="verdict", traceparent=delivery.traceparent
+            self.bus, request, decision, held, at=now, slot="verdict", traceparent=delivery.traceparent
         )
 
-    async def _handled_before(self, request: TaskRequest, delivery: Delivery) -> bool:
+    async def _handled_before(self, judgement: Judgement, delivery: Delivery) -> bool:
         """Whether the guard already decided this request (it is seen again: resent, redelivered after a
-        crash, or past every duplicate window); a task left queued is handed to its role again."""
+        crash, or past every duplicate window); a task left queued is handed to its role again (with fair
+        dispatch, with its hold for the dispatcher to make: it may never have been made)."""
+        request = judgement.request
         last = await history.last_stored(self.bus.js, topics.EVENTS.subject(request.tenant, request.id))
         if last is None or isinstance(last.event, Accepted):
             return False  # nothing decided yet: judge it (again), every step is idempotent
@@ -256,6 +259,11 @@ class Guard:
                 event.reservation_id,
                 queued_seq=last.seq,
                 traceparent=delivery.traceparent,
+                deferred=admission.hold_of(
+                    self.bus, request, judgement.estimate.micro_usd, judgement.estimate.tokens
+                )
+                if self.bus.settings.fair_dispatch
+                else None,
             )
         log.info("request seen again; its task is past %s", event.__struct_config__.tag, extra=context)
         return True

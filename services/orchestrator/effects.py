@@ -85,7 +85,7 @@ class Effects:
         try:
             reservation = await self.bus.calls.request(topics.BUDGET_RESERVE, reserve, key=tenant)
         except RemoteError as exc:
-            if exc.code >= 500:
+            if exc.transient:
                 raise Retry(1.0, f"budget reserve for attempt {retry.attempt}: {exc}") from None
             return await self._fail(retry, "budget", f"the budget refused attempt {retry.attempt}: {exc}")
         if not reservation.granted:

@@ -19,7 +19,7 @@ from maestro.client import Client, open_client
 from maestro.runtime import running_service
 from maestro.settings import Settings
 from maestro.supervisor import ChildSpec, MeshError, free_port, settings_env, spawn_child, wait_ready
-from proto.v1 import ENDING_EVENTS, Queued, Started, TaskRequest
+from proto.v1 import ENDING_EVENTS, Queued, SetBudget, Started, TaskRequest
 from services.agents.service import SERVICE as AGENTS
 from services.budget.service import SERVICE as BUDGET
 from services.guard import bundle_store
@@ -167,6 +167,10 @@ async def _calm_waits(settings: Settings, flood_count: int) -> tuple[list[float]
     settings = settings.with_(default_limit_micro_usd=1_000_000_000)
     async with AsyncExitStack() as stack:
         client = await open_parts(settings, stack, agents=())
+        # Money enough for the whole flood (each task holds what an answer and a repair round may cost).
+        await client.bus.calls.request(
+            topics.BUDGET_SET, SetBudget(tenant="flood", limit_micro_usd=10**12), key="flood"
+        )
         flood = [planner("flood", n) for n in range(flood_count)]
         await submit_all(client, flood)
         await queued_up(client.bus, min(flood_count, ADMITTED))

@@ -14,7 +14,7 @@ from nats.js.errors import NoStreamResponseError
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.deliveries import Consumer, Delivery
-from maestro.errors import Reject, RemoteError, Retry
+from maestro.errors import Backpressure, Reject, RemoteError, Retry
 from proto.v1 import DeadLetter, GetLedger, LedgerView, TaskRequest
 
 CONSUMER = Consumer(
@@ -147,6 +147,8 @@ async def test_serve_answers_and_maps_errors_to_codes(bus: Bus) -> None:
     async def get(req: GetLedger) -> LedgerView:
         if req.tenant == "busy":
             raise Retry(1)
+        if req.tenant == "full":
+            raise Backpressure(1)
         if req.tenant == "bad":
             raise Reject("no such tenant")
         if req.tenant == "boom":
@@ -160,7 +162,7 @@ async def test_serve_answers_and_maps_errors_to_codes(bus: Bus) -> None:
     try:
         view = await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant="acme"))
         assert view.remaining_micro_usd == 7
-        for tenant, code in (("busy", 503), ("bad", 400), ("boom", 500)):
+        for tenant, code in (("busy", 503), ("full", 429), ("bad", 400), ("boom", 500)):
             with pytest.raises(RemoteError) as err:
                 await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant))
             assert err.value.code == code

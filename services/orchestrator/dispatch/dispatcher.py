@@ -27,6 +27,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -38,11 +39,20 @@ from prometheus_client.registry import Collector
 
 from maestro import codec, topics
 from maestro.bus import Bus
+from maestro.errors import RemoteError
 from maestro.following import follow_key, follow_keys
 from maestro.pulling import delivered_and_sequence
 from maestro.streams import Relayed
 from maestro.topology import WORKER_TTL_S
-from proto.v1 import ENDING_EVENTS, PRIORITIES, ROLES, Started, TaskEvent
+from proto.v1 import (
+    ENDING_EVENTS,
+    PRIORITIES,
+    ROLES,
+    Failed,
+    Started,
+    TaskAssignment,
+    TaskEvent,
+)
 from proto.v1.scheduling import WaitingTasks, WaitReasons
 from services.orchestrator.dispatch.capacity import Capacity
 from services.orchestrator.dispatch.clearance import Clearance
@@ -177,6 +187,10 @@ class Dispatcher:
         self._resyncing = False
         self._effects: set[asyncio.Task[None]] = set()
         self._waited_children: dict[tuple[str, int, str], Histogram] = {}
+        self._deferred: set[int] = set()
+        """Waiting sequences of the tasks whose hold is made when they are handed over."""
+        self._retrying: dict[str, str] = {}
+        """Tasks whose hand-over failed, put back in the queue shortly, with why (for `waits`)."""
 
     async def waits(self, asked: WaitingTasks) -> WaitReasons:
         """Why each task asked about still waits for its turn (those that do not wait are left out)."""
@@ -184,7 +198,8 @@ class Dispatcher:
         reasons = {
             task_id: why
             for task_id in asked.task_ids
-            if (seq := self._waiting.get(task_id)) is not None and (why := self.queue.why(seq, now))
+            if (why := self._retrying.get(task_id))
+            or ((seq := self._waiting.get(task_id)) is not None and (why := self.queue.why(seq, now)))
         }
         return WaitReasons(reasons=reasons)
 
@@ -196,9 +211,12 @@ class Dispatcher:
             if handed is not None and self._unstarted[handed.role].pop(event.task_id, None) is not None:
                 self._wake.set()
         elif isinstance(event, ENDING_EVENTS) and not self._release(event.task_id):
+            if self._retrying.pop(event.task_id, None) is not None:
+                return  # about to be put back in the queue: it will not be (_wait_again)
             if (seq := self._waiting.pop(event.task_id, None)) is not None:
                 # Ended while it waited (cancelled, timed out): nobody needs it handed over any more.
                 self._task_at.pop(seq, None)
+                self._deferred.discard(seq)
                 removed = self.queue.remove(seq)
                 self._bodies.drop(seq)
                 if removed is not None:
@@ -283,6 +301,8 @@ class Dispatcher:
             return  # already here (a resend of the guard's that came after the dedup window)
         if self.queue.add(Waiting(seq=seq, role=role, priority=priority, tenant=tenant, since=self._clock())):
             self._waiting[task_id], self._task_at[seq] = seq, task_id
+            if (msg.headers or {}).get(topics.HEADER_DEFERRED_HOLD):
+                self._deferred.add(seq)
             self._bodies.keep(seq, msg.data, (msg.headers or {}).get(topics.HEADER_TRACEPARENT))
             self._clearance.opened(msg.subject, seq)
             self._wake.set()
@@ -333,6 +353,23 @@ class Dispatcher:
                 bodies.append(await self._body(task))
             except Exception as exc:
                 bodies.append(exc)
+        refused: dict[int, str] = {}
+        """Per waiting sequence: why the budget would not make the task's deferred hold."""
+        deferred = [
+            (n, task)
+            for n, ((task, _), body) in enumerate(zip(handing, bodies, strict=True))
+            if isinstance(body, tuple) and task.seq in self._deferred
+        ]
+        if deferred:
+            held = await asyncio.gather(*(self._hold(bodies[n]) for n, _ in deferred))
+            for (n, task), answer in zip(deferred, held, strict=True):
+                if isinstance(answer, Exception):
+                    bodies[n] = answer  # no answer, or no room yet: it waits again
+                elif answer is not None:
+                    refused[task.seq] = answer
+                    bodies[n] = None
+                else:
+                    self._deferred.discard(task.seq)
         relays = [
             Relayed(
                 topics.TASKS.subject(task.role, task.tenant),
@@ -351,15 +388,25 @@ class Dispatcher:
         again: list[tuple[Waiting, str]] = []
         subjects: set[str] = set()
         for (task, task_id), body in zip(handing, bodies, strict=True):
+            if task.seq in refused:
+                self._release(task_id)
+                self._deferred.discard(task.seq)
+                self._clearance.closed(_subject_of(task), task.seq, handed=False)
+                self._spawn(self._refuse_hold(task, task_id, refused[task.seq]))
+                continue
             ack = next(acks) if isinstance(body, tuple) else body
             if isinstance(ack, Exception):
                 if not self._bus.lifetime.stopping:
-                    log.warning(
-                        "handing over task %s failed (%r); it waits again",
-                        task_id,
-                        ack,
-                        extra={"task_id": task_id},
-                    )
+                    if isinstance(ack, RemoteError) and ack.code == 429:
+                        self._retrying[task_id] = f"waiting for room for its hold: {ack.description}"
+                    else:
+                        self._retrying[task_id] = "its hand-over failed; it is tried again shortly"
+                        log.warning(
+                            "handing over task %s failed (%r); it waits again",
+                            task_id,
+                            ack,
+                            extra={"task_id": task_id},
+                        )
                     self._release(task_id)
                     again.append((task, task_id))
                 continue
@@ -382,9 +429,49 @@ class Dispatcher:
         """Put tasks whose hand-over failed back in the queue a little later."""
         await self._bus.lifetime.sleep(RETRY_S)
         for task, task_id in tasks:
-            if self.queue.add(task):
+            if self._retrying.pop(task_id, None) is None:
+                # Ended meanwhile: nobody needs it handed over any more.
+                self._deferred.discard(task.seq)
+                self._clearance.closed(_subject_of(task), task.seq, handed=False)
+                self._spawn(self._delete(task.seq))
+            elif self.queue.add(task):
                 self._waiting[task_id], self._task_at[task.seq] = task.seq, task_id
         self._wake.set()
+
+    async def _hold(self, body: tuple[bytes, str | None] | Exception | None) -> str | Exception | None:
+        """Make the hold a waiting task's assignment defers to its hand-over (the budget had no room for it
+        at admission): None once it is held, why the budget refused it, or the error that stopped it (no
+        answer, still no room)."""
+        assert isinstance(body, tuple)
+        try:
+            hold = codec.decode(TaskAssignment, body[0]).deferred
+            if hold is None:
+                return None
+            reservation = await self._bus.calls.request(topics.BUDGET_RESERVE, hold, key=hold.tenant)
+        except RemoteError as exc:
+            return exc.description if exc.code == 400 else exc
+        except Exception as exc:
+            return exc
+        return None if reservation.granted else reservation.reason
+
+    async def _refuse_hold(self, task: Waiting, task_id: str, why: str) -> None:
+        """End a task whose deferred hold the budget refused for lack of money, as failed (`budget`), and
+        delete it from the waiting stream."""
+        failed = Failed(
+            task_id=task_id,
+            tenant=task.tenant,
+            at=datetime.now(UTC),
+            error=f"the budget cannot hold it now that its turn has come: {why}",
+            failure="budget",
+        )
+        publish = functools.partial(
+            self._bus.streams.publish,
+            topics.EVENTS.at(task.tenant, task_id),
+            failed,
+            msg_id=topics.end_msg_id(task_id),
+        )
+        if await self._until_done(f"ending task {task_id} the budget would not hold", publish):
+            await self._delete(task.seq)
 
     async def _body(self, task: Waiting) -> tuple[bytes, str | None] | None:
         """A waiting task's body and trace context: kept since it arrived, else read back by sequence; None

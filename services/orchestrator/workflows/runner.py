@@ -274,7 +274,7 @@ class Runner:
         try:
             reservation = await self.bus.calls.request(topics.BUDGET_RESERVE, reserve, key=workflow.tenant)
         except RemoteError as exc:
-            if exc.code >= 500:
+            if exc.transient:
                 raise Retry(1.0, f"budget unavailable for workflow {workflow.id}'s escrow: {exc}") from None
             return (
                 amount,

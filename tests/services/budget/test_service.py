@@ -139,7 +139,7 @@ async def test_a_commit_for_a_reservation_never_made_is_404_never_already_settle
         assert (view.spent_micro_usd, view.held_micro_usd) == (0, 1000)
 
 
-async def test_a_ledger_full_of_holds_answers_503_not_a_refusal_and_counts_it(
+async def test_a_ledger_full_of_holds_answers_429_not_a_refusal_and_counts_it(
     settings: Settings, bus: Bus
 ) -> None:
     # A tenant's ledger as the service writes it with every open hold it can keep: filled by the pure
@@ -156,7 +156,7 @@ async def test_a_ledger_full_of_holds_answers_503_not_a_refusal_and_counts_it(
             for _ in range(2):
                 with pytest.raises(RemoteError) as err:
                     await bus.calls.request(topics.BUDGET_RESERVE, reserve("one-more", 10), key="acme")
-                assert err.value.code == 503
+                assert err.value.code == 429
                 assert f"{ledger.MAX_HOLDS} open reservations" in err.value.description
             # What money cannot cover is still a verdict, full or not.
             dear = await bus.calls.request(topics.BUDGET_RESERVE, reserve("dear", 1_000_000))
