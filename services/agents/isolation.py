@@ -201,8 +201,11 @@ class Isolation:
     user_namespace: bool = False
     """The namespaces level without root: the command's root is the service's uid behind a user namespace."""
     masks: tuple[str, ...] = ()
+    """Host directories hidden under an empty one in the command's root (namespaces level)."""
     exposed: tuple[str, ...] = ()
+    """Host directories shown read-only in the command's root, the masks notwithstanding (the interpreter)."""
     tools: dict[str, str] = field(default_factory=dict, compare=False)
+    """Where the programs this level runs are (unshare, setpriv, chroot, ...), by name."""
 
     def argv(self, command: str, cwd: Path, uid: int | None, new_root: Path | None) -> list[str]:
         """The command line that runs `command` with `sh` in `cwd` at this level (as `uid` if given;
