@@ -125,10 +125,10 @@ async def test_a_tenant_over_its_running_limit_waits_and_the_limit_holds_across_
         one = [sleeper("one-tester", n, 0.3) for n in range(4)]
         free = [sleeper("free", n, 0.3) for n in range(6)]
         await submit_all(client, [*capped, *one, *free])
-        # Until the dispatcher's next round, a task just arrived waits for its turn; then 6 wait for the limit.
+        # Until the dispatcher's next round a task just arrived waits for its turn; then 6 wait for the limit.
         at_limit = {"tenant capped is at its limit of 2 running tasks"}
         async with asyncio.timeout(30):
-            while set((reasons := await client.waits([r.id for r in capped])).values()) != at_limit:
+            while set((reasons := await client.waits([r.id for r in capped])).values()) != at_limit:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         assert len(reasons) == 6
         records = await asyncio.gather(*(client.wait(r.id, timeout=60) for r in [*capped, *one, *free]))
