@@ -19,7 +19,7 @@ from maestro.client import Client, open_client
 from maestro.runtime import running_service
 from maestro.settings import Settings
 from maestro.supervisor import ChildSpec, MeshError, free_port, settings_env, spawn_child, wait_ready
-from proto.v1 import ENDING_EVENTS, Queued, SetBudget, Started, TaskRequest
+from proto.v1 import ENDING_EVENTS, Queued, Started, TaskRequest
 from services.agents.service import SERVICE as AGENTS
 from services.budget.service import SERVICE as BUDGET
 from services.guard import bundle_store
@@ -162,15 +162,11 @@ async def _calm_waits(settings: Settings, flood_count: int) -> tuple[list[float]
     """One tenant's flood of `flood_count` tasks is queued before any agent runs; then the agents start and
     another tenant submits one task every 100 ms until the flood is done. The calm tenant's queue waits
     (queued -> started, s) and the flood's seconds per task once the agents run."""
-    # The flood is held all at once: ADMITTED estimates, each covering an answer and a repair round, are more
-    # than a tenant's default 100 USD.
+    # The whole flood is paid for: its estimates, each covering an answer and a repair round, are more than a
+    # tenant's default 100 USD.
     settings = settings.with_(default_limit_micro_usd=1_000_000_000)
     async with AsyncExitStack() as stack:
         client = await open_parts(settings, stack, agents=())
-        # Money enough for the whole flood (each task holds what an answer and a repair round may cost).
-        await client.bus.calls.request(
-            topics.BUDGET_SET, SetBudget(tenant="flood", limit_micro_usd=10**12), key="flood"
-        )
         flood = [planner("flood", n) for n in range(flood_count)]
         await submit_all(client, flood)
         await queued_up(client.bus, min(flood_count, ADMITTED))
