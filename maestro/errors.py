@@ -21,6 +21,11 @@ class Backpressure(Retry):
     request/reply: error 429, so that a caller can tell it from a peer that cannot answer)."""
 
 
+class CannotRun(MaestroError):
+    """The service cannot run on this host as it is configured (the text says why): not a fault a restart
+    would mend, so it ends with EXIT_CONFIG like a setting it cannot read."""
+
+
 class Reject(MaestroError):
     """Never retry: the message goes to the DLQ with `reason` (consumer: term; request/reply: error 400).
 

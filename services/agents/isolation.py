@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from maestro.embedded import dies_with_caller
+from maestro.errors import CannotRun
 from maestro.settings import Settings
 
 Level = Literal["namespaces", "user", "none"]
@@ -74,7 +75,7 @@ exec "$@"
 """
 
 
-class IsolationError(RuntimeError):
+class IsolationError(CannotRun):
     """The isolation asked for does not work on this host (the text says why), or none does and the
     operator did not accept running commands without any."""
 

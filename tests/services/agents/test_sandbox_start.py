@@ -3,14 +3,18 @@ refusal to run tester commands with no isolation unasked."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from maestro.children import EXIT_CONFIG
 from maestro.settings import Settings, SettingsError
+from maestro.supervisor import settings_env
 from services.agents.isolation import IsolationError, UidPool, candidates, interpreter_mounts
 from services.agents.sandbox import Sandbox, open_sandbox
 
@@ -88,3 +92,26 @@ def _an_interpreter_in_a_private_home(tmp_path: Path) -> None:
     masks, shown = interpreter_mounts([str(interpreter), str(interpreter / "bin"), str(venv)])
     assert masks == (str(home),)
     assert set(shown) == {str(interpreter), str(venv)}  # a directory inside one shown is not shown twice
+
+
+async def test_a_tester_worker_that_cannot_isolate_exits_as_misconfigured_not_to_be_restarted(
+    settings: Settings,
+) -> None:
+    environ = {
+        **settings_env(
+            settings.with_(sandbox="namespaces", roles=("tester",), sandbox_memory_bytes=NOTHING_STARTS)
+        ),
+        "PATH": os.environ.get("PATH", ""),
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "services.agents",
+        env=environ,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(child.communicate(), 30)
+    # maestro up restarts a child that fails, but not one that exits saying it is misconfigured.
+    assert child.returncode == EXIT_CONFIG, err.decode()
+    assert "maestro-agents: error: MAESTRO_SANDBOX=namespaces does not work here" in err.decode()
