@@ -48,7 +48,7 @@ soak: $(STAMP)
 # Judge this branch's changes (STAGED=1: what is staged) with the guard's engine, under the bundle pushed to a
 # running Maestro, else the shipped one; BASE=ref and ARGS="--format sarif --output x" pass on.
 # The guard's own tests hold planted keys and license headers on purpose: they are its test fixtures.
-CHECK_PR_EXCLUDE ?= tests/services/guard/core/test_policy_*.py tests/services/guard/tools/test_check_pr.py
+CHECK_PR_EXCLUDE ?= tests/maestro/policy/test_policy_*.py tests/maestro/policy/test_check_pr.py
 
 check-pr: $(STAMP)
 	$(BIN)/maestro check-pr $(if $(STAGED),--staged,$(if $(BASE),--base $(BASE))) $(foreach g,$(CHECK_PR_EXCLUDE),--exclude '$(g)') $(ARGS)

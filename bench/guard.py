@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maestro import codec
+from maestro.policy.policies.credentials import CredentialsPolicy, check
 from proto.v1 import ContextFile, TaskRequest
-from services.guard.core.policies.credentials import CredentialsPolicy, check
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("maestro", "proto", "services/agents", "services/budget", "services/orchestrator", "deploy")
@@ -258,8 +258,8 @@ def _percentile(values: Sequence[float], q: float) -> float:
 def _judge() -> tuple[str, Callable[[TaskRequest], object]]:
     """The full engine when it is there, else the credentials family alone."""
     try:
-        from services.guard.core.bundle import load_default
-        from services.guard.core.engine import evaluate
+        from maestro.policy.bundle import load_default
+        from maestro.policy.engine import evaluate
 
         bundle = load_default()
         return "engine.evaluate (all families, default bundle)", lambda r: evaluate(

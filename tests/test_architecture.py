@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 from pathlib import Path
@@ -130,3 +131,31 @@ def test_its_handler_outcomes_are_the_bus_s() -> None:
     calls = (ROOT / "maestro" / "calls.py").read_text()
     for name in ("Retry", "Reject", "NotFound"):
         assert f"`{name}" in TEXT and f"except {name}" in calls, name
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_services_never_import_each_other_and_maestro_and_proto_import_no_service() -> None:
+    # Dependencies point one way, services -> maestro -> proto: what two services share lives in maestro
+    # (the policy engine the guard judges requests with and the agents their outputs: maestro/policy).
+    root = Path(__file__).parent.parent
+    crossing = []
+    for path in sorted(
+        [*root.glob("services/**/*.py"), *root.glob("maestro/**/*.py"), *root.glob("proto/**/*.py")]
+    ):
+        parts = path.relative_to(root).parts
+        own = parts[1] if parts[0] == "services" else None
+        for module in _imported_modules(path):
+            names = module.split(".")
+            if names[0] == "services" and len(names) > 1 and names[1] != own:
+                crossing.append(f"{path.relative_to(root)} imports {module}")
+    assert crossing == []

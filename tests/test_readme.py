@@ -21,14 +21,14 @@ from maestro.cli import _parser
 from maestro.client import Client
 from maestro.embedded import start_nats_server
 from maestro.estimates import Prices
+from maestro.policy import bundle
+from maestro.policy.bundle import Bundle
+from maestro.policy.engine import evaluate
+from maestro.policy.policies import residency
 from maestro.settings import Settings
 from proto.v1 import ROLES, TaskRequest
 from services.agents.backends import OfflineBackend
 from services.agents.sandbox import Sandbox
-from services.guard.core import bundle
-from services.guard.core.bundle import Bundle
-from services.guard.core.engine import evaluate
-from services.guard.core.policies import residency
 from tests.e2e.conftest import open_mesh
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 from msgspec import structs
 
+from maestro.policy.bundle import TenantPolicy
+from maestro.policy.policies import Finding, credentials, licenses
 from proto.v1 import AttemptFailed, ContextFile, Succeeded, Violation
 from proto.v1.tasks import workspace_path_problem
 from services.agents.roles import RoleResult
-from services.guard.core.bundle import TenantPolicy
-from services.guard.core.policies import Finding, credentials, licenses
 
 WITHHELD = "[WITHHELD: too many secret-like strings to scan to the end]"
 """What replaces a text whose scan stopped early: what was not scanned is not let through."""

@@ -24,6 +24,8 @@ from maestro.bus import Bus
 from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, RemoteError, Retry, WrongRevision
 from maestro.estimates import Prices
+from maestro.policy.bundle import load_default
+from maestro.policy.bundle_store import Policies, following
 from maestro.presence import announcing
 from maestro.runtime import Service
 from proto.v1 import (
@@ -56,8 +58,6 @@ from services.agents.metrics import AgentMetrics
 from services.agents.roles import RUNNERS, RoleResult
 from services.agents.sandbox import Sandbox, open_sandbox, remove_stale_workspaces
 from services.agents.stop import STOPS, StopNotices, stopped_result
-from services.guard.bundle_store import Policies, following
-from services.guard.core.bundle import load_default
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,10 @@ from maestro.bus import Bus
 from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, RemoteError
 from maestro.estimates import Prices
+from maestro.policy.bundle import Bundle, BundleError, load_default
+from maestro.policy.bundle_store import Policies, following
+from maestro.policy.engine import Judgement, evaluate
+from maestro.policy.policies.credentials import mask_text
 from maestro.runtime import Service
 from proto.v1 import (
     Accepted,
@@ -39,10 +43,6 @@ from proto.v1 import (
     reservation_id_for,
 )
 from services.guard import admission, approvals
-from services.guard.bundle_store import Policies, following
-from services.guard.core.bundle import Bundle, BundleError, load_default
-from services.guard.core.engine import Judgement, evaluate
-from services.guard.core.policies.credentials import mask_text
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from maestro import history, topics
 from maestro.bus import Bus
 from maestro.client import Client, NotAwaitingApproval, open_client
 from maestro.errors import NotFound
+from maestro.policy import bundle_store
 from maestro.runtime import running_service
 from maestro.settings import Settings
 from proto.v1 import ApprovalDecision, AwaitingApproval, Queued, Rejected, Succeeded, TaskRecord, TaskRequest
 from services.agents.service import SERVICE as AGENTS
 from services.budget.service import SERVICE as BUDGET
-from services.guard import bundle_store
 from services.guard.service import SERVICE as GUARD
 from tests.e2e.conftest import wait_for_budget
 from tests.services.orchestrator.support import orchestrator

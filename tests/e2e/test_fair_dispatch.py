@@ -16,13 +16,13 @@ from pathlib import Path
 from maestro import topics
 from maestro.bus import Bus
 from maestro.client import Client, open_client
+from maestro.policy import bundle_store
 from maestro.runtime import running_service
 from maestro.settings import Settings
 from maestro.supervisor import ChildSpec, MeshError, free_port, settings_env, spawn_child, wait_ready
 from proto.v1 import ENDING_EVENTS, Queued, Started, TaskRequest
 from services.agents.service import SERVICE as AGENTS
 from services.budget.service import SERVICE as BUDGET
-from services.guard import bundle_store
 from services.guard.service import SERVICE as GUARD
 from services.orchestrator.service import SERVICE as ORCHESTRATOR
 from tests.e2e.conftest import wait_for_budget

@@ -10,10 +10,10 @@ import pytest
 
 from maestro.client import Client, open_client
 from maestro.errors import NotFound, RemoteError
+from maestro.policy import bundle_store
 from maestro.settings import Settings
 from proto.v1 import Accepted, AttemptFailed, TaskRecord
 from proto.v1.workflows import Need, Step, Workflow, WorkflowRecord, step_task_id
-from services.guard import bundle_store
 from tests.e2e.conftest import open_mesh
 from tests.maestro.test_presence import eventually
 

@@ -221,7 +221,8 @@ async def test_a_task_longer_than_the_drain_is_handed_back_and_ends_after_a_rest
     workspaces.mkdir()
     # Long the first time only: after the restart the redelivered task ends at once.
     slow_once = f"if [ -e {ran} ]; then true; else touch {ran}; sleep 60; fi"
-    env = {"TMPDIR": str(workspaces), "MAESTRO_ACK_WAIT_S": "2"}
+    # The command marks its first run outside its workspace, as only an unisolated sandbox lets it.
+    env = {"TMPDIR": str(workspaces), "MAESTRO_ACK_WAIT_S": "2", "MAESTRO_SANDBOX": "none"}
     with running_up(tmp_path, env=env) as up:
         async with open_client(Settings(data_dir=str(up.data_dir))) as client:
             handed_back = task(slow_once)

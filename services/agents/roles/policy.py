@@ -12,11 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from maestro import codec
+from maestro.policy import check_pr, engine
+from maestro.policy.bundle import Bundle, load_default
 from proto.v1 import Role, TaskRequest
 from proto.v1.work import ReviewFinding, ReviewSeverity
-from services.guard.core import engine
-from services.guard.core.bundle import Bundle, load_default
-from services.guard.tools import check_pr
 
 _COMMAND_INDEX = re.compile(r"^commands\[(\d+)\]")
 

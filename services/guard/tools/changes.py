@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from maestro.errors import MaestroError
-from services.guard.tools.check_pr import ChangedFile, added_lines
+from maestro.policy.check_pr import ChangedFile, added_lines
 
 DEFAULT_BASES = ("origin/main", "main", "HEAD~1")
 # git's empty tree: the base of a repository's first commit.

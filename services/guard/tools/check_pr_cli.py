@@ -23,8 +23,8 @@ from maestro.runtime import connect
 from maestro.settings import Settings
 
 if TYPE_CHECKING:
-    from services.guard.core.bundle import Bundle
-    from services.guard.tools.check_pr import Review
+    from maestro.policy.bundle import Bundle
+    from maestro.policy.check_pr import Review
 
 FORMATS = ("text", "json", "github", "sarif")
 # A hook runs on every commit: a Maestro that is not running must cost no more than this.
@@ -85,7 +85,8 @@ def run_sync(args: argparse.Namespace, *, judging: Judging | None = None, staged
     Without `judging`, the `--policy` file or else the shipped bundle judges (nothing is asked of NATS).
     """
     # Imported here: the engine loads its regex, shell and license libraries, which no other command needs.
-    from services.guard.tools import changes, check_pr
+    from maestro.policy import check_pr
+    from services.guard.tools import changes
 
     if judging is None:
         judging = _file(args.policy) if args.policy else _shipped("")
@@ -105,13 +106,13 @@ def run_sync(args: argparse.Namespace, *, judging: Judging | None = None, staged
 
 
 def _shipped(why: str) -> Judging:
-    from services.guard.core.bundle import load_default
+    from maestro.policy.bundle import load_default
 
     return Judging(load_default(), f"shipped with Maestro{f' ({why})' if why else ''}")
 
 
 def _file(path: str) -> Judging:
-    from services.guard.core.bundle import BundleError, parse
+    from maestro.policy.bundle import BundleError, parse
 
     try:
         return Judging(parse(Path(path).read_bytes()), f"file {path}")
@@ -123,7 +124,7 @@ def _file(path: str) -> Judging:
 
 async def _in_force(settings: Settings) -> Judging:
     """The bundle a running Maestro's guards use, or the shipped one (saying why) when none answers."""
-    from services.guard import bundle_store
+    from maestro.policy import bundle_store
 
     try:
         nc = await connect(settings, "maestro-check-pr", patience_s=_REACH_S)
@@ -155,7 +156,8 @@ def _said(rendered: str, judging: Judging) -> str:
 
 def render(result: Review, form: str, judging: Judging) -> str:
     """The review in one of FORMATS, saying which bundle judged."""
-    from services.guard.tools import check_pr, sarif
+    from maestro.policy import check_pr
+    from services.guard.tools import sarif
 
     policy = {"version": judging.bundle.version, "hash": judging.bundle.hash, "source": judging.source}
     match form:

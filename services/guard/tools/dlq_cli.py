@@ -53,7 +53,7 @@ def register(sub: Any) -> None:
 
 
 def _masked(text: str) -> str:
-    from services.guard.core.policies.credentials import mask_text
+    from maestro.policy.policies.credentials import mask_text
 
     return mask_text(text)
 

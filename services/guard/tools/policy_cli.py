@@ -17,7 +17,7 @@ from maestro.terminal import printable
 from proto.v1 import TaskRequest
 
 if TYPE_CHECKING:
-    from services.guard.core.bundle import Bundle, BundleError
+    from maestro.policy.bundle import Bundle, BundleError
 
 # The engine and bundles are imported inside the commands: they load regex, shell and license
 # libraries that every other `maestro` command would otherwise pay for at start-up.
@@ -64,7 +64,7 @@ def register(sub: Any) -> None:
 
 
 def _read(path: str) -> bytes:
-    from services.guard.core.bundle import BundleError, Problem
+    from maestro.policy.bundle import BundleError, Problem
 
     try:
         return Path(path).read_bytes()
@@ -82,7 +82,7 @@ def _report(path: str, exc: BundleError, out: TextIO) -> None:
 
 async def check_bundle(settings: Settings, args: argparse.Namespace) -> int:
     """Validate a bundle file: print its version and hash, or every problem with its line."""
-    from services.guard.core.bundle import BundleError, parse
+    from maestro.policy.bundle import BundleError, parse
 
     try:
         bundle = parse(_read(args.file))
@@ -96,8 +96,8 @@ async def check_bundle(settings: Settings, args: argparse.Namespace) -> int:
 
 async def push_bundle(settings: Settings, args: argparse.Namespace) -> int:
     """Validate a bundle (or a tenant's override) and store it in the policy bucket."""
-    from services.guard import bundle_store
-    from services.guard.core.bundle import BundleError, parse
+    from maestro.policy import bundle_store
+    from maestro.policy.bundle import BundleError, parse
 
     try:
         text = _read(args.file)
@@ -117,7 +117,7 @@ async def push_bundle(settings: Settings, args: argparse.Namespace) -> int:
 
 async def show_bundle(settings: Settings, args: argparse.Namespace) -> int:
     """Print the bundle the guards use, where it comes from, and who stored it when."""
-    from services.guard import bundle_store
+    from maestro.policy import bundle_store
 
     async with open_bus(settings, "maestro-cli", patience_s=10.0) as bus:
         try:
@@ -157,7 +157,7 @@ async def show_bundle(settings: Settings, args: argparse.Namespace) -> int:
 
 async def reset_bundle(settings: Settings, args: argparse.Namespace) -> int:
     """Go back to the shipped bundle; running guards switch to it."""
-    from services.guard import bundle_store
+    from maestro.policy import bundle_store
 
     async with open_bus(settings, "maestro-cli", patience_s=10.0) as bus:
         bundle = await bundle_store.reset(bus.js, by=args.by or arguments.user())
@@ -166,7 +166,7 @@ async def reset_bundle(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bundle(path: str | None) -> Bundle:
-    from services.guard.core.bundle import load_default, parse
+    from maestro.policy.bundle import load_default, parse
 
     return parse(_read(path)) if path else load_default()
 
@@ -176,7 +176,7 @@ def _judge_lines(
 ) -> None:
     """Judge each JSON line; a line that cannot be judged gets one error line (with its id if readable)."""
     from maestro.estimates import Prices
-    from services.guard.core.engine import evaluate
+    from maestro.policy.engine import evaluate
 
     prices = Prices.of(settings)
     decoder = msgspec.json.Decoder(TaskRequest)
@@ -216,7 +216,7 @@ def _error(number: int, data: bytes, error: str) -> dict[str, Any]:
 
 async def eval_requests(settings: Settings, args: argparse.Namespace) -> int:
     """Judge each TaskRequest JSON line on stdin offline; write one Decision JSON line per request."""
-    from services.guard.core.bundle import BundleError
+    from maestro.policy.bundle import BundleError
 
     try:
         bundle = _bundle(args.policy)

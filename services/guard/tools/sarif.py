@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.guard.tools.check_pr import Finding, Review, level
+from maestro.policy.check_pr import Finding, Review, level
 
 VERSION = "2.1.0"
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from maestro.estimates import Prices, count_tokens, estimate
+from maestro.policy.engine import with_model
 from maestro.pricing import Price, PriceTable
 from maestro.settings import Settings, SettingsError
 from maestro.supervisor import settings_env
@@ -27,7 +28,6 @@ from services.agents.backends.chat import ApiKey, ChatBackend, ChatConfig, respo
 from services.agents.backends.choice import api_key, closing, open_backend
 from services.agents.backends.conversation import messages, prompt_tokens
 from services.agents.backends.metered import MIN_ANSWER_TOKENS, Allowance, Metered
-from services.guard.core.engine import with_model
 from tests.services.agents.chat_server import KEY, ChatServer, Reply, error, serving
 
 QUICK = Backoff(base_s=0.01, cap_s=0.05)

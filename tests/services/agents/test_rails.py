@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from maestro.policy.bundle import TenantPolicy, load_default
+from maestro.policy.policies.credentials import CredentialsPolicy
 from proto.v1 import ContextFile, Succeeded, Usage
 from services.agents.rails import WITHHELD, checked, masked_text, masked_traceback
 from services.agents.roles import RoleResult
-from services.guard.core.bundle import TenantPolicy, load_default
-from services.guard.core.policies.credentials import CredentialsPolicy
 
 # Built from parts so that this file holds nothing a secret scanner would flag.
 AWS_KEY = "AKIA" + "Z7QW3RT5YU2IOP4L"

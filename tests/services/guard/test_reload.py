@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry
 from maestro import topics
 from maestro.bus import Bus
 from maestro.history import follow_events
+from maestro.policy import bundle_store
+from maestro.policy.bundle import BundleError, load_default, parse
 from maestro.settings import Settings
 from proto.v1 import Accepted, Decision, Queued, Rejected, TaskRequest
-from services.guard import bundle_store
-from services.guard.core.bundle import BundleError, load_default, parse
 from tests.services.guard.support import running_guard
 
 STRICT = b"""\

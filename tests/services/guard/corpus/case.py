@@ -10,9 +10,9 @@ from typing import Literal
 import msgspec
 
 from maestro import codec
+from maestro.policy.bundle import Bundle, load_default
+from maestro.policy.engine import evaluate
 from proto.v1 import TaskRequest
-from services.guard.core.bundle import Bundle, load_default
-from services.guard.core.engine import evaluate
 
 Family = Literal["credentials", "commands", "licenses", "residency"]
 FAMILIES: tuple[Family, ...] = ("credentials", "commands", "licenses", "residency")

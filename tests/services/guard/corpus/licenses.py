@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.guard.core.policies.licenses.categories import Category, index
+from maestro.policy.policies.licenses.categories import Category, index
 from tests.services.guard.corpus.case import Case, request
 
 Carrier = tuple[str, str, Callable[[str], tuple[str, str]]]

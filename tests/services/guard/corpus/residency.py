@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
+from maestro.policy.bundle import Bundle, parse
 from proto.v1 import regions
-from services.guard.core.bundle import Bundle, parse
 from tests.services.guard.corpus.case import Case, request
 
 SOURCE = "proto/v1/regions.py (the clouds' region lists); AWS Bedrock inference profiles; Azure data zones"

@@ -11,8 +11,8 @@ import yaml
 
 from maestro.bus import Bus
 from maestro.embedded import EmbeddedServer
-from services.guard import bundle_store
-from services.guard.core.bundle import load_default, parse
+from maestro.policy import bundle_store
+from maestro.policy.bundle import load_default, parse
 from tests.maestro.command import maestro
 
 AWS_KEY = "AKIA" + "Z7Q3RTX5KQWE8PLM"

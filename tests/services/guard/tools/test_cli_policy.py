@@ -9,7 +9,7 @@ from pathlib import Path
 from maestro import topics
 from maestro.bus import Bus
 from maestro.embedded import EmbeddedServer
-from services.guard.core.bundle import load_default, parse
+from maestro.policy.bundle import load_default, parse
 from tests.maestro.command import MAESTRO, environment, maestro
 
 AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"

@@ -8,8 +8,8 @@ from pathlib import Path
 from maestro import topics
 from maestro.bus import Bus
 from maestro.embedded import EmbeddedServer
-from services.guard import bundle_store
-from services.guard.core.bundle import load_default, parse
+from maestro.policy import bundle_store
+from maestro.policy.bundle import load_default, parse
 from tests.maestro.command import maestro
 
 GOOD = "version: show-1\ntenants:\n  acme:\n    credentials: {action: redact}\n"

@@ -6,7 +6,7 @@ import base64
 import json
 import random
 
-from services.guard.core.policies.credentials.values import KNOWN_EXAMPLES
+from maestro.policy.policies.credentials.values import KNOWN_EXAMPLES
 from tests.services.guard.corpus.credentials.formats import (
     ALNUM,
     B64,
