@@ -16,7 +16,9 @@ from maestro.client import Client
 from maestro.estimates import Prices, estimate
 from maestro.pricing import Price
 from maestro.settings import Settings
+from maestro.smoke import CHAIN, agent_chain
 from proto.v1 import AttemptFailed, Failed, Queued, TaskRequest, Usage
+from proto.v1.workflows import step_task_id
 from tests.e2e.conftest import open_mesh
 from tests.services.agents.chat_server import KEY, ChatServer, Reply, error, serving
 
@@ -171,3 +173,34 @@ async def test_a_repair_round_the_hold_cannot_cover_is_not_made_and_the_task_fai
     cost = GPT_4O.cost(5000, 1000)
     ledger = await mesh.ledger("acme")
     assert ledger.spent_micro_usd == record.cost_micro_usd == cost and ledger.held_micro_usd == 0
+
+
+async def test_the_agent_chain_runs_on_the_model_server_and_each_step_pays_what_the_server_reported(
+    mesh: Client, server: ChatServer
+) -> None:
+    # One server answers every role of the chain (as the offline backend would, so each answer is valid),
+    # after a storm of 429s on the planner's first call.
+    server.roles_by_instruction = True
+    server.then(*[error(429, "Rate limit reached", "requests", **{"Retry-After": "0"})] * 3)
+    workflow = msgspec.structs.replace(agent_chain("acme"), id="wf-chain-served")
+    await mesh.run_workflow(workflow)
+
+    record = await mesh.wait_workflow("wf-chain-served", timeout=90)
+
+    assert record.state == "succeeded", record
+    steps = [await mesh.get(step_task_id(record.id, name)) for name in CHAIN]
+    assert "tests: 5 passed, 0 failed, 0 errored, 0 skipped" in steps[2].output.splitlines()
+    # Every answer the server gave was charged once, on the step that asked, at what the server reported:
+    # the 429s charged nothing, and the tokens of all steps add up to those of all answers.
+    assert len(server.received) == len(server.answered) + 3
+    used = [step.usage or Usage(model="none") for step in steps]
+    # The planner on its own model (MAESTRO_ROLE_MODELS), the others on the first served.
+    assert [u.model for u in used] == ["gpt-4o", "local", "local", "local", "local"]
+    assert sum(u.input_tokens for u in used) == sum(i for i, _ in server.answered)
+    assert sum(u.output_tokens for u in used) == sum(o for _, o in server.answered)
+    price = {"gpt-4o": GPT_4O, "local": LOCAL}
+    costs = [price[u.model].cost(u.input_tokens, u.output_tokens) for u in used]
+    assert [step.cost_micro_usd for step in steps] == costs
+    ledger = await mesh.ledger("acme")
+    assert ledger.spent_micro_usd == record.cost_micro_usd == sum(costs) > 0
+    assert ledger.held_micro_usd == 0

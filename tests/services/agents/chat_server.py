@@ -17,6 +17,7 @@ from aiohttp import web
 
 from proto.v1 import Role
 from services.agents.backends import OfflineBackend, Turn
+from services.agents.roles import doc_writer, implementer, planner, reviewer, scaffolder
 
 KEY = "sk-test-0123456789abcdefDONOTLEAK"
 """The key the server accepts (when it checks one)."""
@@ -59,6 +60,9 @@ class ChatServer:
 
     role: Role = "planner"
     """The role whose offline answer a completion without scripted text carries."""
+    roles_by_instruction: bool = False
+    """Answer each request as the offline backend answers the role whose instruction its system message
+    starts with (the tester, which has none, otherwise): one server for a whole chain of roles."""
     url: str = ""
     script: deque[Reply] = field(default_factory=deque)
     default: Reply = field(default_factory=Reply)
@@ -116,10 +120,23 @@ class ChatServer:
         turns = [Turn(m["role"], m["content"]) for m in sent[:-1] if m["role"] != "system"]
         fmt = body.get("response_format") or {}
         schema = fmt.get("json_schema", {}).get("schema")
+        role = _role_instructed(system) if self.roles_by_instruction else self.role
         completion = await OfflineBackend().complete(
-            self.role, sent[-1]["content"], None, system=system, schema=schema, history=turns
+            role, sent[-1]["content"], None, system=system, schema=schema, history=turns
         )
         return completion.text
+
+
+def _role_instructed(system: str) -> Role:
+    """The role whose standing instruction `system` starts with; the tester (it has none) otherwise."""
+    instructions: dict[Role, str] = {
+        "planner": planner.SYSTEM,
+        "scaffolder": scaffolder.SYSTEM,
+        "implementer": implementer.SYSTEM,
+        "reviewer": reviewer.SYSTEM,
+        "doc-writer": doc_writer.SYSTEM,
+    }
+    return next((role for role, told in instructions.items() if system.startswith(told.strip())), "tester")
 
 
 @asynccontextmanager
