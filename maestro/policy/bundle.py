@@ -12,6 +12,7 @@ A key written twice in one mapping is refused (YAML keeps the last silently: a b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import types
@@ -80,6 +81,11 @@ class Bundle:
     def policy(self, tenant: str) -> TenantPolicy:
         """The policy a tenant's requests are judged by: its override, else the default."""
         return self.tenants.get(tenant, self.default)
+
+    def as_seen_by(self, tenant: str) -> Bundle:
+        """This bundle with the tenant's policy as everyone's (what judges something done for the tenant
+        under another name, e.g. check-pr's over an agent's change)."""
+        return dataclasses.replace(self, default=self.policy(tenant), tenants={})
 
 
 @dataclass(frozen=True)

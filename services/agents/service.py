@@ -340,7 +340,8 @@ class Worker:
             return RoleResult(ok=False, output="", usage=Usage(model="none"), error=error)
         meter = Metered(self.backend, Allowance.of(request, Prices.of(self.bus.settings)))
         try:
-            result = await RUNNERS[request.role](request, meter, self.sandbox)
+            seen = self.policies.current.as_seen_by(request.tenant)
+            result = await RUNNERS[request.role](request, meter, self.sandbox, seen)
         except ModelFailed as exc:
             # The calls that were answered before this one are paid for; the one that failed charged nothing.
             failure: FailureKind = "error" if exc.retryable else "model_refused"

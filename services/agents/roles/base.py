@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from maestro.policy.bundle import Bundle
 from proto.v1 import ContextFile, TaskRequest, Usage
 from proto.v1.tasks import FailureKind
 from services.agents.backends.base import Backend
@@ -24,7 +25,10 @@ class RoleResult:
     """Why it was not ok: `test_failed` and `invalid_output` would fail the same way again (no retry)."""
 
 
-Runner = Callable[[TaskRequest, Backend, Sandbox], Awaitable[RoleResult]]
+Runner = Callable[[TaskRequest, Backend, Sandbox, Bundle], Awaitable[RoleResult]]
+"""A role's work: the task, the model backend, the sandbox, and the policy bundle as the task's tenant sees it
+(Bundle.as_seen_by), which judges what the role itself checks (commands a model proposes, a change under
+review)."""
 
 
 def invalid(error: str, usage: Usage) -> RoleResult:

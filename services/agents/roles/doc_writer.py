@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maestro.policy.bundle import Bundle
 from proto.v1 import TaskRequest
 from services.agents.backends.base import Backend
 from services.agents.roles import edits
@@ -17,6 +18,8 @@ SYSTEM = (
 )
 
 
-async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
+async def run(
+    request: TaskRequest, backend: Backend, sandbox: Sandbox, bundle: Bundle | None = None
+) -> RoleResult:
     """Ask the model for the documentation change, apply it and return the patch and the documents."""
-    return await edits.run(request, backend, "doc-writer", SYSTEM, may_change=edits.docs_only)
+    return await edits.run(request, backend, "doc-writer", SYSTEM, may_change=edits.docs_only, bundle=bundle)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 
+from maestro.policy.bundle import Bundle
 from proto.v1 import ContextFile, Role, TaskRequest
 from proto.v1.work import FileChanges
 from services.agents import patches
@@ -107,11 +108,12 @@ async def run(
     role: Role,
     system: str,
     may_change: Callable[[str], str | None] | None = None,
+    bundle: Bundle | None = None,
 ) -> RoleResult:
     """Ask for changes to the project files (with the changes of the steps it needs), apply them, and
     return the changed files and `changes.patch` (checked to apply to the inputs); `may_change` says why a
-    path may not be changed (None: any may). Runs nothing: commands the model proposes are judged and
-    listed, for a tester step to run."""
+    path may not be changed (None: any may). Runs nothing: commands the model proposes are judged (by
+    `bundle`, as the task's tenant sees it; None: the shipped one) and listed, for a tester step to run."""
     tree = tree_or_failure(request)
     if isinstance(tree, RoleResult):
         return tree
@@ -129,7 +131,7 @@ async def run(
         return invalid(str(exc), exc.usage)
     after = changed_files(tree.files, answer.value)
     result = result_of(tree, after)
-    judged = judge_commands(answer.value.commands, role, shipped_bundle())
+    judged = judge_commands(answer.value.commands, role, bundle or shipped_bundle())
     lines = _summary(answer.value, tree, after)
     if judged.allowed:
         lines += [

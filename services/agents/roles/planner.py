@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from maestro import codec
+from maestro.policy.bundle import Bundle
 from proto.v1 import TaskRequest
 from proto.v1.workflows import Plan, Step, dag_problem
 from services.agents.backends import structured
@@ -41,7 +42,9 @@ def text(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
+async def run(
+    request: TaskRequest, backend: Backend, sandbox: Sandbox, bundle: Bundle | None = None
+) -> RoleResult:
     """Ask the model for a plan; asked to expand, answer it as a JSON Plan (its subtasks join the
     workflow), else as numbered lines."""
     tree = tree_or_failure(request)

@@ -1,7 +1,8 @@
 """The guard's families applied to what agents produce: commands a model proposes, and a change under
 review (the license gate on generated code). The engine and check-pr's placing of findings do the work.
 
-The roles judge by the bundle Maestro ships (its default policy): a role is not handed its tenant's.
+A role judges by the bundle in force as its task's tenant sees it (Bundle.as_seen_by, handed to every
+runner); the shipped one where none is handed (a role run on its own).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import msgspec
 
+from maestro.policy.bundle import Bundle
 from proto.v1 import ContextFile, TaskRequest, Usage
 from proto.v1.work import ModelReview, Review, ReviewFinding
 from services.agents import patches
@@ -60,7 +61,9 @@ def text(review: Review) -> str:
     return "\n".join(lines)
 
 
-async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
+async def run(
+    request: TaskRequest, backend: Backend, sandbox: Sandbox, bundle: Bundle | None = None
+) -> RoleResult:
     """Judge the change with the guard's families and ask the model for its review; ok whatever the verdict
     (the verdict is the review's answer, not a failure of the task)."""
     tree = tree_or_failure(request)
@@ -71,7 +74,7 @@ async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleR
             ok=True, output="Nothing to review: no files were given.", usage=Usage(model="none")
         )
     diff, files, added = _change(tree)
-    policy = review_change(files, added, shipped_bundle())
+    policy = review_change(files, added, bundle or shipped_bundle())
     prompt = prompt_of(f"{request.prompt}\n\nThe change under review:\n```diff\n{diff}```", tree)
     try:
         answer = await structured.ask(backend, "reviewer", prompt, request.model, ModelReview, system=SYSTEM)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maestro.policy.bundle import Bundle
 from proto.v1 import TaskRequest
 from services.agents.backends.base import Backend
 from services.agents.roles import edits
@@ -16,6 +17,8 @@ SYSTEM = (
 )
 
 
-async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
+async def run(
+    request: TaskRequest, backend: Backend, sandbox: Sandbox, bundle: Bundle | None = None
+) -> RoleResult:
     """Ask the model for the layout, apply it next to the project files and return the patch and files."""
-    return await edits.run(request, backend, "scaffolder", SYSTEM)
+    return await edits.run(request, backend, "scaffolder", SYSTEM, bundle=bundle)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 
+from maestro.policy.bundle import Bundle
 from proto.v1 import ContextFile, TaskRequest
 from proto.v1.tasks import FailureKind
 from proto.v1.work import CommandRun, JUnitCase, TesterReport
@@ -126,7 +127,9 @@ async def _run_all(
     return results, tests
 
 
-async def run(request: TaskRequest, backend: Backend, sandbox: Sandbox) -> RoleResult:
+async def run(
+    request: TaskRequest, backend: Backend, sandbox: Sandbox, bundle: Bundle | None = None
+) -> RoleResult:
     """Run every command in order (all of them, even after a failure); ok only when each exits 0."""
     tree = tree_or_failure(request)
     if isinstance(tree, RoleResult):

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from maestro import codec
+from maestro.policy.bundle import load_default, parse, with_tenant
 from maestro.smoke import SAMPLE_PROJECT, project_files
 from proto.v1 import ROLES, ContextFile, TaskRequest
 from proto.v1.work import Review, TesterReport
@@ -324,3 +325,26 @@ async def test_roles_read_the_sample_project(role: str) -> None:
     assert SAMPLE_PROJECT.is_dir() and {f.path for f in PROJECT} >= {"README.md", "textstats/__init__.py"}
     result = await run(role, "Add word counts to textstats", context=PROJECT)
     assert result.ok, result.error
+
+
+async def test_the_reviewer_judges_by_the_bundle_as_the_task_s_tenant_sees_it() -> None:
+    # The shipped bundle denies a GPL header; this one lets tenant acme take GPL code, and no one else.
+    shipped = load_default()
+    assert shipped.file is not None
+    gpl_ok = parse(with_tenant(shipped.file, "acme", "licenses: {categories: {strong-copyleft: allow}}"))
+    gpl = ContextFile(path="vendored.py", content="# SPDX-License-Identifier: GPL-3.0-only\nx = 1\n")
+    carried = ContextFile(
+        path=".maestro/steps/vendor.md", content=carried_block(patches.file_diff(gpl.path, None, gpl.content))
+    )
+    found = {}
+    for tenant in ("acme", "other"):
+        request = TaskRequest(
+            tenant=tenant, role="reviewer", prompt="Review the change", context=[*PROJECT, carried]
+        )
+        result = await RUNNERS["reviewer"](request, BACKEND, SANDBOX, gpl_ok.as_seen_by(tenant))
+        assert result.ok, result.error
+        review = codec.decode(Review, files_of(result)["review.json"])
+        found[tenant] = [
+            f.rule for f in review.findings if f.path == "vendored.py" and f.rule.startswith("licenses.")
+        ]
+    assert found["acme"] == [] and found["other"] != []
