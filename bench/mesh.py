@@ -31,7 +31,7 @@ NO_LIMIT_MICRO_USD = 10**15
 # Consumers that exist once a service is pulling: (stream, durable).
 _CONSUMERS = (
     (topics.STREAM_REQUESTS, topics.DURABLE_GUARD),
-    (topics.STREAM_TASKS, topics.agents_durable("planner")),
+    (topics.STREAM_TASKS, topics.agents_durable("tester")),  # bench/pipeline.ROLE
     (topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR),
     (topics.STREAM_WORKFLOWS, topics.DURABLE_ORCHESTRATOR_WORKFLOWS),
 )

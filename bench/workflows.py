@@ -1,10 +1,10 @@
 """Workflow steps through the real mesh, beside single tasks on the same mesh in the same run.
 
-Chains: W workflows of five planner steps (each needs the one before) published at once; the clock runs
-from the first publish to the last workflow.ended event, and stops only when every workflow ended
-succeeded, every WorkflowRecord in `maestro_workflows` reads succeeded and the tenant's ledger holds
+Chains: W workflows of five no-op steps (bench/pipeline.ROLE; each needs the one before) published at once;
+the clock runs from the first publish to the last workflow.ended event, and stops only when every workflow
+ended succeeded, every WorkflowRecord in `maestro_workflows` reads succeeded and the tenant's ledger holds
 nothing. steps/s = 5W / that wall time; latency is each workflow's publish -> workflow.ended.
-Single tasks: 5W planner tasks with the same prompt submitted at once (bench/pipeline.py's throughput run),
+Single tasks: 5W such tasks with the same prompt submitted at once (bench/pipeline.py's throughput run),
 so the ratio is what running a step as part of a workflow costs against running it as a task.
 The two alternate for two rounds and the best of each is compared: on a shared 2-core machine one run of
 either swung by a factor of 1.7 with the load of other processes, a pair run back to back much less.
@@ -121,12 +121,12 @@ class WorkflowsResult:
 
 
 def chain(workflow_id: str, steps: int = STEPS) -> Workflow:
-    """A chain of `steps` planner steps with the pipeline's prompt, each needing the one before."""
+    """A chain of `steps` no-op steps with the pipeline's prompt, each needing the one before."""
     return Workflow(
         id=workflow_id,
         tenant=TENANT,
         steps=[
-            Step(name=f"s{i}", role="planner", prompt=pipeline.PROMPT, needs=[f"s{i - 1}"] if i else [])
+            Step(name=f"s{i}", role=pipeline.ROLE, prompt=pipeline.PROMPT, needs=[f"s{i - 1}"] if i else [])
             for i in range(steps)
         ],
     )
