@@ -68,6 +68,11 @@ MEMORY_BYTES = 64 * 1024 * 1024
 task keeps only its place and is read back by sequence when its turn comes."""
 RETRY_S = 1.0
 """How long a task whose hand-over failed (the server did not answer) waits before it is tried again."""
+PURGE_LINGER_S = 0.1
+"""How long the hand-overs of a subject gather before one purge deletes them all from the waiting stream: a
+purge per task (as the agents free slots one at a time, most rounds hand over one) cost the server and the
+dispatcher a request each. A restart meanwhile hands those tasks over again, as duplicates that are
+dropped."""
 
 
 @dataclass(frozen=True)
@@ -493,11 +498,14 @@ class Dispatcher:
 
     async def _purge(self, subject: str) -> None:
         """Delete what was handed over from `subject` in the waiting stream, one purge for every hand-over
-        finished meanwhile (until they are gone, a restart would hand them over again, and those copies would
-        be dropped, or not run twice)."""
+        finished within PURGE_LINGER_S (until they are gone, a restart would hand them over again, and those
+        copies would be dropped, or not run twice)."""
         streams = self._bus.streams
         try:
-            while (below := self._clearance.bound(subject)) is not None:
+            while True:
+                await self._bus.lifetime.sleep(PURGE_LINGER_S)
+                if self._bus.lifetime.stopping or (below := self._clearance.bound(subject)) is None:
+                    return
                 purge = functools.partial(streams.purge, topics.STREAM_WAITING, subject, below)
                 if not await self._until_done(f"purging {subject} below {below}", purge):
                     return
