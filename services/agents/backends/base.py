@@ -94,6 +94,15 @@ class BoundedBackend(Backend, Protocol):
         ...
 
 
+def summed(earlier: Usage, later: Usage) -> Usage:
+    """What two calls consumed together, named for the later one's model."""
+    return Usage(
+        model=later.model,
+        input_tokens=earlier.input_tokens + later.input_tokens,
+        output_tokens=earlier.output_tokens + later.output_tokens,
+    )
+
+
 def bounds_output(backend: Backend) -> TypeGuard[BoundedBackend]:
     """Whether `backend` takes a `max_tokens` for each call (it says so with `bounds_output = True`)."""
     return getattr(backend, "bounds_output", False) is True

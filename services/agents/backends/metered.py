@@ -9,7 +9,15 @@ from dataclasses import dataclass
 from maestro.estimates import Prices, estimate
 from maestro.pricing import PER_MILLION, Price
 from proto.v1 import Role, TaskRequest, Usage
-from services.agents.backends.base import Backend, Completion, OverBudget, Schema, Turn, bounds_output
+from services.agents.backends.base import (
+    Backend,
+    Completion,
+    OverBudget,
+    Schema,
+    Turn,
+    bounds_output,
+    summed,
+)
 from services.agents.backends.conversation import messages, prompt_tokens
 
 MIN_ANSWER_TOKENS = 64
@@ -77,11 +85,8 @@ class Metered:
 
         Raises OverBudget, before calling, when the call would take the task past its allowance; whatever
         the wrapped backend raises."""
-        if self.allowance is None:
-            completion = await self.backend.complete(
-                role, prompt, model, system=system, schema=schema, history=history
-            )
-        else:
+        left: int | None = None
+        if self.allowance is not None:
             reading = prompt_tokens(messages(prompt, system=system, history=history))
             left = self.allowance.output_left(self.spent, reading)
             if left < MIN_ANSWER_TOKENS:
@@ -91,18 +96,13 @@ class Metered:
                     f"({self.allowance.tokens} tokens, {self.allowance.micro_usd} micro-USD); "
                     "send a shorter prompt or context, or raise MAESTRO_ESTIMATE_OUTPUT_TOKENS"
                 )
-            if bounds_output(self.backend):
-                completion = await self.backend.complete(
-                    role, prompt, model, system=system, schema=schema, history=history, max_tokens=left
-                )
-            else:
-                completion = await self.backend.complete(
-                    role, prompt, model, system=system, schema=schema, history=history
-                )
-        used = completion.usage
-        self.spent = Usage(
-            model=used.model,
-            input_tokens=self.spent.input_tokens + used.input_tokens,
-            output_tokens=self.spent.output_tokens + used.output_tokens,
-        )
+        if left is not None and bounds_output(self.backend):
+            completion = await self.backend.complete(
+                role, prompt, model, system=system, schema=schema, history=history, max_tokens=left
+            )
+        else:
+            completion = await self.backend.complete(
+                role, prompt, model, system=system, schema=schema, history=history
+            )
+        self.spent = summed(self.spent, completion.usage)
         return completion

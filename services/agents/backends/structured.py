@@ -17,7 +17,7 @@ import msgspec
 
 from maestro import codec
 from proto.v1 import ContextFile, Role, Usage
-from services.agents.backends.base import Backend, Turn
+from services.agents.backends.base import Backend, Turn, summed
 
 T = TypeVar("T")
 
@@ -68,14 +68,6 @@ def decoded(type_: type[T], text: str) -> T:
     return codec.decode_strict(type_, body)
 
 
-def _added(a: Usage, b: Usage) -> Usage:
-    return Usage(
-        model=b.model,
-        input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-    )
-
-
 def _valid(type_: type[T], text: str, check: Callable[[T], str | None] | None) -> T | str:
     """The answer as a `type_`, or what is wrong with it."""
     try:
@@ -114,7 +106,7 @@ async def ask(
     )
     history = (Turn("user", prompt), Turn("assistant", first.text))
     second = await backend.complete(role, repair, model, system=told, schema=schema, history=history)
-    usage = _added(first.usage, second.usage)
+    usage = summed(first.usage, second.usage)
     value = _valid(type_, second.text, check)
     if isinstance(value, str):
         raise InvalidAnswer(
