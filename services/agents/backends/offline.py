@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
+from maestro.estimates import count_tokens
 from proto.v1 import ContextFile, Role, Usage
 from proto.v1.work import FileChanges, ModelReview, ReviewFinding
 from proto.v1.workflows import Plan, Subtask
@@ -34,11 +35,6 @@ _FILLER = frozenset(
 _MAX_LINE = 110
 _MARKER = re.compile(r"\b(TODO|FIXME|XXX|HACK)\b")
 _DIFF_BLOCK = re.compile(r"^```diff\n(.*?)^```[ \t]*$", re.M | re.S)
-
-
-def count_tokens(text: str) -> int:
-    """A rough token count: one token per four characters, rounded up."""
-    return (len(text) + 3) // 4
 
 
 def subject_of(prompt: str) -> str:

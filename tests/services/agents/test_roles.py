@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from maestro import codec
+from maestro.estimates import count_tokens
 from maestro.policy.bundle import load_default, parse, with_tenant
 from maestro.smoke import SAMPLE_PROJECT, project_files
 from proto.v1 import ROLES, ContextFile, TaskRequest
@@ -17,7 +18,6 @@ from proto.v1.work import Review, TesterReport
 from proto.v1.workflows import Plan
 from services.agents import patches
 from services.agents.backends import OfflineBackend
-from services.agents.backends.offline import count_tokens
 from services.agents.roles import RUNNERS, RoleResult
 from services.agents.roles.changes import PATCH_FILE, carried_block, carried_diffs
 from services.agents.sandbox import Sandbox
