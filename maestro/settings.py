@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import pwd
@@ -40,8 +41,14 @@ class Settings:
     state_dir: str = ""
     """Where `maestro up` records the instances running, so the CLI finds one from any directory (default:
     $XDG_RUNTIME_DIR/maestro, else ~/.local/state/maestro; a Settings built with it empty records none)."""
+    nats_creds: str = ""
+    """A file with this process's NATS credentials (`maestro nats-config` writes one per service and tenant);
+    empty: connect without any (a server that asks for none, as `maestro up`'s embedded one by default)."""
     http_host: str = "127.0.0.1"
     """Interface for /healthz, /readyz, /metrics (and the orchestrator's API)."""
+    auth: bool = True
+    """Whether the orchestrator's API asks every caller for a bearer token (`maestro token create`); `off`
+    (for tests) is refused unless MAESTRO_HTTP_HOST is a loopback address."""
     http_port: int = -1
     """Port for the HTTP endpoints; -1 picks the service's default, 0 picks a free port."""
     log_level: str = "INFO"
@@ -197,6 +204,11 @@ class Settings:
         except pricing.PricingError as exc:
             raise SettingsError(str(exc)) from None
         _check_model_server(settings)
+        if not settings.auth and not is_loopback(settings.http_host):
+            raise SettingsError(
+                f"MAESTRO_AUTH=off: refused, the API would listen on {settings.http_host}, not a loopback "
+                "address; give callers tokens (maestro token create) instead"
+            )
         return settings
 
     def with_(self, **changes: Any) -> Settings:
@@ -268,6 +280,16 @@ def _check_model_server(settings: Settings) -> None:
         and not os.path.isfile(settings.model_key_file)
     ):
         raise SettingsError(f"MAESTRO_MODEL_KEY_FILE: {settings.model_key_file!r} is not a file")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an interface to listen on is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _checked(name: str, field_name: str, value: Any) -> Any:

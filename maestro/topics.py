@@ -328,6 +328,9 @@ BUCKET_WORKFLOWS = "maestro_workflows"
 BUCKET_ATTEMPTS = "maestro_attempts"
 """Key = task id: the assignment of a task's attempt that failed with attempts left, kept by its worker for
 the orchestrator to hand out again (a retry)."""
+BUCKET_TOKENS = "maestro_tokens"
+"""Key = token id: an API token's grant (its tenant, scopes and holder) and the SHA-256 of its secret, never
+the secret itself. Deleting the key revokes the token."""
 STORE_ARTIFACTS = "maestro_artifacts"
 
 # -- headers ---------------------------------------------------------------------------------------------

@@ -147,6 +147,7 @@ def topology(settings: Settings) -> Topology:
             bucket(topics.BUCKET_BUDGET, "one ledger per tenant, for its current window (with its limits)"),
             bucket(topics.BUCKET_POLICY, "the policy bundle in force (one key: bundle)", history=5),
             bucket(topics.BUCKET_PARKED, "requests awaiting a human's approval, held by the guard"),
+            bucket(topics.BUCKET_TOKENS, "the API's bearer tokens: grants and the hashes of their secrets"),
             bucket(topics.BUCKET_CLAIMS, "which tenant and content own each task id (one id is one task)"),
             bucket(
                 topics.BUCKET_WORK,
