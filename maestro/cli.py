@@ -307,6 +307,7 @@ Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 _COMMAND_MODULES = (
     "maestro.mesh_commands",
+    "maestro.access.token_cli",
     "services.budget.cli",
     "services.orchestrator.cli",
     "services.orchestrator.workflow_cli",

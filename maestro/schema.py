@@ -54,6 +54,7 @@ from proto.v1 import (
     TesterReport,
     TimedOut,
     TimerFired,
+    TokenGrant,
     Usage,
     Violation,
     WorkerPresence,
@@ -290,6 +291,7 @@ STORED: tuple[tuple[str, Any, str], ...] = (
     (topics.BUCKET_CLAIMS, TaskClaim, "task_id"),
     (topics.BUCKET_WORK, FinishedWork, "task_id"),
     (topics.BUCKET_WORKERS, WorkerPresence, "worker_key"),
+    (topics.BUCKET_TOKENS, TokenGrant, "token_id"),
 )
 
 # Documents that travel on no subject but are contracts all the same: what a model must answer a role (the
@@ -389,6 +391,7 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
         "examples": ["5"],
     },
     "workflow_id": {"description": "the workflow id (its idempotency key)", "examples": ["wf-release-42"]},
+    "token_id": {"description": "an API token's public id: 16 hex digits", "examples": ["0123456789abcdef"]},
     "timer": {
         "description": "which time-out the timer is for",
         "enum": ["approval", "schedule_to_start", "start_to_close"],

@@ -1,5 +1,6 @@
 """Version 1 of Maestro's wire contract; unions and every message re-exported here."""
 
+from proto.v1.access import TokenGrant
 from proto.v1.agents import FinishedWork, TaskAssignment, WorkerPresence
 from proto.v1.approvals import APPROVAL_TIMEOUT_BY, ApprovalDecision, Parked
 from proto.v1.budget import (
@@ -167,6 +168,7 @@ __all__ = [
     "Timeouts",
     "TimerFired",
     "TimerKind",
+    "TokenGrant",
     "Tokens",
     "Usage",
     "Verdict",

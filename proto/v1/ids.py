@@ -15,9 +15,8 @@ END = r"(?!\n)$"
 TOKEN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}" + END
 
 TaskId = Annotated[str, Meta(pattern=TOKEN_PATTERN, description="task id, also the idempotency key")]
-Tenant = Annotated[
-    str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}" + END, description="tenant name (lowercase, subject-safe)")
-]
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}" + END
+Tenant = Annotated[str, Meta(pattern=TENANT_PATTERN, description="tenant name (lowercase, subject-safe)")]
 # Bounds on every amount on the wire: far above any real budget or call, far below int64, so a sum or a
 # price times a count of them stays exact in every language that reads these messages.
 MAX_MICRO_USD = 10**15

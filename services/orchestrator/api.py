@@ -15,6 +15,8 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from maestro import claims, codec, history, listing, runtime, topics, tracing
+from maestro.access.grants import Caller
+from maestro.access.http_auth import Gate, acting_as, forbidden, listing_for
 from maestro.bus import Bus
 from maestro.cancel import AlreadyEnded, cancel
 from maestro.client import publish_request
@@ -54,8 +56,9 @@ def _task_id(request: web.Request) -> str | web.Response:
 
 def routes(bus: Bus) -> list[web.RouteDef]:
     """The API's routes: POST and GET /v1/tasks, GET /v1/tasks/{id}[/events], POST .../approve|reject|cancel
-    (and the workflows')."""
+    (and the workflows'), each behind the token gate."""
     store = TaskStore(bus)
+    gate = Gate(bus)
     limit = bus.settings.max_request_bytes
     # Read on every submission: the bucket is listed at most once every two seconds, whatever the load.
     presence = PresenceView(bus, max_age_s=2.0)
@@ -80,7 +83,16 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return None
         return unserved_warning([role], "the task waits")
 
-    async def submit(request: web.Request) -> web.StreamResponse:
+    async def record_for(caller: Caller, task_id: str) -> TaskRecord | web.Response:
+        """The task's record when the caller may see it; else 404, the same as for a task that does not
+        exist, so that another tenant's ids cannot be probed."""
+        stored = await store.read(task_id)
+        record = codec.decode(TaskRecord, stored) if stored is not None else None
+        if record is None or not caller.sees(record.tenant):
+            return error(404, f"no task {task_id}")
+        return record
+
+    async def submit(request: web.Request, caller: Caller) -> web.StreamResponse:
         if not bus.lifetime.accepting:
             return error(503, "Maestro is stopping and takes no new tasks; submit again once it is back")
         body = await limited_body(request, limit)
@@ -90,6 +102,8 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             task = codec.decode_strict(TaskRequest, body)
         except codec.DecodeError as exc:
             return error(400, f"invalid task request: {exc}", field=field_of(TaskRequest, str(exc)))
+        if not caller.may("submit", task.tenant):
+            return forbidden(caller, "submit", task.tenant)
         served = bus.settings.models
         if task.model is not None and task.model not in served:
             # The guard would deny it (models.not-served); here the caller hears it at once.
@@ -116,18 +130,22 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             answer["warning"] = warning
         return web.json_response(answer, status=202)
 
-    async def get_task(request: web.Request) -> web.StreamResponse:
+    async def get_task(request: web.Request, caller: Caller) -> web.StreamResponse:
         task_id = _task_id(request)
         if isinstance(task_id, web.Response):
             return task_id
-        record = await store.read(task_id)
-        if record is None:
-            return error(404, f"no task {task_id}")
-        return _json(record)
+        record = await record_for(caller, task_id)
+        if isinstance(record, web.Response):
+            return record
+        if not caller.may("read", record.tenant):
+            return forbidden(caller, "read", record.tenant)
+        return _json(codec.encode(record))
 
-    async def list_tasks(request: web.Request) -> web.StreamResponse:
+    async def list_tasks(request: web.Request, caller: Caller) -> web.StreamResponse:
         try:
-            query = listing.parse(listing.TASKS, request.query.items())
+            query = listing_for(caller, listing.parse(listing.TASKS, request.query.items()))
+            if isinstance(query, web.Response):
+                return query
             page = await store.scan(query)
         except listing.BadParameter as exc:
             return error(400, str(exc), field=exc.field)
@@ -135,7 +153,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return error(503, str(exc))
         return _json(codec.encode(page))
 
-    async def get_events(request: web.Request) -> web.StreamResponse:
+    async def get_events(request: web.Request, caller: Caller) -> web.StreamResponse:
         task_id = _task_id(request)
         if isinstance(task_id, web.Response):
             return task_id
@@ -143,21 +161,32 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         if follow not in ("0", "1"):
             return error(400, f"follow is 1 or 0, not {follow!r}", field="follow")
         if follow == "1":
-            return await follow_events(request, task_id)
-        events = await history.read_events(bus.js, task_id)
+            return await follow_events(request, caller, task_id)
+        # Each event names its tenant: the caller sees its own tenant's only (a conflicting submission
+        # from another tenant leaves a rejection under the same id, which is that tenant's).
+        events = [e for e in await history.read_events(bus.js, task_id) if caller.sees(e.tenant)]
         if not events:
             return error(404, f"no events for task {task_id}")
+        if not caller.may("read", events[0].tenant):
+            return forbidden(caller, "read", events[0].tenant)
         return _json(codec.encode(events))
 
-    async def follow_events(request: web.Request, task_id: str) -> web.StreamResponse:
+    async def follow_events(request: web.Request, caller: Caller, task_id: str) -> web.StreamResponse:
         last_seen = request.headers.get("Last-Event-ID", "0")  # a reconnecting EventSource resumes after it
         if not last_seen.isdigit():
             return error(400, f"Last-Event-ID is a stream sequence, not {last_seen!r}", field="Last-Event-ID")
-        if await claims.owner_of(bus, task_id) is None and await store.read(task_id) is None:
+        claim = await claims.owner_of(bus, task_id)
+        tenant = claim.tenant if claim is not None else None
+        if tenant is None:
+            record = await store.read(task_id)
+            tenant = codec.decode(TaskRecord, record).tenant if record is not None else None
+        if tenant is None or not caller.sees(tenant):
             return error(404, f"no task {task_id}")
+        if not caller.may("read", tenant):
+            return forbidden(caller, "read", tenant)
         # An ordered push consumer: the stored events, then each new one as the server stores it, no polling.
         sub = await bus.js.subscribe(
-            topics.EVENTS.where(task_id=task_id),
+            topics.EVENTS.subject(tenant, task_id),
             stream=topics.STREAM_EVENTS,
             ordered_consumer=True,
             config=ConsumerConfig(
@@ -194,7 +223,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
                 await sub.unsubscribe()
         return response
 
-    async def decide(request: web.Request, approved: bool) -> web.StreamResponse:
+    async def decide(request: web.Request, caller: Caller, approved: bool) -> web.StreamResponse:
         task_id = _task_id(request)
         if isinstance(task_id, web.Response):
             return task_id
@@ -203,17 +232,21 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return body
         if not approved and not body.reason.strip():
             return error(400, "a rejection needs a reason", field="$.reason")
-        stored = await store.read(task_id)
-        if stored is None:
-            return error(404, f"no task {task_id}")
-        record = codec.decode(TaskRecord, stored)
+        record = await record_for(caller, task_id)
+        if isinstance(record, web.Response):
+            return record
+        if not caller.may("approve", record.tenant):
+            return forbidden(caller, "approve", record.tenant)
+        by = acting_as(caller, body.by)
+        if isinstance(by, web.Response):
+            return by
         if record.state != "awaiting_approval":
             return error(409, f"task {task_id} is {record.state}, not awaiting approval", state=record.state)
         decision = ApprovalDecision(
             task_id=task_id,
             tenant=record.tenant,
             approved=approved,
-            by=body.by or "api",
+            by=by,
             reason=body.reason,
             at=datetime.now(UTC),
         )
@@ -229,22 +262,26 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             {"id": task_id, "tenant": record.tenant, "approved": approved, "by": decision.by}, status=202
         )
 
-    async def cancel_task(request: web.Request) -> web.StreamResponse:
+    async def cancel_task(request: web.Request, caller: Caller) -> web.StreamResponse:
         task_id = _task_id(request)
         if isinstance(task_id, web.Response):
             return task_id
         body = await actor_of(request, "cancellation")
         if isinstance(body, web.Response):
             return body
-        stored = await store.read(task_id)
-        if stored is None:
-            return error(404, f"no task {task_id}")
-        record = codec.decode(TaskRecord, stored)
+        record = await record_for(caller, task_id)
+        if isinstance(record, web.Response):
+            return record
+        if not caller.may("submit", record.tenant):
+            return forbidden(caller, "submit", record.tenant)
+        by = acting_as(caller, body.by)
+        if isinstance(by, web.Response):
+            return by
         try:
             event = await cancel(
                 bus,
                 record,
-                by=body.by or "api",
+                by=by,
                 reason=body.reason,
                 traceparent=request.headers.get(topics.HEADER_TRACEPARENT),
             )
@@ -255,22 +292,24 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             status=202,
         )
 
-    async def approve(request: web.Request) -> web.StreamResponse:
-        return await decide(request, approved=True)
+    async def approve(request: web.Request, caller: Caller) -> web.StreamResponse:
+        return await decide(request, caller, approved=True)
 
-    async def reject(request: web.Request) -> web.StreamResponse:
-        return await decide(request, approved=False)
+    async def reject(request: web.Request, caller: Caller) -> web.StreamResponse:
+        return await decide(request, caller, approved=False)
+
+    guarded = gate.guarded
 
     # Any other method or path is a JSON 405 (with Allow) or 404, and a failure a JSON 500: maestro.http.
     return [
         index_route("orchestrator"),
         readyz_route(readiness),
-        web.post("/v1/tasks", submit),
-        web.get("/v1/tasks", list_tasks, allow_head=False),
-        web.get("/v1/tasks/{id}", get_task, allow_head=False),
-        web.get("/v1/tasks/{id}/events", get_events, allow_head=False),
-        web.post("/v1/tasks/{id}/approve", approve),
-        web.post("/v1/tasks/{id}/reject", reject),
-        web.post("/v1/tasks/{id}/cancel", cancel_task),
-        *workflow_routes(bus, store),
+        web.post("/v1/tasks", guarded(submit)),
+        web.get("/v1/tasks", guarded(list_tasks), allow_head=False),
+        web.get("/v1/tasks/{id}", guarded(get_task), allow_head=False),
+        web.get("/v1/tasks/{id}/events", guarded(get_events), allow_head=False),
+        web.post("/v1/tasks/{id}/approve", guarded(approve)),
+        web.post("/v1/tasks/{id}/reject", guarded(reject)),
+        web.post("/v1/tasks/{id}/cancel", guarded(cancel_task)),
+        *workflow_routes(bus, store, gate),
     ]

@@ -51,6 +51,7 @@ def test_one_json_schema_per_wire_message(files: dict[str, str]) -> None:
     expected |= {"ApprovalDecision"}
     expected |= {"SetBudget", "BudgetEvents"}
     expected |= {"TaskClaim", "FinishedWork", "WorkerPresence"}  # stored in KV, read by more than one service
+    expected |= {"TokenGrant"}  # the API's tokens, written by the CLI, read by the orchestrator
     expected |= {"TimerFired"}  # the body of a durable timer on maestro.v1.timer
     expected |= {"Workflow", "WorkflowEvents", "WorkflowControl", "WorkflowRecord"}
     expected |= {"WaitingTasks", "WaitReasons"}  # why tasks wait, asked of the dispatcher

@@ -7,11 +7,13 @@ import re
 from aiohttp import web
 
 from maestro import claims, codec, listing, topics, tracing
+from maestro.access.grants import Caller
+from maestro.access.http_auth import Gate, acting_as, forbidden, listing_for
 from maestro.bus import Bus
 from maestro.client import publish_workflow
 from maestro.errors import NotFound
 from maestro.http import error, limited_body
-from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowControl
+from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowControl, WorkflowRecord
 from services.orchestrator.bodies import actor_of, field_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.runner import Ended, Runner
@@ -30,12 +32,22 @@ def _json(record: object, status: int = 200) -> web.Response:
     return web.Response(body=codec.encode(record), status=status, content_type="application/json")
 
 
-def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
-    """POST and GET /v1/workflows, GET /v1/workflows/{id}, POST /v1/workflows/{id}/cancel|pause|resume."""
+def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef]:
+    """POST and GET /v1/workflows, GET /v1/workflows/{id}, POST /v1/workflows/{id}/cancel|pause|resume, each
+    behind the token gate."""
     runner = Runner(bus, tasks)
     limit = bus.settings.max_request_bytes
 
-    async def submit(request: web.Request) -> web.StreamResponse:
+    async def record_for(caller: Caller, workflow_id: str) -> WorkflowRecord | web.Response:
+        """The workflow's record when the caller may see it; else 404, as for one that does not exist."""
+        if not _WORKFLOW_ID.match(workflow_id):
+            return error(400, f"not a valid workflow id (expected {WORKFLOW_ID_PATTERN})", field="id")
+        found = await runner.store.get(workflow_id)
+        if found is None or not caller.sees(found[0].tenant):
+            return error(404, f"no workflow {workflow_id}")
+        return found[0]
+
+    async def submit(request: web.Request, caller: Caller) -> web.StreamResponse:
         if not bus.lifetime.accepting:
             return error(503, "Maestro is stopping and takes no new workflows; submit again once it is back")
         body = await limited_body(request, limit)
@@ -45,6 +57,8 @@ def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
             workflow = codec.decode_strict(Workflow, body)
         except codec.DecodeError as exc:
             return error(400, f"invalid workflow: {exc}", field=_field(str(exc)))
+        if not caller.may("submit", workflow.tenant):
+            return forbidden(caller, "submit", workflow.tenant)
         found = await runner.store.get(workflow.id)
         if found is not None and (
             found[0].tenant != workflow.tenant or found[0].digest != claims.digest(workflow)
@@ -54,9 +68,11 @@ def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
         await publish_workflow(bus, workflow, traceparent)
         return web.json_response({"id": workflow.id, "tenant": workflow.tenant}, status=202)
 
-    async def list_workflows(request: web.Request) -> web.StreamResponse:
+    async def list_workflows(request: web.Request, caller: Caller) -> web.StreamResponse:
         try:
-            query = listing.parse(listing.WORKFLOWS, request.query.items())
+            query = listing_for(caller, listing.parse(listing.WORKFLOWS, request.query.items()))
+            if isinstance(query, web.Response):
+                return query
             page = await runner.store.scan(query)
         except listing.BadParameter as exc:
             return error(400, str(exc), field=exc.field)
@@ -64,31 +80,32 @@ def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
             return error(503, str(exc))
         return _json(page)
 
-    async def get_workflow(request: web.Request) -> web.StreamResponse:
-        workflow_id = request.match_info["id"]
-        if not _WORKFLOW_ID.match(workflow_id):
-            return error(400, f"not a valid workflow id (expected {WORKFLOW_ID_PATTERN})", field="id")
-        found = await runner.store.get(workflow_id)
-        if found is None:
-            return error(404, f"no workflow {workflow_id}")
-        return _json(found[0])
+    async def get_workflow(request: web.Request, caller: Caller) -> web.StreamResponse:
+        record = await record_for(caller, request.match_info["id"])
+        if isinstance(record, web.Response):
+            return record
+        if not caller.may("read", record.tenant):
+            return forbidden(caller, "read", record.tenant)
+        return _json(record)
 
     def control(action: str) -> web.RouteDef:
-        async def handle(request: web.Request) -> web.StreamResponse:
-            workflow_id = request.match_info["id"]
-            if not _WORKFLOW_ID.match(workflow_id):
-                return error(400, f"not a valid workflow id (expected {WORKFLOW_ID_PATTERN})", field="id")
+        async def handle(request: web.Request, caller: Caller) -> web.StreamResponse:
+            record = await record_for(caller, request.match_info["id"])
+            if isinstance(record, web.Response):
+                return record
             body = await actor_of(request, "body")
             if isinstance(body, web.Response):
                 return body
-            found = await runner.store.get(workflow_id)
-            if found is None:
-                return error(404, f"no workflow {workflow_id}")
+            if not caller.may("submit", record.tenant):
+                return forbidden(caller, "submit", record.tenant)
+            by = acting_as(caller, body.by)
+            if isinstance(by, web.Response):
+                return by
             order = WorkflowControl(
-                workflow_id=workflow_id,
-                tenant=found[0].tenant,
+                workflow_id=record.id,
+                tenant=record.tenant,
                 action=action,  # type: ignore[arg-type]
-                by=body.by or "api",
+                by=by,
                 reason=body.reason,
             )
             try:
@@ -96,13 +113,13 @@ def workflow_routes(bus: Bus, tasks: TaskStore) -> list[web.RouteDef]:
             except NotFound as exc:
                 return error(404, str(exc))
             except Ended as exc:
-                return error(409, str(exc), state=found[0].state)
+                return error(409, str(exc), state=record.state)
 
-        return web.post(f"/v1/workflows/{{id}}/{action}", handle)
+        return web.post(f"/v1/workflows/{{id}}/{action}", gate.guarded(handle))
 
     return [
-        web.post("/v1/workflows", submit),
-        web.get("/v1/workflows", list_workflows, allow_head=False),
-        web.get("/v1/workflows/{id}", get_workflow, allow_head=False),
+        web.post("/v1/workflows", gate.guarded(submit)),
+        web.get("/v1/workflows", gate.guarded(list_workflows), allow_head=False),
+        web.get("/v1/workflows/{id}", gate.guarded(get_workflow), allow_head=False),
         *(control(action) for action in ("cancel", "pause", "resume")),
     ]

@@ -1,0 +1,1 @@
+"""Who may do what: the API's bearer tokens and NATS's accounts and permissions."""
