@@ -90,10 +90,16 @@ class EmbeddedServer:
             self.process.wait()
 
 
-def nats_server_command(store_dir: Path, *, port: int, host: str, ports_dir: Path | None = None) -> list[str]:
+def nats_server_command(
+    store_dir: Path, *, port: int, host: str, ports_dir: Path | None = None, config: Path | None = None
+) -> list[str]:
     """The command line of a JetStream nats-server keeping its data in `store_dir` (port -1: a free one);
-    with `ports_dir`, the server writes the URLs it listens on there once it does."""
-    command = [nats_server_binary(), "--jetstream", "--store_dir", str(store_dir), "--addr", host]
+    with `ports_dir`, the server writes the URLs it listens on there once it does; with `config`, it runs
+    with that configuration (`maestro nats-config`'s accounts and users)."""
+    command = [nats_server_binary()]
+    if config is not None:
+        command += ["--config", str(config)]
+    command += ["--jetstream", "--store_dir", str(store_dir), "--addr", host]
     command += ["--port", str(port)]
     if ports_dir is not None:
         command += ["--ports_file_dir", str(ports_dir)]
@@ -109,12 +115,18 @@ def _listening_url(ports_dir: Path, pid: int) -> str | None:
 
 
 def start_nats_server(
-    store_dir: Path, *, port: int = -1, host: str = "127.0.0.1", log_file: Path | None = None
+    store_dir: Path,
+    *,
+    port: int = -1,
+    host: str = "127.0.0.1",
+    log_file: Path | None = None,
+    config: Path | None = None,
 ) -> EmbeddedServer:
-    """Start nats-server with JetStream in `store_dir` (port -1: a free one); raises EmbeddedServerError."""
+    """Start nats-server with JetStream in `store_dir` (port -1: a free one), with `config` if given;
+    raises EmbeddedServerError."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = Path(tempfile.mkdtemp(prefix="maestro-ports-"))
-    cmd = nats_server_command(store_dir, port=port, host=host, ports_dir=ports_dir)
+    cmd = nats_server_command(store_dir, port=port, host=host, ports_dir=ports_dir, config=config)
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
         process = subprocess.Popen(

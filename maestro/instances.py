@@ -24,12 +24,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from maestro.access import nats_config, nats_permissions
 from maestro.children import alive
 from maestro.settings import Settings
 
 log = logging.getLogger(__name__)
 
 URL_FILE = "nats.url"
+AUTH_DIR = "nats-auth"
+"""Where `maestro up --nats-auth` keeps its server's configuration and every principal's credentials."""
 LOCK_FILE = "lock"
 _RECORDS = "instances"
 
@@ -48,6 +51,8 @@ class Found:
 
     url: str
     how: str
+    creds: str | None = None
+    """The admin's NATS credentials the instance left in its data dir (`maestro up --nats-auth`), if any."""
 
 
 @contextmanager
@@ -105,13 +110,13 @@ def find(settings: Settings, cwd: Path) -> Found:
     data_dir = Path(settings.data_dir)
     if data_dir.is_absolute():
         if url := _read(data_dir / URL_FILE):
-            return Found(url, f"from {data_dir / URL_FILE}")
+            return Found(url, f"from {data_dir / URL_FILE}", admin_creds(data_dir))
         # Named on purpose: another instance found elsewhere would not be the one meant.
         raise NotFound(f"no running Maestro: {looked[0]}; no {URL_FILE} in {data_dir}")
     for directory in (cwd, *cwd.parents):
         url_file = directory / data_dir / URL_FILE
         if url := _read(url_file):
-            return Found(url, f"from {url_file}")
+            return Found(url, f"from {url_file}", admin_creds(directory / data_dir))
     looked.append(f"no {data_dir / URL_FILE} in {cwd} or its parents")
     if settings.state_dir:
         live, seen = _recorded(Path(settings.state_dir))
@@ -128,6 +133,12 @@ def find(settings: Settings, cwd: Path) -> Found:
     raise NotFound("no running Maestro: " + "; ".join(looked))
 
 
+def admin_creds(data_dir: Path) -> str | None:
+    """The admin's credentials an instance keeps in its data dir, when it runs with NATS auth."""
+    path = nats_config.seed_file(data_dir / AUTH_DIR, nats_permissions.ADMIN)
+    return str(path) if path.exists() else None
+
+
 def _recorded(state_dir: Path) -> tuple[list[Found], int]:
     """The live instances recorded under state_dir, and how many records there were; a record whose process
     is gone is removed."""
@@ -142,7 +153,9 @@ def _recorded(state_dir: Path) -> tuple[list[Found], int]:
         if not alive(pid):
             record.unlink(missing_ok=True)
         elif _read(data_dir / URL_FILE) == url:  # else the pid was reused, or another instance took the dir
-            live.append(Found(url, f"recorded by maestro up (pid {pid}) for {data_dir}"))
+            live.append(
+                Found(url, f"recorded by maestro up (pid {pid}) for {data_dir}", admin_creds(data_dir))
+            )
     return live, len(records)
 
 

@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
 from maestro import instances, topology
+from maestro.access import nats_config
 from maestro.bus import Bus
 from maestro.children import EXIT_CONFIG
 from maestro.errors import CannotRun
@@ -64,6 +66,8 @@ async def connect(settings: Settings, name: str, *, patience_s: float | None = N
     nc = Client()
     # nats-py retries the first connection forever too (max_reconnect_attempts=-1); patience bounds it.
     connecting = nc.connect(
+        **credentials(settings.nats_creds or found.creds),
+        **secured(servers),
         servers=servers,
         name=name,
         max_reconnect_attempts=-1,
@@ -84,6 +88,27 @@ async def connect(settings: Settings, name: str, *, patience_s: float | None = N
             f"cannot reach NATS at {', '.join(servers)} ({found.how}): is Maestro running?"
         ) from None
     return nc
+
+
+def credentials(path: str | None) -> dict[str, Any]:
+    """nats-py's connect options for a credentials file (maestro nats-config's seed files): the seed, and
+    the reply inbox its permissions give it; none without a file. Raises CannotRun when it cannot be read."""
+    if not path:
+        return {}
+    try:
+        who = nats_config.read_identity(Path(path))
+    except nats_config.CredentialsError as exc:
+        raise CannotRun(f"MAESTRO_NATS_CREDS: {exc}") from None
+    return {"nkeys_seed_str": who.seed, "inbox_prefix": who.inbox_prefix}
+
+
+def secured(servers: list[str]) -> dict[str, Any]:
+    """nats-py's connect options for these URLs: with `tls://`, a TLS context that checks the server's
+    certificate against the system's authorities (SSL_CERT_FILE names another bundle). nats-py starts TLS
+    when the server asks for it (a server with a `tls` block always does)."""
+    if any(url.startswith("tls://") for url in servers):
+        return {"tls": ssl.create_default_context()}
+    return {}
 
 
 @asynccontextmanager

@@ -438,3 +438,53 @@ def approval_msg_id(task_id: str, tenant: str) -> str:
     take the slot of the task owner's own decision.
     """
     return f"{task_id}.{tenant}.decision"
+
+
+# -- access: the NATS server's own subjects, which permissions name (maestro/access/nats_permissions.py) -----
+# Below are JetStream's API, its acks and flow control, the KV and object store subjects, nats micro's
+# discovery and the reply inboxes: wire names of the server and of nats-py, not Maestro's, named here so
+# that the permission table builds every subject from this module.
+JS_API = "$JS.API"
+"""The prefix of every JetStream API request (`$JS.API.STREAM.CREATE.<stream>`, ...)."""
+
+
+def js_api(*tokens: str) -> str:
+    """A JetStream API subject, or a filter of them (`*`, a last `>`): `js_api("STREAM", "INFO", "*")`."""
+    return ".".join((JS_API, *tokens))
+
+
+def js_ack_filter(stream: str) -> str:
+    """Every ack subject of every consumer of a stream (where a consumer's client acks, naks and terms)."""
+    return f"$JS.ACK.{_check_token(stream)}.>"
+
+
+JS_FLOW_CONTROL = "$JS.FC.>"
+"""Where a push consumer's client answers the server's flow control (KV watchers, ordered consumers)."""
+
+
+def kv_filter(bucket: str) -> str:
+    """Every key of a KV bucket: where its entries are written (put, create, update, delete, purge)."""
+    return f"$KV.{_check_token(bucket)}.>"
+
+
+def object_store_stream(bucket: str) -> str:
+    """The stream that backs an object store (JetStream's naming, as nats-py's object store uses it)."""
+    return f"OBJ_{_check_token(bucket)}"
+
+
+def object_store_filter(bucket: str) -> str:
+    """Every chunk and every description of an object store: where its objects are written."""
+    return f"$O.{_check_token(bucket)}.>"
+
+
+SERVICE_DISCOVERY = "$SRV.>"
+"""Where nats micro services answer pings, info and stats requests (and `maestro` discovers them)."""
+
+INBOX_PREFIX = "_INBOX"
+"""nats-py's default reply inbox prefix: what a client connected without Maestro's credentials uses."""
+
+
+def inbox_prefix(user: str) -> str:
+    """The reply inbox prefix of one NATS user (its public key): only that user may subscribe below it, so
+    nobody reads another's replies."""
+    return f"{INBOX_PREFIX}_{_check_token(user)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,6 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError
 
 from maestro import topics
 from maestro.settings import Settings
@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 _FINISHED_WORK_TTL_S = 24 * 3600.0
 _ATTEMPTS_TTL_S = 31 * 86_400.0
 """Longer than the longest back-off a retry policy can ask for (MAX_TIMEOUT_S, 30 days)."""
+_WRITE_ONCE = frozenset({topics.BUCKET_CLAIMS})
+"""Buckets whose keys the server lets be written once and never again (a new value for a key that has one
+is refused): a claim owns its task id forever, so a tenant's publisher may claim ids (the SDK does, to
+answer a conflict at once) without being able to take over another tenant's."""
 WORKER_TTL_S = 30.0
 """How long a worker's announcement lasts unless refreshed: after it, a dead agent's roles are unserved."""
 
@@ -38,6 +42,15 @@ class Topology:
     streams: tuple[StreamConfig, ...]
     buckets: tuple[KeyValueConfig, ...]
     stores: tuple[ObjectStoreConfig, ...]
+
+    @property
+    def stream_names(self) -> tuple[str, ...]:
+        """Every JetStream stream these make: the streams, then the buckets' and the stores' own."""
+        return (
+            *(str(s.name) for s in self.streams),
+            *(topics.kv_stream(str(b.bucket)) for b in self.buckets),
+            *(topics.object_store_stream(str(s.bucket)) for s in self.stores),
+        )
 
 
 def topology(settings: Settings) -> Topology:
@@ -176,39 +189,89 @@ def topology(settings: Settings) -> Topology:
     )
 
 
+class TopologyError(RuntimeError):
+    """A stream, bucket or store is missing and this process may not create it; the text names it."""
+
+
+_PROVISIONERS = "the orchestrator's or admin's credentials (maestro nats-config)"
+
+
 async def ensure(js: JetStreamContext, settings: Settings) -> None:
-    """Create or update every stream, bucket and store; safe to run any number of times, from any service."""
+    """Create what is missing and update what is out of date; safe to run any number of times, from any
+    service. One listing of the streams shows what is there, so a process whose NATS permissions let it
+    read but not create streams (every one but the orchestrator and admin: maestro/access) starts as long
+    as everything exists. Raises TopologyError naming what is missing when it cannot create it."""
     wanted = topology(settings)
+    existing = {info.config.name: info.config for info in await js.streams_info()}
     for stream in wanted.streams:
-        try:
-            await js.add_stream(stream)
-        except BadRequestError:
-            # It exists with another configuration: bring it to ours.
-            await js.update_stream(stream)
+        current = existing.get(stream.name)
+        if current is None:
+            await _creating(str(stream.name), js.add_stream(stream))
+        elif not _holds(current, stream):
+            await _updating(str(stream.name), js.update_stream(stream))
     for bucket in wanted.buckets:
-        try:
-            await js.create_key_value(bucket)
-        except BadRequestError:
-            # It exists with another configuration (an older Maestro's): bring its stream to ours, as
-            # for the streams above, instead of failing every service's start.
-            await _update_bucket(js, bucket)
+        name = topics.kv_stream(str(bucket.bucket))
+        current = existing.get(name)
+        if current is None:
+            await _creating(name, js.create_key_value(bucket))
+            if str(bucket.bucket) in _WRITE_ONCE:
+                await _creating(name, _write_once(js, name, bucket))
+        elif (brought := _bucket_stream(current, bucket)) != current:
+            await _updating(name, js.update_stream(brought))
     for store in wanted.stores:
-        await js.create_object_store(str(store.bucket), config=store)
+        name = topics.object_store_stream(str(store.bucket))
+        if name not in existing:
+            await _creating(name, js.create_object_store(str(store.bucket), config=store))
     log.debug("topology ensured")
 
 
-async def _update_bucket(js: JetStreamContext, bucket: KeyValueConfig) -> None:
-    current = (await js.stream_info(topics.kv_stream(str(bucket.bucket)))).config
-    await js.update_stream(
-        dataclasses.replace(
-            current,
-            description=bucket.description,
-            max_msgs_per_subject=bucket.history,
-            max_age=bucket.ttl or 0,
-            num_replicas=bucket.replicas,
-            allow_direct=bucket.direct,
-        )
+def _holds(current: StreamConfig, wanted: StreamConfig) -> bool:
+    """Whether a stream as configured on the server has every setting Maestro gives it (those it leaves at
+    their defaults the server may fill in: a schedule's stream allows roll-ups, a window is two minutes)."""
+    have, defaults = current.as_dict(), _DEFAULTS.as_dict()
+    return all(have.get(k) == v for k, v in wanted.as_dict().items() if defaults.get(k) != v)
+
+
+_DEFAULTS = StreamConfig()
+
+
+def _bucket_stream(current: StreamConfig, bucket: KeyValueConfig) -> StreamConfig:
+    """A bucket's stream as it is, with what Maestro sets on it (an older Maestro's bucket brought up to
+    date, as the streams above are, instead of failing every service's start)."""
+    return dataclasses.replace(
+        current,
+        description=bucket.description,
+        max_msgs_per_subject=bucket.history,
+        max_age=bucket.ttl or 0,
+        num_replicas=bucket.replicas,
+        allow_direct=bucket.direct,
+        discard_new_per_subject=str(bucket.bucket) in _WRITE_ONCE,
     )
+
+
+async def _write_once(js: JetStreamContext, name: str, bucket: KeyValueConfig) -> None:
+    await js.update_stream(_bucket_stream((await js.stream_info(name)).config, bucket))
+
+
+async def _creating(name: str, creation: Awaitable[Any]) -> None:
+    try:
+        await creation
+    except TimeoutError:
+        # A request the server refuses for permissions is dropped (the error goes to the connection's error
+        # callback): it is never answered.
+        raise TopologyError(
+            f"{name} does not exist and creating it was not answered: these NATS credentials may not create "
+            f"it; start a service with {_PROVISIONERS} first"
+        ) from None
+
+
+async def _updating(name: str, update: Awaitable[Any]) -> None:
+    try:
+        await update
+    except TimeoutError:
+        log.warning(
+            "%s is out of date and these NATS credentials may not update it: it is left as it is", name
+        )
 
 
 async def is_provisioned(js: JetStreamContext) -> bool:
