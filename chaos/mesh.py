@@ -21,6 +21,7 @@ import aiohttp
 
 from chaos import processes
 from chaos.facts import Kill
+from maestro.access.local_token import TOKEN_FILE
 from maestro.embedded import EmbeddedServer, dies_with_caller, start_nats_server
 from maestro.settings import Settings
 from maestro.supervisor import free_port
@@ -94,6 +95,11 @@ class ChaosMesh:
     servers: list[EmbeddedServer] = field(default_factory=list)
     seen: set[int] = field(default_factory=set)
     """Every pid the mesh ever had, so none is left behind at the end."""
+
+    def api_headers(self) -> dict[str, str]:
+        """What the harness sends with each call to the API: JSON, and the admin token `maestro up` made."""
+        token = (Path(self.env["MAESTRO_DATA_DIR"]) / TOKEN_FILE).read_text().strip()
+        return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
 
     def settings(self) -> Settings:
         """Settings for the harness's own client: the mesh's, pointing at its server."""

@@ -9,9 +9,11 @@ import signal
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from maestro import presence, smoke
+from maestro.access.local_token import ensure_local_admin, local_subject
 from maestro.client import open_client
 from maestro.errors import MaestroError
 from maestro.settings import Settings
@@ -103,7 +105,10 @@ async def _up(settings: Settings, args: argparse.Namespace) -> int:
             drain_s=args.drain_timeout,
             stop=stop,
         ) as mesh:
-            _print_banner(mesh)
+            token = (
+                await ensure_local_admin(mesh.bus, mesh.data_dir, local_subject()) if settings.auth else None
+            )
+            _print_banner(mesh, token)
             await _say_unserved(mesh, groups)
             await stop.wait()
             print("stopping…", flush=True)
@@ -114,11 +119,15 @@ async def _up(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_banner(mesh: Mesh) -> None:
+def _print_banner(mesh: Mesh, token: Path | None) -> None:
     where = f"embedded JetStream, data in {mesh.data_dir / 'jetstream'}" if mesh.embedded else "external"
     print("Maestro is up.", flush=True)
     print(f"  NATS     {mesh.nats_url} ({where})")
     print(f"  API      {mesh.api_url}/v1/tasks")
+    if token is not None:
+        print(f'  token    {token} (admin: curl -H "Authorization: Bearer $(cat {token})" ...)')
+    else:
+        print("  token    none needed: MAESTRO_AUTH=off, anyone on this machine may call the API")
     for child in mesh.children:
         print(f"  metrics  {child.name:<20} {child.url}/metrics")
     print('  try      maestro submit --tenant acme --role planner --wait "Plan a CLI that counts words"')

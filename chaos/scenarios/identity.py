@@ -163,7 +163,7 @@ class Identity:
                 async with http.post(
                     f"{self.stage.mesh.api_url}/v1/tasks",
                     data=codec.encode(request),
-                    headers={"Content-Type": "application/json"},
+                    headers=self.stage.mesh.api_headers(),
                 ) as resp:
                     if resp.status not in expected:
                         wrong.append(f"{case}: {resp.status}, expected {' or '.join(map(str, expected))}")

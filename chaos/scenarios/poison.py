@@ -182,7 +182,7 @@ async def _post(stage: Stage, sent: list[Poison]) -> None:
             body = poison.data.replace(b'"id": "', b'"id": "h', 1)  # its own id: not the NATS copy
             try:
                 async with http.post(
-                    f"{stage.mesh.api_url}/v1/tasks", data=body, headers={"Content-Type": "application/json"}
+                    f"{stage.mesh.api_url}/v1/tasks", data=body, headers=stage.mesh.api_headers()
                 ) as resp:
                     status = resp.status
             except (aiohttp.ClientError, TimeoutError) as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ import msgspec
 
 from maestro import arguments
 from maestro.access.grants import mint
+from maestro.access.local_token import local_subject
 from maestro.access.token_store import TokenStore
 from maestro.errors import MaestroError
 from maestro.runtime import open_bus
@@ -95,11 +95,6 @@ def register(sub: Any) -> None:
     revoke = commands.add_parser("revoke", help="revoke a token: it stops working at once")
     revoke.add_argument("id", help="the token's id (16 hex digits, as `token list` shows it)")
     revoke.set_defaults(run=_revoke)
-
-
-def local_subject() -> str:
-    """Who the local user is, as a token's subject: `user@host`."""
-    return f"{arguments.user()}@{socket.gethostname() or 'localhost'}"
 
 
 async def _create(settings: Settings, args: argparse.Namespace) -> int:

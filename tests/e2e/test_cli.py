@@ -65,6 +65,11 @@ def stop_up(proc: subprocess.Popen[str]) -> None:
 
 def start_up(data_dir: Path, *args: str) -> subprocess.Popen[str]:
     """`maestro up` on free ports, returned once it says it is up."""
+    return up_with_banner(data_dir, *args)[0]
+
+
+def up_with_banner(data_dir: Path, *args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`maestro up` on free ports once it says it is up, and the lines it said."""
     proc = subprocess.Popen(
         [MAESTRO, "up", "--nats-port", "0", "--free-ports", *args],
         env=env_for(data_dir),
@@ -83,7 +88,7 @@ def start_up(data_dir: Path, *args: str) -> subprocess.Popen[str]:
         if line.startswith("Ctrl-C"):
             break
     assert any(line.startswith("Maestro is up.") for line in lines), lines
-    return proc
+    return proc, lines
 
 
 @pytest.fixture
