@@ -308,6 +308,7 @@ Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 _COMMAND_MODULES = (
     "maestro.mesh_commands",
     "maestro.access.token_cli",
+    "maestro.access.nats_cli",
     "services.budget.cli",
     "services.orchestrator.cli",
     "services.orchestrator.workflow_cli",

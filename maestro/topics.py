@@ -453,9 +453,10 @@ def js_api(*tokens: str) -> str:
     return ".".join((JS_API, *tokens))
 
 
-def js_ack_filter(stream: str) -> str:
-    """Every ack subject of every consumer of a stream (where a consumer's client acks, naks and terms)."""
-    return f"$JS.ACK.{_check_token(stream)}.>"
+def js_ack_filter(stream: str = "*") -> str:
+    """Every ack subject of every consumer of a stream, or of any stream (where a consumer's client acks,
+    naks and terms what it was given)."""
+    return f"$JS.ACK.{stream if stream == '*' else _check_token(stream)}.>"
 
 
 JS_FLOW_CONTROL = "$JS.FC.>"

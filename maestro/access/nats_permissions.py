@@ -99,14 +99,18 @@ def _kv(bucket: str) -> str:
     return topics.kv_stream(bucket)
 
 
+_ANY = "*"
+"""Any stream of the account's (which holds Maestro's alone)."""
+
+
 def _reads(*streams: str) -> list[str]:
-    """Reading stored messages of these streams: by sequence or subject (direct or through the leader), and
-    with consumers of any name and filter, pulled and acked."""
+    """Reading stored messages of these streams (or of any: _ANY): by sequence or subject (direct or through
+    the leader), and with consumers of any name and filter, pulled and acked."""
     subjects: list[str] = []
     for stream in streams:
         subjects += [
             topics.js_api("STREAM", "INFO", stream),
-            topics.direct_get_subject(stream),
+            topics.js_api("DIRECT", "GET", stream),
             topics.js_api("DIRECT", "GET", stream, ">"),
             topics.js_api("STREAM", "MSG", "GET", stream),
             topics.js_api("CONSUMER", "CREATE", stream),
@@ -154,7 +158,7 @@ def permissions(principal: str, inbox: str) -> Permissions:
         return Permissions(
             publish=(
                 *_EVERY_SERVICE_PUBLISHES,
-                *_reads(*streams),
+                *_reads(_ANY),
                 topics.EVENTS.all,
                 topics.TASKS.all,  # with fair dispatch off, the guard hands tasks over itself
                 topics.WAITING.all,
@@ -169,7 +173,7 @@ def permissions(principal: str, inbox: str) -> Permissions:
         return Permissions(
             publish=(
                 *_EVERY_SERVICE_PUBLISHES,
-                *_reads(*streams),
+                *_reads(_ANY),
                 topics.BUDGET_EVENTS.all,
                 topics.kv_filter(topics.BUCKET_BUDGET),
                 # Replicas split the partitions between the ones that answer a ping.
@@ -183,7 +187,7 @@ def permissions(principal: str, inbox: str) -> Permissions:
         return Permissions(
             publish=(
                 *_EVERY_SERVICE_PUBLISHES,
-                *_reads(*streams),
+                *_reads(_ANY),
                 # It provisions what is missing (maestro/topology.py), but deletes nothing.
                 *(topics.js_api("STREAM", verb, s) for s in streams for verb in ("CREATE", "UPDATE")),
                 topics.EVENTS.all,
@@ -286,7 +290,13 @@ def _destructive(streams: Iterable[str], but: Iterable[str] = ()) -> tuple[str, 
     """The JetStream API requests that lose data (delete or purge a stream, delete a message), for every
     stream of Maestro's but those named; and every stream's deletion, whatever its name."""
     kept = set(but)
-    denied = [topics.js_api("STREAM", "DELETE", "*")]
+    denied = [topics.js_api("STREAM", "DELETE", _ANY)]
+    if not kept:
+        return (
+            *denied,
+            topics.js_api("STREAM", "PURGE", _ANY),
+            topics.js_api("STREAM", "MSG", "DELETE", _ANY),
+        )
     for stream in streams:
         if stream not in kept:
             denied += [topics.stream_purge_subject(stream), topics.message_delete_subject(stream)]
