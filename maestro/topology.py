@@ -16,6 +16,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
+from nats.js.errors import BadRequestError
 
 from maestro import topics
 from maestro.settings import Settings
@@ -189,6 +190,10 @@ def topology(settings: Settings) -> Topology:
     )
 
 
+_NAME_IN_USE = 10058
+"""JetStream's error code for a stream created again with another configuration than it has."""
+
+
 class TopologyError(RuntimeError):
     """A stream, bucket or store is missing and this process may not create it; the text names it."""
 
@@ -204,24 +209,25 @@ async def ensure(js: JetStreamContext, settings: Settings) -> None:
     wanted = topology(settings)
     existing = {info.config.name: info.config for info in await js.streams_info()}
     for stream in wanted.streams:
-        current = existing.get(stream.name)
-        if current is None:
-            await _creating(str(stream.name), js.add_stream(stream))
-        elif not _holds(current, stream):
-            await _updating(str(stream.name), js.update_stream(stream))
+        name = str(stream.name)
+        current = existing.get(name)
+        if current is None and await _created(name, js.add_stream(stream)):
+            continue
+        current = current or (await js.stream_info(name)).config  # another process created it meanwhile
+        if not _holds(current, stream):
+            await _updating(name, js.update_stream(stream))
     for bucket in wanted.buckets:
         name = topics.kv_stream(str(bucket.bucket))
         current = existing.get(name)
-        if current is None:
-            await _creating(name, js.create_key_value(bucket))
-            if str(bucket.bucket) in _WRITE_ONCE:
-                await _creating(name, _write_once(js, name, bucket))
-        elif (brought := _bucket_stream(current, bucket)) != current:
+        if current is None and await _created(name, js.create_key_value(bucket)):
+            current = (await js.stream_info(name)).config  # the write-once rule is one update more
+        current = current or (await js.stream_info(name)).config
+        if (brought := _bucket_stream(current, bucket)) != current:
             await _updating(name, js.update_stream(brought))
     for store in wanted.stores:
         name = topics.object_store_stream(str(store.bucket))
         if name not in existing:
-            await _creating(name, js.create_object_store(str(store.bucket), config=store))
+            await _created(name, js.create_object_store(str(store.bucket), config=store))
     log.debug("topology ensured")
 
 
@@ -249,13 +255,15 @@ def _bucket_stream(current: StreamConfig, bucket: KeyValueConfig) -> StreamConfi
     )
 
 
-async def _write_once(js: JetStreamContext, name: str, bucket: KeyValueConfig) -> None:
-    await js.update_stream(_bucket_stream((await js.stream_info(name)).config, bucket))
-
-
-async def _creating(name: str, creation: Awaitable[Any]) -> None:
+async def _created(name: str, creation: Awaitable[Any]) -> bool:
+    """Whether `creation` created the stream; False when another process (a service starting at the same
+    time) created it first, with another step of its configuration done already (so not the same)."""
     try:
         await creation
+    except BadRequestError as exc:
+        if exc.err_code != _NAME_IN_USE:
+            raise
+        return False
     except TimeoutError:
         # A request the server refuses for permissions is dropped (the error goes to the connection's error
         # callback): it is never answered.
@@ -263,6 +271,7 @@ async def _creating(name: str, creation: Awaitable[Any]) -> None:
             f"{name} does not exist and creating it was not answered: these NATS credentials may not create "
             f"it; start a service with {_PROVISIONERS} first"
         ) from None
+    return True
 
 
 async def _updating(name: str, update: Awaitable[Any]) -> None:
