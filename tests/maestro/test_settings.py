@@ -64,3 +64,16 @@ def test_good_values_of_every_kind_are_read() -> None:
     assert (settings.ack_wait_s, settings.http_port, settings.log_level) == (2.5, -1, "DEBUG")
     assert (settings.default_limit_micro_usd, settings.nats_url) == (0, None)
     assert settings.roles == ("tester", "planner")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1", "localhost"])
+def test_auth_may_be_off_where_only_this_machine_reaches_the_api(host: str) -> None:
+    settings = Settings.from_env({"MAESTRO_AUTH": "off", "MAESTRO_HTTP_HOST": host})
+    assert settings.auth is False
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "maestro.example.com"])
+def test_auth_off_is_refused_where_others_could_reach_the_api(host: str) -> None:
+    with pytest.raises(SettingsError, match=f"MAESTRO_AUTH=off: refused, the API would listen on {host}"):
+        Settings.from_env({"MAESTRO_AUTH": "off", "MAESTRO_HTTP_HOST": host})
+    assert Settings.from_env({"MAESTRO_HTTP_HOST": host}).auth is True  # on, the default, it is fine

@@ -209,6 +209,27 @@ async def test_a_host_file_linked_into_the_workspace_is_not_handed_to_the_next_c
         assert second.ok and os.stat(host.name).st_uid == os.getuid()
 
 
+@pytest.mark.parametrize("level", ISOLATED)
+async def test_a_command_cannot_read_the_agents_credentials(level: Level, root: Path) -> None:
+    # What the agent keeps to sign in to NATS (MAESTRO_NATS_CREDS, a seed `maestro nats-config` writes 0600)
+    # and the API token `maestro up` writes, where any other uid could reach them but for their mode.
+    sandbox = await behind(level)
+    secret = f"SUAplanted{uuid.uuid4().hex}"
+    kept = root.parent / f"creds-{uuid.uuid4().hex}"
+    kept.mkdir(mode=0o755)
+    try:
+        for name in ("agents.nk", "api.token"):
+            (kept / name).write_text(secret)
+            (kept / name).chmod(0o600)
+        result = await sandbox.run(f"cat {kept}/agents.nk {kept}/api.token; ls {kept}", root)
+        assert secret not in result.output
+        assert "agents.nk" in result.output or "No such file" in result.output  # it did look
+    finally:
+        for path in kept.iterdir():
+            path.unlink()
+        kept.rmdir()
+
+
 # The agent is a process of its own, started with a secret in its real environment (what /proc shows).
 _AGENT = """
 import asyncio, json, os, pathlib, sys
