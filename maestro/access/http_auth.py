@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import hdrs, web
 from nats.errors import Error as NatsError
+from prometheus_client import Counter
 
 from maestro.access.grants import BadToken, Caller
 from maestro.access.token_store import TokenStore
@@ -46,6 +47,12 @@ class Gate:
     def __init__(self, bus: Bus) -> None:
         self._tokens = TokenStore(bus)
         self._on = bus.settings.auth
+        self._refused = Counter(
+            "maestro_api_unauthenticated_total",
+            "API calls refused for their token before any handler ran (401), by why: none, invalid",
+            ["reason"],
+            registry=bus.metrics.registry,
+        )
 
     async def caller(self, request: web.Request) -> Caller | web.Response:
         """The request's caller, or the 401 (or 503, when the bucket cannot be read) to answer."""
@@ -53,6 +60,7 @@ class Gate:
             return Caller.anyone()
         scheme, _, token = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            self._refused.labels("none").inc()
             return unauthorized(
                 "this API needs a bearer token (Authorization: Bearer <token>; maestro token create)",
                 invalid=False,
@@ -61,6 +69,7 @@ class Gate:
             grant = await self._tokens.opened_by(token.strip())
         except BadToken as exc:
             log.info("refused %s %s: %s", request.method, request.path, exc)
+            self._refused.labels("invalid").inc()
             refusal = "the token is not valid (unknown, revoked, expired or malformed)"
             return unauthorized(refusal, invalid=True)
         except (NatsError, TimeoutError) as exc:

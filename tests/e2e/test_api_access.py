@@ -94,6 +94,11 @@ async def test_every_route_asks_for_a_valid_token_and_the_probes_stay_open(secur
     for path in ("/healthz", "/readyz", "/"):
         status, _, _ = await secured.call("GET", path, None)
         assert status == 200, path
+    async with secured.http.get(f"http://127.0.0.1:{secured.mesh.port}/metrics") as resp:
+        exposed = await resp.text()
+    calls = len(ROUTES)
+    assert f'maestro_api_unauthenticated_total{{reason="none"}} {calls}.0' in exposed
+    assert f'maestro_api_unauthenticated_total{{reason="invalid"}} {2 * calls}.0' in exposed
 
 
 async def test_a_tenant_reads_its_own_tasks_and_another_tenants_do_not_exist(secured: Secured) -> None:
