@@ -199,9 +199,14 @@ def duplicate_keys(text: str | bytes) -> list[Problem]:
     return sorted(found, key=lambda p: p.line)
 
 
+def shipped_text() -> bytes:
+    """The YAML of the bundle that ships with Maestro, as written (comments and all)."""
+    return resources.files("maestro.policy").joinpath(DEFAULT_RESOURCE).read_bytes()
+
+
 def load_default() -> Bundle:
     """The bundle that ships with Maestro: what a guard uses while the KV bucket holds none."""
-    return parse(resources.files("maestro.policy").joinpath(DEFAULT_RESOURCE).read_bytes())
+    return parse(shipped_text())
 
 
 def with_tenant(file: BundleFile, tenant: str, override_text: str | bytes) -> str:

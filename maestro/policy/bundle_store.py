@@ -27,7 +27,15 @@ from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from maestro import topics
 from maestro.following import follow_key
-from maestro.policy.bundle import Bundle, BundleError, Problem, load_default, parse, with_tenant
+from maestro.policy.bundle import (
+    Bundle,
+    BundleError,
+    Problem,
+    load_default,
+    parse,
+    shipped_text,
+    with_tenant,
+)
 from maestro.streams import WRONG_LAST_SEQUENCE
 
 log = logging.getLogger(__name__)
@@ -51,6 +59,8 @@ class InForce:
     """Who pushed it, or reset to the shipped bundle; empty when not known."""
     at: datetime | None = None
     """When the server stored the entry."""
+    text: bytes = b""
+    """The bundle's YAML as the guards parse it: the pushed value, or the shipped file."""
 
 
 @dataclass
@@ -117,13 +127,14 @@ async def in_force(js: JetStreamContext) -> InForce:
             topics.kv_subject(topics.BUCKET_POLICY, topics.POLICY_BUNDLE_KEY),
         )
     except NotFoundError:
-        return InForce(load_default(), "shipped", 0)
+        return InForce(load_default(), "shipped", 0, text=shipped_text())
     headers = msg.headers or {}
     by = headers.get(topics.HEADER_PUSHED_BY, "")
     revision = msg.seq or 0
     if headers.get(KV_OP) in (KV_DEL, KV_PURGE):
-        return InForce(load_default(), "shipped", revision, by, msg.time)
-    return InForce(_stored(msg.data or b""), "pushed", revision, by, msg.time)
+        return InForce(load_default(), "shipped", revision, by, msg.time, shipped_text())
+    value = msg.data or b""
+    return InForce(_stored(value), "pushed", revision, by, msg.time, value)
 
 
 def _stored(value: bytes) -> Bundle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from proto.base import Message
@@ -34,3 +35,22 @@ class Decision(Message, frozen=True):
     estimate_micro_usd: int = 0
     max_plan_subtasks: int | None = None
     """For a planner asked to expand: the most subtasks its plan may add, by the tenant's bundle."""
+
+
+class PolicyInForce(Message, frozen=True):
+    """The policy bundle the guards judge by, as GET, PUT and DELETE /v1/policy answer (every field always
+    present): `maestro policy show` with the bundle's YAML."""
+
+    version: str
+    hash: str
+    """sha256 of the bundle's canonical encoding: what every decision it made names."""
+    source: Literal["shipped", "pushed"]
+    revision: int
+    """The policy bucket's revision of the entry (0: nothing was ever pushed)."""
+    pushed_by: str | None
+    """Who pushed it, or reset to the shipped bundle; None when nothing was or nobody is known."""
+    pushed_at: datetime | None
+    tenants: tuple[str, ...]
+    """The tenants with an override of their own (the others get the default policy)."""
+    yaml: str
+    """The bundle as the guards parse it: the pushed text, or the shipped file."""

@@ -31,6 +31,7 @@ from proto.v1 import (
     TaskRequest,
 )
 from proto.v1.ids import ROLES, TOKEN_PATTERN
+from services.orchestrator.admin_api import admin_routes
 from services.orchestrator.bodies import actor_of, field_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.api import workflow_routes
@@ -312,4 +313,5 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         web.post("/v1/tasks/{id}/reject", guarded(reject)),
         web.post("/v1/tasks/{id}/cancel", guarded(cancel_task)),
         *workflow_routes(bus, store, gate),
+        *admin_routes(bus, gate),
     ]

@@ -1,0 +1,306 @@
+"""The admin routes of the orchestrator's HTTP API: budgets, the policy bundle and the API's tokens.
+
+What `maestro budget`, `maestro policy` and `maestro token` do over NATS with admin credentials, an operator
+(a token of every tenant with scope admin) does here with its token: set a tenant's budget, push or reset the
+policy bundle, make and revoke tokens. A tenant's admin reads its own budget and manages its own tenant's
+tokens, and nothing more: it may not raise its own budget nor touch the bundle every tenant is judged by.
+Another tenant's budget or token answers 404, as one that does not exist. A token is never logged: its id is.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from nats.errors import Error as NatsError
+
+from maestro import codec, topics
+from maestro.access.grants import Caller, mint
+from maestro.access.http_auth import Gate, forbidden
+from maestro.access.token_store import TokenStore
+from maestro.bus import Bus
+from maestro.errors import RemoteError
+from maestro.http import error, limited_body
+from maestro.policy import bundle_store
+from maestro.policy.bundle import BundleError
+from proto.v1 import GetLedger, LedgerView, SetBudget
+from proto.v1.access import ALL_TENANTS, IssuedToken, TokenRequest
+from proto.v1.guard import PolicyInForce
+from proto.v1.ids import TENANT_PATTERN
+from services.orchestrator.bodies import field_of
+
+log = logging.getLogger(__name__)
+
+_TENANT = re.compile(TENANT_PATTERN)
+_TOKEN_ID = re.compile(r"^[0-9a-f]{16}$")
+YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/plain"})
+"""The content types a bundle may be pushed as."""
+_OPERATOR = "an operator's token (tenant *, scope admin)"
+
+
+def _json(message: Any, status: int = 200) -> web.Response:
+    return web.Response(body=codec.encode(message), status=status, content_type="application/json")
+
+
+def _tenant(text: str, where: str) -> str | web.Response:
+    if not _TENANT.match(text):
+        return error(400, f"not a tenant name (expected {TENANT_PATTERN}): {text[:64]!r}", field=where)
+    return text
+
+
+def _only(request: web.Request, allowed: Iterable[str]) -> web.Response | None:
+    """400 for a query parameter the route does not take: a misspelt one must not be ignored (`?tenat=`
+    would push the whole bundle instead of one tenant's override)."""
+    known = set(allowed)
+    unknown = sorted(set(request.query) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        return error(
+            400, f"unknown query parameter {unknown[0]!r} (this route takes: {takes})", field=unknown[0]
+        )
+    return None
+
+
+def _not_operator(caller: Caller, what: str) -> web.Response | None:
+    """403 unless the caller administers every tenant; the message says why a tenant's admin cannot."""
+    if caller.operator:
+        return None
+    if caller.tenant != ALL_TENANTS and "admin" in caller.scopes:
+        why = f"a tenant's admin (this token administers {caller.tenant}) may not {what}"
+    else:
+        why = f"this token (tenant {caller.tenant}, scopes {', '.join(sorted(caller.scopes))}) may not {what}"
+    return error(403, f"{why}: that needs {_OPERATOR}", scope="admin")
+
+
+def _remote(exc: RemoteError, what: str) -> web.Response:
+    """The answer for a budget service's error: its 4xx and 503 as they are, any other failure 502."""
+    if 400 <= exc.code < 500 or exc.code == 503:
+        return error(exc.code, f"{what}: {exc.description}")
+    return error(502, f"{what}: the budget service failed ({exc.code}: {exc.description})")
+
+
+def _unavailable(exc: Exception, what: str) -> web.Response:
+    log.warning("could not %s: %r", what, exc)
+    return error(503, f"could not {what}; try again")
+
+
+def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
+    """GET and PUT /v1/budgets/{tenant}; GET, PUT and DELETE /v1/policy; POST and GET /v1/tokens and DELETE
+    /v1/tokens/{id}; each behind the token gate."""
+    tokens = TokenStore(bus)
+    limit = bus.settings.max_request_bytes
+
+    # -- budgets ---------------------------------------------------------------------------------------
+    def budget_tenant(request: web.Request, caller: Caller) -> str | web.Response:
+        """The path's tenant when the caller sees it; 404 as for a tenant without a budget when not."""
+        tenant = _tenant(request.match_info["tenant"], "tenant")
+        if isinstance(tenant, str) and not caller.sees(tenant):
+            return error(404, f"no budget for tenant {tenant}")
+        return tenant
+
+    async def get_budget(request: web.Request, caller: Caller) -> web.StreamResponse:
+        tenant = budget_tenant(request, caller)
+        if isinstance(tenant, web.Response):
+            return tenant
+        if not caller.may("read", tenant):
+            return forbidden(caller, "read", tenant)
+        try:
+            view = await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant)
+        except RemoteError as exc:
+            return _remote(exc, f"cannot read the budget of {tenant}")
+        return _json(view)
+
+    async def set_budget(request: web.Request, caller: Caller) -> web.StreamResponse:
+        tenant = budget_tenant(request, caller)
+        if isinstance(tenant, web.Response):
+            return tenant
+        if refused := _not_operator(caller, f"change the budget of {tenant}"):
+            return refused
+        body = await limited_body(request, limit)
+        if isinstance(body, web.Response):
+            return body
+        change = budget_change(tenant, body)
+        if isinstance(change, web.Response):
+            return change
+        try:
+            view: LedgerView = await bus.calls.request(topics.BUDGET_SET, change, key=tenant)
+        except RemoteError as exc:
+            return _remote(exc, f"cannot change the budget of {tenant}")
+        log.info("budget of %s changed by %s", tenant, caller.subject, extra={"tenant": tenant})
+        return _json(view)
+
+    # -- the policy bundle -----------------------------------------------------------------------------
+    async def policy_answer() -> web.Response:
+        try:
+            stored = await bundle_store.in_force(bus.js)
+        except bundle_store.StoredBundleError as exc:
+            message = "the stored bundle does not validate; the guards keep the one they had"
+            return error(500, message, problems=_problems(exc))
+        bundle = stored.bundle
+        return _json(
+            PolicyInForce(
+                version=bundle.version,
+                hash=bundle.hash,
+                source=stored.source,
+                revision=stored.revision,
+                pushed_by=(stored.by or None) if stored.revision else None,
+                pushed_at=stored.at,
+                tenants=tuple(sorted(bundle.tenants)),
+                yaml=stored.text.decode("utf-8", "replace"),
+            )
+        )
+
+    async def get_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
+        if refused := _only(request, ()) or _not_operator(caller, "read the policy bundle"):
+            return refused
+        return await policy_answer()
+
+    async def push_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
+        if refused := _only(request, ("tenant",)) or _not_operator(caller, "push the policy bundle"):
+            return refused
+        tenant = request.query.get("tenant")
+        if tenant is not None and isinstance(checked := _tenant(tenant, "tenant"), web.Response):
+            return checked
+        if request.content_type not in YAML_TYPES:
+            shown = request.content_type or "none"
+            takes = ", ".join(sorted(YAML_TYPES))
+            return error(415, f"a bundle is YAML text (Content-Type: {takes}), not {shown}")
+        text = await limited_body(request, limit)
+        if isinstance(text, web.Response):
+            return text
+        try:
+            bundle = await bundle_store.push(bus.js, text, tenant, by=caller.subject)
+        except bundle_store.StoredBundleError as exc:
+            message = (
+                "the stored bundle does not validate, so no override can be merged into it; push a whole one"
+            )
+            return error(409, message, problems=_problems(exc))
+        except BundleError as exc:
+            what = f"tenant {tenant}'s override" if tenant else "the bundle"
+            return error(400, f"{what} has {len(exc.problems)} problem(s)", problems=_problems(exc))
+        except (NatsError, TimeoutError) as exc:
+            return _unavailable(exc, "store the bundle")
+        scope = f"tenant {tenant}'s override" if tenant else "the whole bundle"
+        log.info("policy bundle %s (%s) pushed by %s", bundle.version, scope, caller.subject)
+        return await policy_answer()
+
+    async def reset_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
+        if refused := _only(request, ()) or _not_operator(caller, "reset the policy bundle"):
+            return refused
+        try:
+            await bundle_store.reset(bus.js, by=caller.subject)
+        except (NatsError, TimeoutError) as exc:
+            return _unavailable(exc, "reset the bundle")
+        log.info("policy bundle reset to the shipped one by %s", caller.subject)
+        return await policy_answer()
+
+    # -- tokens ----------------------------------------------------------------------------------------
+    def may_administer(caller: Caller, tenant: str) -> web.Response | None:
+        """None when the caller manages `tenant`'s tokens: an operator any, a tenant's admin its own only."""
+        if caller.operator or caller.may("admin", tenant):
+            return None
+        if "admin" in caller.scopes and caller.tenant != ALL_TENANTS:
+            target = "every tenant" if tenant == ALL_TENANTS else f"tenant {tenant}"
+            refusal = (
+                f"this token administers tenant {caller.tenant} only; a token for {target} needs {_OPERATOR}"
+            )
+            return error(403, refusal, field="$.tenant")
+        return forbidden(caller, "admin", tenant)
+
+    async def create_token(request: web.Request, caller: Caller) -> web.StreamResponse:
+        body = await limited_body(request, limit)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            wanted = codec.decode_strict(TokenRequest, body)
+        except codec.DecodeError as exc:
+            return error(400, f"invalid token request: {exc}", field=field_of(TokenRequest, str(exc)))
+        if refused := may_administer(caller, wanted.tenant):
+            return refused
+        try:
+            minted = mint(
+                tenant=wanted.tenant,
+                scopes=wanted.scopes,
+                subject=wanted.subject or caller.subject,
+                now=datetime.now(UTC),
+                created_by=caller.subject,
+                expires_at=wanted.expires_at,
+            )
+        except ValueError as exc:
+            return error(400, f"cannot make that token: {exc}", field="$.expires_at")
+        try:
+            grant = await tokens.add(minted)
+        except (NatsError, TimeoutError) as exc:
+            return _unavailable(exc, "store the token")
+        log.info("token %s for tenant %s made by %s", grant.id, grant.tenant, caller.subject)
+        return _json(IssuedToken(token=minted.token, grant=grant.view()), status=201)
+
+    async def list_tokens(request: web.Request, caller: Caller) -> web.StreamResponse:
+        if refused := _only(request, ("tenant",)):
+            return refused
+        tenant = request.query.get("tenant", caller.tenant)
+        if tenant != ALL_TENANTS and isinstance(checked := _tenant(tenant, "tenant"), web.Response):
+            return checked
+        if caller.tenant not in (ALL_TENANTS, tenant):
+            return error(403, f"this token administers tenant {caller.tenant} only", field="tenant")
+        if refused := may_administer(caller, tenant):
+            return refused
+        try:
+            grants = await tokens.list(tenant)
+        except (NatsError, TimeoutError) as exc:
+            return _unavailable(exc, "list the tokens")
+        return _json([grant.view() for grant in grants])
+
+    async def revoke_token(request: web.Request, caller: Caller) -> web.StreamResponse:
+        token_id = request.match_info["id"]
+        if not _TOKEN_ID.match(token_id):
+            return error(400, f"not a token id (16 hex digits): {token_id[:64]!r}", field="id")
+        try:
+            grant = await tokens.get(token_id)
+            if grant is None or not caller.sees(grant.tenant):
+                return error(404, f"no token {token_id}")
+            if refused := may_administer(caller, grant.tenant):
+                return refused
+            revoked = await tokens.revoke(token_id)
+        except (NatsError, TimeoutError) as exc:
+            return _unavailable(exc, "revoke the token")
+        if revoked is None:  # revoked by someone else meanwhile
+            return error(404, f"no token {token_id}")
+        log.info("token %s of tenant %s revoked by %s", revoked.id, revoked.tenant, caller.subject)
+        return _json(revoked.view())
+
+    guarded = gate.guarded
+    return [
+        web.get("/v1/budgets/{tenant}", guarded(get_budget), allow_head=False),
+        web.put("/v1/budgets/{tenant}", guarded(set_budget)),
+        web.get("/v1/policy", guarded(get_policy), allow_head=False),
+        web.put("/v1/policy", guarded(push_policy)),
+        web.delete("/v1/policy", guarded(reset_policy)),
+        web.post("/v1/tokens", guarded(create_token)),
+        web.get("/v1/tokens", guarded(list_tokens), allow_head=False),
+        web.delete("/v1/tokens/{id}", guarded(revoke_token)),
+    ]
+
+
+def budget_change(tenant: str, body: bytes) -> SetBudget | web.Response:
+    """The SetBudget a PUT /v1/budgets/{tenant} body asks for: its fields but the tenant, which the path gives
+    (a body may repeat it, not name another); or the JSON 400 naming the field that is wrong."""
+    try:
+        fields = codec.decode(dict[str, Any], body)
+    except codec.DecodeError as exc:
+        return error(400, f"invalid budget change: {exc}", field="$")
+    named = fields.setdefault("tenant", tenant)
+    if named != tenant:
+        return error(400, f"the body names tenant {named!r}, the path {tenant!r}", field="$.tenant")
+    try:
+        return codec.decode_strict(SetBudget, codec.encode(fields))
+    except codec.DecodeError as exc:
+        return error(400, f"invalid budget change: {exc}", field=field_of(SetBudget, str(exc)))
+
+
+def _problems(exc: BundleError) -> list[dict[str, Any]]:
+    return [{"line": p.line, "path": p.path, "message": p.message} for p in exc.problems]
