@@ -89,9 +89,12 @@ class Gate:
         return handle
 
 
-def acting_as(caller: Caller, claimed: str) -> str | web.Response:
-    """Who a decision or an order is by: the token's subject (a body's `by` may only repeat it), or, with auth
-    off, whatever the body says (`api` when nothing)."""
+def actor(caller: Caller, scope: Scope, tenant: str, claimed: str) -> str | web.Response:
+    """Who a decision or an order in `tenant` is by, or the 403 to answer when the caller's token does not
+    cover `scope` there. By the token's subject (a body's `by` may only repeat it), or, with auth off,
+    whatever the body says (`api` when nothing)."""
+    if not caller.may(scope, tenant):
+        return forbidden(caller, scope, tenant)
     if not caller.authenticated:
         return claimed or caller.subject
     if claimed and claimed != caller.subject:

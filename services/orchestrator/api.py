@@ -16,7 +16,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from maestro import claims, codec, history, listing, runtime, topics, tracing
 from maestro.access.grants import Caller
-from maestro.access.http_auth import Gate, acting_as, forbidden, listing_for
+from maestro.access.http_auth import Gate, actor, forbidden, listing_for
 from maestro.bus import Bus
 from maestro.cancel import AlreadyEnded, cancel
 from maestro.client import publish_request
@@ -236,9 +236,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         record = await record_for(caller, task_id)
         if isinstance(record, web.Response):
             return record
-        if not caller.may("approve", record.tenant):
-            return forbidden(caller, "approve", record.tenant)
-        by = acting_as(caller, body.by)
+        by = actor(caller, "approve", record.tenant, body.by)
         if isinstance(by, web.Response):
             return by
         if record.state != "awaiting_approval":
@@ -273,9 +271,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         record = await record_for(caller, task_id)
         if isinstance(record, web.Response):
             return record
-        if not caller.may("submit", record.tenant):
-            return forbidden(caller, "submit", record.tenant)
-        by = acting_as(caller, body.by)
+        by = actor(caller, "submit", record.tenant, body.by)
         if isinstance(by, web.Response):
             return by
         try:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from maestro import claims, codec, listing, topics, tracing
 from maestro.access.grants import Caller
-from maestro.access.http_auth import Gate, acting_as, forbidden, listing_for
+from maestro.access.http_auth import Gate, actor, forbidden, listing_for
 from maestro.bus import Bus
 from maestro.client import publish_workflow
 from maestro.errors import NotFound
@@ -96,9 +96,7 @@ def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef
             body = await actor_of(request, "body")
             if isinstance(body, web.Response):
                 return body
-            if not caller.may("submit", record.tenant):
-                return forbidden(caller, "submit", record.tenant)
-            by = acting_as(caller, body.by)
+            by = actor(caller, "submit", record.tenant, body.by)
             if isinstance(by, web.Response):
                 return by
             order = WorkflowControl(
