@@ -33,6 +33,11 @@ from tests.services.orchestrator.support import orchestrator
 
 # Every request acme sends is larger than 16 bytes: the guard denies it unread (limits.request-too-large).
 TINY_REQUESTS = b"max_request_bytes: 16\n"
+WHOLE = b"""\
+version: whole-1   # pushed over HTTP
+default:
+  approval_timeout_s: 60
+"""
 BROKEN = b"""\
 version: broken-1
 default:
@@ -151,6 +156,8 @@ async def test_a_tenant_cannot_change_budgets_nor_read_another_tenants(admin: Ad
     assert (status, view["limit_micro_usd"]) == (200, 5_000_000)
     status, body, _ = await s.call("GET", "/v1/budgets/acme", submitter)
     assert (status, body["scope"]) == (403, "read")
+    status, body, _ = await s.call("GET", "/v1/budgets/Acme!", operator)
+    assert (status, body["field"]) == (400, "tenant")
     assert (await s.mesh.client.ledger("acme")).limit_micro_usd == 5_000_000
     assert (await s.mesh.client.ledger("globex")).limit_micro_usd == 6_000_000
 
@@ -197,6 +204,7 @@ async def test_a_bundle_pushed_over_http_judges_the_next_task_and_a_broken_one_c
         (TINY_REQUESTS, "?tenat=acme", "application/yaml", 400),  # misspelt: not a whole-bundle push
         (b"version: v\n", "", "application/json", 415),
         (TINY_REQUESTS, "?tenant=Acme!", "text/plain", 400),
+        (b"#" * (s.mesh.bus.settings.max_request_bytes + 1), "", "text/plain", 413),
     ):
         assert (await admin.push(operator, text, query, content_type))[0] == code, query
     status, still, _ = await s.call("GET", "/v1/policy", operator)
@@ -209,6 +217,11 @@ async def test_a_bundle_pushed_over_http_judges_the_next_task_and_a_broken_one_c
         status, body, _ = await s.call(method, "/v1/policy", acme_admin)
         assert (status, body["scope"]) == (403, "admin"), method
     assert (await s.call("GET", "/v1/policy", operator))[1]["revision"] == pushed["revision"]
+
+    # A whole bundle replaces the one in force, tenants' overrides included.
+    status, whole = await admin.push(operator, WHOLE, content_type="text/plain; charset=utf-8")
+    assert (status, whole["version"], whole["tenants"], whole["yaml"]) == (200, "whole-1", [], WHOLE.decode())
+    await until(judging_by(admin.guard, "whole-1", whole["hash"]))
 
     status, reset, _ = await s.call("DELETE", "/v1/policy", operator)
     assert (status, reset["source"], reset["hash"], reset["pushed_by"]) == (
