@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro import presence, smoke
+from maestro.access import nats_config, nats_permissions
 from maestro.access.local_token import ensure_local_admin, local_subject
 from maestro.client import open_client
 from maestro.errors import MaestroError
@@ -50,6 +51,13 @@ def register(sub: Any) -> None:
     )
     up.add_argument("--split-roles", action="store_true", help="one agent process per role")
     up.add_argument("--free-ports", action="store_true", help="pick free ports for every service")
+    up.add_argument(
+        "--nats-auth",
+        action="store_true",
+        help="run the embedded server with accounts, users and permissions (maestro nats-config), written "
+        "into <data dir>/nats-auth on the first start and kept; each service gets its own credentials, the "
+        "CLI finds admin's there",
+    )
     up.add_argument(
         "--budget-replicas",
         type=int,
@@ -104,6 +112,7 @@ async def _up(settings: Settings, args: argparse.Namespace) -> int:
             budget_replicas=args.budget_replicas,
             drain_s=args.drain_timeout,
             stop=stop,
+            nats_auth=args.nats_auth,
         ) as mesh:
             token = (
                 await ensure_local_admin(mesh.bus, mesh.data_dir, local_subject()) if settings.auth else None
@@ -123,6 +132,11 @@ def _print_banner(mesh: Mesh, token: Path | None) -> None:
     where = f"embedded JetStream, data in {mesh.data_dir / 'jetstream'}" if mesh.embedded else "external"
     print("Maestro is up.", flush=True)
     print(f"  NATS     {mesh.nats_url} ({where})")
+    if mesh.auth_dir is not None:
+        admin = nats_config.seed_file(mesh.auth_dir, nats_permissions.ADMIN)
+        print(f"  NATS auth users and permissions in {mesh.auth_dir}; admin's credentials {admin}")
+    elif mesh.embedded:
+        print("  NATS auth none: anyone on this machine may connect (--nats-auth asks for credentials)")
     print(f"  API      {mesh.api_url}/v1/tasks")
     if token is not None:
         print(f'  token    {token} (admin: curl -H "Authorization: Bearer $(cat {token})" ...)')

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from maestro import drain, instances
+from maestro.access import nats_config, nats_permissions
 from maestro.bus import Bus
 from maestro.children import Supervisor, spawn
 from maestro.embedded import EmbeddedServerError, listening_url, nats_server_command
@@ -87,6 +88,8 @@ class Mesh:
     data_dir: Path
     bus: Bus = field(compare=False, repr=False)
     """The supervisor's own connection, open while the mesh runs."""
+    auth_dir: Path | None = None
+    """Where the embedded server's users, permissions and credentials are, when it has them (--nats-auth)."""
 
     @property
     def api_url(self) -> str:
@@ -208,6 +211,7 @@ async def running_mesh(
     budget_replicas: int = DEFAULT_BUDGET_REPLICAS,
     drain_s: float | None = None,
     stop: asyncio.Event | None = None,
+    nats_auth: bool = False,
 ) -> AsyncIterator[Mesh]:
     """Bring the whole mesh up for the length of a block, then drain it in order and stop every process it
     started; raises MeshError when it does not come up, Interrupted when `stop` is set before it is up.
@@ -215,6 +219,10 @@ async def running_mesh(
     `role_groups` lists the roles of each agent process; by default one process serves settings.roles.
     `drain_s` bounds the drain (default: drain.default_drain_s). A child that refuses its settings sets
     `stop`, and the mesh raises MeshError saying so once it has stopped.
+
+    With `nats_auth`, the embedded server runs `maestro nats-config`'s configuration, written into
+    <data_dir>/nats-auth on the first start and kept (tenants added there since are kept too); each child
+    connects with its own service's credentials, the supervisor (and the CLI after it) with admin's.
     """
     stop = stop or asyncio.Event()
     data_dir = Path(settings.data_dir)
@@ -235,6 +243,7 @@ async def running_mesh(
                 child_logs=child_logs,
                 budget_replicas=budget_replicas,
                 drain_s=drain_s,
+                nats_auth=nats_auth,
             ) as mesh,
         ):
             yield mesh
@@ -260,9 +269,11 @@ async def _mesh(
     child_logs: bool,
     budget_replicas: int,
     drain_s: float | None,
+    nats_auth: bool,
 ) -> AsyncIterator[Mesh]:
     loop = asyncio.get_running_loop()
     embedded = not settings.nats_url
+    auth_dir = _written_auth(data_dir, embedded) if nats_auth else None
     with contextlib.ExitStack() as instance:
         if embedded:
             # One server per JetStream store: a second `maestro up` here is refused before it starts any.
@@ -273,10 +284,15 @@ async def _mesh(
         try:
             url = settings.nats_url
             if not url:
-                url = await _until(stop, _start_server(supervisor, data_dir, nats_port))
+                config = auth_dir / nats_config.CONFIG_FILE if auth_dir is not None else None
+                url = await _until(stop, _start_server(supervisor, data_dir, nats_port, config))
                 state_dir = Path(settings.state_dir) if settings.state_dir else None
                 instance.enter_context(instances.announced(data_dir, url, state_dir))
             settings = settings.with_(nats_url=url)
+            if auth_dir is not None:
+                settings = settings.with_(
+                    nats_creds=str(nats_config.seed_file(auth_dir, nats_permissions.ADMIN))
+                )
             # Provisions every stream, bucket and store before any service starts; kept open to see the
             # orchestrator's backlog during the drain. Opened under _until, so a Ctrl-C does not wait out
             # the patience of a server that does not answer; the stack closes it whatever happens.
@@ -290,6 +306,8 @@ async def _mesh(
                     api_port=api_port,
                     budget_replicas=budget_replicas,
                 )
+                if auth_dir is not None:
+                    children = [with_credentials(child, auth_dir) for child in children]
                 env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
                 env.update(settings_env(settings))
                 log_dir = None
@@ -308,7 +326,7 @@ async def _mesh(
                     await supervisor.stop(names, loop.time() + _INTERRUPTED_STOP_S)
                     raise
                 try:
-                    yield Mesh(url, embedded, tuple(children), data_dir, bus)
+                    yield Mesh(url, embedded, tuple(children), data_dir, bus, auth_dir)
                 finally:
                     limit = drain.default_drain_s(settings) if drain_s is None else drain_s
                     await _drain(supervisor, bus, children, loop.time() + limit)
@@ -347,9 +365,33 @@ async def _drain(supervisor: Supervisor, bus: Bus, children: Sequence[ChildSpec]
         await supervisor.stop(names, deadline)
 
 
-async def _start_server(supervisor: Supervisor, data_dir: Path, nats_port: int) -> str:
-    """Start the embedded server and keep it running: restarted on the same store and port, so every
-    client reconnects to the URL it knows. Its URL; raises MeshError when it does not come up."""
+def _written_auth(data_dir: Path, embedded: bool) -> Path:
+    """The embedded server's configuration and credentials, written unless there; raises MeshError when the
+    server is not embedded or a credentials file there is not one."""
+    if not embedded:
+        raise MeshError(
+            "--nats-auth configures the embedded server; for a server of your own (MAESTRO_NATS_URL), run it "
+            "with `maestro nats-config`'s configuration and give each process its MAESTRO_NATS_CREDS"
+        )
+    auth_dir = data_dir / instances.AUTH_DIR
+    try:
+        nats_config.write(auth_dir)
+    except (OSError, nats_config.CredentialsError) as exc:
+        raise MeshError(f"cannot write the NATS credentials in {auth_dir}: {exc}") from None
+    return auth_dir
+
+
+def with_credentials(child: ChildSpec, auth_dir: Path) -> ChildSpec:
+    """A child that connects with its own service's NATS credentials (every replica of it with the same)."""
+    principal = child.module.rsplit(".", 1)[1]  # services.<name>: the principal of the same name
+    creds = nats_config.seed_file(auth_dir, principal)
+    return dataclasses.replace(child, env={**child.env, "MAESTRO_NATS_CREDS": str(creds)})
+
+
+async def _start_server(supervisor: Supervisor, data_dir: Path, nats_port: int, config: Path | None) -> str:
+    """Start the embedded server (with `config`, if given) and keep it running: restarted on the same store
+    and port, so every client reconnects to the URL it knows. Its URL; raises MeshError when it does not come
+    up."""
     port = nats_port
     if port <= 0 or not port_is_free(port):
         if port > 0:
@@ -359,7 +401,7 @@ async def _start_server(supervisor: Supervisor, data_dir: Path, nats_port: int) 
     store.mkdir(exist_ok=True)
 
     async def launch(ports_dir: Path | None = None) -> Process:
-        command = nats_server_command(store, port=port, host="127.0.0.1", ports_dir=ports_dir)
+        command = nats_server_command(store, port=port, host="127.0.0.1", ports_dir=ports_dir, config=config)
         return await spawn(command, env=None, log_file=log_file)
 
     ports_dir = Path(tempfile.mkdtemp(prefix="maestro-ports-"))

@@ -232,6 +232,7 @@ def permissions(principal: str, inbox: str) -> Permissions:
             publish=(
                 *_EVERY_SERVICE_PUBLISHES,
                 *_reads(*own),
+                topics.js_api("STREAM", "INFO", _ANY),  # /readyz: is every stream there?
                 topics.EVENTS.all,
                 topics.OUTCOME_NOTICES.all,
                 *_endpoint_subjects(topics.BUDGET_COMMIT, topics.BUDGET_RELEASE),
