@@ -5,10 +5,10 @@ operator's CLI, which may do everything) and one publisher per tenant. maestro/a
 this table into a nats-server configuration. The rules it enforces:
 
 - only the guard and the orchestrator's dispatcher hand tasks to the agents (`maestro.v1.task.>`);
-- only the budget serves `maestro.v1.budget.>`; the others request the operations they need, and only admin
-  may `set` a budget;
-- only the orchestrator writes task and workflow records; only admin writes the policy bundle and the API's
-  tokens; only the budget writes ledgers;
+- only the budget serves `maestro.v1.budget.>`; the others request the operations they need; only admin and
+  the orchestrator (whose API asks for an operator's token: services/orchestrator/admin_api.py) may `set` a
+  budget, write the policy bundle or the API's tokens;
+- only the orchestrator writes task and workflow records; only the budget writes ledgers;
 - the agents (which run tenants' commands) write their own buckets, events and artifacts, read only their
   tasks, and write neither records, nor budgets, nor tasks;
 - a tenant's publisher publishes only its own request subject (and claims task ids, in a bucket whose keys
@@ -201,6 +201,11 @@ def permissions(principal: str, inbox: str) -> Permissions:
                 topics.REQUESTS.all,  # the API's submissions and the workflows' steps
                 topics.WORKFLOWS.all,
                 *_endpoint_subjects(topics.BUDGET_RESERVE, topics.BUDGET_RELEASE, topics.BUDGET_GET),
+                # The API's admin routes, behind an operator's token (services/orchestrator/admin_api.py):
+                # what admin does over NATS, the API does for an operator over HTTP.
+                *_endpoint_subjects(topics.BUDGET_SET),
+                topics.kv_filter(topics.BUCKET_POLICY),
+                topics.kv_filter(topics.BUCKET_TOKENS),
                 topics.kv_filter(topics.BUCKET_TASKS),
                 topics.kv_filter(topics.BUCKET_WORKFLOWS),
                 topics.kv_filter(topics.BUCKET_ATTEMPTS),

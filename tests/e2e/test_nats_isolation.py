@@ -324,7 +324,7 @@ async def test_records_budgets_and_policy_are_written_by_their_owners_only(
 
 
 @pytest.mark.parametrize("principal", ["tenant-acme", "agents", "guard"])
-async def test_only_admin_sets_a_budget_purges_a_stream_or_deletes_one(
+async def test_no_tenant_agent_or_guard_sets_a_budget_purges_a_stream_or_deletes_one(
     admin: Bus, connect_as: ConnectAs, principal: str
 ) -> None:
     attacker = await connect_as(principal)

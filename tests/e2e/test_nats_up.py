@@ -4,7 +4,9 @@ with its own, the CLI finds admin's in the data dir, and credentials already the
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import urllib.request
 from pathlib import Path
 
 import nats
@@ -16,6 +18,7 @@ from maestro.access import nats_config
 from tests.e2e.test_cli import children_of, maestro, stop_up, up_with_banner
 
 _NATS = re.compile(r"^\s*NATS\s+(\S+)")
+_API = re.compile(r"^\s*API\s+(\S+)/v1/tasks")
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -53,6 +56,17 @@ def test_up_with_nats_auth_runs_each_service_with_its_own_credentials(tmp_path: 
             "orchestrator": str(auth_dir / "orchestrator.nk"),
             "agents": str(auth_dir / "agents.nk"),
         }
+        # The API's admin routes (an operator's token) work under the orchestrator's permissions.
+        api = next(m.group(1) for line in banner if (m := _API.match(line)))
+        token = (data_dir / "api.token").read_text().strip()
+        change = urllib.request.Request(
+            f"{api}/v1/budgets/globex",
+            data=json.dumps({"limit_micro_usd": 5_000_000}).encode(),
+            method="PUT",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(change, timeout=10) as resp:
+            assert json.loads(resp.read())["limit_micro_usd"] == 5_000_000
         assert "Violation" not in (data_dir / "nats-server.log").read_text()
 
         # Nobody gets in without credentials.
