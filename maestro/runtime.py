@@ -87,6 +87,12 @@ async def connect(settings: Settings, name: str, *, patience_s: float | None = N
         raise Unreachable(
             f"cannot reach NATS at {', '.join(servers)} ({found.how}): is Maestro running?"
         ) from None
+    if secured(servers) and not nc._server_info.get("tls_required"):
+        # nats-py starts TLS only when the server asks for it: a tls:// URL must not silently go without.
+        await nc.close()
+        raise CannotRun(
+            f"NATS at {', '.join(servers)} ({found.how}) does not use TLS, as a tls:// URL requires"
+        )
     return nc
 
 
@@ -105,7 +111,7 @@ def credentials(path: str | None) -> dict[str, Any]:
 def secured(servers: list[str]) -> dict[str, Any]:
     """nats-py's connect options for these URLs: with `tls://`, a TLS context that checks the server's
     certificate against the system's authorities (SSL_CERT_FILE names another bundle). nats-py starts TLS
-    when the server asks for it (a server with a `tls` block always does)."""
+    when the server asks for it (a server with a `tls` block does); connect() refuses one that does not."""
     if any(url.startswith("tls://") for url in servers):
         return {"tls": ssl.create_default_context()}
     return {}

@@ -81,3 +81,18 @@ async def test_the_server_runs_the_config_and_lets_in_only_its_users(tmp_path: P
             )
     finally:
         server.stop()
+
+
+def test_the_nats_config_command_writes_the_files_and_names_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from maestro.cli import main
+
+    with pytest.raises(SystemExit) as ended:
+        main(["nats-config", "--out", str(tmp_path / "nats"), "--tenant", "acme", "--tenant", "globex"])
+    assert ended.value.code == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'nats' / nats_config.CONFIG_FILE}" in out
+    for principal in ("admin", "guard", "budget", "orchestrator", "agents", "tenant-acme", "tenant-globex"):
+        assert str(nats_config.seed_file(tmp_path / "nats", principal)) in out
+        assert nats_config.seed_file(tmp_path / "nats", principal).exists()
