@@ -57,10 +57,12 @@ class Calls:
         """
         data = codec.encode(message)
         reply: Msg | None = None
-        if key is not None and endpoint.partitions:
-            with contextlib.suppress(nats.errors.NoRespondersError):
-                reply = await self._replies.request(endpoint.partition_subject(key), data)
         try:
+            # The owner of the key's partition may have died with its subscription still in place: that
+            # request times out, and is a 503 to retry like any other late answer, never a bare TimeoutError.
+            if key is not None and endpoint.partitions:
+                with contextlib.suppress(nats.errors.NoRespondersError):
+                    reply = await self._replies.request(endpoint.partition_subject(key), data)
             if reply is None:
                 reply = await self._replies.request(endpoint.subject, data)
         except nats.errors.NoRespondersError:

@@ -134,9 +134,9 @@ def _print_banner(mesh: Mesh, token: Path | None) -> None:
     print(f"  NATS     {mesh.nats_url} ({where})")
     if mesh.auth_dir is not None:
         admin = nats_config.seed_file(mesh.auth_dir, nats_permissions.ADMIN)
-        print(f"  NATS auth users and permissions in {mesh.auth_dir}; admin's credentials {admin}")
+        print(f"  access   NATS users and permissions in {mesh.auth_dir}; admin's credentials {admin}")
     elif mesh.embedded:
-        print("  NATS auth none: anyone on this machine may connect (--nats-auth asks for credentials)")
+        print("  access   NATS asks for no credentials: anyone on this machine may connect (see --nats-auth)")
     print(f"  API      {mesh.api_url}/v1/tasks")
     if token is not None:
         print(f'  token    {token} (admin: curl -H "Authorization: Bearer $(cat {token})" ...)')
