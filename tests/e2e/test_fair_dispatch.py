@@ -214,10 +214,11 @@ async def test_a_flooding_tenant_does_not_hold_up_another_beside_the_same_run_wi
     fair, fair_per_task = await _calm_waits(settings.with_(dispatch_ahead=ahead), 5000)
     unfair, _ = await _calm_waits(settings.with_(fair_dispatch=False), 5000)
     # The bound: a calm task waits behind what is handed over and not started (`ahead`) and one turn of
-    # the round robin, each at the flood's pace; twice that, and 500 ms for the hops of a task's start and the
+    # the round robin, each at the flood's pace; twice that, and 1 s for the hops of a task's start and the
     # pauses of this one process, which runs every service beside the other tests (a collection of its heap,
-    # a burst of records): most calm tasks wait 10-20 ms, the slowest one of a run up to 340 ms under load.
-    bound = 2 * (ahead + 2) * fair_per_task + 0.5
+    # a burst of records): most calm tasks wait 10-20 ms, the slowest one of a run up to 340 ms under load,
+    # 620 ms once in CI with three test workers on two cores. Without fairness the same task waits seconds.
+    bound = 2 * (ahead + 2) * fair_per_task + 1.0
     print(
         f"calm tenant's queue wait, p99: fair {p99(fair) * 1000:.1f} ms (median "
         f"{statistics.median(fair) * 1000:.1f} ms, bound {bound * 1000:.1f} ms), first come first served "
