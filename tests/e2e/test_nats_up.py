@@ -34,7 +34,9 @@ def test_up_with_nats_auth_runs_each_service_with_its_own_credentials(tmp_path: 
     before = {p.name: p.read_text() for p in auth_dir.glob("*.nk")}
     proc, banner = up_with_banner(data_dir, "--nats-auth")
     try:
-        assert any(str(auth_dir / "admin.nk") in line for line in banner if line.strip().startswith("access")), banner
+        assert any(
+            str(auth_dir / "admin.nk") in line for line in banner if line.strip().startswith("access")
+        ), banner
         url = next(m.group(1) for line in banner if (m := _NATS.match(line)))
         assert {p.name: p.read_text() for p in auth_dir.glob("*.nk")} == before
 
