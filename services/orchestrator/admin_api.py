@@ -31,7 +31,7 @@ from proto.v1 import GetLedger, LedgerView, SetBudget
 from proto.v1.access import ALL_TENANTS, IssuedToken, TokenRequest
 from proto.v1.guard import PolicyInForce
 from proto.v1.ids import TENANT_PATTERN
-from services.orchestrator.bodies import field_of
+from services.orchestrator.bodies import body_of, field_of
 
 log = logging.getLogger(__name__)
 
@@ -212,13 +212,9 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         return forbidden(caller, "admin", tenant)
 
     async def create_token(request: web.Request, caller: Caller) -> web.StreamResponse:
-        body = await limited_body(request, limit)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            wanted = codec.decode_strict(TokenRequest, body)
-        except codec.DecodeError as exc:
-            return error(400, f"invalid token request: {exc}", field=field_of(TokenRequest, str(exc)))
+        wanted = await body_of(request, TokenRequest, "token request", limit)
+        if isinstance(wanted, web.Response):
+            return wanted
         if refused := may_administer(caller, wanted.tenant):
             return refused
         try:

@@ -21,7 +21,7 @@ from maestro.bus import Bus
 from maestro.cancel import AlreadyEnded, cancel
 from maestro.client import publish_request
 from maestro.errors import Retry
-from maestro.http import error, index_route, limited_body, readyz_route
+from maestro.http import error, index_route, readyz_route
 from maestro.presence import PresenceView, roles_without_worker, unserved_warning
 from proto.v1 import (
     ENDING_EVENTS,
@@ -32,7 +32,7 @@ from proto.v1 import (
 )
 from proto.v1.ids import ROLES, TOKEN_PATTERN
 from services.orchestrator.admin_api import admin_routes
-from services.orchestrator.bodies import actor_of, field_of
+from services.orchestrator.bodies import actor_of, body_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.api import workflow_routes
 
@@ -96,13 +96,9 @@ def routes(bus: Bus) -> list[web.RouteDef]:
     async def submit(request: web.Request, caller: Caller) -> web.StreamResponse:
         if not bus.lifetime.accepting:
             return error(503, "Maestro is stopping and takes no new tasks; submit again once it is back")
-        body = await limited_body(request, limit)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            task = codec.decode_strict(TaskRequest, body)
-        except codec.DecodeError as exc:
-            return error(400, f"invalid task request: {exc}", field=field_of(TaskRequest, str(exc)))
+        task = await body_of(request, TaskRequest, "task request", limit)
+        if isinstance(task, web.Response):
+            return task
         if not caller.may("submit", task.tenant):
             return forbidden(caller, "submit", task.tenant)
         served = bus.settings.models

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from aiohttp import web
 from msgspec import Meta, inspect
 
 from maestro import codec
-from maestro.http import error
+from maestro.http import error, limited_body
+
+T = TypeVar("T")
 
 # msgspec names the path of a bad value ("... - at `$.context[0]`") and a missing field by name.
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
@@ -73,6 +76,25 @@ class ActorBody(msgspec.Struct):
 
     by: Annotated[str, Meta(max_length=256)] = ""
     reason: Annotated[str, Meta(max_length=4096)] = ""
+
+
+async def body_of(
+    request: web.Request,
+    type_: type[T],
+    what: str,
+    limit: int,
+    place: Callable[[str], str] | None = None,
+) -> T | web.Response:
+    """The request's body decoded strictly as `type_`, or the JSON answer to give instead: 413 past `limit`
+    bytes, 400 naming the field at fault (`place` finds it in the error's text; default: field_of)."""
+    body = await limited_body(request, limit)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        return codec.decode_strict(type_, body)
+    except codec.DecodeError as exc:
+        field = place(str(exc)) if place is not None else field_of(type_, str(exc))
+        return error(400, f"invalid {what}: {exc}", field=field)
 
 
 async def actor_of(request: web.Request, what: str) -> ActorBody | web.Response:

@@ -12,9 +12,9 @@ from maestro.access.http_auth import Gate, actor, forbidden, listing_for
 from maestro.bus import Bus
 from maestro.client import publish_workflow
 from maestro.errors import NotFound
-from maestro.http import error, limited_body
+from maestro.http import error
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowControl, WorkflowRecord
-from services.orchestrator.bodies import actor_of, field_of
+from services.orchestrator.bodies import actor_of, body_of, field_of
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.runner import Ended, Runner
 
@@ -50,13 +50,9 @@ def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef
     async def submit(request: web.Request, caller: Caller) -> web.StreamResponse:
         if not bus.lifetime.accepting:
             return error(503, "Maestro is stopping and takes no new workflows; submit again once it is back")
-        body = await limited_body(request, limit)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            workflow = codec.decode_strict(Workflow, body)
-        except codec.DecodeError as exc:
-            return error(400, f"invalid workflow: {exc}", field=_field(str(exc)))
+        workflow = await body_of(request, Workflow, "workflow", limit, place=_field)
+        if isinstance(workflow, web.Response):
+            return workflow
         if not caller.may("submit", workflow.tenant):
             return forbidden(caller, "submit", workflow.tenant)
         found = await runner.store.get(workflow.id)
