@@ -1,0 +1,611 @@
+"""The HTTP API's operations: every route's method, path, body, answers and the scope its token needs.
+
+This is the HTTP twin of maestro/topics.py: the orchestrator registers each route from its Operation
+(`maestro.http.route`), maestro/openapi.py writes the OpenAPI document from the same table, and the SDK
+parity test reads each operation's SDK call and CLI command from it. A route that is not here does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta
+
+from maestro.listing import MAX_LIMIT, Page
+from proto.v1 import LedgerView, TaskEvent, TaskRecord, TaskRequest
+from proto.v1.access import IssuedToken, TokenId, TokenRequest, TokenView
+from proto.v1.api import (
+    ActionBody,
+    ApiError,
+    BudgetChange,
+    CancelAccepted,
+    Decided,
+    Health,
+    Index,
+    Readiness,
+    Submitted,
+)
+from proto.v1.guard import PolicyInForce
+from proto.v1.ids import ROLES, TaskId, Tenant
+from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowRecord
+
+Method = Literal["GET", "POST", "PUT", "DELETE"]
+Where = Literal["path", "query", "header"]
+TokenScope = Literal["submit", "read", "approve", "admin"]
+
+JSON = "application/json"
+YAML = "application/yaml"
+EVENT_STREAM = "text/event-stream"
+
+WorkflowId = Annotated[str, Meta(pattern=WORKFLOW_ID_PATTERN, description="workflow id")]
+Traceparent = Annotated[
+    str,
+    Meta(
+        pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        description="W3C trace context; a trace starts here when none is given",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of an operation, typed as msgspec would decode it."""
+
+    name: str
+    where: Where
+    type: Any
+    description: str
+    required: bool = False
+    repeated: bool = False
+    """A query parameter that may be given several times (`?label=a:1&label=b:2`)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer an operation gives: its status, what it means, and its body's type (None: no body)."""
+
+    status: int
+    description: str
+    body: Any = ApiError
+    media: str = JSON
+    headers: tuple[str, ...] = ()
+    """Response headers worth naming (`WWW-Authenticate` on a 401, `Allow` on a 405)."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route of the API and everything a client needs to call it."""
+
+    id: str
+    """The operationId: unique, stable, camelCase (generated clients name their methods after it)."""
+    method: Method
+    path: str
+    summary: str
+    tag: str
+    answers: tuple[Answer, ...]
+    scope: TokenScope | None = None
+    """The scope a token needs in the tenant the call touches; None: no token needed."""
+    operator: bool = False
+    """Needs an operator's token (tenant `*`, scope admin)."""
+    body: Any = None
+    body_media: str = JSON
+    body_required: bool = True
+    params: tuple[Param, ...] = ()
+    sdk: str | None = None
+    """The `maestro.client.Client` method that does the same over NATS."""
+    cli: str | None = None
+    """The `maestro` command that does the same (`token create`)."""
+    no_sdk: str | None = None
+    """Why the SDK (and CLI) has no call for it, when it has none."""
+    description: str = ""
+    examples: dict[str, Any] = field(default_factory=dict)
+    """Request body examples by name."""
+
+    @property
+    def guarded(self) -> bool:
+        return self.scope is not None
+
+
+def _fails(*answers: tuple[int, str]) -> tuple[Answer, ...]:
+    return tuple(Answer(status, text) for status, text in answers)
+
+
+UNAUTHORIZED = Answer(
+    401, "no token, or one that is unknown, revoked or expired", headers=("WWW-Authenticate",)
+)
+UNAVAILABLE = Answer(503, "NATS (or the budget service) did not answer in time; try again")
+BAD = (400, "the request is malformed; `field` names the part at fault")
+FORBIDDEN = (403, "the token lacks the scope this needs in that tenant; `scope` names it")
+TOO_LARGE = (413, "the body is over the request size limit")
+_COMMON = (UNAUTHORIZED, UNAVAILABLE)
+
+_TASK_ID = Param("id", "path", TaskId, "the task's id", required=True)
+_WORKFLOW_ID = Param("id", "path", WorkflowId, "the workflow's id", required=True)
+_TENANT_PATH = Param("tenant", "path", Tenant, "the tenant", required=True)
+_TRACEPARENT = Param("traceparent", "header", Traceparent, "W3C trace context of the caller")
+
+
+def _listing(kind: str, *, roles: bool) -> tuple[Param, ...]:
+    params = [
+        Param("tenant", "query", Tenant, f"only this tenant's {kind} (a tenant's token sees its own only)"),
+        Param(
+            "state",
+            "query",
+            str,
+            f"only {kind} in this state; several (repeated, or comma-separated) mean any of them",
+            repeated=True,
+        ),
+        Param(
+            "label",
+            "query",
+            Annotated[str, Meta(pattern=r"^[^:]+:.*$")],
+            "KEY:VALUE: only those carrying this label; repeated, all of them",
+            repeated=True,
+        ),
+        Param("limit", "query", Annotated[int, Meta(ge=1, le=MAX_LIMIT)], "at most this many a page (50)"),
+        Param("cursor", "query", str, "the `next_cursor` of the page before"),
+    ]
+    if roles:
+        params.insert(2, Param("role", "query", Literal[ROLES], "only tasks of this role"))
+    return tuple(params)
+
+
+def _task_action(action: str, summary: str, answer: Answer, *, scope: TokenScope, sdk: str) -> Operation:
+    return Operation(
+        id=f"{action}Task",
+        method="POST",
+        path=f"/v1/tasks/{{id}}/{action}",
+        summary=summary,
+        tag="tasks",
+        scope=scope,
+        body=ActionBody,
+        body_required=False,
+        params=(_TASK_ID,),
+        answers=(
+            answer,
+            Answer(*BAD),
+            Answer(*FORBIDDEN),
+            Answer(404, "no such task (or another tenant's)"),
+            Answer(409, "the task is not in a state this applies to; `state` says which it is in"),
+            *_COMMON,
+        ),
+        sdk=sdk,
+        cli=action,
+    )
+
+
+def _workflow_action(action: str, summary: str) -> Operation:
+    return Operation(
+        id=f"{action}Workflow",
+        method="POST",
+        path=f"/v1/workflows/{{id}}/{action}",
+        summary=summary,
+        tag="workflows",
+        scope="submit",
+        body=ActionBody,
+        body_required=False,
+        params=(_WORKFLOW_ID,),
+        answers=(
+            Answer(200, "the workflow's record after the change", WorkflowRecord),
+            Answer(*BAD),
+            Answer(*FORBIDDEN),
+            Answer(404, "no such workflow (or another tenant's)"),
+            Answer(409, "the workflow has ended; `state` says how"),
+            *_COMMON,
+        ),
+        sdk=f"{action}_workflow",
+        cli=f"workflow {action}",
+    )
+
+
+_NOT_SDK = "an HTTP probe of the service itself; the SDK talks to the mesh over NATS"
+
+SUBMIT_TASK = Operation(
+    id="submitTask",
+    method="POST",
+    path="/v1/tasks",
+    summary="Submit a task: the guard judges it, then it is queued for its role",
+    tag="tasks",
+    scope="submit",
+    body=TaskRequest,
+    params=(_TRACEPARENT,),
+    answers=(
+        Answer(202, "queued for the guard (the same answer when the same request comes again)", Submitted),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(409, "the id is another task's (other content, or another tenant's)"),
+        Answer(*TOO_LARGE),
+        *_COMMON,
+    ),
+    sdk="submit",
+    cli="submit",
+    examples={
+        "tester": {
+            "id": "task-0001",
+            "tenant": "acme",
+            "role": "tester",
+            "prompt": "run the unit tests",
+            "commands": ["pytest -q"],
+        }
+    },
+)
+LIST_TASKS = Operation(
+    id="listTasks",
+    method="GET",
+    path="/v1/tasks",
+    summary="List task records, newest first, passing every filter given",
+    tag="tasks",
+    scope="read",
+    params=_listing("tasks", roles=True),
+    answers=(
+        Answer(200, "one page of records", Page[TaskRecord]),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        *_COMMON,
+    ),
+    sdk="tasks",
+    cli="ls",
+)
+GET_TASK = Operation(
+    id="getTask",
+    method="GET",
+    path="/v1/tasks/{id}",
+    summary="A task's record: its state, decision, usage and output",
+    tag="tasks",
+    scope="read",
+    params=(_TASK_ID,),
+    answers=(
+        Answer(200, "the record", TaskRecord),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(404, "no such task (or another tenant's)"),
+        *_COMMON,
+    ),
+    sdk="get",
+    cli="status",
+)
+GET_TASK_EVENTS = Operation(
+    id="getTaskEvents",
+    method="GET",
+    path="/v1/tasks/{id}/events",
+    summary="A task's events in order; with follow=1, each new one as Server-Sent Events until it ends",
+    tag="tasks",
+    scope="read",
+    params=(
+        _TASK_ID,
+        Param("follow", "query", Literal["0", "1"], "1: stream the events (text/event-stream) until it ends"),
+        Param(
+            "Last-Event-ID",
+            "header",
+            Annotated[str, Meta(pattern=r"^[0-9]+$")],
+            "resume a followed stream after this event's id (a stream sequence)",
+        ),
+    ),
+    answers=(
+        Answer(200, "the events so far", list[TaskEvent]),
+        Answer(200, "followed: `id:` the sequence, `event:` the kind, `data:` the event", str, EVENT_STREAM),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(404, "no such task (or another tenant's)"),
+        *_COMMON,
+    ),
+    sdk="events",
+    cli="watch",
+)
+APPROVE_TASK = _task_action(
+    "approve",
+    "Approve a task awaiting approval (the first decision counts)",
+    Answer(202, "the approval is recorded", Decided),
+    scope="approve",
+    sdk="approve",
+)
+REJECT_TASK = _task_action(
+    "reject",
+    "Reject a task awaiting approval, with a reason",
+    Answer(202, "the rejection is recorded", Decided),
+    scope="approve",
+    sdk="reject",
+)
+CANCEL_TASK = _task_action(
+    "cancel",
+    "Cancel a task that has not ended; a running one is stopped",
+    Answer(202, "the task is cancelled", CancelAccepted),
+    scope="submit",
+    sdk="cancel",
+)
+
+SUBMIT_WORKFLOW = Operation(
+    id="submitWorkflow",
+    method="POST",
+    path="/v1/workflows",
+    summary="Run a workflow: a DAG of steps, each a task the guard judges",
+    tag="workflows",
+    scope="submit",
+    body=Workflow,
+    params=(_TRACEPARENT,),
+    answers=(
+        Answer(202, "accepted (the same answer when the same workflow comes again)", Submitted),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(409, "the id is another workflow's"),
+        Answer(*TOO_LARGE),
+        *_COMMON,
+    ),
+    sdk="run_workflow",
+    cli="workflow run",
+)
+LIST_WORKFLOWS = Operation(
+    id="listWorkflows",
+    method="GET",
+    path="/v1/workflows",
+    summary="List workflow records, newest first, passing every filter given",
+    tag="workflows",
+    scope="read",
+    params=_listing("workflows", roles=False),
+    answers=(
+        Answer(200, "one page of records", Page[WorkflowRecord]),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        *_COMMON,
+    ),
+    sdk="workflows",
+    cli="ls --workflows",
+)
+GET_WORKFLOW = Operation(
+    id="getWorkflow",
+    method="GET",
+    path="/v1/workflows/{id}",
+    summary="A workflow's record: its state, steps and cost",
+    tag="workflows",
+    scope="read",
+    params=(_WORKFLOW_ID,),
+    answers=(
+        Answer(200, "the record", WorkflowRecord),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(404, "no such workflow (or another tenant's)"),
+        *_COMMON,
+    ),
+    sdk="workflow",
+    cli="workflow status",
+)
+CANCEL_WORKFLOW = _workflow_action("cancel", "Cancel a workflow: steps not ended are cancelled")
+PAUSE_WORKFLOW = _workflow_action("pause", "Start no new step of a workflow until it is resumed")
+RESUME_WORKFLOW = _workflow_action("resume", "Start a paused workflow's steps again")
+
+_REMOTE = Answer(502, "the budget service failed")
+GET_BUDGET = Operation(
+    id="getBudget",
+    method="GET",
+    path="/v1/budgets/{tenant}",
+    summary="A tenant's ledger: spent, held and left in its window, per role and model too",
+    tag="admin",
+    scope="read",
+    params=(_TENANT_PATH,),
+    answers=(
+        Answer(200, "the ledger", LedgerView),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(404, "no budget for that tenant (or another tenant's)"),
+        _REMOTE,
+        *_COMMON,
+    ),
+    sdk="ledger",
+    cli="budget show",
+)
+SET_BUDGET = Operation(
+    id="setBudget",
+    method="PUT",
+    path="/v1/budgets/{tenant}",
+    summary="Change a tenant's budget, or a role's or model's sub-limit (an operator only)",
+    tag="admin",
+    scope="admin",
+    operator=True,
+    body=BudgetChange,
+    params=(_TENANT_PATH,),
+    answers=(
+        Answer(200, "the ledger after the change", LedgerView),
+        Answer(*BAD),
+        Answer(403, "not an operator's token"),
+        Answer(404, "another tenant's budget"),
+        Answer(*TOO_LARGE),
+        _REMOTE,
+        *_COMMON,
+    ),
+    sdk="set_budget",
+    cli="budget set",
+    examples={"monthly": {"limit_micro_usd": 50_000_000, "window": "monthly"}},
+)
+
+_POLICY_ANSWER = Answer(200, "the bundle in force", PolicyInForce)
+_NOT_OPERATOR = Answer(403, "not an operator's token")
+_BAD_STORED = Answer(500, "the stored bundle does not validate (the guards keep the one they had)")
+GET_POLICY = Operation(
+    id="getPolicy",
+    method="GET",
+    path="/v1/policy",
+    summary="The policy bundle the guards judge by: version, hash, who pushed it when, and its YAML",
+    tag="admin",
+    scope="admin",
+    operator=True,
+    answers=(_POLICY_ANSWER, Answer(*BAD), _NOT_OPERATOR, _BAD_STORED, *_COMMON),
+    sdk="policy",
+    cli="policy show",
+)
+PUSH_POLICY = Operation(
+    id="pushPolicy",
+    method="PUT",
+    path="/v1/policy",
+    summary="Validate a bundle (or one tenant's override) and store it; running guards switch to it",
+    tag="admin",
+    scope="admin",
+    operator=True,
+    body=str,
+    body_media=YAML,
+    params=(Param("tenant", "query", Tenant, "push this tenant's override only"),),
+    answers=(
+        _POLICY_ANSWER,
+        Answer(400, "the bundle has problems; `problems` names each with its line"),
+        _NOT_OPERATOR,
+        Answer(409, "the stored bundle does not validate, so no override can be merged into it"),
+        Answer(*TOO_LARGE),
+        Answer(415, "not YAML (Content-Type application/yaml)"),
+        *_COMMON,
+    ),
+    sdk="push_policy",
+    cli="policy push",
+)
+RESET_POLICY = Operation(
+    id="resetPolicy",
+    method="DELETE",
+    path="/v1/policy",
+    summary="Go back to the shipped bundle (recorded like a push: who, when)",
+    tag="admin",
+    scope="admin",
+    operator=True,
+    answers=(_POLICY_ANSWER, Answer(*BAD), _NOT_OPERATOR, *_COMMON),
+    sdk="reset_policy",
+    cli="policy reset",
+)
+
+CREATE_TOKEN = Operation(
+    id="createToken",
+    method="POST",
+    path="/v1/tokens",
+    summary="Make an API token; its secret is in this answer only",
+    tag="admin",
+    scope="admin",
+    body=TokenRequest,
+    answers=(
+        Answer(201, "the token (shown once) and its grant", IssuedToken),
+        Answer(*BAD),
+        Answer(403, "a tenant's admin makes tokens of its own tenant only"),
+        Answer(*TOO_LARGE),
+        *_COMMON,
+    ),
+    sdk="create_token",
+    cli="token create",
+    examples={"ci": {"tenant": "acme", "scopes": ["submit", "read"], "subject": "ci-bot"}},
+)
+LIST_TOKENS = Operation(
+    id="listTokens",
+    method="GET",
+    path="/v1/tokens",
+    summary="A tenant's tokens (never their secrets)",
+    tag="admin",
+    scope="admin",
+    params=(Param("tenant", "query", str, "whose tokens (`*`: every tenant's, an operator only)"),),
+    answers=(
+        Answer(200, "the tokens", list[TokenView]),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        *_COMMON,
+    ),
+    sdk="tokens",
+    cli="token list",
+)
+REVOKE_TOKEN = Operation(
+    id="revokeToken",
+    method="DELETE",
+    path="/v1/tokens/{id}",
+    summary="Revoke a token: it stops working at once",
+    tag="admin",
+    scope="admin",
+    params=(Param("id", "path", TokenId, "the token's id", required=True),),
+    answers=(
+        Answer(200, "the token as it was", TokenView),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(404, "no such token (or another tenant's)"),
+        *_COMMON,
+    ),
+    sdk="revoke_token",
+    cli="token revoke",
+)
+
+GET_INDEX = Operation(
+    id="getIndex",
+    method="GET",
+    path="/",
+    summary="Which service answers, its version, and every path it serves",
+    tag="service",
+    answers=(Answer(200, "the index", Index),),
+    no_sdk=_NOT_SDK,
+)
+GET_HEALTH = Operation(
+    id="getHealth",
+    method="GET",
+    path="/healthz",
+    summary="Liveness: the process answers",
+    tag="service",
+    answers=(Answer(200, "alive", Health),),
+    no_sdk=_NOT_SDK,
+)
+GET_READINESS = Operation(
+    id="getReadiness",
+    method="GET",
+    path="/readyz",
+    summary="Readiness: connected to NATS with its streams provisioned",
+    tag="service",
+    answers=(Answer(200, "ready", Readiness), Answer(503, "not ready; `status` is `not ready`")),
+    no_sdk=_NOT_SDK,
+)
+GET_METRICS = Operation(
+    id="getMetrics",
+    method="GET",
+    path="/metrics",
+    summary="Prometheus metrics, in the text exposition format",
+    tag="service",
+    answers=(Answer(200, "the metrics", str, "text/plain"),),
+    no_sdk="Prometheus scrapes it",
+)
+GET_OPENAPI = Operation(
+    id="getOpenApi",
+    method="GET",
+    path="/openapi.json",
+    summary="This document",
+    tag="service",
+    answers=(Answer(200, "the OpenAPI 3.1 document", dict[str, Any]),),
+    no_sdk="the document itself; `make schema` writes it to proto/schema/openapi.json",
+)
+GET_REFERENCE = Operation(
+    id="getReference",
+    method="GET",
+    path="/docs",
+    summary="The API reference, as a web page rendered from this document",
+    tag="service",
+    answers=(Answer(200, "the reference page", str, "text/html"),),
+    no_sdk="a page for people",
+)
+
+OPERATIONS: tuple[Operation, ...] = (
+    SUBMIT_TASK,
+    LIST_TASKS,
+    GET_TASK,
+    GET_TASK_EVENTS,
+    APPROVE_TASK,
+    REJECT_TASK,
+    CANCEL_TASK,
+    SUBMIT_WORKFLOW,
+    LIST_WORKFLOWS,
+    GET_WORKFLOW,
+    CANCEL_WORKFLOW,
+    PAUSE_WORKFLOW,
+    RESUME_WORKFLOW,
+    GET_BUDGET,
+    SET_BUDGET,
+    GET_POLICY,
+    PUSH_POLICY,
+    RESET_POLICY,
+    CREATE_TOKEN,
+    LIST_TOKENS,
+    REVOKE_TOKEN,
+    GET_INDEX,
+    GET_HEALTH,
+    GET_READINESS,
+    GET_METRICS,
+    GET_OPENAPI,
+    GET_REFERENCE,
+)
+"""Every operation of the orchestrator's HTTP API, in the order the document lists them."""

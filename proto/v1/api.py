@@ -1,0 +1,113 @@
+"""The HTTP API's own bodies: what its routes answer (and take) beyond the wire messages they carry.
+
+A record, an event, a ledger or a token travels as the same Struct over HTTP as over NATS; these are the
+answers only the HTTP API gives: a submission's receipt, a decision's, an error, the service's index.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+from proto.base import Message
+from proto.v1.budget import ModelScope, Window
+from proto.v1.ids import MicroUsd, TaskId, Tenant, Tokens
+
+
+class ActionBody(Message, frozen=True):
+    """The body of POST /v1/tasks/{id}/approve|reject|cancel and /v1/workflows/{id}/cancel|pause|resume: who
+    acts and why (a rejection needs a reason). `by`, when given, must be the token's subject."""
+
+    by: Annotated[str, Meta(max_length=256)] = ""
+    reason: Annotated[str, Meta(max_length=4096)] = ""
+
+
+class Submitted(Message, frozen=True):
+    """202 to POST /v1/tasks and /v1/workflows: the id is queued (the same answer for a repeated one)."""
+
+    id: str
+    tenant: Tenant
+    warning: str | None = None
+    """Set when no worker serves the task's role now: the task waits for one, accepted."""
+
+
+class Decided(Message, frozen=True):
+    """202 to POST /v1/tasks/{id}/approve|reject: the decision is recorded; the task moves on from it."""
+
+    id: TaskId
+    tenant: Tenant
+    approved: bool
+    by: str
+
+
+class CancelAccepted(Message, frozen=True):
+    """202 to POST /v1/tasks/{id}/cancel: the task is cancelled (a running one is stopped)."""
+
+    id: TaskId
+    tenant: Tenant
+    cancelled: Literal[True]
+    by: str
+    was: str
+    """The state the task was in."""
+
+
+class BudgetChange(Message, frozen=True):
+    """The body of PUT /v1/budgets/{tenant}: SetBudget without its tenant, which the path names (a body may
+    repeat it, never name another). Fields left out stay as they are."""
+
+    tenant: Tenant | None = None
+    scope: Literal["tenant", "role", "model"] = "tenant"
+    name: ModelScope = ""
+    limit_micro_usd: MicroUsd | None = None
+    limit_tokens: Tokens | None = None
+    remove: bool = False
+    window: Window | None = None
+    task_ceiling_micro_usd: MicroUsd | None = None
+    carry_over: bool | None = None
+
+
+class Problem(Message, frozen=True):
+    """One thing wrong with a policy bundle: where (line, path) and what."""
+
+    message: str
+    line: int | None = None
+    path: str | None = None
+
+
+class ApiError(Message, frozen=True):
+    """Every error the API answers, whatever its status: what went wrong and, when the request is at fault,
+    which of its parts (`$.role` in the body, `limit` in the query, `id` in the path)."""
+
+    error: str
+    field: str | None = None
+    scope: str | None = None
+    """The scope the token lacks (403)."""
+    state: str | None = None
+    """The task's or workflow's state that made the request a conflict (409)."""
+    status: str | None = None
+    """`not ready` (503 from /readyz)."""
+    problems: list[Problem] | None = None
+    """What is wrong with a policy bundle (400, 409, 500 from /v1/policy)."""
+
+
+class Index(Message, frozen=True):
+    """GET /: which service answers, its version, and each path it serves with the methods it takes."""
+
+    service: str
+    version: str
+    links: dict[str, list[str]]
+
+
+class Health(Message, frozen=True):
+    """GET /healthz: the process answers."""
+
+    status: Literal["ok"]
+
+
+class Readiness(Message, frozen=True):
+    """GET /readyz when ready: the orchestrator can take and track tasks; roles without a worker are listed
+    (their tasks wait, accepted)."""
+
+    status: Literal["ready"]
+    roles_without_worker: list[str] | None = None
