@@ -1,8 +1,14 @@
-"""The SDK: submit requests, read a task's record and events, watch it, wait for it to finish."""
+"""The SDK: submit requests, read a task's record and events, watch it, wait for it to finish; and the
+administration the HTTP API's admin routes do (budgets, the policy bundle, API tokens), over NATS.
+
+Every operation of the HTTP API has its call here, with the same msgspec types, or a reason in
+maestro/operations.py why not (tests/maestro/test_sdk_parity.py holds the two together).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -13,6 +19,8 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maestro import claims, codec, history, listing, topics, tracing
+from maestro.access.grants import mint
+from maestro.access.token_store import TokenStore
 from maestro.bus import Bus
 from maestro.cancel import cancel
 from maestro.errors import MaestroError, NotFound, RemoteError
@@ -27,10 +35,13 @@ from proto.v1 import (
     Cancelled,
     GetLedger,
     LedgerView,
+    SetBudget,
     TaskEvent,
     TaskRecord,
     TaskRequest,
 )
+from proto.v1.access import ALL_TENANTS, IssuedToken, TokenRequest, TokenView
+from proto.v1.guard import PolicyInForce
 from proto.v1.scheduling import WaitingTasks
 from proto.v1.workflows import WORKFLOW_ENDED, Step, Workflow, WorkflowControl, WorkflowRecord
 
@@ -70,6 +81,8 @@ async def publish_workflow(bus: Bus, workflow: Workflow, traceparent: str | None
     return workflow.id
 
 
+_TOKEN_ID = re.compile(r"^[0-9a-f]{16}$")
+
 _WAITS_PER_QUESTION = 1000
 """Most task ids one question to the dispatcher names (proto.v1.scheduling.WaitingTasks)."""
 
@@ -80,6 +93,7 @@ class Client:
     def __init__(self, bus: Bus, records: KeyValue) -> None:
         self.bus = bus
         self._records = records
+        self._tokens = TokenStore(bus)
 
     async def submit(self, request: TaskRequest, *, traceparent: str | None = None) -> str:
         """Publish a request for the guard; the same request twice is one task. Returns the task id.
@@ -301,6 +315,86 @@ class Client:
     async def ledger(self, tenant: str) -> LedgerView:
         """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""
         return await self.bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant)
+
+    # -- administration: what the HTTP API's admin routes do for an operator ------------------------------
+    async def set_budget(self, change: SetBudget) -> LedgerView:
+        """Change a tenant's budget, or a role's or model's sub-limit (fields left None stay as they are),
+        through the budget service; returns the ledger after the change.
+
+        Raises RemoteError: 400 for a change the budget service refuses (the description says why), 503 when
+        it does not answer.
+        """
+        return await self.bus.calls.request(topics.BUDGET_SET, change, key=change.tenant)
+
+    async def policy(self) -> PolicyInForce:
+        """The policy bundle the guards judge by: version, hash, who pushed it when, and its YAML.
+
+        Raises maestro.policy.bundle_store.StoredBundleError (its `problems` say what) when the stored
+        bundle does not validate; the guards then keep the one they had.
+        """
+        from maestro.policy import bundle_store  # loads the policy engine's libraries: only when asked
+
+        return await bundle_store.in_force_view(self.bus.js)
+
+    async def push_policy(self, yaml: bytes | str, *, tenant: str | None = None, by: str) -> PolicyInForce:
+        """Validate a bundle (with `tenant`: that tenant's override, merged into the stored bundle) and
+        store it as `by`'s push; running guards switch to it. Returns the bundle then in force.
+
+        Raises maestro.policy.bundle.BundleError when the bundle has problems (`problems` names each with its
+        line), StoredBundleError when an override cannot be merged because the stored bundle does not
+        validate, TimeoutError when other pushes kept changing the bundle meanwhile.
+        """
+        from maestro.policy import bundle_store
+
+        text = yaml.encode() if isinstance(yaml, str) else yaml
+        await bundle_store.push(self.bus.js, text, tenant, by=by)
+        return await bundle_store.in_force_view(self.bus.js)
+
+    async def reset_policy(self, *, by: str) -> PolicyInForce:
+        """Go back to the shipped bundle, recorded like a push (who, when); returns it as in force."""
+        from maestro.policy import bundle_store
+
+        await bundle_store.reset(self.bus.js, by=by)
+        return await bundle_store.in_force_view(self.bus.js)
+
+    async def create_token(self, request: TokenRequest, *, by: str) -> IssuedToken:
+        """Make an API token as `by` (its holder: the request's subject, else `by`) and store its grant.
+        The token is in the answer only: the bucket keeps its secret's digest, never the secret.
+
+        Raises RemoteError(400) for a request the HTTP API would refuse (no scope, a bad tenant or subject,
+        an expiry without its offset or already past).
+        """
+        try:
+            request = codec.decode_strict(TokenRequest, codec.encode(request))  # as POST /v1/tokens reads it
+            minted = mint(
+                tenant=request.tenant,
+                scopes=request.scopes,
+                subject=request.subject or by,
+                now=datetime.now(UTC),
+                created_by=by,
+                expires_at=request.expires_at,
+            )
+        except ValueError as exc:  # codec.DecodeError is one
+            raise RemoteError(400, f"cannot make that token: {exc}") from None
+        grant = await self._tokens.add(minted)
+        return IssuedToken(token=minted.token, grant=grant.view())
+
+    async def tokens(self, tenant: str = ALL_TENANTS) -> list[TokenView]:
+        """The tokens of `tenant` (ALL_TENANTS, `*`: every tenant's), oldest first, never their digests."""
+        return [grant.view() for grant in await self._tokens.list(tenant)]
+
+    async def revoke_token(self, token_id: str) -> TokenView:
+        """Revoke a token: it stops working at once. Returns it as it was.
+
+        Raises RemoteError(400) when `token_id` is not a token's id (16 hex digits), NotFound when there is
+        no such token (never made, or revoked already).
+        """
+        if not _TOKEN_ID.match(token_id):
+            raise RemoteError(400, f"not a token id (16 hex digits): {token_id[:40]!r}")
+        grant = await self._tokens.revoke(token_id)
+        if grant is None:
+            raise NotFound(f"no token {token_id}")
+        return grant.view()
 
 
 @asynccontextmanager

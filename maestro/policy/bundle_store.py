@@ -37,6 +37,7 @@ from maestro.policy.bundle import (
     with_tenant,
 )
 from maestro.streams import WRONG_LAST_SEQUENCE
+from proto.v1.guard import PolicyInForce
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,19 @@ class InForce:
     """When the server stored the entry."""
     text: bytes = b""
     """The bundle's YAML as the guards parse it: the pushed value, or the shipped file."""
+
+    def view(self) -> PolicyInForce:
+        """What the SDK and GET /v1/policy show of it (`pushed_by` None when nothing was ever stored)."""
+        return PolicyInForce(
+            version=self.bundle.version,
+            hash=self.bundle.hash,
+            source=self.source,
+            revision=self.revision,
+            pushed_by=(self.by or None) if self.revision else None,
+            pushed_at=self.at,
+            tenants=tuple(sorted(self.bundle.tenants)),
+            yaml=self.text.decode("utf-8", "replace"),
+        )
 
 
 @dataclass
@@ -135,6 +149,11 @@ async def in_force(js: JetStreamContext) -> InForce:
         return InForce(load_default(), "shipped", revision, by, msg.time, shipped_text())
     value = msg.data or b""
     return InForce(_stored(value), "pushed", revision, by, msg.time, value)
+
+
+async def in_force_view(js: JetStreamContext) -> PolicyInForce:
+    """The bundle in force as the SDK and the HTTP API show it; raises StoredBundleError like in_force()."""
+    return (await in_force(js)).view()
 
 
 def _stored(value: bytes) -> Bundle:
