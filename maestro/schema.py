@@ -1,4 +1,5 @@
-"""Write proto/schema/: one JSON Schema per wire message and an AsyncAPI 3.0.0 document of every subject.
+"""Write proto/schema/: one JSON Schema per wire message, an AsyncAPI 3.0.0 document of every subject, and the
+OpenAPI 3.1.0 document of the orchestrator's HTTP API (maestro/openapi.py).
 
 `python -m maestro.schema` regenerates the files; `--check` exits 1 listing the ones that are stale.
 Everything is derived from maestro/topics.py and the proto Structs; only who sends and who receives
@@ -21,7 +22,7 @@ import msgspec
 
 import proto
 import proto.v1
-from maestro import topics, topology
+from maestro import openapi, topics, topology
 from maestro.runtime import DEFAULT_URL
 from maestro.settings import Settings
 from proto.v1 import (
@@ -63,6 +64,7 @@ from proto.v1.ids import ROLES
 
 SCHEMA_DIR = Path(proto.__file__).parent / "schema"
 ASYNCAPI_FILE = "asyncapi.json"
+OPENAPI_FILE = "openapi.json"
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 Action = Literal["send", "receive"]
@@ -707,6 +709,7 @@ def render() -> dict[str, str]:
     """Every generated file's name and exact text."""
     files = {f"{type_name(t)}.json": _dump(json_schema(t)) for t in (*wire_types(), *DOCUMENTS)}
     files[ASYNCAPI_FILE] = _dump(asyncapi())
+    files[OPENAPI_FILE] = _dump(openapi.document())
     return dict(sorted(files.items()))
 
 
