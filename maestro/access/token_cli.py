@@ -12,23 +12,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
-
-from maestro import arguments
-from maestro.access.grants import mint
+from maestro import arguments, codec
 from maestro.access.local_token import local_subject
-from maestro.access.token_store import TokenStore
-from maestro.errors import MaestroError
-from maestro.runtime import open_bus
+from maestro.client import open_client
 from maestro.settings import Settings
-from proto.v1.access import ALL_TENANTS, SCOPES, Scope, TokenGrant
+from proto.v1.access import ALL_TENANTS, SCOPES, TokenRequest, TokenView
 
 _SPAN = re.compile(r"^(\d{1,6})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-class TokenError(MaestroError):
-    """A token command that cannot be done as asked (no such token)."""
 
 
 def expiry(text: str, now: datetime | None = None) -> datetime:
@@ -98,50 +89,36 @@ def register(sub: Any) -> None:
 
 
 async def _create(settings: Settings, args: argparse.Namespace) -> int:
-    scopes: list[Scope] = args.scopes
-    try:
-        minted = mint(
-            tenant=args.tenant,
-            scopes=scopes,
-            subject=args.subject or local_subject(),
-            now=datetime.now(UTC),
-            created_by=local_subject(),
-            expires_at=args.expires,
-        )
-    except (ValueError, msgspec.ValidationError) as exc:
-        raise TokenError(f"cannot make that token: {exc}") from None
-    async with open_bus(settings, "maestro-cli", patience_s=5.0) as bus:
-        grant = await TokenStore(bus).add(minted)
-    print(minted.token)
-    print(f"token {grant.id}: {_summary(grant)}; shown once, keep it", file=sys.stderr)
+    wanted = TokenRequest(
+        tenant=args.tenant, scopes=tuple(args.scopes), subject=args.subject, expires_at=args.expires
+    )
+    async with open_client(settings) as client:
+        issued = await client.create_token(wanted, by=local_subject())
+    print(issued.token)
+    print(f"token {issued.grant.id}: {_summary(issued.grant)}; shown once, keep it", file=sys.stderr)
     return 0
 
 
-def _summary(grant: TokenGrant) -> str:
+def _summary(grant: TokenView) -> str:
     expires = grant.expires_at.isoformat() if grant.expires_at else "never"
     return f"tenant {grant.tenant}, {','.join(grant.scopes)}, for {grant.subject}, expires {expires}"
 
 
 async def _list(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_bus(settings, "maestro-cli", patience_s=5.0) as bus:
-        grants = await TokenStore(bus).list(args.tenant)
+    async with open_client(settings) as client:
+        views = await client.tokens(args.tenant)
     now = datetime.now(UTC)
-    for grant in grants:
+    for view in views:
         if args.json:
-            shown = {k: v for k, v in msgspec.to_builtins(grant).items() if k != "digest"}
-            print(msgspec.json.encode(shown).decode())
+            print(codec.encode(view).decode())
             continue
-        expired = " (expired)" if grant.expires_at is not None and grant.expires_at <= now else ""
-        print(f"{grant.id}  {_summary(grant)}{expired}")
+        expired = " (expired)" if view.expires_at is not None and view.expires_at <= now else ""
+        print(f"{view.id}  {_summary(view)}{expired}")
     return 0
 
 
 async def _revoke(settings: Settings, args: argparse.Namespace) -> int:
-    if not re.fullmatch(r"[0-9a-f]{16}", args.id):
-        raise TokenError(f"not a token id (16 hex digits): {args.id[:40]!r}")
-    async with open_bus(settings, "maestro-cli", patience_s=5.0) as bus:
-        grant = await TokenStore(bus).revoke(args.id)
-    if grant is None:
-        raise TokenError(f"no token {args.id}")
-    print(f"revoked {grant.id}: {_summary(grant)}")
+    async with open_client(settings) as client:
+        view = await client.revoke_token(args.id)
+    print(f"revoked {view.id}: {_summary(view)}")
     return 0

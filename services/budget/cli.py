@@ -12,7 +12,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from maestro import arguments, topics
+from maestro import arguments
 from maestro.client import open_client
 from maestro.settings import Settings
 from proto.v1 import ROLES, LedgerView, ScopeView, SetBudget
@@ -149,6 +149,6 @@ async def set_budget(settings: Settings, args: argparse.Namespace) -> int:
         carry_over=args.carry_over,
     )
     async with open_client(settings) as client:
-        view = await client.bus.calls.request(topics.BUDGET_SET, change, key=change.tenant)
+        view = await client.set_budget(change)
     print("\n".join(describe(view)))
     return 0

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import msgspec
 
 from maestro import arguments
-from maestro.runtime import open_bus
+from maestro.client import open_client
 from maestro.settings import Settings
 from maestro.terminal import printable
 from proto.v1 import TaskRequest
@@ -103,15 +103,15 @@ async def push_bundle(settings: Settings, args: argparse.Namespace) -> int:
         text = _read(args.file)
         if args.tenant is None:
             parse(text)  # refuse before connecting
-        async with open_bus(settings, "maestro-cli", patience_s=10.0) as bus:
-            bundle = await bundle_store.push(bus.js, text, args.tenant, by=args.by or arguments.user())
+        async with open_client(settings, patience_s=10.0) as client:
+            view = await client.push_policy(text, tenant=args.tenant, by=args.by or arguments.user())
     except bundle_store.StoredBundleError as exc:
         _report(STORED, exc, sys.stderr)
         return EXIT_INVALID
     except BundleError as exc:
         _report(args.file, exc, sys.stderr)
         return EXIT_INVALID
-    print(f"pushed: version {bundle.version}, sha256 {bundle.hash}")
+    print(f"pushed: version {view.version}, sha256 {view.hash}")
     return EXIT_OK
 
 
@@ -119,36 +119,28 @@ async def show_bundle(settings: Settings, args: argparse.Namespace) -> int:
     """Print the bundle the guards use, where it comes from, and who stored it when."""
     from maestro.policy import bundle_store
 
-    async with open_bus(settings, "maestro-cli", patience_s=10.0) as bus:
+    async with open_client(settings, patience_s=10.0) as client:
         try:
-            stored = await bundle_store.in_force(bus.js)
+            view = await client.policy()
         except bundle_store.StoredBundleError as exc:
             _report(STORED, exc, sys.stderr)
             return EXIT_INVALID
-    bundle = stored.bundle
-    shown: dict[str, Any] = {
-        "version": bundle.version,
-        "hash": bundle.hash,
-        "source": stored.source,
-        "revision": stored.revision,
-        "pushed_by": stored.by or None if stored.revision else None,
-        "pushed_at": stored.at.isoformat(timespec="seconds") if stored.at else None,
-        "tenants": sorted(bundle.tenants),
-    }
+    pushed_at = view.pushed_at.isoformat(timespec="seconds") if view.pushed_at else None
     if args.json:
-        print(msgspec.json.encode(shown).decode())
+        shown = {k: v for k, v in msgspec.to_builtins(view).items() if k != "yaml"}
+        print(msgspec.json.encode({**shown, "pushed_at": pushed_at}).decode())
         return EXIT_OK
-    if not stored.revision:
+    if not view.revision:
         origin = "shipped (nothing was ever pushed)"
     else:
-        done = "pushed" if stored.source == "pushed" else "reset to the shipped bundle"
-        origin = f"{stored.source} ({done} by {stored.by or 'someone unknown'} at {shown['pushed_at']})"
+        done = "pushed" if view.source == "pushed" else "reset to the shipped bundle"
+        origin = f"{view.source} ({done} by {view.pushed_by or 'someone unknown'} at {pushed_at})"
     rows = [
-        ("version", bundle.version),
-        ("sha256", bundle.hash),
+        ("version", view.version),
+        ("sha256", view.hash),
         ("source", origin),
-        ("revision", str(stored.revision)),
-        ("tenants", ", ".join(shown["tenants"]) or "none (every tenant gets the default policy)"),
+        ("revision", str(view.revision)),
+        ("tenants", ", ".join(view.tenants) or "none (every tenant gets the default policy)"),
     ]
     for key, value in rows:
         print(f"{key:<10}{printable(value)}")
@@ -157,11 +149,9 @@ async def show_bundle(settings: Settings, args: argparse.Namespace) -> int:
 
 async def reset_bundle(settings: Settings, args: argparse.Namespace) -> int:
     """Go back to the shipped bundle; running guards switch to it."""
-    from maestro.policy import bundle_store
-
-    async with open_bus(settings, "maestro-cli", patience_s=10.0) as bus:
-        bundle = await bundle_store.reset(bus.js, by=args.by or arguments.user())
-    print(f"reset to the shipped bundle: version {bundle.version}, sha256 {bundle.hash}")
+    async with open_client(settings, patience_s=10.0) as client:
+        view = await client.reset_policy(by=args.by or arguments.user())
+    print(f"reset to the shipped bundle: version {view.version}, sha256 {view.hash}")
     return EXIT_OK
 
 
