@@ -16,6 +16,10 @@ from typing import Any
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from maestro import codec, operations
+from maestro.operations import Operation
+from proto.v1.api import ApiError, Health, Index
+
 log = logging.getLogger(__name__)
 
 ReadyCheck = Callable[[], Awaitable[bool]]
@@ -27,8 +31,24 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def error(
     status: int, message: str, /, *, headers: dict[str, str] | None = None, **more: Any
 ) -> web.Response:
-    """A JSON error answer: {"error": message, ...more}."""
-    return web.json_response({"error": message, **more}, status=status, headers=headers)
+    """A JSON error answer: the ApiError {"error": message, ...more}; `more` holds ApiError's other fields
+    (a name it lacks is a TypeError: every error the API gives has the one documented shape)."""
+    return json_answer(ApiError(error=message, **more), status=status, headers=headers)
+
+
+def json_answer(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON answer of a Struct (or a list or dict of them), encoded as it is on the wire."""
+    return web.Response(
+        body=codec.encode(body), status=status, headers=headers, content_type="application/json"
+    )
+
+
+def route(operation: Operation, handler: Handler) -> web.RouteDef:
+    """The aiohttp route of one documented operation: its method and path, from maestro/operations.py, and
+    no other (no HEAD beside a GET: the document does not offer one)."""
+    if operation.method == hdrs.METH_GET:
+        return web.get(operation.path, handler, allow_head=False)
+    return web.route(operation.method, operation.path, handler)
 
 
 async def limited_body(request: web.Request, limit: int) -> bytes | web.Response:
@@ -92,11 +112,11 @@ def index_route(service: str) -> web.RouteDef:
             path = resource.canonical
             if path != "/":
                 links.setdefault(path, []).extend(route.method for route in resource)
-        return web.json_response(
-            {"service": service, "version": version, "links": {p: sorted(m) for p, m in links.items()}}
+        return json_answer(
+            Index(service=service, version=version, links={p: sorted(m) for p, m in links.items()})
         )
 
-    return web.get("/", index)
+    return route(operations.GET_INDEX, index)
 
 
 def readyz_route(readiness: Readiness) -> web.RouteDef:
@@ -112,14 +132,14 @@ def readyz_route(readiness: Readiness) -> web.RouteDef:
             )
         return web.json_response({"status": "ready", **details})
 
-    return web.get("/readyz", readyz)
+    return route(operations.GET_READINESS, readyz)
 
 
 def health_routes(registry: CollectorRegistry, ready: ReadyCheck) -> list[web.RouteDef]:
     """Liveness (the process answers), readiness (`ready()` is true) and the Prometheus exposition."""
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return json_answer(Health(status="ok"))
 
     async def readiness() -> Mapping[str, Any] | None:
         return {} if await ready() else None
@@ -128,7 +148,11 @@ def health_routes(registry: CollectorRegistry, ready: ReadyCheck) -> list[web.Ro
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    return [web.get("/healthz", healthz), readyz_route(readiness), web.get("/metrics", metrics)]
+    return [
+        route(operations.GET_HEALTH, healthz),
+        readyz_route(readiness),
+        route(operations.GET_METRICS, metrics),
+    ]
 
 
 @asynccontextmanager

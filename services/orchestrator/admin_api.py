@@ -13,25 +13,26 @@ import logging
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
+from msgspec import structs
 from nats.errors import Error as NatsError
 
-from maestro import codec, topics
+from maestro import operations, topics
 from maestro.access.grants import Caller, mint
 from maestro.access.http_auth import Gate, forbidden
 from maestro.access.token_store import TokenStore
 from maestro.bus import Bus
 from maestro.errors import RemoteError
-from maestro.http import error, limited_body
+from maestro.http import error, json_answer, limited_body, route
 from maestro.policy import bundle_store
 from maestro.policy.bundle import BundleError
 from proto.v1 import GetLedger, LedgerView, SetBudget
 from proto.v1.access import ALL_TENANTS, IssuedToken, TokenRequest
+from proto.v1.api import BudgetChange, Problem
 from proto.v1.guard import PolicyInForce
 from proto.v1.ids import TENANT_PATTERN
-from services.orchestrator.bodies import body_of, field_of
+from services.orchestrator.bodies import body_of
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ _TOKEN_ID = re.compile(r"^[0-9a-f]{16}$")
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/plain"})
 """The content types a bundle may be pushed as."""
 _OPERATOR = "an operator's token (tenant *, scope admin)"
-
-
-def _json(message: Any, status: int = 200) -> web.Response:
-    return web.Response(body=codec.encode(message), status=status, content_type="application/json")
 
 
 def _tenant(text: str, where: str) -> str | web.Response:
@@ -112,7 +109,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
             view = await bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant)
         except RemoteError as exc:
             return _remote(exc, f"cannot read the budget of {tenant}")
-        return _json(view)
+        return json_answer(view)
 
     async def set_budget(request: web.Request, caller: Caller) -> web.StreamResponse:
         tenant = budget_tenant(request, caller)
@@ -120,7 +117,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
             return tenant
         if refused := _not_operator(caller, f"change the budget of {tenant}"):
             return refused
-        body = await limited_body(request, limit)
+        body = await body_of(request, BudgetChange, "budget change", limit)
         if isinstance(body, web.Response):
             return body
         change = budget_change(tenant, body)
@@ -131,7 +128,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         except RemoteError as exc:
             return _remote(exc, f"cannot change the budget of {tenant}")
         log.info("budget of %s changed by %s", tenant, caller.subject, extra={"tenant": tenant})
-        return _json(view)
+        return json_answer(view)
 
     # -- the policy bundle -----------------------------------------------------------------------------
     async def policy_answer() -> web.Response:
@@ -141,7 +138,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
             message = "the stored bundle does not validate; the guards keep the one they had"
             return error(500, message, problems=_problems(exc))
         bundle = stored.bundle
-        return _json(
+        return json_answer(
             PolicyInForce(
                 version=bundle.version,
                 hash=bundle.hash,
@@ -233,7 +230,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         except (NatsError, TimeoutError) as exc:
             return _unavailable(exc, "store the token")
         log.info("token %s for tenant %s made by %s", grant.id, grant.tenant, caller.subject)
-        return _json(IssuedToken(token=minted.token, grant=grant.view()), status=201)
+        return json_answer(IssuedToken(token=minted.token, grant=grant.view()), status=201)
 
     async def list_tokens(request: web.Request, caller: Caller) -> web.StreamResponse:
         if refused := _only(request, ("tenant",)):
@@ -249,7 +246,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
             grants = await tokens.list(tenant)
         except (NatsError, TimeoutError) as exc:
             return _unavailable(exc, "list the tokens")
-        return _json([grant.view() for grant in grants])
+        return json_answer([grant.view() for grant in grants])
 
     async def revoke_token(request: web.Request, caller: Caller) -> web.StreamResponse:
         token_id = request.match_info["id"]
@@ -267,36 +264,28 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         if revoked is None:  # revoked by someone else meanwhile
             return error(404, f"no token {token_id}")
         log.info("token %s of tenant %s revoked by %s", revoked.id, revoked.tenant, caller.subject)
-        return _json(revoked.view())
+        return json_answer(revoked.view())
 
     guarded = gate.guarded
     return [
-        web.get("/v1/budgets/{tenant}", guarded(get_budget), allow_head=False),
-        web.put("/v1/budgets/{tenant}", guarded(set_budget)),
-        web.get("/v1/policy", guarded(get_policy), allow_head=False),
-        web.put("/v1/policy", guarded(push_policy)),
-        web.delete("/v1/policy", guarded(reset_policy)),
-        web.post("/v1/tokens", guarded(create_token)),
-        web.get("/v1/tokens", guarded(list_tokens), allow_head=False),
-        web.delete("/v1/tokens/{id}", guarded(revoke_token)),
+        route(operations.GET_BUDGET, guarded(get_budget)),
+        route(operations.SET_BUDGET, guarded(set_budget)),
+        route(operations.GET_POLICY, guarded(get_policy)),
+        route(operations.PUSH_POLICY, guarded(push_policy)),
+        route(operations.RESET_POLICY, guarded(reset_policy)),
+        route(operations.CREATE_TOKEN, guarded(create_token)),
+        route(operations.LIST_TOKENS, guarded(list_tokens)),
+        route(operations.REVOKE_TOKEN, guarded(revoke_token)),
     ]
 
 
-def budget_change(tenant: str, body: bytes) -> SetBudget | web.Response:
-    """The SetBudget a PUT /v1/budgets/{tenant} body asks for: its fields but the tenant, which the path gives
-    (a body may repeat it, not name another); or the JSON 400 naming the field that is wrong."""
-    try:
-        fields = codec.decode(dict[str, Any], body)
-    except codec.DecodeError as exc:
-        return error(400, f"invalid budget change: {exc}", field="$")
-    named = fields.setdefault("tenant", tenant)
-    if named != tenant:
-        return error(400, f"the body names tenant {named!r}, the path {tenant!r}", field="$.tenant")
-    try:
-        return codec.decode_strict(SetBudget, codec.encode(fields))
-    except codec.DecodeError as exc:
-        return error(400, f"invalid budget change: {exc}", field=field_of(SetBudget, str(exc)))
+def budget_change(tenant: str, body: BudgetChange) -> SetBudget | web.Response:
+    """The SetBudget a PUT /v1/budgets/{tenant} body asks for, the path naming its tenant (a body may repeat
+    it, not name another); or the JSON 400 when the body names another tenant."""
+    if body.tenant not in (None, tenant):
+        return error(400, f"the body names tenant {body.tenant!r}, the path {tenant!r}", field="$.tenant")
+    return SetBudget(**{**structs.asdict(body), "tenant": tenant})
 
 
-def _problems(exc: BundleError) -> list[dict[str, Any]]:
-    return [{"line": p.line, "path": p.path, "message": p.message} for p in exc.problems]
+def _problems(exc: BundleError) -> list[Problem]:
+    return [Problem(message=p.message, line=p.line, path=p.path) for p in exc.problems]

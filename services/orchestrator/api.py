@@ -14,14 +14,14 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from maestro import claims, codec, history, listing, runtime, topics, tracing
+from maestro import claims, codec, history, listing, operations, runtime, topics, tracing
 from maestro.access.grants import Caller
 from maestro.access.http_auth import Gate, actor, forbidden, listing_for
 from maestro.bus import Bus
 from maestro.cancel import AlreadyEnded, cancel
 from maestro.client import publish_request
 from maestro.errors import Retry
-from maestro.http import error, index_route, readyz_route
+from maestro.http import error, index_route, json_answer, readyz_route, route
 from maestro.presence import PresenceView, roles_without_worker, unserved_warning
 from proto.v1 import (
     ENDING_EVENTS,
@@ -30,6 +30,7 @@ from proto.v1 import (
     TaskRecord,
     TaskRequest,
 )
+from proto.v1.api import CancelAccepted, Decided, Submitted
 from proto.v1.ids import ROLES, TOKEN_PATTERN
 from services.orchestrator.admin_api import admin_routes
 from services.orchestrator.bodies import actor_of, body_of
@@ -42,10 +43,6 @@ _TASK_ID = re.compile(TOKEN_PATTERN)
 KEEPALIVE_S = 5.0
 """How long a followed task's stream stays silent before a comment line: how soon a client that went away,
 or a server that is stopping, ends the stream."""
-
-
-def _json(body: bytes, status: int = 200) -> web.Response:
-    return web.Response(body=body, status=status, content_type="application/json")
 
 
 def _task_id(request: web.Request) -> str | web.Response:
@@ -122,10 +119,8 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         except Exception as exc:
             log.warning("could not queue request: %r", exc, extra={"task_id": task.id, "tenant": task.tenant})
             return error(503, "could not queue the request; try again")
-        answer = {"id": task.id, "tenant": task.tenant}
-        if warning := await unserved(task.role):
-            answer["warning"] = warning
-        return web.json_response(answer, status=202)
+        answer = Submitted(id=task.id, tenant=task.tenant, warning=await unserved(task.role))
+        return json_answer(answer, status=202)
 
     async def get_task(request: web.Request, caller: Caller) -> web.StreamResponse:
         task_id = _task_id(request)
@@ -136,7 +131,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return record
         if not caller.may("read", record.tenant):
             return forbidden(caller, "read", record.tenant)
-        return _json(codec.encode(record))
+        return json_answer(record)
 
     async def list_tasks(request: web.Request, caller: Caller) -> web.StreamResponse:
         try:
@@ -148,7 +143,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return error(400, str(exc), field=exc.field)
         except listing.TooMany as exc:
             return error(503, str(exc))
-        return _json(codec.encode(page))
+        return json_answer(page)
 
     async def get_events(request: web.Request, caller: Caller) -> web.StreamResponse:
         task_id = _task_id(request)
@@ -166,7 +161,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return error(404, f"no events for task {task_id}")
         if not caller.may("read", events[0].tenant):
             return forbidden(caller, "read", events[0].tenant)
-        return _json(codec.encode(events))
+        return json_answer(events)
 
     async def follow_events(request: web.Request, caller: Caller, task_id: str) -> web.StreamResponse:
         last_seen = request.headers.get("Last-Event-ID", "0")  # a reconnecting EventSource resumes after it
@@ -253,8 +248,8 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         )
         if ack.duplicate:
             return error(409, f"task {task_id} was decided already", state=record.state)
-        return web.json_response(
-            {"id": task_id, "tenant": record.tenant, "approved": approved, "by": decision.by}, status=202
+        return json_answer(
+            Decided(id=task_id, tenant=record.tenant, approved=approved, by=decision.by), status=202
         )
 
     async def cancel_task(request: web.Request, caller: Caller) -> web.StreamResponse:
@@ -280,10 +275,10 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             )
         except AlreadyEnded as exc:
             return error(409, str(exc), state=exc.state)
-        return web.json_response(
-            {"id": task_id, "tenant": record.tenant, "cancelled": True, "by": event.by, "was": record.state},
-            status=202,
+        answer = CancelAccepted(
+            id=task_id, tenant=record.tenant, cancelled=True, by=event.by, was=record.state
         )
+        return json_answer(answer, status=202)
 
     async def approve(request: web.Request, caller: Caller) -> web.StreamResponse:
         return await decide(request, caller, approved=True)
@@ -297,13 +292,13 @@ def routes(bus: Bus) -> list[web.RouteDef]:
     return [
         index_route("orchestrator"),
         readyz_route(readiness),
-        web.post("/v1/tasks", guarded(submit)),
-        web.get("/v1/tasks", guarded(list_tasks), allow_head=False),
-        web.get("/v1/tasks/{id}", guarded(get_task), allow_head=False),
-        web.get("/v1/tasks/{id}/events", guarded(get_events), allow_head=False),
-        web.post("/v1/tasks/{id}/approve", guarded(approve)),
-        web.post("/v1/tasks/{id}/reject", guarded(reject)),
-        web.post("/v1/tasks/{id}/cancel", guarded(cancel_task)),
+        route(operations.SUBMIT_TASK, guarded(submit)),
+        route(operations.LIST_TASKS, guarded(list_tasks)),
+        route(operations.GET_TASK, guarded(get_task)),
+        route(operations.GET_TASK_EVENTS, guarded(get_events)),
+        route(operations.APPROVE_TASK, guarded(approve)),
+        route(operations.REJECT_TASK, guarded(reject)),
+        route(operations.CANCEL_TASK, guarded(cancel_task)),
         *workflow_routes(bus, store, gate),
         *admin_routes(bus, gate),
     ]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
-import msgspec
 from aiohttp import web
-from msgspec import Meta, inspect
+from msgspec import inspect
 
 from maestro import codec
 from maestro.http import error, limited_body
+from proto.v1.api import ActionBody
 
 T = TypeVar("T")
 
@@ -70,14 +70,6 @@ def _struct_at(info: inspect.Type, path: str) -> inspect.Type | None:
     return info
 
 
-class ActorBody(msgspec.Struct):
-    """The body of POST /v1/tasks/{id}/approve|reject|cancel and /v1/workflows/{id}/cancel|pause|resume:
-    who acts and why (a rejection needs a reason)."""
-
-    by: Annotated[str, Meta(max_length=256)] = ""
-    reason: Annotated[str, Meta(max_length=4096)] = ""
-
-
 async def body_of(
     request: web.Request,
     type_: type[T],
@@ -97,10 +89,10 @@ async def body_of(
         return error(400, f"invalid {what}: {exc}", field=field)
 
 
-async def actor_of(request: web.Request, what: str) -> ActorBody | web.Response:
-    """The request's ActorBody (an empty body is an empty one), or the JSON 400 naming what is wrong."""
+async def actor_of(request: web.Request, what: str) -> ActionBody | web.Response:
+    """The request's ActionBody (an empty body is an empty one), or the JSON 400 naming what is wrong."""
     raw = await request.read()
     try:
-        return codec.decode_strict(ActorBody, raw) if raw.strip() else ActorBody()
+        return codec.decode_strict(ActionBody, raw) if raw.strip() else ActionBody()
     except codec.DecodeError as exc:
-        return error(400, f"invalid {what}: {exc}", field=field_of(ActorBody, str(exc)))
+        return error(400, f"invalid {what}: {exc}", field=field_of(ActionBody, str(exc)))

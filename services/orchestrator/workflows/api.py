@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from aiohttp import web
 
-from maestro import claims, codec, listing, topics, tracing
+from maestro import claims, listing, operations, topics, tracing
 from maestro.access.grants import Caller
 from maestro.access.http_auth import Gate, actor, forbidden, listing_for
 from maestro.bus import Bus
 from maestro.client import publish_workflow
 from maestro.errors import NotFound
-from maestro.http import error
+from maestro.http import error, json_answer, route
+from maestro.operations import Operation
+from proto.v1.api import Submitted
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowControl, WorkflowRecord
 from services.orchestrator.bodies import actor_of, body_of, field_of
 from services.orchestrator.store import TaskStore
@@ -26,10 +29,6 @@ _DAG_PLACE = re.compile(r"^(steps(?:\[\d+\])?(?:\.[a-z_]+(?:\[\d+\])?)?)[: ]")
 def _field(message: str) -> str:
     place = _DAG_PLACE.match(message)
     return f"$.{place.group(1)}" if place else field_of(Workflow, message)
-
-
-def _json(record: object, status: int = 200) -> web.Response:
-    return web.Response(body=codec.encode(record), status=status, content_type="application/json")
 
 
 def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef]:
@@ -62,7 +61,7 @@ def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef
             return error(409, f"workflow id {workflow.id} is taken by another workflow", field="$.id")
         traceparent = request.headers.get(topics.HEADER_TRACEPARENT) or tracing.new_traceparent()
         await publish_workflow(bus, workflow, traceparent)
-        return web.json_response({"id": workflow.id, "tenant": workflow.tenant}, status=202)
+        return json_answer(Submitted(id=workflow.id, tenant=workflow.tenant), status=202)
 
     async def list_workflows(request: web.Request, caller: Caller) -> web.StreamResponse:
         try:
@@ -74,7 +73,7 @@ def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef
             return error(400, str(exc), field=exc.field)
         except listing.TooMany as exc:
             return error(503, str(exc))
-        return _json(page)
+        return json_answer(page)
 
     async def get_workflow(request: web.Request, caller: Caller) -> web.StreamResponse:
         record = await record_for(caller, request.match_info["id"])
@@ -82,9 +81,9 @@ def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef
             return record
         if not caller.may("read", record.tenant):
             return forbidden(caller, "read", record.tenant)
-        return _json(record)
+        return json_answer(record)
 
-    def control(action: str) -> web.RouteDef:
+    def control(operation: Operation, action: Literal["pause", "resume", "cancel"]) -> web.RouteDef:
         async def handle(request: web.Request, caller: Caller) -> web.StreamResponse:
             record = await record_for(caller, request.match_info["id"])
             if isinstance(record, web.Response):
@@ -98,22 +97,24 @@ def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef
             order = WorkflowControl(
                 workflow_id=record.id,
                 tenant=record.tenant,
-                action=action,  # type: ignore[arg-type]
+                action=action,
                 by=by,
                 reason=body.reason,
             )
             try:
-                return _json(await runner.control(order))
+                return json_answer(await runner.control(order))
             except NotFound as exc:
                 return error(404, str(exc))
             except Ended as exc:
                 return error(409, str(exc), state=record.state)
 
-        return web.post(f"/v1/workflows/{{id}}/{action}", gate.guarded(handle))
+        return route(operation, gate.guarded(handle))
 
     return [
-        web.post("/v1/workflows", gate.guarded(submit)),
-        web.get("/v1/workflows", gate.guarded(list_workflows), allow_head=False),
-        web.get("/v1/workflows/{id}", gate.guarded(get_workflow), allow_head=False),
-        *(control(action) for action in ("cancel", "pause", "resume")),
+        route(operations.SUBMIT_WORKFLOW, gate.guarded(submit)),
+        route(operations.LIST_WORKFLOWS, gate.guarded(list_workflows)),
+        route(operations.GET_WORKFLOW, gate.guarded(get_workflow)),
+        control(operations.CANCEL_WORKFLOW, "cancel"),
+        control(operations.PAUSE_WORKFLOW, "pause"),
+        control(operations.RESUME_WORKFLOW, "resume"),
     ]
