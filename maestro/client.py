@@ -281,14 +281,14 @@ class Client:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.25)
 
-    async def pause_workflow(self, workflow_id: str, *, by: str = "") -> WorkflowRecord:
+    async def pause_workflow(self, workflow_id: str, *, by: str = "", reason: str = "") -> WorkflowRecord:
         """Start no new step until resumed (running ones finish); raises NotFound, or RemoteError (400) when
         it has ended."""
-        return await self._control(workflow_id, "pause", by, "")
+        return await self._control(workflow_id, "pause", by, reason)
 
-    async def resume_workflow(self, workflow_id: str, *, by: str = "") -> WorkflowRecord:
+    async def resume_workflow(self, workflow_id: str, *, by: str = "", reason: str = "") -> WorkflowRecord:
         """Start steps again; raises like pause_workflow()."""
-        return await self._control(workflow_id, "resume", by, "")
+        return await self._control(workflow_id, "resume", by, reason)
 
     async def cancel_workflow(self, workflow_id: str, *, by: str = "", reason: str = "") -> WorkflowRecord:
         """Cancel every step that has not ended (running ones are stopped); raises like pause_workflow()."""
