@@ -30,7 +30,6 @@ from maestro.policy.bundle import BundleError
 from proto.v1 import GetLedger, LedgerView, SetBudget
 from proto.v1.access import ALL_TENANTS, IssuedToken, TokenRequest
 from proto.v1.api import BudgetChange, Problem
-from proto.v1.guard import PolicyInForce
 from proto.v1.ids import TENANT_PATTERN
 from services.orchestrator.bodies import body_of
 
@@ -133,23 +132,10 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
     # -- the policy bundle -----------------------------------------------------------------------------
     async def policy_answer() -> web.Response:
         try:
-            stored = await bundle_store.in_force(bus.js)
+            return json_answer(await bundle_store.in_force_view(bus.js))
         except bundle_store.StoredBundleError as exc:
             message = "the stored bundle does not validate; the guards keep the one they had"
             return error(500, message, problems=_problems(exc))
-        bundle = stored.bundle
-        return json_answer(
-            PolicyInForce(
-                version=bundle.version,
-                hash=bundle.hash,
-                source=stored.source,
-                revision=stored.revision,
-                pushed_by=(stored.by or None) if stored.revision else None,
-                pushed_at=stored.at,
-                tenants=tuple(sorted(bundle.tenants)),
-                yaml=stored.text.decode("utf-8", "replace"),
-            )
-        )
 
     async def get_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
         if refused := _only(request, ()) or _not_operator(caller, "read the policy bundle"):

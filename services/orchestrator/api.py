@@ -34,6 +34,7 @@ from proto.v1.api import CancelAccepted, Decided, Submitted
 from proto.v1.ids import ROLES, TOKEN_PATTERN
 from services.orchestrator.admin_api import admin_routes
 from services.orchestrator.bodies import actor_of, body_of
+from services.orchestrator.contract_api import contract_routes
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.api import workflow_routes
 
@@ -301,4 +302,5 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         route(operations.CANCEL_TASK, guarded(cancel_task)),
         *workflow_routes(bus, store, gate),
         *admin_routes(bus, gate),
+        *contract_routes(),
     ]
