@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from maestro import codec, operations
+from maestro import codec, operations, topics, tracing
 from maestro.operations import Operation
 from proto.v1.api import ApiError, Health, Index
 
@@ -41,6 +41,13 @@ def json_answer(body: object, status: int = 200, headers: dict[str, str] | None 
     return web.Response(
         body=codec.encode(body), status=status, headers=headers, content_type="application/json"
     )
+
+
+def traceparent(request: web.Request) -> str | None:
+    """The request's W3C traceparent, or None when it has none or one that does not parse: W3C Trace Context
+    drops a malformed one and restarts the trace, so it is neither passed on nor a reason to refuse."""
+    given = request.headers.get(topics.HEADER_TRACEPARENT)
+    return given if tracing.trace_id(given) is not None else None
 
 
 def route(operation: Operation, handler: Handler) -> web.RouteDef:

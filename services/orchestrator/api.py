@@ -21,7 +21,7 @@ from maestro.bus import Bus
 from maestro.cancel import AlreadyEnded, cancel
 from maestro.client import publish_request
 from maestro.errors import Retry
-from maestro.http import error, index_route, json_answer, readyz_route, route
+from maestro.http import error, index_route, json_answer, readyz_route, route, traceparent
 from maestro.presence import PresenceView, roles_without_worker, unserved_warning
 from proto.v1 import (
     ENDING_EVENTS,
@@ -111,7 +111,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
                 bus,
                 task,
                 # A trace starts here when the caller did not bring one.
-                request.headers.get(topics.HEADER_TRACEPARENT) or tracing.new_traceparent(),
+                traceparent(request) or tracing.new_traceparent(),
             )
         except claims.IdConflict as exc:
             return error(409, str(exc), field="$.id")
@@ -153,8 +153,12 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         follow = request.query.get("follow", "0")
         if follow not in ("0", "1"):
             return error(400, f"follow is 1 or 0, not {follow!r}", field="follow")
+        # Checked whether or not the stream is followed: a header the API takes is never ignored when wrong.
+        last_seen = request.headers.get("Last-Event-ID", "0")  # a reconnecting EventSource resumes after it
+        if not (last_seen.isascii() and last_seen.isdigit()):
+            return error(400, f"Last-Event-ID is a stream sequence, not {last_seen!r}", field="Last-Event-ID")
         if follow == "1":
-            return await follow_events(request, caller, task_id)
+            return await follow_events(request, caller, task_id, int(last_seen))
         # Each event names its tenant: the caller sees its own tenant's only (a conflicting submission
         # from another tenant leaves a rejection under the same id, which is that tenant's).
         events = [e for e in await history.read_events(bus.js, task_id) if caller.sees(e.tenant)]
@@ -164,10 +168,9 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return forbidden(caller, "read", events[0].tenant)
         return json_answer(events)
 
-    async def follow_events(request: web.Request, caller: Caller, task_id: str) -> web.StreamResponse:
-        last_seen = request.headers.get("Last-Event-ID", "0")  # a reconnecting EventSource resumes after it
-        if not last_seen.isdigit():
-            return error(400, f"Last-Event-ID is a stream sequence, not {last_seen!r}", field="Last-Event-ID")
+    async def follow_events(
+        request: web.Request, caller: Caller, task_id: str, last_seen: int
+    ) -> web.StreamResponse:
         claim = await claims.owner_of(bus, task_id)
         tenant = claim.tenant if claim is not None else None
         if tenant is None:
@@ -184,7 +187,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             ordered_consumer=True,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=int(last_seen) + 1,
+                opt_start_seq=last_seen + 1,
                 inactive_threshold=30.0,
             ),
         )
@@ -220,7 +223,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         task_id = _task_id(request)
         if isinstance(task_id, web.Response):
             return task_id
-        body = await actor_of(request, "decision")
+        body = await actor_of(request, "decision", limit)
         if isinstance(body, web.Response):
             return body
         if not approved and not body.reason.strip():
@@ -245,7 +248,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             topics.APPROVALS.at(record.tenant),
             decision,
             msg_id=topics.approval_msg_id(task_id, record.tenant),
-            traceparent=request.headers.get(topics.HEADER_TRACEPARENT),
+            traceparent=traceparent(request),
         )
         if ack.duplicate:
             return error(409, f"task {task_id} was decided already", state=record.state)
@@ -257,7 +260,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         task_id = _task_id(request)
         if isinstance(task_id, web.Response):
             return task_id
-        body = await actor_of(request, "cancellation")
+        body = await actor_of(request, "cancellation", limit)
         if isinstance(body, web.Response):
             return body
         record = await record_for(caller, task_id)
@@ -272,7 +275,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
                 record,
                 by=by,
                 reason=body.reason,
-                traceparent=request.headers.get(topics.HEADER_TRACEPARENT),
+                traceparent=traceparent(request),
             )
         except AlreadyEnded as exc:
             return error(409, str(exc), state=exc.state)

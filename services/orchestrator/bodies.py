@@ -89,9 +89,12 @@ async def body_of(
         return error(400, f"invalid {what}: {exc}", field=field)
 
 
-async def actor_of(request: web.Request, what: str) -> ActionBody | web.Response:
-    """The request's ActionBody (an empty body is an empty one), or the JSON 400 naming what is wrong."""
-    raw = await request.read()
+async def actor_of(request: web.Request, what: str, limit: int) -> ActionBody | web.Response:
+    """The request's ActionBody (an empty body is an empty one), or the JSON answer to give instead: 413
+    past `limit` bytes, as for every body, or 400 naming what is wrong."""
+    raw = await limited_body(request, limit)
+    if isinstance(raw, web.Response):
+        return raw
     try:
         return codec.decode_strict(ActionBody, raw) if raw.strip() else ActionBody()
     except codec.DecodeError as exc:

@@ -7,13 +7,13 @@ from typing import Literal
 
 from aiohttp import web
 
-from maestro import claims, listing, operations, topics, tracing
+from maestro import claims, listing, operations, tracing
 from maestro.access.grants import Caller
 from maestro.access.http_auth import Gate, actor, forbidden, listing_for
 from maestro.bus import Bus
 from maestro.client import publish_workflow
 from maestro.errors import NotFound
-from maestro.http import error, json_answer, route
+from maestro.http import error, json_answer, route, traceparent
 from maestro.operations import Operation
 from proto.v1.api import Submitted
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowControl, WorkflowRecord
@@ -59,8 +59,7 @@ def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef
             found[0].tenant != workflow.tenant or found[0].digest != claims.digest(workflow)
         ):
             return error(409, f"workflow id {workflow.id} is taken by another workflow", field="$.id")
-        traceparent = request.headers.get(topics.HEADER_TRACEPARENT) or tracing.new_traceparent()
-        await publish_workflow(bus, workflow, traceparent)
+        await publish_workflow(bus, workflow, traceparent(request) or tracing.new_traceparent())
         return json_answer(Submitted(id=workflow.id, tenant=workflow.tenant), status=202)
 
     async def list_workflows(request: web.Request, caller: Caller) -> web.StreamResponse:
@@ -88,7 +87,7 @@ def workflow_routes(bus: Bus, tasks: TaskStore, gate: Gate) -> list[web.RouteDef
             record = await record_for(caller, request.match_info["id"])
             if isinstance(record, web.Response):
                 return record
-            body = await actor_of(request, "body")
+            body = await actor_of(request, "body", limit)
             if isinstance(body, web.Response):
                 return body
             by = actor(caller, "submit", record.tenant, body.by)

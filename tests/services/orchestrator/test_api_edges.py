@@ -10,7 +10,8 @@ import aiohttp
 import msgspec
 import pytest
 
-from maestro import codec
+from maestro import codec, topics, tracing
+from maestro.bus import Bus
 from maestro.settings import Settings
 from services.orchestrator.bodies import field_of
 from tests.services.orchestrator.api_client import Api
@@ -142,3 +143,37 @@ def test_an_error_found_by_a_rule_on_the_whole_message_names_the_field_it_is_abo
     with pytest.raises(codec.DecodeError) as caught:
         codec.decode_strict(_Task, json.dumps(body))
     assert field_of(_Task, str(caught.value)) == field
+
+
+async def test_a_malformed_last_event_id_is_a_400_whether_or_not_the_stream_is_followed(api: Api) -> None:
+    # Found by Schemathesis: the header was checked only with follow=1, so a bad one was ignored without it.
+    for query in ("", "?follow=0", "?follow=1"):
+        for value in ("", "x", "-1", "1.5"):
+            status, answer = await api.call(
+                "GET", f"/v1/tasks/t-1/events{query}", headers={"Last-Event-ID": value}
+            )
+            assert (status, answer["field"]) == (400, "Last-Event-ID"), (query, value)
+
+
+@pytest.mark.parametrize("given", ["", "not-a-trace", "00-" + "z" * 32 + "-" + "0" * 16 + "-01"])
+async def test_a_malformed_traceparent_is_ignored_and_a_trace_starts_here(
+    api: Api, bus: Bus, given: str
+) -> None:
+    # W3C Trace Context: a traceparent that does not parse is dropped and the trace restarts. Found by
+    # Schemathesis: it was passed on as it came, so the task's events carried no trace at all.
+    task = {"id": "t-traced", "tenant": "acme", "role": "planner", "prompt": "p"}
+    status, _ = await api.call("POST", "/v1/tasks", json=task, headers={"traceparent": given})
+    assert status == 202
+    stored = await bus.js.get_last_msg(topics.STREAM_REQUESTS, topics.REQUESTS.subject("acme"))
+    sent = (stored.headers or {}).get(topics.HEADER_TRACEPARENT)
+    assert sent != given and tracing.trace_id(sent) is not None
+
+
+@pytest.mark.parametrize("action", ["approve", "reject", "cancel"])
+async def test_a_decision_over_the_request_size_limit_is_a_413_as_every_body_is(
+    api: Api, settings: Settings, action: str
+) -> None:
+    # Over MAESTRO_MAX_REQUEST_BYTES but under aiohttp's own limit: read in full and decoded (a 400) before.
+    padding = "x" * (settings.max_request_bytes + 1)
+    status, answer = await api.call("POST", f"/v1/tasks/t-1/{action}", json={"reason": padding})
+    assert status == 413, answer
