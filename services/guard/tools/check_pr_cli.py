@@ -156,8 +156,7 @@ def _said(rendered: str, judging: Judging) -> str:
 
 def render(result: Review, form: str, judging: Judging) -> str:
     """The review in one of FORMATS, saying which bundle judged."""
-    from maestro.policy import check_pr
-    from services.guard.tools import sarif
+    from maestro.policy import check_pr, sarif
 
     policy = {"version": judging.bundle.version, "hash": judging.bundle.hash, "source": judging.source}
     match form:

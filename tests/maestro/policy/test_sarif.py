@@ -6,9 +6,9 @@ import json
 from typing import Any
 from urllib.parse import urlparse
 
+from maestro.policy import sarif
 from maestro.policy.check_pr import Finding, Review
 from proto.v1 import Decision, Violation
-from services.guard.tools import sarif
 
 # From the SARIF 2.1.0 schema (sarif-schema-2.1.0.json): for each object check-pr emits, its required
 # properties and every property it may have (these objects forbid additional properties).
