@@ -177,3 +177,14 @@ async def test_a_decision_over_the_request_size_limit_is_a_413_as_every_body_is(
     padding = "x" * (settings.max_request_bytes + 1)
     status, answer = await api.call("POST", f"/v1/tasks/t-1/{action}", json={"reason": padding})
     assert status == 413, answer
+
+
+@pytest.mark.parametrize("tenant", ["", "?tenant=acme"])
+async def test_a_bundle_nested_thousands_deep_is_a_400_never_a_500(api: Api, tenant: str) -> None:
+    # Found by tests/e2e/test_api_contract.py: the YAML parser recursed past Python's limit (a 500).
+    for text in ("[" * DEPTH + "]" * DEPTH, "version: x\ndefault: " + "[" * DEPTH + "]" * DEPTH):
+        status, answer = await api.call(
+            "PUT", f"/v1/policy{tenant}", data=text, headers={"Content-Type": "application/yaml"}
+        )
+        assert status == 400, answer
+        assert "nested too deeply" in answer["error"]
