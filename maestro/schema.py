@@ -285,6 +285,16 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
         ),
         Flow("operator", "receive", "Alert on thresholds and overages; audit expired holds"),
     ),
+    "GATE_DECISIONS": (
+        Flow(
+            "client",
+            "send",
+            "Record a deploy gate decision (`maestro gate deploy`, the SDK): who asked, the answer, the proving "
+            "task and its policy bundle; Nats-Msg-Id = the decision's id",
+        ),
+        Flow("orchestrator", "send", "Record a decision of GET /v1/gates/deploy, asked by the token's subject"),
+        Flow("operator", "receive", "Audit why a deploy went through (`maestro gate log`, the SDK)"),
+    ),
 }
 
 # Messages that are stored rather than sent on a topic of their own, but still cross process boundaries.

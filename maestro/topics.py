@@ -25,6 +25,7 @@ from proto.v1 import (
     TaskRequest,
     TimerFired,
 )
+from proto.v1.gates import GateDecided
 from proto.v1.scheduling import WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowEvents, WorkflowRecord
 
@@ -228,6 +229,14 @@ BUDGET_EVENTS: Topic[BudgetEvents] = Topic(
     "ledgers recreated after a removal",
 )
 
+GATE_DECISIONS: Topic[GateDecided] = Topic(
+    "maestro.v1.gate",
+    ("tenant",),
+    GateDecided,
+    "every decision of the deploy gate: who asked about which commit, what was decided and why, and the "
+    "tester task (with its policy bundle's version and hash) that proved it",
+)
+
 STREAM_REQUESTS = "MAESTRO_REQ"
 STREAM_TASKS = "MAESTRO_TASK"
 STREAM_WAITING = "MAESTRO_WAIT"
@@ -236,6 +245,7 @@ STREAM_DLQ = "MAESTRO_DLQ"
 STREAM_WORKFLOWS = "MAESTRO_WF"
 STREAM_BUDGET_EVENTS = "MAESTRO_BUDGET_EVT"
 STREAM_APPROVALS = "MAESTRO_APPROVAL"
+STREAM_GATE = "MAESTRO_GATE"
 
 DURABLE_GUARD = "guard"
 DURABLE_ORCHESTRATOR = "orchestrator"

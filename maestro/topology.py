@@ -34,6 +34,9 @@ is refused): a claim owns its task id forever, so a tenant's publisher may claim
 answer a conflict at once) without being able to take over another tenant's."""
 WORKER_TTL_S = 30.0
 """How long a worker's announcement lasts unless refreshed: after it, a dead agent's roles are unserved."""
+GATE_MAX_AGE_S = 400 * 86_400.0
+"""How long the deploy gate's decisions are kept: over a year, so an audit can ask why any deploy of the last
+year went through (a decision is a few hundred bytes; a deploy pipeline asks a few times a deploy)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,13 @@ def topology(settings: Settings) -> Topology:
                 topics.BUDGET_EVENTS,
                 settings.event_max_age_s,
                 "budget events: expired holds, thresholds crossed, overages, window rollovers",
+                duplicate_window=dedup,
+            ),
+            log_of(
+                topics.STREAM_GATE,
+                topics.GATE_DECISIONS,
+                GATE_MAX_AGE_S,
+                "the deploy gate's decisions: who asked about which commit, what was decided and why",
                 duplicate_window=dedup,
             ),
         ),

@@ -200,6 +200,7 @@ def permissions(principal: str, inbox: str) -> Permissions:
                 topics.APPROVALS.all,
                 topics.REQUESTS.all,  # the API's submissions and the workflows' steps
                 topics.WORKFLOWS.all,
+                topics.GATE_DECISIONS.all,  # the API's deploy gate records each decision it makes
                 *_endpoint_subjects(topics.BUDGET_RESERVE, topics.BUDGET_RELEASE, topics.BUDGET_GET),
                 # The API's admin routes, behind an operator's token (services/orchestrator/admin_api.py):
                 # what admin does over NATS, the API does for an operator over HTTP.

@@ -27,6 +27,7 @@ from proto.v1.budget import (
     reservation_id_for,
 )
 from proto.v1.dlq import DeadLetter
+from proto.v1.gates import GateAnswer, GateDecided
 from proto.v1.guard import Decision, Severity, Verdict, Violation
 from proto.v1.ids import (
     DEFAULT_PRIORITY,
@@ -119,6 +120,8 @@ __all__ = [
     "Failed",
     "FileChanges",
     "FinishedWork",
+    "GateAnswer",
+    "GateDecided",
     "GetLedger",
     "Heartbeat",
     "HoldExpired",
