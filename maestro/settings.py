@@ -175,6 +175,9 @@ class Settings:
     """Size of a sandboxed command's private /tmp (namespaces level)."""
     approval_sweep_s: float = 30.0
     """How often the guard looks for approvals that timed out (the timeout itself is in the policy bundle)."""
+    github_config: str = ""
+    """A YAML file connecting GitHub repositories (maestro/github/config.py): each one's tenant, webhook
+    secret file and test commands, and the REST API's token file; empty: POST /v1/hooks/github takes none."""
     worker: str = field(default_factory=_default_worker)
     """This worker's name in events."""
 

@@ -42,6 +42,7 @@ from proto.v1.ids import (
     Tokens,
     new_task_id,
 )
+from proto.v1.reviews import HookAnswer, PullRequestPushed
 from proto.v1.scheduling import Scheduling, WaitingTasks, WaitReasons
 from proto.v1.tasks import (
     ENDING_EVENTS,
@@ -125,6 +126,7 @@ __all__ = [
     "GetLedger",
     "Heartbeat",
     "HoldExpired",
+    "HookAnswer",
     "JUnitCase",
     "LateCommit",
     "LedgerRecreated",
@@ -137,6 +139,7 @@ __all__ = [
     "Parked",
     "Plan",
     "Priority",
+    "PullRequestPushed",
     "Queued",
     "Rejected",
     "Release",
