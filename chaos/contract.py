@@ -258,6 +258,18 @@ class Outcome:
             and not self.untested
         )
 
+    def findings(self) -> list[str]:
+        """Each kind of failure and error found, with the operations it was found on."""
+        found = [
+            f"{f.get('code')} {f.get('title')} x{f.get('count')}: {', '.join(f.get('operations', ()))}"
+            for f in self.report.get("failures", ())
+        ]
+        found += [f"error: {e}" for e in self.report.get("errors", ())]
+        found += [f"untested: {why}" for why in self.untested]
+        if self.exit_code != 0 and not found:
+            found.append(f"schemathesis exited {self.exit_code}: {self.output.strip()[-500:]}")
+        return found
+
     def summary(self) -> str:
         """One line: cases, failures, operations, seconds."""
         cases = self.report.get("test_cases", {})
@@ -299,14 +311,15 @@ def _prepare(campaign: Campaign, workdir: Path) -> None:
     (workdir / "schemathesis.toml").write_text(config(campaign.followed_stream_s))
 
 
-def _report(workdir: Path) -> dict[str, Any]:
+def _report(workdir: Path, output: str) -> dict[str, Any]:
+    (workdir / "output.txt").write_text(output)
     path = workdir / "report.json"
     return json.loads(path.read_text()) if path.exists() else {}
 
 
 async def run(api_url: str, token: str, campaign: Campaign, workdir: Path) -> Outcome:
     """Run `campaign` against the API at `api_url` with an operator's `token`, in `workdir` (where
-    Schemathesis keeps its files and report)."""
+    Schemathesis keeps its files, its JSON report, report.json, and what it printed, output.txt)."""
     await asyncio.to_thread(_prepare, campaign, workdir)
     env = {
         **os.environ,
@@ -322,7 +335,6 @@ async def run(api_url: str, token: str, campaign: Campaign, workdir: Path) -> Ou
         stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await proc.communicate()
-    report = await asyncio.to_thread(_report, workdir)
-    return Outcome(
-        proc.returncode if proc.returncode is not None else -1, report, out.decode(errors="replace")
-    )
+    output = out.decode(errors="replace")
+    report = await asyncio.to_thread(_report, workdir, output)
+    return Outcome(proc.returncode if proc.returncode is not None else -1, report, output)

@@ -8,7 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.invariants import Report
-from chaos.scenarios import budget, cluster, identity, kills, poison, policy, pressure, workflows
+from chaos.scenarios import (
+    api_contract,
+    budget,
+    cluster,
+    identity,
+    kills,
+    poison,
+    policy,
+    pressure,
+    workflows,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("budget-race", "budget replicas killed while tenants race for the last cent", budget.run_race),
     Scenario("policy-push", "policy bundles pushed mid-load: one bundle per decision", policy.run_push),
     Scenario("cluster", "3-node JetStream: stream leader killed, a node frozen 10 s", cluster.run_cluster),
+    Scenario(
+        api_contract.NAME,
+        "Schemathesis against the live API: 500 inputs an operation, every check",
+        api_contract.run_api_contract,
+    ),
 )
 
 
