@@ -53,6 +53,7 @@ ACCEPTED_400: Mapping[str, str] = {
     "createToken": "an expiry in the past",
     "listTasks": "a cursor is opaque: only one this API gave out is one",
     "listWorkflows": "a cursor is opaque: only one this API gave out is one",
+    "deployGate": "an operator's token must name the tenant, which a tenant's token may leave out",
     # Known gap: rejectTask's body is ActionBody, whose `reason` may be blank; a rejection needs one (400).
     # maestro/operations.py should give it a body type whose reason is required and not blank.
     "rejectTask": "a rejection needs a reason (known gap: the table does not say so yet)",
@@ -227,7 +228,7 @@ class Campaign:
     """None: deterministic (the same inputs every run); else a random run reproducible by its seed."""
     phases: tuple[str, ...] = ("examples", "coverage", "fuzzing", "stateful")
     request_timeout_s: float = 10.0
-    followed_stream_s: float = 1.0
+    followed_stream_s: float = 3.0
     workers: int = 1
     max_time_s: int | None = None
 

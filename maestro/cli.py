@@ -309,6 +309,7 @@ _COMMAND_MODULES = (
     "maestro.mesh_commands",
     "maestro.access.token_cli",
     "maestro.access.nats_cli",
+    "maestro.gate_cli",
     "services.budget.cli",
     "services.orchestrator.cli",
     "services.orchestrator.workflow_cli",

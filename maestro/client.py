@@ -18,7 +18,7 @@ from msgspec import structs
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from maestro import claims, codec, history, listing, topics, tracing
+from maestro import claims, codec, deploy_gate, gates, history, listing, topics, tracing
 from maestro.access.grants import mint
 from maestro.access.token_store import TokenStore
 from maestro.bus import Bus
@@ -41,6 +41,7 @@ from proto.v1 import (
     TaskRequest,
 )
 from proto.v1.access import ALL_TENANTS, IssuedToken, TokenRequest, TokenView
+from proto.v1.gates import GateAnswer, GateAsker, GateDecided
 from proto.v1.guard import PolicyInForce
 from proto.v1.scheduling import WaitingTasks
 from proto.v1.workflows import WORKFLOW_ENDED, Step, Workflow, WorkflowControl, WorkflowRecord
@@ -311,6 +312,36 @@ class Client:
             asked = WaitingTasks(task_ids=list(task_ids[start : start + _WAITS_PER_QUESTION]))
             reasons.update((await self.bus.calls.request(topics.DISPATCH_WAITS, asked)).reasons)
         return reasons
+
+    # -- the deploy gate ---------------------------------------------------------------------------------
+    async def deploy_gate(
+        self,
+        *,
+        tenant: str,
+        repo: str,
+        commit: str,
+        max_age_s: float = gates.DEFAULT_MAX_AGE_S,
+        wait_s: float | None = None,
+        by: str = "sdk",
+        via: GateAsker = "sdk",
+    ) -> GateAnswer:
+        """May `commit` of `repo` be deployed in `tenant`? Yes when a tester task labelled with both succeeded
+        at most `max_age_s` ago under a guard decision on record (maestro/gates.py has every rule). With
+        `wait_s`, waits that long at most while there is no such task yet or it is still running. The answer
+        is recorded on the gate's stream as `by`'s decision (GateDecided), whatever it is.
+
+        Raises gates.BadAsk for a short or malformed SHA, a bad repository or tenant name, or a max age out of
+        bounds; listing.TooMany for a tasks bucket too large to read.
+        """
+        ask = gates.Ask.checked(tenant, repo, commit, max_age_s)
+        return (await deploy_gate.decide(self.bus, ask, by=by, via=via, wait_s=wait_s)).answer
+
+    async def gate_decisions(
+        self, tenant: str, *, repo: str | None = None, commit: str | None = None, limit: int = 20
+    ) -> list[GateDecided]:
+        """The deploy gate's recorded decisions in `tenant`, newest first, at most `limit`, about `repo` and
+        `commit` when given: who asked, the answer, the task that proved it and its policy bundle."""
+        return await deploy_gate.decisions(self.bus.js, tenant, repo=repo, commit=commit, limit=limit)
 
     async def ledger(self, tenant: str) -> LedgerView:
         """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""

@@ -289,10 +289,10 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
         Flow(
             "client",
             "send",
-            "Record a deploy gate decision (`maestro gate deploy`, the SDK): who asked, the answer, the proving "
-            "task and its policy bundle; Nats-Msg-Id = the decision's id",
+            "Record a deploy gate decision (`maestro gate deploy`, the SDK): who asked, the answer, the "
+            "proving task and its policy bundle; Nats-Msg-Id = the decision's id",
         ),
-        Flow("orchestrator", "send", "Record a decision of GET /v1/gates/deploy, asked by the token's subject"),
+        Flow("orchestrator", "send", "Record an answer of GET /v1/gates/deploy, asked by a token's subject"),
         Flow("operator", "receive", "Audit why a deploy went through (`maestro gate log`, the SDK)"),
     ),
 }
