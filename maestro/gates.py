@@ -130,14 +130,14 @@ def judge(
     newest = tests[0]
     return _answer(
         ask,
-        _outcome(newest, oldest, decisions),
+        _outcome(newest, oldest),
         _what(newest, decisions, oldest, ask.max_age_s),
         newest,
         decisions,
     )
 
 
-def _outcome(record: TaskRecord, oldest: datetime, decisions: Mapping[str, Decision]) -> GateOutcome:
+def _outcome(record: TaskRecord, oldest: datetime) -> GateOutcome:
     if record.state in IN_PROGRESS:
         return "running"
     if record.state == "succeeded":
@@ -197,7 +197,7 @@ def _answer(
     return GateAnswer(
         allowed=outcome == "allowed",
         outcome=outcome,
-        reason=reason,
+        reason=" ".join(reason.splitlines()),  # one line, whatever a name in it holds
         tenant=ask.tenant,
         repo=ask.repo,
         commit=ask.commit,
