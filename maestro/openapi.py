@@ -29,6 +29,7 @@ TAGS: dict[str, str] = {
     "tasks": "Submit tasks, read their records and events, approve, reject or cancel them",
     "workflows": "Run workflows (DAGs of tasks), read them, cancel, pause or resume them",
     "admin": "Budgets, the policy bundle and API tokens: a tenant's admin, or an operator for all tenants",
+    "gates": "Gates a pipeline asks before it acts: may this commit be deployed (a tester task proved it)",
     "service": "The service itself: its index, probes, metrics, and this document",
 }
 """Each tag of maestro/operations.py and what its operations are for (a tag missing here is an error)."""

@@ -26,6 +26,7 @@ from proto.v1.api import (
     Readiness,
     Submitted,
 )
+from proto.v1.gates import Commit, GateAnswer, MaxAge, Repo
 from proto.v1.guard import PolicyInForce
 from proto.v1.ids import ROLES, TaskId, Tenant
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowRecord
@@ -524,6 +525,56 @@ REVOKE_TOKEN = Operation(
     cli="token revoke",
 )
 
+DEPLOY_GATE = Operation(
+    id="deployGate",
+    method="GET",
+    path="/v1/gates/deploy",
+    summary="May this commit be deployed? Yes when a tester task for exactly it succeeded recently enough",
+    tag="gates",
+    scope="read",
+    params=(
+        Param(
+            "repo", "query", Repo, "the repository, as the tester tasks' `repo` label names it", required=True
+        ),
+        Param(
+            "commit",
+            "query",
+            Commit,
+            "the full commit SHA, as the tester tasks' `commit` label",
+            required=True,
+        ),
+        Param(
+            "tenant",
+            "query",
+            Tenant,
+            "the tenant whose tasks count (a tenant's token may leave it out; an operator's must give it)",
+        ),
+        Param("max_age_s", "query", MaxAge, "how long ago, at most, the proving task finished (86400)"),
+    ),
+    answers=(
+        Answer(
+            200, "the answer, allowed or not, with its one-line reason; recorded as a decision", GateAnswer
+        ),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(503, "the tasks bucket is too large to read, or NATS did not answer in time; try again"),
+        UNAUTHORIZED,
+    ),
+    sdk="deploy_gate",
+    cli="gate deploy",
+    description=(
+        "A commit is proved by a tester task of the tenant labelled `repo` and `commit` (the review "
+        "workflow's test step is one; a pipeline may submit its own with `maestro submit --role tester "
+        "--label repo=... --label commit=...`) that succeeded at most `max_age_s` ago, under a guard "
+        "decision naming the policy bundle in force then. The answer is 200 either way: `allowed` says "
+        "whether to deploy, `outcome` why not (`no_test`, `running`, `failed`, `stale`, `not_allowed`) and "
+        "`reason` in one line; `task_id`, `policy_version` and `policy_hash` name the task and bundle it "
+        "rests on. A failure that finished after the last success refuses the commit. Every answer is "
+        "recorded on `maestro.v1.gate.<tenant>` with the token's subject (`maestro gate log` reads them "
+        "back)."
+    ),
+)
+
 GET_INDEX = Operation(
     id="getIndex",
     method="GET",
@@ -601,6 +652,7 @@ OPERATIONS: tuple[Operation, ...] = (
     CREATE_TOKEN,
     LIST_TOKENS,
     REVOKE_TOKEN,
+    DEPLOY_GATE,
     GET_INDEX,
     GET_HEALTH,
     GET_READINESS,
