@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.contract_hooks import KEEP_TOKEN_ENV
 from maestro import listing, openapi
 from maestro.operations import EVENT_STREAM, JSON, OPERATIONS, YAML
 
@@ -74,6 +73,8 @@ operations of ACCEPTED_400 refuse most random inputs by rules no schema states (
 
 TOKEN_ENV = "CONTRACT_TOKEN"
 """The environment variable the campaign's token travels in (never on a command line)."""
+KEEP_TOKEN_ENV = "CONTRACT_KEEP_TOKEN_ID"
+"""The environment variable naming that token's id, which chaos/contract_hooks.py keeps from revocation."""
 _STATUSES = ("2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx")
 _SSE_OPERATION = "getTaskEvents"
 

@@ -14,8 +14,8 @@ from typing import Any
 import schemathesis
 from schemathesis import Case, HookContext
 
-KEEP_TOKEN_ENV = "CONTRACT_KEEP_TOKEN_ID"
-"""The environment variable naming the id of the token the campaign calls with."""
+from chaos.contract import KEEP_TOKEN_ENV
+
 _SOMEONE_ELSE = "0" * 16
 
 
