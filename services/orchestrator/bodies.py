@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 from aiohttp import web
 from msgspec import inspect
 
@@ -19,6 +20,9 @@ T = TypeVar("T")
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
 _NAMED = re.compile(r"(?:missing required|unknown) field `([^`]+)`")
 _STEP = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
+_WHOLE_FLOAT = re.compile(r"Expected `int\b[^`]*`, got `float`")
+_EXACT = 2**53
+"""Past this, a float no longer spells every integer: 1e300 is no integer a client meant."""
 
 
 def field_of(type_: Any, message: str) -> str:
@@ -83,10 +87,38 @@ async def body_of(
     if isinstance(body, web.Response):
         return body
     try:
-        return codec.decode_strict(type_, body)
+        return _decoded(type_, body)
     except codec.DecodeError as exc:
         field = place(str(exc)) if place is not None else field_of(type_, str(exc))
         return error(400, f"invalid {what}: {exc}", field=field)
+
+
+def _decoded(type_: type[T], body: bytes) -> T:
+    """codec.decode_strict, taking a whole number written with a fraction (5.0) as the integer it equals:
+    JSON, and the JSON Schema the API's document gives, do not tell them apart, while msgspec refuses a
+    float where it wants an int. Raises codec.DecodeError."""
+    try:
+        return codec.decode_strict(type_, body)
+    except codec.DecodeError as exc:
+        if not _WHOLE_FLOAT.search(str(exc)):
+            raise
+        try:
+            whole = _whole_numbers(msgspec.json.decode(body))
+        except RecursionError:  # too deep to walk here (some hundred levels): the first error stands
+            raise exc from None
+        return codec.decode_strict(type_, msgspec.json.encode(whole))
+
+
+def _whole_numbers(value: Any) -> Any:
+    """`value` (decoded JSON) with each float that is a whole number, exactly, made an int."""
+    match value:
+        case float() if value.is_integer() and abs(value) <= _EXACT:
+            return int(value)
+        case dict():
+            return {key: _whole_numbers(item) for key, item in value.items()}
+        case list():
+            return [_whole_numbers(item) for item in value]
+    return value
 
 
 async def actor_of(request: web.Request, what: str, limit: int) -> ActionBody | web.Response:
@@ -96,6 +128,6 @@ async def actor_of(request: web.Request, what: str, limit: int) -> ActionBody | 
     if isinstance(raw, web.Response):
         return raw
     try:
-        return codec.decode_strict(ActionBody, raw) if raw.strip() else ActionBody()
+        return _decoded(ActionBody, raw) if raw.strip() else ActionBody()
     except codec.DecodeError as exc:
         return error(400, f"invalid {what}: {exc}", field=field_of(ActionBody, str(exc)))

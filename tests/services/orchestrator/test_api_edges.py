@@ -188,3 +188,25 @@ async def test_a_bundle_nested_thousands_deep_is_a_400_never_a_500(api: Api, ten
         )
         assert status == 400, answer
         assert "nested too deeply" in answer["error"]
+
+
+async def test_a_whole_number_written_with_a_fraction_is_the_integer_it_equals(api: Api) -> None:
+    # JSON (and the document's JSON Schema) does not tell 5 from 5.0: a client that writes 5.0 for an
+    # integer is right. Found by Schemathesis: most of its valid tasks and workflows were refused for it.
+    task = {"id": "t-whole", "tenant": "acme", "role": "planner", "prompt": "p", "priority": 5.0}
+    status, answer = await api.call("POST", "/v1/tasks", json={**task, "retry": {"max_attempts": 2.0}})
+    assert status == 202, answer
+    step = {"name": "plan", "role": "planner", "prompt": "p", "priority": 3.0}
+    workflow = {"id": "wf-whole", "tenant": "acme", "steps": [step], "max_cost_micro_usd": 1e6}
+    status, answer = await api.call("POST", "/v1/workflows", json=workflow)
+    assert status == 202, answer
+    # Beside a value nested thousands deep, it is still a 400, never a 500.
+    deep = json.dumps({**task, "id": "t-deep", "x": 0}).replace('"x": 0', '"x": ' + "[" * DEPTH + "]" * DEPTH)
+    status, answer = await api.call("POST", "/v1/tasks", data=deep)
+    assert status == 400, answer
+    # A number with a fraction is not an integer, nor one past what a float holds exactly.
+    for priority in (5.5, 1e300):
+        status, answer = await api.call(
+            "POST", "/v1/tasks", json={**task, "id": "t-frac", "priority": priority}
+        )
+        assert (status, answer["field"]) == (400, "$.priority"), answer
