@@ -29,6 +29,7 @@ TAGS: dict[str, str] = {
     "tasks": "Submit tasks, read their records and events, approve, reject or cancel them",
     "workflows": "Run workflows (DAGs of tasks), read them, cancel, pause or resume them",
     "admin": "Budgets, the policy bundle and API tokens: a tenant's admin, or an operator for all tenants",
+    "hooks": "Webhooks other systems call, each authenticated by its own signature instead of a token",
     "gates": "Gates a pipeline asks before it acts: may this commit be deployed (a tester task proved it)",
     "service": "The service itself: its index, probes, metrics, and this document",
 }
@@ -53,7 +54,8 @@ approval, and administer budgets, the policy bundle and API tokens. The same msg
 (see the AsyncAPI document in proto/schema/asyncapi.json); the Python SDK (`maestro.client.Client`) and the
 `maestro` CLI do what each operation does (`x-maestro-sdk`, `x-maestro-cli`).
 
-**Authentication.** Every `/v1` route needs `Authorization: Bearer <token>`; `/`, `/healthz`, `/readyz`,
+**Authentication.** Every `/v1` route needs `Authorization: Bearer <token>` (but `/v1/hooks/github`, which
+GitHub signs instead); `/`, `/healthz`, `/readyz`,
 `/metrics`, `/openapi.json` and `/docs` are open. A token (`{PREFIX}<id>_<secret>`) is bound to one tenant (or
 `{ALL_TENANTS}`, every tenant: an operator's) and holds scopes ({", ".join(f"`{s}`" for s in SCOPES)}); each
 operation names the scope it needs in `x-maestro-scope`. Another tenant's task or workflow answers `404`, as

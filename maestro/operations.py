@@ -29,6 +29,7 @@ from proto.v1.api import (
 from proto.v1.gates import Commit, GateAnswer, MaxAge, Repo
 from proto.v1.guard import PolicyInForce
 from proto.v1.ids import ROLES, TaskId, Tenant
+from proto.v1.reviews import GithubWebhook, HookAnswer
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowRecord
 
 Method = Literal["GET", "POST", "PUT", "DELETE"]
@@ -525,6 +526,62 @@ REVOKE_TOKEN = Operation(
     cli="token revoke",
 )
 
+_GITHUB_HEADERS = (
+    Param(
+        "X-GitHub-Event",
+        "header",
+        Annotated[str, Meta(pattern=r"^[a-z_]{1,64}$")],
+        "the event: `pull_request` starts reviews, `ping` answers",
+        required=True,
+    ),
+    Param(
+        "X-GitHub-Delivery",
+        "header",
+        Annotated[str, Meta(pattern=r"^[A-Za-z0-9-]{1,64}$")],
+        "the delivery's id: a redelivery starts nothing new",
+        required=True,
+    ),
+    Param(
+        "X-Hub-Signature-256",
+        "header",
+        Annotated[str, Meta(pattern=r"^sha256=[0-9a-f]{64}$")],
+        "`sha256=` and the HMAC-SHA256 of the raw body under the tenant's webhook secret",
+        required=True,
+    ),
+)
+GITHUB_HOOK = Operation(
+    id="receiveGithubHook",
+    method="POST",
+    path="/v1/hooks/github",
+    summary="GitHub's webhook: a pull request opened or pushed to starts a review of its head commit",
+    tag="hooks",
+    body=GithubWebhook,
+    params=_GITHUB_HEADERS,
+    answers=(
+        Answer(
+            200, "a ping, or a delivery seen before (`outcome` says which): nothing new starts", HookAnswer
+        ),
+        Answer(
+            202, "a review starts (`accepted`), or the event needs none (`ignored`, with why)", HookAnswer
+        ),
+        Answer(*BAD),
+        Answer(401, "no signature, or not the repository's tenant's: nothing starts"),
+        Answer(404, "the repository is not connected (MAESTRO_GITHUB_CONFIG)"),
+        Answer(*TOO_LARGE),
+        UNAVAILABLE,
+    ),
+    no_sdk="GitHub calls it; `maestro review-pr` starts the same review from a local checkout",
+    description=(
+        "No bearer token: GitHub authenticates each delivery by its signature, `X-Hub-Signature-256`, "
+        "the HMAC-SHA256 of the raw body under the webhook secret of the tenant the repository belongs "
+        "to, compared in constant time. `pull_request` with action `opened`, `synchronize`, `reopened` "
+        "or `ready_for_review` (a draft waits for `ready_for_review`) starts the review workflow of its "
+        "head commit in the mesh and answers at once; a new head cancels the review of the one before. "
+        "The results come back as commit statuses `maestro/check-pr`, `maestro/review` and "
+        "`maestro/test` on the head commit, and check-pr's SARIF in code scanning."
+    ),
+)
+
 DEPLOY_GATE = Operation(
     id="deployGate",
     method="GET",
@@ -653,6 +710,7 @@ OPERATIONS: tuple[Operation, ...] = (
     LIST_TOKENS,
     REVOKE_TOKEN,
     DEPLOY_GATE,
+    GITHUB_HOOK,
     GET_INDEX,
     GET_HEALTH,
     GET_READINESS,

@@ -224,6 +224,26 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
     "WORKFLOW_EVENTS": (
         Flow("orchestrator", "send", "A workflow started, paused, resumed or ended"),
         Flow("client", "receive", "Follow a workflow (`maestro workflow watch`)"),
+        Flow(
+            "orchestrator",
+            "receive",
+            "Post a pull request review's final commit statuses to GitHub when its workflow ends",
+            durable=topics.DURABLE_ORCHESTRATOR_REVIEW_ENDS,
+        ),
+    ),
+    "HOOKS": (
+        Flow(
+            "orchestrator",
+            "send",
+            "POST /v1/hooks/github: a pull request whose webhook GitHub signed, with a head commit to "
+            "review; Nats-Msg-Id = `github.<X-GitHub-Delivery>`",
+        ),
+        Flow(
+            "orchestrator",
+            "receive",
+            "Judge the diff with check-pr, post statuses, cancel the older head's review, start this one's",
+            durable=topics.DURABLE_ORCHESTRATOR_REVIEWS,
+        ),
     ),
     "DLQ": (
         Flow("guard", "send", "Requests that did not decode or could not be handled"),

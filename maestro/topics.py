@@ -26,6 +26,7 @@ from proto.v1 import (
     TimerFired,
 )
 from proto.v1.gates import GateDecided
+from proto.v1.reviews import PullRequestPushed
 from proto.v1.scheduling import WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowEvents, WorkflowRecord
 
@@ -256,6 +257,28 @@ DURABLE_GUARD_APPROVALS = "guard-approvals"
 def agents_durable(role: Role) -> str:
     """The durable consumer shared by every replica of one role's agents."""
     return f"agents-{role}"
+
+
+# -- GitHub webhooks -------------------------------------------------------------------------------------
+HOOKS: Topic[PullRequestPushed] = Topic(
+    "maestro.v1.hook",
+    ("tenant",),
+    PullRequestPushed,
+    "pull requests GitHub's webhook announced (signature verified), each a head commit for the orchestrator "
+    "to review",
+)
+STREAM_HOOKS = "MAESTRO_HOOK"
+DURABLE_ORCHESTRATOR_REVIEWS = "orchestrator-reviews"
+"""Starts a review workflow for each pull request's head commit."""
+DURABLE_ORCHESTRATOR_REVIEW_ENDS = "orchestrator-review-ends"
+"""Follows workflow events (MAESTRO_EVT) to post a review's final commit statuses to GitHub."""
+BUCKET_DELIVERIES = "maestro_deliveries"
+"""Key = GitHub's X-GitHub-Delivery of a webhook the orchestrator took: a redelivery starts nothing new."""
+
+
+def hook_msg_id(delivery: str) -> str:
+    """The dedup id of a webhook delivery's message (the deliveries bucket remembers it for longer)."""
+    return f"github.{delivery}"
 
 
 # -- request/reply -----------------------------------------------------------------------------------

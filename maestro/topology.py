@@ -139,6 +139,9 @@ def topology(settings: Settings) -> Topology:
                 description="allowed tasks waiting to be handed to their role's agents, fairly",
             ),
             work_queue(topics.STREAM_WORKFLOWS, topics.WORKFLOWS, "workflows waiting for the orchestrator"),
+            work_queue(
+                topics.STREAM_HOOKS, topics.HOOKS, "pull requests from GitHub waiting for their review"
+            ),
             log_of(
                 topics.STREAM_DLQ,
                 topics.DLQ,
@@ -188,6 +191,11 @@ def topology(settings: Settings) -> Topology:
                 "running agents by role (<role>.<worker>), refreshed while they run",
                 ttl_s=WORKER_TTL_S,
             ),
+            bucket(
+                topics.BUCKET_DELIVERIES,
+                "GitHub webhook deliveries taken, so a redelivery starts nothing new",
+                ttl_s=DELIVERIES_TTL_S,
+            ),
         ),
         stores=(
             ObjectStoreConfig(
@@ -198,6 +206,10 @@ def topology(settings: Settings) -> Topology:
             ),
         ),
     )
+
+
+DELIVERIES_TTL_S = 30 * 86_400.0
+"""How long a webhook delivery is remembered: GitHub redelivers (by hand or API) those of the last 3 days."""
 
 
 _NAME_IN_USE = 10058

@@ -211,6 +211,9 @@ def permissions(principal: str, inbox: str) -> Permissions:
                 topics.kv_filter(topics.BUCKET_WORKFLOWS),
                 topics.kv_filter(topics.BUCKET_ATTEMPTS),
                 topics.kv_filter(topics.BUCKET_CLAIMS),
+                # GitHub's webhook (services/orchestrator/hooks_api.py): each delivery queued once.
+                topics.HOOKS.all,
+                topics.kv_filter(topics.BUCKET_DELIVERIES),
                 # The dispatcher deletes what it handed over from the waiting stream.
                 topics.message_delete_subject(topics.STREAM_WAITING),
                 topics.stream_purge_subject(topics.STREAM_WAITING),

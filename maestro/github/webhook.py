@@ -1,7 +1,7 @@
 """What a GitHub webhook delivery asks for, decided without I/O: the parts of its payload a review needs,
 and whether it starts one (https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request).
 
-GitHub's payloads carry far more than this, and grow: everything else is ignored (not a public edge of ours).
+GitHub's payloads carry far more than proto/v1/reviews.py's GithubWebhook reads: the rest is ignored.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from proto.v1.reviews import PullRequestPushed
+from proto.v1.reviews import GithubWebhook, PullRequestPushed
 
 EVENT_HEADER = "X-GitHub-Event"
 DELIVERY_HEADER = "X-GitHub-Delivery"
@@ -19,35 +19,10 @@ REVIEWED_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_re
 """The pull_request actions that give it a head commit to review (a draft's wait for ready_for_review)."""
 
 
-class _Repository(msgspec.Struct, frozen=True):
-    full_name: str
+_decoder = msgspec.json.Decoder(GithubWebhook)
 
 
-class _Commit(msgspec.Struct, frozen=True):
-    sha: str
-    ref: str = ""
-
-
-class _PullRequest(msgspec.Struct, frozen=True):
-    number: int
-    head: _Commit
-    base: _Commit
-    draft: bool = False
-    title: str = ""
-
-
-class Payload(msgspec.Struct, frozen=True):
-    """The parts of a delivery's payload Maestro reads."""
-
-    repository: _Repository
-    action: str = ""
-    pull_request: _PullRequest | None = None
-
-
-_decoder = msgspec.json.Decoder(Payload)
-
-
-def payload(body: bytes) -> Payload:
+def payload(body: bytes) -> GithubWebhook:
     """Decode a delivery's body; raises msgspec.DecodeError (or ValidationError) when it is not one."""
     return _decoder.decode(body)
 
@@ -59,7 +34,7 @@ class Ignored:
     reason: str
 
 
-def pushed(event: str, hook: Payload, tenant: str, delivery: str) -> PullRequestPushed | Ignored:
+def pushed(event: str, hook: GithubWebhook, tenant: str, delivery: str) -> PullRequestPushed | Ignored:
     """The head commit a delivery asks to review, or why it asks for nothing; raises
     msgspec.ValidationError when the pull request's fields are not what GitHub sends (a SHA, a number)."""
     if event != "pull_request" or hook.pull_request is None:

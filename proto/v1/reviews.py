@@ -15,6 +15,38 @@ RepoName = Annotated[
 ]
 
 
+class GithubRepository(Message, frozen=True):
+    """The repository a webhook delivery is about."""
+
+    full_name: RepoName
+
+
+class GithubCommitRef(Message, frozen=True):
+    """A pull request's head or base: its commit and branch."""
+
+    sha: str
+    ref: str = ""
+
+
+class GithubPullRequest(Message, frozen=True):
+    """The parts of a delivery's `pull_request` a review reads."""
+
+    number: int
+    head: GithubCommitRef
+    base: GithubCommitRef
+    draft: bool = False
+    title: str = ""
+
+
+class GithubWebhook(Message, frozen=True):
+    """The parts of a GitHub webhook delivery's payload Maestro reads; GitHub sends far more, and more with
+    time: every other field is ignored (https://docs.github.com/en/webhooks/webhook-events-and-payloads)."""
+
+    repository: GithubRepository
+    action: str = ""
+    pull_request: GithubPullRequest | None = None
+
+
 class PullRequestPushed(Message, frozen=True):
     """A pull request got a head commit to review (opened, pushed to, reopened, or ready for review), as the
     orchestrator's webhook receiver verified it; the orchestrator reviews that commit."""

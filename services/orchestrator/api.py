@@ -36,6 +36,7 @@ from services.orchestrator.admin_api import admin_routes
 from services.orchestrator.bodies import actor_of, body_of
 from services.orchestrator.contract_api import contract_routes
 from services.orchestrator.gates_api import gate_routes
+from services.orchestrator.hooks_api import hook_routes
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.api import workflow_routes
 
@@ -308,4 +309,5 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         *admin_routes(bus, gate),
         *gate_routes(bus, gate),
         *contract_routes(),
+        *hook_routes(bus),
     ]

@@ -35,6 +35,7 @@ from services.orchestrator.dispatch.dispatcher import Dispatcher
 from services.orchestrator.dispatch.shares import Shares
 from services.orchestrator.effects import Effects
 from services.orchestrator.lifecycle import Applied, Command, Duplicate, Refused
+from services.orchestrator.reviews.serving import serve_reviews
 from services.orchestrator.store import Conflict, TaskStore, Versioned
 from services.orchestrator.workflows.runner import Ended, Runner, step_of
 
@@ -311,6 +312,7 @@ async def serve(bus: Bus) -> None:
         if dispatcher is not None:
             group.create_task(dispatcher.run(), name="dispatcher")
         group.create_task(bus.consumers.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
+        group.create_task(serve_reviews(bus, runner, tasks), name="reviews")
         group.create_task(
             bus.calls.serve(
                 topics.ORCHESTRATOR_SERVICE,
