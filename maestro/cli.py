@@ -310,6 +310,7 @@ _COMMAND_MODULES = (
     "maestro.access.token_cli",
     "maestro.access.nats_cli",
     "maestro.gate_cli",
+    "maestro.review_cli",
     "services.budget.cli",
     "services.orchestrator.cli",
     "services.orchestrator.workflow_cli",

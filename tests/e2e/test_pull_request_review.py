@@ -4,6 +4,7 @@ GitHub, and the deploy gate allows the commit once its tester task succeeded."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import uuid
@@ -16,10 +17,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from maestro.client import Client
 from maestro.github import review, signature
 from maestro.settings import Settings
 from proto.v1 import TaskRecord
 from tests.e2e.test_approval_flow import Mesh, start
+from tests.maestro.command import maestro
 from tests.support.fake_github import TOKEN, FakeGitHub, serving
 
 REPO = "acme/widgets"
@@ -232,3 +235,52 @@ async def test_a_new_head_cancels_the_review_of_the_one_before(world: World) -> 
         s for s in world.github.statuses(first) if s["state"] == "error" and s["context"] == "maestro/test"
     ]
     assert second[:12] in cancelled["description"]
+
+
+async def test_review_pr_reviews_a_local_checkout_and_waits_for_its_end(
+    mesh: Client, settings: Settings, tmp_path: Path
+) -> None:
+    checkout = tmp_path / "gadgets"
+    checkout.mkdir()
+    git(checkout, "init", "-q", "-b", "main")
+    git(checkout, "remote", "add", "origin", "git@github.com:acme/gadgets.git")
+    commit(
+        checkout,
+        {"gadget.py": "def gadget():\n    return 1\n", "check.sh": "grep -q gadget gadget.py\n"},
+        "one",
+    )
+    git(checkout, "checkout", "-q", "-b", "feature")
+    head = commit(checkout, {"gadget.py": "def gadget():\n    return 2\n"}, "two")
+
+    def review_pr(*more: str) -> subprocess.CompletedProcess[str]:
+        return maestro(
+            "review-pr", "--repo", str(checkout), "--tenant", "acme", *more, nats_url=settings.nats_url
+        )
+
+    done = await asyncio.to_thread(review_pr, "--command", "sh check.sh", "--wait")
+    workflow_id = review.workflow_id("acme/gadgets", 0, head)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        workflow_id,
+        "review: succeeded",
+        "test: succeeded",
+        f"workflow {workflow_id}: succeeded",
+    ]
+    tester = await mesh.get(f"{workflow_id}-{review.TEST_STEP}")
+    assert tester.state == "succeeded"
+    assert (tester.labels["repo"], tester.labels["commit"], tester.labels["origin"]) == (
+        "acme/gadgets",
+        head,
+        "local",
+    )
+    assert "pr" not in tester.labels
+
+    other = await asyncio.to_thread(review_pr, "--command", "false")
+    assert other.returncode == 1 and f"HEAD was reviewed as workflow {workflow_id}" in other.stderr
+
+    failing = commit(checkout, {"check.sh": "grep -q nothing-like-it gadget.py\n"}, "three")
+    done = await asyncio.to_thread(review_pr, "--command", "sh check.sh", "--wait")
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert lines[0] == review.workflow_id("acme/gadgets", 0, failing)
+    assert lines[1] == "review: succeeded" and lines[2].startswith("test: failed")
