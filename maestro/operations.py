@@ -564,8 +564,8 @@ GITHUB_HOOK = Operation(
         Answer(
             202, "a review starts (`accepted`), or the event needs none (`ignored`, with why)", HookAnswer
         ),
-        Answer(*BAD),
-        Answer(401, "no signature, or not the repository's tenant's: nothing starts"),
+        Answer(400, "the request is malformed (no signature, not a webhook payload); `field` names the part"),
+        Answer(401, "the signature is not the body's under the repository's tenant's secret: nothing starts"),
         Answer(404, "the repository is not connected (MAESTRO_GITHUB_CONFIG)"),
         Answer(*TOO_LARGE),
         UNAVAILABLE,

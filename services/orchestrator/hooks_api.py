@@ -78,11 +78,17 @@ def hook_routes(bus: Bus) -> list[web.RouteDef]:
             return error(404, f"repository {repo} is not connected to Maestro (MAESTRO_GITHUB_CONFIG)")
         secret = config.secrets[connected.tenant]
         if not signature.verify(secret, body, signed):
-            log.warning("webhook %s for %s: signature missing or wrong", delivery, repo)
-            return error(401, f"{webhook.SIGNATURE_HEADER} is missing or is not this body's signature")
+            log.warning("webhook %s for %s: wrong signature", delivery, repo)
+            why = f"{webhook.SIGNATURE_HEADER} is not this body's signature under {repo}'s webhook secret"
+            return error(401, why)
         if event == "ping":
             return json_answer(HookAnswer(outcome="pong", delivery=delivery, detail=f"{repo} is connected"))
-        if await seen(delivery):
+        try:
+            delivered_before = await seen(delivery)
+        except (NatsError, TimeoutError) as exc:
+            log.warning("webhook %s for %s: deliveries not readable: %r", delivery, repo, exc)
+            return error(503, "could not tell whether this delivery came before; GitHub may redeliver it")
+        if delivered_before:
             return json_answer(HookAnswer(outcome="seen", delivery=delivery, detail="delivered before"))
         try:
             decided = webhook.pushed(event, hook, connected.tenant, delivery)
