@@ -1,10 +1,12 @@
 """Pull requests → review, end to end: a real git repository, a fake GitHub speaking its REST shapes, the
 whole mesh on a real nats-server. A signed webhook starts the review workflow, its statuses and SARIF reach
-GitHub, and the deploy gate allows the commit once its tester task succeeded."""
+GitHub, and the deploy gate allows the commit once its tester task succeeded; a new push cancels the old
+review; `maestro review-pr` runs the same review from a local checkout."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import uuid
@@ -17,10 +19,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from maestro import topics
 from maestro.client import Client
+from maestro.errors import NotFound
 from maestro.github import review, signature
 from maestro.settings import Settings
 from proto.v1 import TaskRecord
+from proto.v1.reviews import PullRequestPushed
 from tests.e2e.test_approval_flow import Mesh, start
 from tests.maestro.command import maestro
 from tests.support.fake_github import TOKEN, FakeGitHub, serving
@@ -124,6 +129,25 @@ async def world(settings: Settings, tmp_path: Path) -> AsyncIterator[World]:
         yield World(mesh, github, checkout, base, release)
 
 
+async def handled(world: World, within: float = 10.0) -> None:
+    """Until the orchestrator has handled (acked) every pull request queued: the work queue is empty."""
+    async with asyncio.timeout(within):
+        while True:
+            if not (await world.mesh.bus.js.stream_info(topics.STREAM_HOOKS)).state.messages:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def running(world: World, task_id: str, within: float = 15.0) -> None:
+    """Until the task's record says it runs (its tester waits for the test to release it)."""
+    async with asyncio.timeout(within):
+        while True:
+            with contextlib.suppress(NotFound):
+                if (await world.mesh.client.get(task_id)).state == "running":
+                    return
+            await asyncio.sleep(0.05)
+
+
 async def step_task(world: World, workflow_id: str) -> TaskRecord:
     return await world.mesh.client.get(f"{workflow_id}-{review.TEST_STEP}")
 
@@ -146,10 +170,11 @@ async def test_a_signed_pull_request_is_reviewed_and_its_statuses_and_sarif_reac
     # Pending while the tester runs, and the gate says no: its test task has not succeeded yet.
     await world.github.until(lambda: world.github.latest(head).get("maestro/test") == "pending")
     assert world.github.latest(head)["maestro/check-pr"] == "success"
-    gate = getattr(world.mesh.client, "deploy_gate", None)
-    if gate is not None:
-        refused = await gate(tenant="acme", repo=REPO, commit=head)
-        assert not refused.allowed, refused
+    refused = await world.mesh.client.deploy_gate(tenant="acme", repo=REPO, commit=head)
+    assert (refused.allowed, refused.outcome) in {(False, "no_test"), (False, "running")}, refused
+    await running(world, f"{workflow_id}-{review.TEST_STEP}")
+    refused = await world.mesh.client.deploy_gate(tenant="acme", repo=REPO, commit=head)
+    assert (refused.allowed, refused.outcome) == (False, "running"), refused
 
     # A redelivery, and another delivery for the same head, start nothing new.
     again = await world.deliver("pull_request", pull_request("opened", 7, head, world.base), delivery="d-1")
@@ -180,9 +205,25 @@ async def test_a_signed_pull_request_is_reviewed_and_its_statuses_and_sarif_reac
     tester = await step_task(world, workflow_id)
     assert tester.state == "succeeded" and tester.role == "tester"
     assert (tester.labels["repo"], tester.labels["commit"], tester.labels["pr"]) == (REPO, head, "7")
-    if gate is not None:
-        allowed = await gate(tenant="acme", repo=REPO, commit=head)
-        assert allowed.allowed and allowed.task_id == tester.id, allowed
+    allowed = await world.mesh.client.deploy_gate(tenant="acme", repo=REPO, commit=head)
+    assert (allowed.allowed, allowed.task_id) == (True, tester.id), allowed
+
+    # The same pull request heard again after its review ended (a redelivery after a crash before the ack)
+    # starts nothing and never turns a final status back to pending.
+    posted = len(world.github.statuses(head))
+    pushed = PullRequestPushed(
+        tenant="acme",
+        repo=REPO,
+        number=7,
+        head_sha=head,
+        base_sha=world.base,
+        action="opened",
+        delivery="d-1",
+    )
+    await world.mesh.bus.streams.publish(topics.HOOKS.at("acme"), pushed, msg_id="redelivered-after-a-crash")
+    await handled(world)
+    assert await world.reviews() == [workflow_id]
+    assert world.github.statuses(head)[posted:] == []
 
 
 async def test_a_bad_or_missing_signature_is_refused_and_starts_nothing(world: World) -> None:
@@ -284,3 +325,22 @@ async def test_review_pr_reviews_a_local_checkout_and_waits_for_its_end(
     lines = done.stdout.splitlines()
     assert lines[0] == review.workflow_id("acme/gadgets", 0, failing)
     assert lines[1] == "review: succeeded" and lines[2].startswith("test: failed")
+
+
+async def test_files_beyond_the_request_limit_fail_the_statuses_and_start_nothing(world: World) -> None:
+    world.github.code_scanning = False  # an upload GitHub refuses is logged, and the review goes on
+    data = "".join(f"row {n}: {'x' * 70}\n" for n in range(11_000))  # about 870 kB of text
+    head = commit(world.checkout, {"data.txt": data}, "a large fixture")
+    world.github.pulls[(REPO, 11)] = head
+    status, _ = await world.deliver("pull_request", pull_request("opened", 11, head, world.base))
+    assert status == 202
+    await world.github.until(lambda: world.github.latest(head).get("maestro/test") == "failure")
+    latest = {s["context"]: s for s in world.github.statuses(head)}
+    assert latest["maestro/review"]["state"] == "failure" and latest["maestro/check-pr"]["state"] == "success"
+    assert "MAESTRO_MAX_REQUEST_BYTES" in latest["maestro/test"]["description"]
+    assert len(latest["maestro/test"]["description"]) <= 140
+    await handled(world)
+    assert await world.reviews() == []
+    assert [c.path for c in world.github.calls if c.path.endswith("/sarifs")] == [
+        f"/repos/{REPO}/code-scanning/sarifs"
+    ]
