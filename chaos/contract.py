@@ -106,16 +106,6 @@ def config(followed_stream_s: float) -> str:
 Document = dict[str, Any]
 
 
-def _traceparent(doc: Document) -> None:
-    """A malformed traceparent is dropped and the trace starts here (W3C Trace Context), not refused: the
-    header's schema is a string, without the pattern that makes it look required to match."""
-    for path in doc["paths"].values():
-        for operation in path.values():
-            for param in operation.get("parameters", ()):
-                if param["name"] == "traceparent":
-                    param["schema"].pop("pattern", None)
-
-
 def _states(doc: Document) -> None:
     """`state` of GET /v1/tasks and /v1/workflows is one of the kind's states, or several comma-separated."""
     for path, kind in (("/v1/tasks", listing.TASKS), ("/v1/workflows", listing.WORKFLOWS)):
@@ -123,14 +113,6 @@ def _states(doc: Document) -> None:
         for param in doc["paths"][path]["get"]["parameters"]:
             if param["name"] == "state":
                 param["schema"]["items"] = {"type": "string", "pattern": f"^{one}(?:,{one})*$"}
-
-
-def _token_tenant(doc: Document) -> None:
-    """`tenant` of GET /v1/tokens is a tenant's name or `*`, as TokenRequest.tenant is."""
-    tenant = doc["components"]["schemas"]["TokenRequest"]["properties"]["tenant"]
-    for param in doc["paths"]["/v1/tokens"]["get"]["parameters"]:
-        if param["name"] == "tenant":
-            param["schema"] = copy.deepcopy(tenant)
 
 
 def _bundle(doc: Document) -> None:
@@ -154,19 +136,6 @@ def _event_stream(doc: Document) -> None:
     }
 
 
-def _too_large(doc: Document) -> None:
-    """Every body is read within MAESTRO_MAX_REQUEST_BYTES, so every operation taking one may answer 413
-    (the table lists it for some only, not approve, reject, cancel, pause, resume)."""
-    error = {JSON: {"schema": {"$ref": openapi.REF.format(name=openapi.ERROR_SCHEMA)}}}
-    for path in doc["paths"].values():
-        for operation in path.values():
-            if "requestBody" in operation and "413" not in operation["responses"]:
-                operation["responses"]["413"] = {
-                    "description": "the body is over the size limit",
-                    "content": error,
-                }
-
-
 def _closed_bodies(doc: Document) -> None:
     """The public edges are strict (docs/ARCHITECTURE.md): a field a request body's type does not know is a
     400 naming it, at any depth, so every object a request body holds has `additionalProperties: false`."""
@@ -180,12 +149,9 @@ def _closed_bodies(doc: Document) -> None:
 
 
 KNOWN_GAPS: tuple[Callable[[Document], None], ...] = (
-    _traceparent,
     _states,
-    _token_tenant,
     _bundle,
     _event_stream,
-    _too_large,
     _closed_bodies,
 )
 """Answers the code rightly gives that maestro/operations.py (or maestro/openapi.py) does not describe yet,

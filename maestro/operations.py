@@ -14,7 +14,7 @@ from msgspec import Meta
 
 from maestro.listing import MAX_LIMIT, Page
 from proto.v1 import LedgerView, TaskEvent, TaskRecord, TaskRequest
-from proto.v1.access import IssuedToken, TokenId, TokenRequest, TokenView
+from proto.v1.access import GrantTenant, IssuedToken, TokenId, TokenRequest, TokenView
 from proto.v1.api import (
     ActionBody,
     ApiError,
@@ -44,8 +44,8 @@ WorkflowId = Annotated[str, Meta(pattern=WORKFLOW_ID_PATTERN, description="workf
 Traceparent = Annotated[
     str,
     Meta(
-        pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
-        description="W3C trace context; a trace starts here when none is given",
+        description="W3C trace context; a trace starts here when none is given, or one that is malformed (a "
+        "malformed one is ignored, as W3C Trace Context says, never refused)",
     ),
 ]
 
@@ -170,6 +170,7 @@ def _task_action(action: str, summary: str, answer: Answer, *, scope: TokenScope
             Answer(*FORBIDDEN),
             Answer(404, "no such task (or another tenant's)"),
             Answer(409, "the task is not in a state this applies to; `state` says which it is in"),
+            Answer(*TOO_LARGE),
             *_COMMON,
         ),
         sdk=sdk,
@@ -194,6 +195,7 @@ def _workflow_action(action: str, summary: str) -> Operation:
             Answer(*FORBIDDEN),
             Answer(404, "no such workflow (or another tenant's)"),
             Answer(409, "the workflow has ended; `state` says how"),
+            Answer(*TOO_LARGE),
             *_COMMON,
         ),
         sdk=f"{action}_workflow",
@@ -497,7 +499,7 @@ LIST_TOKENS = Operation(
     summary="A tenant's tokens (never their secrets)",
     tag="admin",
     scope="admin",
-    params=(Param("tenant", "query", str, "whose tokens (`*`: every tenant's, an operator only)"),),
+    params=(Param("tenant", "query", GrantTenant, "whose tokens (`*`: every tenant's, an operator only)"),),
     answers=(
         Answer(200, "the tokens", list[TokenView]),
         Answer(*BAD),
