@@ -102,7 +102,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error(500, "internal error")
 
 
-def _version() -> str:
+def package_version() -> str:
+    """The installed maestro package's version (what / and the OpenAPI document name), or `unknown`."""
     try:
         return metadata.version("maestro")
     except metadata.PackageNotFoundError:  # pragma: no cover - run from a tree that was never installed
@@ -111,7 +112,7 @@ def _version() -> str:
 
 def index_route(service: str) -> web.RouteDef:
     """GET /: which service answers, its version, and every path it serves with the methods each takes."""
-    version = _version()
+    version = package_version()
 
     async def index(request: web.Request) -> web.Response:
         links: dict[str, list[str]] = {}

@@ -10,12 +10,12 @@ compare it with the committed proto/schema/openapi.json.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from importlib import metadata
 from typing import Any
 
 import msgspec
 
 from maestro.access.grants import PREFIX
+from maestro.http import package_version
 from maestro.operations import OPERATIONS, Answer, Operation, Param
 from proto.v1.access import ALL_TENANTS, SCOPES
 from proto.v1.api import ApiError
@@ -70,13 +70,6 @@ slow, and `500` when it failed; all with an `ApiError` body."""
 
 class OpenApiError(RuntimeError):
     """maestro/operations.py names something this module cannot document (a tag or a header it lacks)."""
-
-
-def _package_version() -> str:
-    try:
-        return metadata.version("maestro")
-    except metadata.PackageNotFoundError:  # pragma: no cover - a tree that was never installed
-        return "0.0.0"
 
 
 def _body_types(operations: Iterable[Operation]) -> list[Any]:
@@ -199,7 +192,7 @@ def document(operations: Iterable[Operation] = OPERATIONS) -> dict[str, Any]:
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "Maestro API",
-            "version": _package_version(),
+            "version": package_version(),
             "description": _DESCRIPTION,
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },
