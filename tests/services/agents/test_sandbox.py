@@ -45,11 +45,12 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     started = time.monotonic()
     # The shell prints its pid (= the group id), then leaves a grandchild behind and waits.
     result = await Sandbox(timeout_s=0.5).run("echo $$; sleep 30 & sleep 30", tmp_path)
+    killed_at = _ticks_now()
     assert time.monotonic() - started < 5
     assert result.timed_out and not result.ok and result.exit_code < 0
     group = int(result.output.split()[0])
     async with asyncio.timeout(10):
-        while _alive_in_group(group):  # noqa: ASYNC110 - killed processes may take a moment to die
+        while _alive_in_group(group, killed_at):  # noqa: ASYNC110 - killed processes may take a moment to die
             await asyncio.sleep(0.05)
 
 
@@ -67,10 +68,11 @@ async def test_cancelling_a_command_kills_its_whole_process_group(tmp_path: Path
     # the bound leaves room for a machine busy with the rest of the suite).
     done, _ = await asyncio.wait({running}, timeout=10)
     assert done and running.cancelled()
+    killed_at = _ticks_now()
     async with asyncio.timeout(10):
         # Killed processes may take a moment to die; a killed grandchild then waits, a zombie, for its new
         # parent (PID 1 here, which may be slow to reap it) and still counts for killpg: only live ones count.
-        while _alive_in_group(group):  # noqa: ASYNC110
+        while _alive_in_group(group, killed_at):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
     assert _state(child) == "Z"  # gone, or a zombie waiting for its new parent to reap it
 
@@ -133,8 +135,19 @@ def test_a_command_dies_with_the_worker_that_ran_it(tmp_path: Path) -> None:
             worker.kill()
 
 
-def _alive_in_group(group: int) -> list[int]:
-    """The processes of a process group that are not zombies."""
+def _ticks_now() -> int:
+    """Now, in the clock ticks since boot that /proc/<pid>/stat gives a process's start time in."""
+    return int(float(Path("/proc/uptime").read_text().split()[0]) * os.sysconf("SC_CLK_TCK")) + 1
+
+
+def _alive_in_group(group: int, killed_at: int) -> list[int]:
+    """The processes of a process group, started before `killed_at` (ticks), that are not zombies.
+
+    A process started later is not the command's: with pid_max at 32,768 and a suite that forks thousands of
+    processes, the group leader's pid comes round again within seconds, and a process that takes it and
+    starts a session of its own (a sandboxed command of another test, a nats-server) leads a group with the
+    same number (this test failed so in CI).
+    """
     alive = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -143,7 +156,8 @@ def _alive_in_group(group: int) -> list[int]:
             fields = (entry / "stat").read_text().split(") ", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue
-        if int(fields[2]) == group and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+        # fields: state, ppid, pgrp, ...; the start time is the 22nd of stat, the 20th after the name
+        if int(fields[2]) == group and fields[0] != "Z" and int(fields[19]) <= killed_at:
             alive.append(int(entry.name))
     return alive
 
