@@ -311,6 +311,7 @@ _COMMAND_MODULES = (
     "maestro.access.nats_cli",
     "maestro.gate_cli",
     "maestro.review_cli",
+    "maestro.doctor.command",
     "services.budget.cli",
     "services.orchestrator.cli",
     "services.orchestrator.workflow_cli",

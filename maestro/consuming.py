@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +30,17 @@ M = TypeVar("M")
 _Dispatch = Callable[[Msg], None]
 _InFlight = dict[int, tuple[Msg, float]]
 """Messages whose handler has not settled them yet, by id(msg): the message and when its handler began."""
+
+
+def shared_config(settings: Settings) -> ConsumerConfig:
+    """What every durable consumer Maestro runs is created with (`maestro doctor` checks each against it)."""
+    return ConsumerConfig(
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=settings.ack_wait_s,
+        # The bus counts deliveries itself and dead-letters the last one, so the server never drops one.
+        max_deliver=-1,
+    )
 
 
 class Consumers:
@@ -103,16 +115,12 @@ class Consumers:
     ) -> None:
         settings = self._settings
         window_size = consumer.window or settings.concurrency
-        config = ConsumerConfig(
+        config = dataclasses.replace(
+            shared_config(settings),
             durable_name=consumer.durable,
             name=consumer.durable,
             filter_subject=consumer.filter_subject,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            ack_wait=settings.ack_wait_s,
             max_ack_pending=max(settings.max_ack_pending, window_size),
-            # The bus counts deliveries itself and dead-letters the last one, so the server never drops one.
-            max_deliver=-1,
         )
         await self._js.add_consumer(consumer.stream, config)
         in_flight: _InFlight = {}

@@ -259,6 +259,12 @@ def agents_durable(role: Role) -> str:
     return f"agents-{role}"
 
 
+def backlog_durable(role: Role) -> str:
+    """A durable consumer of the waiting stream that nobody pulls, one per role: its pending count is how many
+    of the role's tasks wait for the dispatcher, the backlog an autoscaler reads (deploy/k8s, KEDA)."""
+    return f"backlog-{role}"
+
+
 # -- GitHub webhooks -------------------------------------------------------------------------------------
 HOOKS: Topic[PullRequestPushed] = Topic(
     "maestro.v1.hook",
@@ -415,6 +421,12 @@ def consumer_next_subject(stream: str, durable: str) -> str:
 def service_ping_subject(service: str) -> str:
     """Where every instance of a nats micro service answers a ping with its id."""
     return f"$SRV.PING.{_check_token(service)}"
+
+
+def service_stats_subject(service: str | None = None) -> str:
+    """Where the instances of a nats micro service (every service's, without a name) answer with their
+    statistics: id, version, start and each endpoint's requests, errors and processing time."""
+    return "$SRV.STATS" if service is None else f"$SRV.STATS.{_check_token(service)}"
 
 
 def kv_stream(bucket: str) -> str:

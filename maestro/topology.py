@@ -10,6 +10,8 @@ from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
     KeyValueConfig,
     ObjectStoreConfig,
     RetentionPolicy,
@@ -20,6 +22,7 @@ from nats.js.errors import BadRequestError
 
 from maestro import topics
 from maestro.settings import Settings
+from proto.v1 import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -248,16 +251,50 @@ async def ensure(js: JetStreamContext, settings: Settings) -> None:
             await _updating(name, js.update_stream(brought))
     for store in wanted.stores:
         name = topics.object_store_stream(str(store.bucket))
-        if name not in existing:
+        current = existing.get(name)
+        if current is None:
             await _created(name, js.create_object_store(str(store.bucket), config=store))
+        elif current.num_replicas != store.replicas:  # MAESTRO_STREAM_REPLICAS changed since it was made
+            await _updating(name, js.update_stream(dataclasses.replace(current, num_replicas=store.replicas)))
     log.debug("topology ensured")
 
 
-def _holds(current: StreamConfig, wanted: StreamConfig) -> bool:
-    """Whether a stream as configured on the server has every setting Maestro gives it (those it leaves at
-    their defaults the server may fill in: a schedule's stream allows roll-ups, a window is two minutes)."""
+@dataclass(frozen=True)
+class Drift:
+    """One setting of a stream that differs on the server from what Maestro gives it."""
+
+    setting: str
+    """The StreamConfig field: `num_replicas`, `max_age`, `subjects`, ..."""
+    have: Any
+    want: Any
+
+
+def stream_drift(current: StreamConfig, wanted: StreamConfig) -> list[Drift]:
+    """The settings Maestro gives a stream that the server's copy does not have (those it leaves at their
+    defaults the server may fill in: a schedule's stream allows roll-ups, a window is two minutes)."""
     have, defaults = current.as_dict(), _DEFAULTS.as_dict()
-    return all(have.get(k) == v for k, v in wanted.as_dict().items() if defaults.get(k) != v)
+    return [
+        Drift(k, getattr(current, k, None), getattr(wanted, k))
+        for k, v in wanted.as_dict().items()
+        if defaults.get(k) != v and have.get(k) != v
+    ]
+
+
+def bucket_drift(current: StreamConfig, bucket: KeyValueConfig) -> list[Drift]:
+    """The settings of a bucket's stream that `ensure` would change (what an older Maestro left, or a
+    MAESTRO_STREAM_REPLICAS that differs)."""
+    return stream_drift(current, _bucket_stream(current, bucket))
+
+
+def store_drift(current: StreamConfig, store: ObjectStoreConfig) -> list[Drift]:
+    """The settings of an object store's stream that differ from what Maestro makes it with."""
+    wanted = {"num_replicas": store.replicas, "description": store.description}
+    return [Drift(k, getattr(current, k), v) for k, v in wanted.items() if getattr(current, k) != v]
+
+
+def _holds(current: StreamConfig, wanted: StreamConfig) -> bool:
+    """Whether a stream as configured on the server has every setting Maestro gives it."""
+    return not stream_drift(current, wanted)
 
 
 _DEFAULTS = StreamConfig()
@@ -303,6 +340,30 @@ async def _updating(name: str, update: Awaitable[Any]) -> None:
         log.warning(
             "%s is out of date and these NATS credentials may not update it: it is left as it is", name
         )
+
+
+def backlog_consumers() -> tuple[ConsumerConfig, ...]:
+    """One durable consumer of the waiting stream per role, which nobody pulls: its pending count is the
+    role's tasks waiting for the dispatcher (tasks handed over are deleted from the stream, and leave its
+    count), so an autoscaler reading a consumer's pending messages (KEDA's nats-jetstream scaler) sees the
+    role's real backlog. The agents' own consumers hold only what the dispatcher handed over, which it keeps
+    within the live agents' free slots: never more than they can start, and nothing while none runs."""
+    return tuple(
+        ConsumerConfig(
+            durable_name=topics.backlog_durable(role),
+            description=f"{role} tasks waiting for the dispatcher (never pulled: its pending count is read)",
+            filter_subject=topics.WAITING.filter(role),
+            # Explicit: should anything ever pull from it, what it took still counts (as ack pending).
+            ack_policy=AckPolicy.EXPLICIT,
+        )
+        for role in ROLES
+    )
+
+
+async def ensure_backlog(js: JetStreamContext) -> None:
+    """Create or update the waiting stream's backlog consumers (the dispatcher does, at its start)."""
+    for consumer in backlog_consumers():
+        await js.add_consumer(topics.STREAM_WAITING, consumer)
 
 
 async def is_provisioned(js: JetStreamContext) -> bool:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+from datetime import UTC, datetime
 
 import msgspec
 from nats.js import JetStreamContext
@@ -12,6 +14,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maestro import scan, topics
+from maestro.doctor.facts import OverdueHold
 from services.budget.ledger import Hold, Touch
 from services.budget.store import Clock, Ledgers
 
@@ -48,6 +51,20 @@ async def sweep(js: JetStreamContext, kv: KeyValue, ledgers: Ledgers, clock: Clo
             await ledgers.submit(tenant, Touch(tenant))
             touched += 1
     return touched
+
+
+async def holds_past_ttl(js: JetStreamContext, now: float) -> list[OverdueHold]:
+    """Every hold of every ledger whose ttl ran out before `now` (epoch seconds) and that is still stored:
+    released at the next sweep, or never while no budget replica runs. One pass over the bucket, for
+    `maestro doctor`."""
+    found: list[OverdueHold] = []
+    async for entry in scan.current_entries(js, topics.BUCKET_BUDGET):
+        with contextlib.suppress(msgspec.DecodeError):
+            for rid, hold in _holds_decoder.decode(entry.value).holds.items():
+                if hold.expires_at <= now:
+                    expired = datetime.fromtimestamp(hold.expires_at, UTC)
+                    found.append(OverdueHold(entry.key, rid, hold.amount_micro_usd, expired))
+    return found
 
 
 async def run_sweeper(
