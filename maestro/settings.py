@@ -175,6 +175,11 @@ class Settings:
     """Size of a sandboxed command's private /tmp (namespaces level)."""
     approval_sweep_s: float = 30.0
     """How often the guard looks for approvals that timed out (the timeout itself is in the policy bundle)."""
+    metrics_tenants: int = 50
+    """Tenants a service names in its metrics' `tenant` label, the first ones it sees; later ones are counted
+    under `other`, so that many tenants do not make Prometheus keep a series per tenant and metric."""
+    backlog_interval_s: float = 15.0
+    """How often the orchestrator reads each durable consumer's backlog and the DLQ's depth for its gauges."""
     github_config: str = ""
     """A YAML file connecting GitHub repositories (maestro/github/config.py): each one's tenant, webhook
     secret file and test commands, and the REST API's token file; empty: POST /v1/hooks/github takes none."""

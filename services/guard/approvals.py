@@ -30,6 +30,7 @@ from maestro import codec, scan, topics
 from maestro.bus import Bus
 from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, Retry
+from maestro.tenant_labels import TenantLabels
 from proto.v1 import (
     APPROVAL_TIMEOUT_BY,
     ApprovalDecision,
@@ -42,6 +43,8 @@ from proto.v1 import (
     Violation,
 )
 from services.guard import admission
+from services.guard.awaiting import Awaiting, AwaitingGauges
+from services.guard.awaiting import follow as follow_awaiting
 
 log = logging.getLogger(__name__)
 
@@ -345,12 +348,17 @@ class Approvals:
             await asyncio.sleep(every_s)
 
 
-async def serve(bus: Bus) -> None:
-    """Act on approval decisions and forget old decided entries until the bus stops."""
+async def serve(bus: Bus, tenant_label: TenantLabels) -> None:
+    """Act on approval decisions and forget old decided entries until the bus stops; export what awaits a
+    decision (tenants named by `tenant_label`)."""
     approvals = Approvals(bus, await ParkedStore.open(bus.js), ApprovalMetrics.create(bus.metrics.registry))
+    waiting = Awaiting()
+    bus.metrics.registry.register(AwaitingGauges(waiting, tenant_label, functools.partial(datetime.now, UTC)))
     async with asyncio.TaskGroup() as group:
+        watch = group.create_task(follow_awaiting(bus, waiting), name="awaiting approval")
         sweeper = group.create_task(approvals.sweep_forever(bus.settings.approval_sweep_s))
         try:
             await bus.consumers.consume(CONSUMER, approvals.handle)
         finally:
             sweeper.cancel()
+            watch.cancel()  # a watch waits for the next change, not for the stop

@@ -30,6 +30,7 @@ from maestro.policy.bundle_store import Policies, following
 from maestro.policy.engine import Judgement, evaluate
 from maestro.policy.policies.credentials import mask_text
 from maestro.runtime import Service
+from maestro.tenant_labels import TenantLabels
 from proto.v1 import (
     Accepted,
     Decision,
@@ -63,21 +64,24 @@ _EVAL_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0
 
 @dataclass(frozen=True)
 class GuardMetrics:
-    """What the guard decided, by verdict and deciding rule, how long judging took, and the bundle."""
+    """What the guard decided, by verdict, deciding rule and tenant, how long judging took, and the bundle."""
 
     decisions: Counter
     eval_seconds: Histogram
     bundle: Info
     bundle_updates: Counter
+    tenant_label: TenantLabels
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> GuardMetrics:
-        """Register the guard's metrics on `registry`."""
+    def create(cls, registry: CollectorRegistry, tenant_label: TenantLabels) -> GuardMetrics:
+        """Register the guard's metrics on `registry`, naming tenants by `tenant_label`."""
         return cls(
+            tenant_label=tenant_label,
             decisions=Counter(
                 "maestro_guard_decisions_total",
-                "Requests decided, by verdict and the policy and rule that decided it ('none' when allowed)",
-                ["verdict", "policy", "rule"],
+                "Requests decided, by verdict, the policy and rule that decided it ('none' when allowed) and "
+                "tenant (bounded: MAESTRO_METRICS_TENANTS)",
+                ["verdict", "policy", "rule", "tenant"],
                 registry=registry,
             ),
             eval_seconds=Histogram(
@@ -98,6 +102,11 @@ class GuardMetrics:
                 registry=registry,
             ),
         )
+
+    def __post_init__(self) -> None:
+        # Both outcomes are exported from the start, at 0, so that the first refusal is an increase.
+        for outcome in ("loaded", "refused"):
+            self.bundle_updates.labels(outcome)
 
     def loaded(self, bundle: Bundle) -> None:
         """A bundle came into force."""
@@ -220,7 +229,7 @@ class Guard:
             refused = admission.over_budget(
                 request, structs.replace(decision, estimate_micro_usd=expected.micro_usd), held
             )
-            self._count_decision(refused, refused.violations[-1])
+            self._count_decision(refused, refused.violations[-1], request.tenant)
             await publish(
                 subject,
                 Rejected(
@@ -310,7 +319,7 @@ class Guard:
             policy_version=self.policies.current.version,
             policy_hash=self.policies.current.hash,
         )
-        self._count_decision(decision, decision.violations[0])
+        self._count_decision(decision, decision.violations[0], tenant)
         # The request may have been reserved for before it failed for good: give the hold back now
         # rather than when its ttl runs out (releasing a task that has no reservation changes nothing).
         with contextlib.suppress(RemoteError):
@@ -339,23 +348,21 @@ class Guard:
         log.info("failed an unhandled request", extra={"task_id": envelope.id, "tenant": tenant})
 
     def _count(self, judgement: Judgement) -> None:
-        self._count_decision(judgement.decision, judgement.deciding)
+        self._count_decision(judgement.decision, judgement.deciding, judgement.request.tenant)
 
-    def _count_decision(self, decision: Decision, deciding: Violation | None) -> None:
-        if deciding is None:
-            self.metrics.decisions.labels(decision.verdict, "none", "none").inc()
-        else:
-            self.metrics.decisions.labels(decision.verdict, deciding.policy, deciding.rule_id).inc()
+    def _count_decision(self, decision: Decision, deciding: Violation | None, tenant: str) -> None:
+        policy, rule = (deciding.policy, deciding.rule_id) if deciding else ("none", "none")
+        self.metrics.decisions.labels(decision.verdict, policy, rule, self.metrics.tenant_label(tenant)).inc()
 
 
 async def serve(bus: Bus) -> None:
     """Judge requests from the durable `guard` consumer, by the bundle in the KV bucket, until stop()."""
-    metrics = GuardMetrics.create(bus.metrics.registry)
+    metrics = GuardMetrics.create(bus.metrics.registry, TenantLabels(bus.settings.metrics_tenants))
     policies = Policies(load_default(), on_loaded=metrics.loaded, on_refused=metrics.refused)
     async with following(bus.js, policies):
         guard = Guard(bus, policies, Prices.of(bus.settings), metrics)
         async with asyncio.TaskGroup() as group:
-            group.create_task(approvals.serve(bus))
+            group.create_task(approvals.serve(bus, metrics.tenant_label))
             await bus.consumers.consume(CONSUMER, guard.handle, on_dead_letter=guard.on_dead_letter)
 
 

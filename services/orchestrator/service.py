@@ -7,9 +7,10 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from maestro import history, topics
 from maestro.bus import Bus
@@ -17,6 +18,7 @@ from maestro.claims import IdConflict
 from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, Retry
 from maestro.runtime import Service
+from maestro.tenant_labels import TenantLabels
 from proto.v1 import (
     ENDING_EVENTS,
     TERMINAL_STATES,
@@ -34,8 +36,12 @@ from services.orchestrator.batches import KeyedBatches, Outcome
 from services.orchestrator.dispatch.dispatcher import Dispatcher
 from services.orchestrator.dispatch.shares import Shares
 from services.orchestrator.effects import Effects
+from services.orchestrator.lag import BacklogGauges
+from services.orchestrator.lag import refresh as refresh_backlog
 from services.orchestrator.lifecycle import Applied, Command, Duplicate, Refused
 from services.orchestrator.reviews.serving import serve_reviews
+from services.orchestrator.running import RunningGauges, RunningTasks
+from services.orchestrator.running import seed as seed_running
 from services.orchestrator.store import Conflict, TaskStore, Versioned
 from services.orchestrator.workflows.runner import Ended, Runner, step_of
 
@@ -67,16 +73,41 @@ VERSION = "1.0.0"
 _CAS_ATTEMPTS = 5
 
 
+_TASK_SECONDS_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+    300,
+    600,
+    1800,
+    3600,
+    4 * 3600,
+    86_400,
+)
+"""From a twentieth of a second (the offline backend) to a day (a task parked for a person's approval)."""
+
+
 @dataclass(frozen=True)
 class OrchestratorMetrics:
-    """What the state machine did with each event, and how many tasks entered each state."""
+    """What the state machine did with each event, how many tasks entered each state (per tenant), and how
+    long tasks took from submission to their end."""
 
     transitions: Counter
     states: Counter
+    task_seconds: Histogram
+    tenant_label: TenantLabels
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> OrchestratorMetrics:
-        """Register the orchestrator's metrics on `registry`."""
+    def create(cls, registry: CollectorRegistry, tenant_label: TenantLabels) -> OrchestratorMetrics:
+        """Register the orchestrator's metrics on `registry`, naming tenants by `tenant_label`."""
         return cls(
             transitions=Counter(
                 "maestro_orchestrator_transitions_total",
@@ -86,11 +117,27 @@ class OrchestratorMetrics:
             ),
             states=Counter(
                 "maestro_tasks_state_total",
-                "Tasks that entered each state",
-                ["state"],
+                "Tasks that entered each state, by tenant (bounded: MAESTRO_METRICS_TENANTS)",
+                ["state", "tenant"],
                 registry=registry,
             ),
+            task_seconds=Histogram(
+                "maestro_task_seconds",
+                "Time from a task's submission (its acceptance by the guard) to its terminal state",
+                ["role", "state"],
+                buckets=_TASK_SECONDS_BUCKETS,
+                registry=registry,
+            ),
+            tenant_label=tenant_label,
         )
+
+    def entered(self, record: TaskRecord) -> None:
+        """A task's record just entered its state: count it, and time it if that state ends the task."""
+        self.states.labels(record.state, self.tenant_label(record.tenant)).inc()
+        if record.state in TERMINAL_STATES:
+            ended = record.finished_at or record.updated_at
+            took = (ended - record.created_at).total_seconds()
+            self.task_seconds.labels(record.role or "none", record.state).observe(max(took, 0.0))
 
 
 Item = tuple[TaskEvent, Delivery]
@@ -101,12 +148,12 @@ class _Tally:
     """Metric counts of one batch, applied only once its write succeeded."""
 
     results: list[str] = field(default_factory=list)
-    states: list[str] = field(default_factory=list)
+    entered: list[TaskRecord] = field(default_factory=list)
 
     def applied(self, record: TaskRecord, changed_state: bool, result: str = "applied") -> None:
         self.results.append(result)
         if changed_state:
-            self.states.append(record.state)
+            self.entered.append(record)
 
 
 class Orchestrator:
@@ -127,6 +174,7 @@ class Orchestrator:
         workflows: Runner,
         linger_s: float = 0.0,
         heard: Callable[[TaskEvent], None] = lambda _: None,
+        written: Callable[[TaskRecord], None] = lambda _: None,
     ) -> None:
         self.store = store
         self.js = js
@@ -135,6 +183,8 @@ class Orchestrator:
         self.workflows = workflows
         self.heard = heard
         """Told of each event as it arrives, before its record is written (the dispatcher's ears)."""
+        self.written = written
+        """Told of each record once it is written (the running tasks' watch)."""
         # A record may lag its task's events by up to `linger_s` (its events stay unacknowledged until
         # then); an event that creates, parks or ends the task is written at once.
         self.batches: KeyedBatches[Item] = KeyedBatches(
@@ -209,6 +259,7 @@ class Orchestrator:
         await self.effects.run(commands)
         if record is not None and (current is None or record is not current.record):
             await self.store.put(record, current.revision if current else None)
+            self.written(record)
         if record is not None and step_of(record) is not None and _step_moved(current, record, items):
             # After the record is stored, so the workflow reads this step's output when it fills in the next
             # steps; before the events are acked, so a crash here hears it again (as a duplicate) and tells
@@ -216,8 +267,8 @@ class Orchestrator:
             await self.workflows.step_changed(record)
         for name in tally.results:
             self.metrics.transitions.labels(name).inc()
-        for state in tally.states:
-            self.metrics.states.labels(state).inc()
+        for entered in tally.entered:
+            self.metrics.entered(entered)
         return outcomes
 
     async def _caught_up(
@@ -299,16 +350,23 @@ async def serve(bus: Bus) -> None:
         if bus.settings.fair_dispatch
         else None
     )
+    running = RunningTasks()
+    bus.metrics.registry.register(RunningGauges(running, functools.partial(datetime.now, UTC)))
+    backlog = BacklogGauges()
+    bus.metrics.registry.register(backlog)
     orchestrator = Orchestrator(
         store=tasks,
         js=bus.js,
-        metrics=OrchestratorMetrics.create(bus.metrics.registry),
+        metrics=OrchestratorMetrics.create(bus.metrics.registry, TenantLabels(bus.settings.metrics_tenants)),
         effects=Effects(bus),
         workflows=runner,
         linger_s=bus.settings.record_linger_s,
+        written=running.note,
         **({"heard": dispatcher.heard} if dispatcher else {}),
     )
     async with asyncio.TaskGroup() as group:
+        group.create_task(seed_running(running, tasks), name="running tasks")
+        group.create_task(refresh_backlog(bus, backlog), name="backlog")
         if dispatcher is not None:
             group.create_task(dispatcher.run(), name="dispatcher")
         group.create_task(bus.consumers.consume(WORKFLOWS, functools.partial(start_workflow, runner)))

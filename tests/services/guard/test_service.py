@@ -114,11 +114,29 @@ async def test_a_clean_request_is_accepted_queued_and_assigned_to_its_role(
     assert assignment.reservation_id == queued.reservation_id
     assert (
         registry.get_sample_value(
-            "maestro_guard_decisions_total", {"verdict": "allow", "policy": "none", "rule": "none"}
+            "maestro_guard_decisions_total",
+            {"verdict": "allow", "policy": "none", "rule": "none", "tenant": "acme"},
         )
         == 1
     )
     assert registry.get_sample_value("maestro_guard_eval_seconds_count") == 1
+
+
+async def test_decisions_name_the_first_tenants_and_count_the_rest_as_other(
+    bus: Bus, settings: Settings
+) -> None:
+    tenants = ("acme", "globex", "initech")
+    async with running_guard(settings.with_(metrics_tenants=2)) as registry:
+        for n, tenant in enumerate(tenants):
+            req = msgspec.structs.replace(request(f"t-{n}"), tenant=tenant)
+            await submit(bus, req)
+            await events_until_verdict(bus, req.id)  # one at a time: the first two are the first seen
+    allowed = {"verdict": "allow", "policy": "none", "rule": "none"}
+    counted = {
+        tenant: registry.get_sample_value("maestro_guard_decisions_total", {**allowed, "tenant": tenant})
+        for tenant in ("acme", "globex", "initech", "other")
+    }
+    assert counted == {"acme": 1, "globex": 1, "initech": None, "other": 1}
 
 
 async def test_accepted_carries_the_requests_timeouts_for_the_orchestrator(
@@ -157,7 +175,12 @@ async def test_a_request_carrying_a_credential_is_rejected_and_never_queued(
     # The secret is in no event: not in the verdict's evidence, not in the Accepted metadata.
     stored = await read_stream(bus, topics.STREAM_EVENTS, topics.EVENTS.all, len(events))
     assert all(AWS.encode() not in data for data in stored)
-    rule = {"verdict": "deny", "policy": "credentials", "rule": "credentials.aws-access-key"}
+    rule = {
+        "verdict": "deny",
+        "policy": "credentials",
+        "rule": "credentials.aws-access-key",
+        "tenant": "acme",
+    }
     assert registry.get_sample_value("maestro_guard_decisions_total", rule) == 1
 
 

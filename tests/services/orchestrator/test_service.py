@@ -40,8 +40,12 @@ async def test_a_task_s_events_bring_its_record_to_succeeded(bus: Bus, records: 
     assert done.usage == Usage(model="m", input_tokens=3, output_tokens=4)
     assert done.cost_micro_usd == 69
     assert done.started_at is not None and done.finished_at is not None
-    assert await metric(port, "maestro_tasks_state_total", 'state="succeeded"') == 1
+    assert await metric(port, "maestro_tasks_state_total", 'state="succeeded",tenant="acme"') == 1
     assert await metric(port, "maestro_orchestrator_transitions_total", 'result="applied"') == 5
+    # Timed once, from its submission to its end, by its role and the state it ended in.
+    assert await metric(port, "maestro_task_seconds_count", 'role="tester",state="succeeded"') == 1
+    took = (done.finished_at - done.created_at).total_seconds()
+    assert await metric(port, "maestro_task_seconds_sum", 'role="tester",state="succeeded"') == took
 
 
 async def test_an_illegal_event_leaves_the_record_unchanged(bus: Bus, records: KeyValue, port: int) -> None:
