@@ -43,7 +43,7 @@ from maestro.errors import RemoteError
 from maestro.following import follow_key, follow_keys
 from maestro.pulling import delivered_and_sequence
 from maestro.streams import Relayed
-from maestro.topology import WORKER_TTL_S
+from maestro.topology import WORKER_TTL_S, ensure_backlog
 from proto.v1 import (
     ENDING_EVENTS,
     PRIORITIES,
@@ -230,6 +230,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Hand tasks over until the bus stops."""
+        await ensure_backlog(self._bus.js)  # what autoscalers read: each role's tasks waiting here
         subscription = await self._bus.js.subscribe(
             topics.WAITING.all,
             stream=topics.STREAM_WAITING,

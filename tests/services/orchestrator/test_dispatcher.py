@@ -126,3 +126,32 @@ async def test_no_more_is_handed_over_than_the_roles_agents_have_free_slots(bus:
     finally:
         bus.lifetime.stop()
         await asyncio.wait_for(running, 10)
+
+
+async def _pending(bus: Bus, role: str) -> int:
+    info = await bus.js.consumer_info(topics.STREAM_WAITING, f"backlog-{role}")
+    return (info.num_pending or 0) + (info.num_ack_pending or 0)  # what KEDA's nats-jetstream scaler reads
+
+
+async def test_a_roles_backlog_consumer_counts_its_waiting_tasks_and_those_handed_over_leave_it(
+    bus: Bus,
+) -> None:
+    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=100)
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        for n in range(5):
+            await wait_for(bus, assignment(f"t-{n}"))
+        await eventually(lambda: _waits(dispatcher, "t-4"))
+        # No agent serves the role: the agents' subjects hold nothing, and the backlog is all in waiting.
+        assert await stored(bus, topics.STREAM_TASKS) == 0
+        assert await _pending(bus, "planner") == 5 and await _pending(bus, "tester") == 0
+        async with announcing(bus, ["planner"], "w-1", slots=2):
+            await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))
+            await eventually(lambda: _backlog_is(bus, "planner", 3))
+    finally:
+        bus.lifetime.stop()
+        await asyncio.wait_for(running, 10)
+
+
+async def _backlog_is(bus: Bus, role: str, count: int) -> bool:
+    return await _pending(bus, role) == count
