@@ -31,8 +31,7 @@ import msgspec
 from msgspec import Meta
 
 from maestro.errors import CannotRun
-from maestro.policy.bundle import Problem, duplicate_keys
-from maestro.policy.bundle import _problem as located  # the bundle's YAML locator, shared
+from maestro.policy.bundle import Problem, duplicate_keys, located_problem
 from maestro.settings import Settings
 from proto.v1.ids import TENANT_PATTERN
 
@@ -108,7 +107,7 @@ def parse(text: str | bytes) -> GithubFile:
     try:
         file = msgspec.yaml.decode(text, type=GithubFile)
     except msgspec.ValidationError as exc:
-        raise GithubConfigError(str(located(text, str(exc), GithubFile, ()))) from None
+        raise GithubConfigError(str(located_problem(text, str(exc), GithubFile, ()))) from None
     except msgspec.DecodeError as exc:
         raise GithubConfigError(f"invalid YAML: {exc}") from None
     for name, repo in file.repositories.items():

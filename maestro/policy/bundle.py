@@ -12,6 +12,7 @@ A key written twice in one mapping is refused (YAML keeps the last silently: a b
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import re
@@ -123,15 +124,33 @@ def canonical(file: BundleFile) -> bytes:
     return msgspec.json.encode(file, order="sorted")
 
 
+TOO_DEEP = "nested too deeply to be a bundle (the YAML parser recurses once a level)"
+
+
+@contextlib.contextmanager
+def _not_too_deep() -> Iterator[None]:
+    """Turn the YAML parser's RecursionError into a BundleError: a document within any size limit can nest
+    past Python's recursion limit, and no bundle is more than a few levels deep."""
+    try:
+        yield
+    except RecursionError:
+        raise BundleError([Problem(0, "$", TOO_DEEP)]) from None
+
+
 def parse(text: str | bytes) -> Bundle:
     """Decode and validate a bundle; raises BundleError naming the line and field of each problem."""
+    with _not_too_deep():
+        return _parse(text)
+
+
+def _parse(text: str | bytes) -> Bundle:
     duplicated = duplicate_keys(text)
     if duplicated:
         raise BundleError(duplicated)
     try:
         file = msgspec.yaml.decode(text, type=BundleFile)
     except msgspec.ValidationError as exc:
-        raise BundleError([_problem(text, str(exc), BundleFile, ())]) from None
+        raise BundleError([located_problem(text, str(exc), BundleFile, ())]) from None
     except msgspec.DecodeError as exc:
         raise BundleError([_syntax_problem(text, exc)]) from None
     problems: list[Problem] = []
@@ -141,7 +160,8 @@ def parse(text: str | bytes) -> Bundle:
         try:
             tenants[name] = msgspec.convert(merge(base, override), TenantPolicy)
         except msgspec.ValidationError as exc:
-            problems.append(_problem(text, str(exc), TenantPolicy, ("tenants", name), merge(base, override)))
+            merged = merge(base, override)
+            problems.append(located_problem(text, str(exc), TenantPolicy, ("tenants", name), merged))
     for scope, policy, written in _scopes(file, tenants):
         if (written or msgspec.to_builtins(file.default)).get("residency", {}).get("peers") is not None:
             problems.append(_located(text, (*scope, "residency", "peers"), _PEERS_WRITTEN))
@@ -214,20 +234,25 @@ def with_tenant(file: BundleFile, tenant: str, override_text: str | bytes) -> st
 
     The version becomes `<version>+<tenant>.<first 8 of the override's sha256>`. Raises BundleError.
     """
+    with _not_too_deep():
+        return _with_tenant(file, tenant, override_text)
+
+
+def _with_tenant(file: BundleFile, tenant: str, override_text: str | bytes) -> str:
     duplicated = duplicate_keys(override_text)
     if duplicated:
         raise BundleError(duplicated)
     try:
         override = msgspec.yaml.decode(override_text, type=dict[str, Any])
     except msgspec.ValidationError as exc:
-        raise BundleError([_problem(override_text, str(exc), dict, ())]) from None
+        raise BundleError([located_problem(override_text, str(exc), dict, ())]) from None
     except msgspec.DecodeError as exc:
         raise BundleError([_syntax_problem(override_text, exc)]) from None
     try:
         msgspec.convert(merge(msgspec.to_builtins(file.default), override), TenantPolicy)
     except msgspec.ValidationError as exc:
         merged = merge(msgspec.to_builtins(file.default), override)
-        raise BundleError([_problem(override_text, str(exc), TenantPolicy, (), merged)]) from None
+        raise BundleError([located_problem(override_text, str(exc), TenantPolicy, (), merged)]) from None
     digest = hashlib.sha256(msgspec.json.encode(override, order="sorted")).hexdigest()[:8]
     base_version = file.version.split("+", 1)[0]
     updated = msgspec.structs.replace(
@@ -271,7 +296,7 @@ def _syntax_problem(text: str | bytes, exc: msgspec.DecodeError) -> Problem:
     return Problem(0, "$", f"invalid YAML: {exc}")
 
 
-def _problem(
+def located_problem(
     text: str | bytes,
     message: str,
     typ: Any,

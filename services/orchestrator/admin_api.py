@@ -165,10 +165,6 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         except BundleError as exc:
             what = f"tenant {tenant}'s override" if tenant else "the bundle"
             return error(400, f"{what} has {len(exc.problems)} problem(s)", problems=_problems(exc))
-        except RecursionError:
-            # The YAML parser recurses once a level: a body within the size limit can nest past Python's
-            # limit, and a bundle is a few levels deep. maestro/policy/bundle.py should say so itself.
-            return error(400, "the bundle is nested too deeply to be one", field="$")
         except (NatsError, TimeoutError) as exc:
             return _unavailable(exc, "store the bundle")
         scope = f"tenant {tenant}'s override" if tenant else "the whole bundle"

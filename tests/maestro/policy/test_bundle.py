@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from maestro.policy.bundle import (
+    TOO_DEEP,
     BundleError,
     Problem,
     TenantPolicy,
@@ -292,3 +293,18 @@ def test_the_pins_of_other_tenants_are_filled_in_by_the_bundle_and_never_written
         """
     )
     assert (line, path) == (5, "$.tenants.acme.residency.peers") and "does not write it" in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 5000 + "]" * 5000, "version: x\ndefault: " + "{a: " * 5000 + "1" + "}" * 5000],
+    ids=["sequences", "mappings"],
+)
+def test_a_bundle_or_override_nested_past_the_recursion_limit_is_a_bundle_error(text: str) -> None:
+    # Found by Schemathesis through the API (a 500); `maestro policy push` and `check` crashed on it too.
+    with pytest.raises(BundleError) as raised:
+        parse(text)
+    assert [(p.path, p.message) for p in raised.value.problems] == [("$", TOO_DEEP)]
+    with pytest.raises(BundleError) as raised:
+        with_tenant(load_default().file, "acme", text)
+    assert [(p.path, p.message) for p in raised.value.problems] == [("$", TOO_DEEP)]

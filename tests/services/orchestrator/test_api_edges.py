@@ -12,6 +12,7 @@ import pytest
 
 from maestro import codec, topics, tracing
 from maestro.bus import Bus
+from maestro.policy.bundle import TOO_DEEP
 from maestro.settings import Settings
 from services.orchestrator.bodies import field_of
 from tests.services.orchestrator.api_client import Api
@@ -187,7 +188,7 @@ async def test_a_bundle_nested_thousands_deep_is_a_400_never_a_500(api: Api, ten
             "PUT", f"/v1/policy{tenant}", data=text, headers={"Content-Type": "application/yaml"}
         )
         assert status == 400, answer
-        assert "nested too deeply" in answer["error"]
+        assert [problem["message"] for problem in answer["problems"]] == [TOO_DEEP]
 
 
 async def test_a_whole_number_written_with_a_fraction_is_the_integer_it_equals(api: Api) -> None:
