@@ -9,13 +9,27 @@ from contextlib import AsyncExitStack
 import pytest
 
 from maestro.client import Client, open_client
-from maestro.errors import RemoteError
+from maestro.errors import NotFound, RemoteError
 from maestro.runtime import running_service
 from maestro.settings import Settings
+from proto.v1 import TaskRecord
 from services.agents.service import SERVICE as AGENTS
 from services.budget.service import SERVICE as BUDGET
 from services.guard.service import SERVICE as GUARD
 from services.orchestrator.service import SERVICE as ORCHESTRATOR
+
+
+async def in_state(client: Client, task_id: str, state: str, within: float = 20.0) -> TaskRecord:
+    """Wait until the task's record is in `state` (what `maestro status` would show); its record."""
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                record = await client.get(task_id)
+                if record.state == state:
+                    return record
+            except NotFound:
+                pass
+            await asyncio.sleep(0.02)
 
 
 async def wait_for_budget(client: Client, within: float = 10.0) -> None:

@@ -22,10 +22,10 @@ from maestro import history, topics
 from maestro.access.grants import mint
 from maestro.access.token_store import TokenStore
 from maestro.client import Client
-from maestro.errors import NotFound
 from maestro.settings import Settings
 from proto.v1 import Queued, TaskRecord, TaskRequest
 from proto.v1.access import ALL_TENANTS, Scope
+from tests.e2e.conftest import in_state
 from tests.e2e.test_approval_flow import PINNED, Mesh, awaiting, start
 
 MAESTRO = str(Path(sys.executable).parent / "maestro")
@@ -85,19 +85,6 @@ class Gated:
         return await self.client.wait(task_id, timeout=30)
 
 
-async def state_of(client: Client, task_id: str, state: str, within: float = 15.0) -> TaskRecord:
-    """Wait until the task's record is in `state` (what `maestro status` would show)."""
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                record = await client.get(task_id)
-                if record.state == state:
-                    return record
-            except NotFound:
-                pass
-            await asyncio.sleep(0.02)
-
-
 async def consumers_on_tasks(client: Client) -> int:
     info = await client.bus.js.stream_info(topics.kv_stream(topics.BUCKET_TASKS))
     return int(info.state.consumer_count)
@@ -126,7 +113,7 @@ async def test_the_gate_refuses_a_commit_until_its_tester_task_succeeds_and_ever
     # A tester task that runs until the test lets it finish: "still running" meanwhile, deterministically.
     release = tmp_path / "release"
     task_id = await gated.tested(sha, f"while [ ! -e {release} ]; do sleep 0.05; done; echo 12 passed")
-    await state_of(gated.client, task_id, "running")
+    await in_state(gated.client, task_id, "running")
     running = await gated.client.deploy_gate(tenant="acme", repo=REPO, commit=sha, by="sdk-user")
     assert (running.allowed, running.outcome, running.task_id) == (False, "running", task_id)
     assert running.reason.startswith(f"tester task {task_id} is still running (since ")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -16,6 +15,7 @@ from maestro.client import Client, NotAwaitingApproval, open_client
 from maestro.errors import NotFound
 from maestro.settings import Settings
 from proto.v1 import Cancelled, Queued, Started, TaskRecord, TaskRequest, TimedOut, Timeouts, TimerFired
+from tests.e2e.conftest import in_state
 from tests.e2e.test_approval_flow import PINNED, Mesh, awaiting, start
 from tests.maestro.test_presence import eventually
 
@@ -27,18 +27,6 @@ SERVED = ("planner", "scaffolder", "implementer", "tester", "reviewer")
 async def mesh(settings: Settings) -> AsyncIterator[Mesh]:
     async with AsyncExitStack() as stack:
         yield await start(settings.with_(roles=SERVED), stack)
-
-
-async def in_state(client: Client, task_id: str, state: str, within: float = 20.0) -> TaskRecord:
-    async with asyncio.timeout(within):
-        while True:
-            try:
-                record = await client.get(task_id)
-                if record.state == state:
-                    return record
-            except NotFound:
-                pass
-            await asyncio.sleep(0.02)
 
 
 async def held(client: Client, tenant: str = "acme") -> int:
