@@ -301,12 +301,16 @@ class WorkflowPaused(WorkflowEvent, frozen=True, tag="workflow.paused"):
     """No new step starts until it is resumed; running ones finish."""
 
     by: str = ""
+    reason: str = ""
+    """Why, as whoever paused it said (the API's and the CLI's --reason)."""
 
 
 class WorkflowResumed(WorkflowEvent, frozen=True, tag="workflow.resumed"):
     """Steps start again."""
 
     by: str = ""
+    reason: str = ""
+    """Why, as whoever resumed it said."""
 
 
 class WorkflowEnded(WorkflowEvent, frozen=True, tag="workflow.ended"):

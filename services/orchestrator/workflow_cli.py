@@ -94,8 +94,8 @@ def register(sub: Any) -> None:
         control = commands.add_parser(action, help=text)
         control.add_argument("id", type=_workflow_id, help="the workflow id")
         control.add_argument("--by", help="who does it (default: your user name)")
-        if action == "cancel":
-            control.add_argument("--reason", default="", help="why (kept in the workflow's record)")
+        kept = "the workflow's record" if action == "cancel" else "the workflow's events"
+        control.add_argument("--reason", default="", help=f"why (kept in {kept})")
         control.set_defaults(run=control_workflow, action=action)
 
 
@@ -367,13 +367,13 @@ async def control_workflow(settings: Settings, args: argparse.Namespace) -> int:
             case "cancel":
                 record = await client.cancel_workflow(args.id, by=by, reason=args.reason)
             case "pause":
-                record = await client.pause_workflow(args.id, by=by)
+                record = await client.pause_workflow(args.id, by=by, reason=args.reason)
             case _:
-                record = await client.resume_workflow(args.id, by=by)
+                record = await client.resume_workflow(args.id, by=by, reason=args.reason)
     done = {"cancel": "cancelled", "pause": "paused", "resume": "resumed"}[args.action]
     note = ""
     if args.action == "cancel" and record.state not in WORKFLOW_ENDED:
         note = f"; it ends once its running steps have stopped (now {record.state})"
-    why = f": {args.reason}" if args.action == "cancel" and args.reason else ""
+    why = f": {args.reason}" if args.reason else ""
     print(printable(f"{done} {record.id} (by {by}){why}{note}"))
     return EXIT_OK

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import pytest
 
+from maestro import codec, topics
+from maestro.bus import Bus
 from maestro.client import Client, open_client
 from maestro.errors import NotFound, RemoteError
 from maestro.policy import bundle_store
 from maestro.settings import Settings
 from proto.v1 import Accepted, AttemptFailed, TaskRecord
-from proto.v1.workflows import Need, Step, Workflow, WorkflowRecord, step_task_id
+from proto.v1.workflows import (
+    Need,
+    Step,
+    Workflow,
+    WorkflowEnded,
+    WorkflowPaused,
+    WorkflowRecord,
+    WorkflowResumed,
+    step_task_id,
+)
 from tests.e2e.conftest import open_mesh
 from tests.maestro.test_presence import eventually
 
@@ -141,7 +153,7 @@ async def test_cancelling_a_workflow_cancels_its_running_steps_and_ends_it(mesh:
     assert ended.value.code == 400
 
 
-async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client) -> None:
+async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client, bus: Bus) -> None:
     workflow = Workflow(
         id="wf-pause",
         tenant="acme",
@@ -160,7 +172,7 @@ async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client) 
             return False
 
     await eventually(exists)
-    paused = await mesh.pause_workflow("wf-pause", by="bob")
+    paused = await mesh.pause_workflow("wf-pause", by="bob", reason="freeze for the release")
     assert paused.state == "paused"
 
     async def first_ended() -> bool:
@@ -171,8 +183,22 @@ async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client) 
     record = await mesh.workflow("wf-pause")
     assert record.state == "paused" and record.step("second").state == "waiting"
 
-    await mesh.resume_workflow("wf-pause", by="bob")
+    await mesh.resume_workflow("wf-pause", by="bob", reason="released")
     assert (await mesh.wait_workflow("wf-pause", timeout=30)).state == "succeeded"
+    # Who paused and resumed it, and why, are in the workflow's events (its audit trail).
+    events = bus.js.subscribe(topics.WORKFLOW_EVENTS.subject("acme", "wf-pause"), ordered_consumer=True)
+    said: list[tuple[str, str, str]] = []
+    async with asyncio.timeout(10):
+        subscription = await events
+        async for message in subscription.messages:
+            match codec.decode(topics.WORKFLOW_EVENTS.type, message.data):
+                case WorkflowPaused(by=by, reason=reason):
+                    said.append(("paused", by, reason))
+                case WorkflowResumed(by=by, reason=reason):
+                    said.append(("resumed", by, reason))
+                case WorkflowEnded():
+                    break
+    assert said == [("paused", "bob", "freeze for the release"), ("resumed", "bob", "released")]
 
 
 async def test_an_unknown_workflow_is_not_found(mesh: Client) -> None:

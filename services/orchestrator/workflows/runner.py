@@ -73,11 +73,13 @@ class StepChanged:
 @dataclass(frozen=True)
 class Pause:
     by: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
 class Resume:
     by: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,9 @@ class Runner:
         change: Pause | Resume | Cancel
         match order.action:
             case "pause":
-                change = Pause(by)
+                change = Pause(by, order.reason)
             case "resume":
-                change = Resume(by)
+                change = Resume(by, order.reason)
             case _:
                 change = Cancel(by, order.reason)
         return await self.change(order.workflow_id, change)
@@ -215,13 +217,17 @@ class Runner:
                             record = self._step_ended(record, name, task)
                 case _ if record.state in WORKFLOW_ENDED or record.ending is not None:
                     outcome = Ended(f"workflow {record.id} has {record.ending or record.state}")
-                case Pause(by=by) if record.state == "running":
+                case Pause(by=by, reason=reason) if record.state == "running":
                     record = structs.replace(record, state="paused", updated_at=now)
-                    paused = WorkflowPaused(workflow_id=record.id, tenant=record.tenant, at=now, by=by)
+                    paused = WorkflowPaused(
+                        workflow_id=record.id, tenant=record.tenant, at=now, by=by, reason=reason
+                    )
                     events.append((paused, f"paused-{now:%s%f}"))
-                case Resume(by=by) if record.state == "paused":
+                case Resume(by=by, reason=reason) if record.state == "paused":
                     record = structs.replace(record, state="running", updated_at=now)
-                    resumed = WorkflowResumed(workflow_id=record.id, tenant=record.tenant, at=now, by=by)
+                    resumed = WorkflowResumed(
+                        workflow_id=record.id, tenant=record.tenant, at=now, by=by, reason=reason
+                    )
                     events.append((resumed, f"resumed-{now:%s%f}"))
                 case Cancel(by=by, reason=reason):
                     why = reason or f"cancelled by {by}"

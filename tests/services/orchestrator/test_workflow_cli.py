@@ -234,8 +234,10 @@ async def test_pause_resume_and_cancel_a_running_workflow(
 
     await eventually(running, within=30)
 
-    paused = await maestro(tmp_path, settings, "workflow", "pause", "wf-stop", "--by", "bob")
-    assert (paused.code, paused.out) == (0, ["paused wf-stop (by bob)"]), paused
+    paused = await maestro(
+        tmp_path, settings, "workflow", "pause", "wf-stop", "--by", "bob", "--reason", "freeze"
+    )
+    assert (paused.code, paused.out) == (0, ["paused wf-stop (by bob): freeze"]), paused
     assert (await mesh.workflow("wf-stop")).state == "paused"
     resumed = await maestro(tmp_path, settings, "workflow", "resume", "wf-stop", "--by", "bob")
     assert (resumed.code, resumed.out) == (0, ["resumed wf-stop (by bob)"]), resumed
