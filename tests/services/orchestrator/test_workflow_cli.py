@@ -195,20 +195,34 @@ async def test_run_wait_exits_1_when_the_workflow_failed_and_says_why(
 async def test_watch_prints_each_change_until_the_workflow_ends(
     mesh: Client, settings: Settings, tmp_path: Path
 ) -> None:
-    chain = FAILING.replace('"exit 3"', '"sleep 3"')
+    # The first step runs until the test opens its gate, which it does once the watch has shown the second
+    # step waiting (the tester's commands run as the test's own user here: settings.sandbox is none).
+    gate = tmp_path / "gate"
+    chain = FAILING.replace('"exit 3"', f'"while [ ! -e {gate} ]; do sleep 0.05; done"')
     run = await maestro(tmp_path, settings, "workflow", "run", "-", "--tenant", "beta", stdin=chain)
     assert run.code == 0, run
     (workflow_id,) = run.out
 
-    watch = await maestro(tmp_path, settings, "workflow", "watch", workflow_id, "--timeout", "60")
+    env = env_for(tmp_path / "cli")
+    env["MAESTRO_NATS_URL"] = str(settings.nats_url)
+    watch = await asyncio.create_subprocess_exec(
+        MAESTRO, "workflow", "watch", workflow_id, "--timeout", "60", cwd=tmp_path, env=env, stdout=PIPE
+    )
+    assert watch.stdout is not None
+    lines: list[str] = []
+    async with asyncio.timeout(60):
+        while line := (await watch.stdout.readline()).decode():
+            lines.append(line)
+            if line.split()[1:] == ["step", "review", "waiting"]:
+                gate.touch()
+        assert await watch.wait() == 0, lines
 
-    assert watch.code == 0, watch
-    changes = [line.split()[1:] for line in watch.out]
+    changes = [line.split()[1:] for line in lines]
+    assert gate.exists(), lines  # the watch showed the review waiting while its need ran
     assert changes[-1] == ["workflow", "succeeded"]
     for name in ("test", "review"):
         seen = [c[2] for c in changes if c[:2] == ["step", name]]
-        assert seen[-1] == "succeeded" and len(seen) == len(set(seen)), watch.out
-    assert ["step", "review", "waiting"] in changes  # while its need ran for 3 s
+        assert seen[-1] == "succeeded" and len(seen) == len(set(seen)), lines
     assert (await mesh.workflow(workflow_id)).tenant == "beta"
 
 
