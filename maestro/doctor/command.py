@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 from maestro import instances
-from maestro.doctor import checks, render
+from maestro.doctor import checks, findings, render
 from maestro.doctor.gather import HoldsReader, gather, open_doctor_bus
 from maestro.errors import CannotRun
 from maestro.runtime import Unreachable
@@ -50,10 +50,10 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         async with open_doctor_bus(settings) as bus:
             facts = await gather(bus, _holds_reader())
     except (Unreachable, instances.NotFound, CannotRun) as exc:
-        findings = [checks.unreachable(settings.nats_url or "NATS", str(exc))]
-        code = checks.EXIT_UNREACHABLE
+        found = [findings.unreachable(settings.nats_url or "NATS", str(exc))]
+        code = findings.EXIT_UNREACHABLE
     else:
-        findings = checks.diagnose(facts, settings)
-        code = checks.exit_code(findings)
-    print(render.as_json(findings, code) if args.json else render.as_table(findings, code), flush=True)
+        found = checks.diagnose(facts, settings)
+        code = findings.exit_code(found)
+    print(render.as_json(found, code) if args.json else render.as_table(found, code), flush=True)
     return code

@@ -24,7 +24,6 @@ from prometheus_client import CollectorRegistry
 from maestro import codec, dead_letters, presence, scan, topics
 from maestro.backlog import durables, read_backlog
 from maestro.bus import Bus
-from maestro.doctor.checks import NEWEST_REASONS
 from maestro.doctor.facts import (
     READ_CONSUMERS,
     READ_HOLDS,
@@ -39,6 +38,7 @@ from maestro.doctor.facts import (
     Server,
     Unread,
 )
+from maestro.doctor.work import NEWEST_REASONS
 from maestro.errors import MaestroError
 from maestro.metrics import Metrics
 from maestro.runtime import connect

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from maestro.doctor.checks import Finding, counted
+from maestro.doctor.findings import EXIT_UNREACHABLE, Finding, counted
 from maestro.terminal import printable
 
 _SUBJECT_WIDTH = 28
@@ -52,7 +52,7 @@ def as_table(findings: Sequence[Finding], exit_code: int) -> str:
         lines.append(printable(line))
     done = report(findings, exit_code)
     ok = len(findings) - done.problems - done.warnings
-    verdict = "healthy" if done.healthy else ("unreachable" if exit_code == 2 else "unhealthy")
+    verdict = "healthy" if done.healthy else ("unreachable" if exit_code == EXIT_UNREACHABLE else "unhealthy")
     lines.append(
         f"{verdict}: {counted(done.problems, 'problem')}, {counted(done.warnings, 'warning')}, {ok} ok"
     )

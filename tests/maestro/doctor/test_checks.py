@@ -12,9 +12,9 @@ from nats.js.api import StreamConfig, StreamInfo, StreamState
 from maestro import topics, topology
 from maestro.backlog import Backlog, ConsumerLag, Durable
 from maestro.discovery import EndpointStats, InstanceStats
-from maestro.doctor import checks
-from maestro.doctor.checks import Finding
+from maestro.doctor import checks, work
 from maestro.doctor.facts import READ_TASKS, Facts, Letter, OverdueHold, Server, Unread
+from maestro.doctor.findings import EXIT_HEALTHY, EXIT_PROBLEM, Finding, exit_code, unreachable
 from maestro.settings import Settings
 from proto.v1 import ROLES, TaskRecord, Timeouts
 
@@ -126,7 +126,7 @@ def one(findings: list[Finding], check: str) -> Finding:
 def test_a_healthy_mesh_is_all_ok_and_exits_0() -> None:
     findings = checks.diagnose(healthy(), SETTINGS)
     assert not_ok(findings) == []
-    assert checks.exit_code(findings) == checks.EXIT_HEALTHY
+    assert exit_code(findings) == EXIT_HEALTHY
     checked = {(f.check, f.subject) for f in findings}
     assert ("stream", topics.STREAM_REQUESTS) in checked and ("bucket", topics.BUCKET_TASKS) in checked
     assert ("store", topics.STORE_ARTIFACTS) in checked and ("consumer", topics.DURABLE_GUARD) in checked
@@ -138,7 +138,7 @@ def test_a_server_without_jetstream_is_a_problem() -> None:
     findings = checks.diagnose(healthy(server=Server("nats://x:4222", "2.12.1", jetstream=False)), SETTINGS)
     assert one(findings, "server").severity == "problem"
     assert "JetStream" in one(findings, "server").fix
-    assert checks.exit_code(findings) == checks.EXIT_PROBLEM
+    assert exit_code(findings) == EXIT_PROBLEM
 
 
 def test_a_server_older_than_message_schedules_is_a_problem() -> None:
@@ -175,7 +175,7 @@ def test_replicas_other_than_the_settings_say_are_a_warning_naming_both() -> Non
     events = next(f for f in drifted if f.subject == topics.STREAM_EVENTS)
     assert "num_replicas is 1, Maestro makes it 3" in events.message
     assert "MAESTRO_STREAM_REPLICAS" in events.fix
-    assert checks.exit_code(findings) == checks.EXIT_HEALTHY
+    assert exit_code(findings) == EXIT_HEALTHY
 
 
 def test_a_stream_that_lost_a_subject_is_a_problem_and_a_shorter_age_a_warning() -> None:
@@ -249,7 +249,7 @@ def test_a_dlq_of_old_letters_only_is_a_warning() -> None:
     assert finding.severity == "warn" and "the newest 3d ago" in finding.message
 
 
-LATE = timedelta(seconds=checks.STUCK_GRACE_S + 5)
+LATE = timedelta(seconds=work.STUCK_GRACE_S + 5)
 
 
 @pytest.mark.parametrize(
@@ -342,5 +342,5 @@ def test_what_could_not_be_read_is_a_warning_and_its_check_is_left_out() -> None
 
 
 def test_the_unreachable_server_finding_says_where_to_point() -> None:
-    finding = checks.unreachable("nats://x:4222", "cannot reach NATS")
+    finding = unreachable("nats://x:4222", "cannot reach NATS")
     assert finding.severity == "problem" and "MAESTRO_NATS_URL" in finding.fix

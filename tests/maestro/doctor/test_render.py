@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from maestro.doctor import checks, render
-from maestro.doctor.checks import Finding
+from maestro.doctor import render
+from maestro.doctor.findings import EXIT_UNREACHABLE, Finding, exit_code, unreachable
 
 FINDINGS = [
     Finding("server", "nats://127.0.0.1:4222", "ok", "nats-server 2.12.1, JetStream enabled"),
@@ -15,7 +15,7 @@ FINDINGS = [
 
 
 def test_the_table_has_a_line_per_finding_with_what_to_do_then_the_verdict() -> None:
-    lines = render.as_table(FINDINGS, checks.exit_code(FINDINGS)).splitlines()
+    lines = render.as_table(FINDINGS, exit_code(FINDINGS)).splitlines()
     assert len(lines) == len(FINDINGS) + 1
     assert lines[0].split() == [
         "ok",
@@ -44,9 +44,5 @@ def test_json_is_one_document_with_the_verdict_and_every_finding() -> None:
 
 
 def test_an_unreachable_server_is_said_so() -> None:
-    finding = checks.unreachable("nats://127.0.0.1:1", "cannot reach NATS")
-    assert (
-        render.as_table([finding], checks.EXIT_UNREACHABLE)
-        .splitlines()[-1]
-        .startswith("unreachable: 1 problem")
-    )
+    finding = unreachable("nats://127.0.0.1:1", "cannot reach NATS")
+    assert render.as_table([finding], EXIT_UNREACHABLE).splitlines()[-1].startswith("unreachable: 1 problem")

@@ -1,0 +1,159 @@
+"""The doctor's checks of the work in flight: dead letters, tasks past their time-out, budget holds past their
+ttl, and the services and agents that do the work. Pure: facts in, findings out."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from maestro import topics
+from maestro.doctor.facts import READ_HOLDS, READ_SERVICES, READ_TASKS, READ_WORKERS, Facts
+from maestro.doctor.findings import Finding, ago, one_line
+from maestro.settings import Settings
+from proto.v1 import TaskRecord
+
+STUCK_GRACE_S = 60.0
+"""How long past its time-out a queued or running task may still be, before it counts as stuck: the
+orchestrator's timer comes due at the deadline and ends it within a second or two."""
+RECENT_DLQ_S = 3600.0
+"""Dead letters newer than this make the DLQ a problem (it is growing); older ones only a warning."""
+NEWEST_REASONS = 3
+"""Dead letters whose reasons a DLQ finding quotes."""
+MICRO_SERVICES = (topics.BUDGET_SERVICE, topics.ORCHESTRATOR_SERVICE)
+"""The services that answer requests as nats micro services, so `$SRV.STATS` finds them."""
+
+
+def dead_letters(facts: Facts) -> Iterator[Finding]:
+    """The DLQ empty, or how deep it is with the newest reasons: a problem when a letter is recent."""
+    depth = facts.backlog.dlq_depth if facts.backlog else None
+    if depth is None:
+        return  # not read, or the stream is missing (the streams check says so)
+    if depth == 0:
+        yield Finding("dlq", topics.STREAM_DLQ, "ok", "no dead letters")
+        return
+    newest = facts.letters[:NEWEST_REASONS]
+    recent = bool(newest) and facts.read_at - newest[0].at < timedelta(seconds=RECENT_DLQ_S)
+    reasons = "; ".join(f"#{x.seq} {x.origin}: {one_line(x.reason)}" for x in newest)
+    when = f", the newest {ago(facts.read_at, newest[0].at)} ago" if newest else ""
+    yield Finding(
+        "dlq",
+        topics.STREAM_DLQ,
+        "problem" if recent else "warn",
+        f"{depth} dead letter{'s' if depth != 1 else ''}{when}" + (f": {reasons}" if reasons else ""),
+        "read them (maestro dlq ls, maestro dlq show SEQ), mend the cause, then maestro dlq replay",
+    )
+
+
+def deadline(record: TaskRecord) -> datetime | None:
+    """When a queued or running task's time-out ends it, as its record tells (None: no time-out applies,
+    or the record cannot tell: an attempt after the first started at a time the record does not keep)."""
+    timeouts = record.timeouts
+    if timeouts is None:
+        return None
+    if record.state == "queued" and timeouts.schedule_to_start_s is not None:
+        since = record.next_retry_at or record.queued_at
+        return since + timedelta(seconds=timeouts.schedule_to_start_s) if since else None
+    if record.state == "running" and timeouts.start_to_close_s is not None and record.attempts <= 1:
+        started = record.started_at
+        return started + timedelta(seconds=timeouts.start_to_close_s) if started else None
+    return None
+
+
+def stuck_tasks(facts: Facts) -> Iterator[Finding]:
+    """Tasks still queued or running well past their time-out: the orchestrator's timers are not firing."""
+    if facts.could_not_read(READ_TASKS):
+        return
+    late = timedelta(seconds=STUCK_GRACE_S)
+    stuck = []
+    for record in facts.open_tasks:
+        due = deadline(record)
+        if due is not None and facts.read_at - due > late:
+            stuck.append((due, record))
+    if not stuck:
+        yield Finding("tasks", "deadlines", "ok", f"{len(facts.open_tasks)} queued or running, none overdue")
+        return
+    stuck.sort(key=lambda found: found[0])
+    for due, record in stuck:
+        yield Finding(
+            "tasks",
+            record.id,
+            "problem",
+            f"{record.state} {ago(facts.read_at, due)} past its time-out ({record.tenant}, "
+            f"{record.role or 'no role'})",
+            f"check that the orchestrator runs (its timers end timed-out tasks); if it does, maestro cancel "
+            f"{record.id}",
+        )
+
+
+def overdue_holds(facts: Facts, settings: Settings) -> Iterator[Finding]:
+    """Budget holds that outlived their ttl by more than two sweeps: no budget replica sweeps them."""
+    if facts.could_not_read(READ_HOLDS):
+        return
+    grace = timedelta(seconds=2 * settings.budget_sweep_s)
+    overdue = [h for h in facts.holds if facts.read_at - h.expired_at > grace]
+    if not overdue:
+        yield Finding("holds", topics.BUCKET_BUDGET, "ok", "no budget hold outlived its ttl")
+        return
+    by_tenant = Counter(h.tenant for h in overdue)
+    money = sum(h.amount_micro_usd for h in overdue) / 1_000_000
+    oldest = min(h.expired_at for h in overdue)
+    tenants = ", ".join(f"{t} ({n})" for t, n in by_tenant.most_common(5))
+    yield Finding(
+        "holds",
+        topics.BUCKET_BUDGET,
+        "problem",
+        f"{len(overdue)} holds (${money:.6f}) past their ttl, the oldest by {ago(facts.read_at, oldest)}: "
+        f"{tenants}",
+        "start the budget service (its sweeper releases expired holds every MAESTRO_BUDGET_SWEEP_S)",
+    )
+
+
+def services(facts: Facts) -> Iterator[Finding]:
+    """Each micro service answering, with its version and load."""
+    if facts.could_not_read(READ_SERVICES):
+        return
+    for name in MICRO_SERVICES:
+        instances = [s for s in facts.services if s.name == name]
+        if not instances:
+            yield Finding(
+                "service",
+                name,
+                "problem",
+                "no instance answers $SRV.STATS",
+                f"start the {name} (maestro up starts every service; python -m services.{name} one)",
+            )
+            continue
+        versions = ",".join(sorted({s.version for s in instances}))
+        requests = sum(e.num_requests for s in instances for e in s.endpoints)
+        errors = sum(e.num_errors for s in instances for e in s.endpoints)
+        busy = [e.average_processing_time for s in instances for e in s.endpoints if e.num_requests]
+        average = f", {max(busy) / 1e6:.1f} ms at most on average" if busy else ""
+        yield Finding(
+            "service",
+            name,
+            "ok",
+            f"{len(instances)} running, version {versions}: {requests} requests, {errors} errors{average}",
+        )
+
+
+def workers(facts: Facts, settings: Settings) -> Iterator[Finding]:
+    """Every role with a running agent; a role with none is a problem once tasks of it are queued."""
+    if facts.could_not_read(READ_WORKERS):
+        return
+    queued: Counter[str] = Counter(str(r.role) for r in facts.open_tasks if r.state == "queued" and r.role)
+    served = [role for role in settings.roles if role in facts.served_roles]
+    if served:
+        yield Finding("workers", ",".join(served), "ok", "a running agent serves each")
+    for role in settings.roles:
+        if role in facts.served_roles:
+            continue
+        waiting = queued.get(role, 0)
+        yield Finding(
+            "workers",
+            role,
+            "problem" if waiting else "warn",
+            "no running agent serves it"
+            + (f"; {waiting} of its tasks are queued for one" if waiting else ""),
+            f"start an agent for it (MAESTRO_ROLES={role} python -m services.agents, or maestro up)",
+        )
