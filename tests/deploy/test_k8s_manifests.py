@@ -361,3 +361,19 @@ def test_the_manifests_run_the_image_the_dockerfile_builds(rendered: tuple[str, 
         images.add(container["image"])
         assert spec["securityContext"]["runAsUser"] == int(user[0][0])
     assert len(images) == 1 and images.pop().endswith(tag)
+
+
+def test_the_readme_walks_through_every_secret_the_pods_mount(prod: Objects) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Running it on Kubernetes") :]
+    section = section[: section.index("\n### ", 1)]
+    assert "kubectl apply -k deploy/k8s/overlays/prod" in section
+    mounted = {
+        v["secret"]["secretName"] for _, spec in pods(prod) for v in spec.get("volumes", []) if "secret" in v
+    }
+    assert len(mounted) == 8
+    created = set(re.findall(r"create secret generic (maestro-[\w$-]+)", section))
+    per_principal = {f"maestro-nats-{p}" for p in ("admin", "guard", "budget", "orchestrator", "agents")}
+    if "maestro-nats-$p" in created:  # the README's loop over the principals
+        created = (created - {"maestro-nats-$p"}) | per_principal
+    assert mounted <= created, f"secrets the README does not create: {mounted - created}"
