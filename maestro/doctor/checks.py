@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from enum import Enum
 from typing import Any
 
-from nats.js.api import StreamConfig
+from nats.js.api import ConsumerConfig, StreamConfig
 
 from maestro import topics, topology
-from maestro.backlog import ConsumerLag, Durable
+from maestro.backlog import ConsumerLag, Durable, durables
 from maestro.consuming import shared_config
 from maestro.doctor.facts import (
     READ_STREAMS,
@@ -55,6 +55,7 @@ def diagnose(facts: Facts, settings: Settings) -> list[Finding]:
         *unread(facts),
         *streams(facts, settings),
         *consumers(facts, settings),
+        *autoscaling(facts, settings),
         *dead_letters(facts),
         *stuck_tasks(facts),
         *overdue_holds(facts, settings),
@@ -202,11 +203,63 @@ def consumers(facts: Facts, settings: Settings) -> Iterator[Finding]:
     shared = shared_config(settings)
     served = facts.served_roles
     agents = {topics.agents_durable(role): role for role in settings.roles}  # type: ignore[arg-type]
+    never_pulled = _backlog_consumers(settings)
     for lag in backlog.consumers:
+        if lag.consumer in never_pulled:
+            continue  # never pulled: the autoscaling check reads it
         role = agents.get(lag.consumer)
         if role is not None and role not in served and not facts.could_not_read(READ_WORKERS):
             continue  # the workers check says it, once
         yield _consumer(lag, shared.ack_wait, shared.max_deliver)
+
+
+def wanted_durables(settings: Settings) -> tuple[Durable, ...]:
+    """The durables to read: every service's (the agents' for the roles these settings name), and with fair
+    dispatch the dispatcher's never-pulled backlog consumers, which autoscalers read."""
+    backlogs = (Durable(topics.STREAM_WAITING, name) for name in _backlog_consumers(settings))
+    return (*durables(settings.roles), *backlogs)
+
+
+def _backlog_consumers(settings: Settings) -> dict[str, ConsumerConfig]:
+    """The backlog consumers topology.py has the dispatcher make, by name, for the roles of `settings`."""
+    if not settings.fair_dispatch:
+        return {}
+    names = {topics.backlog_durable(role) for role in settings.roles}  # type: ignore[arg-type]
+    return {str(c.durable_name): c for c in topology.backlog_consumers() if c.durable_name in names}
+
+
+def autoscaling(facts: Facts, settings: Settings) -> Iterator[Finding]:
+    """Each role's backlog consumer present on the waiting stream with its filter: its pending count is the
+    role's tasks waiting for their turn, which KEDA scales the role's agents on."""
+    backlog, wanted = facts.backlog, _backlog_consumers(settings)
+    if backlog is None or not wanted or topics.STREAM_WAITING not in facts.streams:
+        return
+    counts = []
+    missing = {d.consumer for d in backlog.missing}
+    for name, config in wanted.items():
+        lag = backlog.consumer(name)
+        if lag is None:
+            if name not in missing:
+                continue  # not asked for
+            yield Finding(
+                "backlog",
+                name,
+                "warn",
+                f"{topics.STREAM_WAITING} has no consumer {name}: an autoscaler reading it sees no backlog",
+                "restart the orchestrator: its dispatcher makes each role's backlog consumer when it starts",
+            )
+        elif lag.filter_subjects != (config.filter_subject,):
+            yield Finding(
+                "backlog",
+                name,
+                "warn",
+                f"it counts {_shown(list(lag.filter_subjects))}, not {config.filter_subject}",
+                f"delete it (nats consumer rm {topics.STREAM_WAITING} {name}) and restart the orchestrator",
+            )
+        else:
+            counts.append(f"{name.removeprefix('backlog-')} {lag.pending}")
+    if counts:
+        yield Finding("backlog", topics.STREAM_WAITING, "ok", f"waiting for their turn: {', '.join(counts)}")
 
 
 def _owner(durable: Durable) -> str:

@@ -22,8 +22,9 @@ from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 
 from maestro import codec, dead_letters, presence, scan, topics
-from maestro.backlog import durables, read_backlog
+from maestro.backlog import read_backlog
 from maestro.bus import Bus
+from maestro.doctor.checks import wanted_durables
 from maestro.doctor.facts import (
     READ_CONSUMERS,
     READ_HOLDS,
@@ -91,7 +92,7 @@ async def gather(bus: Bus, holds: HoldsReader | None = None) -> Facts:
     now = datetime.now(UTC)
     async with asyncio.TaskGroup() as group:
         streams = group.create_task(attempt(READ_STREAMS, _streams(js), {}))
-        wanted = durables(bus.settings.roles)
+        wanted = wanted_durables(bus.settings)
         backlog = group.create_task(attempt(READ_CONSUMERS, read_backlog(js, wanted), None))
         letters = group.create_task(attempt(READ_LETTERS, _letters(js), ()))
         tasks = group.create_task(attempt(READ_TASKS, _open_tasks(js), ()))

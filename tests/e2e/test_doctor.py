@@ -121,6 +121,9 @@ async def test_a_healthy_mesh_passes_and_each_injected_problem_is_then_found(
     holds = found.pop(("holds", topics.BUCKET_BUDGET))
     assert holds.startswith("problem: 1 holds ($0.001000) past their ttl") and holds.endswith("hold-co (1)")
     assert found == {}
+    # What an autoscaler reads: the tester's task waits for its turn.
+    waiting = next(f.message for f in report.findings if f.check == "backlog")
+    assert "tester 1" in waiting and "planner 0" in waiting
     assert all(f.fix for f in report.findings if f.severity != "ok")
 
 

@@ -77,6 +77,14 @@ SERVICE_DURABLES = (
     Durable(topics.STREAM_WORKFLOWS, topics.DURABLE_ORCHESTRATOR_WORKFLOWS),
 )
 AGENT_DURABLES = tuple(Durable(topics.STREAM_TASKS, topics.agents_durable(r)) for r in ROLES)
+BACKLOGS = tuple(
+    _lag(
+        Durable(topics.STREAM_WAITING, topics.backlog_durable(r)),
+        waiting=0,
+        filter_subjects=(topics.WAITING.filter(r),),
+    )
+    for r in ROLES
+)
 REVIEWS = (
     Durable(topics.STREAM_HOOKS, topics.DURABLE_ORCHESTRATOR_REVIEWS),
     Durable(topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR_REVIEW_ENDS),
@@ -84,7 +92,7 @@ REVIEWS = (
 
 
 def _backlog(*lags: ConsumerLag, missing: tuple[Durable, ...] = REVIEWS, dlq: int | None = 0) -> Backlog:
-    present = lags or tuple(_lag(d) for d in (*SERVICE_DURABLES, *AGENT_DURABLES))
+    present = lags or (*(_lag(d) for d in (*SERVICE_DURABLES, *AGENT_DURABLES)), *BACKLOGS)
     return Backlog(consumers=present, missing=missing, dlq_depth=dlq, read_at=NOW)
 
 
@@ -226,7 +234,11 @@ def test_a_consumer_that_falls_behind_or_is_set_up_otherwise_is_found(
 
 def test_consumers_waiting_for_work_while_in_progress_are_ok() -> None:
     # Every slot busy: no pull request stands, but the consumer is worked.
-    lags = (_lag(GUARD, waiting=0, ack_pending=256, pending=10), *(_lag(d) for d in SERVICE_DURABLES[1:]))
+    lags = (
+        _lag(GUARD, waiting=0, ack_pending=256, pending=10),
+        *(_lag(d) for d in SERVICE_DURABLES[1:]),
+        *BACKLOGS,
+    )
     assert not_ok(checks.diagnose(healthy(backlog=_backlog(*lags)), SETTINGS)) == []
 
 
@@ -344,3 +356,38 @@ def test_what_could_not_be_read_is_a_warning_and_its_check_is_left_out() -> None
 def test_the_unreachable_server_finding_says_where_to_point() -> None:
     finding = unreachable("nats://x:4222", "cannot reach NATS")
     assert finding.severity == "problem" and "MAESTRO_NATS_URL" in finding.fix
+
+
+def test_each_role_s_backlog_is_said_and_a_missing_or_misfiltered_backlog_consumer_is_a_warning() -> None:
+    findings = checks.diagnose(healthy(), SETTINGS)
+    said = next(f for f in findings if f.check == "backlog")
+    assert said.message == "waiting for their turn: " + ", ".join(f"{r} 0" for r in ROLES)
+    tester = topics.backlog_durable("tester")
+    others = tuple(lag for lag in BACKLOGS if lag.consumer != tester)
+    services = tuple(_lag(d) for d in (*SERVICE_DURABLES, *AGENT_DURABLES))
+    missing = _backlog(*services, *others, missing=(*REVIEWS, Durable(topics.STREAM_WAITING, tester)))
+    finding = one(checks.diagnose(healthy(backlog=missing), SETTINGS), "backlog")
+    assert (finding.subject, finding.severity) == (tester, "warn")
+    assert "an autoscaler reading it sees no backlog" in finding.message and "orchestrator" in finding.fix
+    misfiltered = _lag(
+        Durable(topics.STREAM_WAITING, tester), waiting=0, filter_subjects=(topics.WAITING.all,)
+    )
+    finding = one(
+        checks.diagnose(healthy(backlog=_backlog(*services, *others, misfiltered)), SETTINGS), "backlog"
+    )
+    assert finding.message == f"it counts {topics.WAITING.all}, not {topics.WAITING.filter('tester')}"
+
+
+def test_without_fair_dispatch_no_backlog_consumer_is_expected() -> None:
+    services = tuple(_lag(d) for d in (*SERVICE_DURABLES, *AGENT_DURABLES))
+    findings = checks.diagnose(
+        healthy(backlog=_backlog(*services)), dataclasses.replace(SETTINGS, fair_dispatch=False)
+    )
+    assert not_ok(findings) == [] and not [f for f in findings if f.check == "backlog"]
+    assert checks.wanted_durables(dataclasses.replace(SETTINGS, fair_dispatch=False)) == (
+        *SERVICE_DURABLES[:3],
+        REVIEWS[1],
+        SERVICE_DURABLES[3],
+        REVIEWS[0],
+        *AGENT_DURABLES,
+    )
