@@ -18,6 +18,7 @@ from nats.js.api import ConsumerInfo
 from nats.js.errors import NotFoundError
 
 from maestro import topics
+from maestro.topology import backlog_consumers
 from proto.v1 import ROLES
 
 
@@ -40,6 +41,12 @@ def durables(roles: Iterable[str] = ROLES) -> tuple[Durable, ...]:
         Durable(topics.STREAM_HOOKS, topics.DURABLE_ORCHESTRATOR_REVIEWS),
         *(Durable(topics.STREAM_TASKS, topics.agents_durable(role)) for role in roles),  # type: ignore[arg-type]
     )
+
+
+def waiting_durables() -> tuple[Durable, ...]:
+    """The dispatcher's never-pulled consumers of the waiting stream, one per role (maestro/topology.py): each
+    one's pending count is its role's tasks waiting for their turn, what autoscalers read."""
+    return tuple(Durable(topics.STREAM_WAITING, str(c.durable_name)) for c in backlog_consumers())
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import nats.errors
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from maestro.backlog import Backlog, read_backlog
+from maestro.backlog import Backlog, durables, read_backlog, waiting_durables
 from maestro.bus import Bus
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,13 @@ class BacklogGauges(Collector):
 
 
 async def refresh(bus: Bus, gauges: BacklogGauges) -> None:
-    """Read the backlog into `gauges` now and every MAESTRO_BACKLOG_INTERVAL_S, until the bus stops; a read
-    the server does not answer leaves the last one in place (its timestamp ages)."""
+    """Read the backlog into `gauges` now and every MAESTRO_BACKLOG_INTERVAL_S, until the bus stops: every
+    service's durables and, with fair dispatch, each role's waiting tasks; a read the server does not answer
+    leaves the last one in place (its timestamp ages)."""
+    wanted = (*durables(), *(waiting_durables() if bus.settings.fair_dispatch else ()))
     while not bus.lifetime.stopping:
         try:
-            gauges.latest = await read_backlog(bus.js)
+            gauges.latest = await read_backlog(bus.js, wanted)
         except (nats.errors.Error, TimeoutError) as exc:
             log.warning("could not read the consumers' backlog: %s", exc)
         await bus.lifetime.sleep(bus.settings.backlog_interval_s)

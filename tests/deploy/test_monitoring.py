@@ -161,6 +161,8 @@ async def test_a_running_mesh_exports_every_metric_the_dashboard_and_alerts_read
     assert has("maestro_task_seconds_bucket", role="planner", state="succeeded")
     assert has("maestro_budget_spent_micro_usd", tenant=TENANT)
     assert has("maestro_approvals_waiting", tenant=TENANT)
+    # Each role's tasks waiting for their turn: what KEDA scales the agents on, and the lag panel shows.
+    assert has("maestro_consumer_pending_messages", stream="MAESTRO_WAIT", consumer="backlog-planner")
 
 
 # -- the component, rendered -------------------------------------------------------------------------------
@@ -262,6 +264,7 @@ def _background_reads_caught_up(samples: Scraped) -> bool:
         ("maestro_approvals_waiting", TENANT),
         ("maestro_consumer_pending_messages", "guard"),
         ("maestro_consumer_pending_messages", "agents-planner"),
+        ("maestro_consumer_pending_messages", "backlog-planner"),
     } <= present
 
 

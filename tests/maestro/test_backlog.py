@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from maestro import topics
-from maestro.backlog import Durable, durables, read_backlog
+from maestro.backlog import Durable, durables, read_backlog, waiting_durables
 from maestro.bus import Bus
+from proto.v1 import ROLES
 
 
 async def test_reads_what_a_durable_has_pending_in_progress_and_redelivered(bus: Bus) -> None:
@@ -57,11 +58,14 @@ async def test_a_missing_stream_is_an_answer_not_an_error(bus: Bus) -> None:
     assert (backlog.consumers, backlog.missing, backlog.dlq_depth) == ((), (hooks,), None)
 
 
-def test_every_role_has_its_agents_durable() -> None:
+def test_every_role_has_its_agents_durable_and_its_waiting_tasks_consumer() -> None:
     names = {d.consumer for d in durables(["tester", "reviewer"])}
     assert {"agents-tester", "agents-reviewer"} <= names
     assert "agents-planner" not in names
     assert {topics.DURABLE_GUARD, topics.DURABLE_ORCHESTRATOR, topics.DURABLE_GUARD_APPROVALS} <= names
+    assert {(d.stream, d.consumer) for d in waiting_durables()} == {
+        (topics.STREAM_WAITING, f"backlog-{role}") for role in ROLES
+    }
 
 
 async def _request(bus: Bus, count: int) -> None:
