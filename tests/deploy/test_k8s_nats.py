@@ -1,8 +1,8 @@
 """The NATS configuration shipped in deploy/k8s/nats, run for real: three local nats-servers from its very
 files (only the pods' addresses and paths swapped for local ones), with `maestro nats-config`'s accounts
 included as the StatefulSet mounts them. Maestro provisions on it at MAESTRO_STREAM_REPLICAS=3 (every
-stream, bucket and the object store, also when they were made at one replica first), and the monitoring
-endpoint shows KEDA the backlog consumers it scales on."""
+stream, bucket and the object store, also when they were made at one replica first, and their consumers
+with them), and the monitoring endpoint shows KEDA the backlog consumers it scales on."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ import pytest
 
 from maestro import codec, topics, topology
 from maestro.access import nats_config
+from maestro.bus import Bus
 from maestro.embedded import dies_with_caller, nats_server_binary
 from maestro.runtime import open_bus
 from maestro.settings import Settings
 from maestro.supervisor import free_port
 from proto.v1 import Decision, TaskAssignment, TaskRequest
+from tests.maestro.test_presence import eventually
 
 NATS_DIR = Path(__file__).parents[2] / "deploy" / "k8s" / "nats"
 NODES = 3
@@ -141,6 +143,12 @@ async def ready(cluster: list[Node]) -> AsyncIterator[list[Node]]:
     yield cluster
 
 
+async def _replicated(bus: Bus, stream: str, consumer: str) -> bool:
+    """Whether a consumer has a leader and two current followers."""
+    cluster = (await bus.js.consumer_info(stream, consumer)).cluster
+    return cluster is not None and len([p for p in cluster.replicas or [] if p.current]) == NODES - 1
+
+
 def _settings(nodes: list[Node], credentials: Path, replicas: int) -> Settings:
     return Settings(
         nats_url=",".join(n.url for n in nodes),
@@ -157,8 +165,11 @@ async def test_every_stream_bucket_and_store_gets_three_replicas_also_when_first
     async with open_bus(_settings(ready, credentials, 1), "maestro-test", patience_s=30) as bus:
         wanted = topology.topology(bus.settings).stream_names
         assert {(await bus.js.stream_info(n)).config.num_replicas for n in wanted} == {1}
+        await topology.ensure_backlog(bus.js)
     async with open_bus(_settings(ready, credentials, 3), "maestro-test", patience_s=30) as bus:
         replicas = {n: (await bus.js.stream_info(n)).config.num_replicas for n in wanted}
+        # The consumers follow their stream (they set no replicas of their own), the backlog's too.
+        await eventually(lambda: _replicated(bus, topics.STREAM_WAITING, "backlog-tester"))
     assert replicas == dict.fromkeys(wanted, 3)
     assert topics.object_store_stream(topics.STORE_ARTIFACTS) in replicas and len(replicas) > 15
 
