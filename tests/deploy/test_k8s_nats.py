@@ -27,6 +27,8 @@ from proto.v1 import Decision, TaskAssignment, TaskRequest
 from tests.maestro.test_presence import eventually
 
 NATS_DIR = Path(__file__).parents[2] / "deploy" / "k8s" / "nats"
+DEV_CLUSTER = NATS_DIR.parent / "overlays" / "dev" / "cluster.conf"
+"""What overlays/dev puts in place of the routes: one node, standalone."""
 NODES = 3
 
 
@@ -52,8 +54,8 @@ def _swapped(text: str, swaps: dict[str, str]) -> str:
 
 
 def _node_files(root: Path, index: int, ports: list[dict[str, int]], accounts: str) -> Path:
-    """The files of node `index` laid out as its pod mounts them: config/ (the ConfigMap) beside accounts/
-    (the Secret); returns its nats.conf."""
+    """The files of node `index` of len(ports) laid out as its pod mounts them: config/ (the ConfigMap)
+    beside accounts/ (the Secret); returns its nats.conf. One node gets overlays/dev's cluster.conf."""
     mine = ports[index]
     config, secret = root / f"node-{index}" / "config", root / f"node-{index}" / "accounts"
     config.mkdir(parents=True)
@@ -70,11 +72,15 @@ def _node_files(root: Path, index: int, ports: list[dict[str, int]], accounts: s
     )
     routes = {
         f"nats://maestro-nats-{n}.maestro-nats-headless:6222": f"nats://127.0.0.1:{ports[n]['route']}"
-        for n in range(NODES)
+        for n in range(len(ports))
     }
-    cluster = _swapped(
-        (NATS_DIR / "cluster.conf").read_text(),
-        {"listen: 0.0.0.0:6222": f"listen: 127.0.0.1:{mine['route']}", **routes},
+    cluster = (
+        DEV_CLUSTER.read_text()
+        if len(ports) == 1
+        else _swapped(
+            (NATS_DIR / "cluster.conf").read_text(),
+            {"listen: 0.0.0.0:6222": f"listen: 127.0.0.1:{mine['route']}", **routes},
+        )
     )
     (config / "nats.conf").write_text(conf)
     (config / "cluster.conf").write_text(cluster)
@@ -89,30 +95,50 @@ def credentials(tmp_path: Path) -> Path:
     return out
 
 
+def _start(root: Path, credentials: Path, count: int) -> list[Node]:
+    """`count` nodes of the shipped configuration (appended to as they start: stop them all after)."""
+    accounts = (credentials / nats_config.CONFIG_FILE).read_text()
+    ports = [{"client": free_port(), "monitor": free_port(), "route": free_port()} for _ in range(count)]
+    nodes: list[Node] = []
+    for index in range(count):
+        conf = _node_files(root, index, ports, accounts)
+        with open(root / f"node-{index}.log", "wb") as log:
+            process = subprocess.Popen(
+                [nats_server_binary(), "--config", str(conf)],
+                env={"POD_NAME": f"maestro-nats-{index}"},  # as the pod's env sets it
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                preexec_fn=dies_with_caller(),
+            )
+        nodes.append(Node(ports[index]["client"], ports[index]["monitor"], process))
+    return nodes
+
+
+def _stop(nodes: list[Node]) -> None:
+    for node in nodes:
+        node.process.terminate()
+    for node in nodes:
+        node.process.wait(10)
+
+
 @pytest.fixture
 def cluster(tmp_path: Path, credentials: Path) -> Iterator[list[Node]]:
-    """Three nodes of the shipped configuration, stopped after the test."""
-    accounts = (credentials / nats_config.CONFIG_FILE).read_text()
-    ports = [{"client": free_port(), "monitor": free_port(), "route": free_port()} for _ in range(NODES)]
-    nodes = []
+    """Three nodes of the shipped configuration (overlays/prod), stopped after the test."""
+    nodes = _start(tmp_path, credentials, NODES)
     try:
-        for index in range(NODES):
-            conf = _node_files(tmp_path, index, ports, accounts)
-            with open(tmp_path / f"node-{index}.log", "wb") as log:
-                process = subprocess.Popen(
-                    [nats_server_binary(), "--config", str(conf)],
-                    env={"POD_NAME": f"maestro-nats-{index}"},  # as the pod's env sets it
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                    preexec_fn=dies_with_caller(),
-                )
-            nodes.append(Node(ports[index]["client"], ports[index]["monitor"], process))
         yield nodes
     finally:
-        for node in nodes:
-            node.process.terminate()
-        for node in nodes:
-            node.process.wait(10)
+        _stop(nodes)
+
+
+@pytest.fixture
+def single(tmp_path: Path, credentials: Path) -> Iterator[list[Node]]:
+    """The one node of overlays/dev, stopped after the test."""
+    nodes = _start(tmp_path, credentials, 1)
+    try:
+        yield nodes
+    finally:
+        _stop(nodes)
 
 
 def _monitoring(node: Node, path: str) -> dict[str, object]:
@@ -196,3 +222,13 @@ async def test_the_monitoring_endpoint_shows_keda_each_roles_backlog_in_the_maes
                     if stream["name"] == topics.STREAM_WAITING and consumer["cluster"]["leader"] == server:
                         pending[consumer["name"]] = consumer["num_pending"] + consumer["num_ack_pending"]
     assert pending["backlog-tester"] == 3 and pending["backlog-planner"] == 0
+
+
+async def test_the_dev_overlays_one_node_runs_jetstream_alone_with_the_accounts(
+    single: list[Node], credentials: Path
+) -> None:
+    await _until_jetstream_is_ready(single)
+    async with open_bus(_settings(single, credentials, 1), "maestro-test", patience_s=30) as bus:
+        wanted = topology.topology(bus.settings).stream_names
+        assert {(await bus.js.stream_info(n)).config.num_replicas for n in wanted} == {1}
+    assert _monitoring(single[0], "/varz")["server_name"] == "maestro-nats-0"
