@@ -345,8 +345,11 @@ async def serve(bus: Bus) -> None:
     """Apply every task event to its record and start every workflow submitted, until the bus stops."""
     tasks = TaskStore(bus)
     runner = Runner(bus, tasks)
+    tenant_label = TenantLabels(bus.settings.metrics_tenants)
     dispatcher = (
-        Dispatcher(bus, Shares(), bus.metrics.registry, ahead=bus.settings.dispatch_ahead)
+        Dispatcher(
+            bus, Shares(), bus.metrics.registry, ahead=bus.settings.dispatch_ahead, tenant_label=tenant_label
+        )
         if bus.settings.fair_dispatch
         else None
     )
@@ -357,7 +360,7 @@ async def serve(bus: Bus) -> None:
     orchestrator = Orchestrator(
         store=tasks,
         js=bus.js,
-        metrics=OrchestratorMetrics.create(bus.metrics.registry, TenantLabels(bus.settings.metrics_tenants)),
+        metrics=OrchestratorMetrics.create(bus.metrics.registry, tenant_label),
         effects=Effects(bus),
         workflows=runner,
         linger_s=bus.settings.record_linger_s,

@@ -83,10 +83,15 @@ class DispatchMetrics:
 
     @classmethod
     def create(
-        cls, registry: CollectorRegistry, queue: FairQueue, clock: Callable[[], float]
+        cls,
+        registry: CollectorRegistry,
+        queue: FairQueue,
+        clock: Callable[[], float],
+        tenant_label: Callable[[str], str],
     ) -> DispatchMetrics:
-        """Register the dispatcher's metrics on `registry`, the queue's depth read at each scrape."""
-        registry.register(_Depth(queue, clock))
+        """Register the dispatcher's metrics on `registry`, the queue's depth read at each scrape; tenants are
+        named by `tenant_label` (bounded: maestro/tenant_labels.py)."""
+        registry.register(_Depth(queue, clock, tenant_label))
         return cls(
             waited=Histogram(
                 "maestro_dispatch_wait_seconds",
@@ -101,9 +106,12 @@ class DispatchMetrics:
 class _Depth(Collector):
     """Tasks waiting and the oldest one's age, per role, priority and tenant, as the queue has them now."""
 
-    def __init__(self, queue: FairQueue, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, queue: FairQueue, clock: Callable[[], float], tenant_label: Callable[[str], str]
+    ) -> None:
         self._queue = queue
         self._clock = clock
+        self._tenant_label = tenant_label
 
     def collect(self) -> Iterator[Metric]:
         labels = ["role", "priority", "tenant"]
@@ -114,9 +122,15 @@ class _Depth(Collector):
             labels=labels,
         )
         now = self._clock()
+        # Tenants past the named ones share a label: their counts add up, the oldest of them shows.
+        labelled: dict[tuple[str, str, str], tuple[int, float]] = {}
         for (role, priority, tenant), (count, since) in self._queue.depth().items():
-            depth.add_metric([role, str(priority), tenant], count)
-            oldest.add_metric([role, str(priority), tenant], now - since)
+            key = (role, str(priority), self._tenant_label(tenant))
+            before, earliest = labelled.get(key, (0, since))
+            labelled[key] = (before + count, min(earliest, since))
+        for key, (count, since) in labelled.items():
+            depth.add_metric(list(key), count)
+            oldest.add_metric(list(key), now - since)
         yield depth
         yield oldest
 
@@ -167,13 +181,15 @@ class Dispatcher:
         ahead: int,
         clock: Callable[[], float] = time.monotonic,
         memory_bytes: int = MEMORY_BYTES,
+        tenant_label: Callable[[str], str] = str,
     ) -> None:
         self._bus = bus
         self._shares = shares
         self._clock = clock
         self._ahead = ahead
         self.queue = FairQueue(shares.of)
-        self._metrics = DispatchMetrics.create(registry, self.queue, clock)
+        self._metrics = DispatchMetrics.create(registry, self.queue, clock, tenant_label)
+        self._tenant_label = tenant_label
         self._waiting: dict[str, int] = {}
         """Task id -> its waiting sequence."""
         self._task_at: dict[int, str] = {}
@@ -493,7 +509,9 @@ class Dispatcher:
         key = (task.role, task.priority, task.tenant)
         child = self._waited_children.get(key)
         if child is None:
-            child = self._metrics.waited.labels(task.role, str(task.priority), task.tenant)
+            child = self._metrics.waited.labels(
+                task.role, str(task.priority), self._tenant_label(task.tenant)
+            )
             self._waited_children[key] = child
         return child
 
