@@ -6,6 +6,7 @@ replicas 3 in prod, and the image the Dockerfile builds."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import shutil
@@ -44,16 +45,22 @@ Objects = list[dict[str, Any]]
 
 
 def render(overlay: str) -> Objects:
-    """`kubectl kustomize` of an overlay: its objects."""
+    """`kubectl kustomize` of an overlay: its objects (rendered once per test session)."""
     if KUBECTL is None:
         pytest.skip(
             "kubectl is not installed: the overlays cannot be rendered (install kubectl to run these)"
         )
-    done = subprocess.run(
-        [KUBECTL, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=False
-    )
+    done = _kustomized(overlay)
     assert done.returncode == 0, f"overlays/{overlay} does not render: {done.stderr}"
     return [o for o in yaml.safe_load_all(done.stdout) if o]
+
+
+@functools.cache
+def _kustomized(overlay: str) -> subprocess.CompletedProcess[str]:
+    assert KUBECTL is not None
+    return subprocess.run(
+        [KUBECTL, "kustomize", str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=False
+    )
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
