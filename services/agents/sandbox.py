@@ -13,6 +13,7 @@ import signal
 import sys
 import tempfile
 import time
+from asyncio.subprocess import Process
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -105,25 +106,31 @@ class Sandbox:
         self, command: str, cwd: Path, uid: int | None, new_root: Path | None, sweep: int | None
     ) -> CommandResult:
         started = time.perf_counter()
-        process = await asyncio.create_subprocess_exec(
-            *self.isolation.argv(command, cwd, uid, new_root),
-            cwd=cwd,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so a timeout can kill everything it started
-            preexec_fn=self.isolation.preexec(),  # it dies with the agent, even one that is SIGKILLed; limits
-            env={
-                "PATH": self.path,
-                "HOME": str(cwd),
-                "LANG": "C.UTF-8",
-                "TMPDIR": "/tmp",
-                "PYTHONDONTWRITEBYTECODE": "1",
-            },
+        starting = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
+                *self.isolation.argv(command, cwd, uid, new_root),
+                cwd=cwd,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so a timeout can kill everything it started
+                preexec_fn=self.isolation.preexec(),  # it dies with the agent, even one that is SIGKILLed; limits
+                env={
+                    "PATH": self.path,
+                    "HOME": str(cwd),
+                    "LANG": "C.UTF-8",
+                    "TMPDIR": "/tmp",
+                    "PYTHONDONTWRITEBYTECODE": "1",
+                },
+            )
         )
+        process: Process | None = None
         tail = bytearray()
         timed_out = False
         try:
+            # Shielded: cancelled while asyncio still connects the new process's pipes, the command may have
+            # started children already, and asyncio's own clean-up would kill the shell alone.
+            process = await asyncio.shield(starting)
             async with asyncio.timeout(self.timeout_s):
                 assert process.stdout is not None
                 while chunk := await process.stdout.read(65536):
@@ -134,15 +141,18 @@ class Sandbox:
         except TimeoutError:
             timed_out = True
         finally:
+            if process is None:
+                process = await _once_started(starting)
             # Whatever happened (done, timed out, cancelled), leave nothing of the command running: in a PID
             # namespace, killing the group's unshare takes its PID 1 and so the whole namespace with it.
-            _kill_group(process.pid)
+            if process is not None:
+                _kill_group(process.pid)
             if sweep is not None:
                 # Before the wait, which lasts as long as anything holds the output pipe open.
                 await _kill_uid(self.isolation, sweep)
-            if process.returncode is None:
+            if process is not None and process.returncode is None:
                 await process.wait()
-        assert process.returncode is not None
+        assert process is not None and process.returncode is not None
         return CommandResult(
             command=command,
             exit_code=process.returncode,
@@ -217,6 +227,14 @@ async def _kill_uid(isolation: Isolation, uid: int) -> None:
         env={"PATH": _SYSTEM_PATH},
     )
     await process.wait()
+
+
+async def _once_started(starting: asyncio.Future[Process]) -> Process | None:
+    """The process `starting` starts, once it has; None when it could not start (nothing to kill then)."""
+    try:
+        return await starting
+    except Exception:  # it never started: the exception the caller sees already says why
+        return None
 
 
 def _kill_group(pgid: int) -> None:
