@@ -145,9 +145,8 @@ def _alive_in_group(group: int, killed_at: int) -> list[int]:
     """The processes of a process group, started before `killed_at` (ticks), that are not zombies.
 
     A process started later is not the command's: with pid_max at 32,768 and a suite that forks thousands of
-    processes, the group leader's pid comes round again within seconds, and a process that takes it and
-    starts a session of its own (a sandboxed command of another test, a nats-server) leads a group with the
-    same number (this test failed so in CI).
+    processes, the group leader's pid can come round again, and a process that takes it and starts a session
+    of its own (a sandboxed command of another test, a nats-server) leads a group with the same number.
     """
     alive = []
     for entry in Path("/proc").iterdir():
