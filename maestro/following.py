@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
@@ -27,23 +28,49 @@ async def follow_key(
 async def follow_keys(
     kv: KeyValue, keys: str, offer: Callable[[str, bytes | None, int], object], stopping: asyncio.Event
 ) -> None:
-    """Like follow_key, for every key matching `keys` (`>`: all): `offer` gets the key too."""
-    while not stopping.is_set():
-        watcher = None
-        try:
-            watcher = await kv.watch(keys)
-            async for entry in watcher:
-                if entry is None:
-                    continue  # the end of the initial values
-                deleted = entry.operation in (KV_DEL, KV_PURGE)
-                offer(entry.key, None if deleted else entry.value, entry.revision or 0)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("watching %s failed (%r); watching again", keys, exc)
-        finally:
-            if watcher is not None:
-                with contextlib.suppress(Exception):
-                    await watcher.stop()  # type: ignore[no-untyped-call]
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), RETRY_S)
+    """Like follow_key, for every key matching `keys` (`>`: all): `offer` gets the key too.
+
+    It ends when `stopping` is set even if a cancel never reaches it: nats-py swallows a CancelledError that
+    lands while a subscription is being made (`Client._flush_pending`), so a watcher cancelled as it started
+    would otherwise wait for its next entry for ever, and its service's stop with it.
+    """
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        while not stopping.is_set():
+            watcher = None
+            try:
+                watcher = await kv.watch(keys)
+                while (entry := await _next_entry(watcher, stopped)) is not _ENDED:
+                    if entry is None:
+                        continue  # the end of the initial values
+                    deleted = entry.operation in (KV_DEL, KV_PURGE)
+                    offer(entry.key, None if deleted else entry.value, entry.revision or 0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("watching %s failed (%r); watching again", keys, exc)
+            finally:
+                if watcher is not None:
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(stopped), RETRY_S)
+    finally:
+        stopped.cancel()
+
+
+_ENDED = object()
+"""What _next_entry answers when the watch ended or `stopped` came first."""
+
+
+async def _next_entry(watcher: KeyValue.KeyWatcher, stopped: asyncio.Future[Any]) -> Any:
+    """The watcher's next entry (None: the end of the initial values), or _ENDED."""
+    following = asyncio.ensure_future(watcher.__anext__())  # type: ignore[no-untyped-call]
+    await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if not following.done():
+        following.cancel()
+        return _ENDED
+    try:
+        return following.result()
+    except StopAsyncIteration:
+        return _ENDED
