@@ -171,17 +171,19 @@ async def push(js: JetStreamContext, text: bytes, tenant: str | None = None, *, 
     its lines; those only the merged bundle shows have no line (0) and the path within the override.
     """
     kv = await policy_bucket(js)
+    # Parsing is CPU work in pure Python (a large or deeply nested YAML takes a second or more): in a thread,
+    # so the service pushing (the orchestrator's API) keeps answering its other requests meanwhile.
     if tenant is None:
-        bundle = parse(text)
+        bundle = await asyncio.to_thread(parse, text)
         await _store(js, text, by)
         return bundle
     for _ in range(_CAS_ATTEMPTS):
         stored, revision = await read(kv)
         base = _stored(stored) if stored is not None else load_default()
         assert base.file is not None
-        updated = with_tenant(base.file, tenant, text).encode()
+        updated = (await asyncio.to_thread(with_tenant, base.file, tenant, text)).encode()
         try:
-            bundle = parse(updated)
+            bundle = await asyncio.to_thread(parse, updated)
         except BundleError as exc:
             prefix = f"$.tenants.{tenant}"
             raise BundleError(

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
 from nats.js.errors import KeyNotFoundError
@@ -273,7 +274,8 @@ class Dispatcher:
             )
             workers = await self._bus.js.key_value(topics.BUCKET_WORKERS)
             background.append(asyncio.create_task(follow_keys(workers, ">", self._worker_heard, stopping)))
-            await self._resync()
+            while not await self._resynced() and not self._bus.lifetime.stopping:
+                await self._bus.lifetime.sleep(1.0)
             background.append(asyncio.create_task(self._refresh_counts()))
             background.append(asyncio.create_task(self._wake_when_stopped()))
             while True:
@@ -581,9 +583,18 @@ class Dispatcher:
         while not self._bus.lifetime.stopping:
             await self._bus.lifetime.sleep(RESYNC_S)
             if self._held:
-                self._held = False
-                await self._resync()
+                self._held = not await self._resynced()
                 self._wake.set()
+
+    async def _resynced(self) -> bool:
+        """_resync(), and whether it could: a server slow to answer (a busy moment, a restart) is no reason
+        to stop dispatching with the counts it has; the next try reads them again."""
+        try:
+            await self._resync()
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("could not read the running counts (%r); trying again", exc)
+            return False
+        return True
 
     async def _resync(self) -> None:
         """Read the running counts again: what is stored on each role's and tenant's tasks subject, plus the
