@@ -113,8 +113,10 @@ class Sandbox:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so a timeout can kill everything it started
-                preexec_fn=self.isolation.preexec(),  # it dies with the agent, even one that is SIGKILLed; limits
+                # Its own process group, so a timeout can kill everything it started; it dies with the agent
+                # (even one that is SIGKILLed) and runs within the limits.
+                start_new_session=True,
+                preexec_fn=self.isolation.preexec(),
                 env={
                     "PATH": self.path,
                     "HOME": str(cwd),
