@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from maestro import topics
 from maestro.doctor.facts import READ_HOLDS, READ_SERVICES, READ_TASKS, READ_WORKERS, Facts
 from maestro.doctor.findings import Finding, ago, one_line
+from maestro.overdue import is_overdue, time_out_at
 from maestro.settings import Settings
-from proto.v1 import TaskRecord
 
-STUCK_GRACE_S = 60.0
-"""How long past its time-out a queued or running task may still be, before it counts as stuck: the
-orchestrator's timer comes due at the deadline and ends it within a second or two."""
 RECENT_DLQ_S = 3600.0
 """Dead letters newer than this make the DLQ a problem (it is growing); older ones only a warning."""
 NEWEST_REASONS = 3
@@ -45,30 +42,14 @@ def dead_letters(facts: Facts) -> Iterator[Finding]:
     )
 
 
-def deadline(record: TaskRecord) -> datetime | None:
-    """When a queued or running task's time-out ends it, as its record tells (None: no time-out applies,
-    or the record cannot tell: an attempt after the first started at a time the record does not keep)."""
-    timeouts = record.timeouts
-    if timeouts is None:
-        return None
-    if record.state == "queued" and timeouts.schedule_to_start_s is not None:
-        since = record.next_retry_at or record.queued_at
-        return since + timedelta(seconds=timeouts.schedule_to_start_s) if since else None
-    if record.state == "running" and timeouts.start_to_close_s is not None and record.attempts <= 1:
-        started = record.started_at
-        return started + timedelta(seconds=timeouts.start_to_close_s) if started else None
-    return None
-
-
 def stuck_tasks(facts: Facts) -> Iterator[Finding]:
     """Tasks still queued or running well past their time-out: the orchestrator's timers are not firing."""
     if facts.could_not_read(READ_TASKS):
         return
-    late = timedelta(seconds=STUCK_GRACE_S)
     stuck = []
     for record in facts.open_tasks:
-        due = deadline(record)
-        if due is not None and facts.read_at - due > late:
+        due = time_out_at(record)
+        if due is not None and is_overdue(due, facts.read_at):
             stuck.append((due, record))
     if not stuck:
         yield Finding("tasks", "deadlines", "ok", f"{len(facts.open_tasks)} queued or running, none overdue")

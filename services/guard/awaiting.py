@@ -11,7 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -19,14 +19,11 @@ from prometheus_client.registry import Collector
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.following import follow_keys
+from maestro.overdue import GRACE_S, is_overdue
 from maestro.tenant_labels import TenantLabels
 from proto.v1 import Parked
 
 log = logging.getLogger(__name__)
-
-OVERDUE_GRACE_S = 60.0
-"""How long past its approval time-out a task may still be undecided before it counts as overdue: its timer
-fires then, and the guard records the rejection within moments."""
 
 
 @dataclass(frozen=True)
@@ -57,10 +54,9 @@ class Awaiting:
             return
         self.waiting[task_id] = Waiting(parked.request.tenant, parked.parked_at, parked.expires_at)
 
-    def overdue(self, now: datetime, grace_s: float = OVERDUE_GRACE_S) -> int:
-        """Undecided tasks more than `grace_s` past their approval time-out."""
-        late = now - timedelta(seconds=grace_s)
-        return sum(1 for w in self.waiting.values() if w.expires_at is not None and w.expires_at < late)
+    def overdue(self, now: datetime) -> int:
+        """Undecided tasks more than maestro.overdue.GRACE_S past their approval time-out."""
+        return sum(1 for w in self.waiting.values() if is_overdue(w.expires_at, now))
 
     def by_tenant(self, label: Callable[[str], str]) -> dict[str, tuple[int, datetime]]:
         """How many wait and since when the oldest has, per tenant label."""
@@ -98,7 +94,7 @@ class AwaitingGauges(Collector):
         yield age
         yield GaugeMetricFamily(
             "maestro_approvals_overdue",
-            f"Tasks still awaiting approval more than {OVERDUE_GRACE_S:.0f} s past their approval time-out",
+            f"Tasks still awaiting approval more than {GRACE_S:.0f} s past their approval time-out",
             value=self._awaiting.overdue(now),
         )
 

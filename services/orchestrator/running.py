@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import nats.errors
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from maestro.listing import MAX_LIMIT, ListingError, Query, position
+from maestro.overdue import GRACE_S, is_overdue, time_out_at
 from proto.v1 import TaskRecord
 from services.orchestrator.store import TaskStore
 
 log = logging.getLogger(__name__)
-
-OVERDUE_GRACE_S = 60.0
-"""How long past its time-out a task may still read `running` before it counts as overdue: its timer fires at
-the time-out, and the orchestrator records `timed_out` within moments."""
 
 
 class RunningTasks:
@@ -40,7 +37,7 @@ class RunningTasks:
         if self._seqs is not None:
             self._seqs[record.id] = max(self._seqs.get(record.id, 0), record.last_event_seq)
         if record.state == "running":
-            self._deadlines[record.id] = deadline_of(record)
+            self._deadlines[record.id] = time_out_at(record)
         else:
             self._deadlines.pop(record.id, None)
 
@@ -53,24 +50,15 @@ class RunningTasks:
         seqs, self._seqs = self._seqs or {}, None
         for record in records:
             if record.last_event_seq > seqs.get(record.id, 0) and record.state == "running":
-                self._deadlines[record.id] = deadline_of(record)
+                self._deadlines[record.id] = time_out_at(record)
 
     def count(self) -> int:
         """Tasks running."""
         return len(self._deadlines)
 
-    def overdue(self, now: datetime, grace_s: float = OVERDUE_GRACE_S) -> int:
-        """Tasks still running more than `grace_s` past their time-out."""
-        late = now - timedelta(seconds=grace_s)
-        return sum(1 for deadline in self._deadlines.values() if deadline is not None and deadline < late)
-
-
-def deadline_of(record: TaskRecord) -> datetime | None:
-    """When a running task's start-to-close time-out ends it; None without one (or a start time)."""
-    limit = record.timeouts.start_to_close_s if record.timeouts else None
-    if limit is None or record.started_at is None:
-        return None
-    return record.started_at + timedelta(seconds=limit)
+    def overdue(self, now: datetime) -> int:
+        """Tasks still running more than maestro.overdue.GRACE_S past their time-out."""
+        return sum(1 for deadline in self._deadlines.values() if is_overdue(deadline, now))
 
 
 async def seed(running: RunningTasks, store: TaskStore) -> None:
@@ -103,6 +91,6 @@ class RunningGauges(Collector):
         )
         yield GaugeMetricFamily(
             "maestro_tasks_running_overdue",
-            f"Tasks still running more than {OVERDUE_GRACE_S:.0f} s past their start-to-close time-out",
+            f"Tasks still running more than {GRACE_S:.0f} s past their start-to-close time-out",
             value=self._running.overdue(self._clock()),
         )

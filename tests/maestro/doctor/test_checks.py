@@ -9,10 +9,10 @@ import msgspec
 import pytest
 from nats.js.api import StreamConfig, StreamInfo, StreamState
 
-from maestro import topics, topology
+from maestro import overdue, topics, topology
 from maestro.backlog import Backlog, ConsumerLag, Durable
 from maestro.discovery import EndpointStats, InstanceStats
-from maestro.doctor import checks, work
+from maestro.doctor import checks
 from maestro.doctor.facts import READ_TASKS, Facts, Letter, OverdueHold, Server, Unread
 from maestro.doctor.findings import EXIT_HEALTHY, EXIT_PROBLEM, Finding, exit_code, unreachable
 from maestro.settings import Settings
@@ -261,7 +261,7 @@ def test_a_dlq_of_old_letters_only_is_a_warning() -> None:
     assert finding.severity == "warn" and "the newest 3d ago" in finding.message
 
 
-LATE = timedelta(seconds=work.STUCK_GRACE_S + 5)
+LATE = timedelta(seconds=overdue.GRACE_S + 5)
 
 
 @pytest.mark.parametrize(

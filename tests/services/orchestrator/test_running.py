@@ -52,6 +52,17 @@ def test_a_task_running_past_its_time_out_and_the_grace_is_overdue_until_it_ends
     }
 
 
+def test_a_later_attempt_is_never_overdue_by_the_first_attempt_s_start() -> None:
+    # The record keeps when the first attempt started; a retry's own time-out runs from its own start, which
+    # the record does not keep, so the gauge cannot tell it late (it counted it late before).
+    running = RunningTasks()
+    running.note(structs.replace(record("retried", limit_s=60.0), attempts=2))
+    assert exported(running, T0 + timedelta(hours=1)) == {
+        "maestro_tasks_running": 1,
+        "maestro_tasks_running_overdue": 0,
+    }
+
+
 def test_records_read_back_at_start_never_undo_what_was_written_meanwhile() -> None:
     running = RunningTasks()
     running.seeding()
