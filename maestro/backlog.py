@@ -43,10 +43,23 @@ def durables(roles: Iterable[str] = ROLES) -> tuple[Durable, ...]:
     )
 
 
-def waiting_durables() -> tuple[Durable, ...]:
-    """The dispatcher's never-pulled consumers of the waiting stream, one per role (maestro/topology.py): each
-    one's pending count is its role's tasks waiting for their turn, what autoscalers read."""
-    return tuple(Durable(topics.STREAM_WAITING, str(c.durable_name)) for c in backlog_consumers())
+def waiting_durables(roles: Iterable[str] = ROLES) -> tuple[Durable, ...]:
+    """The dispatcher's never-pulled consumers of the waiting stream, one per role of `roles`
+    (maestro/topology.py): each one's pending count is its role's tasks waiting for their turn, what
+    autoscalers read."""
+    names = {topics.backlog_durable(role) for role in roles}  # type: ignore[arg-type]
+    return tuple(
+        Durable(topics.STREAM_WAITING, str(c.durable_name))
+        for c in backlog_consumers()
+        if c.durable_name in names
+    )
+
+
+def wanted_durables(roles: Iterable[str], *, fair_dispatch: bool) -> tuple[Durable, ...]:
+    """The durables a mesh serving `roles` runs: every service's, and with fair dispatch the dispatcher's
+    backlog consumers (what the orchestrator's gauges and `maestro doctor` read)."""
+    roles = tuple(roles)
+    return (*durables(roles), *(waiting_durables(roles) if fair_dispatch else ()))
 
 
 @dataclass(frozen=True)

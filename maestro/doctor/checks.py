@@ -15,7 +15,7 @@ from typing import Any
 from nats.js.api import ConsumerConfig, StreamConfig
 
 from maestro import topics, topology
-from maestro.backlog import ConsumerLag, Durable, durables
+from maestro.backlog import ConsumerLag, Durable
 from maestro.consuming import shared_config
 from maestro.doctor.facts import (
     READ_STREAMS,
@@ -211,13 +211,6 @@ def consumers(facts: Facts, settings: Settings) -> Iterator[Finding]:
         if role is not None and role not in served and not facts.could_not_read(READ_WORKERS):
             continue  # the workers check says it, once
         yield _consumer(lag, shared.ack_wait, shared.max_deliver)
-
-
-def wanted_durables(settings: Settings) -> tuple[Durable, ...]:
-    """The durables to read: every service's (the agents' for the roles these settings name), and with fair
-    dispatch the dispatcher's never-pulled backlog consumers, which autoscalers read."""
-    backlogs = (Durable(topics.STREAM_WAITING, name) for name in _backlog_consumers(settings))
-    return (*durables(settings.roles), *backlogs)
 
 
 def _backlog_consumers(settings: Settings) -> dict[str, ConsumerConfig]:

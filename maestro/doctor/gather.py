@@ -22,9 +22,8 @@ from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 
 from maestro import codec, dead_letters, presence, scan, topics
-from maestro.backlog import read_backlog
+from maestro.backlog import read_backlog, wanted_durables
 from maestro.bus import Bus
-from maestro.doctor.checks import wanted_durables
 from maestro.doctor.facts import (
     READ_CONSUMERS,
     READ_HOLDS,
@@ -92,7 +91,7 @@ async def gather(bus: Bus, holds: HoldsReader | None = None) -> Facts:
     now = datetime.now(UTC)
     async with asyncio.TaskGroup() as group:
         streams = group.create_task(attempt(READ_STREAMS, _streams(js), {}))
-        wanted = wanted_durables(bus.settings)
+        wanted = wanted_durables(bus.settings.roles, fair_dispatch=bus.settings.fair_dispatch)
         backlog = group.create_task(attempt(READ_CONSUMERS, read_backlog(js, wanted), None))
         letters = group.create_task(attempt(READ_LETTERS, _letters(js), ()))
         tasks = group.create_task(attempt(READ_TASKS, _open_tasks(js), ()))

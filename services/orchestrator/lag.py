@@ -14,8 +14,9 @@ import nats.errors
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from maestro.backlog import Backlog, durables, read_backlog, waiting_durables
+from maestro.backlog import Backlog, read_backlog, wanted_durables
 from maestro.bus import Bus
+from proto.v1 import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ async def refresh(bus: Bus, gauges: BacklogGauges) -> None:
     """Read the backlog into `gauges` now and every MAESTRO_BACKLOG_INTERVAL_S, until the bus stops: every
     service's durables and, with fair dispatch, each role's waiting tasks; a read the server does not answer
     leaves the last one in place (its timestamp ages)."""
-    wanted = (*durables(), *(waiting_durables() if bus.settings.fair_dispatch else ()))
+    wanted = wanted_durables(ROLES, fair_dispatch=bus.settings.fair_dispatch)
     while not bus.lifetime.stopping:
         try:
             gauges.latest = await read_backlog(bus.js, wanted)

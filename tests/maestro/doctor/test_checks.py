@@ -10,7 +10,7 @@ import pytest
 from nats.js.api import StreamConfig, StreamInfo, StreamState
 
 from maestro import overdue, topics, topology
-from maestro.backlog import Backlog, ConsumerLag, Durable
+from maestro.backlog import Backlog, ConsumerLag, Durable, wanted_durables
 from maestro.discovery import EndpointStats, InstanceStats
 from maestro.doctor import checks
 from maestro.doctor.facts import READ_TASKS, Facts, Letter, OverdueHold, Server, Unread
@@ -384,7 +384,7 @@ def test_without_fair_dispatch_no_backlog_consumer_is_expected() -> None:
         healthy(backlog=_backlog(*services)), dataclasses.replace(SETTINGS, fair_dispatch=False)
     )
     assert not_ok(findings) == [] and not [f for f in findings if f.check == "backlog"]
-    assert checks.wanted_durables(dataclasses.replace(SETTINGS, fair_dispatch=False)) == (
+    assert wanted_durables(SETTINGS.roles, fair_dispatch=False) == (
         *SERVICE_DURABLES[:3],
         REVIEWS[1],
         SERVICE_DURABLES[3],
