@@ -15,7 +15,7 @@ from typing import Any
 from nats.js.api import ConsumerConfig, StreamConfig
 
 from maestro import topics, topology
-from maestro.backlog import ConsumerLag, Durable
+from maestro.backlog import ConsumerLag
 from maestro.consuming import shared_config
 from maestro.doctor.facts import (
     READ_STREAMS,
@@ -191,7 +191,7 @@ def consumers(facts: Facts, settings: Settings) -> Iterator[Finding]:
     missing_streams = {d.stream for d in backlog.missing if d.stream not in facts.streams}
     for durable in backlog.missing:
         if durable.consumer in REQUIRED_DURABLES and durable.stream not in missing_streams:
-            owner = _owner(durable)
+            owner = _owner(durable.consumer)
             yield Finding(
                 "consumer",
                 durable.consumer,
@@ -255,8 +255,9 @@ def autoscaling(facts: Facts, settings: Settings) -> Iterator[Finding]:
         yield Finding("backlog", topics.STREAM_WAITING, "ok", f"waiting for their turn: {', '.join(counts)}")
 
 
-def _owner(durable: Durable) -> str:
-    return durable.consumer.partition("-")[0]
+def _owner(consumer: str) -> str:
+    """The service that runs a durable, by its name (`guard-approvals`: the guard)."""
+    return consumer.partition("-")[0]
 
 
 def _consumer(lag: ConsumerLag, ack_wait_s: float | None, max_deliver: int | None) -> Finding:
@@ -268,7 +269,7 @@ def _consumer(lag: ConsumerLag, ack_wait_s: float | None, max_deliver: int | Non
             "warn",
             f"on {where} it delivers a message at most {lag.max_deliver} times, then the server drops it "
             "(Maestro's consumers leave that to the bus, which dead-letters the last delivery)",
-            f"delete it (nats consumer rm {where} {name}) and restart the {_owner(Durable(where, name))}",
+            f"delete it (nats consumer rm {where} {name}) and restart the {_owner(name)}",
         )
     if lag.ack_wait_s != ack_wait_s:
         return Finding(
@@ -278,7 +279,7 @@ def _consumer(lag: ConsumerLag, ack_wait_s: float | None, max_deliver: int | Non
             f"on {where} its ack wait is {lag.ack_wait_s:g}s, these settings say {ack_wait_s:g}s",
             "give doctor the services' MAESTRO_ACK_WAIT_S, or restart the services with one value",
         )
-    owner = _owner(Durable(where, name))
+    owner = _owner(name)
     counts = f"{lag.pending} pending, {lag.ack_pending} in progress, {lag.redelivered} redelivered"
     if lag.waiting == 0 and lag.ack_pending == 0:
         if lag.pending:
