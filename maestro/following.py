@@ -10,6 +10,8 @@ from typing import Any
 
 from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
 
+from maestro.cancels import raise_swallowed_cancel
+
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
@@ -30,9 +32,9 @@ async def follow_keys(
 ) -> None:
     """Like follow_key, for every key matching `keys` (`>`: all): `offer` gets the key too.
 
-    It ends when `stopping` is set even if a cancel never reaches it: nats-py swallows a CancelledError that
-    lands while a subscription is being made (`Client._flush_pending`), so a watcher cancelled as it started
-    would otherwise wait for its next entry for ever, and its service's stop with it.
+    It ends when `stopping` is set, and when cancelled even if nats-py swallowed the cancel
+    (maestro/cancels.py): a watcher cancelled as it started would otherwise wait for its next entry for ever,
+    and the task group or the service's stop that cancelled it with it.
     """
     stopped = asyncio.ensure_future(stopping.wait())
     try:
@@ -40,6 +42,7 @@ async def follow_keys(
             watcher = None
             try:
                 watcher = await kv.watch(keys)
+                raise_swallowed_cancel()
                 while (entry := await _next_entry(watcher, stopped)) is not _ENDED:
                     if entry is None:
                         continue  # the end of the initial values
@@ -53,6 +56,7 @@ async def follow_keys(
                 if watcher is not None:
                     with contextlib.suppress(Exception):
                         await watcher.stop()  # type: ignore[no-untyped-call]
+            raise_swallowed_cancel()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(stopped), RETRY_S)
     finally:
@@ -66,11 +70,21 @@ _ENDED = object()
 async def _next_entry(watcher: KeyValue.KeyWatcher, stopped: asyncio.Future[Any]) -> Any:
     """The watcher's next entry (None: the end of the initial values), or _ENDED."""
     following = asyncio.ensure_future(watcher.__anext__())  # type: ignore[no-untyped-call]
-    await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    if not following.done():
-        following.cancel()
+    # Left behind, it may still end (with StopAsyncIteration, once the watcher stops): nobody asks for that.
+    following.add_done_callback(_forget)
+    try:
+        await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not following.done():
+            following.cancel()
+    if following.cancelled():
         return _ENDED
     try:
         return following.result()
     except StopAsyncIteration:
         return _ENDED
+
+
+def _forget(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

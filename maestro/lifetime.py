@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from maestro.cancels import raise_swallowed_cancel
+
 
 class Lifetime:
     """The stop every consumer and endpoint of one bus waits on, and the intake a draining mesh closes."""
@@ -37,10 +39,13 @@ class Lifetime:
         return self._stopped
 
     async def stopped(self) -> None:
-        """Return once stop() was called."""
+        """Return once stop() was called (or raise the cancel a library swallowed: maestro/cancels.py)."""
+        raise_swallowed_cancel()
         await self._stopped.wait()
 
     async def sleep(self, seconds: float) -> None:
-        """Wait `seconds`, or less when stop() is called meanwhile."""
+        """Wait `seconds`, or less when stop() is called meanwhile (or raise the cancel a library swallowed,
+        as the loops that sleep here would otherwise go on: maestro/cancels.py)."""
+        raise_swallowed_cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), seconds)

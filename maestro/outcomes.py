@@ -18,9 +18,7 @@ import contextlib
 import logging
 from typing import Any, TypeVar
 
-import nats.errors
 from nats.aio.msg import Msg
-from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from maestro import codec
 from maestro.deliveries import Consumer, DeadLetterHook, Delivery
@@ -28,22 +26,12 @@ from maestro.errors import Reject, Retry
 from maestro.metrics import Metrics
 from maestro.settings import Settings
 from maestro.streams import Streams
+from maestro.unavailable import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M")
 
-# Failures that say NATS (or a stream's leader) cannot be reached right now, not that the message is bad.
-_UNAVAILABLE = (
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.errors.ConnectionClosedError,
-    nats.errors.ConnectionReconnectingError,
-    nats.errors.StaleConnectionError,
-    NoStreamResponseError,
-    ServiceUnavailableError,
-    TimeoutError,
-)
 _MAX_UNAVAILABLE_BACKOFF_S = 5.0
 _DEAD_LETTER_RETRY_S = 1.0
 _MAX_BACKOFF_S = 30.0
@@ -115,7 +103,7 @@ class Outcomes:
                 hook = on_dead_letter if failure.notify else None
                 await self._to_dlq(consumer, msg, delivery, f"rejected: {failure.reason}", hook)
                 return "reject"
-            case _ if isinstance(failure, _UNAVAILABLE):
+            case _ if isinstance(failure, UNAVAILABLE):
                 # NATS (or a stream's leader) could not be reached: the message is not at fault, so this
                 # does not count towards max_deliver; it waits, backing off, as long as a Retry would.
                 log.warning("%s: NATS unavailable on %s: %r", consumer.durable, msg.subject, failure)

@@ -27,6 +27,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from maestro import topics
+from maestro.cancels import raise_swallowed_cancel
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ class StandingPull:
         loop = asyncio.get_running_loop()
         settings = self._settings
         while not stopping.is_set():
+            raise_swallowed_cancel()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), settings.tick_s)
             if stopping.is_set():

@@ -10,6 +10,7 @@ import os
 import signal
 import ssl
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from maestro.http import health_routes, serving_http
 from maestro.logs import setup_logging
 from maestro.metrics import Metrics
 from maestro.settings import Settings, SettingsError
+from maestro.unavailable import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,12 @@ async def ready(bus: Bus) -> bool:
     return bus.nc.is_connected and await topology.is_provisioned(bus.js)
 
 
+RESTART_MAX_S = 10.0
+"""The longest wait before a service starts again after NATS ended a run (the backoff doubles from 0.5 s)."""
+STEADY_S = 60.0
+"""A run that lasted this long before NATS ended it starts the backoff afresh."""
+
+
 async def run_service(
     service: Service,
     settings: Settings,
@@ -161,21 +169,56 @@ async def run_service(
     """Run `service` until `stop` is set (or SIGTERM/SIGINT): serve, then finish in-flight work and drain.
 
     Once `close_intake` is set (SIGUSR1: `maestro up` is draining), the service takes no new work from
-    outside but goes on with what it has.
+    outside but goes on with what it has. A run that NATS ends (a read at start-up that timed out on a loaded
+    server, say: maestro/unavailable.py) starts again after a backoff, with a fresh connection and on the same
+    HTTP port, as a restarted process would, but without the wait for one; anything else ends the service.
     """
     stop = stop or asyncio.Event()
     close_intake = close_intake or asyncio.Event()
+    binding = _Binding(service.default_port if settings.http_port < 0 else settings.http_port)
+    failures = 0
+    while True:
+        began = time.monotonic()
+        try:
+            await _run_once(service, settings, binding, stop, close_intake)
+            return
+        except Exception as exc:
+            if stop.is_set() or not is_unavailable(exc):
+                raise
+            failures = 1 if time.monotonic() - began >= STEADY_S else failures + 1
+            delay = min(0.5 * 2 ** (failures - 1), RESTART_MAX_S)
+            log.warning("%s: NATS did not answer (%r); starting again in %.1f s", service.name, exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
+
+
+@dataclass
+class _Binding:
+    """The HTTP port a service serves on: as configured, then the one bound, which a restarted run keeps."""
+
+    port: int
+
+
+async def _run_once(
+    service: Service,
+    settings: Settings,
+    binding: _Binding,
+    stop: asyncio.Event,
+    close_intake: asyncio.Event,
+) -> None:
     registry = CollectorRegistry()
     async with open_bus(settings, f"maestro-{service.name}", registry) as bus:
-        port = service.default_port if settings.http_port < 0 else settings.http_port
         routes = [*health_routes(registry, functools.partial(ready, bus)), *service.routes(bus)]
         async with serving_http(
             settings.http_host,
-            port,
+            binding.port,
             routes,
             client_max_size=settings.max_request_bytes + 65536,
             service=service.name,
         ) as bound:
+            binding.port = bound
             log.info(
                 "%s serving on http://%s:%d (pid %d)", service.name, settings.http_host, bound, os.getpid()
             )
@@ -184,13 +227,16 @@ async def run_service(
             closing = asyncio.create_task(_close_intake_when(close_intake, bus))
             await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
             closing.cancel()
-            bus.lifetime.stop()
-            try:
-                await asyncio.wait_for(serving, timeout=max(settings.ack_wait_s, 10.0))
-            except TimeoutError:
-                log.warning("%s: in-flight work did not finish in time; it will be redelivered", service.name)
             stopped.cancel()
-            if serving.done() and not serving.cancelled() and serving.exception() is not None:
+            bus.lifetime.stop()
+            # A serve that ended by itself is not waited on: its own TimeoutError is not a drain that overran.
+            await asyncio.wait({serving}, timeout=max(settings.ack_wait_s, 10.0))
+            if not serving.done():
+                log.warning("%s: in-flight work did not finish in time; it will be redelivered", service.name)
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await serving
+            elif not serving.cancelled() and serving.exception() is not None:
                 raise serving.exception()  # type: ignore[misc]
         log.info("%s stopped", service.name)
 

@@ -152,3 +152,17 @@ def test_deliveries_and_sequence_are_read_off_both_forms_of_the_ack_subject() ->
     assert delivered_and_sequence("$JS.ACK.hub.ACCHASH.S.d.4.18.5.1700000000000000000.2.tok") == (4, 18)
     with pytest.raises(ValueError, match="not a JetStream ack subject"):
         delivered_and_sequence("_INBOX.abc")
+
+
+async def test_a_cancel_ends_a_consumer_wherever_it_lands_even_where_nats_py_swallows_one(bus: Bus) -> None:
+    # As tests/maestro/test_following.py: cancels land from 0 to 15 ms into its start, at every step of it;
+    # nats-py swallowed some (it catches them while it flushes), and the pull went on until the bus stopped.
+    async def handler(_: TaskRequest, __: Delivery) -> None:
+        pass
+
+    for step in range(150):
+        consumer = asyncio.create_task(bus.consumers.consume(CONSUMER, handler))
+        await asyncio.sleep(step / 10_000)
+        consumer.cancel()
+        done, _ = await asyncio.wait({consumer}, timeout=5)
+        assert done, f"cancelled {step / 10:.1f} ms into its start, it went on pulling"
