@@ -39,7 +39,7 @@ def durables(roles: Iterable[str] = ROLES) -> tuple[Durable, ...]:
         Durable(topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR_REVIEW_ENDS),
         Durable(topics.STREAM_WORKFLOWS, topics.DURABLE_ORCHESTRATOR_WORKFLOWS),
         Durable(topics.STREAM_HOOKS, topics.DURABLE_ORCHESTRATOR_REVIEWS),
-        *(Durable(topics.STREAM_TASKS, topics.agents_durable(role)) for role in roles),  # type: ignore[arg-type]
+        *(Durable(topics.STREAM_TASKS, topics.agents_durable(role)) for role in roles),
     )
 
 
@@ -47,7 +47,7 @@ def waiting_durables(roles: Iterable[str] = ROLES) -> tuple[Durable, ...]:
     """The dispatcher's never-pulled consumers of the waiting stream, one per role of `roles`
     (maestro/topology.py): each one's pending count is its role's tasks waiting for their turn, what
     autoscalers read."""
-    names = {topics.backlog_durable(role) for role in roles}  # type: ignore[arg-type]
+    names = {topics.backlog_durable(role) for role in roles}
     return tuple(
         Durable(topics.STREAM_WAITING, str(c.durable_name))
         for c in backlog_consumers()

@@ -307,6 +307,7 @@ Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 _COMMAND_MODULES = (
     "maestro.mesh_commands",
+    "maestro.desk.cli",
     "maestro.access.token_cli",
     "maestro.access.nats_cli",
     "maestro.gate_cli",

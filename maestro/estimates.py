@@ -19,7 +19,7 @@ from maestro import pricing
 from maestro.pricing import PER_MILLION, Price, PricedSettings, PriceTable
 from maestro.settings import assignments
 from proto.v1 import TaskRequest
-from proto.v1.ids import MAX_MICRO_USD
+from proto.v1.ids import MAX_MICRO_USD, is_human
 
 BYTES_PER_TOKEN = 4
 MODEL_CALLS = 2
@@ -115,7 +115,10 @@ def text_chars(request: TaskRequest) -> int:
 
 def estimate(request: TaskRequest, prices: Prices = DEFAULT_PRICES) -> Estimate:
     """The most a request's model calls may consume (the module's docstring), at the price of the model it
-    runs on (nothing for a model without a price: the budget refuses to hold for it)."""
+    runs on (nothing for a model without a price: the budget refuses to hold for it; nothing for a person's
+    task: no model runs)."""
+    if is_human(request.role):
+        return Estimate(input_tokens=0, output_tokens=0, micro_usd=0)
     return of_text(text_chars(request), prices.model_for(request.role, request.model), prices)
 
 

@@ -74,10 +74,11 @@ async def _next_entry(watcher: KeyValue.KeyWatcher, stopped: asyncio.Future[Any]
     following.add_done_callback(_forget)
     try:
         await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not following.done():
-            following.cancel()
-    if following.cancelled():
+    except BaseException:
+        following.cancel()
+        raise
+    if not following.done():
+        following.cancel()
         return _ENDED
     try:
         return following.result()

@@ -15,7 +15,9 @@ from maestro import codec, topics
 from proto.v1 import TaskEvent
 
 
-async def _events(js: JetStreamContext, task_id: str, *, follow: bool) -> AsyncIterator[TaskEvent]:
+async def _stored(
+    js: JetStreamContext, task_id: str, *, follow: bool
+) -> AsyncIterator[tuple[int, TaskEvent]]:
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE,
         deliver_policy=DeliverPolicy.ALL,
@@ -37,7 +39,8 @@ async def _events(js: JetStreamContext, task_id: str, *, follow: bool) -> AsyncI
                 return
             for msg in msgs:
                 with contextlib.suppress(codec.DecodeError):
-                    yield codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
+                    event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
+                    yield msg.metadata.sequence.stream, event
             if not follow and msgs[-1].metadata.num_pending == 0:
                 return
     finally:
@@ -45,9 +48,20 @@ async def _events(js: JetStreamContext, task_id: str, *, follow: bool) -> AsyncI
             await sub.unsubscribe()
 
 
+async def _events(js: JetStreamContext, task_id: str, *, follow: bool) -> AsyncIterator[TaskEvent]:
+    async for _, event in _stored(js, task_id, follow=follow):
+        yield event
+
+
 async def read_events(js: JetStreamContext, task_id: str) -> list[TaskEvent]:
     """Every event of one task stored so far, oldest first."""
     return [event async for event in _events(js, task_id, follow=False)]
+
+
+async def read_stored(js: JetStreamContext, task_id: str) -> list[tuple[int, TaskEvent]]:
+    """Every event of one task stored so far with its stream sequence, oldest first (the last sequence is
+    what a write that must not pass a newer event expects: Streams.publish's `after_seq`)."""
+    return [stored async for stored in _stored(js, task_id, follow=False)]
 
 
 def follow_events(js: JetStreamContext, task_id: str) -> AsyncIterator[TaskEvent]:

@@ -30,6 +30,7 @@ TAGS: dict[str, str] = {
     "workflows": "Run workflows (DAGs of tasks), read them, cancel, pause or resume them",
     "admin": "Budgets, the policy bundle and API tokens: a tenant's admin, or an operator for all tenants",
     "hooks": "Webhooks other systems call, each authenticated by its own signature instead of a token",
+    "humans": "Human work: the inbox of human queues' tasks; claims, completions, releases; the people",
     "gates": "Gates a pipeline asks before it acts: may this commit be deployed (a tester task proved it)",
     "service": "The service itself: its index, probes, metrics, and this document",
 }

@@ -13,28 +13,31 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta
 
 from maestro.listing import MAX_LIMIT, Page
-from proto.v1 import LedgerView, TaskEvent, TaskRecord, TaskRequest
-from proto.v1.access import GrantTenant, IssuedToken, TokenId, TokenRequest, TokenView
+from proto.v1 import Claimed, LedgerView, Released, Succeeded, TaskEvent, TaskRecord, TaskRequest
+from proto.v1.access import GrantTenant, IssuedToken, Scope, TokenId, TokenRequest, TokenView
 from proto.v1.api import (
     ActionBody,
     ApiError,
     BudgetChange,
     CancelAccepted,
+    CompleteBody,
     Decided,
     Health,
     Index,
     Readiness,
     Submitted,
+    WorkView,
 )
 from proto.v1.gates import Commit, GateAnswer, MaxAge, Repo
 from proto.v1.guard import PolicyInForce
-from proto.v1.ids import ROLES, TaskId, Tenant
+from proto.v1.humans import Person, PersonId
+from proto.v1.ids import ROLES, QueueName, TaskId, Tenant
 from proto.v1.reviews import GithubWebhook, HookAnswer
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowRecord
 
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 Where = Literal["path", "query", "header"]
-TokenScope = Literal["submit", "read", "approve", "admin"]
+TokenScope = Scope
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -317,6 +320,149 @@ CANCEL_TASK = _task_action(
     Answer(202, "the task is cancelled", CancelAccepted),
     scope="submit",
     sdk="cancel",
+)
+
+_NOT_PERSON_SDK = (
+    "a person acts as themselves, by their own token: through this API or `maestro inbox|claim|complete|"
+    "release` with MAESTRO_TOKEN_FILE; the SDK's admin connection is nobody's"
+)
+_HUMAN_ANSWERS = (
+    Answer(*BAD),
+    Answer(
+        403,
+        "not the token's to do: its scope lacks work, the person lacks the queue's skill, is away, "
+        "at capacity, or not the claimant (nor a lead)",
+    ),
+    Answer(404, "no such task (or another tenant's)"),
+    Answer(409, "not now: the task is not waiting (to claim) or claimed (to complete or release), or ended"),
+    Answer(*TOO_LARGE),
+    *_COMMON,
+)
+CLAIM_TASK = Operation(
+    id="claimTask",
+    method="POST",
+    path="/v1/tasks/{id}/claim",
+    summary="Claim a human queue's task (yours alone until the lease ends); claimed again, renew the lease",
+    tag="humans",
+    scope="work",
+    body=ActionBody,
+    body_required=False,
+    params=(_TASK_ID,),
+    answers=(Answer(200, "the claim", Claimed), *_HUMAN_ANSWERS),
+    no_sdk=_NOT_PERSON_SDK,
+    cli="claim",
+)
+RELEASE_TASK = Operation(
+    id="releaseTask",
+    method="POST",
+    path="/v1/tasks/{id}/release",
+    summary="Give a claimed human task back to its queue (its claimant, or a lead of the queue)",
+    tag="humans",
+    scope="work",
+    body=ActionBody,
+    body_required=False,
+    params=(_TASK_ID,),
+    answers=(Answer(200, "the release", Released), *_HUMAN_ANSWERS),
+    no_sdk=_NOT_PERSON_SDK,
+    cli="release",
+)
+COMPLETE_TASK = Operation(
+    id="completeTask",
+    method="POST",
+    path="/v1/tasks/{id}/complete",
+    summary="Complete a claimed human task with an answer its form accepts; the answer is its output",
+    tag="humans",
+    scope="work",
+    body=CompleteBody,
+    params=(_TASK_ID,),
+    answers=(
+        Answer(200, "the completion (again for a retry by the same person)", Succeeded),
+        *_HUMAN_ANSWERS,
+    ),
+    no_sdk=_NOT_PERSON_SDK,
+    cli="complete",
+    examples={"approval": {"answer": {"approved": True, "comment": "no secrets, no unsafe calls"}}},
+)
+LIST_INBOX = Operation(
+    id="listInbox",
+    method="GET",
+    path="/v1/inbox",
+    summary="The human tasks the token's person may claim or holds, waiting or claimed, oldest first",
+    tag="humans",
+    scope="work",
+    params=(Param("queue", "query", QueueName, "only this human queue's tasks (`security`)"),),
+    answers=(Answer(200, "the tasks' records", list[TaskRecord]), Answer(*BAD), Answer(*FORBIDDEN), *_COMMON),
+    no_sdk=_NOT_PERSON_SDK,
+    cli="inbox",
+)
+GET_WORK = Operation(
+    id="getWork",
+    method="GET",
+    path="/v1/inbox/{id}",
+    summary="What a human task asks: its instructions, inputs and form, with what the guard found",
+    tag="humans",
+    scope="work",
+    params=(_TASK_ID,),
+    answers=(
+        Answer(200, "the task as its person needs it", WorkView),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(404, "no such human task (or another tenant's)"),
+        *_COMMON,
+    ),
+    no_sdk=_NOT_PERSON_SDK,
+)
+_PERSON_ID = Param("id", "path", PersonId, "the person: the subject of their tokens", required=True)
+LIST_PEOPLE = Operation(
+    id="listPeople",
+    method="GET",
+    path="/v1/people",
+    summary="The people who do human work: their skills, capacity, hours and availability",
+    tag="humans",
+    scope="read",
+    answers=(Answer(200, "everyone, by id", list[Person]), Answer(*FORBIDDEN), *_COMMON),
+    no_sdk="`maestro people ls` reads the same over NATS",
+    cli="people ls",
+)
+PUT_PERSON = Operation(
+    id="putPerson",
+    method="PUT",
+    path="/v1/people/{id}",
+    summary="Add a person, or replace what is stored of them (an operator)",
+    tag="humans",
+    scope="admin",
+    operator=True,
+    body=Person,
+    params=(_PERSON_ID,),
+    answers=(
+        Answer(200, "the person as stored", Person),
+        Answer(*BAD),
+        Answer(403, "not an operator's token (tenant *, scope admin)"),
+        Answer(*TOO_LARGE),
+        *_COMMON,
+    ),
+    no_sdk="`maestro people add` does the same over NATS",
+    cli="people add",
+    examples={"security": {"id": "alice@acme.example", "skills": ["security"], "capacity": 2}},
+)
+REMOVE_PERSON = Operation(
+    id="removePerson",
+    method="DELETE",
+    path="/v1/people/{id}",
+    summary="Forget a person (an operator); their claims stand until released or lapsed",
+    tag="humans",
+    scope="admin",
+    operator=True,
+    params=(_PERSON_ID,),
+    answers=(
+        Answer(200, "the person as they were", Person),
+        Answer(*BAD),
+        Answer(403, "not an operator's token (tenant *, scope admin)"),
+        Answer(404, "no such person"),
+        *_COMMON,
+    ),
+    no_sdk="`maestro people rm` does the same over NATS",
+    cli="people rm",
 )
 
 SUBMIT_WORKFLOW = Operation(
@@ -697,6 +843,14 @@ OPERATIONS: tuple[Operation, ...] = (
     APPROVE_TASK,
     REJECT_TASK,
     CANCEL_TASK,
+    CLAIM_TASK,
+    RELEASE_TASK,
+    COMPLETE_TASK,
+    LIST_INBOX,
+    GET_WORK,
+    LIST_PEOPLE,
+    PUT_PERSON,
+    REMOVE_PERSON,
     SUBMIT_WORKFLOW,
     LIST_WORKFLOWS,
     GET_WORKFLOW,

@@ -134,7 +134,7 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             "agents",
             "receive",
             "Every replica of a role pulls from that role's shared durable consumer",
-            durable=topics.agents_durable("{role}"),  # type: ignore[arg-type]
+            durable=topics.agents_durable("{role}"),
         ),
     ),
     "REDISPATCH": (

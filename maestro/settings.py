@@ -46,6 +46,9 @@ class Settings:
     empty: connect without any (a server that asks for none, as `maestro up`'s embedded one by default)."""
     http_host: str = "127.0.0.1"
     """Interface for /healthz, /readyz, /metrics (and the orchestrator's API)."""
+    token_file: str = ""
+    """The file holding the API token the CLI does human work with (`maestro claim`, `complete`...): the
+    person acts as the token's subject. Empty: the local admin token `maestro up` made (in the data dir)."""
     auth: bool = True
     """Whether the orchestrator's API asks every caller for a bearer token (`maestro token create`); `off`
     (for tests) is refused unless MAESTRO_HTTP_HOST is a loopback address."""

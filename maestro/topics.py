@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zlib
 from dataclasses import dataclass
@@ -370,7 +371,18 @@ the orchestrator to hand out again (a retry)."""
 BUCKET_TOKENS = "maestro_tokens"
 """Key = token id: an API token's grant (its tenant, scopes and holder) and the SHA-256 of its secret, never
 the secret itself. Deleting the key revokes the token."""
+BUCKET_HUMAN_TASKS = "maestro_human_tasks"
+"""Key = task id: a human queue's task as the guard admitted it (a TaskAssignment: the instructions, the
+inputs and the form), for the people who claim it to read."""
+BUCKET_PEOPLE = "maestro_people"
+"""Key = person_key(id): a person who does human work (a Person: skills, capacity, hours, availability)."""
 STORE_ARTIFACTS = "maestro_artifacts"
+
+
+def person_key(person_id: str) -> str:
+    """The BUCKET_PEOPLE key of a person: their id may hold characters a key may not (`@`)."""
+    return hashlib.sha256(person_id.encode()).hexdigest()[:32]
+
 
 # -- headers ---------------------------------------------------------------------------------------------
 HEADER_MSG_ID = "Nats-Msg-Id"

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 _FINISHED_WORK_TTL_S = 24 * 3600.0
 _ATTEMPTS_TTL_S = 31 * 86_400.0
 """Longer than the longest back-off a retry policy can ask for (MAX_TIMEOUT_S, 30 days)."""
+_HUMAN_TASKS_TTL_S = 90 * 86_400.0
+"""Longer than a human task may wait and be worked on (SLAs of up to 30 days each, leases renewed)."""
 _WRITE_ONCE = frozenset({topics.BUCKET_CLAIMS})
 """Buckets whose keys the server lets be written once and never again (a new value for a key that has one
 is refused): a claim owns its task id forever, so a tenant's publisher may claim ids (the SDK does, to
@@ -178,6 +180,14 @@ def topology(settings: Settings) -> Topology:
             bucket(topics.BUCKET_POLICY, "the policy bundle in force (one key: bundle)", history=5),
             bucket(topics.BUCKET_PARKED, "requests awaiting a human's approval, held by the guard"),
             bucket(topics.BUCKET_TOKENS, "the API's bearer tokens: grants and the hashes of their secrets"),
+            bucket(
+                topics.BUCKET_PEOPLE, "the people who do human work: skills, capacity, hours, availability"
+            ),
+            bucket(
+                topics.BUCKET_HUMAN_TASKS,
+                "human queues' tasks as admitted (instructions, inputs, form), for the people who claim them",
+                ttl_s=_HUMAN_TASKS_TTL_S,
+            ),
             bucket(topics.BUCKET_CLAIMS, "which tenant and content own each task id (one id is one task)"),
             bucket(
                 topics.BUCKET_WORK,

@@ -202,7 +202,7 @@ def consumers(facts: Facts, settings: Settings) -> Iterator[Finding]:
             )
     shared = shared_config(settings)
     served = facts.served_roles
-    agents = {topics.agents_durable(role): role for role in settings.roles}  # type: ignore[arg-type]
+    agents = {topics.agents_durable(role): role for role in settings.roles}
     never_pulled = _backlog_consumers(settings)
     for lag in backlog.consumers:
         if lag.consumer in never_pulled:
@@ -217,7 +217,7 @@ def _backlog_consumers(settings: Settings) -> dict[str, ConsumerConfig]:
     """The backlog consumers topology.py has the dispatcher make, by name, for the roles of `settings`."""
     if not settings.fair_dispatch:
         return {}
-    names = {topics.backlog_durable(role) for role in settings.roles}  # type: ignore[arg-type]
+    names = {topics.backlog_durable(role) for role in settings.roles}
     return {str(c.durable_name): c for c in topology.backlog_consumers() if c.durable_name in names}
 
 

@@ -16,6 +16,7 @@ from maestro.estimates import DEFAULT_PRICES, Estimate, Prices, estimate
 from maestro.policy.bundle import Bundle, TenantPolicy
 from maestro.policy.policies import Action, Finding, budget, commands, credentials, licenses, residency
 from proto.v1 import Decision, TaskRequest, Verdict, Violation
+from proto.v1.ids import is_human
 
 _RANK: dict[Verdict, int] = {"allow": 0, "redact": 1, "approve": 2, "deny": 3}
 
@@ -49,7 +50,9 @@ def _families(
 
 def with_model(request: TaskRequest, pricing: Prices) -> TaskRequest:
     """The request naming the model it will run on: its own, else its role's default, else the first served
-    (unchanged when no model is served: judged offline)."""
+    (unchanged when no model is served, judged offline, and for a person's task, which runs on none)."""
+    if is_human(request.role):
+        return request
     model = pricing.model_for(request.role, request.model)
     if request.model is None and model:
         return msgspec.structs.replace(request, model=model)

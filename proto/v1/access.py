@@ -10,12 +10,13 @@ from msgspec import Meta
 from proto.base import Message
 from proto.v1.ids import END, TENANT_PATTERN
 
-Scope = Literal["submit", "read", "approve", "admin"]
+Scope = Literal["submit", "read", "approve", "work", "admin"]
 """What a token may do in its tenant: `submit` tasks and workflows (and cancel, pause or resume them), `read`
-records and events, `approve` or reject parked tasks; `admin` may do all of these and manage the tenant's
-tokens, and, bound to every tenant, set budgets and push the policy bundle."""
+records and events, `approve` or reject parked tasks, `work` on human queues' tasks (claim, complete,
+release: as the token's subject, a person with the queue among their skills); `admin` may do all of these
+and manage the tenant's tokens, and, bound to every tenant, set budgets and push the policy bundle."""
 
-SCOPES: tuple[Scope, ...] = ("submit", "read", "approve", "admin")
+SCOPES: tuple[Scope, ...] = ("submit", "read", "approve", "work", "admin")
 ALL_TENANTS = "*"
 """The tenant of an operator's token: every tenant."""
 

@@ -12,7 +12,10 @@ from msgspec import Meta
 
 from proto.base import Message
 from proto.v1.budget import ModelScope, Window
+from proto.v1.guard import Violation
+from proto.v1.humans import Answer
 from proto.v1.ids import MicroUsd, TaskId, Tenant, Tokens
+from proto.v1.tasks import TaskRecord, TaskRequest
 
 
 class ActionBody(Message, frozen=True):
@@ -111,3 +114,22 @@ class Readiness(Message, frozen=True):
 
     status: Literal["ready"]
     roles_without_worker: list[str] | None = None
+
+
+class CompleteBody(Message, frozen=True):
+    """The body of POST /v1/tasks/{id}/complete: the answer, field by field as the task's form asks (an
+    approval: true or false; a choice: one of its choices; a text; a file: {name, content})."""
+
+    answer: Answer
+    by: Annotated[str, Meta(max_length=256)] = ""
+    """With auth off only: who answers (with a token, its subject does)."""
+
+
+class WorkView(Message, frozen=True):
+    """GET /v1/inbox/{id}: a human task as the person doing it needs it: its record, the request as the guard
+    admitted it (instructions in `prompt`, inputs in `context`, the form in `human`) and what the guard found
+    (rules and places, never a secret); `request` is null once the task is no longer kept."""
+
+    record: TaskRecord
+    request: TaskRequest | None = None
+    findings: list[Violation] = []

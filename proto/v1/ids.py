@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import Annotated, Literal
@@ -43,8 +44,52 @@ Priority = Annotated[
     ),
 ]
 
-Role = Literal["planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer"]
-ROLES: tuple[Role, ...] = ("planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer")
+AgentRole = Literal["planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer"]
+ROLES: tuple[AgentRole, ...] = ("planner", "scaffolder", "implementer", "tester", "reviewer", "doc-writer")
+"""The agents' roles: every role but the human queues."""
+HUMAN_PREFIX = "human:"
+QUEUE_PATTERN = r"^[a-z][a-z0-9_]{0,31}" + END
+"""A human queue's name (`security`, `ops`): its role is `human:<name>`."""
+ROLE_PATTERN = (
+    r"^(?:planner|scaffolder|implementer|tester|reviewer|doc-writer|human:[a-z][a-z0-9_]{0,31})" + END
+)
+# Checked in __post_init__ of the messages that take a role from outside (role_problem: a message that says
+# what a role may be); the pattern is for schema readers.
+Role = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        description="an agent role (planner, scaffolder, implementer, tester, reviewer, doc-writer), or a "
+        "human queue: `human:<queue>` (`human:security`), whose tasks people claim and answer",
+        extra_json_schema={"pattern": ROLE_PATTERN},
+    ),
+]
+_ROLE = re.compile(ROLE_PATTERN)
+
+
+def role_problem(role: str) -> str | None:
+    """Why `role` names no role, or None."""
+    if _ROLE.match(role):
+        return None
+    if role.startswith(HUMAN_PREFIX):
+        return f"role {role[:64]!r}: a human queue is `human:` then lowercase letters, digits and `_`"
+    return (
+        f"role {role[:64]!r} is neither an agent role ({', '.join(ROLES)}) nor a human queue (human:<queue>)"
+    )
+
+
+QueueName = Annotated[str, Meta(pattern=QUEUE_PATTERN, description="a human queue's name (`security`)")]
+
+
+def is_human(role: str) -> bool:
+    """Whether `role` is a human queue (`human:<queue>`), whose tasks people do, not agents."""
+    return role.startswith(HUMAN_PREFIX)
+
+
+def queue_of(role: str) -> str:
+    """The queue a human role names (`human:security` -> `security`)."""
+    return role.removeprefix(HUMAN_PREFIX)
 
 
 def new_task_id() -> str:

@@ -12,7 +12,19 @@ from msgspec import Meta
 from proto.base import Message
 from proto.v1.budget import Usage
 from proto.v1.guard import Decision, Violation
-from proto.v1.ids import DEFAULT_PRIORITY, MicroUsd, ModelName, Priority, Role, TaskId, Tenant, new_task_id
+from proto.v1.humans import HumanWork
+from proto.v1.ids import (
+    DEFAULT_PRIORITY,
+    MicroUsd,
+    ModelName,
+    Priority,
+    Role,
+    TaskId,
+    Tenant,
+    is_human,
+    new_task_id,
+    role_problem,
+)
 from proto.v1.regions import jurisdiction_of
 
 # A path inside the task's workspace: relative, no `..` segment, no control characters or backslashes.
@@ -154,8 +166,17 @@ class TaskRequest(Message, frozen=True):
     """A planner asked for subtasks: its output is a JSON Plan (proto/v1/workflows.py) its workflow runs."""
     priority: Priority = DEFAULT_PRIORITY
     """Within its role, higher priority runs first; tasks of equal priority share fairly by tenant."""
+    human: HumanWork | None = None
+    """For a human queue's task (`human:<queue>`): its form, lease and SLAs (None: approve or reject, with a
+    comment; a 30-minute lease; no SLA). The prompt is the person's instructions."""
 
     def __post_init__(self) -> None:
+        if problem := role_problem(self.role):
+            raise ValueError(problem)
+        if self.human is not None and not is_human(self.role):
+            raise ValueError(f"human is only for a human queue's task (human:<queue>), not a {self.role}")
+        if is_human(self.role) and (self.commands or self.expand or self.model):
+            raise ValueError("a human queue's task runs no commands, expands into no plan and uses no model")
         if self.data_region is not None and jurisdiction_of(self.data_region) is None:
             raise ValueError(
                 f"data_region {self.data_region!r} is neither a jurisdiction (an ISO 3166-1 alpha-2 code, "
@@ -222,6 +243,8 @@ class Accepted(Event, frozen=True, tag="task.accepted"):
     """The request's time-outs, which the orchestrator arms as durable timers."""
     retry: RetryPolicy | None = None
     """The request's retry policy, which the orchestrator applies to failed attempts."""
+    human: HumanWork | None = None
+    """A human queue's task: its form, lease and SLAs, which the orchestrator keeps and enforces."""
 
 
 class Rejected(Event, frozen=True, tag="task.rejected"):
@@ -323,6 +346,25 @@ class Retrying(Event, frozen=True, tag="task.retrying"):
     """The hold that pays for the attempt."""
 
 
+class Claimed(Event, frozen=True, tag="task.claimed"):
+    """A person took a human queue's task (or renewed their claim): nobody else may, until `lease_until`."""
+
+    by: str
+    """The person, as their token names them."""
+    lease_until: datetime
+    claim: int = 1
+    """Which claim of the task this is (1, then one more each time it is claimed after a release)."""
+
+
+class Released(Event, frozen=True, tag="task.released"):
+    """A claim ended without an answer: the task is back in its queue."""
+
+    by: str
+    """Who let it go: the claimant, a lead, or `lease` when the lease ran out."""
+    claim: int = 1
+    reason: str = ""
+
+
 class Cancelled(Event, frozen=True, tag="task.cancelled"):
     """Someone cancelled the task (the orchestrator records it): it will not run, or is stopped."""
 
@@ -338,7 +380,7 @@ class TimedOut(Event, frozen=True, tag="task.timed_out"):
     """Which time-out ended it: `schedule_to_start` or `start_to_close`."""
 
 
-TimerKind = Literal["approval", "schedule_to_start", "start_to_close"]
+TimerKind = Literal["approval", "schedule_to_start", "start_to_close", "lease"]
 
 
 class TimerFired(Event, frozen=True, tag="task.timer_fired"):
@@ -349,7 +391,7 @@ class TimerFired(Event, frozen=True, tag="task.timer_fired"):
 
     timer: TimerKind
     attempt: int = 0
-    """The attempt it was armed for (start_to_close), 0 when it concerns the task as a whole."""
+    """The attempt it was armed for (start_to_close), the claim (lease), 0 when it concerns the whole task."""
 
 
 ENDING_EVENTS = (Rejected, Succeeded, Failed, Cancelled, TimedOut)
@@ -369,6 +411,8 @@ TaskEvent = (
     | Cancelled
     | TimedOut
     | TimerFired
+    | Claimed
+    | Released
 )
 
 
@@ -417,3 +461,9 @@ class TaskRecord(Message, frozen=True):
     """A planner asked to expand: the most subtasks its plan may add, by the tenant's bundle."""
     rails: list[Violation] = []
     """What the output rails found in what the task's attempts produced, every attempt's (each masked)."""
+    human: HumanWork | None = None
+    """A human queue's task: its form, lease and SLAs."""
+    lease_until: datetime | None = None
+    """While a person holds the task (`worker`): when their claim lapses unless renewed."""
+    claims: int = 0
+    """How often the task was claimed."""

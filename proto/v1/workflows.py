@@ -18,7 +18,18 @@ import msgspec
 from msgspec import Meta
 
 from proto.base import Message
-from proto.v1.ids import DEFAULT_PRIORITY, END, MicroUsd, ModelName, Priority, Role, Tenant
+from proto.v1.humans import HumanWork
+from proto.v1.ids import (
+    DEFAULT_PRIORITY,
+    END,
+    MicroUsd,
+    ModelName,
+    Priority,
+    Role,
+    Tenant,
+    is_human,
+    role_problem,
+)
 from proto.v1.tasks import ContextFile, RetryPolicy, TaskState, Timeouts
 
 MAX_STEPS = 100
@@ -94,6 +105,14 @@ class Step(Message, frozen=True):
     expand: bool = False
     """A planner step whose answer is a Plan: its subtasks join the workflow, after it and before the steps
     that need it, each judged by the guard like any step."""
+    human: HumanWork | None = None
+    """A human queue's step (`human:<queue>`): its form, lease and SLAs; the answer is the step's output."""
+
+    def __post_init__(self) -> None:
+        if problem := role_problem(self.role):
+            raise ValueError(problem)
+        if self.human is not None and not is_human(self.role):
+            raise ValueError(f"human is only for a human queue's step (human:<queue>), not a {self.role}")
 
     def edges(self) -> list[Need]:
         """Every need as a Need (a bare name fails the workflow when that step fails)."""
@@ -108,6 +127,10 @@ class Subtask(Message, frozen=True):
     prompt: Annotated[str, Meta(min_length=1, max_length=MAX_PROMPT_CHARS)]
     needs: list[StepName] = []
     commands: list[str] = []
+
+    def __post_init__(self) -> None:
+        if problem := role_problem(self.role):
+            raise ValueError(problem)
 
 
 class Plan(Message, frozen=True):

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from msgspec import structs
 
-from maestro import topics
+from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError, Retry
 from proto.v1 import (
@@ -23,6 +23,7 @@ from proto.v1 import (
     Violation,
     reservation_id_for,
 )
+from proto.v1.ids import is_human
 from proto.v1.workflows import escrow_task_id, step_name
 
 
@@ -66,6 +67,9 @@ async def reserve(
 
     Raises Retry when the budget service cannot answer now (or has no room, without a dispatcher).
     """
+    if is_human(request.role):
+        # A person does it: no model runs, so nothing is held (its record says who did it and how long).
+        return Reservation(tenant=request.tenant, task_id=request.id, granted=True)
     hold = hold_of(bus, request, estimate_micro_usd, estimate_tokens)
     try:
         return await bus.calls.request(topics.BUDGET_RESERVE, hold, key=request.tenant)
@@ -164,17 +168,22 @@ async def assign(
     once. `queued_seq` says where its Queued event is stored; `deferred` is the hold the dispatcher makes
     before it hands the task over (only with fair dispatch)."""
     role, tenant = request.role, request.tenant
+    assignment = TaskAssignment(
+        request=request,
+        decision=decision,
+        reservation_id=reservation_id,
+        queued_seq=queued_seq,
+        deferred=deferred,
+    )
+    if is_human(role):
+        # Its queue's people read it there when they claim it; nothing is dispatched to an agent.
+        await bus.streams.put(topics.BUCKET_HUMAN_TASKS, request.id, codec.encode(assignment))
+        return
     await bus.streams.publish(
         topics.WAITING.at(role, str(request.priority), tenant)
         if bus.settings.fair_dispatch
         else topics.TASKS.at(role, tenant),
-        TaskAssignment(
-            request=request,
-            decision=decision,
-            reservation_id=reservation_id,
-            queued_seq=queued_seq,
-            deferred=deferred,
-        ),
+        assignment,
         msg_id=request.id,
         traceparent=traceparent,
         headers={topics.HEADER_DEFERRED_HOLD: "1"} if deferred is not None else None,

@@ -43,6 +43,8 @@ from proto.v1 import (
     Violation,
     reservation_id_for,
 )
+from proto.v1.humans import HumanWork
+from proto.v1.ids import is_human
 from services.guard import admission, approvals
 
 log = logging.getLogger(__name__)
@@ -198,6 +200,7 @@ class Guard:
             commands=len(request.commands),
             timeouts=request.timeouts,
             retry=request.retry,
+            human=request.human or (HumanWork() if is_human(request.role) else None),
         )
         await publish(subject, accepted, msg_id=topics.event_msg_id(request.id, "accepted"))
         verdict_id = topics.event_msg_id(request.id, "verdict")

@@ -35,6 +35,7 @@ from proto.v1.ids import ROLES, TOKEN_PATTERN
 from services.orchestrator.admin_api import admin_routes
 from services.orchestrator.bodies import actor_of, body_of
 from services.orchestrator.contract_api import contract_routes
+from services.orchestrator.desk_api import desk_routes
 from services.orchestrator.gates_api import gate_routes
 from services.orchestrator.hooks_api import hook_routes
 from services.orchestrator.store import TaskStore
@@ -308,6 +309,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         *workflow_routes(bus, store, gate),
         *admin_routes(bus, gate),
         *gate_routes(bus, gate),
+        *desk_routes(bus, gate),
         *contract_routes(),
         *hook_routes(bus),
     ]

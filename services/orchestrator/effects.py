@@ -1,4 +1,5 @@
-"""Carry out what the lifecycle decided: arm timers, record decisions, release holds, retry, end approvals.
+"""Carry out what the lifecycle decided: arm timers, record decisions, release holds, retry, end approvals,
+return a human task whose claim lapsed to its queue.
 
 Every command is safe to carry out again (a crash before the record write or the ack brings the events
 back, and the lifecycle derives the same commands): a timer armed again replaces itself, a recorded event
@@ -17,12 +18,15 @@ from nats.js.errors import NotFoundError
 
 from maestro import codec, topics
 from maestro.bus import Bus
+from maestro.desk.desk import Desk, DeskError
+from maestro.desk.people import PeopleStore
 from maestro.errors import RemoteError, Retry
 from proto.v1 import Failed, Release, Reserve, Retrying, TaskAssignment, TimerFired
 from services.orchestrator.lifecycle import (
     ArmTimer,
     Command,
     Decide,
+    ExpireLease,
     Record,
     Redispatch,
     ReleaseHold,
@@ -37,6 +41,7 @@ class Effects:
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
+        self._desk = Desk(bus, PeopleStore(bus))
 
     async def run(self, commands: Iterable[Command]) -> None:
         """Do each command in order; raises Retry when the budget cannot release a hold now."""
@@ -69,6 +74,11 @@ class Effects:
                 await self._redispatch(retry)
             case StopWork(event=event):
                 await self.bus.streams.notify(topics.STOP_NOTICES.at(event.tenant, event.task_id), event)
+            case ExpireLease(tenant=tenant, task_id=task_id, claim=claim):
+                try:
+                    await self._desk.expire(tenant, task_id, claim)
+                except DeskError as exc:
+                    raise Retry(1.0, str(exc)) from None
 
     async def _redispatch(self, retry: Redispatch) -> None:
         """Hold the attempt's estimate, schedule its assignment, record Retrying; or fail the task."""

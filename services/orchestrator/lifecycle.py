@@ -35,11 +35,13 @@ from proto.v1 import (
     AttemptFailed,
     AwaitingApproval,
     Cancelled,
+    Claimed,
     Decision,
     Failed,
     Heartbeat,
     Queued,
     Rejected,
+    Released,
     Retrying,
     Started,
     Succeeded,
@@ -50,6 +52,7 @@ from proto.v1 import (
     TimerFired,
     TimerKind,
 )
+from proto.v1.ids import is_human
 from proto.v1.tasks import NON_RETRYABLE, RetryPolicy
 
 TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
@@ -133,7 +136,17 @@ class StopWork:
     event: Cancelled | TimedOut
 
 
-Command = ArmTimer | Record | ReleaseHold | Decide | Redispatch | StopWork
+@dataclass(frozen=True)
+class ExpireLease:
+    """Return a human task to its queue: claim `claim`'s lease ran out (unless, read again, it was renewed,
+    completed or released meanwhile)."""
+
+    tenant: str
+    task_id: str
+    claim: int
+
+
+Command = ArmTimer | Record | ReleaseHold | Decide | Redispatch | StopWork | ExpireLease
 
 
 @dataclass(frozen=True)
@@ -308,6 +321,10 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
             return _then(stopped, *_unwind(record, event, "timeout", why, at))
         case TimerFired():
             return Applied(record, record.state, _on_timer(record, event))
+        case Claimed() as claimed:
+            return _claimed(record, claimed, seq)
+        case Released() as released:
+            return _released(record, released, seq)
     return Refused(f"unknown event {type(event).__name__}")  # pragma: no cover - the union is exhaustive
 
 
@@ -372,7 +389,51 @@ def _on_timer(record: TaskRecord, fired: TimerFired) -> tuple[Command, ...]:
     ):
         why = f"attempt {fired.attempt} was still running {timeouts.start_to_close_s:g}s after it started"
         return (_timed_out(record, fired, why),)
+    if (
+        fired.timer == "lease"
+        and record.state == "running"
+        and record.claims == fired.attempt
+        and record.lease_until is not None
+        and record.lease_until <= fired.at
+    ):
+        return (ExpireLease(record.tenant, record.id, fired.attempt),)
     return ()
+
+
+def _claimed(record: TaskRecord, claimed: Claimed, seq: int) -> Step:
+    """A person took a human task (running, theirs until the lease ends), or renewed their claim."""
+    if not is_human(record.role or ""):
+        return Refused(f"a {record.role} task is done by agents: nobody claims it")
+    lease = ArmTimer(record.tenant, record.id, "lease", claimed.lease_until, claimed.claim)
+    if record.state == "running" and (claimed.claim, claimed.by) == (record.claims, record.worker):
+        renewed = structs.replace(
+            record, lease_until=claimed.lease_until, updated_at=claimed.at, last_event_seq=seq
+        )
+        return Applied(renewed, record.state, (lease,))
+    if claimed.claim != record.claims + 1:
+        return Refused(f"claim {claimed.claim} of a task claimed {record.claims} times", early=True)
+    moved = _move(
+        record,
+        "running",
+        seq,
+        claimed.at,
+        worker=claimed.by,
+        started_at=record.started_at or claimed.at,
+        lease_until=claimed.lease_until,
+        claims=claimed.claim,
+        attempts=max(record.attempts, 1),
+    )
+    return _then(moved, lease)
+
+
+def _released(record: TaskRecord, released: Released, seq: int) -> Step:
+    """A claim ended without an answer: the task is back in its queue (a move no agent's task makes)."""
+    if record.state != "running" or released.claim != record.claims or not is_human(record.role or ""):
+        return Refused(f"release of claim {released.claim} of a {record.state} task (claim {record.claims})")
+    back = structs.replace(
+        record, state="queued", worker="", lease_until=None, updated_at=released.at, last_event_seq=seq
+    )
+    return Applied(back, record.state)
 
 
 def _timed_out(record: TaskRecord, fired: TimerFired, why: str) -> Record:
@@ -405,6 +466,7 @@ def _created(event: Accepted, seq: int) -> TaskRecord:
         trace_id=event.trace_id,
         timeouts=event.timeouts,
         retry=event.retry,
+        human=event.human,
         last_event_seq=seq,
     )
 

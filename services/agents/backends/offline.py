@@ -155,6 +155,8 @@ def _text(role: Role, prompt: str) -> str:
             return "Checked size, long lines, leftover markers and whitespace; fix the findings first."
         case "doc-writer":
             return _doc(subject)
+        case _:
+            raise ValueError(f"no agent does the work of {role}: a person does")
 
 
 # -- structured (a schema asked) -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ for each need's context file, an output as long as the deployment assumes a task
 from __future__ import annotations
 
 from maestro.estimates import BYTES_PER_TOKEN, Prices, of_text
-from proto.v1.ids import MAX_MICRO_USD
+from proto.v1.ids import MAX_MICRO_USD, is_human
 from proto.v1.workflows import Step, Workflow, references
 
 _CONTEXT_HEADER_CHARS = 64
@@ -16,7 +16,9 @@ _CONTEXT_HEADER_CHARS = 64
 
 
 def step_estimate(step: Step, prices: Prices) -> int:
-    """What the guard will hold for `step`, in micro-USD."""
+    """What the guard will hold for `step`, in micro-USD (nothing for a person's step: no model runs)."""
+    if is_human(step.role):
+        return 0
     output_chars = prices.estimate_output_tokens * BYTES_PER_TOKEN
     chars = (
         len(step.prompt)

@@ -398,6 +398,7 @@ def request_of(record: WorkflowRecord, step: Step, records: Mapping[str, TaskRec
         retry=step.retry,
         expand=step.expand,
         priority=workflow.priority if step.priority is None else step.priority,
+        human=step.human,
     )
 
 

@@ -90,7 +90,10 @@ BASE = DIAMOND.read_text()
             BASE.replace("on_failure: continue", "on_failure: carry_on"),
             "steps[3].needs[1].on_failure: Invalid enum value 'carry_on'",
         ),
-        (BASE.replace("role: reviewer", "role: reviewr"), "steps[3].role: Invalid enum value 'reviewr'"),
+        (
+            BASE.replace("role: reviewer", "role: reviewr"),
+            "steps[3].role: role 'reviewr' is neither an agent role (planner, scaffolder",
+        ),
         (BASE.replace("needs: [plan]  ", "needs: [plon]  "), "steps[1].needs[0]: no step is named 'plon'"),
         (BASE.replace("start_to_close_s: 120", "start_to_close_s: -1"), "start_to_close_s: Expected"),
         (BASE.replace("tenant: acme\n", ""), "wf.yaml: tenant: Object missing required field `tenant`"),

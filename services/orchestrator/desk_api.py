@@ -1,0 +1,167 @@
+"""The human-work routes of the orchestrator's HTTP API: a person's inbox, the work a task asks, claims,
+completions and releases (maestro/desk/desk.py), and the people (maestro/desk/people.py).
+
+A person acts as their token's subject, never as a name the body gives; with auth off (tests, loopback)
+the body's `by` names them. Another tenant's task answers 404, as one that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from aiohttp import web
+from nats.errors import Error as NatsError
+
+from maestro import operations
+from maestro.access.grants import Caller
+from maestro.access.http_auth import Gate, forbidden
+from maestro.bus import Bus
+from maestro.desk.desk import Desk, DeskError, Work
+from maestro.desk.people import PeopleStore
+from maestro.http import error, json_answer, route
+from proto.v1.api import CompleteBody, WorkView
+from proto.v1.humans import Person
+from proto.v1.ids import QUEUE_PATTERN, TOKEN_PATTERN
+from services.orchestrator.bodies import actor_of, body_of
+
+log = logging.getLogger(__name__)
+
+_TASK_ID = re.compile(TOKEN_PATTERN)
+_QUEUE = re.compile(QUEUE_PATTERN)
+_OPERATOR = "an operator's token (tenant *, scope admin)"
+
+
+def desk_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
+    """The inbox, work, claim, release and complete routes, and the people's, behind the token gate."""
+    people = PeopleStore(bus)
+    desk = Desk(bus, people)
+    limit = bus.settings.max_request_bytes
+
+    def task_id(request: web.Request) -> str | web.Response:
+        found = request.match_info["id"]
+        if not _TASK_ID.match(found):
+            return error(400, f"not a valid task id (expected {TOKEN_PATTERN})", field="id")
+        return found
+
+    def as_person(caller: Caller, by: str) -> Caller | web.Response:
+        """The caller the desk acts as: the token's subject (a body's `by` may only repeat it)."""
+        if caller.authenticated:
+            if by and by != caller.subject:
+                return error(403, f"this token acts as {caller.subject!r}, not {by!r}", field="$.by")
+            return caller
+        return Caller(by or caller.subject, caller.tenant, caller.scopes)
+
+    async def acting(coroutine: object) -> object:
+        try:
+            return await coroutine  # type: ignore[misc]
+        except DeskError as exc:
+            return error(exc.status, str(exc))
+        except (NatsError, TimeoutError) as exc:
+            log.warning("human work not done: %r", exc)
+            return error(503, "NATS did not answer in time; try again")
+
+    async def claim(request: web.Request, caller: Caller) -> web.StreamResponse:
+        found = task_id(request)
+        if isinstance(found, web.Response):
+            return found
+        body = await actor_of(request, "claim", limit)
+        if isinstance(body, web.Response):
+            return body
+        who = as_person(caller, body.by)
+        if isinstance(who, web.Response):
+            return who
+        done = await acting(desk.claim(who, found))
+        return done if isinstance(done, web.Response) else json_answer(done)
+
+    async def release(request: web.Request, caller: Caller) -> web.StreamResponse:
+        found = task_id(request)
+        if isinstance(found, web.Response):
+            return found
+        body = await actor_of(request, "release", limit)
+        if isinstance(body, web.Response):
+            return body
+        who = as_person(caller, body.by)
+        if isinstance(who, web.Response):
+            return who
+        done = await acting(desk.release(who, found, body.reason))
+        return done if isinstance(done, web.Response) else json_answer(done)
+
+    async def complete(request: web.Request, caller: Caller) -> web.StreamResponse:
+        found = task_id(request)
+        if isinstance(found, web.Response):
+            return found
+        body = await body_of(request, CompleteBody, "completion", limit)
+        if isinstance(body, web.Response):
+            return body
+        who = as_person(caller, body.by)
+        if isinstance(who, web.Response):
+            return who
+        done = await acting(desk.complete(who, found, body.answer))
+        return done if isinstance(done, web.Response) else json_answer(done)
+
+    async def inbox(request: web.Request, caller: Caller) -> web.StreamResponse:
+        unknown = sorted(set(request.query) - {"queue"})
+        if unknown:
+            named = unknown[0]
+            return error(400, f"unknown query parameter {named!r} (this route takes: queue)", field=named)
+        queue = request.query.get("queue")
+        if queue is not None and not _QUEUE.match(queue):
+            return error(400, f"not a queue name (expected {QUEUE_PATTERN}): {queue[:64]!r}", field="queue")
+        if not caller.may("work", caller.tenant):
+            return forbidden(caller, "work", caller.tenant)
+        found = await acting(desk.inbox(caller, queue))
+        return found if isinstance(found, web.Response) else json_answer(found)
+
+    async def work(request: web.Request, caller: Caller) -> web.StreamResponse:
+        found = task_id(request)
+        if isinstance(found, web.Response):
+            return found
+        got = await acting(desk.work(caller, found))
+        if not isinstance(got, Work):
+            return got  # type: ignore[return-value]
+        record, assignment = got.record, got.assignment
+        if not caller.may("work", record.tenant):
+            return forbidden(caller, "work", record.tenant)
+        if assignment is None:
+            return json_answer(WorkView(record=record))
+        findings = assignment.decision.violations
+        return json_answer(WorkView(record=record, request=assignment.request, findings=findings))
+
+    async def list_people(request: web.Request, caller: Caller) -> web.StreamResponse:
+        if not any(caller.may(scope, caller.tenant) for scope in ("read", "work")):
+            return forbidden(caller, "read", caller.tenant)
+        return json_answer(await people.list())
+
+    async def put_person(request: web.Request, caller: Caller) -> web.StreamResponse:
+        if not caller.operator:
+            return error(403, f"adding people takes {_OPERATOR}", scope="admin")
+        person = await body_of(request, Person, "person", limit)
+        if isinstance(person, web.Response):
+            return person
+        if person.id != request.match_info["id"]:
+            path = request.match_info["id"]
+            return error(400, f"the body names {person.id!r}, the path {path!r}", field="$.id")
+        stored = await people.put(person)
+        log.info("%s stored person %s", caller.subject, person.id)
+        return json_answer(stored)
+
+    async def remove_person(request: web.Request, caller: Caller) -> web.StreamResponse:
+        if not caller.operator:
+            return error(403, f"removing people takes {_OPERATOR}", scope="admin")
+        removed = await people.remove(request.match_info["id"])
+        if removed is None:
+            return error(404, f"no person {request.match_info['id']!r}")
+        log.info("%s removed person %s", caller.subject, removed.id)
+        return json_answer(removed)
+
+    return [
+        route(operations.CLAIM_TASK, gate.guarded(claim)),
+        route(operations.RELEASE_TASK, gate.guarded(release)),
+        route(operations.COMPLETE_TASK, gate.guarded(complete)),
+        route(operations.LIST_INBOX, gate.guarded(inbox)),
+        route(operations.GET_WORK, gate.guarded(work)),
+        route(operations.LIST_PEOPLE, gate.guarded(list_people)),
+        route(operations.PUT_PERSON, gate.guarded(put_person)),
+        route(operations.REMOVE_PERSON, gate.guarded(remove_person)),
+    ]
