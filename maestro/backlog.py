@@ -39,6 +39,7 @@ def durables(roles: Iterable[str] = ROLES) -> tuple[Durable, ...]:
         Durable(topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR_REVIEW_ENDS),
         Durable(topics.STREAM_WORKFLOWS, topics.DURABLE_ORCHESTRATOR_WORKFLOWS),
         Durable(topics.STREAM_HOOKS, topics.DURABLE_ORCHESTRATOR_REVIEWS),
+        Durable(topics.STREAM_NOTIFY, topics.DURABLE_NOTIFIER),
         *(Durable(topics.STREAM_TASKS, topics.agents_durable(role)) for role in roles),
     )
 

@@ -267,6 +267,19 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             durable=topics.DURABLE_GUARD_APPROVALS,
         ),
     ),
+    "NOTIFICATIONS": (
+        Flow(
+            "orchestrator",
+            "send",
+            "A human task breached an SLA; Nats-Msg-Id = `<task_id>.escalated-<sla>`, so it is told once",
+        ),
+        Flow(
+            "orchestrator",
+            "receive",
+            "POST it, signed, to MAESTRO_NOTIFY_WEBHOOK_URL, retried with back-off until delivered",
+            durable=topics.DURABLE_NOTIFIER,
+        ),
+    ),
     "BUDGET_RESERVE": (
         Flow("guard", "send", "Hold a task's estimated cost before queueing it"),
         Flow("budget", "receive", "Hold the estimate if the tenant's limit allows it; idempotent per task"),

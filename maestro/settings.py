@@ -186,6 +186,11 @@ class Settings:
     github_config: str = ""
     """A YAML file connecting GitHub repositories (maestro/github/config.py): each one's tenant, webhook
     secret file and test commands, and the REST API's token file; empty: POST /v1/hooks/github takes none."""
+    notify_webhook_url: str = ""
+    """Where the notifier POSTs notifications (a human task's breached SLA), signed with the secret in
+    MAESTRO_NOTIFY_SECRET_FILE and retried until delivered; empty: they are logged only."""
+    notify_secret_file: str = ""
+    """The file holding the secret each webhook is signed with (HMAC-SHA256, `X-Maestro-Signature-256`)."""
     worker: str = field(default_factory=_default_worker)
     """This worker's name in events."""
 

@@ -27,6 +27,7 @@ from proto.v1 import (
     TimerFired,
 )
 from proto.v1.gates import GateDecided
+from proto.v1.humans import Notification
 from proto.v1.reviews import PullRequestPushed
 from proto.v1.scheduling import WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowEvents, WorkflowRecord
@@ -239,6 +240,14 @@ GATE_DECISIONS: Topic[GateDecided] = Topic(
     "tester task (with its policy bundle's version and hash) that proved it",
 )
 
+NOTIFICATIONS: Topic[Notification] = Topic(
+    "maestro.v1.notify",
+    ("tenant",),
+    Notification,
+    "what the notifier tells people's tools (a signed webhook): a human task that breached an SLA; deleted "
+    "once delivered",
+)
+
 STREAM_REQUESTS = "MAESTRO_REQ"
 STREAM_TASKS = "MAESTRO_TASK"
 STREAM_WAITING = "MAESTRO_WAIT"
@@ -248,11 +257,14 @@ STREAM_WORKFLOWS = "MAESTRO_WF"
 STREAM_BUDGET_EVENTS = "MAESTRO_BUDGET_EVT"
 STREAM_APPROVALS = "MAESTRO_APPROVAL"
 STREAM_GATE = "MAESTRO_GATE"
+STREAM_NOTIFY = "MAESTRO_NOTIFY"
 
 DURABLE_GUARD = "guard"
 DURABLE_ORCHESTRATOR = "orchestrator"
 DURABLE_ORCHESTRATOR_WORKFLOWS = "orchestrator-workflows"
 DURABLE_GUARD_APPROVALS = "guard-approvals"
+DURABLE_NOTIFIER = "orchestrator-notifier"
+"""Delivers notifications (MAESTRO_NOTIFY) to the configured notifier, off the events' path."""
 
 
 def agents_durable(role: Role) -> str:

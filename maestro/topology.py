@@ -158,6 +158,11 @@ def topology(settings: Settings) -> Topology:
                 topics.APPROVALS,
                 "humans' decisions on tasks awaiting approval, waiting for the guard",
             ),
+            work_queue(
+                topics.STREAM_NOTIFY,
+                topics.NOTIFICATIONS,
+                "notifications (a human task's breached SLA) waiting for the notifier to deliver them",
+            ),
             log_of(
                 topics.STREAM_BUDGET_EVENTS,
                 topics.BUDGET_EVENTS,

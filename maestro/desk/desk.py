@@ -83,7 +83,8 @@ class Desk:
             role = record.role or ""
             if record.state not in _OPEN or not is_human(role) or not caller.sees(record.tenant):
                 continue
-            if (queue is None or queue_of(role) == queue) and who.serves(queue_of(role)):
+            queues = (queue_of(role), *record.widened_to)
+            if (queue is None or queue in queues) and who.serves(*queues):
                 found.append(record)
         return sorted(found, key=lambda r: (r.queued_at or r.created_at, r.id))
 

@@ -18,6 +18,7 @@ from proto.v1 import (
     Accepted,
     AwaitingApproval,
     Claimed,
+    Escalated,
     Queued,
     Released,
     TaskEvent,
@@ -53,11 +54,18 @@ class Holding:
     """Who holds it while claimed; who ended it once ended."""
     lease_until: datetime | None = None
     last_seq: int = 0
+    widened_to: tuple[str, ...] = ()
+    """Queues a breached SLA also offered it to."""
 
     @property
     def queue(self) -> str:
         """The human queue it is in (`security`)."""
         return queue_of(self.role)
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """Every queue whose people may take it: its own, then those it was widened to."""
+        return (self.queue, *self.widened_to)
 
     @property
     def form(self) -> AnswerForm:
@@ -85,6 +93,8 @@ def _fold(held: Holding, event: TaskEvent) -> Holding:
             return replace(held, standing="claimed", by=by, lease_until=lease_until, claim=claim)
         case Released():
             return replace(held, standing="waiting", by="", lease_until=None)
+        case Escalated(to=to) if to and to not in held.widened_to:
+            return replace(held, widened_to=(*held.widened_to, to))
         case _ if isinstance(event, ENDING_EVENTS):
             ended_by = getattr(event, "worker", "") or getattr(event, "by", "")
             return replace(held, standing="ended", by=ended_by, lease_until=None)
@@ -105,9 +115,9 @@ class Someone:
         """Whether they may complete or release others' claims (in their queues)."""
         return self.admin or (self.person is not None and self.person.lead)
 
-    def serves(self, queue: str) -> bool:
-        """Whether they may take tasks of `queue`."""
-        return self.admin or (self.person is not None and queue in self.person.skills)
+    def serves(self, *queues: str) -> bool:
+        """Whether they may take tasks of any of `queues`."""
+        return self.admin or (self.person is not None and not set(queues).isdisjoint(self.person.skills))
 
 
 def claim_problem(held: Holding, who: Someone, now: datetime, holds: int) -> Problem | None:
@@ -122,7 +132,7 @@ def claim_problem(held: Holding, who: Someone, now: datetime, holds: int) -> Pro
         return Problem(
             409, f"task {held.task_id} is not queued yet (its verdict, or an approval, is pending)"
         )
-    if not who.serves(held.queue):
+    if not who.serves(*held.queues):
         return Problem(403, f"{who.id} does not serve the {held.queue} queue (not among their skills)")
     if held.standing == "claimed" and held.by != who.id:
         return Problem(409, f"task {held.task_id} is claimed by {held.by} until {_when(held.lease_until)}")
@@ -152,7 +162,7 @@ def finish_problem(held: Holding, who: Someone, now: datetime, doing: str) -> Pr
                 409, f"your claim on {held.task_id} lapsed at {_when(held.lease_until)}: claim it again"
             )
         return None
-    if who.leads and who.serves(held.queue):
+    if who.leads and who.serves(*held.queues):
         return None
     lead = f"a lead of {held.queue}"
     return Problem(403, f"task {held.task_id} is claimed by {held.by}: only they, or {lead}, may {doing} it")

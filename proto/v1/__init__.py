@@ -29,6 +29,7 @@ from proto.v1.budget import (
 from proto.v1.dlq import DeadLetter
 from proto.v1.gates import GateAnswer, GateDecided
 from proto.v1.guard import Decision, Severity, Verdict, Violation
+from proto.v1.humans import Notification
 from proto.v1.ids import (
     DEFAULT_PRIORITY,
     PRIORITIES,
@@ -54,6 +55,7 @@ from proto.v1.tasks import (
     Cancelled,
     Claimed,
     ContextFile,
+    Escalated,
     Event,
     Failed,
     Heartbeat,
@@ -120,6 +122,7 @@ __all__ = [
     "ContextFile",
     "DeadLetter",
     "Decision",
+    "Escalated",
     "Event",
     "Failed",
     "FileChanges",
@@ -138,6 +141,7 @@ __all__ = [
     "ModelName",
     "ModelReview",
     "Need",
+    "Notification",
     "Overage",
     "Parked",
     "Plan",

@@ -8,7 +8,7 @@ completes it with an answer the step's form validates; the answer, as JSON, is t
 from __future__ import annotations
 
 import json
-from datetime import time
+from datetime import datetime, time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -187,3 +187,19 @@ class Person(Message, frozen=True):
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone (Europe/Paris)") from None
+
+
+class Notification(Message, frozen=True):
+    """What the notifier tells the people's tools (a chat, a pager) when a human task breached an SLA: which
+    task, of which queue, which SLA, what was done about it, and who held it."""
+
+    task_id: str
+    tenant: str
+    queue: str
+    sla: Literal["claim", "complete"]
+    action: Literal["notify", "widen", "fail"]
+    at: datetime
+    kind: Literal["escalation"] = "escalation"
+    to: str | None = None
+    held_by: str = ""
+    reason: str = ""

@@ -365,6 +365,21 @@ class Released(Event, frozen=True, tag="task.released"):
     reason: str = ""
 
 
+SlaKind = Literal["claim", "complete"]
+"""A human task's SLAs: the time to claim it (from queued) and to complete it (from a claim)."""
+
+
+class Escalated(Event, frozen=True, tag="task.escalated"):
+    """A human task breached an SLA (once per SLA): what its policy did about it (notify the notifier; also
+    offer it to `to`'s people; or fail it)."""
+
+    sla: SlaKind
+    action: Literal["notify", "widen", "fail"] = "notify"
+    to: str | None = None
+    """The queue it was widened to (`widen`)."""
+    reason: str = ""
+
+
 class Cancelled(Event, frozen=True, tag="task.cancelled"):
     """Someone cancelled the task (the orchestrator records it): it will not run, or is stopped."""
 
@@ -380,7 +395,7 @@ class TimedOut(Event, frozen=True, tag="task.timed_out"):
     """Which time-out ended it: `schedule_to_start` or `start_to_close`."""
 
 
-TimerKind = Literal["approval", "schedule_to_start", "start_to_close", "lease"]
+TimerKind = Literal["approval", "schedule_to_start", "start_to_close", "lease", "claim_sla", "complete_sla"]
 
 
 class TimerFired(Event, frozen=True, tag="task.timer_fired"):
@@ -413,6 +428,7 @@ TaskEvent = (
     | TimerFired
     | Claimed
     | Released
+    | Escalated
 )
 
 
@@ -467,3 +483,7 @@ class TaskRecord(Message, frozen=True):
     """While a person holds the task (`worker`): when their claim lapses unless renewed."""
     claims: int = 0
     """How often the task was claimed."""
+    escalations: list[SlaKind] = []
+    """The SLAs a human task breached (each escalated once)."""
+    widened_to: list[str] = []
+    """Queues a breached SLA also offered a human task to."""

@@ -27,6 +27,7 @@ from services.orchestrator.lifecycle import (
     Command,
     Decide,
     ExpireLease,
+    Notify,
     Record,
     Redispatch,
     ReleaseHold,
@@ -74,6 +75,10 @@ class Effects:
                 await self._redispatch(retry)
             case StopWork(event=event):
                 await self.bus.streams.notify(topics.STOP_NOTICES.at(event.tenant, event.task_id), event)
+            case Notify(notification=notification, msg_id=msg_id):
+                await self.bus.streams.publish(
+                    topics.NOTIFICATIONS.at(notification.tenant), notification, msg_id=msg_id
+                )
             case ExpireLease(tenant=tenant, task_id=task_id, claim=claim):
                 try:
                     await self._desk.expire(tenant, task_id, claim)

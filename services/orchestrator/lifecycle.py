@@ -6,6 +6,7 @@
                                                    rejected: the guard withdrew a verdict it could not
                                                    carry out)
     running -> succeeded | failed | timed_out      (running -> running: a redelivered task started again)
+    running -> queued                              (a human queue's task released, or its lease ran out)
     cancelled from any state that is not terminal; nothing leaves a terminal state.
 
 `failed` is also allowed before `running` so that a task whose request or assignment could never be
@@ -27,6 +28,7 @@ from typing import Any
 
 from msgspec import structs
 
+from maestro import topics
 from maestro.topics import end_msg_id
 from proto.v1 import (
     APPROVAL_TIMEOUT_BY,
@@ -37,6 +39,7 @@ from proto.v1 import (
     Cancelled,
     Claimed,
     Decision,
+    Escalated,
     Failed,
     Heartbeat,
     Queued,
@@ -52,8 +55,9 @@ from proto.v1 import (
     TimerFired,
     TimerKind,
 )
-from proto.v1.ids import is_human
-from proto.v1.tasks import NON_RETRYABLE, RetryPolicy
+from proto.v1.humans import HumanWork, Notification
+from proto.v1.ids import is_human, queue_of
+from proto.v1.tasks import NON_RETRYABLE, RetryPolicy, SlaKind
 
 TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
     "pending": frozenset({"rejected", "awaiting_approval", "queued", "failed", "cancelled"}),
@@ -146,7 +150,15 @@ class ExpireLease:
     claim: int
 
 
-Command = ArmTimer | Record | ReleaseHold | Decide | Redispatch | StopWork | ExpireLease
+@dataclass(frozen=True)
+class Notify:
+    """Hand the notifier a notification, once (`msg_id`): it delivers it off the events' path."""
+
+    notification: Notification
+    msg_id: str
+
+
+Command = ArmTimer | Record | ReleaseHold | Decide | Redispatch | StopWork | ExpireLease | Notify
 
 
 @dataclass(frozen=True)
@@ -249,9 +261,13 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
                 max_plan_subtasks=decision.max_plan_subtasks,
             )
             wait = record.timeouts.schedule_to_start_s if record.timeouts else None
-            if wait is None:
-                return moved
-            return _then(moved, ArmTimer(record.tenant, record.id, "schedule_to_start", _after(at, wait)))
+            timers = (
+                [ArmTimer(record.tenant, record.id, "schedule_to_start", _after(at, wait))] if wait else []
+            )
+            to_claim = record.human.time_to_claim_s if record.human else None
+            if to_claim is not None and "claim" not in record.escalations:
+                timers.append(ArmTimer(record.tenant, record.id, "claim_sla", _after(at, to_claim)))
+            return _then(moved, *timers)
         case Started(worker=worker, attempt=attempt, delivery=delivery):
             if record.state == "running":
                 started = _restarted(record, worker, attempt, delivery, seq, at)
@@ -325,6 +341,16 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
             return _claimed(record, claimed, seq)
         case Released() as released:
             return _released(record, released, seq)
+        case Escalated(sla=sla, to=to):
+            widened = [*record.widened_to, to] if to and to not in record.widened_to else record.widened_to
+            noted = structs.replace(
+                record,
+                escalations=sorted({*record.escalations, sla}),
+                widened_to=widened,
+                updated_at=at,
+                last_event_seq=seq,
+            )
+            return Applied(noted, record.state)
     return Refused(f"unknown event {type(event).__name__}")  # pragma: no cover - the union is exhaustive
 
 
@@ -397,7 +423,48 @@ def _on_timer(record: TaskRecord, fired: TimerFired) -> tuple[Command, ...]:
         and record.lease_until <= fired.at
     ):
         return (ExpireLease(record.tenant, record.id, fired.attempt),)
+    if fired.timer == "claim_sla" and record.state == "queued" and "claim" not in record.escalations:
+        return _escalate(record, fired, "claim")
+    if (
+        fired.timer == "complete_sla"
+        and record.state == "running"
+        and record.claims == fired.attempt
+        and "complete" not in record.escalations
+    ):
+        return _escalate(record, fired, "complete")
     return ()
+
+
+def _escalate(record: TaskRecord, fired: TimerFired, sla: SlaKind) -> tuple[Command, ...]:
+    """What a breached SLA does, once: record it, tell the notifier, and widen the queue or fail the task
+    as the task's policy says (its message ids make each happen once however often it is decided)."""
+    human = record.human or HumanWork()
+    limit = human.time_to_claim_s if sla == "claim" else human.time_to_complete_s
+    since = "being queued" if sla == "claim" else f"being claimed by {record.worker}"
+    done = "claimed" if sla == "claim" else "completed"
+    why = f"not {done} within {limit:g}s of {since}"
+    to = human.escalate_to if human.on_breach == "widen" else None
+    tenant, task_id = record.tenant, record.id
+    escalated = Escalated(
+        task_id=task_id, tenant=tenant, at=fired.at, sla=sla, action=human.on_breach, to=to, reason=why
+    )
+    notice = Notification(
+        task_id=task_id,
+        tenant=tenant,
+        queue=queue_of(record.role or ""),
+        sla=sla,
+        action=human.on_breach,
+        at=fired.at,
+        to=to,
+        held_by=record.worker if record.state == "running" else "",
+        reason=why,
+    )
+    slot = topics.event_msg_id(task_id, f"escalated-{sla}")
+    commands: list[Command] = [Record(escalated, slot), Notify(notice, slot)]
+    if human.on_breach == "fail":
+        failed = Failed(task_id=task_id, tenant=tenant, at=fired.at, error=why, failure="timeout")
+        commands.append(Record(failed, end_msg_id(task_id)))
+    return tuple(commands)
 
 
 def _claimed(record: TaskRecord, claimed: Claimed, seq: int) -> Step:
@@ -423,7 +490,11 @@ def _claimed(record: TaskRecord, claimed: Claimed, seq: int) -> Step:
         claims=claimed.claim,
         attempts=max(record.attempts, 1),
     )
-    return _then(moved, lease)
+    to_complete = record.human.time_to_complete_s if record.human else None
+    if to_complete is None or "complete" in record.escalations:
+        return _then(moved, lease)
+    due = _after(claimed.at, to_complete)
+    return _then(moved, lease, ArmTimer(record.tenant, record.id, "complete_sla", due, claimed.claim))
 
 
 def _released(record: TaskRecord, released: Released, seq: int) -> Step:

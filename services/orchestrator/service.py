@@ -30,7 +30,7 @@ from proto.v1 import (
 )
 from proto.v1.scheduling import WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowRecord
-from services.orchestrator import lifecycle
+from services.orchestrator import lifecycle, notifier
 from services.orchestrator.api import routes
 from services.orchestrator.batches import KeyedBatches, Outcome
 from services.orchestrator.dispatch.dispatcher import Dispatcher
@@ -374,6 +374,7 @@ async def serve(bus: Bus) -> None:
             group.create_task(dispatcher.run(), name="dispatcher")
         group.create_task(bus.consumers.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
         group.create_task(serve_reviews(bus, runner, tasks), name="reviews")
+        group.create_task(notifier.serve(bus), name="notifier")
         group.create_task(
             bus.calls.serve(
                 topics.ORCHESTRATOR_SERVICE,

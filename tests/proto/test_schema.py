@@ -57,6 +57,7 @@ def test_one_json_schema_per_wire_message(files: dict[str, str]) -> None:
     expected |= {"WaitingTasks", "WaitReasons"}  # why tasks wait, asked of the dispatcher
     expected |= {"GateDecided"}  # the deploy gate's decisions, kept for an audit
     expected |= {"PullRequestPushed"}  # GitHub's pull requests, from the webhook to the reviews
+    expected |= {"Notification"}  # a human task's breached SLA, for the notifier
     expected |= {"Plan", "FileChanges", "ModelReview", "Review", "TesterReport"}  # agents' answers, reports
     assert {name.removesuffix(".json") for name in files} == expected | {"asyncapi", "openapi"}
     event_schema = json.loads(files["TaskEvent.json"])

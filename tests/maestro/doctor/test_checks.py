@@ -75,6 +75,7 @@ SERVICE_DURABLES = (
     Durable(topics.STREAM_APPROVALS, topics.DURABLE_GUARD_APPROVALS),
     Durable(topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR),
     Durable(topics.STREAM_WORKFLOWS, topics.DURABLE_ORCHESTRATOR_WORKFLOWS),
+    Durable(topics.STREAM_NOTIFY, topics.DURABLE_NOTIFIER),
 )
 AGENT_DURABLES = tuple(Durable(topics.STREAM_TASKS, topics.agents_durable(r)) for r in ROLES)
 BACKLOGS = tuple(
@@ -389,5 +390,6 @@ def test_without_fair_dispatch_no_backlog_consumer_is_expected() -> None:
         REVIEWS[1],
         SERVICE_DURABLES[3],
         REVIEWS[0],
+        SERVICE_DURABLES[4],
         *AGENT_DURABLES,
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from proto.v1 import Claimed, Queued, Released, Succeeded, TimerFired
+from proto.v1 import Claimed, Escalated, Failed, Queued, Released, Succeeded, TaskRecord, TimerFired
 from proto.v1.humans import HumanWork
-from services.orchestrator.lifecycle import Applied, ArmTimer, ExpireLease, Refused, step
+from services.orchestrator.lifecycle import Applied, ArmTimer, ExpireLease, Notify, Record, Refused, step
 from tests.services.orchestrator.test_lifecycle import ALLOW, ID, accepted, applied, at, run, started
 
 HUMAN = HumanWork(lease_s=60)
@@ -89,3 +89,54 @@ def test_an_agents_task_is_never_claimed_nor_released() -> None:
     )
     assert isinstance(step(running, _claimed(), 9), Refused)
     assert isinstance(step(running, _released(), 9), Refused)
+
+
+SLA = HumanWork(time_to_claim_s=30, time_to_complete_s=120, on_breach="widen", escalate_to="leads")
+
+
+def applied_commands(result: object) -> tuple[object, ...]:
+    assert isinstance(result, Applied), result
+    return result.commands
+
+
+def _with_sla(*events: object) -> TaskRecord:
+    return run(accepted(role="human:security", model=None, human=SLA), *events)  # type: ignore[arg-type]
+
+
+def test_queued_arms_the_time_to_claim_and_a_claim_the_time_to_complete() -> None:
+    queued = step(_with_sla(), _queued(), 2)
+    assert isinstance(queued, Applied)
+    assert queued.commands == (ArmTimer("acme", ID, "claim_sla", at(32)),)
+    claimed = step(queued.record, _claimed(), 3)
+    assert isinstance(claimed, Applied)
+    assert ArmTimer("acme", ID, "complete_sla", at(123), 1) in claimed.commands
+
+
+def test_a_breached_sla_escalates_once_with_its_notification_and_widens_the_queue() -> None:
+    waiting = _with_sla(_queued())
+    due = step(waiting, TimerFired(task_id=ID, tenant="acme", at=at(32), timer="claim_sla"), 3)
+    assert isinstance(due, Applied)
+    (recorded, notify) = due.commands
+    assert isinstance(recorded, Record) and isinstance(recorded.event, Escalated)
+    assert (recorded.event.sla, recorded.event.action, recorded.event.to) == ("claim", "widen", "leads")
+    assert isinstance(notify, Notify) and notify.msg_id == recorded.msg_id == f"{ID}.escalated-claim"
+    assert (notify.notification.queue, notify.notification.to) == ("security", "leads")
+    escalated = applied(step(waiting, recorded.event, 3))
+    assert (escalated.state, escalated.escalations, escalated.widened_to) == ("queued", ["claim"], ["leads"])
+    # The same timer again (redelivered), or claimed meanwhile: nothing more.
+    again = TimerFired(task_id=ID, tenant="acme", at=at(33), timer="claim_sla")
+    assert step(escalated, again, 4).commands == ()  # type: ignore[union-attr]
+    claimed = applied(step(waiting, _claimed(), 3))
+    assert step(claimed, again, 4).commands == ()  # type: ignore[union-attr]
+
+
+def test_a_breach_whose_policy_fails_the_task_records_the_failure_too() -> None:
+    failing = HumanWork(time_to_complete_s=60, on_breach="fail")
+    held = run(accepted(role="human:ops", model=None, human=failing), _queued(), _claimed())
+    due = step(held, TimerFired(task_id=ID, tenant="acme", at=at(63), timer="complete_sla", attempt=1), 4)
+    assert isinstance(due, Applied)
+    failed = [c.event for c in due.commands if isinstance(c, Record) and isinstance(c.event, Failed)]
+    assert [f.error for f in failed] == ["not completed within 60s of being claimed by alice"]
+    # A later claim's timer is not this one's.
+    later = TimerFired(task_id=ID, tenant="acme", at=at(63), timer="complete_sla", attempt=2)
+    assert applied_commands(step(held, later, 4)) == ()
