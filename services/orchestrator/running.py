@@ -16,7 +16,7 @@ import nats.errors
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from maestro.listing import MAX_LIMIT, ListingError, Query, position
+from maestro.listing import ListingError
 from maestro.overdue import GRACE_S, is_overdue, time_out_at
 from proto.v1 import TaskRecord
 from services.orchestrator.store import TaskStore
@@ -62,17 +62,11 @@ class RunningTasks:
 
 
 async def seed(running: RunningTasks, store: TaskStore) -> None:
-    """Read every running task back from the tasks bucket, a page at a time, into `running`."""
+    """Read every running task back from the tasks bucket into `running`."""
     running.seeding()
     records: list[TaskRecord] = []
-    query = Query(states=frozenset({"running"}), limit=MAX_LIMIT)
     try:
-        while True:
-            page = await store.scan(query)
-            records.extend(page.items)
-            if page.next_cursor is None or not page.items:
-                break
-            query = Query(states=query.states, limit=MAX_LIMIT, after=position(page.items[-1]))
+        records = await store.every(frozenset({"running"}))
     except (ListingError, nats.errors.Error, TimeoutError) as exc:
         log.warning("could not read the running tasks back (%s): counting those written from now on", exc)
     running.seeded(records)

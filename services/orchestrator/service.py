@@ -25,6 +25,9 @@ from proto.v1 import (
     Accepted,
     AttemptFailed,
     AwaitingApproval,
+    Claimed,
+    Escalated,
+    Released,
     TaskEvent,
     TaskRecord,
 )
@@ -36,6 +39,8 @@ from services.orchestrator.batches import KeyedBatches, Outcome
 from services.orchestrator.dispatch.dispatcher import Dispatcher
 from services.orchestrator.dispatch.shares import Shares
 from services.orchestrator.effects import Effects
+from services.orchestrator.human_queues import HumanQueues
+from services.orchestrator.human_queues import seed as seed_humans
 from services.orchestrator.lag import BacklogGauges
 from services.orchestrator.lag import refresh as refresh_backlog
 from services.orchestrator.lifecycle import Applied, Command, Duplicate, Refused
@@ -302,7 +307,7 @@ def _written_at_once(item: Item) -> bool:
     return isinstance(item[0], _AT_ONCE)
 
 
-_AT_ONCE = (Accepted, AwaitingApproval, *ENDING_EVENTS)
+_AT_ONCE = (Accepted, AwaitingApproval, Claimed, Released, Escalated, *ENDING_EVENTS)
 
 
 def _step_moved(current: Versioned | None, record: TaskRecord, items: list[Item]) -> bool:
@@ -355,6 +360,12 @@ async def serve(bus: Bus) -> None:
     )
     running = RunningTasks()
     bus.metrics.registry.register(RunningGauges(running, functools.partial(datetime.now, UTC)))
+    humans = HumanQueues(bus.metrics.registry)
+
+    def written(record: TaskRecord) -> None:
+        running.note(record)
+        humans.note(record)
+
     backlog = BacklogGauges()
     bus.metrics.registry.register(backlog)
     orchestrator = Orchestrator(
@@ -364,11 +375,12 @@ async def serve(bus: Bus) -> None:
         effects=Effects(bus),
         workflows=runner,
         linger_s=bus.settings.record_linger_s,
-        written=running.note,
+        written=written,
         **({"heard": dispatcher.heard} if dispatcher else {}),
     )
     async with asyncio.TaskGroup() as group:
         group.create_task(seed_running(running, tasks), name="running tasks")
+        group.create_task(seed_humans(humans, tasks), name="human tasks")
         group.create_task(refresh_backlog(bus, backlog), name="backlog")
         if dispatcher is not None:
             group.create_task(dispatcher.run(), name="dispatcher")

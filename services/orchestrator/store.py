@@ -11,7 +11,7 @@ from nats.js.kv import KeyValue
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import MaestroError, WrongRevision
-from maestro.listing import Page, Query
+from maestro.listing import MAX_LIMIT, Page, Query, position
 from maestro.scan import scan
 from proto.v1 import TERMINAL_STATES, TaskRecord
 
@@ -110,6 +110,17 @@ class TaskStore:
     async def scan(self, query: Query) -> Page[TaskRecord]:
         """One page of the records matching `query`, newest first: see maestro.scan.scan() for its cost."""
         return await scan(self._js, topics.BUCKET_TASKS, query, TaskRecord, lambda r: r.role)
+
+    async def every(self, states: frozenset[str]) -> list[TaskRecord]:
+        """Every record in one of `states`, read a page at a time; raises ListingError or NATS' errors."""
+        records: list[TaskRecord] = []
+        query = Query(states=states, limit=MAX_LIMIT)
+        while True:
+            page = await self.scan(query)
+            records.extend(page.items)
+            if page.next_cursor is None or not page.items:
+                return records
+            query = Query(states=states, limit=MAX_LIMIT, after=position(page.items[-1]))
 
     def _remember(self, versioned: Versioned) -> None:
         task_id = versioned.record.id
