@@ -72,6 +72,8 @@ class Told:
     """A won completion's output as the desk returned it."""
     why: str = ""
     """Why it was lost, as the desk said."""
+    tries: int = 1
+    """How often the person asked (more than once: a kill cut the request off, or the service was down)."""
 
 
 @dataclass
@@ -176,6 +178,9 @@ class Counts:
     """Claims stored that their claimant never heard of, returned by their lease."""
     unknown: int
     """Things asked that had no answer within the person's patience."""
+    asked_again: int
+    """Things asked more than once before an answer came (a kill cut the request off, or the service was
+    down)."""
 
     def line(self) -> str:
         """The counts in a sentence."""
@@ -183,7 +188,8 @@ class Counts:
             f"{self.tasks} human tasks: {self.claims} claims stored ({self.claims_lost} claim attempts "
             f"lost to another), {self.releases} released by people, {self.lease_expiries} returned by "
             f"a lapsed lease, {self.completions} completions ({self.completions_lost} told they lost), "
-            f"{self.races} completion races ({self.won_by_lead} won by the lead)"
+            f"{self.races} completion races ({self.won_by_lead} won by the lead); {self.asked_again} "
+            "requests asked again before an answer came"
         )
 
 
@@ -322,6 +328,7 @@ def check_humans(facts: HumanFacts, tasks: Facts) -> HumanCheck:
         won_by_lead=won_by_lead,
         untold=untold,
         unknown=sum(n for (_, outcome), n in actions.items() if outcome == "unknown"),
+        asked_again=sum(1 for t in facts.told if t.tries > 1),
     )
     violations = found.lines()
     for number, what in (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import random
 import time
@@ -112,6 +113,8 @@ class Answered:
     outcome: Outcome
     event: Claimed | Released | Succeeded | None = None
     why: str = ""
+    tries: int = 1
+    """How often it was asked (more than once: a kill cut it off, or the service was down)."""
 
 
 class Hands(Protocol):
@@ -138,13 +141,14 @@ async def _patiently(ask: Callable[[], Awaitable[Answered | None]]) -> Answered:
     """Ask until an answer comes (None from `ask`: none yet), or PATIENCE_S passed."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PATIENCE_S
-    while True:
+    for tries in itertools.count(1):
         answered = await ask()
         if answered is not None:
-            return answered
+            return dataclasses.replace(answered, tries=tries)
         if loop.time() > deadline:
-            return Answered("unknown", why=f"no answer within {PATIENCE_S:.0f}s")
+            return Answered("unknown", why=f"no answer within {PATIENCE_S:.0f}s", tries=tries)
         await asyncio.sleep(RETRY_S)  # the service is coming back; nothing to wait on but time
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -271,6 +275,7 @@ class Floor:
             mark=mark,
             output=event.output if isinstance(event, Succeeded) else "",
             why=answered.why,
+            tries=answered.tries,
         )
         self.facts.told.append(told)
         if isinstance(event, Succeeded):

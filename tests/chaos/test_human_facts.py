@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from msgspec import structs
@@ -97,7 +98,9 @@ TOLD = [
 
 def test_a_history_where_every_claim_ended_as_told_keeps_every_invariant() -> None:
     abandoned = [("t", "alice@acme", 1)]
-    facts = HumanFacts(kinds={"t": "lapse"}, leads=frozenset({LEAD}), told=TOLD, abandoned=abandoned)
+    # Bob's release was cut off by a kill once and asked again.
+    said = [dataclasses.replace(t, tries=2) if t.action == "release" else t for t in TOLD]
+    facts = HumanFacts(kinds={"t": "lapse"}, leads=frozenset({LEAD}), told=said, abandoned=abandoned)
     facts.raced.add("t")
     record = TaskRecord(
         id="t",
@@ -114,6 +117,7 @@ def test_a_history_where_every_claim_ended_as_told_keeps_every_invariant() -> No
     counts = verdict.counts
     assert (counts.claims, counts.claims_lost, counts.releases, counts.lease_expiries) == (3, 1, 1, 1)
     assert (counts.completions, counts.completions_lost, counts.races, counts.won_by_lead) == (1, 1, 1, 1)
+    assert counts.asked_again == 1 and counts.unknown == 0
     assert "3 claims stored (1 claim attempts lost to another)" in counts.line()
 
 
