@@ -28,8 +28,9 @@ from proto.v1 import Claimed, Released, Succeeded, TaskRecord
 
 Kind = Literal["plain", "race", "release", "lapse"]
 """What a task's script asks of the people: complete it; complete it twice at once (the claimant and a
-lead); release its first claim; abandon its first claim (a short lease brings it back)."""
-Move = Literal["complete", "race", "release", "abandon"]
+lead); release its first claim; abandon its first claim (a short lease brings it back), then renew the next
+claim before completing it."""
+Move = Literal["complete", "race", "release", "abandon", "renew"]
 Action = Literal["claim", "release", "complete"]
 Outcome = Literal["won", "lost", "unknown"]
 """The desk did it; it refused (another got there first, or it is not the person's to do); no answer came
@@ -45,10 +46,11 @@ def kind_of(n: int) -> Kind:
 
 def move(kind: Kind, claim: int, *, lead: bool) -> Move:
     """What a person who just won claim number `claim` of a task of `kind` does with it: a lapse task's
-    first claim is abandoned and a release task's released; a race task's claimant completes it while a
-    lead completes it too (unless the claimant is a lead); everything else is completed."""
-    if claim == 1 and kind == "lapse":
-        return "abandon"
+    first claim is abandoned, its next renewed (claimed again) and then completed; a release task's first
+    claim is released; a race task's claimant completes it while a lead completes it too (unless the
+    claimant is a lead); everything else is completed."""
+    if kind == "lapse":
+        return "abandon" if claim == 1 else "renew"
     if claim == 1 and kind == "release":
         return "release"
     if kind == "race" and not lead:
@@ -102,6 +104,7 @@ class ClaimLife:
     by: str
     lease_until: datetime
     ends: list[Released | Succeeded] = field(default_factory=list)
+    renewals: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ def lives(task_id: str, events: Sequence[StoredEvent]) -> Lives:
                     wrong.append(f"{task_id}: claim {number} taken again by {by} (held by {life.by})")
                 else:
                     life.lease_until = max(life.lease_until, until)
+                    life.renewals += 1
                 open_claim = life
             case Released(claim=number, by=by, at=at) as released:
                 life = claims.get(number)
@@ -165,6 +169,8 @@ class Counts:
     tasks: int
     claims: int
     """Claims stored (renewals not counted)."""
+    renewals: int
+    """Claims renewed by their holder (stored again, the lease moved on)."""
     claims_lost: int
     """Claim attempts the desk refused (someone else's, ended, not queued by the person's reading)."""
     releases: int
@@ -186,10 +192,10 @@ class Counts:
         """The counts in a sentence."""
         return (
             f"{self.tasks} human tasks: {self.claims} claims stored ({self.claims_lost} claim attempts "
-            f"lost to another), {self.releases} released by people, {self.lease_expiries} returned by "
-            f"a lapsed lease, {self.completions} completions ({self.completions_lost} told they lost), "
-            f"{self.races} completion races ({self.won_by_lead} won by the lead); {self.asked_again} "
-            "requests asked again before an answer came"
+            f"lost to another, {self.renewals} renewed), {self.releases} released by people, "
+            f"{self.lease_expiries} returned by a lapsed lease, {self.completions} completions "
+            f"({self.completions_lost} told they lost), {self.races} completion races ({self.won_by_lead} "
+            f"won by the lead); {self.asked_again} requests asked again before an answer came"
         )
 
 
@@ -280,7 +286,7 @@ def check_humans(facts: HumanFacts, tasks: Facts) -> HumanCheck:
     told_claims = {
         (t.task_id, t.person, t.claim) for t in facts.told if t.action == "claim" and t.outcome == "won"
     }
-    claims = lease_expiries = untold = 0
+    claims = renewals = lease_expiries = untold = 0
     folded = {task_id: lives(task_id, tasks.events.get(task_id, [])) for task_id in facts.kinds}
     for task_id, task in sorted(folded.items()):
         for wrong in task.violations:
@@ -290,6 +296,7 @@ def check_humans(facts: HumanFacts, tasks: Facts) -> HumanCheck:
         _check_record(found, task_id, tasks.records.get(task_id), task, facts.checked_at)
         _check_told(found, facts, task_id, by_task.get(task_id, []), task)
         claims += len(task.claims)
+        renewals += sum(life.renewals for life in task.claims.values())
         for life in task.claims.values():
             by_lease = any(isinstance(e, Released) and e.by == LEASE_BY for e in life.ends)
             lease_expiries += by_lease
@@ -319,6 +326,7 @@ def check_humans(facts: HumanFacts, tasks: Facts) -> HumanCheck:
     counts = Counts(
         tasks=len(facts.kinds),
         claims=claims,
+        renewals=renewals,
         claims_lost=actions["claim", "lost"],
         releases=actions["release", "won"],
         lease_expiries=lease_expiries,

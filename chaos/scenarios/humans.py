@@ -333,6 +333,10 @@ class Worker:
         await floor.pause(self.rng.uniform(*THINK_S))
         if what == "abandon":
             floor.facts.abandoned.append((task_id, self.member.id, claim))
+        elif what == "renew":
+            answered = await self.hands.claim(task_id)
+            floor.tell(self.member.id, task_id, "claim", answered)
+            await self.complete(task_id)
         elif what == "release":
             answered = await self.hands.release(task_id, "chaos: a second opinion, please")
             floor.tell(self.member.id, task_id, "release", answered)

@@ -83,6 +83,7 @@ HISTORY = stored(
     claimed("bob@acme", 2, 6),
     released("bob@acme", 2, 7),
     claimed("alice@acme", 3, 8),
+    claimed("alice@acme", 3, 8.5),
     succeeded(LEAD, "[carol 2]", 9),
 )
 TOLD = [
@@ -90,6 +91,7 @@ TOLD = [
     told("bob@acme", "claim", "lost"),
     told("bob@acme", "claim", claim=2),
     told("bob@acme", "release", claim=2),
+    told("alice@acme", "claim", claim=3),
     told("alice@acme", "claim", claim=3),
     told("alice@acme", "complete", "lost", mark="[alice 1]"),
     told(LEAD, "complete", mark="[carol 2]"),
@@ -117,8 +119,8 @@ def test_a_history_where_every_claim_ended_as_told_keeps_every_invariant() -> No
     counts = verdict.counts
     assert (counts.claims, counts.claims_lost, counts.releases, counts.lease_expiries) == (3, 1, 1, 1)
     assert (counts.completions, counts.completions_lost, counts.races, counts.won_by_lead) == (1, 1, 1, 1)
-    assert counts.asked_again == 1 and counts.unknown == 0
-    assert "3 claims stored (1 claim attempts lost to another)" in counts.line()
+    assert counts.asked_again == 1 and counts.unknown == 0 and counts.renewals == 1
+    assert "3 claims stored (1 claim attempts lost to another, 1 renewed)" in counts.line()
 
 
 def test_a_second_completion_or_one_by_who_was_told_they_lost_is_named() -> None:
@@ -209,7 +211,7 @@ def test_the_script_abandons_or_releases_a_first_claim_and_races_only_a_claimant
         "plain",
         "plain",
     ]
-    assert move("lapse", 1, lead=False) == "abandon" and move("lapse", 2, lead=False) == "complete"
+    assert move("lapse", 1, lead=False) == "abandon" and move("lapse", 2, lead=False) == "renew"
     assert move("release", 1, lead=True) == "release" and move("release", 2, lead=True) == "complete"
     assert move("race", 1, lead=False) == "race" and move("race", 1, lead=True) == "complete"
     assert move("plain", 1, lead=False) == "complete"
