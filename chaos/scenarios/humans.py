@@ -6,10 +6,10 @@ tokens (the orchestrator's kills cut their requests off; they ask again until th
 through a Desk on their own NATS connection, as `maestro claim` does (they go on while the orchestrator is
 down; it folds what they stored when it is back). Each takes one of the oldest waiting tasks of its inbox
 and does what the task's script says (chaos/human_facts.py: complete it, release it, abandon it to a short
-lease, or complete it at the same moment as the lead). Forty standalone tasks are submitted at a steady
-rate; six workflows put a human review before a tester step that reads the answer. Every task must
-succeed once, with the answer of the one person told they completed it; every claim a person won must be
-stored and end (completed, released or lapsed); nothing may be dead-lettered.
+lease and renew the next claim, or complete it at the same moment as the lead). Forty standalone tasks
+are submitted at a steady rate; six workflows put a human review before a tester step that reads the
+answer. Every task must succeed once, with the answer of the one person told they completed it; every
+claim a person won must be stored and end (completed, released or lapsed); nothing may be dead-lettered.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import nats.errors
 
 from chaos import effects, streams
 from chaos.drill import Plan, Stage, staged
-from chaos.human_facts import HumanFacts, Kind, Outcome, Told, check_humans, kind_of, move
+from chaos.human_facts import Action, HumanFacts, Kind, Outcome, Told, check_humans, kind_of, move
 from chaos.invariants import Report, check
 from chaos.load import Planned
 from chaos.mesh import MeshError, running_mesh
@@ -263,13 +263,13 @@ class Floor:
     marks: itertools.count[int] = field(default_factory=itertools.count)
     lead: Worker | None = None
 
-    def tell(self, person: str, task_id: str, action: str, answered: Answered, mark: str = "") -> Told:
+    def tell(self, person: str, task_id: str, action: Action, answered: Answered, mark: str = "") -> Told:
         """Keep what a person was told."""
         event = answered.event
         told = Told(
             person=person,
             task_id=task_id,
-            action=action,  # type: ignore[arg-type]
+            action=action,
             outcome=answered.outcome,
             claim=event.claim if isinstance(event, Claimed | Released) else 0,
             mark=mark,
