@@ -338,49 +338,40 @@ _HUMAN_ANSWERS = (
     Answer(*TOO_LARGE),
     *_COMMON,
 )
-CLAIM_TASK = Operation(
-    id="claimTask",
-    method="POST",
-    path="/v1/tasks/{id}/claim",
-    summary="Claim a human queue's task (yours alone until the lease ends); claimed again, renew the lease",
-    tag="humans",
-    scope="work",
-    body=ActionBody,
-    body_required=False,
-    params=(_TASK_ID,),
-    answers=(Answer(200, "the claim", Claimed), *_HUMAN_ANSWERS),
-    no_sdk=_NOT_PERSON_SDK,
-    cli="claim",
+
+
+def _human_action(action: str, summary: str, answer: Answer, **more: Any) -> Operation:
+    return Operation(
+        id=f"{action}Task",
+        method="POST",
+        path=f"/v1/tasks/{{id}}/{action}",
+        summary=summary,
+        tag="humans",
+        scope="work",
+        params=(_TASK_ID,),
+        answers=(answer, *_HUMAN_ANSWERS),
+        no_sdk=_NOT_PERSON_SDK,
+        cli=action,
+        **{"body": ActionBody, "body_required": False, **more},
+    )
+
+
+CLAIM_TASK = _human_action(
+    "claim",
+    "Claim a human queue's task (yours alone until the lease ends); claimed again, renew the lease",
+    Answer(200, "the claim", Claimed),
 )
-RELEASE_TASK = Operation(
-    id="releaseTask",
-    method="POST",
-    path="/v1/tasks/{id}/release",
-    summary="Give a claimed human task back to its queue (its claimant, or a lead of the queue)",
-    tag="humans",
-    scope="work",
-    body=ActionBody,
-    body_required=False,
-    params=(_TASK_ID,),
-    answers=(Answer(200, "the release", Released), *_HUMAN_ANSWERS),
-    no_sdk=_NOT_PERSON_SDK,
-    cli="release",
+RELEASE_TASK = _human_action(
+    "release",
+    "Give a claimed human task back to its queue (its claimant, or a lead of the queue)",
+    Answer(200, "the release", Released),
 )
-COMPLETE_TASK = Operation(
-    id="completeTask",
-    method="POST",
-    path="/v1/tasks/{id}/complete",
-    summary="Complete a claimed human task with an answer its form accepts; the answer is its output",
-    tag="humans",
-    scope="work",
+COMPLETE_TASK = _human_action(
+    "complete",
+    "Complete a claimed human task with an answer its form accepts; the answer is its output",
+    Answer(200, "the completion (again for a retry by the same person)", Succeeded),
     body=CompleteBody,
-    params=(_TASK_ID,),
-    answers=(
-        Answer(200, "the completion (again for a retry by the same person)", Succeeded),
-        *_HUMAN_ANSWERS,
-    ),
-    no_sdk=_NOT_PERSON_SDK,
-    cli="complete",
+    body_required=True,
     examples={"approval": {"answer": {"approved": True, "comment": "no secrets, no unsafe calls"}}},
 )
 LIST_INBOX = Operation(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
@@ -24,6 +24,7 @@ from nats.js.kv import KeyValue
 from maestro import codec, scan, topics
 from maestro.bus import Bus
 from proto.v1 import WorkerPresence
+from proto.v1.ids import is_human
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,14 @@ async def roles_with_worker(bus: Bus) -> set[str]:
 
 
 async def roles_without_worker(bus: Bus, roles: Iterable[str]) -> list[str]:
-    """Those of `roles` that no running worker serves, in the order given (read now, not cached)."""
+    """Those of `roles` that no running worker serves, in the order given (read now, not cached); a human
+    queue is never one: people, not workers, serve it."""
     served = await roles_with_worker(bus)
-    return [role for role in roles if role not in served]
+    return _unserved(roles, served)
+
+
+def _unserved(roles: Iterable[str], served: Collection[str]) -> list[str]:
+    return [role for role in roles if role not in served and not is_human(role)]
 
 
 class PresenceView:
@@ -139,7 +145,7 @@ class PresenceView:
                 if self._stale():  # nobody listed it while this caller waited for the lock
                     self._served = await roles_with_worker(self.bus)
                     self._read_at = self.clock()
-        return [role for role in roles if role not in self._served]
+        return _unserved(roles, self._served)
 
     def _stale(self) -> bool:
         return self._read_at is None or self.clock() - self._read_at >= self.max_age_s

@@ -19,12 +19,13 @@ from proto.v1 import (
     AwaitingApproval,
     Claimed,
     Escalated,
+    HandedOff,
     Queued,
     Released,
     TaskEvent,
 )
 from proto.v1.humans import DEFAULT_FORM, AnswerForm, HumanWork, Person
-from proto.v1.ids import is_human, queue_of
+from proto.v1.ids import HUMAN_PREFIX, is_human, queue_of
 
 Standing = Literal["unknown", "pending", "waiting", "claimed", "ended"]
 
@@ -93,6 +94,8 @@ def _fold(held: Holding, event: TaskEvent) -> Holding:
             return replace(held, standing="claimed", by=by, lease_until=lease_until, claim=claim)
         case Released():
             return replace(held, standing="waiting", by="", lease_until=None)
+        case HandedOff(queue=queue, human=human):
+            return replace(held, role=f"{HUMAN_PREFIX}{queue}", human=human, standing="waiting", by="")
         case Escalated(to=to) if to and to not in held.widened_to:
             return replace(held, widened_to=(*held.widened_to, to))
         case _ if isinstance(event, ENDING_EVENTS):

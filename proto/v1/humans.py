@@ -133,6 +133,15 @@ class HumanWork(Message, frozen=True):
     escalate_to: QueueName | None = None
 
 
+class HandOff(Message, frozen=True):
+    """Where an agent hands its task when it cannot proceed (its last attempt failed in a way a person can
+    judge: tests that fail, an answer that does not validate, an error, a model that refused): the human
+    queue, and the step's form, lease and SLAs there. The person's answer is then the task's output."""
+
+    queue: QueueName
+    work: HumanWork = HumanWork()
+
+
 _CLOCK = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]" + END
 
 

@@ -12,7 +12,7 @@ from msgspec import Meta
 from proto.base import Message
 from proto.v1.budget import Usage
 from proto.v1.guard import Decision, Violation
-from proto.v1.humans import HumanWork
+from proto.v1.humans import HandOff, HumanWork
 from proto.v1.ids import (
     DEFAULT_PRIORITY,
     MicroUsd,
@@ -169,14 +169,19 @@ class TaskRequest(Message, frozen=True):
     human: HumanWork | None = None
     """For a human queue's task (`human:<queue>`): its form, lease and SLAs (None: approve or reject, with a
     comment; a 30-minute lease; no SLA). The prompt is the person's instructions."""
+    hand_off: HandOff | None = None
+    """For an agent's task: the human queue it goes to, instead of failing, when its agent cannot proceed
+    (its last attempt failed with tests failing, an invalid answer, an error, or a model's refusal)."""
 
     def __post_init__(self) -> None:
         if problem := role_problem(self.role):
             raise ValueError(problem)
         if self.human is not None and not is_human(self.role):
             raise ValueError(f"human is only for a human queue's task (human:<queue>), not a {self.role}")
-        if is_human(self.role) and (self.commands or self.expand or self.model):
-            raise ValueError("a human queue's task runs no commands, expands into no plan and uses no model")
+        if is_human(self.role) and (self.commands or self.expand or self.model or self.hand_off):
+            raise ValueError(
+                "a human queue's task runs no commands, expands no plan, uses no model, hands off to none"
+            )
         if self.data_region is not None and jurisdiction_of(self.data_region) is None:
             raise ValueError(
                 f"data_region {self.data_region!r} is neither a jurisdiction (an ISO 3166-1 alpha-2 code, "
@@ -365,6 +370,24 @@ class Released(Event, frozen=True, tag="task.released"):
     reason: str = ""
 
 
+HANDS_OFF: frozenset[str] = frozenset({"error", "crash", "invalid_output", "test_failed", "model_refused"})
+"""Failure kinds a person can judge: a task with a hand-off goes to its human queue after its last attempt
+failed so (not one cancelled, timed out, lost, refused by policy or by the budget)."""
+
+
+class HandedOff(Event, frozen=True, tag="task.handed_off"):
+    """The agent could not proceed and handed the task to a human queue: its role is `human:<queue>` from
+    now on, its attempt's usage is paid, and what the agent produced is among the person's inputs."""
+
+    worker: str
+    queue: str
+    reason: str
+    human: HumanWork = HumanWork()
+    usage: Usage | None = None
+    cost_micro_usd: MicroUsd = 0
+    attempt: int = 1
+
+
 SlaKind = Literal["claim", "complete"]
 """A human task's SLAs: the time to claim it (from queued) and to complete it (from a claim)."""
 
@@ -429,6 +452,7 @@ TaskEvent = (
     | Claimed
     | Released
     | Escalated
+    | HandedOff
 )
 
 

@@ -18,7 +18,7 @@ import msgspec
 from msgspec import Meta
 
 from proto.base import Message
-from proto.v1.humans import HumanWork
+from proto.v1.humans import HandOff, HumanWork
 from proto.v1.ids import (
     DEFAULT_PRIORITY,
     END,
@@ -107,6 +107,8 @@ class Step(Message, frozen=True):
     that need it, each judged by the guard like any step."""
     human: HumanWork | None = None
     """A human queue's step (`human:<queue>`): its form, lease and SLAs; the answer is the step's output."""
+    hand_off: HandOff | None = None
+    """An agent's step: the human queue it goes to when its agent cannot proceed (TaskRequest.hand_off)."""
 
     def __post_init__(self) -> None:
         if problem := role_problem(self.role):

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from msgspec import structs
+
 from proto.v1 import (
     ArtifactRef,
     AttemptFailed,
+    Claimed,
+    ContextFile,
+    Escalated,
     Failed,
+    HandedOff,
     Heartbeat,
+    Released,
     Retrying,
     Started,
     Succeeded,
@@ -18,7 +25,8 @@ from proto.v1 import (
     TaskRequest,
     TimerFired,
 )
-from proto.v1.tasks import NON_RETRYABLE, FailureKind
+from proto.v1.ids import HUMAN_PREFIX
+from proto.v1.tasks import HANDS_OFF, NON_RETRYABLE, FailureKind
 from services.agents.roles import RoleResult
 
 OUTPUT_LIMIT = 64 * 1024
@@ -80,6 +88,58 @@ def reported(outcome: Succeeded | Failed | AttemptFailed) -> Succeeded | Attempt
     )
 
 
+def handed_off(assignment: TaskAssignment, outcome: Succeeded | AttemptFailed) -> HandedOff | None:
+    """What the attempt ends with instead of its failure when its task hands off to a human queue: it
+    failed in a way a person can judge (HANDS_OFF) and will not be retried. None otherwise."""
+    request = assignment.request
+    if (
+        request.hand_off is None
+        or not isinstance(outcome, AttemptFailed)
+        or outcome.failure not in HANDS_OFF
+        or retried(assignment, outcome.failure)
+    ):
+        return None
+    first = outcome.error.splitlines()[0] if outcome.error else "failed"
+    return HandedOff(
+        task_id=request.id,
+        tenant=request.tenant,
+        at=outcome.at,
+        worker=outcome.worker,
+        queue=request.hand_off.queue,
+        reason=bounded(f"the {request.role} could not proceed ({outcome.failure}): {first}", 1024),
+        human=request.hand_off.work,
+        usage=outcome.usage,
+        cost_micro_usd=outcome.cost_micro_usd,
+        attempt=outcome.attempt,
+    )
+
+
+def for_people(assignment: TaskAssignment, handed: HandedOff, error: str) -> TaskAssignment:
+    """The task as the people of its hand-off queue read it: the agent's instructions, why it stopped, and
+    what it said (its error) among the inputs."""
+    request = assignment.request
+    prompt = (
+        f"The {request.role} agent could not proceed and handed this task to you.\n\n"
+        f"Why: {handed.reason}\n\nWhat it was asked:\n{request.prompt}"
+    )
+    return structs.replace(
+        assignment,
+        request=structs.replace(
+            request,
+            role=f"{HUMAN_PREFIX}{handed.queue}",
+            prompt=prompt,
+            context=[*request.context, ContextFile(path="handed-off/agent-error.txt", content=error)],
+            commands=[],
+            model=None,
+            expand=False,
+            retry=None,
+            timeouts=None,
+            hand_off=None,
+            human=handed.human,
+        ),
+    )
+
+
 def retried(assignment: TaskAssignment, failure: FailureKind) -> bool:
     """Whether the task runs again after this attempt failed so (its assignment must then be kept): the
     failure would not just repeat, and the request's retry policy allows another attempt."""
@@ -93,6 +153,8 @@ def moved_past(last: TaskEvent, attempt: int) -> str | None:
     match last:
         case AttemptFailed(attempt=n) if n == attempt:
             return f"attempt {n} already failed"
+        case HandedOff() | Claimed() | Released() | Escalated():
+            return "the task was handed to a person"
         case (
             Started(attempt=n)
             | Heartbeat(attempt=n)

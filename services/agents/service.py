@@ -35,6 +35,7 @@ from proto.v1 import (
     AttemptFailed,
     Commit,
     ContextFile,
+    HandedOff,
     Heartbeat,
     Release,
     Role,
@@ -160,6 +161,10 @@ class Worker:
             if work is None:
                 return
         outcome = await self._paid(assignment, attempts.reported(work.outcome))
+        handed = attempts.handed_off(assignment, outcome)
+        if handed is not None:
+            await self._hand_off(assignment, handed, outcome, delivery)
+            return
         slot = "outcome"
         if isinstance(outcome, AttemptFailed):
             # Kept before the failure is reported: the orchestrator reads it as soon as it decides to retry.
@@ -173,6 +178,35 @@ class Worker:
         )
         await self.bus.streams.notify(topics.OUTCOME_NOTICES.at(request.role, request.tenant), outcome)
         self._count(request, outcome)
+
+    async def _hand_off(
+        self,
+        assignment: TaskAssignment,
+        handed: HandedOff,
+        outcome: Succeeded | AttemptFailed,
+        delivery: Delivery,
+    ) -> None:
+        """Give the task to its hand-off queue: what its people read first, then the event that moves it."""
+        request = assignment.request
+        error = outcome.error if isinstance(outcome, AttemptFailed) else ""
+        kept = codec.encode(attempts.for_people(assignment, handed, error))
+        await store_durably(
+            "hand-off", lambda: self.bus.streams.put(topics.BUCKET_HUMAN_TASKS, request.id, kept)
+        )
+        await self.bus.streams.publish(
+            topics.EVENTS.at(request.tenant, request.id),
+            handed,
+            msg_id=topics.event_msg_id(request.id, f"handoff-{handed.attempt}"),
+            traceparent=delivery.traceparent,
+        )
+        await self.bus.streams.notify(topics.OUTCOME_NOTICES.at(request.role, request.tenant), handed)
+        self.metrics.tasks.labels(request.role, "handed_off").inc()
+        log.info(
+            "handed off to %s: %s",
+            handed.queue,
+            handed.reason,
+            extra={"task_id": request.id, "tenant": request.tenant},
+        )
 
     async def _work_unless_decided(
         self, assignment: TaskAssignment, delivery: Delivery

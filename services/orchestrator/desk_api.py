@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from nats.errors import Error as NatsError
@@ -20,7 +21,7 @@ from maestro.bus import Bus
 from maestro.desk.desk import Desk, DeskError, Work
 from maestro.desk.people import PeopleStore
 from maestro.http import error, json_answer, route
-from proto.v1.api import CompleteBody, WorkView
+from proto.v1.api import ActionBody, CompleteBody, WorkView
 from proto.v1.humans import Person
 from proto.v1.ids import QUEUE_PATTERN, TOKEN_PATTERN
 from services.orchestrator.bodies import actor_of, body_of
@@ -52,53 +53,46 @@ def desk_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
             return caller
         return Caller(by or caller.subject, caller.tenant, caller.scopes)
 
-    async def acting(coroutine: object) -> object:
+    async def acting(coroutine: Awaitable[object]) -> object:
         try:
-            return await coroutine  # type: ignore[misc]
+            return await coroutine
         except DeskError as exc:
             return error(exc.status, str(exc))
         except (NatsError, TimeoutError) as exc:
             log.warning("human work not done: %r", exc)
             return error(503, "NATS did not answer in time; try again")
 
-    async def claim(request: web.Request, caller: Caller) -> web.StreamResponse:
+    async def changed(
+        request: web.Request,
+        caller: Caller,
+        body: ActionBody | CompleteBody | web.Response,
+        do: Callable[[Caller, str], Awaitable[object]],
+    ) -> web.StreamResponse:
+        """A claim, release or completion of the path's task, as the caller's person, answered as JSON."""
         found = task_id(request)
         if isinstance(found, web.Response):
             return found
-        body = await actor_of(request, "claim", limit)
         if isinstance(body, web.Response):
             return body
         who = as_person(caller, body.by)
         if isinstance(who, web.Response):
             return who
-        done = await acting(desk.claim(who, found))
+        done = await acting(do(who, found))
         return done if isinstance(done, web.Response) else json_answer(done)
+
+    async def claim(request: web.Request, caller: Caller) -> web.StreamResponse:
+        body = await actor_of(request, "claim", limit)
+        return await changed(request, caller, body, desk.claim)
 
     async def release(request: web.Request, caller: Caller) -> web.StreamResponse:
-        found = task_id(request)
-        if isinstance(found, web.Response):
-            return found
         body = await actor_of(request, "release", limit)
-        if isinstance(body, web.Response):
-            return body
-        who = as_person(caller, body.by)
-        if isinstance(who, web.Response):
-            return who
-        done = await acting(desk.release(who, found, body.reason))
-        return done if isinstance(done, web.Response) else json_answer(done)
+        reason = "" if isinstance(body, web.Response) else body.reason
+        return await changed(request, caller, body, lambda who, task: desk.release(who, task, reason))
 
     async def complete(request: web.Request, caller: Caller) -> web.StreamResponse:
-        found = task_id(request)
-        if isinstance(found, web.Response):
-            return found
         body = await body_of(request, CompleteBody, "completion", limit)
-        if isinstance(body, web.Response):
-            return body
-        who = as_person(caller, body.by)
-        if isinstance(who, web.Response):
-            return who
-        done = await acting(desk.complete(who, found, body.answer))
-        return done if isinstance(done, web.Response) else json_answer(done)
+        answer = {} if isinstance(body, web.Response) else body.answer
+        return await changed(request, caller, body, lambda who, task: desk.complete(who, task, answer))
 
     async def inbox(request: web.Request, caller: Caller) -> web.StreamResponse:
         unknown = sorted(set(request.query) - {"queue"})

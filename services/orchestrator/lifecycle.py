@@ -6,7 +6,8 @@
                                                    rejected: the guard withdrew a verdict it could not
                                                    carry out)
     running -> succeeded | failed | timed_out      (running -> running: a redelivered task started again)
-    running -> queued                              (a human queue's task released, or its lease ran out)
+    running -> queued                              (a human queue's task released, or its lease ran out;
+                                                   an agent's task handed off to a human queue)
     cancelled from any state that is not terminal; nothing leaves a terminal state.
 
 `failed` is also allowed before `running` so that a task whose request or assignment could never be
@@ -41,6 +42,7 @@ from proto.v1 import (
     Decision,
     Escalated,
     Failed,
+    HandedOff,
     Heartbeat,
     Queued,
     Rejected,
@@ -56,7 +58,7 @@ from proto.v1 import (
     TimerKind,
 )
 from proto.v1.humans import HumanWork, Notification
-from proto.v1.ids import is_human, queue_of
+from proto.v1.ids import HUMAN_PREFIX, is_human, queue_of
 from proto.v1.tasks import NON_RETRYABLE, RetryPolicy, SlaKind
 
 TRANSITIONS: Mapping[TaskState, frozenset[TaskState]] = {
@@ -341,6 +343,8 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
             return _claimed(record, claimed, seq)
         case Released() as released:
             return _released(record, released, seq)
+        case HandedOff() as handed:
+            return _handed_off(record, handed, seq)
         case Escalated(sla=sla, to=to):
             widened = [*record.widened_to, to] if to and to not in record.widened_to else record.widened_to
             noted = structs.replace(
@@ -495,6 +499,33 @@ def _claimed(record: TaskRecord, claimed: Claimed, seq: int) -> Step:
         return _then(moved, lease)
     due = _after(claimed.at, to_complete)
     return _then(moved, lease, ArmTimer(record.tenant, record.id, "complete_sla", due, claimed.claim))
+
+
+def _handed_off(record: TaskRecord, handed: HandedOff, seq: int) -> Step:
+    """The agent could not proceed: the task is a human queue's from now on, waiting for a person, its
+    attempt paid for; its time to claim starts now."""
+    if record.state != "running" or is_human(record.role or ""):
+        return Refused(f"a hand-off of a {record.state} {record.role} task")
+    back = structs.replace(
+        record,
+        state="queued",
+        role=f"{HUMAN_PREFIX}{handed.queue}",
+        human=handed.human,
+        worker="",
+        reason=handed.reason,
+        usage=handed.usage or record.usage,
+        cost_micro_usd=record.cost_micro_usd + handed.cost_micro_usd,
+        attempts=max(record.attempts, handed.attempt),
+        queued_at=handed.at,
+        updated_at=handed.at,
+        last_event_seq=seq,
+    )
+    to_claim = handed.human.time_to_claim_s
+    if to_claim is None:
+        return Applied(back, record.state)
+    return Applied(
+        back, record.state, (ArmTimer(record.tenant, record.id, "claim_sla", _after(handed.at, to_claim)),)
+    )
 
 
 def _released(record: TaskRecord, released: Released, seq: int) -> Step:

@@ -27,6 +27,7 @@ from proto.v1 import (
     AwaitingApproval,
     Claimed,
     Escalated,
+    HandedOff,
     Released,
     TaskEvent,
     TaskRecord,
@@ -307,7 +308,7 @@ def _written_at_once(item: Item) -> bool:
     return isinstance(item[0], _AT_ONCE)
 
 
-_AT_ONCE = (Accepted, AwaitingApproval, Claimed, Released, Escalated, *ENDING_EVENTS)
+_AT_ONCE = (Accepted, AwaitingApproval, Claimed, Released, Escalated, HandedOff, *ENDING_EVENTS)
 
 
 def _step_moved(current: Versioned | None, record: TaskRecord, items: list[Item]) -> bool:

@@ -17,9 +17,9 @@ from maestro.access.token_store import TokenStore
 from maestro.client import Client
 from maestro.desk.desk import LEASE_BY, Desk, DeskError
 from maestro.desk.people import PeopleStore
-from proto.v1 import Accepted, Claimed, Released, Succeeded, TaskRequest
-from proto.v1.humans import AnswerField, AnswerForm, HumanWork, Person
-from proto.v1.workflows import step_task_id
+from proto.v1 import Accepted, Claimed, HandedOff, Released, Succeeded, TaskRequest
+from proto.v1.humans import AnswerField, AnswerForm, HandOff, HumanWork, Person
+from proto.v1.workflows import Step, Workflow, step_task_id
 from tests.e2e.conftest import in_state
 from tests.maestro.command import maestro
 
@@ -271,3 +271,49 @@ async def test_capacity_availability_and_working_hours_hold_claims_back(mesh: Cl
     await PeopleStore(mesh.bus).put(person)
     with pytest.raises(DeskError, match="outside their working hours"):
         await desk.claim(jo, "cap-2")
+
+
+async def test_an_agent_that_cannot_proceed_hands_its_step_to_the_right_human_queue(mesh: Client) -> None:
+    # The tester's command fails: a person of `qa` judges it, and the workflow goes on with their answer.
+    desk = Desk(mesh.bus, PeopleStore(mesh.bus))
+    await PeopleStore(mesh.bus).put(Person(id="quinn@acme", skills=["qa"]))
+    await PeopleStore(mesh.bus).put(Person(id="sec@acme", skills=["security"]))
+    quinn = Caller("quinn@acme", "acme", frozenset({"work"}))
+    judge = HandOff(
+        queue="qa", work=HumanWork(form=AnswerForm(fields=[AnswerField(name="ship", kind="approval")]))
+    )
+    workflow = Workflow(
+        id="wf-judged",
+        tenant="acme",
+        steps=[
+            Step(name="test", role="tester", prompt="Run the suite", commands=["exit 3"], hand_off=judge),
+            Step(name="docs", role="doc-writer", prompt="Notes: {{ steps.test.output }}", needs=["test"]),
+        ],
+    )
+    await mesh.run_workflow(workflow)
+    test_id = step_task_id("wf-judged", "test")
+    queued = await in_state(mesh, test_id, "queued", within=60)
+    while queued.role != "human:qa":  # queued for the tester first, then for the people
+        queued = await in_state(mesh, test_id, "queued")
+    assert queued.cost_micro_usd > 0 and queued.reason.startswith(
+        "the tester could not proceed (test_failed)"
+    )
+    (handed,) = [e for e in await mesh.events(test_id) if isinstance(e, HandedOff)]
+    assert handed.queue == "qa"
+    ledger = await mesh.ledger("acme")
+    assert ledger.spent_micro_usd == queued.cost_micro_usd  # the tester's attempt was paid for
+
+    other = Caller("sec@acme", "acme", frozenset({"work"}))
+    assert [r.id for r in await desk.inbox(other)] == []  # the right queue's people only
+    assert [r.id for r in await desk.inbox(quinn)] == [test_id]
+    work = await desk.work(quinn, test_id)
+    assert work.assignment is not None
+    request = work.assignment.request
+    assert "Run the suite" in request.prompt and request.commands == []
+    assert [f.path for f in request.context] == ["handed-off/agent-error.txt"]
+    await desk.claim(quinn, test_id)
+    await desk.complete(quinn, test_id, {"ship": True})
+    record = await mesh.wait_workflow("wf-judged", timeout=60)
+    assert record.state == "succeeded", record
+    (docs,) = [e for e in await mesh.events(step_task_id("wf-judged", "docs")) if isinstance(e, Accepted)]
+    assert docs.prompt_chars == len('Notes: {"ship":true}')

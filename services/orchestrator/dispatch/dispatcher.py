@@ -50,6 +50,7 @@ from proto.v1 import (
     PRIORITIES,
     ROLES,
     Failed,
+    HandedOff,
     Started,
     TaskAssignment,
     TaskEvent,
@@ -232,6 +233,8 @@ class Dispatcher:
             handed = self._handed.get(event.task_id)
             if handed is not None and self._unstarted[handed.role].pop(event.task_id, None) is not None:
                 self._wake.set()
+        elif isinstance(event, HandedOff):
+            self._release(event.task_id)  # a person's now: its agent's slot and its tenant's are free
         elif isinstance(event, ENDING_EVENTS) and not self._release(event.task_id):
             if self._retrying.pop(event.task_id, None) is not None:
                 return  # about to be put back in the queue: it will not be (_wait_again)

@@ -399,6 +399,7 @@ def request_of(record: WorkflowRecord, step: Step, records: Mapping[str, TaskRec
         expand=step.expand,
         priority=workflow.priority if step.priority is None else step.priority,
         human=step.human,
+        hand_off=step.hand_off,
     )
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from proto.v1 import Claimed, Escalated, Failed, Queued, Released, Succeeded, TaskRecord, TimerFired
+from proto.v1 import (
+    Claimed,
+    Escalated,
+    Failed,
+    HandedOff,
+    Queued,
+    Released,
+    Succeeded,
+    TaskRecord,
+    TimerFired,
+)
 from proto.v1.humans import HumanWork
 from services.orchestrator.lifecycle import Applied, ArmTimer, ExpireLease, Notify, Record, Refused, step
 from tests.services.orchestrator.test_lifecycle import ALLOW, ID, accepted, applied, at, run, started
@@ -140,3 +150,26 @@ def test_a_breach_whose_policy_fails_the_task_records_the_failure_too() -> None:
     # A later claim's timer is not this one's.
     later = TimerFired(task_id=ID, tenant="acme", at=at(63), timer="complete_sla", attempt=2)
     assert applied_commands(step(held, later, 4)) == ()
+
+
+def test_an_agents_hand_off_makes_its_task_a_human_queues_waiting_for_a_person() -> None:
+    running = run(
+        accepted(), Queued(task_id=ID, tenant="acme", at=at(2), role="implementer", decision=ALLOW), started()
+    )
+    handed = HandedOff(
+        task_id=ID,
+        tenant="acme",
+        at=at(9),
+        worker="w-1",
+        queue="qa",
+        reason="the implementer could not proceed (invalid_output): no diff",
+        human=HumanWork(time_to_claim_s=60),
+        cost_micro_usd=40,
+    )
+    result = step(running, handed, 9)
+    assert isinstance(result, Applied)
+    record = result.record
+    assert (record.state, record.role, record.worker, record.cost_micro_usd) == ("queued", "human:qa", "", 40)
+    assert record.queued_at == at(9) and record.human == HumanWork(time_to_claim_s=60)
+    assert result.commands == (ArmTimer("acme", ID, "claim_sla", at(69)),)
+    assert isinstance(step(record, handed, 10), Refused)  # handed off once: it is a person's task now

@@ -25,6 +25,7 @@ from tests.maestro.test_presence import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
 DIAMOND = ROOT / "examples" / "workflows" / "diamond.yaml"
+HUMAN_REVIEW = ROOT / "examples" / "workflows" / "human-review.yaml"
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,16 @@ def test_the_example_is_a_diamond_with_a_continue_edge_a_retry_and_a_time_out() 
 def test_the_readme_shows_the_example_file_as_it_is() -> None:
     readme = (ROOT / "README.md").read_text()
     blocks = [b for b in re.findall(r"^```yaml\n(.*?)^```", readme, re.M | re.S) if "\nsteps:" in b]
-    assert blocks == [DIAMOND.read_text()]
+    assert blocks == [DIAMOND.read_text(), HUMAN_REVIEW.read_text()]
+
+
+def test_the_human_example_has_a_person_s_step_with_a_form_and_an_agent_that_hands_off() -> None:
+    workflow = parse_workflow(HUMAN_REVIEW.read_text(), str(HUMAN_REVIEW))
+    security, test = workflow.steps[1], workflow.steps[2]
+    assert security.role == "human:security" and security.human is not None
+    assert [f.kind for f in security.human.form.fields] == ["approval", "choice", "text"]
+    assert (security.human.on_breach, security.human.escalate_to) == ("widen", "leads")
+    assert test.hand_off is not None and test.hand_off.queue == "qa"
 
 
 BASE = DIAMOND.read_text()
