@@ -37,6 +37,7 @@ from chaos.human_facts import Action, HumanFacts, Kind, Outcome, Told, check_hum
 from chaos.invariants import Report, check
 from chaos.load import Planned
 from chaos.mesh import MeshError, running_mesh
+from chaos.progress import reached
 from chaos.scenarios.workflows import Progress, Run
 from chaos.workflow_facts import check_workflows
 from maestro import codec
@@ -290,14 +291,7 @@ class Floor:
 
     async def reach(self, count: int, within: float) -> bool:
         """Wait until `count` tasks were completed; whether they were within `within` seconds."""
-        try:
-            async with asyncio.timeout(within):
-                while len(self.completed) < count:
-                    self.changed.clear()
-                    await self.changed.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await reached(self.changed, lambda: len(self.completed) >= count, within)
 
 
 @dataclass

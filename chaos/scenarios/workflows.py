@@ -27,6 +27,7 @@ from chaos.drill import Plan, Stage, staged
 from chaos.invariants import Report, check
 from chaos.load import sampling_ledgers
 from chaos.mesh import MeshError, running_mesh
+from chaos.progress import reached
 from chaos.workflow_facts import WorkflowFacts, check_workflows, submissions
 from maestro import topics
 from maestro.errors import MaestroError, NotFound
@@ -135,14 +136,7 @@ class Progress:
     async def reach(self, share: float, within: float = 45.0) -> bool:
         """Wait until `share` of the steps succeeded; whether they did within `within` seconds."""
         target = share * len(self.steps)
-        try:
-            async with asyncio.timeout(within):
-                while len(self.succeeded) < target:
-                    self.changed.clear()
-                    await self.changed.wait()
-        except TimeoutError:
-            return False
-        return True
+        return await reached(self.changed, lambda: len(self.succeeded) >= target, within)
 
 
 @dataclass
