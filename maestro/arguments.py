@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from proto.v1 import TaskId, Tenant
+from proto.v1.ids import role_problem
 
 EXIT_USAGE = 2
 
@@ -46,6 +47,13 @@ tenant = _typed(
 """A tenant name as proto.v1.ids.Tenant allows it."""
 origin = _typed(TaskId, "origin", "a service's name as its dead letters' subjects end, e.g. guard or agents")
 """Where dead letters come from: a subject token, as task ids are."""
+
+
+def role(value: str) -> str:
+    """An agent role or a human queue (`human:security`), as proto.v1.ids.role_problem allows."""
+    if problem := role_problem(value):
+        raise argparse.ArgumentTypeError(problem)
+    return value
 
 
 def user() -> str:

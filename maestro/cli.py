@@ -61,7 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("prompt", help="what the task should do; '-' reads it from standard input")
     submit.add_argument("--tenant", required=True, help="the tenant the task belongs to (required)")
-    submit.add_argument("--role", required=True, choices=ROLES, help="the agent role that does it (required)")
+    submit.add_argument(
+        "--role",
+        required=True,
+        type=arguments.role,
+        metavar="ROLE",
+        help=f"who does it (required): an agent role ({', '.join(ROLES)}) or a human queue (human:<queue>)",
+    )
     submit.add_argument(
         "--id", type=arguments.task_id, help="the task id, also its idempotency key (default: generated)"
     )

@@ -22,7 +22,7 @@ import msgspec
 
 from maestro.errors import MaestroError
 from proto.v1 import TaskState, Tenant
-from proto.v1.ids import ROLES
+from proto.v1.ids import ROLES, is_human, role_problem
 from proto.v1.workflows import WorkflowState
 
 DEFAULT_LIMIT = 50
@@ -177,7 +177,9 @@ def query(
     if role is not None and role not in kind.roles:
         if not kind.roles:
             raise BadParameter("role", f"{kind.name} have no role")
-        raise BadParameter("role", f"no role {role!r}; one of {', '.join(sorted(kind.roles))}")
+        if not is_human(role) or role_problem(role) is not None:
+            known = ", ".join(sorted(kind.roles))
+            raise BadParameter("role", f"no role {role!r}; one of {known}, or a human queue (human:<queue>)")
     labels = dict(labels or {})
     if any(not key for key in labels):
         raise BadParameter("label", "a label needs a key")

@@ -31,7 +31,7 @@ from proto.v1.api import (
 from proto.v1.gates import Commit, GateAnswer, MaxAge, Repo
 from proto.v1.guard import PolicyInForce
 from proto.v1.humans import Person, PersonId
-from proto.v1.ids import ROLES, QueueName, TaskId, Tenant
+from proto.v1.ids import QueueName, Role, TaskId, Tenant
 from proto.v1.reviews import GithubWebhook, HookAnswer
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowRecord
 
@@ -152,7 +152,9 @@ def _listing(kind: str, *, roles: bool) -> tuple[Param, ...]:
         Param("cursor", "query", str, "the `next_cursor` of the page before"),
     ]
     if roles:
-        params.insert(2, Param("role", "query", Literal[ROLES], "only tasks of this role"))
+        params.insert(
+            2, Param("role", "query", Role, "only tasks of this role (an agent role, or human:<queue>)")
+        )
     return tuple(params)
 
 

@@ -15,7 +15,6 @@ from maestro.listing import Page
 from maestro.settings import Settings
 from maestro.terminal import printable
 from proto.v1 import TaskRecord
-from proto.v1.ids import ROLES
 from proto.v1.workflows import WorkflowRecord
 
 
@@ -57,7 +56,9 @@ def register(sub: Any) -> None:
         metavar="STATE",
         help="only those in this state; several (repeatable, or comma-separated) mean any of them",
     )
-    ls.add_argument("--role", choices=ROLES, help="only tasks of this role")
+    ls.add_argument(
+        "--role", type=arguments.role, metavar="ROLE", help="only tasks of this role (or human:<queue>)"
+    )
     ls.add_argument(
         "--label",
         action="append",

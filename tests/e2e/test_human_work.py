@@ -91,6 +91,8 @@ async def test_a_person_with_the_skill_does_the_security_review_and_the_tester_r
     review = step_task_id("wf-release", "security")
     queued = await in_state(mesh, review, "queued", within=60)
     assert queued.role == "human:security" and queued.reservation_id == ""  # a person holds no budget
+    listed = await _cli(mesh, "ls", "--role", "human:security")
+    assert [row.split()[0] for row in listed.stdout.splitlines()[1:]] == [review], listed.stderr
 
     # Bob lacks the skill: the task is not in his inbox and he cannot take it.
     assert (await _cli(mesh, "inbox", token=bob)).stdout.splitlines()[1:] == []

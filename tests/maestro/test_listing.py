@@ -148,3 +148,10 @@ def test_a_cursor_is_url_safe_and_round_trips() -> None:
     cursor = listing.encode_cursor(at)
     assert cursor.replace("-", "").replace("_", "").isalnum()
     assert listing.decode_cursor(cursor) == at
+
+
+def test_a_human_queue_is_a_role_tasks_are_listed_by_and_a_malformed_one_is_not() -> None:
+    assert listing.query(listing.TASKS, role="human:security").role == "human:security"
+    for bad in ("human:", "human:Sec", "wizard"):
+        with pytest.raises(listing.BadParameter, match="or a human queue"):
+            listing.query(listing.TASKS, role=bad)
