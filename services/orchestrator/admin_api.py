@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -31,7 +30,7 @@ from proto.v1 import GetLedger, LedgerView, SetBudget
 from proto.v1.access import ALL_TENANTS, IssuedToken, TokenRequest
 from proto.v1.api import BudgetChange, Problem
 from proto.v1.ids import TENANT_PATTERN
-from services.orchestrator.bodies import body_of
+from services.orchestrator.bodies import body_of, only
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +45,6 @@ def _tenant(text: str, where: str) -> str | web.Response:
     if not _TENANT.match(text):
         return error(400, f"not a tenant name (expected {TENANT_PATTERN}): {text[:64]!r}", field=where)
     return text
-
-
-def _only(request: web.Request, allowed: Iterable[str]) -> web.Response | None:
-    """400 for a query parameter the route does not take: a misspelt one must not be ignored (`?tenat=`
-    would push the whole bundle instead of one tenant's override)."""
-    known = set(allowed)
-    unknown = sorted(set(request.query) - known)
-    if unknown:
-        takes = ", ".join(sorted(known)) or "none"
-        return error(
-            400, f"unknown query parameter {unknown[0]!r} (this route takes: {takes})", field=unknown[0]
-        )
-    return None
 
 
 def _not_operator(caller: Caller, what: str) -> web.Response | None:
@@ -138,12 +124,12 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
             return error(500, message, problems=_problems(exc))
 
     async def get_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if refused := _only(request, ()) or _not_operator(caller, "read the policy bundle"):
+        if refused := only(request, ()) or _not_operator(caller, "read the policy bundle"):
             return refused
         return await policy_answer()
 
     async def push_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if refused := _only(request, ("tenant",)) or _not_operator(caller, "push the policy bundle"):
+        if refused := only(request, ("tenant",)) or _not_operator(caller, "push the policy bundle"):
             return refused
         tenant = request.query.get("tenant")
         if tenant is not None and isinstance(checked := _tenant(tenant, "tenant"), web.Response):
@@ -172,7 +158,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         return await policy_answer()
 
     async def reset_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if refused := _only(request, ()) or _not_operator(caller, "reset the policy bundle"):
+        if refused := only(request, ()) or _not_operator(caller, "reset the policy bundle"):
             return refused
         try:
             await bundle_store.reset(bus.js, by=caller.subject)
@@ -219,7 +205,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         return json_answer(IssuedToken(token=minted.token, grant=grant.view()), status=201)
 
     async def list_tokens(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if refused := _only(request, ("tenant",)):
+        if refused := only(request, ("tenant",)):
             return refused
         tenant = request.query.get("tenant", caller.tenant)
         if tenant != ALL_TENANTS and isinstance(checked := _tenant(tenant, "tenant"), web.Response):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,9 +30,9 @@ from proto.v1 import (
     TaskRequest,
 )
 from proto.v1.api import CancelAccepted, Decided, Submitted
-from proto.v1.ids import ROLES, TOKEN_PATTERN
+from proto.v1.ids import ROLES
 from services.orchestrator.admin_api import admin_routes
-from services.orchestrator.bodies import actor_of, body_of
+from services.orchestrator.bodies import actor_of, body_of, task_id_of
 from services.orchestrator.contract_api import contract_routes
 from services.orchestrator.desk_api import desk_routes
 from services.orchestrator.gates_api import gate_routes
@@ -43,17 +42,9 @@ from services.orchestrator.workflows.api import workflow_routes
 
 log = logging.getLogger(__name__)
 
-_TASK_ID = re.compile(TOKEN_PATTERN)
 KEEPALIVE_S = 5.0
 """How long a followed task's stream stays silent before a comment line: how soon a client that went away,
 or a server that is stopping, ends the stream."""
-
-
-def _task_id(request: web.Request) -> str | web.Response:
-    task_id = request.match_info["id"]
-    if not _TASK_ID.match(task_id):
-        return error(400, f"not a valid task id (expected {TOKEN_PATTERN})", field="id")
-    return task_id
 
 
 def routes(bus: Bus) -> list[web.RouteDef]:
@@ -127,7 +118,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         return json_answer(answer, status=202)
 
     async def get_task(request: web.Request, caller: Caller) -> web.StreamResponse:
-        task_id = _task_id(request)
+        task_id = task_id_of(request)
         if isinstance(task_id, web.Response):
             return task_id
         record = await record_for(caller, task_id)
@@ -150,7 +141,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         return json_answer(page)
 
     async def get_events(request: web.Request, caller: Caller) -> web.StreamResponse:
-        task_id = _task_id(request)
+        task_id = task_id_of(request)
         if isinstance(task_id, web.Response):
             return task_id
         follow = request.query.get("follow", "0")
@@ -223,7 +214,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         return response
 
     async def decide(request: web.Request, caller: Caller, approved: bool) -> web.StreamResponse:
-        task_id = _task_id(request)
+        task_id = task_id_of(request)
         if isinstance(task_id, web.Response):
             return task_id
         body = await actor_of(request, "decision", limit)
@@ -260,7 +251,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         )
 
     async def cancel_task(request: web.Request, caller: Caller) -> web.StreamResponse:
-        task_id = _task_id(request)
+        task_id = task_id_of(request)
         if isinstance(task_id, web.Response):
             return task_id
         body = await actor_of(request, "cancellation", limit)

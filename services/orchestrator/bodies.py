@@ -1,9 +1,10 @@
-"""What the API reads from request bodies: who acts and why, and which field a decode error is about."""
+"""What the API reads from requests: a task id in the path, only the query parameters a route takes, who acts
+and why, and which field a body's decode error is about."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,8 +14,10 @@ from msgspec import inspect
 from maestro import codec
 from maestro.http import error, limited_body
 from proto.v1.api import ActionBody
+from proto.v1.ids import TOKEN_PATTERN
 
 T = TypeVar("T")
+_TASK_ID = re.compile(TOKEN_PATTERN)
 
 # msgspec names the path of a bad value ("... - at `$.context[0]`") and a missing field by name.
 _AT_PATH = re.compile(r" - at `(\$[^`]*)`$")
@@ -131,3 +134,24 @@ async def actor_of(request: web.Request, what: str, limit: int) -> ActionBody | 
         return _decoded(ActionBody, raw) if raw.strip() else ActionBody()
     except codec.DecodeError as exc:
         return error(400, f"invalid {what}: {exc}", field=field_of(ActionBody, str(exc)))
+
+
+def task_id_of(request: web.Request) -> str | web.Response:
+    """The task id in the path, or the 400 to answer for one that cannot be a task id."""
+    task_id = request.match_info["id"]
+    if not _TASK_ID.match(task_id):
+        return error(400, f"not a valid task id (expected {TOKEN_PATTERN})", field="id")
+    return task_id
+
+
+def only(request: web.Request, allowed: Iterable[str]) -> web.Response | None:
+    """400 for a query parameter the route does not take: a misspelt one must not be ignored (`?tenat=`
+    would push the whole bundle instead of one tenant's override)."""
+    known = set(allowed)
+    unknown = sorted(set(request.query) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        return error(
+            400, f"unknown query parameter {unknown[0]!r} (this route takes: {takes})", field=unknown[0]
+        )
+    return None

@@ -23,12 +23,11 @@ from maestro.desk.people import PeopleStore
 from maestro.http import error, json_answer, route
 from proto.v1.api import ActionBody, CompleteBody, WorkView
 from proto.v1.humans import Person
-from proto.v1.ids import QUEUE_PATTERN, TOKEN_PATTERN
-from services.orchestrator.bodies import actor_of, body_of
+from proto.v1.ids import QUEUE_PATTERN
+from services.orchestrator.bodies import actor_of, body_of, only, task_id_of
 
 log = logging.getLogger(__name__)
 
-_TASK_ID = re.compile(TOKEN_PATTERN)
 _QUEUE = re.compile(QUEUE_PATTERN)
 _OPERATOR = "an operator's token (tenant *, scope admin)"
 
@@ -38,12 +37,6 @@ def desk_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
     people = PeopleStore(bus)
     desk = Desk(bus, people)
     limit = bus.settings.max_request_bytes
-
-    def task_id(request: web.Request) -> str | web.Response:
-        found = request.match_info["id"]
-        if not _TASK_ID.match(found):
-            return error(400, f"not a valid task id (expected {TOKEN_PATTERN})", field="id")
-        return found
 
     def as_person(caller: Caller, by: str) -> Caller | web.Response:
         """The caller the desk acts as: the token's subject (a body's `by` may only repeat it)."""
@@ -69,7 +62,7 @@ def desk_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         do: Callable[[Caller, str], Awaitable[object]],
     ) -> web.StreamResponse:
         """A claim, release or completion of the path's task, as the caller's person, answered as JSON."""
-        found = task_id(request)
+        found = task_id_of(request)
         if isinstance(found, web.Response):
             return found
         if isinstance(body, web.Response):
@@ -95,10 +88,8 @@ def desk_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         return await changed(request, caller, body, lambda who, task: desk.complete(who, task, answer))
 
     async def inbox(request: web.Request, caller: Caller) -> web.StreamResponse:
-        unknown = sorted(set(request.query) - {"queue"})
-        if unknown:
-            named = unknown[0]
-            return error(400, f"unknown query parameter {named!r} (this route takes: queue)", field=named)
+        if refused := only(request, ("queue",)):
+            return refused
         queue = request.query.get("queue")
         if queue is not None and not _QUEUE.match(queue):
             return error(400, f"not a queue name (expected {QUEUE_PATTERN}): {queue[:64]!r}", field="queue")
@@ -108,7 +99,7 @@ def desk_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         return found if isinstance(found, web.Response) else json_answer(found)
 
     async def work(request: web.Request, caller: Caller) -> web.StreamResponse:
-        found = task_id(request)
+        found = task_id_of(request)
         if isinstance(found, web.Response):
             return found
         got = await acting(desk.work(caller, found))
