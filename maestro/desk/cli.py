@@ -26,7 +26,7 @@ from maestro.errors import MaestroError
 from maestro.settings import Settings
 from maestro.terminal import printable
 from proto.v1 import TaskRecord
-from proto.v1.humans import DEFAULT_FORM, AnswerForm, Person, WorkingHours
+from proto.v1.humans import Person, WorkingHours, form_of
 from proto.v1.ids import QUEUE_PATTERN, queue_of
 
 _COLUMNS = ("ID", "TENANT", "QUEUE", "STATE", "HELD BY", "WAITING")
@@ -162,7 +162,7 @@ async def complete_task(settings: Settings, args: argparse.Namespace) -> int:
         desk = _desk(client)
         work = await _acting(desk.work(caller, args.id))
         try:
-            answer = answer_from(_form(work.record), args.answer, args.answer_json)
+            answer = answer_from(form_of(work.record.human), args.answer, args.answer_json)
         except BadAnswer as exc:
             raise DeskCliError(str(exc)) from None
         done = await _acting(desk.complete(caller, args.id, answer))
@@ -227,10 +227,6 @@ async def _acting(doing: Awaitable[T]) -> T:
         raise DeskCliError(str(exc)) from None
 
 
-def _form(record: TaskRecord) -> AnswerForm:
-    return record.human.form if record.human is not None else DEFAULT_FORM
-
-
 def _print_work(work: Work) -> None:
     assignment = work.assignment
     if assignment is None:
@@ -246,7 +242,7 @@ def _print_work(work: Work) -> None:
         for violation in assignment.decision.violations:
             print(printable(f"  {violation.rule_id} at {violation.location}: {violation.message}"))
     print("\nanswer with `maestro complete ID --answer FIELD=VALUE ...`:")
-    for field in _form(work.record).fields:
+    for field in form_of(work.record.human).fields:
         optional = "" if field.required else " (optional)"
         choices = f": one of {', '.join(field.choices)}" if field.choices else ""
         print(printable(f"  {field.name} ({field.kind}{choices}){optional} {field.label}".rstrip()))

@@ -9,7 +9,7 @@ API and the CLI both act through a Desk, as the person whose token they were giv
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -78,8 +78,7 @@ class Desk:
         their token sees, in the queues they serve (or `queue` only)."""
         who = await self.someone(caller)
         found = []
-        async for entry in current_entries(self._bus.js, topics.BUCKET_TASKS):
-            record = codec.decode(TaskRecord, entry.value)
+        async for record in self._records():
             role = record.role or ""
             if record.state not in _OPEN or not is_human(role) or not caller.sees(record.tenant):
                 continue
@@ -228,8 +227,12 @@ class Desk:
     async def _held_by(self, person_id: str) -> int:
         """How many human tasks `person_id` holds now, as the records say."""
         held = 0
-        async for entry in current_entries(self._bus.js, topics.BUCKET_TASKS):
-            record = codec.decode(TaskRecord, entry.value)
+        async for record in self._records():
             if record.state == "running" and record.worker == person_id and is_human(record.role or ""):
                 held += 1
         return held
+
+    async def _records(self) -> AsyncIterator[TaskRecord]:
+        """Every task's record, read from the whole bucket (as `maestro ls` reads it)."""
+        async for entry in current_entries(self._bus.js, topics.BUCKET_TASKS):
+            yield codec.decode(TaskRecord, entry.value)

@@ -24,7 +24,7 @@ from proto.v1 import (
     Released,
     TaskEvent,
 )
-from proto.v1.humans import DEFAULT_FORM, AnswerForm, HumanWork, Person
+from proto.v1.humans import AnswerForm, HumanWork, Person, form_of
 from proto.v1.ids import HUMAN_PREFIX, is_human, queue_of
 
 Standing = Literal["unknown", "pending", "waiting", "claimed", "ended"]
@@ -71,7 +71,7 @@ class Holding:
     @property
     def form(self) -> AnswerForm:
         """The answer it expects."""
-        return self.human.form if self.human is not None else DEFAULT_FORM
+        return form_of(self.human)
 
 
 def holding(task_id: str, stored: list[tuple[int, TaskEvent]]) -> Holding:

@@ -68,6 +68,11 @@ DEFAULT_FORM = AnswerForm(
 """The form of a human step that names none: approve or reject, with an optional comment."""
 
 
+def form_of(human: HumanWork | None) -> AnswerForm:
+    """The form a human task's answer must fit: its own, or DEFAULT_FORM when it names none."""
+    return human.form if human is not None else DEFAULT_FORM
+
+
 class FileAnswer(Message, frozen=True):
     """A file given as an answer: its name and text."""
 

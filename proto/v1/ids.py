@@ -66,11 +66,12 @@ Role = Annotated[
     ),
 ]
 _ROLE = re.compile(ROLE_PATTERN)
+_AGENT_ROLES = frozenset(ROLES)
 
 
 def role_problem(role: str) -> str | None:
     """Why `role` names no role, or None."""
-    if _ROLE.match(role):
+    if role in _AGENT_ROLES or _ROLE.match(role):  # every request is checked: the set answers most at once
         return None
     if role.startswith(HUMAN_PREFIX):
         return f"role {role[:64]!r}: a human queue is `human:` then lowercase letters, digits and `_`"
