@@ -5,6 +5,7 @@ Plain values with no I/O, so the invariants over them are pure functions with te
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from chaos.effects import Execution
@@ -90,3 +91,14 @@ class Facts:
         for submission in self.submissions:
             found.setdefault(submission.task_id, submission)
         return found
+
+
+SHOWN = 4
+"""How many cases a violation names before it says how many more there are."""
+
+
+def some(items: Iterable[str]) -> str:
+    """The first SHOWN of `items` (sorted), and how many more there are."""
+    listed = sorted(items)
+    shown = ", ".join(listed[:SHOWN])
+    return shown + (f" (+{len(listed) - SHOWN} more)" if len(listed) > SHOWN else "")

@@ -17,12 +17,12 @@ ledgers); these add the claims' own, read from the task's events:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from chaos.facts import Facts, StoredEvent
+from chaos.facts import Facts, StoredEvent, some
 from maestro.desk.desk import LEASE_BY
 from proto.v1 import Claimed, Released, Succeeded, TaskRecord
 
@@ -36,7 +36,6 @@ Outcome = Literal["won", "lost", "unknown"]
 """The desk did it; it refused (another got there first, or it is not the person's to do); no answer came
 within the person's patience."""
 _SCHEDULE: tuple[Kind, ...] = ("plain", "lapse", "race", "release", "plain", "plain", "race", "plain")
-_SHOWN = 4
 
 
 def kind_of(n: int) -> Kind:
@@ -208,12 +207,6 @@ class HumanCheck:
     notes: list[str]
 
 
-def _some(items: Iterable[str]) -> str:
-    listed = sorted(items)
-    shown = ", ".join(listed[:_SHOWN])
-    return shown + (f" (+{len(listed) - _SHOWN} more)" if len(listed) > _SHOWN else "")
-
-
 @dataclass
 class _Found:
     """Violations by kind, each a list of the cases."""
@@ -224,7 +217,7 @@ class _Found:
         self.by_kind.setdefault(kind, []).append(case)
 
     def lines(self) -> list[str]:
-        return [f"{len(cases)} {kind}: {_some(cases)}" for kind, cases in self.by_kind.items()]
+        return [f"{len(cases)} {kind}: {some(cases)}" for kind, cases in self.by_kind.items()]
 
 
 def _check_record(

@@ -11,19 +11,10 @@ every command run once unless a kill excuses it, ledgers equal to records). Thes
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from chaos.facts import Facts, Submission
+from chaos.facts import Facts, Submission, some
 from proto.v1.workflows import WORKFLOW_ENDED, Workflow, WorkflowEnded, WorkflowRecord, step_task_id
-
-_SHOWN = 4
-
-
-def _some(items: Iterable[str]) -> str:
-    listed = sorted(items)
-    shown = ", ".join(listed[:_SHOWN])
-    return shown + (f" (+{len(listed) - _SHOWN} more)" if len(listed) > _SHOWN else "")
 
 
 @dataclass
@@ -87,7 +78,7 @@ def ends(facts: WorkflowFacts) -> list[str]:
         (unannounced, "workflows succeeded without a workflow.ended event"),
         (disagree, "workflow.ended events disagree with their record"),
     ]
-    violations = [f"{len(items)} {what}: {_some(items)}" for items, what in kinds if items]
+    violations = [f"{len(items)} {what}: {some(items)}" for items, what in kinds if items]
     if facts.backlog:
         violations.append(f"the orchestrator's workflow consumer still held work at the end: {facts.backlog}")
     return violations
@@ -111,10 +102,10 @@ def costs(facts: WorkflowFacts, tasks: Facts) -> list[str]:
             workflow_off.append(f"{workflow_id} {record.cost_micro_usd} vs steps {total}")
     if workflow_off:
         violations.append(
-            f"{len(workflow_off)} workflows cost other than their steps' tasks (µUSD): {_some(workflow_off)}"
+            f"{len(workflow_off)} workflows cost other than their steps' tasks (µUSD): {some(workflow_off)}"
         )
     if step_off:
-        violations.append(f"{len(step_off)} steps cost other than their tasks (µUSD): {_some(step_off)}")
+        violations.append(f"{len(step_off)} steps cost other than their tasks (µUSD): {some(step_off)}")
     all_ended = facts.workflows.keys() <= {i for i, r in facts.records.items() if r.state in WORKFLOW_ENDED}
     if all_ended:
         violations += [
