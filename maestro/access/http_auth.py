@@ -89,6 +89,20 @@ class Gate:
         return handle
 
 
+OPERATOR = "an operator's token (tenant *, scope admin)"
+
+
+def not_operator(caller: Caller, what: str) -> web.Response | None:
+    """403 unless the caller administers every tenant; the message says why a tenant's admin cannot."""
+    if caller.operator:
+        return None
+    if caller.tenant != ALL_TENANTS and "admin" in caller.scopes:
+        why = f"a tenant's admin (this token administers {caller.tenant}) may not {what}"
+    else:
+        why = f"this token (tenant {caller.tenant}, scopes {', '.join(sorted(caller.scopes))}) may not {what}"
+    return error(403, f"{why}: that needs {OPERATOR}", scope="admin")
+
+
 def actor(caller: Caller, scope: Scope, tenant: str, claimed: str) -> str | web.Response:
     """Who a decision or an order in `tenant` is by, or the 403 to answer when the caller's token does not
     cover `scope` there. By the token's subject (a body's `by` may only repeat it), or, with auth off,

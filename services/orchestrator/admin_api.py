@@ -19,7 +19,7 @@ from nats.errors import Error as NatsError
 
 from maestro import operations, topics
 from maestro.access.grants import Caller, mint
-from maestro.access.http_auth import Gate, forbidden
+from maestro.access.http_auth import OPERATOR, Gate, forbidden, not_operator
 from maestro.access.token_store import TokenStore
 from maestro.bus import Bus
 from maestro.errors import RemoteError
@@ -38,24 +38,12 @@ _TENANT = re.compile(TENANT_PATTERN)
 _TOKEN_ID = re.compile(r"^[0-9a-f]{16}$")
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/plain"})
 """The content types a bundle may be pushed as."""
-_OPERATOR = "an operator's token (tenant *, scope admin)"
 
 
 def _tenant(text: str, where: str) -> str | web.Response:
     if not _TENANT.match(text):
         return error(400, f"not a tenant name (expected {TENANT_PATTERN}): {text[:64]!r}", field=where)
     return text
-
-
-def _not_operator(caller: Caller, what: str) -> web.Response | None:
-    """403 unless the caller administers every tenant; the message says why a tenant's admin cannot."""
-    if caller.operator:
-        return None
-    if caller.tenant != ALL_TENANTS and "admin" in caller.scopes:
-        why = f"a tenant's admin (this token administers {caller.tenant}) may not {what}"
-    else:
-        why = f"this token (tenant {caller.tenant}, scopes {', '.join(sorted(caller.scopes))}) may not {what}"
-    return error(403, f"{why}: that needs {_OPERATOR}", scope="admin")
 
 
 def _remote(exc: RemoteError, what: str) -> web.Response:
@@ -100,7 +88,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         tenant = budget_tenant(request, caller)
         if isinstance(tenant, web.Response):
             return tenant
-        if refused := _not_operator(caller, f"change the budget of {tenant}"):
+        if refused := not_operator(caller, f"change the budget of {tenant}"):
             return refused
         body = await body_of(request, BudgetChange, "budget change", limit)
         if isinstance(body, web.Response):
@@ -124,12 +112,12 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
             return error(500, message, problems=_problems(exc))
 
     async def get_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if refused := only(request, ()) or _not_operator(caller, "read the policy bundle"):
+        if refused := only(request, ()) or not_operator(caller, "read the policy bundle"):
             return refused
         return await policy_answer()
 
     async def push_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if refused := only(request, ("tenant",)) or _not_operator(caller, "push the policy bundle"):
+        if refused := only(request, ("tenant",)) or not_operator(caller, "push the policy bundle"):
             return refused
         tenant = request.query.get("tenant")
         if tenant is not None and isinstance(checked := _tenant(tenant, "tenant"), web.Response):
@@ -158,7 +146,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         return await policy_answer()
 
     async def reset_policy(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if refused := only(request, ()) or _not_operator(caller, "reset the policy bundle"):
+        if refused := only(request, ()) or not_operator(caller, "reset the policy bundle"):
             return refused
         try:
             await bundle_store.reset(bus.js, by=caller.subject)
@@ -175,7 +163,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         if "admin" in caller.scopes and caller.tenant != ALL_TENANTS:
             target = "every tenant" if tenant == ALL_TENANTS else f"tenant {tenant}"
             refusal = (
-                f"this token administers tenant {caller.tenant} only; a token for {target} needs {_OPERATOR}"
+                f"this token administers tenant {caller.tenant} only; a token for {target} needs {OPERATOR}"
             )
             return error(403, refusal, field="$.tenant")
         return forbidden(caller, "admin", tenant)

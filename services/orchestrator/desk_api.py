@@ -16,7 +16,7 @@ from nats.errors import Error as NatsError
 
 from maestro import operations
 from maestro.access.grants import Caller
-from maestro.access.http_auth import Gate, forbidden
+from maestro.access.http_auth import Gate, forbidden, not_operator
 from maestro.bus import Bus
 from maestro.desk.desk import Desk, DeskError, Work
 from maestro.desk.people import PeopleStore
@@ -29,7 +29,6 @@ from services.orchestrator.bodies import actor_of, body_of, only, task_id_of
 log = logging.getLogger(__name__)
 
 _QUEUE = re.compile(QUEUE_PATTERN)
-_OPERATOR = "an operator's token (tenant *, scope admin)"
 
 
 def desk_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
@@ -119,8 +118,8 @@ def desk_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         return json_answer(await people.list())
 
     async def put_person(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if not caller.operator:
-            return error(403, f"adding people takes {_OPERATOR}", scope="admin")
+        if refused := not_operator(caller, "add or change people"):
+            return refused
         person = await body_of(request, Person, "person", limit)
         if isinstance(person, web.Response):
             return person
@@ -132,8 +131,8 @@ def desk_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         return json_answer(stored)
 
     async def remove_person(request: web.Request, caller: Caller) -> web.StreamResponse:
-        if not caller.operator:
-            return error(403, f"removing people takes {_OPERATOR}", scope="admin")
+        if refused := not_operator(caller, "remove people"):
+            return refused
         removed = await people.remove(request.match_info["id"])
         if removed is None:
             return error(404, f"no person {request.match_info['id']!r}")
