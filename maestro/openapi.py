@@ -32,6 +32,7 @@ TAGS: dict[str, str] = {
     "hooks": "Webhooks other systems call, each authenticated by its own signature instead of a token",
     "humans": "Human work: the inbox of human queues' tasks; claims, completions, releases; the people",
     "gates": "Gates a pipeline asks before it acts: may this commit be deployed (a tester task proved it)",
+    "policy": "What the policy guard decided over time: requests by verdict and by rule, for charts",
     "service": "The service itself: its index, probes, metrics, and this document",
 }
 """Each tag of maestro/operations.py and what its operations are for (a tag missing here is an error)."""

@@ -29,7 +29,7 @@ from proto.v1.api import (
     WorkView,
 )
 from proto.v1.gates import Commit, GateAnswer, MaxAge, Repo
-from proto.v1.guard import PolicyInForce
+from proto.v1.guard import DecisionHistory, PolicyInForce
 from proto.v1.humans import Person, PersonId
 from proto.v1.ids import QueueName, Role, TaskId, Tenant
 from proto.v1.reviews import GithubWebhook, HookAnswer
@@ -612,6 +612,49 @@ RESET_POLICY = Operation(
     cli="policy reset",
 )
 
+GET_POLICY_DECISIONS = Operation(
+    id="getPolicyDecisions",
+    method="GET",
+    path="/v1/policy/decisions",
+    summary="What the guards decided over time: requests by verdict and by rule that fired, per step",
+    tag="policy",
+    scope="read",
+    params=(
+        Param(
+            "tenant",
+            "query",
+            Tenant,
+            "only this tenant's decisions (a tenant's token sees its own only; an operator's, without it, "
+            "every tenant's)",
+        ),
+        Param(
+            "since",
+            "query",
+            str,
+            "the window's start: an ISO 8601 time with its zone (`2026-12-03T07:00:00Z`) or a span ago "
+            "(`30m`, `1h`, `7d`); default the last 24 hours, at most 7 days",
+        ),
+        Param(
+            "step",
+            "query",
+            str,
+            "each point's span: seconds, or with a unit (`30s`, `5m`, `1h`); default the window / 60, never "
+            "less than the guards' tally interval (MAESTRO_TALLY_S)",
+        ),
+    ),
+    answers=(
+        Answer(200, "the decisions per step, oldest first, and over the window", DecisionHistory),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        *_COMMON,
+    ),
+    no_sdk="a chart's data for the console; the guard's decisions themselves are each task's events",
+    description="Each guard counts its decisions per tenant and publishes the counts every MAESTRO_TALLY_S "
+    "on `maestro.v1.tally.<tenant>`; this sums them per step, over the guards and, unless `tenant` is given, "
+    "over the tenants the token sees. A guard killed outright loses the counts of its last interval at "
+    "most. `partial` says that more tallies were stored than one answer reads (the newest are left out).",
+)
+
 CREATE_TOKEN = Operation(
     id="createToken",
     method="POST",
@@ -855,6 +898,7 @@ OPERATIONS: tuple[Operation, ...] = (
     GET_POLICY,
     PUSH_POLICY,
     RESET_POLICY,
+    GET_POLICY_DECISIONS,
     CREATE_TOKEN,
     LIST_TOKENS,
     REVOKE_TOKEN,

@@ -328,6 +328,19 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
         Flow("orchestrator", "send", "Record an answer of GET /v1/gates/deploy, asked by a token's subject"),
         Flow("operator", "receive", "Audit why a deploy went through (`maestro gate log`, the SDK)"),
     ),
+    "DECISION_TALLIES": (
+        Flow(
+            "guard",
+            "send",
+            "Every MAESTRO_TALLY_S (and when it stops), per tenant with decisions: how many by verdict and "
+            "by rule that fired; Nats-Msg-Id = `tally.<guard>.<tenant>.<interval start>`, stored once",
+        ),
+        Flow(
+            "orchestrator",
+            "receive",
+            "GET /v1/policy/decisions: the tallies since a time, summed per step over guards and tenants",
+        ),
+    ),
 }
 
 # Messages that are stored rather than sent on a topic of their own, but still cross process boundaries.

@@ -178,6 +178,10 @@ class Settings:
     """Size of a sandboxed command's private /tmp (namespaces level)."""
     approval_sweep_s: float = 30.0
     """How often the guard looks for approvals that timed out (the timeout itself is in the policy bundle)."""
+    tally_s: float = 10.0
+    """How often each guard publishes what it decided per tenant (verdicts, rules that fired) for the
+    console's charts; a guard killed outright loses at most the last interval's counts (the events stream
+    keeps every decision)."""
     metrics_tenants: int = 50
     """Tenants a service names in its metrics' `tenant` label, the first ones it sees; later ones are counted
     under `other`, so that many tenants do not make Prometheus keep a series per tenant and metric."""

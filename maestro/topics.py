@@ -6,6 +6,7 @@ import hashlib
 import re
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from proto.v1 import (
@@ -13,6 +14,7 @@ from proto.v1 import (
     BudgetEvents,
     Commit,
     DeadLetter,
+    DecisionTally,
     GetLedger,
     LedgerView,
     Release,
@@ -248,6 +250,14 @@ NOTIFICATIONS: Topic[Notification] = Topic(
     "once delivered",
 )
 
+DECISION_TALLIES: Topic[DecisionTally] = Topic(
+    "maestro.v1.tally",
+    ("tenant",),
+    DecisionTally,
+    "what the guard decided for a tenant, counted per guard and interval (MAESTRO_TALLY_S): verdicts and the "
+    "rules that fired, for the console's charts over time (the events stream stays the audit log)",
+)
+
 STREAM_REQUESTS = "MAESTRO_REQ"
 STREAM_TASKS = "MAESTRO_TASK"
 STREAM_WAITING = "MAESTRO_WAIT"
@@ -258,6 +268,7 @@ STREAM_BUDGET_EVENTS = "MAESTRO_BUDGET_EVT"
 STREAM_APPROVALS = "MAESTRO_APPROVAL"
 STREAM_GATE = "MAESTRO_GATE"
 STREAM_NOTIFY = "MAESTRO_NOTIFY"
+STREAM_TALLIES = "MAESTRO_TALLY"
 
 DURABLE_GUARD = "guard"
 DURABLE_ORCHESTRATOR = "orchestrator"
@@ -498,6 +509,12 @@ def dispatch_msg_id(waiting_seq: int) -> str:
 def replay_msg_id(letter_seq: int) -> str:
     """The dedup id of a dead letter's replay: fresh for the original's stream, once per letter."""
     return f"dlq-replay.{letter_seq}"
+
+
+def tally_msg_id(guard: str, tenant: str, at: datetime) -> str:
+    """The dedup id of one guard's tally of one tenant for the interval starting `at`: a publish retried
+    (the stream did not answer) is stored once."""
+    return f"tally.{guard}.{tenant}.{at.astimezone(UTC).isoformat()}"
 
 
 def approval_msg_id(task_id: str, tenant: str) -> str:

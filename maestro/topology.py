@@ -20,7 +20,7 @@ from nats.js.api import (
 )
 from nats.js.errors import BadRequestError
 
-from maestro import topics
+from maestro import since, topics
 from maestro.settings import Settings
 from proto.v1 import ROLES
 
@@ -42,6 +42,9 @@ WORKER_TTL_S = 30.0
 GATE_MAX_AGE_S = 400 * 86_400.0
 """How long the deploy gate's decisions are kept: over a year, so an audit can ask why any deploy of the last
 year went through (a decision is a few hundred bytes; a deploy pipeline asks a few times a deploy)."""
+TALLY_MAX_AGE_S = since.LONGEST.total_seconds()
+"""How long the guards' decision tallies are kept: as far back as a range over time may reach (7 days; a
+tally is a few hundred bytes, one per guard and tenant with decisions every MAESTRO_TALLY_S)."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,13 @@ def topology(settings: Settings) -> Topology:
                 topics.GATE_DECISIONS,
                 GATE_MAX_AGE_S,
                 "the deploy gate's decisions: who asked about which commit, what was decided and why",
+                duplicate_window=dedup,
+            ),
+            log_of(
+                topics.STREAM_TALLIES,
+                topics.DECISION_TALLIES,
+                TALLY_MAX_AGE_S,
+                "the guards' decisions per tenant and interval, by verdict and rule: the console's charts",
                 duplicate_window=dedup,
             ),
         ),

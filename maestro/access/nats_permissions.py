@@ -160,6 +160,7 @@ def permissions(principal: str, inbox: str) -> Permissions:
                 *_EVERY_SERVICE_PUBLISHES,
                 *_reads(_ANY),
                 topics.EVENTS.all,
+                topics.DECISION_TALLIES.all,  # what it decided, counted (the orchestrator reads: _reads)
                 topics.TASKS.all,  # with fair dispatch off, the guard hands tasks over itself
                 topics.WAITING.all,
                 *_endpoint_subjects(topics.BUDGET_RESERVE, topics.BUDGET_RELEASE, topics.BUDGET_GET),

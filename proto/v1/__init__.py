@@ -28,7 +28,15 @@ from proto.v1.budget import (
 )
 from proto.v1.dlq import DeadLetter
 from proto.v1.gates import GateAnswer, GateDecided
-from proto.v1.guard import Decision, Severity, Verdict, Violation
+from proto.v1.guard import (
+    Decision,
+    DecisionHistory,
+    DecisionPoint,
+    DecisionTally,
+    Severity,
+    Verdict,
+    Violation,
+)
 from proto.v1.humans import Notification
 from proto.v1.ids import (
     DEFAULT_PRIORITY,
@@ -123,6 +131,9 @@ __all__ = [
     "ContextFile",
     "DeadLetter",
     "Decision",
+    "DecisionHistory",
+    "DecisionPoint",
+    "DecisionTally",
     "Escalated",
     "Event",
     "Failed",

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
+
+from msgspec import Meta
 
 from proto.base import Message
+from proto.v1.ids import Tenant
 
 Verdict = Literal["allow", "redact", "approve", "deny"]
 Severity = Literal["low", "medium", "high", "critical"]
@@ -54,3 +57,56 @@ class PolicyInForce(Message, frozen=True):
     """The tenants with an override of their own (the others get the default policy)."""
     yaml: str
     """The bundle as the guards parse it: the pushed text, or the shipped file."""
+
+
+Count = Annotated[int, Meta(ge=0, description="how many times")]
+
+
+class DecisionTally(Message, frozen=True):
+    """How many requests of one tenant one guard decided in one interval, by verdict and by rule that fired,
+    on maestro.v1.tally.<tenant>: what the console charts, instead of scanning the events stream."""
+
+    tenant: Tenant
+    at: datetime
+    """The start of the interval (UTC)."""
+    interval_s: Annotated[float, Meta(ge=0)]
+    """How long the interval lasted: MAESTRO_TALLY_S, or less for the last one before the guard stopped."""
+    guard: str
+    """The guard instance that decided (its MAESTRO_WORKER name)."""
+    bundle_hash: str = ""
+    """The policy bundle of the interval's last decision (a bundle pushed within the interval: the newer)."""
+    verdicts: dict[str, Count] = {}
+    """Decisions by verdict: allow, redact, approve, deny."""
+    rules: dict[str, Count] = {}
+    """Decisions by rule id that fired on them (audit-only rules too): one per decision, however many places
+    of the request it flagged."""
+
+
+class DecisionPoint(Message, frozen=True):
+    """One step of a DecisionHistory: the decisions of the guards' tallies that began within it, summed."""
+
+    at: datetime
+    """The start of the step (UTC)."""
+    verdicts: dict[str, Count]
+    """Decisions by verdict (none: an empty mapping)."""
+    rules: dict[str, Count]
+    """Decisions by rule id that fired on them."""
+
+
+class DecisionHistory(Message, frozen=True):
+    """GET /v1/policy/decisions: the guard's decisions by verdict and rule over time, summed over the guards
+    (and over the tenants the caller sees, unless it named one), every field always present."""
+
+    since: datetime
+    """The start of the window (UTC); it ends now."""
+    step_s: float
+    """How long each point's step is: `step`, or the window / 60, never less than the guards' tally
+    interval (MAESTRO_TALLY_S)."""
+    points: list[DecisionPoint]
+    """One per step from `since` to now, oldest first; a step without decisions has empty mappings."""
+    verdicts: dict[str, Count]
+    """The whole window's decisions by verdict."""
+    rules: dict[str, Count]
+    """The whole window's decisions by rule id that fired on them."""
+    partial: bool
+    """True when there were more tallies than one answer reads: the oldest are counted, the newest not."""

@@ -46,6 +46,7 @@ from proto.v1 import (
 from proto.v1.humans import HumanWork
 from proto.v1.ids import is_human
 from services.guard import admission, approvals
+from services.guard.tally import Tally, publishing
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ class Guard:
     policies: Policies
     prices: Prices
     metrics: GuardMetrics
+    tally: Tally
 
     async def handle(self, request: TaskRequest, delivery: Delivery) -> None:
         """Judge one request and publish the outcome, once per task id whatever is delivered again.
@@ -356,14 +358,17 @@ class Guard:
     def _count_decision(self, decision: Decision, deciding: Violation | None, tenant: str) -> None:
         policy, rule = (deciding.policy, deciding.rule_id) if deciding else ("none", "none")
         self.metrics.decisions.labels(decision.verdict, policy, rule, self.metrics.tenant_label(tenant)).inc()
+        self.tally.count(tenant, decision)
 
 
 async def serve(bus: Bus) -> None:
-    """Judge requests from the durable `guard` consumer, by the bundle in the KV bucket, until stop()."""
+    """Judge requests from the durable `guard` consumer, by the bundle in the KV bucket, until stop(); publish
+    what it decided per tenant every MAESTRO_TALLY_S, and what is left when it stops."""
     metrics = GuardMetrics.create(bus.metrics.registry, TenantLabels(bus.settings.metrics_tenants))
     policies = Policies(load_default(), on_loaded=metrics.loaded, on_refused=metrics.refused)
-    async with following(bus.js, policies):
-        guard = Guard(bus, policies, Prices.of(bus.settings), metrics)
+    tally = Tally(bus.settings.worker, datetime.now(UTC))
+    async with following(bus.js, policies), publishing(bus, tally):
+        guard = Guard(bus, policies, Prices.of(bus.settings), metrics, tally)
         async with asyncio.TaskGroup() as group:
             group.create_task(approvals.serve(bus, metrics.tenant_label))
             await bus.consumers.consume(CONSUMER, guard.handle, on_dead_letter=guard.on_dead_letter)

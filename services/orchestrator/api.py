@@ -34,6 +34,7 @@ from proto.v1.ids import ROLES
 from services.orchestrator.admin_api import admin_routes
 from services.orchestrator.bodies import actor_of, body_of, task_id_of
 from services.orchestrator.contract_api import contract_routes
+from services.orchestrator.decisions_api import decision_routes
 from services.orchestrator.desk_api import desk_routes
 from services.orchestrator.gates_api import gate_routes
 from services.orchestrator.hooks_api import hook_routes
@@ -300,6 +301,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         *workflow_routes(bus, store, gate),
         *admin_routes(bus, gate),
         *gate_routes(bus, gate),
+        *decision_routes(bus, gate),
         *desk_routes(bus, gate),
         *contract_routes(),
         *hook_routes(bus),

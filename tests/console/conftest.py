@@ -42,6 +42,9 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
 )
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
+# Playwright waits 30 s for an element before a click fails; a test here is a few seconds, and 10 s still
+# leaves room for three workers' browsers on two cores (a page opened in 1 to 3 s there).
+ACTION_TIMEOUT_MS = 10_000
 FAILURE_PICTURES = "test-screenshots"
 
 _failed = pytest.StashKey[bool]()
@@ -90,8 +93,10 @@ async def browser(chromium_path: str, request: pytest.FixtureRequest) -> AsyncIt
 
 @pytest.fixture
 async def page(browser: Browser) -> Page:
-    """A page in a new browser context (its own cookies and storage), 1280x800; it closes with the browser."""
+    """A page in a new browser context (its own cookies and storage), 1280x800, whose actions give up after
+    ACTION_TIMEOUT_MS; it closes with the browser."""
     context = await browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
     return await context.new_page()
 
 
