@@ -58,6 +58,7 @@ def test_one_json_schema_per_wire_message(files: dict[str, str]) -> None:
     expected |= {"GateDecided"}  # the deploy gate's decisions, kept for an audit
     expected |= {"PullRequestPushed"}  # GitHub's pull requests, from the webhook to the reviews
     expected |= {"Notification"}  # a human task's breached SLA, for the notifier
+    expected |= {"DecisionTally"}  # a guard's decisions counted per tenant and interval, for the console
     expected |= {"Plan", "FileChanges", "ModelReview", "Review", "TesterReport"}  # agents' answers, reports
     assert {name.removesuffix(".json") for name in files} == expected | {"asyncapi", "openapi"}
     event_schema = json.loads(files["TaskEvent.json"])
