@@ -55,6 +55,8 @@ ACCEPTED_400: Mapping[str, str] = {
     "deployGate": "an operator's token must name the tenant, which a tenant's token may leave out",
     "putPerson": "the body's id is the path's, and a time zone is one the IANA database names",
     "completeTask": "an answer must fit its task's form, which only the task says",
+    "getPolicyDecisions": "`since` lies within the last 7 days, and `step` cuts the window into at most 2000 "
+    "points",
     # Known gap: rejectTask's body is ActionBody, whose `reason` may be blank; a rejection needs one (400).
     # maestro/operations.py should give it a body type whose reason is required and not blank.
     "rejectTask": "a rejection needs a reason (known gap: the table does not say so yet)",

@@ -612,6 +612,8 @@ RESET_POLICY = Operation(
     cli="policy reset",
 )
 
+STEP_PATTERN = r"^([0-9]{1,7})([smhd]?)$"
+"""A chart's step: seconds, or a number with its unit (`30s`, `5m`, `1h`, `1d`)."""
 GET_POLICY_DECISIONS = Operation(
     id="getPolicyDecisions",
     method="GET",
@@ -637,7 +639,7 @@ GET_POLICY_DECISIONS = Operation(
         Param(
             "step",
             "query",
-            str,
+            Annotated[str, Meta(pattern=STEP_PATTERN)],
             "each point's span: seconds, or with a unit (`30s`, `5m`, `1h`); default the window / 60, never "
             "less than the guards' tally interval (MAESTRO_TALLY_S)",
         ),

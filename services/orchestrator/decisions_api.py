@@ -42,7 +42,7 @@ MAX_TALLIES = 20_000
 past it the answer is partial."""
 
 _PARAMS = tuple(p.name for p in operations.GET_POLICY_DECISIONS.params)
-_STEP = re.compile(r"^(\d{1,7})([smhd]?)$")
+_STEP = re.compile(operations.STEP_PATTERN)
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
@@ -56,7 +56,7 @@ def parse_step(text: str) -> float:
 
     Raises BadStep for anything else, for 0, and for a step longer than the longest window.
     """
-    found = _STEP.match(text.strip())
+    found = _STEP.match(text)
     if not found:
         raise BadStep(f"step={text[:40]} is not a span: seconds, or a number with s, m, h or d (5m, 1h)")
     seconds = float(int(found.group(1)) * _UNIT_S[found.group(2)])
@@ -168,7 +168,9 @@ def decision_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
             return error(400, str(exc), field="since")
         try:
             step = request.query.get("step")
-            step_s = step_for(now - since, parse_step(step) if step else None, bus.settings.tally_s)
+            step_s = step_for(
+                now - since, parse_step(step) if step is not None else None, bus.settings.tally_s
+            )
         except BadStep as exc:
             return error(400, str(exc), field="step")
         try:

@@ -150,6 +150,8 @@ async def test_the_route_sums_stored_tallies_per_step_and_rule_for_all_tenants_o
         ("since=2026-12-03T07:00:00", "since"),  # no zone
         ("since=8d", "since"),
         ("step=5minutes", "step"),
+        ("step=", "step"),
+        ("step=%205m", "step"),
         ("since=7d&step=1m", "step"),  # more points than one answer has
         ("tenant=Not_A_Tenant", "tenant"),
         ("tenat=acme", "tenat"),
