@@ -6,8 +6,8 @@ outright (SIGKILL) loses the counts of at most the interval under way, and a gua
 it counted. The events stream, not the tallies, is the audit log.
 
 Each tally's dedup id names its guard, tenant and interval start (topics.tally_msg_id), so a publish retried
-after NATS failed to answer is stored once; tallies that could not be published are tried again at the next
-flush, the oldest dropped past MAX_UNSENT.
+after NATS failed to answer is stored once (within the stream's MAESTRO_DUPLICATE_WINDOW_S); tallies that
+could not be published are tried again at the next flush, the oldest dropped past MAX_UNSENT.
 """
 
 from __future__ import annotations
