@@ -115,6 +115,9 @@ class Settings:
     price_*_micro_usd_per_token settings; `*=none` refuses unlisted models)."""
     budget_sweep_s: float = 30.0
     """How often a budget replica releases expired holds of tenants nobody touches."""
+    budget_sample_s: float = 60.0
+    """How often a budget replica publishes a spend sample (budget.sampled) of each tenant whose ledger it
+    changed since its last one: the console's chart of spend over time."""
     models: tuple[str, ...] = ("offline",)
     """Models the agents' backend serves, comma-separated; the first runs a task that names none. A task
     asking for another model is refused before anything is held. The offline backend answers for each

@@ -517,6 +517,12 @@ def tally_msg_id(guard: str, tenant: str, at: datetime) -> str:
     return f"tally.{guard}.{tenant}.{at.astimezone(UTC).isoformat()}"
 
 
+def sample_msg_id(tenant: str, window_id: str, interval: int) -> str:
+    """The dedup id of a tenant's spend sample of one window in one sampling interval (its number since the
+    epoch): replicas that sample the tenant in the same interval, or a publish retried, store one."""
+    return f"{tenant}.{window_id}.sampled.{interval}"
+
+
 def approval_msg_id(task_id: str, tenant: str) -> str:
     """The dedup id of the decision on a task: one per task and tenant, so only the first one counts.
 

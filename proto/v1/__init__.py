@@ -4,8 +4,10 @@ from proto.v1.access import TokenGrant
 from proto.v1.agents import FinishedWork, TaskAssignment, WorkerPresence
 from proto.v1.approvals import APPROVAL_TIMEOUT_BY, ApprovalDecision, Parked
 from proto.v1.budget import (
+    BudgetAlerts,
     BudgetEvent,
     BudgetEvents,
+    BudgetHistory,
     Commit,
     GetLedger,
     HoldExpired,
@@ -19,6 +21,7 @@ from proto.v1.budget import (
     ScopeView,
     SetBudget,
     Settlement,
+    SpendSampled,
     ThresholdCrossed,
     Usage,
     Window,
@@ -122,8 +125,10 @@ __all__ = [
     "ArtifactRef",
     "AttemptFailed",
     "AwaitingApproval",
+    "BudgetAlerts",
     "BudgetEvent",
     "BudgetEvents",
+    "BudgetHistory",
     "Cancelled",
     "Claimed",
     "CommandRun",
@@ -176,6 +181,7 @@ __all__ = [
     "SetBudget",
     "Settlement",
     "Severity",
+    "SpendSampled",
     "Started",
     "Step",
     "StepRecord",

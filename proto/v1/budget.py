@@ -337,4 +337,42 @@ class LedgerRecreated(BudgetEvent, frozen=True, tag="budget.ledger_recreated"):
     """The revision of the delete or purge marker the fresh ledger was written over."""
 
 
-BudgetEvents = HoldExpired | ThresholdCrossed | Overage | WindowRolled | LateCommit | LedgerRecreated
+class SpendSampled(BudgetEvent, frozen=True, tag="budget.sampled"):
+    """A tenant's window as a budget replica read it, every MAESTRO_BUDGET_SAMPLE_S while its ledger changes
+    (none while it does not): the console's chart of spend over time. One per tenant, window and interval,
+    however many replicas sampled it."""
+
+    spent_micro_usd: MicroUsd
+    held_micro_usd: MicroUsd
+    limit_micro_usd: Amount
+    """The window's limit with what the previous window carried into it."""
+    remaining_micro_usd: Balance
+    """What new reservations may still hold: limit - spent - held (negative when usage overran it)."""
+    spent_tokens: Tokens = 0
+    held_tokens: Tokens = 0
+    interval_s: Annotated[float, Meta(gt=0)] = 60.0
+    """How often the replica samples: this sample stands for the interval `at` falls in."""
+
+
+BudgetAlerts = HoldExpired | ThresholdCrossed | Overage | WindowRolled | LateCommit | LedgerRecreated
+"""The budget events that say something happened (every kind but the spend samples)."""
+BudgetEvents = BudgetAlerts | SpendSampled
+
+
+class BudgetHistory(Message, frozen=True):
+    """GET /v1/budgets/{tenant}/history: a tenant's spend over time and the budget alerts that fired, from
+    `since` until now, every field always present."""
+
+    tenant: Tenant
+    since: datetime
+    """The start of the range (UTC); it ends now."""
+    step_s: float
+    """The range is cut in steps this long from `since` (the range / 240): `samples` keeps the last sample of
+    each step that has one, the spend as that step ended."""
+    samples: list[SpendSampled]
+    """Oldest first; none for a step in which the ledger did not change (it stood as the sample before)."""
+    alerts: list[BudgetAlerts]
+    """Every other budget event in the range (thresholds crossed, overages, holds expired, new windows, late
+    commits, ledgers recreated), oldest first."""
+    partial: bool
+    """True when the range held more events than one answer reads: the oldest are here, the newest not."""

@@ -23,6 +23,7 @@ from proto.v1 import Commit, GetLedger, LedgerView, Release, Reservation, Reserv
 from services.budget.ledger import Answer, Busy, Refused, Unknown
 from services.budget.metrics import BudgetMetrics
 from services.budget.partitions import Ping, ownership
+from services.budget.sampler import Samples, run_sampler
 from services.budget.store import Clock, Ledgers
 from services.budget.sweeper import run_sweeper
 
@@ -40,9 +41,11 @@ def _refused(answer: Answer, tenant: str) -> None:
 
 @dataclass(frozen=True)
 class Budget:
-    """The endpoint handlers: each turns one request into an operation on its tenant's ledger."""
+    """The endpoint handlers: each turns one request into an operation on its tenant's ledger, and marks the
+    tenants whose ledgers the changes touch for the next spend samples."""
 
     ledgers: Ledgers
+    samples: Samples
 
     async def reserve(self, req: Reserve) -> Reservation:
         """Hold the estimate for one attempt of a task, or refuse with the amounts that do not fit; a
@@ -52,6 +55,7 @@ class Budget:
         that is backpressure, not a verdict on the money. Raises Reject (400) when the hold would take what
         the tenant holds past the bound on money or tokens."""
         answer = await self.ledgers.submit(req.tenant, req)
+        self.samples.mark(req.tenant)
         _refused(answer, req.tenant)
         if isinstance(answer, Busy):
             log.info(
@@ -73,6 +77,7 @@ class Budget:
         does not know, and Reject (400) for a usage that would take what was spent past the bound on money
         or tokens."""
         answer = await self.ledgers.submit(req.tenant, req)
+        self.samples.mark(req.tenant)
         _refused(answer, req.tenant)
         if isinstance(answer, Unknown):
             log.warning(answer.reason, extra={"tenant": req.tenant})
@@ -85,6 +90,7 @@ class Budget:
     async def release(self, req: Release) -> Settlement:
         """Give a reservation's hold back."""
         answer = await self.ledgers.submit(req.tenant, req)
+        self.samples.mark(req.tenant)
         assert isinstance(answer, Settlement)
         return answer
 
@@ -99,6 +105,7 @@ class Budget:
         operation on. Raises Reject when a role or model scope names nothing, a role scope names no role,
         or a model sub-limit would be one more than a ledger keeps."""
         answer = await self.ledgers.submit(req.tenant, req)
+        self.samples.mark(req.tenant)
         _refused(answer, req.tenant)
         assert isinstance(answer, LedgerView)
         log.info("budget of %s changed: %s", req.tenant, req, extra={"tenant": req.tenant})
@@ -106,7 +113,8 @@ class Budget:
 
 
 async def serve_budget(bus: Bus, clock: Clock = time.time, ping: Ping | None = None) -> None:
-    """Answer the budget endpoints and sweep expired holds until the bus stops; queued operations finish.
+    """Answer the budget endpoints, sweep expired holds and sample spend until the bus stops; queued
+    operations finish, and the last spend samples are published.
 
     `ping` names the live replicas that share the tenants' partitions (default: who answers the ping).
     """
@@ -115,8 +123,11 @@ async def serve_budget(bus: Bus, clock: Clock = time.time, ping: Ping | None = N
     prices = pricing.from_settings(bus.settings)
     async with asyncio.TaskGroup() as group:
         ledgers = Ledgers(bus, kv, prices, metrics, group, clock)
-        budget = Budget(ledgers)
+        budget = Budget(ledgers, Samples())
         sweeper = group.create_task(run_sweeper(bus.js, kv, ledgers, clock, bus.settings.budget_sweep_s))
+        sampler = group.create_task(
+            run_sampler(bus, budget.samples, _reader(budget), clock, bus.settings.budget_sample_s)
+        )
         endpoints: list[tuple[topics.Endpoint[Any, Any], Callable[[Any], Awaitable[Any]]]] = [
             (topics.BUDGET_RESERVE, budget.reserve),
             (topics.BUDGET_COMMIT, budget.commit),
@@ -136,6 +147,17 @@ async def serve_budget(bus: Bus, clock: Clock = time.time, ping: Ping | None = N
             await bus.calls.serve(topics.BUDGET_SERVICE, VERSION, endpoints)
         finally:
             sweeper.cancel()
+            if not bus.lifetime.stopping:  # serving failed: no last samples
+                sampler.cancel()
+
+
+def _reader(budget: Budget) -> Callable[[str], Awaitable[LedgerView]]:
+    """A tenant's ledger read as the `get` endpoint answers it, for the spend samples."""
+
+    async def read(tenant: str) -> LedgerView:
+        return await budget.get(GetLedger(tenant=tenant))
+
+    return read
 
 
 async def serve(bus: Bus) -> None:

@@ -39,6 +39,7 @@ from proto.v1 import (
     LedgerRecreated,
     Overage,
     Reservation,
+    SpendSampled,
     ThresholdCrossed,
     WindowRolled,
 )
@@ -54,6 +55,7 @@ from services.budget.ledger import (
     new_ledger,
 )
 from services.budget.metrics import BudgetMetrics
+from services.budget.sampler import sample_msg_id
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,8 @@ def event_msg_id(event: BudgetEvents) -> str:
             return f"{event.tenant}.{event.window_id}.rolled"
         case LedgerRecreated(removed_revision=revision):
             return f"{event.tenant}.recreated.{revision}"
+        case SpendSampled():
+            return sample_msg_id(event)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from maestro.bus import Bus
 from maestro.errors import RemoteError
 from maestro.runtime import running_service
 from maestro.settings import Settings
-from proto.v1 import BudgetEvents, GetLedger, LedgerView
+from proto.v1 import BudgetEvents, GetLedger, LedgerView, SpendSampled
 from services.budget.service import SERVICE, serve_budget
 from services.budget.store import Clock
 
@@ -41,8 +41,11 @@ async def budget(settings: Settings, bus: Bus, replicas: int = 1) -> AsyncIterat
         yield
 
 
-async def read_budget_events(js: JetStreamContext, tenant: str) -> list[BudgetEvents]:
-    """Every budget event of the tenant stored so far, oldest first."""
+async def read_budget_events(
+    js: JetStreamContext, tenant: str, *, samples: bool = False
+) -> list[BudgetEvents]:
+    """Every budget event of the tenant stored so far, oldest first; the spend samples only when asked for
+    (a replica samples every MAESTRO_BUDGET_SAMPLE_S, a round that may fall in any test)."""
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=10.0, mem_storage=True
     )
@@ -58,16 +61,22 @@ async def read_budget_events(js: JetStreamContext, tenant: str) -> list[BudgetEv
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
-    return found
+    return found if samples else [event for event in found if not isinstance(event, SpendSampled)]
 
 
 async def wait_for_events(
-    js: JetStreamContext, tenant: str, done: Callable[[list[BudgetEvents]], bool], within: float = 5.0
+    js: JetStreamContext,
+    tenant: str,
+    done: Callable[[list[BudgetEvents]], bool],
+    within: float = 5.0,
+    *,
+    samples: bool = False,
 ) -> list[BudgetEvents]:
-    """The tenant's budget events once `done(events)` holds; raises TimeoutError."""
+    """The tenant's budget events (with the spend samples, when asked for) once `done(events)` holds; raises
+    TimeoutError."""
     async with asyncio.timeout(within):
         while True:
-            events = await read_budget_events(js, tenant)
+            events = await read_budget_events(js, tenant, samples=samples)
             if done(events):
                 return events
             await asyncio.sleep(0.05)
