@@ -122,6 +122,19 @@ async def test_a_commit_is_sampled_with_what_it_charged(settings: Settings, bus:
     assert (last.spent_tokens, last.window_id, last.interval_s) == (1_234, "total", EVERY_S)
 
 
+async def test_a_replica_that_stops_samples_what_changed_since_its_last_round(
+    settings: Settings, bus: Bus
+) -> None:
+    # Its rounds are an hour apart: the change is sampled as the replica stops, not by a round.
+    async with running_service(SERVICE, settings.with_(budget_sample_s=3600.0, pricing=PRICED)):
+        await answering(bus, "acme")
+        assert await _reserve(bus, "acme", "t1", 3_000)
+        assert await _commit(bus, "acme", "t1", 777) == 777
+
+    (last,) = _samples(await read_budget_events(bus.js, "acme", samples=True))
+    assert (last.spent_micro_usd, last.held_micro_usd, last.interval_s) == (777, 0, 3600.0)
+
+
 async def test_a_ledger_that_does_not_change_is_not_sampled_again(settings: Settings, bus: Bus) -> None:
     async with running_service(SERVICE, settings.with_(budget_sample_s=EVERY_S, pricing=PRICED)):
         await answering(bus, "quiet")
