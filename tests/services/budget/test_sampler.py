@@ -194,6 +194,6 @@ async def test_two_replicas_that_both_changed_a_tenant_store_one_sample_per_inte
 
     samples = _samples(events)
     intervals = [interval_of(s.at.timestamp(), s.interval_s) for s in samples]
-    assert len(samples) >= 3
+    assert len(samples) >= 2
     assert len(set(intervals)) == len(intervals), intervals
     assert intervals == sorted(intervals)
