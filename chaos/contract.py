@@ -44,19 +44,24 @@ CHECKS: Mapping[str, str] = {
 """Every check Schemathesis 4 has, all on (its default), and what each proves here. `max_response_time` is
 off: a loaded two-core machine answers slowly now and then, which says nothing about the contract."""
 
+_LISTING_400 = (
+    "a cursor is opaque (only one this API gave out is one); `since` is a time with its zone or a span"
+)
 ACCEPTED_400: Mapping[str, str] = {
     "submitTask": "the model must be one this deployment serves",
     "submitWorkflow": "a DAG's rules: a step needs steps that exist, and no cycle",
     "setBudget": "rules across fields: a role's or a model's sub-limit names it",
     "pushPolicy": "a bundle's own rules, listed in `problems`",
     "createToken": "an expiry in the past",
-    "listTasks": "a cursor is opaque: only one this API gave out is one",
-    "listWorkflows": "a cursor is opaque: only one this API gave out is one",
+    "listTasks": _LISTING_400,
+    "listWorkflows": _LISTING_400,
     "deployGate": "an operator's token must name the tenant, which a tenant's token may leave out",
     "putPerson": "the body's id is the path's, and a time zone is one the IANA database names",
     "completeTask": "an answer must fit its task's form, which only the task says",
     "getPolicyDecisions": "`since` lies within the last 7 days, and `step` cuts the window into at most 2000 "
     "points",
+    "followEvents": "`task` names tasks of one tenant: an operator's token gives `tenant` too",
+    "getBudgetHistory": "`since` is an ISO 8601 time with its zone or a span ago, within the last 7 days",
     # Known gap: rejectTask's body is ActionBody, whose `reason` may be blank; a rejection needs one (400).
     # maestro/operations.py should give it a body type whose reason is required and not blank.
     "rejectTask": "a rejection needs a reason (known gap: the table does not say so yet)",
@@ -80,7 +85,8 @@ TOKEN_ENV = "CONTRACT_TOKEN"
 KEEP_TOKEN_ENV = "CONTRACT_KEEP_TOKEN_ID"
 """The environment variable naming that token's id, which chaos/contract_hooks.py keeps from revocation."""
 _STATUSES = ("2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx")
-_SSE_OPERATION = "getTaskEvents"
+_SSE_OPERATIONS = ("getTaskEvents", "followEvents")
+"""Operations whose answer may be a stream that does not end: each call is cut after a while."""
 
 
 def config(followed_stream_s: float) -> str:
@@ -91,19 +97,17 @@ def config(followed_stream_s: float) -> str:
     lines += ["[warnings]", f"fail-on = {json.dumps(list(FAIL_ON))}", ""]
     lines += ["[checks]", *(f"{name}.enabled = true" for name in CHECKS)]
     lines.append("")
+    # One table per operation: what it may also answer, and how long a stream of its is read.
+    settings: dict[str, list[str]] = {}
     for operation_id in ACCEPTED_400:
-        lines += [
-            "[[operations]]",
-            f'include-operation-id = "{operation_id}"',
-            f"checks.positive_data_acceptance.expected-statuses = {json.dumps(list(_STATUSES))}",
-            "",
-        ]
-    lines += [
-        "[[operations]]",
-        f'include-operation-id = "{_SSE_OPERATION}"',
-        f"request-timeout = {followed_stream_s}",
-        "",
-    ]
+        statuses = json.dumps(list(_STATUSES))
+        settings.setdefault(operation_id, []).append(
+            f"checks.positive_data_acceptance.expected-statuses = {statuses}"
+        )
+    for operation_id in _SSE_OPERATIONS:
+        settings.setdefault(operation_id, []).append(f"request-timeout = {followed_stream_s}")
+    for operation_id, chosen in settings.items():
+        lines += ["[[operations]]", f'include-operation-id = "{operation_id}"', *chosen, ""]
     return "\n".join(lines)
 
 

@@ -18,23 +18,27 @@ from msgspec import structs
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from maestro import claims, codec, deploy_gate, gates, history, listing, topics, tracing
+from maestro import budget_history, claims, codec, deploy_gate, gates, history, listing, topics, tracing
 from maestro.access.grants import mint
 from maestro.access.token_store import TokenStore
 from maestro.bus import Bus
 from maestro.cancel import cancel
 from maestro.errors import MaestroError, NotFound, RemoteError
 from maestro.listing import Page
+from maestro.retry_now import retry_now
 from maestro.runtime import open_bus
 from maestro.scan import scan
 from maestro.settings import Settings
+from maestro.since import parse_since, start_of
 from proto.v1 import (
     ENDING_EVENTS,
     TERMINAL_STATES,
     ApprovalDecision,
+    BudgetHistory,
     Cancelled,
     GetLedger,
     LedgerView,
+    Retrying,
     SetBudget,
     TaskEvent,
     TaskRecord,
@@ -88,6 +92,17 @@ _WAITS_PER_QUESTION = 1000
 """Most task ids one question to the dispatcher names (proto.v1.scheduling.WaitingTasks)."""
 
 
+def _since(given: datetime | str | None) -> datetime | None:
+    """A listing's `since`: a time, or the text the API takes (`1h`, an ISO 8601 time with its zone); raises
+    listing.BadParameter for text it cannot read."""
+    if given is None or isinstance(given, datetime):
+        return given
+    try:
+        return start_of(given, datetime.now(UTC))
+    except ValueError as exc:
+        raise listing.BadParameter("since", str(exc)) from None
+
+
 class Client:
     """A user's handle on Maestro over NATS."""
 
@@ -129,6 +144,7 @@ class Client:
         labels: Mapping[str, str] | None = None,
         limit: int = listing.DEFAULT_LIMIT,
         cursor: str | None = None,
+        since: datetime | str | None = None,
     ) -> Page[TaskRecord]:
         """One page of task records, newest first, passing every filter given (`states`: any of them,
         `labels`: all); pass its `next_cursor` back as `cursor` for the next page.
@@ -144,6 +160,7 @@ class Client:
             labels=labels,
             limit=limit,
             cursor=cursor,
+            since=_since(since),
         )
         return await scan(self.bus.js, topics.BUCKET_TASKS, query, TaskRecord, lambda r: r.role)
 
@@ -214,6 +231,14 @@ class Client:
         """
         return await cancel(self.bus, await self.get(task_id), by=by or "sdk", reason=reason)
 
+    async def retry_now(self, task_id: str, *, by: str = "", reason: str = "") -> Retrying:
+        """Run a task that waits for its next attempt now, not when its back-off ends.
+
+        Raises NotFound for an unknown task and retry_now.NotWaiting when it waits for no retry (or its
+        attempt is starting already).
+        """
+        return await retry_now(self.bus, await self.get(task_id), by=by or "sdk", reason=reason)
+
     # -- workflows ---------------------------------------------------------------------------------------
     async def run_workflow(self, workflow: Workflow, *, traceparent: str | None = None) -> str:
         """Publish a workflow for the orchestrator to start; the same workflow twice is one. Returns its id.
@@ -261,10 +286,17 @@ class Client:
         labels: Mapping[str, str] | None = None,
         limit: int = listing.DEFAULT_LIMIT,
         cursor: str | None = None,
+        since: datetime | str | None = None,
     ) -> Page[WorkflowRecord]:
         """One page of workflow records, newest first, filtered and paged as tasks() does; raises like it."""
         query = listing.query(
-            listing.WORKFLOWS, tenant=tenant, states=states, labels=labels, limit=limit, cursor=cursor
+            listing.WORKFLOWS,
+            tenant=tenant,
+            states=states,
+            labels=labels,
+            limit=limit,
+            cursor=cursor,
+            since=_since(since),
         )
         return await scan(self.bus.js, topics.BUCKET_WORKFLOWS, query, WorkflowRecord)
 
@@ -346,6 +378,13 @@ class Client:
     async def ledger(self, tenant: str) -> LedgerView:
         """A tenant's budget ledger; raises RemoteError when the budget service does not answer."""
         return await self.bus.calls.request(topics.BUDGET_GET, GetLedger(tenant=tenant), key=tenant)
+
+    async def budget_history(self, tenant: str, since: str | None = None) -> BudgetHistory:
+        """A tenant's spend over time (the budget's samples, the last of each of 240 steps) and the budget
+        alerts that fired, from `since` (`2026-12-03T07:00:00Z`, `30m`, `1h`, `7d`; default 24 hours ago)
+        until now. Raises ValueError for a `since` that is neither, over 7 days back or in the future."""
+        now = datetime.now(UTC)
+        return await budget_history.read_history(self.bus.js, tenant, parse_since(since, now), now)
 
     # -- administration: what the HTTP API's admin routes do for an operator ------------------------------
     async def set_budget(self, change: SetBudget) -> LedgerView:

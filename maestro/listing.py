@@ -21,6 +21,7 @@ from typing import Generic, NamedTuple, Protocol, TypeVar, get_args
 import msgspec
 
 from maestro.errors import MaestroError
+from maestro.since import start_of
 from proto.v1 import TaskState, Tenant
 from proto.v1.ids import ROLES, is_human, role_problem
 from proto.v1.workflows import WorkflowState
@@ -113,6 +114,8 @@ class Query:
     limit: int = DEFAULT_LIMIT
     after: Position | None = None
     """The cursor's position: only records after it in the order."""
+    since: datetime | None = None
+    """Only records created at or after it."""
 
     def matches(self, record: Listed, role: str | None = None) -> bool:
         """Whether `record` (of role `role`, for a task) passes every filter and lies after the cursor."""
@@ -123,6 +126,8 @@ class Query:
         if self.role is not None and role != self.role:
             return False
         if any(record.labels.get(k) != v for k, v in self.labels.items()):
+            return False
+        if self.since is not None and _utc(record.created_at) < self.since:
             return False
         return self.after is None or position(record) < self.after
 
@@ -162,6 +167,7 @@ def query(
     labels: Mapping[str, str] | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
+    since: datetime | None = None,
 ) -> Query:
     """A checked Query for `kind`; raises BadParameter naming the first parameter that is wrong."""
     if tenant is not None:
@@ -186,13 +192,14 @@ def query(
     if isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise BadParameter("limit", f"{limit!r} is not between 1 and {MAX_LIMIT}")
     after = decode_cursor(cursor) if cursor is not None else None
-    return Query(tenant, wanted, role, labels, limit, after)
+    return Query(tenant, wanted, role, labels, limit, after, since)
 
 
-def parse(kind: Kind, params: Iterable[tuple[str, str]]) -> Query:
+def parse(kind: Kind, params: Iterable[tuple[str, str]], now: datetime | None = None) -> Query:
     """The Query in a URL's parameters (`tenant`, `state` repeatable or comma-separated, `role`, `label=k:v`
-    repeatable, `limit`, `cursor`); raises BadParameter naming an unknown, repeated or wrong one."""
-    allowed = {"tenant", "state", "label", "limit", "cursor"} | ({"role"} if kind.roles else set())
+    repeatable, `limit`, `cursor`, `since` an ISO 8601 time or a span ago, `1h`, as of `now`); raises
+    BadParameter naming an unknown, repeated or wrong one."""
+    allowed = {"tenant", "state", "label", "limit", "cursor", "since"} | ({"role"} if kind.roles else set())
     given: dict[str, list[str]] = {}
     for name, value in params:
         if name not in allowed:
@@ -200,7 +207,7 @@ def parse(kind: Kind, params: Iterable[tuple[str, str]]) -> Query:
                 name, f"not a parameter of this listing; it takes {', '.join(sorted(allowed))}"
             )
         given.setdefault(name, []).append(value)
-    for name in ("tenant", "role", "limit", "cursor"):
+    for name in ("tenant", "role", "limit", "cursor", "since"):
         if len(given.get(name, [])) > 1:
             raise BadParameter(name, "given more than once")
     labels: dict[str, str] = {}
@@ -222,6 +229,13 @@ def parse(kind: Kind, params: Iterable[tuple[str, str]]) -> Query:
     def one(name: str) -> str | None:
         return given[name][0] if name in given else None
 
+    since = None
+    if (text := one("since")) is not None:
+        try:
+            since = start_of(text, now or datetime.now(UTC))
+        except ValueError as exc:
+            raise BadParameter("since", str(exc)) from None
+
     return query(
         kind,
         tenant=one("tenant"),
@@ -230,6 +244,7 @@ def parse(kind: Kind, params: Iterable[tuple[str, str]]) -> Query:
         labels=labels,
         limit=limit,
         cursor=one("cursor"),
+        since=since,
     )
 
 

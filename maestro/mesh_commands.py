@@ -138,8 +138,10 @@ def _print_banner(mesh: Mesh, token: Path | None) -> None:
     elif mesh.embedded:
         print("  access   NATS asks for no credentials: anyone on this machine may connect (see --nats-auth)")
     print(f"  API      {mesh.api_url}/v1/tasks")
+    print(f"  console  {mesh.api_url}/ui/")
     if token is not None:
-        print(f'  token    {token} (admin: curl -H "Authorization: Bearer $(cat {token})" ...)')
+        print(f'  token    {token} (admin: curl -H "Authorization: Bearer $(cat {token})" ...;')
+        print("           the console asks for it: paste what the file holds)")
     else:
         print("  token    none needed: MAESTRO_AUTH=off, anyone on this machine may call the API")
     for child in mesh.children:

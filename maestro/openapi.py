@@ -33,7 +33,7 @@ TAGS: dict[str, str] = {
     "humans": "Human work: the inbox of human queues' tasks; claims, completions, releases; the people",
     "gates": "Gates a pipeline asks before it acts: may this commit be deployed (a tester task proved it)",
     "policy": "What the policy guard decided over time: requests by verdict and by rule, for charts",
-    "service": "The service itself: its index, probes, metrics, and this document",
+    "service": "The service itself: its index, probes, metrics, this document and the console",
 }
 """Each tag of maestro/operations.py and what its operations are for (a tag missing here is an error)."""
 
@@ -100,6 +100,8 @@ def _parameter(param: Param) -> dict[str, Any]:
 
 
 def _access(operation: Operation) -> str:
+    if operation.any_token:
+        return "Needs a valid token, whatever its scopes."
     if operation.scope is None:
         return "Open: no token needed."
     if operation.operator:
@@ -107,6 +109,12 @@ def _access(operation: Operation) -> str:
             f"Needs an operator's token (tenant `{ALL_TENANTS}`, scope `{operation.scope}`): operator only."
         )
     return f"Needs a token with scope `{operation.scope}` in the tenant the call touches."
+
+
+def _security(operation: Operation) -> list[dict[str, list[str]]]:
+    if operation.any_token:
+        return [{SECURITY_SCHEME: []}]
+    return [{SECURITY_SCHEME: [operation.scope]}] if operation.scope is not None else []
 
 
 def _parity(operation: Operation) -> str:
@@ -156,7 +164,7 @@ def _operation(operation: Operation, schemas: dict[Any, dict[str, Any]]) -> dict
         "summary": operation.summary,
         "description": text,
         "tags": [operation.tag],
-        "security": [{SECURITY_SCHEME: [operation.scope]}] if operation.scope is not None else [],
+        "security": _security(operation),
     }
     if operation.params:
         out["parameters"] = [_parameter(p) for p in operation.params]

@@ -13,7 +13,16 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta
 
 from maestro.listing import MAX_LIMIT, Page
-from proto.v1 import Claimed, LedgerView, Released, Succeeded, TaskEvent, TaskRecord, TaskRequest
+from proto.v1 import (
+    BudgetHistory,
+    Claimed,
+    LedgerView,
+    Released,
+    Succeeded,
+    TaskEvent,
+    TaskRecord,
+    TaskRequest,
+)
 from proto.v1.access import GrantTenant, IssuedToken, Scope, TokenId, TokenRequest, TokenView
 from proto.v1.api import (
     ActionBody,
@@ -23,8 +32,11 @@ from proto.v1.api import (
     CompleteBody,
     Decided,
     Health,
+    Identity,
     Index,
     Readiness,
+    RetriedNow,
+    StreamedEvent,
     Submitted,
     WorkView,
 )
@@ -33,6 +45,7 @@ from proto.v1.guard import DecisionHistory, PolicyInForce
 from proto.v1.humans import Person, PersonId
 from proto.v1.ids import QueueName, Role, TaskId, Tenant
 from proto.v1.reviews import GithubWebhook, HookAnswer
+from proto.v1.tasks import EVENT_KIND_PATTERN
 from proto.v1.workflows import WORKFLOW_ID_PATTERN, Workflow, WorkflowRecord
 
 Method = Literal["GET", "POST", "PUT", "DELETE"]
@@ -93,6 +106,8 @@ class Operation:
     """The scope a token needs in the tenant the call touches; None: no token needed."""
     operator: bool = False
     """Needs an operator's token (tenant `*`, scope admin)."""
+    any_token: bool = False
+    """Needs a valid token, whatever its scopes (`scope` is None)."""
     body: Any = None
     body_media: str = JSON
     body_required: bool = True
@@ -109,7 +124,7 @@ class Operation:
 
     @property
     def guarded(self) -> bool:
-        return self.scope is not None
+        return self.scope is not None or self.any_token
 
 
 def _fails(*answers: tuple[int, str]) -> tuple[Answer, ...]:
@@ -129,6 +144,14 @@ _TASK_ID = Param("id", "path", TaskId, "the task's id", required=True)
 _WORKFLOW_ID = Param("id", "path", WorkflowId, "the workflow's id", required=True)
 _TENANT_PATH = Param("tenant", "path", Tenant, "the tenant", required=True)
 _TRACEPARENT = Param("traceparent", "header", Traceparent, "W3C trace context of the caller")
+_LAST_EVENT_ID = Param(
+    "Last-Event-ID",
+    "header",
+    Annotated[str, Meta(pattern=r"^[0-9]+$")],
+    "resume a followed stream after this event's id (a stream sequence)",
+)
+MAX_FOLLOWED_TASKS = 64
+"""The most tasks one followed stream of events names (a workflow has at most 64 steps)."""
 
 
 def _listing(kind: str, *, roles: bool) -> tuple[Param, ...]:
@@ -149,6 +172,12 @@ def _listing(kind: str, *, roles: bool) -> tuple[Param, ...]:
             repeated=True,
         ),
         Param("limit", "query", Annotated[int, Meta(ge=1, le=MAX_LIMIT)], "at most this many a page (50)"),
+        Param(
+            "since",
+            "query",
+            str,
+            f"only {kind} created at or after this: an ISO 8601 time with its zone, or a span ago (`1h`)",
+        ),
         Param("cursor", "query", str, "the `next_cursor` of the page before"),
     ]
     if roles:
@@ -274,6 +303,37 @@ GET_TASK = Operation(
     sdk="get",
     cli="status",
 )
+GET_TASK_ARTIFACT = Operation(
+    id="getTaskArtifact",
+    method="GET",
+    path="/v1/tasks/{id}/artifacts/{n}",
+    summary="One of the files a task stored (its record's `artifacts[n]`), as a download",
+    tag="tasks",
+    scope="read",
+    params=(
+        _TASK_ID,
+        Param(
+            "n",
+            "path",
+            Annotated[int, Meta(ge=0, le=9999)],
+            "its place in the record's artifacts",
+            required=True,
+        ),
+    ),
+    answers=(
+        Answer(
+            200,
+            "the file's bytes, as the agent stored them (masked by the output rails)",
+            str,
+            "application/octet-stream",
+        ),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(404, "no such task (or another tenant's), or no such artifact"),
+        *_COMMON,
+    ),
+    no_sdk="the files are in the object store maestro_artifacts, under the names the record gives",
+)
 GET_TASK_EVENTS = Operation(
     id="getTaskEvents",
     method="GET",
@@ -284,16 +344,16 @@ GET_TASK_EVENTS = Operation(
     params=(
         _TASK_ID,
         Param("follow", "query", Literal["0", "1"], "1: stream the events (text/event-stream) until it ends"),
-        Param(
-            "Last-Event-ID",
-            "header",
-            Annotated[str, Meta(pattern=r"^[0-9]+$")],
-            "resume a followed stream after this event's id (a stream sequence)",
-        ),
+        _LAST_EVENT_ID,
     ),
     answers=(
         Answer(200, "the events so far", list[TaskEvent]),
-        Answer(200, "followed: `id:` the sequence, `event:` the kind, `data:` the event", str, EVENT_STREAM),
+        Answer(
+            200,
+            "followed: `id:` the sequence, `event:` the kind, `data:` the event",
+            StreamedEvent,
+            EVENT_STREAM,
+        ),
         Answer(*BAD),
         Answer(*FORBIDDEN),
         Answer(404, "no such task (or another tenant's)"),
@@ -301,6 +361,53 @@ GET_TASK_EVENTS = Operation(
     ),
     sdk="events",
     cli="watch",
+)
+FOLLOW_EVENTS = Operation(
+    id="followEvents",
+    method="GET",
+    path="/v1/events",
+    summary="Every task event the token may see, as Server-Sent Events, from now (or after Last-Event-ID) on",
+    tag="tasks",
+    scope="read",
+    params=(
+        Param("tenant", "query", Tenant, "only this tenant's events (a tenant's token sees its own only)"),
+        Param(
+            "task",
+            "query",
+            TaskId,
+            f"only these tasks' events (repeated, at most {MAX_FOLLOWED_TASKS}; with `tenant`)",
+            repeated=True,
+        ),
+        Param(
+            "kind",
+            "query",
+            Annotated[str, Meta(pattern=EVENT_KIND_PATTERN)],
+            "only events of these kinds (`task.succeeded`; repeated)",
+            repeated=True,
+        ),
+        _LAST_EVENT_ID,
+    ),
+    answers=(
+        Answer(
+            200,
+            "`id:` the sequence, `event:` the kind, `data:` the event, until the client goes",
+            StreamedEvent,
+            EVENT_STREAM,
+        ),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        *_COMMON,
+    ),
+    no_sdk="a live view for pages and dashboards; the SDK follows one task (`events`) or reads the stream",
+    description="What the console's pages update from: no polling. A client that lost the stream resumes "
+    "with `Last-Event-ID` and misses nothing the stream still holds.",
+)
+RETRY_TASK = _task_action(
+    "retry",
+    "Run a task that waits for its next attempt now, instead of when its back-off ends",
+    Answer(202, "the next attempt is handed to the agents now", RetriedNow),
+    scope="submit",
+    sdk="retry_now",
 )
 APPROVE_TASK = _task_action(
     "approve",
@@ -560,6 +667,35 @@ SET_BUDGET = Operation(
     cli="budget set",
     examples={"monthly": {"limit_micro_usd": 50_000_000, "window": "monthly"}},
 )
+GET_BUDGET_HISTORY = Operation(
+    id="getBudgetHistory",
+    method="GET",
+    path="/v1/budgets/{tenant}/history",
+    summary="A tenant's spend over time (spent, held, remaining) and the budget alerts that fired",
+    tag="admin",
+    scope="read",
+    params=(
+        _TENANT_PATH,
+        Param(
+            "since",
+            "query",
+            str,
+            "where the range starts: an ISO 8601 time with its zone (`2026-12-03T07:00:00Z`) or how long ago "
+            "(`30m`, `1h`, `7d`); at most 7 days back, never in the future (default: 24 hours ago)",
+        ),
+    ),
+    answers=(
+        Answer(200, "the samples and alerts from `since` until now", BudgetHistory),
+        Answer(*BAD),
+        Answer(*FORBIDDEN),
+        Answer(404, "another tenant's budget"),
+        *_COMMON,
+    ),
+    sdk="budget_history",
+    cli="budget history",
+    description="The budget replicas sample each tenant's ledger every MAESTRO_BUDGET_SAMPLE_S while it "
+    "changes; the answer keeps the last sample of each of 240 steps of the range (`step_s`).",
+)
 
 _POLICY_ANSWER = Answer(200, "the bundle in force", PolicyInForce)
 _NOT_OPERATOR = Answer(403, "not an operator's token")
@@ -611,7 +747,6 @@ RESET_POLICY = Operation(
     sdk="reset_policy",
     cli="policy reset",
 )
-
 STEP_PATTERN = r"^([0-9]{1,7})([smhd]?)$"
 """A chart's step: seconds, or a number with its unit (`30s`, `5m`, `1h`, `1d`)."""
 GET_POLICY_DECISIONS = Operation(
@@ -873,14 +1008,58 @@ GET_REFERENCE = Operation(
     no_sdk="a page for people",
 )
 
+GET_IDENTITY = Operation(
+    id="getIdentity",
+    method="GET",
+    path="/v1/me",
+    summary="Who the token is: its subject, tenant and scopes",
+    tag="admin",
+    any_token=True,
+    answers=(Answer(200, "the token's identity", Identity), *_COMMON),
+    no_sdk="the SDK and the CLI hold the token they use; `maestro token ls` lists them",
+    description="What the console asks first, so that it shows only the actions the token may take.",
+)
+GET_CONSOLE = Operation(
+    id="getConsole",
+    method="GET",
+    path="/ui/",
+    summary="The operator console: approvals, tasks, workflows, budgets and policy, in a browser",
+    tag="service",
+    answers=(
+        Answer(200, "the console's page (it asks for a token, and calls this API with it)", str, "text/html"),
+    ),
+    no_sdk="a page for people",
+)
+GET_CONSOLE_ASSET = Operation(
+    id="getConsoleAsset",
+    method="GET",
+    path="/ui/{file}",
+    summary="One of the console's files (its script, style and icon)",
+    tag="service",
+    params=(
+        Param(
+            "file",
+            "path",
+            Annotated[str, Meta(pattern=r"^[a-z0-9_-]+\.(js|css|svg)$")],
+            "the file",
+            required=True,
+        ),
+    ),
+    answers=(Answer(200, "the file", str, "text/plain"), Answer(404, "no such file")),
+    no_sdk="a page for people",
+)
+
 OPERATIONS: tuple[Operation, ...] = (
     SUBMIT_TASK,
     LIST_TASKS,
     GET_TASK,
     GET_TASK_EVENTS,
+    GET_TASK_ARTIFACT,
+    FOLLOW_EVENTS,
     APPROVE_TASK,
     REJECT_TASK,
     CANCEL_TASK,
+    RETRY_TASK,
     CLAIM_TASK,
     RELEASE_TASK,
     COMPLETE_TASK,
@@ -897,6 +1076,7 @@ OPERATIONS: tuple[Operation, ...] = (
     RESUME_WORKFLOW,
     GET_BUDGET,
     SET_BUDGET,
+    GET_BUDGET_HISTORY,
     GET_POLICY,
     PUSH_POLICY,
     RESET_POLICY,
@@ -912,5 +1092,8 @@ OPERATIONS: tuple[Operation, ...] = (
     GET_METRICS,
     GET_OPENAPI,
     GET_REFERENCE,
+    GET_IDENTITY,
+    GET_CONSOLE,
+    GET_CONSOLE_ASSET,
 )
 """Every operation of the orchestrator's HTTP API, in the order the document lists them."""

@@ -31,8 +31,7 @@ def parse_since(text: str | None, now: datetime) -> datetime:
     if text is None or not text.strip():
         return (now - DEFAULT).astimezone(UTC)
     text = text.strip()
-    ago = _AGO.match(text)
-    start = now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))}) if ago else _instant(text)
+    start = start_of(text, now)
     if start > now:
         raise ValueError(f"since={text} is in the future")
     if now - start > LONGEST:
@@ -40,6 +39,15 @@ def parse_since(text: str | None, now: datetime) -> datetime:
             f"since={text} is more than {LONGEST.days} days ago; ranges reach {LONGEST.days}d back at most"
         )
     return start.astimezone(UTC)
+
+
+def start_of(text: str, now: datetime) -> datetime:
+    """The time `text` names, an ISO 8601 time with its zone or `<n>m|h|d` before `now`, however far back
+    (a listing's `since`); raises ValueError, with a text for the reader, for anything else."""
+    ago = _AGO.match(text.strip())
+    if ago:
+        return (now - timedelta(**{_UNITS[ago.group(2)]: int(ago.group(1))})).astimezone(UTC)
+    return _instant(text.strip()).astimezone(UTC)
 
 
 def _instant(text: str) -> datetime:

@@ -140,16 +140,32 @@ class Streams:
         """Send a message to whoever listens on `subject` now (core NATS: not stored, no answer)."""
         await self._nc.publish(subject.name, codec.encode(message))
 
-    async def schedule(self, subject: Subject[M], message: M, *, due: datetime, target: Subject[M]) -> PubAck:
+    async def schedule(
+        self,
+        subject: Subject[M],
+        message: M,
+        *,
+        due: datetime,
+        target: Subject[M],
+        after_seq: int | None = None,
+    ) -> PubAck:
         """Have the server store `message` on `target` at `due` (a JetStream message schedule, ADR-51).
 
         `subject` names the schedule and `target` must be in the same stream, which allows schedules;
         scheduling on `subject` again replaces what was scheduled there, and a `due` in the past comes due
-        at once.
+        at once. With `after_seq`, only if the schedule there is still the one at that stream sequence (a
+        schedule that came due is gone); raises WrongRevision otherwise.
         """
         at = due.astimezone(UTC).isoformat().replace("+00:00", "Z")
         headers = {topics.HEADER_SCHEDULE: f"@at {at}", topics.HEADER_SCHEDULE_TARGET: target.name}
-        return await self._store(subject.name, codec.encode(message), headers)
+        if after_seq is not None:
+            headers[topics.HEADER_EXPECTED_LAST_SUBJECT_SEQ] = str(after_seq)
+        try:
+            return await self._store(subject.name, codec.encode(message), headers)
+        except APIError as exc:
+            if after_seq is not None and exc.err_code in WRONG_LAST_SEQUENCE:
+                raise WrongRevision(f"{subject.name} moved past sequence {after_seq}") from None
+            raise
 
     async def compare_and_set(self, bucket: str, key: str, value: bytes, revision: int | None) -> int:
         """Write a KV entry only if it is still at `revision` (None: only if there is none); the new revision.

@@ -6,6 +6,7 @@ answers only the HTTP API gives: a submission's receipt, a decision's, an error,
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from msgspec import Meta
@@ -92,6 +93,42 @@ class ApiError(Message, frozen=True):
     """`not ready` (503 from /readyz)."""
     problems: list[Problem] | None = None
     """What is wrong with a policy bundle (400, 409, 500 from /v1/policy)."""
+
+
+class RetriedNow(Message, frozen=True):
+    """202 to POST /v1/tasks/{id}/retry: the task's next attempt, which waited for its back-off, runs now."""
+
+    id: TaskId
+    tenant: Tenant
+    attempt: int
+    by: str
+    was_due: datetime
+    """When it would have run."""
+
+
+class StreamedEvent(Message, frozen=True):
+    """One Server-Sent Event of a followed stream of task events (text/event-stream), as its fields: what
+    each event of GET /v1/tasks/{id}/events?follow=1 and GET /v1/events is."""
+
+    id: str
+    """The event's stream sequence: sent back as Last-Event-ID, the stream resumes after it."""
+    event: str
+    """The event's kind (`task.succeeded`)."""
+    data: str
+    """The task event itself, as JSON (a TaskEvent, whose `kind` is `event`)."""
+
+
+class Identity(Message, frozen=True):
+    """GET /v1/me: who the token is and what it may do (the console shows only the buttons it may use)."""
+
+    subject: str
+    tenant: str
+    """The tenant the token acts in, or `*`: every tenant."""
+    scopes: list[str]
+    operator: bool
+    """Administers every tenant: budgets, the policy bundle, people."""
+    auth: bool = True
+    """False when the API checks no tokens (MAESTRO_AUTH=off): everyone may do everything."""
 
 
 class Index(Message, frozen=True):

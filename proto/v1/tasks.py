@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 from msgspec import Meta
@@ -454,6 +454,10 @@ TaskEvent = (
     | Escalated
     | HandedOff
 )
+
+EVENT_KINDS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in get_args(TaskEvent))
+"""Every kind of task event, as the wire names it (`task.succeeded`)."""
+EVENT_KIND_PATTERN = "^(" + "|".join(sorted(k.replace(".", "\\.") for k in EVENT_KINDS)) + ")$"
 
 
 class TaskRecord(Message, frozen=True):

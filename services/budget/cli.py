@@ -1,4 +1,5 @@
-"""`maestro budget show|set`: read a tenant's ledger, or change its limits through the budget service.
+"""`maestro budget show|set|history`: read a tenant's ledger, change its limits through the budget service, or
+read its spend over time and the alerts that fired.
 
 `set` goes through the budget's `set` endpoint rather than writing KV itself: the change is then one
 compare-and-set on the tenant's ledger, ordered with every reservation (no reservation is judged against
@@ -9,13 +10,28 @@ from __future__ import annotations
 
 import argparse
 import re
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from maestro import arguments
 from maestro.client import open_client
 from maestro.settings import Settings
-from proto.v1 import ROLES, LedgerView, ScopeView, SetBudget
+from maestro.since import parse_since
+from proto.v1 import (
+    ROLES,
+    BudgetAlerts,
+    BudgetHistory,
+    HoldExpired,
+    LateCommit,
+    LedgerRecreated,
+    LedgerView,
+    Overage,
+    ScopeView,
+    SetBudget,
+    ThresholdCrossed,
+    WindowRolled,
+)
 from proto.v1.ids import MAX_MICRO_USD, MAX_TOKENS, MODEL_PATTERN
 from services.budget.windows import WINDOWS
 
@@ -52,6 +68,22 @@ def register(sub: Any) -> None:
     )
     change.set_defaults(run=set_budget)
 
+    history = commands.add_parser(
+        "history",
+        help="a tenant's spend over time and the budget alerts that fired",
+        description="The budget's spend samples (the last of each of 240 steps of the range) and every "
+        "budget alert (thresholds crossed, overages, expired holds, new windows), oldest first.",
+    )
+    history.add_argument("tenant", type=arguments.tenant)
+    history.add_argument(
+        "--since",
+        type=_since,
+        default=None,
+        metavar="WHEN",
+        help="an ISO 8601 time with its zone, or how long ago: 30m, 1h, 7d (default 24h; at most 7d)",
+    )
+    history.set_defaults(run=show_history)
+
 
 def _micro_usd(text: str) -> int:
     try:
@@ -80,6 +112,14 @@ def _model(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"not a model id (at most 128 of A-Z a-z 0-9 . _ : / @ + -): {text[:40]!r}"
         )
+    return text
+
+
+def _since(text: str) -> str:
+    try:
+        parse_since(text, datetime.now(UTC))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
@@ -151,4 +191,48 @@ async def set_budget(settings: Settings, args: argparse.Namespace) -> int:
     async with open_client(settings) as client:
         view = await client.set_budget(change)
     print("\n".join(describe(view)))
+    return 0
+
+
+def _alert(alert: BudgetAlerts) -> str:
+    match alert:
+        case ThresholdCrossed():
+            return f"{alert.scope} reached {alert.percent}% ({alert.spent:,} of {alert.limit:,})"
+        case Overage():
+            return f"{alert.reservation_id} charged {_usd(alert.overage_micro_usd)} past its hold"
+        case HoldExpired():
+            return f"{alert.reservation_id} expired, {_usd(alert.released_micro_usd)} released"
+        case WindowRolled():
+            previous = alert.previous
+            return f"{previous.window_id} closed: spent {_usd(previous.spent_micro_usd)}"
+        case LateCommit():
+            return f"{alert.reservation_id} committed late: {_usd(alert.charged_micro_usd)}"
+        case LedgerRecreated():
+            return f"ledger started afresh ({alert.removed_by} at revision {alert.removed_revision})"
+
+
+def describe_history(history: BudgetHistory) -> list[str]:
+    """The lines `budget history` prints."""
+    step = f"{history.step_s:g}s"
+    lines = [f"{history.tenant} since {history.since.isoformat()}, the last sample of each {step} step"]
+    if history.partial:
+        lines.append("partial: the range held more events than one read takes; the newest are not here")
+    lines.append(f"{'at':<25} {'window':<10} {'spent':>16} {'held':>16} {'remaining':>16} {'limit':>16}")
+    for s in history.samples:
+        lines.append(
+            f"{s.at.isoformat(timespec='seconds'):<25} {s.window_id:<10} {_usd(s.spent_micro_usd):>16} "
+            f"{_usd(s.held_micro_usd):>16} {_usd(s.remaining_micro_usd):>16} {_usd(s.limit_micro_usd):>16}"
+        )
+    lines.append(f"alerts: {len(history.alerts)}")
+    for alert in history.alerts:
+        kind = alert.__struct_config__.tag
+        lines.append(f"{alert.at.isoformat(timespec='seconds'):<25} {kind:<22} {_alert(alert)}")
+    return lines
+
+
+async def show_history(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a tenant's spend samples and budget alerts since a time."""
+    async with open_client(settings) as client:
+        history = await client.budget_history(args.tenant, args.since)
+    print("\n".join(describe_history(history)))
     return 0

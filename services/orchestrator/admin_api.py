@@ -29,21 +29,13 @@ from maestro.policy.bundle import BundleError
 from proto.v1 import GetLedger, LedgerView, SetBudget
 from proto.v1.access import ALL_TENANTS, IssuedToken, TokenRequest
 from proto.v1.api import BudgetChange, Problem
-from proto.v1.ids import TENANT_PATTERN
-from services.orchestrator.bodies import body_of, only
+from services.orchestrator.bodies import body_of, only, tenant_of
 
 log = logging.getLogger(__name__)
 
-_TENANT = re.compile(TENANT_PATTERN)
 _TOKEN_ID = re.compile(r"^[0-9a-f]{16}$")
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/plain"})
 """The content types a bundle may be pushed as."""
-
-
-def _tenant(text: str, where: str) -> str | web.Response:
-    if not _TENANT.match(text):
-        return error(400, f"not a tenant name (expected {TENANT_PATTERN}): {text[:64]!r}", field=where)
-    return text
 
 
 def _remote(exc: RemoteError, what: str) -> web.Response:
@@ -67,7 +59,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
     # -- budgets ---------------------------------------------------------------------------------------
     def budget_tenant(request: web.Request, caller: Caller) -> str | web.Response:
         """The path's tenant when the caller sees it; 404 as for a tenant without a budget when not."""
-        tenant = _tenant(request.match_info["tenant"], "tenant")
+        tenant = tenant_of(request.match_info["tenant"], "tenant")
         if isinstance(tenant, str) and not caller.sees(tenant):
             return error(404, f"no budget for tenant {tenant}")
         return tenant
@@ -120,7 +112,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         if refused := only(request, ("tenant",)) or not_operator(caller, "push the policy bundle"):
             return refused
         tenant = request.query.get("tenant")
-        if tenant is not None and isinstance(checked := _tenant(tenant, "tenant"), web.Response):
+        if tenant is not None and isinstance(checked := tenant_of(tenant, "tenant"), web.Response):
             return checked
         if request.content_type not in YAML_TYPES:
             shown = request.content_type or "none"
@@ -196,7 +188,7 @@ def admin_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         if refused := only(request, ("tenant",)):
             return refused
         tenant = request.query.get("tenant", caller.tenant)
-        if tenant != ALL_TENANTS and isinstance(checked := _tenant(tenant, "tenant"), web.Response):
+        if tenant != ALL_TENANTS and isinstance(checked := tenant_of(tenant, "tenant"), web.Response):
             return checked
         if caller.tenant not in (ALL_TENANTS, tenant):
             return error(403, f"this token administers tenant {caller.tenant} only", field="tenant")

@@ -3,15 +3,12 @@ included, is JSON, except a followed task's events, which are Server-Sent Events
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from maestro import claims, codec, history, listing, operations, runtime, topics, tracing
 from maestro.access.grants import Caller
@@ -22,30 +19,31 @@ from maestro.client import publish_request
 from maestro.errors import Retry
 from maestro.http import error, index_route, json_answer, readyz_route, route, traceparent
 from maestro.presence import PresenceView, roles_without_worker, unserved_warning
+from maestro.retry_now import NotWaiting, retry_now
 from proto.v1 import (
-    ENDING_EVENTS,
     ApprovalDecision,
-    TaskEvent,
     TaskRecord,
     TaskRequest,
 )
-from proto.v1.api import CancelAccepted, Decided, Submitted
+from proto.v1.api import CancelAccepted, Decided, RetriedNow, Submitted
 from proto.v1.ids import ROLES
 from services.orchestrator.admin_api import admin_routes
+from services.orchestrator.artifacts_api import artifact_routes
 from services.orchestrator.bodies import actor_of, body_of, task_id_of
+from services.orchestrator.budget_history_api import budget_history_routes
+from services.orchestrator.console.routes import console_routes
 from services.orchestrator.contract_api import contract_routes
 from services.orchestrator.decisions_api import decision_routes
 from services.orchestrator.desk_api import desk_routes
+from services.orchestrator.event_stream import stream_events
 from services.orchestrator.gates_api import gate_routes
 from services.orchestrator.hooks_api import hook_routes
+from services.orchestrator.identity_api import identity_routes
+from services.orchestrator.live_api import last_event_id, live_routes
 from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.api import workflow_routes
 
 log = logging.getLogger(__name__)
-
-KEEPALIVE_S = 5.0
-"""How long a followed task's stream stays silent before a comment line: how soon a client that went away,
-or a server that is stopping, ends the stream."""
 
 
 def routes(bus: Bus) -> list[web.RouteDef]:
@@ -80,8 +78,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
     async def record_for(caller: Caller, task_id: str) -> TaskRecord | web.Response:
         """The task's record when the caller may see it; else 404, the same as for a task that does not
         exist, so that another tenant's ids cannot be probed."""
-        stored = await store.read(task_id)
-        record = codec.decode(TaskRecord, stored) if stored is not None else None
+        record = await store.record(task_id)
         if record is None or not caller.sees(record.tenant):
             return error(404, f"no task {task_id}")
         return record
@@ -149,11 +146,11 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         if follow not in ("0", "1"):
             return error(400, f"follow is 1 or 0, not {follow!r}", field="follow")
         # Checked whether or not the stream is followed: a header the API takes is never ignored when wrong.
-        last_seen = request.headers.get("Last-Event-ID", "0")  # a reconnecting EventSource resumes after it
-        if not (last_seen.isascii() and last_seen.isdigit()):
-            return error(400, f"Last-Event-ID is a stream sequence, not {last_seen!r}", field="Last-Event-ID")
+        last_seen = last_event_id(request)  # a reconnecting EventSource resumes after it
+        if isinstance(last_seen, web.Response):
+            return last_seen
         if follow == "1":
-            return await follow_events(request, caller, task_id, int(last_seen))
+            return await follow_events(request, caller, task_id, last_seen or 0)
         # Each event names its tenant: the caller sees its own tenant's only (a conflicting submission
         # from another tenant leaves a rejection under the same id, which is that tenant's).
         events = [e for e in await history.read_events(bus.js, task_id) if caller.sees(e.tenant)]
@@ -175,44 +172,9 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             return error(404, f"no task {task_id}")
         if not caller.may("read", tenant):
             return forbidden(caller, "read", tenant)
-        # An ordered push consumer: the stored events, then each new one as the server stores it, no polling.
-        sub = await bus.js.subscribe(
-            topics.EVENTS.subject(tenant, task_id),
-            stream=topics.STREAM_EVENTS,
-            ordered_consumer=True,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                opt_start_seq=last_seen + 1,
-                inactive_threshold=30.0,
-            ),
-        )
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        try:
-            await response.prepare(request)
-            while bus.lifetime.accepting:
-                try:
-                    msg = await sub.next_msg(timeout=KEEPALIVE_S)
-                except NatsTimeout:
-                    await response.write(b": keep-alive\n\n")  # fails once the client has gone
-                    continue
-                try:
-                    event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
-                except codec.DecodeError:
-                    continue
-                kind = type(event).__struct_config__.tag
-                frame = f"id: {msg.metadata.sequence.stream}\nevent: {kind}\ndata: "
-                await response.write(frame.encode() + codec.encode(event) + b"\n\n")
-                if isinstance(event, ENDING_EVENTS):
-                    break
-            await response.write_eof()
-        except ConnectionResetError:
-            pass  # the client went away: nothing to answer
-        finally:
-            with contextlib.suppress(NatsError):
-                await sub.unsubscribe()
-        return response
+        # The stored events, then each new one as the server stores it, until the task ends.
+        subject = topics.EVENTS.subject(tenant, task_id)
+        return await stream_events(request, bus, [subject], after_seq=last_seen, until_end=True)
 
     async def decide(request: web.Request, caller: Caller, approved: bool) -> web.StreamResponse:
         task_id = task_id_of(request)
@@ -279,6 +241,27 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         )
         return json_answer(answer, status=202)
 
+    async def retry_task(request: web.Request, caller: Caller) -> web.StreamResponse:
+        task_id = task_id_of(request)
+        if isinstance(task_id, web.Response):
+            return task_id
+        body = await actor_of(request, "retry", limit)
+        if isinstance(body, web.Response):
+            return body
+        record = await record_for(caller, task_id)
+        if isinstance(record, web.Response):
+            return record
+        by = actor(caller, "submit", record.tenant, body.by)
+        if isinstance(by, web.Response):
+            return by
+        try:
+            event = await retry_now(bus, record, by=by, reason=body.reason)
+        except NotWaiting as exc:
+            return error(409, str(exc), state=exc.state)
+        was_due = record.next_retry_at or event.next_at
+        answer = RetriedNow(id=task_id, tenant=record.tenant, attempt=event.attempt, by=by, was_due=was_due)
+        return json_answer(answer, status=202)
+
     async def approve(request: web.Request, caller: Caller) -> web.StreamResponse:
         return await decide(request, caller, approved=True)
 
@@ -298,11 +281,17 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         route(operations.APPROVE_TASK, guarded(approve)),
         route(operations.REJECT_TASK, guarded(reject)),
         route(operations.CANCEL_TASK, guarded(cancel_task)),
+        route(operations.RETRY_TASK, guarded(retry_task)),
+        *live_routes(bus, gate),
+        *artifact_routes(bus, store, gate),
+        *identity_routes(gate),
         *workflow_routes(bus, store, gate),
         *admin_routes(bus, gate),
+        *budget_history_routes(bus, gate),
         *gate_routes(bus, gate),
         *decision_routes(bus, gate),
         *desk_routes(bus, gate),
         *contract_routes(),
+        *console_routes(),
         *hook_routes(bus),
     ]

@@ -14,7 +14,7 @@ from msgspec import inspect
 from maestro import codec
 from maestro.http import error, limited_body
 from proto.v1.api import ActionBody
-from proto.v1.ids import TOKEN_PATTERN
+from proto.v1.ids import TENANT_PATTERN, TOKEN_PATTERN
 
 T = TypeVar("T")
 _TASK_ID = re.compile(TOKEN_PATTERN)
@@ -142,6 +142,16 @@ def task_id_of(request: web.Request) -> str | web.Response:
     if not _TASK_ID.match(task_id):
         return error(400, f"not a valid task id (expected {TOKEN_PATTERN})", field="id")
     return task_id
+
+
+_TENANT = re.compile(TENANT_PATTERN)
+
+
+def tenant_of(text: str, where: str) -> str | web.Response:
+    """`text` when it is a tenant's name, else the 400 to answer, naming `where` it was given."""
+    if not _TENANT.match(text):
+        return error(400, f"not a tenant name (expected {TENANT_PATTERN}): {text[:64]!r}", field=where)
+    return text
 
 
 def only(request: web.Request, allowed: Iterable[str]) -> web.Response | None:

@@ -42,6 +42,14 @@ def register(sub: Any) -> None:
     cancel.add_argument("--by", help="who cancels (default: your user name)")
     cancel.set_defaults(run=cancel_task)
 
+    retry = sub.add_parser(
+        "retry", help="run a task that waits for its next attempt now, not after its back-off"
+    )
+    retry.add_argument("id", type=arguments.task_id, help="the task id")
+    retry.add_argument("--reason", default="", help="why (kept in the task's events)")
+    retry.add_argument("--by", help="who asks (default: your user name)")
+    retry.set_defaults(run=retry_task)
+
     ls = sub.add_parser(
         "ls",
         help="list tasks (or workflows), newest first",
@@ -104,6 +112,14 @@ async def cancel_task(settings: Settings, args: argparse.Namespace) -> int:
             f"cancelled {event.task_id} (by {event.by})" + (f": {event.reason}" if event.reason else "")
         )
     )
+    return 0
+
+
+async def retry_task(settings: Settings, args: argparse.Namespace) -> int:
+    """Hand the task's next attempt to its agents now."""
+    async with open_client(settings) as client:
+        event = await client.retry_now(args.id, by=args.by or arguments.user(), reason=args.reason)
+    print(printable(f"retrying {event.task_id} now: attempt {event.attempt} ({event.error})"))
     return 0
 
 

@@ -78,6 +78,11 @@ class TaskStore:
             return None
         return entry.value or None
 
+    async def record(self, task_id: str) -> TaskRecord | None:
+        """The stored record, decoded, or None; never cached."""
+        stored = await self.read(task_id)
+        return codec.decode(TaskRecord, stored) if stored is not None else None
+
     async def get(self, task_id: str) -> Versioned | None:
         """The record and its revision from the bucket (not the cache), or None when there is none."""
         try:

@@ -36,7 +36,7 @@ from tests.services.orchestrator.support import orchestrator
 
 UNTRUSTED = "tester"
 """The one role that runs a task's commands."""
-CAMPAIGN = contract.Campaign(examples=10)
+CAMPAIGN = contract.Campaign(examples=10, followed_stream_s=1.0)
 """Deterministic (the same inputs every run, so a failure is reproduced by running the test again). Ten
 inputs per operation and phase, beside the examples and the coverage phase's boundary and type cases:
 about 1,800 requests in 17 to 23 s on this two-core machine, the whole file 21 to 27 s (the suite's budget
@@ -104,6 +104,7 @@ BODIES: dict[str, Any] = {
     "approveTask": {"reason": "fine"},
     "rejectTask": {"reason": "no"},
     "cancelTask": {"reason": "stop"},
+    "retryTask": {"reason": "now"},
     "claimTask": {"reason": "mine"},
     "releaseTask": {"reason": "later"},
     "completeTask": {"answer": {"approved": True}},

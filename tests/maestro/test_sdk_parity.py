@@ -21,7 +21,7 @@ import msgspec
 from maestro import openapi, operations
 from maestro.cli import _parser
 from maestro.client import Client
-from proto.v1 import ApprovalDecision, Cancelled, SetBudget
+from proto.v1 import ApprovalDecision, Cancelled, Retrying, SetBudget
 
 JSON = "application/json"
 
@@ -50,6 +50,9 @@ DIFFERENT: dict[str, Different] = {
     "cancelTask": Different(
         "the SDK returns the Cancelled event it recorded; CancelAccepted is the HTTP receipt of it",
         answer=Cancelled,
+    ),
+    "retryTask": Different(
+        "the SDK returns the Retrying event it recorded; RetriedNow is the HTTP receipt of it", answer=Retrying
     ),
     "setBudget": Different(
         "the HTTP body leaves the tenant to the path; the SDK takes the SetBudget the budget service takes",
