@@ -129,12 +129,7 @@ class Streams:
                 sent[topics.HEADER_TRACEPARENT] = traceparent
             if after_seq is not None:
                 sent[topics.HEADER_EXPECTED_LAST_SUBJECT_SEQ] = str(after_seq)
-        try:
-            return await self._store(subject.name, codec.encode(message), sent)
-        except APIError as exc:
-            if after_seq is not None and exc.err_code in WRONG_LAST_SEQUENCE:
-                raise WrongRevision(f"{subject.name} moved past sequence {after_seq}") from None
-            raise
+        return await self._store_after(subject.name, codec.encode(message), sent, after_seq)
 
     async def notify(self, subject: Subject[M], message: M) -> None:
         """Send a message to whoever listens on `subject` now (core NATS: not stored, no answer)."""
@@ -160,11 +155,18 @@ class Streams:
         headers = {topics.HEADER_SCHEDULE: f"@at {at}", topics.HEADER_SCHEDULE_TARGET: target.name}
         if after_seq is not None:
             headers[topics.HEADER_EXPECTED_LAST_SUBJECT_SEQ] = str(after_seq)
+        return await self._store_after(subject.name, codec.encode(message), headers, after_seq)
+
+    async def _store_after(
+        self, subject: str, data: bytes, headers: dict[str, str] | None, after_seq: int | None
+    ) -> PubAck:
+        """_store, raising WrongRevision when the headers expected `after_seq` last on the subject and
+        another writer got there first."""
         try:
-            return await self._store(subject.name, codec.encode(message), headers)
+            return await self._store(subject, data, headers)
         except APIError as exc:
             if after_seq is not None and exc.err_code in WRONG_LAST_SEQUENCE:
-                raise WrongRevision(f"{subject.name} moved past sequence {after_seq}") from None
+                raise WrongRevision(f"{subject} moved past sequence {after_seq}") from None
             raise
 
     async def compare_and_set(self, bucket: str, key: str, value: bytes, revision: int | None) -> int:

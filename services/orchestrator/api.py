@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from nats.errors import Error as NatsError
@@ -25,6 +25,7 @@ from proto.v1 import (
     TaskRecord,
     TaskRequest,
 )
+from proto.v1.access import Scope
 from proto.v1.api import CancelAccepted, Decided, RetriedNow, Submitted
 from proto.v1.ids import ROLES
 from services.orchestrator.admin_api import admin_routes
@@ -44,6 +45,14 @@ from services.orchestrator.store import TaskStore
 from services.orchestrator.workflows.api import workflow_routes
 
 log = logging.getLogger(__name__)
+
+
+class Order(NamedTuple):
+    """What a task action asks: of which task (its record), by whom, and why."""
+
+    record: TaskRecord
+    by: str
+    reason: str
 
 
 def routes(bus: Bus) -> list[web.RouteDef]:
@@ -82,6 +91,27 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         if record is None or not caller.sees(record.tenant):
             return error(404, f"no task {task_id}")
         return record
+
+    async def order_of(
+        request: web.Request, caller: Caller, what: str, scope: Scope, *, needs_reason: bool = False
+    ) -> Order | web.Response:
+        """What a POST /v1/tasks/{id}/<action> asks of which task and by whom, or the answer to give
+        instead: 400 for a bad id or body (or no reason where one is needed), 404, 403 without `scope`."""
+        task_id = task_id_of(request)
+        if isinstance(task_id, web.Response):
+            return task_id
+        body = await actor_of(request, what, limit)
+        if isinstance(body, web.Response):
+            return body
+        if needs_reason and not body.reason.strip():
+            return error(400, f"a {what} needs a reason", field="$.reason")
+        record = await record_for(caller, task_id)
+        if isinstance(record, web.Response):
+            return record
+        by = actor(caller, scope, record.tenant, body.by)
+        if isinstance(by, web.Response):
+            return by
+        return Order(record, by, body.reason)
 
     async def submit(request: web.Request, caller: Caller) -> web.StreamResponse:
         if not bus.lifetime.accepting:
@@ -177,20 +207,12 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         return await stream_events(request, bus, [subject], after_seq=last_seen, until_end=True)
 
     async def decide(request: web.Request, caller: Caller, approved: bool) -> web.StreamResponse:
-        task_id = task_id_of(request)
-        if isinstance(task_id, web.Response):
-            return task_id
-        body = await actor_of(request, "decision", limit)
-        if isinstance(body, web.Response):
-            return body
-        if not approved and not body.reason.strip():
-            return error(400, "a rejection needs a reason", field="$.reason")
-        record = await record_for(caller, task_id)
-        if isinstance(record, web.Response):
-            return record
-        by = actor(caller, "approve", record.tenant, body.by)
-        if isinstance(by, web.Response):
-            return by
+        what = "decision" if approved else "rejection"
+        order = await order_of(request, caller, what, "approve", needs_reason=not approved)
+        if isinstance(order, web.Response):
+            return order
+        record, by, reason = order
+        task_id = record.id
         if record.state != "awaiting_approval":
             return error(409, f"task {task_id} is {record.state}, not awaiting approval", state=record.state)
         decision = ApprovalDecision(
@@ -198,7 +220,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
             tenant=record.tenant,
             approved=approved,
             by=by,
-            reason=body.reason,
+            reason=reason,
             at=datetime.now(UTC),
         )
         ack = await bus.streams.publish(
@@ -214,52 +236,30 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         )
 
     async def cancel_task(request: web.Request, caller: Caller) -> web.StreamResponse:
-        task_id = task_id_of(request)
-        if isinstance(task_id, web.Response):
-            return task_id
-        body = await actor_of(request, "cancellation", limit)
-        if isinstance(body, web.Response):
-            return body
-        record = await record_for(caller, task_id)
-        if isinstance(record, web.Response):
-            return record
-        by = actor(caller, "submit", record.tenant, body.by)
-        if isinstance(by, web.Response):
-            return by
+        order = await order_of(request, caller, "cancellation", "submit")
+        if isinstance(order, web.Response):
+            return order
+        record, by, reason = order
         try:
-            event = await cancel(
-                bus,
-                record,
-                by=by,
-                reason=body.reason,
-                traceparent=traceparent(request),
-            )
+            event = await cancel(bus, record, by=by, reason=reason, traceparent=traceparent(request))
         except AlreadyEnded as exc:
             return error(409, str(exc), state=exc.state)
         answer = CancelAccepted(
-            id=task_id, tenant=record.tenant, cancelled=True, by=event.by, was=record.state
+            id=record.id, tenant=record.tenant, cancelled=True, by=event.by, was=record.state
         )
         return json_answer(answer, status=202)
 
     async def retry_task(request: web.Request, caller: Caller) -> web.StreamResponse:
-        task_id = task_id_of(request)
-        if isinstance(task_id, web.Response):
-            return task_id
-        body = await actor_of(request, "retry", limit)
-        if isinstance(body, web.Response):
-            return body
-        record = await record_for(caller, task_id)
-        if isinstance(record, web.Response):
-            return record
-        by = actor(caller, "submit", record.tenant, body.by)
-        if isinstance(by, web.Response):
-            return by
+        order = await order_of(request, caller, "retry", "submit")
+        if isinstance(order, web.Response):
+            return order
+        record, by, reason = order
         try:
-            event = await retry_now(bus, record, by=by, reason=body.reason)
+            event = await retry_now(bus, record, by=by, reason=reason)
         except NotWaiting as exc:
             return error(409, str(exc), state=exc.state)
         was_due = record.next_retry_at or event.next_at
-        answer = RetriedNow(id=task_id, tenant=record.tenant, attempt=event.attempt, by=by, was_due=was_due)
+        answer = RetriedNow(id=record.id, tenant=record.tenant, attempt=event.attempt, by=by, was_due=was_due)
         return json_answer(answer, status=202)
 
     async def approve(request: web.Request, caller: Caller) -> web.StreamResponse:

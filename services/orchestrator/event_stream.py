@@ -3,7 +3,7 @@ stored (the console's live view), each from an ordered push consumer on the even
 
 Each frame is `id:` the stream sequence, `event:` the kind and `data:` the event's JSON, so a client that
 lost the stream resumes after the last id it saw (`Last-Event-ID`). A comment line goes out after
-KEEPALIVE_S of silence: that is how a client that went away, or a server that is stopping, ends it.
+KEEPALIVE_S of silence; a stream whose client went away, or whose service is stopping, ends within LOOK_S.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from proto.v1 import ENDING_EVENTS, TaskEvent
 
 KEEPALIVE_S = 5.0
 """How long a followed stream stays silent before a comment line."""
+LOOK_S = 0.5
+"""How often a silent stream looks whether its client went away or the service is stopping."""
 
 
 def event_kind(event: TaskEvent) -> str:
@@ -32,6 +34,11 @@ def event_kind(event: TaskEvent) -> str:
 def frame(seq: int, event: TaskEvent) -> bytes:
     """One Server-Sent Event of a stored task event."""
     return f"id: {seq}\nevent: {event_kind(event)}\ndata: ".encode() + codec.encode(event) + b"\n\n"
+
+
+def _gone(request: web.Request) -> bool:
+    """Whether the client closed its connection (aiohttp does not cancel the handler when it does)."""
+    return request.transport is None or request.transport.is_closing()
 
 
 async def stream_events(
@@ -70,12 +77,17 @@ async def stream_events(
         await response.prepare(request)
         # Sent at once, so a client knows the stream is open before the first event (a proxy flushes too).
         await response.write(b": open\n\n")
-        while bus.lifetime.accepting:
+        silent = 0.0
+        while bus.lifetime.accepting and not _gone(request):
             try:
-                msg = await sub.next_msg(timeout=KEEPALIVE_S)
+                msg = await sub.next_msg(timeout=LOOK_S)
             except NatsTimeout:
-                await response.write(b": keep-alive\n\n")  # fails once the client has gone
+                silent += LOOK_S
+                if silent >= KEEPALIVE_S:
+                    silent = 0.0
+                    await response.write(b": keep-alive\n\n")  # fails once the client has gone
                 continue
+            silent = 0.0
             seq = msg.metadata.sequence.stream
             if seq <= after_seq:
                 continue  # sent again by a restarted consumer (see above): the client has it or never asked

@@ -52,7 +52,8 @@ DIFFERENT: dict[str, Different] = {
         answer=Cancelled,
     ),
     "retryTask": Different(
-        "the SDK returns the Retrying event it recorded; RetriedNow is the HTTP receipt of it", answer=Retrying
+        "the SDK returns the Retrying event it recorded; RetriedNow is the HTTP receipt of it",
+        answer=Retrying,
     ),
     "setBudget": Different(
         "the HTTP body leaves the tenant to the path; the SDK takes the SetBudget the budget service takes",
