@@ -93,18 +93,19 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         return record
 
     async def order_of(
-        request: web.Request, caller: Caller, what: str, scope: Scope, *, needs_reason: bool = False
+        request: web.Request, caller: Caller, what: str, scope: Scope, *, unreasoned: str = ""
     ) -> Order | web.Response:
         """What a POST /v1/tasks/{id}/<action> asks of which task and by whom, or the answer to give
-        instead: 400 for a bad id or body (or no reason where one is needed), 404, 403 without `scope`."""
+        instead: 400 for a bad id or body (or, saying `unreasoned`, for one without the reason it needs), 404,
+        403 without `scope`."""
         task_id = task_id_of(request)
         if isinstance(task_id, web.Response):
             return task_id
         body = await actor_of(request, what, limit)
         if isinstance(body, web.Response):
             return body
-        if needs_reason and not body.reason.strip():
-            return error(400, f"a {what} needs a reason", field="$.reason")
+        if unreasoned and not body.reason.strip():
+            return error(400, unreasoned, field="$.reason")
         record = await record_for(caller, task_id)
         if isinstance(record, web.Response):
             return record
@@ -207,8 +208,8 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         return await stream_events(request, bus, [subject], after_seq=last_seen, until_end=True)
 
     async def decide(request: web.Request, caller: Caller, approved: bool) -> web.StreamResponse:
-        what = "decision" if approved else "rejection"
-        order = await order_of(request, caller, what, "approve", needs_reason=not approved)
+        unreasoned = "" if approved else "a rejection needs a reason"
+        order = await order_of(request, caller, "decision", "approve", unreasoned=unreasoned)
         if isinstance(order, web.Response):
             return order
         record, by, reason = order

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,6 +14,7 @@ from msgspec import inspect
 
 from maestro import codec
 from maestro.http import error, limited_body
+from maestro.since import parse_since
 from proto.v1.api import ActionBody
 from proto.v1.ids import TENANT_PATTERN, TOKEN_PATTERN
 
@@ -152,6 +154,15 @@ def tenant_of(text: str, where: str) -> str | web.Response:
     if not _TENANT.match(text):
         return error(400, f"not a tenant name (expected {TENANT_PATTERN}): {text[:64]!r}", field=where)
     return text
+
+
+def since_of(request: web.Request, now: datetime) -> datetime | web.Response:
+    """The start of the range the request's `since` asks for (maestro/since.py: the last 24 h without one,
+    7 days back at most), or the 400 to answer."""
+    try:
+        return parse_since(request.query.get("since"), now)
+    except ValueError as exc:
+        return error(400, str(exc), field="since")
 
 
 def only(request: web.Request, allowed: Iterable[str]) -> web.Response | None:

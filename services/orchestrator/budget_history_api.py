@@ -19,8 +19,7 @@ from maestro.access.http_auth import Gate, forbidden
 from maestro.budget_history import read_history
 from maestro.bus import Bus
 from maestro.http import error, json_answer, route
-from maestro.since import parse_since
-from services.orchestrator.bodies import only, tenant_of
+from services.orchestrator.bodies import only, since_of, tenant_of
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,9 @@ def budget_history_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         if not caller.may("read", tenant):
             return forbidden(caller, "read", tenant)
         now = datetime.now(UTC)
-        try:
-            since = parse_since(request.query.get("since"), now)
-        except ValueError as exc:
-            return error(400, str(exc), field="since")
+        since = since_of(request, now)
+        if isinstance(since, web.Response):
+            return since
         try:
             history = await read_history(bus.js, tenant, since, now)
         except (NatsError, TimeoutError) as exc:

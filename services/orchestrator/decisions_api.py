@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-import msgspec
 from aiohttp import web
 from nats.errors import Error as NatsError
 
@@ -26,10 +25,10 @@ from maestro.access.http_auth import Gate, listing_for
 from maestro.bus import Bus
 from maestro.http import error, json_answer, route
 from maestro.listing import Query
-from maestro.since import LONGEST, parse_since
+from maestro.since import LONGEST
 from maestro.stream_range import read_range
-from proto.v1 import DecisionHistory, DecisionPoint, DecisionTally, Tenant
-from services.orchestrator.bodies import only
+from proto.v1 import DecisionHistory, DecisionPoint, DecisionTally
+from services.orchestrator.bodies import only, since_of, tenant_of
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +114,6 @@ def _sorted(counts: Counter[str]) -> dict[str, int]:
 
 
 # -- the route ----------------------------------------------------------------------------------------------
-def _tenant_problem(tenant: str | None) -> web.Response | None:
-    if tenant is None:
-        return None
-    try:
-        msgspec.convert(tenant, Tenant)
-    except msgspec.ValidationError:
-        return error(400, f"not a tenant: {tenant[:64]!r}", field="tenant")
-    return None
-
-
 def _query_problem(request: web.Request) -> web.Response | None:
     """400 for a parameter the route does not take, or one given twice."""
     if refused := only(request, _PARAMS):
@@ -156,16 +145,15 @@ def decision_routes(bus: Bus, gate: Gate) -> list[web.RouteDef]:
         if refused := _query_problem(request):
             return refused
         asked = request.query.get("tenant")
-        if refused := _tenant_problem(asked):
-            return refused
+        if asked is not None and isinstance(checked := tenant_of(asked, "tenant"), web.Response):
+            return checked
         narrowed = listing_for(caller, Query(tenant=asked))
         if isinstance(narrowed, web.Response):
             return narrowed
         now = datetime.now(UTC)
-        try:
-            since = parse_since(request.query.get("since"), now)
-        except ValueError as exc:
-            return error(400, str(exc), field="since")
+        since = since_of(request, now)
+        if isinstance(since, web.Response):
+            return since
         try:
             step = request.query.get("step")
             step_s = step_for(
