@@ -336,5 +336,8 @@ async def test_the_policy_page_shows_the_bundle_in_force_and_the_decisions(
     await expect(decisions.locator(".total.approve strong")).to_have_text("1")
     await expect(decisions.locator("svg.chart rect.part.approve")).to_have_count(1)
     await expect(decisions.locator("table.rules")).to_contain_text("residency.unknown-location")
+    over_time = decisions.locator("figure.chart", has_text="Rules that fired, over time")
+    await expect(over_time.locator("rect.part.rule-0")).to_have_count(1)
+    await expect(over_time.locator("ul.legend")).to_contain_text("residency.unknown-location")
     await screenshot(page, "policy", full_page=True)
     no_script_errors(page)

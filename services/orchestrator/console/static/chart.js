@@ -61,8 +61,11 @@ export function lineChart(title, series, format, extraMax = 0) {
   return figure(title, s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title }, axes(x, y, t0, t1, yMax, format), limit, lines), series, format);
 }
 
-/** Stacked bars: `bars` is [{t: timeMs, parts: {name: value}}], `kinds` names the parts in order. */
-export function barChart(title, bars, kinds) {
+/**
+ * Stacked bars: `bars` is [{t: timeMs, parts: {name: value}}], `kinds` names the parts in order and
+ * `classOf(kind)` the CSS class that colours each (the kind itself by default).
+ */
+export function barChart(title, bars, kinds, classOf = (kind) => kind) {
   if (!bars.length) return h("p", { class: "empty" }, `${title}: nothing recorded in this window yet.`);
   const t0 = bars[0].t;
   const t1 = Math.max(bars[bars.length - 1].t, t0 + 60000);
@@ -76,12 +79,12 @@ export function barChart(title, bars, kinds) {
     return kinds.map((k) => {
       const v = b.parts[k] || 0;
       if (!v) return null;
-      const rect = s("rect", { class: `part ${k}`, x: x(b.t) - width / 2, y: y(base + v), width, height: y(base) - y(base + v) }, s("title", {}, `${k}: ${v}`));
+      const rect = s("rect", { class: `part ${classOf(k)}`, x: x(b.t) - width / 2, y: y(base + v), width, height: y(base) - y(base + v) }, s("title", {}, `${k}: ${v}`));
       base += v;
       return rect;
     });
   });
-  const series = kinds.map((k) => ({ name: k, cls: k, points: bars.map((b) => [b.t, b.parts[k] || 0]) }));
+  const series = kinds.map((k) => ({ name: k, cls: classOf(k), points: bars.map((b) => [b.t, b.parts[k] || 0]) }));
   return figure(title, s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title }, axes(x, y, t0, t1, yMax, (v) => String(Math.round(v)), true), rects), series, (v) => String(v));
 }
 

@@ -44,6 +44,25 @@ async function showBundle(section, ctx) {
   }
 }
 
+const TOP_RULES = 5;
+
+/** The rules that fired most, stacked per step over time (the others summed as "other rules"). */
+function rulesOverTime(history, rules) {
+  const top = rules.slice(0, TOP_RULES).map(([rule]) => rule);
+  const names = [...top, "other rules"];
+  const bars = (history.points || []).map((p) => {
+    const parts = {};
+    for (const [rule, n] of Object.entries(p.rules || {})) {
+      const name = top.includes(rule) ? rule : "other rules";
+      parts[name] = (parts[name] || 0) + n;
+    }
+    return { t: new Date(p.at).getTime(), parts };
+  });
+  const used = names.filter((name) => bars.some((b) => b.parts[name]));
+  if (!used.length) return null;
+  return barChart("Rules that fired, over time", bars, used, (name) => `rule-${names.indexOf(name)}`);
+}
+
 async function showDecisions(section, ctx) {
   let history;
   try {
@@ -60,6 +79,7 @@ async function showDecisions(section, ctx) {
     h("h2", { id: "decisions-title" }, "Decisions over the last 24 hours"),
     h("p", { class: "totals" }, VERDICTS.map((v) => h("span", { class: `total ${v}` }, h("span", { class: "name" }, v), " ", h("strong", {}, String(verdicts[v] || 0))))),
     barChart(`Decisions by verdict${history.partial ? " (partial)" : ""}`, bars, VERDICTS),
+    rulesOverTime(history, rules),
     h("h3", {}, "Rules that fired"),
     rules.length
       ? h(
