@@ -124,11 +124,37 @@ export function parseFrame(text) {
   return frame;
 }
 
-/** Call `fn` at most once per `ms`, after the last of a burst of calls (a burst of events: one reload). */
-export function debounce(fn, ms = 300) {
+/**
+ * A reload that live events ask for: a burst of them is one call of `load` (after `ms` of quiet), and a new
+ * one starts no sooner than four times as long after the last as that one took (at least `ms`), so a busy
+ * mesh, whose listings take longer, is asked less often, never in a storm.
+ */
+export function debounce(load, ms = 300) {
   let timer = null;
-  return (...args) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => fn(...args), ms);
+  let running = false;
+  let again = false;
+  let took = 0;
+  const run = async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    const started = performance.now();
+    try {
+      await load();
+    } finally {
+      took = performance.now() - started;
+      running = false;
+      if (again) {
+        again = false;
+        schedule();
+      }
+    }
   };
+  const schedule = () => {
+    clearTimeout(timer);
+    timer = setTimeout(run, Math.max(ms, 4 * took));
+  };
+  return schedule;
 }

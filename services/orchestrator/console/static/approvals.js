@@ -16,13 +16,16 @@ export function render(main, ctx) {
     list,
   );
   let shown = [];
+  const parked = new Map(); // what parked each task never changes: read once
   const load = async () => {
     list.setAttribute("aria-busy", "true");
     try {
       const page = await get(`/v1/tasks${query({ state: "awaiting_approval", limit: 500 })}`);
       const waiting = page.items.sort((a, b) => a.created_at.localeCompare(b.created_at));
-      const parked = await Promise.all(waiting.map((record) => parkedBy(record)));
-      shown = waiting.map((record, i) => ({ record, parked: parked[i] }));
+      const unread = waiting.filter((record) => !parked.has(record.id));
+      const read = await Promise.all(unread.map((record) => parkedBy(record)));
+      unread.forEach((record, i) => read[i] && parked.set(record.id, read[i]));
+      shown = waiting.map((record) => ({ record, parked: parked.get(record.id) ?? null }));
       draw();
     } catch (error) {
       fill(list, h("p", { class: "error", role: "alert" }, `Could not read the inbox: ${error.message}`));
