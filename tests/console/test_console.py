@@ -5,6 +5,7 @@ as its steps end, read a task's page, see a budget's chart, and a read-only toke
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -226,6 +227,50 @@ async def test_a_task_waiting_out_its_back_off_is_retried_now_from_its_page(
     assert (done.state, done.attempts) == ("succeeded", 2)
     await expect(page.locator("section").first).to_contain_text("succeeded", timeout=WAIT_MS)
     await expect(page.get_by_role("button", name="Retry now")).to_have_count(0)
+    no_script_errors(page)
+
+
+async def test_a_person_claims_and_answers_a_human_task_from_my_work(
+    page: Page,
+    secured: Secured,
+) -> None:
+    operator = await secured.token("*", "admin", subject="ops@maestro")
+    alice = await secured.token("acme", "work", subject="alice@acme")
+    person = {"id": "alice@acme", "skills": ["ops"], "capacity": 2}
+    assert (await secured.call("PUT", "/v1/people/alice@acme", operator, person))[0] == 200
+    form = AnswerForm(
+        fields=[
+            AnswerField(name="decision", kind="choice", choices=["ship", "hold"]),
+            AnswerField(name="notes", kind="text", required=False),
+        ]
+    )
+    client = secured.mesh.client
+    task = TaskRequest(
+        id="deploy-ui",
+        tenant="acme",
+        role="human:ops",
+        prompt="Run the migration by hand",
+        human=HumanWork(form=form),
+    )
+    await client.submit(task)
+    await in_state(client, "deploy-ui", "queued")
+
+    await signed_in(page, secured, alice, "#/work")
+    await expect(page.get_by_role("link", name="My work")).to_be_visible()
+    card = page.locator("article[data-task=deploy-ui]")
+    await card.get_by_role("button", name="Claim task deploy-ui").click()
+    await expect(page.get_by_role("heading", name="Task deploy-ui")).to_be_visible(timeout=WAIT_MS)
+    await expect(page.locator("pre.output")).to_contain_text("Run the migration by hand")
+    await page.get_by_label("decision").select_option("ship")
+    await page.get_by_label("notes (optional)").fill("done at 10:02")
+    await screenshot(page, "work", full_page=True)
+    await page.get_by_role("button", name="Send the answer").click()
+    await expect(page.locator("#notice")).to_contain_text("Answered deploy-ui")
+
+    record = await in_state(client, "deploy-ui", "succeeded")
+    assert json.loads(record.output) == {"decision": "ship", "notes": "done at 10:02"}
+    assert record.worker == "alice@acme"
+    await expect(page.get_by_text("Nothing waits for you.")).to_be_visible(timeout=WAIT_MS)
     no_script_errors(page)
 
 

@@ -8,9 +8,10 @@ import * as approvals from "./approvals.js";
 import * as budgets from "./budgets.js";
 import * as policy from "./policy.js";
 import * as tasks from "./tasks.js";
+import * as work from "./work.js";
 import * as workflows from "./workflows.js";
 
-const PAGES = { approvals, tasks, workflows, budgets, policy };
+const PAGES = { approvals, work, tasks, workflows, budgets, policy };
 const main = document.getElementById("main");
 let leave = () => {};
 let identity = null;
@@ -119,6 +120,8 @@ async function start() {
   const who = identity.auth !== false ? `${identity.subject} · ${identity.tenant === "*" ? "every tenant" : identity.tenant} · ${identity.scopes.join(", ")}` : "no sign-in needed (auth off)";
   document.getElementById("identity").textContent = who;
   document.getElementById("sign-out").hidden = identity.auth === false;
+  // Human work is for people: a token with the work scope (an operator's covers it too).
+  document.getElementById("work-link").hidden = !(identity.scopes.includes("work") || identity.scopes.includes("admin"));
   route();
 }
 

@@ -64,3 +64,9 @@ export function complete(value, schema) {
   }
   return value;
 }
+
+/** The default the document gives one field of a named schema (`defaultOf("HumanWork", "form")`). */
+export function defaultOf(schemaName, field) {
+  const value = doc?.components?.schemas?.[schemaName]?.properties?.[field]?.default;
+  return value === undefined ? undefined : structuredClone(value);
+}
