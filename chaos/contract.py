@@ -85,6 +85,9 @@ TOKEN_ENV = "CONTRACT_TOKEN"
 KEEP_TOKEN_ENV = "CONTRACT_KEEP_TOKEN_ID"
 """The environment variable naming that token's id, which chaos/contract_hooks.py keeps from revocation."""
 _STATUSES = ("2xx", "3xx", "400", "401", "403", "404", "409", "429", "5xx")
+_REFUSALS = ("400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx")
+"""What rejects a schema-violating request: Schemathesis's list, and 413, the answer to a body past the
+request size limit, which an oversized field (a human task's answer of a million characters) may make."""
 _SSE_OPERATIONS = ("getTaskEvents", "followEvents")
 """Operations whose answer may be a stream that does not end: each call is cut after a while."""
 
@@ -96,6 +99,7 @@ def config(followed_stream_s: float) -> str:
     lines = [f"[auth.openapi.{openapi.SECURITY_SCHEME}]", f'bearer = "${{{TOKEN_ENV}}}"', ""]
     lines += ["[warnings]", f"fail-on = {json.dumps(list(FAIL_ON))}", ""]
     lines += ["[checks]", *(f"{name}.enabled = true" for name in CHECKS)]
+    lines.append(f"negative_data_rejection.expected-statuses = {json.dumps(list(_REFUSALS))}")
     lines.append("")
     # One table per operation: what it may also answer, and how long a stream of its is read.
     settings: dict[str, list[str]] = {}
