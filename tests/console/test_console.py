@@ -48,6 +48,14 @@ async def signed_in(page: Page, secured: Secured, token: str, where: str = "#/ap
     await page.goto(url(secured, where))
 
 
+async def ops_person(secured: Secured) -> str:
+    """alice@acme, made a person of the ops queue by an operator: her `work` token."""
+    operator = await secured.token("*", "admin", subject="ops@maestro")
+    person = {"id": "alice@acme", "skills": ["ops"], "capacity": 2}
+    assert (await secured.call("PUT", "/v1/people/alice@acme", operator, person))[0] == 200
+    return await secured.token("acme", "work", subject="alice@acme")
+
+
 def no_script_errors(page: Page) -> None:
     assert page.context.errors == []  # type: ignore[attr-defined]
 
@@ -234,10 +242,7 @@ async def test_a_person_claims_and_answers_a_human_task_from_my_work(
     page: Page,
     secured: Secured,
 ) -> None:
-    operator = await secured.token("*", "admin", subject="ops@maestro")
-    alice = await secured.token("acme", "work", subject="alice@acme")
-    person = {"id": "alice@acme", "skills": ["ops"], "capacity": 2}
-    assert (await secured.call("PUT", "/v1/people/alice@acme", operator, person))[0] == 200
+    alice = await ops_person(secured)
     form = AnswerForm(
         fields=[
             AnswerField(name="decision", kind="choice", choices=["ship", "hold"]),
@@ -279,9 +284,7 @@ async def test_a_workflow_graph_turns_green_live_as_its_steps_end(
     secured: Secured,
 ) -> None:
     operator = await secured.token("*", "admin", subject="ops@maestro")
-    alice = await secured.token("acme", "work", subject="alice@acme")
-    person = {"id": "alice@acme", "skills": ["ops"], "capacity": 2}
-    assert (await secured.call("PUT", "/v1/people/alice@acme", operator, person))[0] == 200
+    alice = await ops_person(secured)
     form = AnswerForm(fields=[AnswerField(name="go", kind="approval")])
     workflow = Workflow(
         id="wf-ui",
