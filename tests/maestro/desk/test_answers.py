@@ -7,16 +7,8 @@ from pathlib import Path
 import pytest
 
 from maestro.desk.answers import BadAnswer, answer_from
-from proto.v1.humans import AnswerField, AnswerForm, FileAnswer
-
-FORM = AnswerForm(
-    fields=[
-        AnswerField(name="approved", kind="approval"),
-        AnswerField(name="risk", kind="choice", choices=["low", "high"]),
-        AnswerField(name="notes", kind="text", required=False),
-        AnswerField(name="patch", kind="file", required=False),
-    ]
-)
+from proto.v1.humans import FileAnswer
+from tests.proto.test_humans import FORM  # the same four kinds of field
 
 
 def test_each_value_is_read_as_its_field_wants(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 // The console's shell: sign-in, who the token is, the page router (#/page/...), live status and the
 // confirmation dialog every action goes through.
 
-import { ApiError, follow, get, setToken, token } from "./api.js";
+import { ApiError, follow, get, post, setToken, token } from "./api.js";
 import { fill, h } from "./dom.js";
 import { loadSchemas } from "./schema.js";
 import * as approvals from "./approvals.js";
@@ -29,6 +29,7 @@ const context = {
   },
   notify,
   confirm: confirmAction,
+  act,
   /** Follow the API's events while the page shows; `onEvent(kind, event)`. */
   live(params, onEvent) {
     const stop = new AbortController();
@@ -72,6 +73,24 @@ function confirmAction({ title, text, action, needsReason = false, reasonLabel =
       { once: true },
     );
   });
+}
+
+/**
+ * An action a person confirms first: ask (`title`, `text`, the button's `action`), then POST the reason
+ * given to `path`; `done(answer)` is the notice when it worked, `what` names it in the one when it did not.
+ * Resolves to the answer, or null when the person went back or the API refused.
+ */
+async function act({ title, text, action, path, done, what }) {
+  const reason = await confirmAction({ title, text, action });
+  if (reason === null) return null;
+  try {
+    const answer = await post(path, { reason });
+    notify(done(answer), "ok");
+    return answer;
+  } catch (error) {
+    notify(`Could not ${what}: ${error.message}`, "error");
+    return null;
+  }
 }
 
 function signInPage(message) {

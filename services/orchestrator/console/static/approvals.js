@@ -3,7 +3,7 @@
 // approval times out. Approve or reject in one click and a confirmation; the first decision counts.
 
 import { ApiError, debounce, get, post, query } from "./api.js";
-import { fill, h, relative, time } from "./dom.js";
+import { fill, h, head, relative, time } from "./dom.js";
 
 const WATCHED = ["task.awaiting_approval", "task.queued", "task.rejected", "task.cancelled", "task.timed_out"];
 
@@ -102,7 +102,7 @@ export function findings(violations) {
     "table",
     { class: "findings" },
     h("caption", {}, "What the guard found"),
-    h("thead", {}, h("tr", {}, ["Rule", "Severity", "Where", "Evidence (masked)", "Why"].map((t) => h("th", { scope: "col" }, t)))),
+    head(["Rule", "Severity", "Where", "Evidence (masked)", "Why"]),
     h(
       "tbody",
       {},

@@ -2,7 +2,7 @@
 // spent and held over time from the budget's samples, and the budget alerts that fired.
 
 import { ApiError, debounce, get, query } from "./api.js";
-import { fill, h, row, time, usd } from "./dom.js";
+import { fill, h, head, row, time, usd } from "./dom.js";
 import { lineChart } from "./chart.js";
 
 export function render(main, ctx, [chosen]) {
@@ -128,7 +128,7 @@ function subLimits(title, scopes) {
     h(
       "table",
       {},
-      h("thead", {}, h("tr", {}, ["Name", "Spent", "Held", "Limit", "Tokens spent", "Token limit"].map((t) => h("th", { scope: "col" }, t)))),
+      head(["Name", "Spent", "Held", "Limit", "Tokens spent", "Token limit"]),
       h(
         "tbody",
         {},

@@ -1,7 +1,7 @@
 // Charts over time as SVG, drawn from the API's numbers: lines (a budget's spent and held) and stacked
 // bars (the guard's decisions by verdict). Each chart has a caption and its numbers as a table too.
 
-import { h, s } from "./dom.js";
+import { h, head, s } from "./dom.js";
 
 const W = 720;
 const H = 220;
@@ -107,7 +107,7 @@ function figure(title, svg, series, format) {
       h(
         "table",
         {},
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Time"), series.map((se) => h("th", { scope: "col" }, se.name)))),
+        head(["Time", ...series.map((se) => se.name)]),
         h("tbody", {}, times.slice(-50).map((t) => h("tr", {}, h("td", {}, new Date(t).toLocaleString()), series.map((se) => h("td", { class: "num" }, value(se, t)))))),
       ),
     ),

@@ -70,6 +70,11 @@ export function badge(state) {
   return h("span", { class: `badge state-${state}` }, state.replaceAll("_", " "));
 }
 
+/** A table's head: one column header for each name. */
+export function head(columns) {
+  return h("thead", {}, h("tr", {}, columns.map((name) => h("th", { scope: "col" }, name))));
+}
+
 /** One "term: value" row of a description list. */
 export function row(term, ...value) {
   return [h("dt", {}, term), h("dd", {}, ...value)];

@@ -2,7 +2,7 @@
 // the guard's decisions over time, by verdict and by rule.
 
 import { ApiError, get, query } from "./api.js";
-import { fill, h, row, time } from "./dom.js";
+import { fill, h, head, row, time } from "./dom.js";
 import { barChart } from "./chart.js";
 
 const VERDICTS = ["allow", "redact", "approve", "deny"];
@@ -85,7 +85,7 @@ async function showDecisions(section, ctx) {
       ? h(
           "table",
           { class: "rules" },
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Rule"), h("th", { scope: "col" }, "Decisions"))),
+          head(["Rule", "Decisions"]),
           h("tbody", {}, rules.map(([rule, n]) => h("tr", {}, h("td", {}, h("code", {}, rule)), h("td", { class: "num" }, String(n))))),
         )
       : h("p", { class: "empty" }, "No rule fired."),

@@ -1,8 +1,8 @@
 // Tasks: a filtered list that updates live, and one task's page (record, timeline, guard decision, budget
 // held and charged, output and artifacts) with cancel where the lifecycle allows it.
 
-import { ApiError, debounce, get, post, query, token } from "./api.js";
-import { badge, ended, fill, h, relative, row, time, usd } from "./dom.js";
+import { ApiError, debounce, get, query, token } from "./api.js";
+import { badge, ended, fill, h, head, relative, row, time, usd } from "./dom.js";
 import { findings } from "./approvals.js";
 
 const STATES = ["awaiting_approval", "queued", "running", "retrying", "succeeded", "failed", "rejected", "cancelled", "timed_out"];
@@ -76,7 +76,7 @@ export function taskTable(records) {
   return h(
     "table",
     { class: "tasks" },
-    h("thead", {}, h("tr", {}, ["Task", "Tenant", "Role", "State", "Created", "Cost"].map((t) => h("th", { scope: "col" }, t)))),
+    head(["Task", "Tenant", "Role", "State", "Created", "Cost"]),
     h(
       "tbody",
       {},
@@ -253,25 +253,25 @@ async function download(record, index) {
 }
 
 async function retryNow(record, ctx, reload) {
-  const reason = await ctx.confirm({ title: `Retry task ${record.id} now?`, text: `Its attempt ${record.attempts + 1} runs now instead of ${relative(record.next_retry_at)}.`, action: "Retry now" });
-  if (reason === null) return;
-  try {
-    const answer = await post(`/v1/tasks/${encodeURIComponent(record.id)}/retry`, { reason });
-    ctx.notify(`Attempt ${answer.attempt} of ${record.id} runs now.`, "ok");
-  } catch (error) {
-    ctx.notify(`Could not retry ${record.id}: ${error.message}`, "error");
-  }
+  await ctx.act({
+    title: `Retry task ${record.id} now?`,
+    text: `Its attempt ${record.attempts + 1} runs now instead of ${relative(record.next_retry_at)}.`,
+    action: "Retry now",
+    path: `/v1/tasks/${encodeURIComponent(record.id)}/retry`,
+    done: (answer) => `Attempt ${answer.attempt} of ${record.id} runs now.`,
+    what: `retry ${record.id}`,
+  });
   reload();
 }
 
 async function cancel(record, ctx, reload) {
-  const reason = await ctx.confirm({ title: `Cancel task ${record.id}?`, text: "It will not run, or it is stopped; what it held is released.", action: "Cancel task" });
-  if (reason === null) return;
-  try {
-    await post(`/v1/tasks/${encodeURIComponent(record.id)}/cancel`, { reason });
-    ctx.notify(`Cancelled ${record.id}.`, "ok");
-  } catch (error) {
-    ctx.notify(`Could not cancel ${record.id}: ${error.message}`, "error");
-  }
+  await ctx.act({
+    title: `Cancel task ${record.id}?`,
+    text: "It will not run, or it is stopped; what it held is released.",
+    action: "Cancel task",
+    path: `/v1/tasks/${encodeURIComponent(record.id)}/cancel`,
+    done: () => `Cancelled ${record.id}.`,
+    what: `cancel ${record.id}`,
+  });
   reload();
 }

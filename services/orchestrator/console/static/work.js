@@ -166,14 +166,14 @@ function control(field) {
 }
 
 async function release(record, ctx, reload) {
-  const reason = await ctx.confirm({ title: `Release task ${record.id}?`, text: "It goes back to its queue for someone else.", action: "Release" });
-  if (reason === null) return;
-  try {
-    await post(`/v1/tasks/${encodeURIComponent(record.id)}/release`, { reason });
-    ctx.notify(`Released ${record.id}.`, "ok");
-    location.hash = "#/work";
-  } catch (error) {
-    ctx.notify(`Could not release ${record.id}: ${error.message}`, "error");
-    reload();
-  }
+  const released = await ctx.act({
+    title: `Release task ${record.id}?`,
+    text: "It goes back to its queue for someone else.",
+    action: "Release",
+    path: `/v1/tasks/${encodeURIComponent(record.id)}/release`,
+    done: () => `Released ${record.id}.`,
+    what: `release ${record.id}`,
+  });
+  if (released) location.hash = "#/work";
+  else reload();
 }

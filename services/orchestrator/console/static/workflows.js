@@ -1,8 +1,8 @@
 // Workflows: the list, and one workflow's DAG drawn as a graph whose steps change colour as their tasks
 // move (live); a step links to its task's page. Pause, resume and cancel where the token may submit.
 
-import { ApiError, debounce, get, post, query } from "./api.js";
-import { badge, fill, h, row, time, usd } from "./dom.js";
+import { ApiError, debounce, get, query } from "./api.js";
+import { badge, fill, h, head, row, time, usd } from "./dom.js";
 import { drawGraph, stepList } from "./graph.js";
 
 const ENDED = new Set(["succeeded", "failed", "cancelled"]);
@@ -31,7 +31,7 @@ function workflowTable(items) {
   return h(
     "table",
     { class: "workflows" },
-    h("thead", {}, h("tr", {}, ["Workflow", "Tenant", "State", "Steps", "Created", "Cost"].map((t) => h("th", { scope: "col" }, t)))),
+    head(["Workflow", "Tenant", "State", "Steps", "Created", "Cost"]),
     h(
       "tbody",
       {},
@@ -121,7 +121,7 @@ function summary(record, ctx, reload) {
       h(
         "table",
         { class: "steps" },
-        h("thead", {}, h("tr", {}, ["Step", "State", "Attempts", "Cost", "Error"].map((t) => h("th", { scope: "col" }, t)))),
+        head(["Step", "State", "Attempts", "Cost", "Error"]),
         h(
           "tbody",
           {},
@@ -142,15 +142,21 @@ function summary(record, ctx, reload) {
   ];
 }
 
+const ACTIONS = {
+  pause: { words: "Pause", done: "Paused", text: "No new step starts until it is resumed." },
+  resume: { words: "Resume", done: "Resumed", text: "Its steps start again." },
+  cancel: { words: "Cancel", done: "Cancelled", text: "Steps not ended are cancelled; what they held is released." },
+};
+
 async function act(record, action, ctx, reload) {
-  const words = { pause: "Pause", resume: "Resume", cancel: "Cancel" }[action];
-  const reason = await ctx.confirm({ title: `${words} workflow ${record.id}?`, text: action === "cancel" ? "Steps not ended are cancelled; what they held is released." : action === "pause" ? "No new step starts until it is resumed." : "Its steps start again.", action: words });
-  if (reason === null) return;
-  try {
-    await post(`/v1/workflows/${encodeURIComponent(record.id)}/${action}`, { reason });
-    ctx.notify(`${{ pause: "Paused", resume: "Resumed", cancel: "Cancelled" }[action]} ${record.id}.`, "ok");
-  } catch (error) {
-    ctx.notify(`Could not ${action} ${record.id}: ${error.message}`, "error");
-  }
+  const { words, done, text } = ACTIONS[action];
+  await ctx.act({
+    title: `${words} workflow ${record.id}?`,
+    text,
+    action: words,
+    path: `/v1/workflows/${encodeURIComponent(record.id)}/${action}`,
+    done: () => `${done} ${record.id}.`,
+    what: `${action} ${record.id}`,
+  });
   reload();
 }
