@@ -68,6 +68,21 @@ class _Deleted(msgspec.Struct):
 _deleted_decoder = msgspec.json.Decoder(_Deleted)
 
 
+class _LastStored(msgspec.Struct):
+    last_ts: datetime | None = None
+
+
+class _StreamState(msgspec.Struct):
+    state: _LastStored = msgspec.field(default_factory=_LastStored)
+    error: _ApiError | None = None
+
+
+_state_decoder = msgspec.json.Decoder(_StreamState)
+
+_NEVER = datetime(1, 1, 1, tzinfo=UTC)
+"""The time JetStream gives as the last write of a stream that was never written to."""
+
+
 class _Purged(msgspec.Struct):
     purged: int = 0
     error: _ApiError | None = None
@@ -244,6 +259,16 @@ class Streams:
                 return False
             raise _raised(answer.error)
         return answer.success
+
+    async def last_stored_at(self, stream: str) -> datetime | None:
+        """When the last message was stored in `stream` (kept when messages are deleted or acked away), or
+        None when nothing ever was."""
+        reply = await self._replies.request(topics.stream_info_subject(stream), b"")
+        answer = _state_decoder.decode(reply.data)
+        if answer.error is not None:
+            raise _raised(answer.error)
+        last = answer.state.last_ts
+        return None if last is None or last <= _NEVER else last
 
     async def purge(self, stream: str, subject: str, below: int) -> int:
         """Delete every message of `subject` in `stream` stored before sequence `below`; how many it was."""

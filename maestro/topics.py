@@ -438,6 +438,11 @@ def direct_get_subject(stream: str) -> str:
     return f"$JS.API.DIRECT.GET.{_check_token(stream)}"
 
 
+def stream_info_subject(stream: str) -> str:
+    """Where a request for a stream's configuration and state goes (JetStream's API)."""
+    return f"$JS.API.STREAM.INFO.{_check_token(stream)}"
+
+
 def message_delete_subject(stream: str) -> str:
     """Where a request to delete one stored message by sequence goes (JetStream's API)."""
     return f"$JS.API.STREAM.MSG.DELETE.{_check_token(stream)}"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from nats.js.errors import NoStreamResponseError
+from nats.js.errors import APIError, NoStreamResponseError
 
 from maestro import codec, topics
 from maestro.bus import Bus
@@ -401,3 +401,15 @@ async def test_deleting_a_message_that_is_not_there_says_so_instead_of_failing(b
     assert await bus.streams.read(topics.STREAM_WAITING, 1) is None
     assert await bus.streams.purge(topics.STREAM_WAITING, subject, 3) == 1
     assert await bus.streams.read(topics.STREAM_WAITING, 2) is None
+
+
+async def test_a_streams_last_write_is_known_after_its_messages_are_gone(bus: Bus) -> None:
+    subject = topics.WAITING.subject("planner", "5", "acme")
+    assert await bus.streams.last_stored_at(topics.STREAM_WAITING) is None  # never written to
+    before = datetime.now(UTC)
+    await bus.js.publish(subject, b"{}")
+    await bus.streams.purge(topics.STREAM_WAITING, subject, 2)
+    last = await bus.streams.last_stored_at(topics.STREAM_WAITING)
+    assert last is not None and before <= last <= datetime.now(UTC)
+    with pytest.raises(APIError, match="stream not found"):
+        await bus.streams.last_stored_at("NO_SUCH_STREAM")

@@ -214,6 +214,8 @@ class Dispatcher:
         """Waiting sequences of the tasks whose hold is made when they are handed over."""
         self._retrying: dict[str, str] = {}
         """Tasks whose hand-over failed, put back in the queue shortly, with why (for `waits`)."""
+        self._took_over = False
+        """Whether the rate buckets start from the last hand-over of whoever dispatched before."""
 
     async def waits(self, asked: WaitingTasks) -> WaitReasons:
         """Why each task asked about still waits for its turn (those that do not wait are left out)."""
@@ -604,6 +606,9 @@ class Dispatcher:
         hand-overs on their way there."""
         self._resyncing = True
         try:
+            if not self._took_over:
+                await self._take_over_buckets()
+                self._took_over = True
             storing = +self._storing
             info = await self._bus.js.stream_info(topics.STREAM_TASKS, subjects_filter=topics.TASKS.all)
             counts: Counter[tuple[str, str]] = Counter()
@@ -613,6 +618,15 @@ class Dispatcher:
             self.queue.set_running(counts + storing)
         finally:
             self._resyncing = False
+
+    async def _take_over_buckets(self) -> None:
+        """Start every tenant's rate bucket empty at the last hand-over before this dispatcher (a fresh mesh
+        has none: full buckets): one that died a moment ago may just have given a tenant its burst, and the
+        tokens it had left died with it."""
+        last = await self._bus.streams.last_stored_at(topics.STREAM_TASKS)
+        if last is not None:
+            ago = max(0.0, (datetime.now(UTC) - last).total_seconds())
+            self.queue.empty_buckets_at(self._clock() - ago)
 
     def _spawn(self, effect: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(effect)

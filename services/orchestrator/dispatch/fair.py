@@ -42,7 +42,7 @@ class Share:
     starts_per_s: float | None = None
     """How fast its token bucket refills, in hand-outs per second across roles (None: no rate limit)."""
     burst: int = 1
-    """How many tokens its bucket holds (>= 1); it starts full."""
+    """How many tokens its bucket holds (>= 1); full at first, but see FairQueue.empty_buckets_at."""
 
     def __post_init__(self) -> None:
         if self.weight < 1:
@@ -79,11 +79,9 @@ class _Bucket:
     stamp: float
 
 
-def _tokens_at(bucket: _Bucket | None, share: Share, now: float) -> float:
-    """The tokens a rate-limited tenant's bucket holds at `now` (a tenant never seen has a full bucket)."""
+def _tokens_at(bucket: _Bucket, share: Share, now: float) -> float:
+    """The tokens a rate-limited tenant's bucket holds at `now`."""
     assert share.starts_per_s is not None
-    if bucket is None:
-        return float(share.burst)
     elapsed = max(0.0, now - bucket.stamp)
     return min(float(share.burst), bucket.tokens + elapsed * share.starts_per_s)
 
@@ -93,6 +91,8 @@ class FairQueue:
 
     def __init__(self, share_of: Callable[[str], Share]) -> None:
         self._share_of = share_of
+        self._unused = _Bucket(0.0, float("-inf"))
+        """The bucket of a tenant this queue has handed nothing out for yet: full, unless told otherwise."""
         self._tasks: dict[int, Waiting] = {}
         # (role, priority, tenant) -> the waiting seqs, ascending
         self._queues: dict[tuple[str, int, str], deque[int]] = {}
@@ -103,6 +103,12 @@ class FairQueue:
         self._running: dict[tuple[str, str], int] = {}
         self._running_total: dict[str, int] = {}
         self._buckets: dict[str, _Bucket] = {}
+
+    def empty_buckets_at(self, when: float) -> None:
+        """Take every tenant's token bucket to have been empty at `when` (it refills from then on): a
+        dispatcher that takes over from one that stopped, last handing out at `when`, cannot know how many
+        tokens were left, and must not add a second burst to the one its predecessor may just have given."""
+        self._unused = _Bucket(0.0, when)
 
     def add(self, task: Waiting) -> bool:
         """Queue a task; False (and nothing changes) when a task with that seq is already waiting."""
@@ -198,7 +204,7 @@ class FairQueue:
             share = self._share_of(tenant)
             if share.starts_per_s is None or self._held_by_running(role, tenant, share) is not None:
                 continue
-            tokens = _tokens_at(self._buckets.get(tenant), share, now)
+            tokens = _tokens_at(self._buckets.get(tenant, self._unused), share, now)
             if tokens >= 1.0 - _TOKEN_SLACK:
                 continue
             at = now + (1.0 - tokens) / share.starts_per_s
@@ -261,7 +267,7 @@ class FairQueue:
             return held
         if (
             share.starts_per_s is not None
-            and _tokens_at(self._buckets.get(tenant), share, now) < 1.0 - _TOKEN_SLACK
+            and _tokens_at(self._buckets.get(tenant, self._unused), share, now) < 1.0 - _TOKEN_SLACK
         ):
             return f"tenant {tenant} is at its rate limit of {share.starts_per_s:g} starts/s"
         return None
@@ -296,10 +302,9 @@ class FairQueue:
         self._running[(role, tenant)] = self._running.get((role, tenant), 0) + 1
         self._running_total[tenant] = self._running_total.get(tenant, 0) + 1
         if share.starts_per_s is not None:
-            bucket = self._buckets.get(tenant)
+            bucket = self._buckets.get(tenant, self._unused)
             tokens = _tokens_at(bucket, share, now) - 1.0
-            stamp = now if bucket is None else max(bucket.stamp, now)
-            self._buckets[tenant] = _Bucket(max(0.0, tokens), stamp)
+            self._buckets[tenant] = _Bucket(max(0.0, tokens), max(bucket.stamp, now))
         else:
             self._buckets.pop(tenant, None)
         return task

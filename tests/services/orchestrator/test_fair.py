@@ -171,6 +171,22 @@ def test_rate_tokens_never_exceed_the_burst() -> None:
     assert queue.wake_at("coder", 1000.0) == 1001.0
 
 
+def test_rate_buckets_refill_from_empty_after_the_last_hand_out_of_a_predecessor() -> None:
+    # A dispatcher that takes over from one that last handed out at t=9.5 cannot know how many tokens were
+    # left: it starts nothing a token has not refilled since, and never gives a second burst after the first.
+    queue = FairQueue(shares({"a": Share(starts_per_s=1.0, burst=3)}))
+    queue.empty_buckets_at(9.5)
+    for seq in range(1, 11):
+        queue.add(task(seq))
+    assert queue.next("coder", 10.0) is None
+    assert queue.wake_at("coder", 10.0) == 10.5
+    assert queue.next("coder", 10.5) is not None
+    assert queue.next("coder", 10.5) is None
+    # Quiet for long enough, the bucket is full again: a burst, never more.
+    assert len(pick_tenants(queue, 3, now=100.0)) == 3
+    assert queue.next("coder", 100.0) is None
+
+
 def test_rate_limit_counts_across_roles_and_other_tenants_go() -> None:
     queue = FairQueue(shares({"a": Share(starts_per_s=2.0, burst=1)}))
     queue.add(task(1, tenant="a", role="coder"))
