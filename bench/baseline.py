@@ -15,8 +15,10 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
 from bench.mesh import cpu_seconds, harness_cpu_seconds
+from bench.messages import MessageMeter, Traffic, total
 from maestro import codec
 from maestro.embedded import running_nats_server
+from maestro.supervisor import free_port
 from proto.v1 import TaskRequest
 
 STREAM = "BENCH"
@@ -35,6 +37,8 @@ class BaselineResult:
     consume_s: float
     cpu_s: float = 0.0
     """CPU seconds the server and this client spent on it together."""
+    messages: Traffic | None = None
+    """NATS messages this client and the server exchanged for it, as the server counted them."""
 
     @property
     def total_s(self) -> float:
@@ -50,6 +54,11 @@ class BaselineResult:
     def cpu_ms_per_msg(self) -> float:
         """Server plus client CPU milliseconds per message."""
         return 1000 * self.cpu_s / self.n
+
+    @property
+    def messages_per_msg(self) -> float | None:
+        """NATS messages either way per message stored, delivered and acked."""
+        return None if self.messages is None else self.messages.total / self.n
 
 
 def payload() -> bytes:
@@ -188,13 +197,16 @@ async def run(ns: Sequence[int], rates: Sequence[float] = (), duration_s: float 
     """Measure on a fresh embedded nats-server in a temporary folder: a throughput run of each N (with the
     CPU server and client spent), then a latency run at each rate when duration_s > 0."""
     with tempfile.TemporaryDirectory(prefix="maestro-bench-") as tmp:
-        with running_nats_server(Path(tmp) / "jetstream") as server:
+        with running_nats_server(Path(tmp) / "jetstream", monitor_port=free_port()) as server:
+            assert server.monitor_url is not None
             results = []
             for n in ns:
+                counted = await MessageMeter(server.monitor_url).start()
                 before = cpu_seconds(server.process.pid) + harness_cpu_seconds()
                 result = await measure(server.url, n)
                 spent = cpu_seconds(server.process.pid) + harness_cpu_seconds() - before
-                results.append(dataclasses.replace(result, cpu_s=spent))
+                traffic = total(await counted.spent())
+                results.append(dataclasses.replace(result, cpu_s=spent, messages=traffic))
             latencies = []
             if duration_s > 0:
                 for rate in rates:
@@ -209,6 +221,7 @@ def describe(result: BaselineResult) -> str:
         f"{result.msgs_per_s:,.0f} msgs/s (publish {result.n / result.publish_s:,.0f}/s, "
         f"fetch+ack {result.n / result.consume_s:,.0f}/s); "
         f"server+client cpu {result.cpu_ms_per_msg:.3f} ms/msg"
+        + (f", {per:.1f} nats messages/msg" if (per := result.messages_per_msg) is not None else "")
     )
 
 

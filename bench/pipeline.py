@@ -23,15 +23,17 @@ from pathlib import Path
 
 from nats.js.api import PubAck
 
-from bench import capacity, mesh
+from bench import capacity, mesh, messages
 from bench.baseline import percentile
 from bench.mesh import BenchMesh, CpuMeter
+from bench.messages import MessageMeter, Traffic
 from bench.tracker import Tracker, read_ledger, record_states, settled_ledger
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.embedded import running_nats_server
 from maestro.runtime import open_bus
 from maestro.settings import Settings
+from maestro.supervisor import free_port
 from proto.v1 import LedgerView, Role, TaskRecord, TaskRequest
 
 TENANT = "bench"
@@ -62,6 +64,8 @@ class Throughput:
     records_succeeded: int
     ledger: LedgerView | None
     cpu_s: dict[str, float]
+    messages: dict[str, Traffic] | None = None
+    """NATS messages per client over the run, as the server counted them (when it was asked)."""
 
     @property
     def tasks_per_s(self) -> float:
@@ -152,7 +156,9 @@ async def throughput(bus: Bus, running: BenchMesh, n: int, prefix: str, concurre
     """Submit `n` tasks concurrently and time them until succeeded, recorded and paid for."""
     tracker = Tracker()
     ids = [f"{prefix}{i:06d}" for i in range(n)]
+    monitor = running.server.monitor_url
     async with tracker.listening(bus):
+        counted = await MessageMeter(monitor).start() if monitor else None
         cpu = CpuMeter(running)
         started = time.perf_counter()
         window = asyncio.Semaphore(concurrency)
@@ -168,6 +174,7 @@ async def throughput(bus: Bus, running: BenchMesh, n: int, prefix: str, concurre
         ledger = await settled_ledger(bus, TENANT, timeout=10.0) if tracker.done() else None
         finished = time.perf_counter()
         spent = cpu.spent()
+        traffic = await counted.spent() if counted else None
     states = await record_states(bus, topics.BUCKET_TASKS, set(ids), TaskRecord)
     return Throughput(
         n=n,
@@ -178,6 +185,7 @@ async def throughput(bus: Bus, running: BenchMesh, n: int, prefix: str, concurre
         records_succeeded=sum(1 for s in states.values() if s == "succeeded"),
         ledger=ledger if ledger is not None else await read_ledger(bus, TENANT),
         cpu_s=spent,
+        messages=traffic,
     )
 
 
@@ -267,7 +275,9 @@ async def run(plan: Plan) -> PipelineResult:
     """Start a fresh server and the mesh on it, then measure `plan`."""
     with tempfile.TemporaryDirectory(prefix="maestro-bench-") as tmp:
         root = Path(tmp)
-        with running_nats_server(root / "jetstream", log_file=root / "nats-server.log") as server:
+        with running_nats_server(
+            root / "jetstream", log_file=root / "nats-server.log", monitor_port=free_port()
+        ) as server:
             async with mesh.running(server, root / "maestro") as running:
                 harness = Settings(nats_url=server.url, data_dir=str(root), request_timeout_s=10.0)
                 async with open_bus(harness, "bench-pipeline") as bus:
@@ -303,6 +313,7 @@ def describe_throughput(t: Throughput) -> list[str]:
         f"(submitted in {t.submit_s:.2f}s); not finished {t.unfinished}, failed/rejected {t.ended_badly}, "
         f"records succeeded {t.records_succeeded}/{t.n}, {money}",
         f"  cpu ({t.total_s:.1f}s wall; 100% = one core): {cpu_line(t.cpu_s, t.total_s, t.n)}",
+        *([f"  nats messages per task: {messages.line(t.messages, t.n)}"] if t.messages else []),
     ]
 
 

@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench import mesh
+from bench import mesh, messages
 from bench.baseline import BaselineRun
 from bench.pipeline import PipelineResult
 from bench.workflows import WorkflowsResult
@@ -109,6 +109,15 @@ def figures(raw: BaselineRun, pipe: PipelineResult, workflows: WorkflowsResult |
             ),
             Figure("with nats-server, CPU ms/task", services_ms + server_ms, ".3f", raw_ms),
         ]
+        if full.messages is not None:
+            rows.append(
+                Figure(
+                    "services' NATS messages/task (vs raw per msg)",
+                    messages.total(full.messages, leave_out=(messages.HARNESS,)).total / full.n,
+                    ".1f",
+                    base.messages_per_msg if base is not None else None,
+                )
+            )
     if pipe.idle_cpu_s is not None:
         busiest, busiest_s = max(
             ((name, sec) for name, sec in pipe.idle_cpu_s.items() if name != mesh.HARNESS), key=lambda p: p[1]

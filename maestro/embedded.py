@@ -71,6 +71,8 @@ class EmbeddedServer:
     port: int
     store_dir: Path
     process: subprocess.Popen[bytes]
+    monitor_url: str | None = None
+    """Its HTTP monitoring endpoint (`/varz`, `/connz`), when it was started with one."""
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server gracefully (SIGTERM), killing it if it does not exit in time."""
@@ -91,11 +93,18 @@ class EmbeddedServer:
 
 
 def nats_server_command(
-    store_dir: Path, *, port: int, host: str, ports_dir: Path | None = None, config: Path | None = None
+    store_dir: Path,
+    *,
+    port: int,
+    host: str,
+    ports_dir: Path | None = None,
+    config: Path | None = None,
+    monitor_port: int | None = None,
 ) -> list[str]:
     """The command line of a JetStream nats-server keeping its data in `store_dir` (port -1: a free one);
     with `ports_dir`, the server writes the URLs it listens on there once it does; with `config`, it runs
-    with that configuration (`maestro nats-config`'s accounts and users)."""
+    with that configuration (`maestro nats-config`'s accounts and users); with `monitor_port`, it serves its
+    HTTP monitoring there (on `host`)."""
     command = [nats_server_binary()]
     if config is not None:
         command += ["--config", str(config)]
@@ -103,6 +112,8 @@ def nats_server_command(
     command += ["--port", str(port)]
     if ports_dir is not None:
         command += ["--ports_file_dir", str(ports_dir)]
+    if monitor_port is not None:
+        command += ["--http_port", str(monitor_port)]
     return command
 
 
@@ -121,12 +132,15 @@ def start_nats_server(
     host: str = "127.0.0.1",
     log_file: Path | None = None,
     config: Path | None = None,
+    monitor_port: int | None = None,
 ) -> EmbeddedServer:
-    """Start nats-server with JetStream in `store_dir` (port -1: a free one), with `config` if given;
-    raises EmbeddedServerError."""
+    """Start nats-server with JetStream in `store_dir` (port -1: a free one), with `config` if given, and its
+    HTTP monitoring on `monitor_port` if given; raises EmbeddedServerError."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = Path(tempfile.mkdtemp(prefix="maestro-ports-"))
-    cmd = nats_server_command(store_dir, port=port, host=host, ports_dir=ports_dir, config=config)
+    cmd = nats_server_command(
+        store_dir, port=port, host=host, ports_dir=ports_dir, config=config, monitor_port=monitor_port
+    )
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
@@ -145,7 +159,11 @@ def start_nats_server(
             url = _listening_url(ports_dir, process.pid)
             if url is not None:
                 return EmbeddedServer(
-                    url=url, port=int(url.rsplit(":", 1)[1]), store_dir=store_dir, process=process
+                    url=url,
+                    port=int(url.rsplit(":", 1)[1]),
+                    store_dir=store_dir,
+                    process=process,
+                    monitor_url=None if monitor_port is None else f"http://{host}:{monitor_port}",
                 )
             time.sleep(0.01)
         process.kill()
@@ -174,10 +192,10 @@ async def listening_url(
 
 @contextmanager
 def running_nats_server(
-    store_dir: Path, *, port: int = -1, log_file: Path | None = None
+    store_dir: Path, *, port: int = -1, log_file: Path | None = None, monitor_port: int | None = None
 ) -> Iterator[EmbeddedServer]:
-    """Start a server for the length of a `with` block."""
-    server = start_nats_server(store_dir, port=port, log_file=log_file)
+    """Start a server for the length of a `with` block (`monitor_port`: see start_nats_server)."""
+    server = start_nats_server(store_dir, port=port, log_file=log_file, monitor_port=monitor_port)
     try:
         yield server
     finally:
