@@ -8,6 +8,7 @@ maestro/operations.py why not (tests/maestro/test_sdk_parity.py holds the two to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -18,7 +19,18 @@ from msgspec import structs
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from maestro import budget_history, claims, codec, deploy_gate, gates, history, listing, topics, tracing
+from maestro import (
+    budget_history,
+    claims,
+    codec,
+    deploy_gate,
+    gates,
+    history,
+    lifecycle,
+    listing,
+    topics,
+    tracing,
+)
 from maestro.access.grants import mint
 from maestro.access.token_store import TokenStore
 from maestro.bus import Bus
@@ -126,14 +138,18 @@ class Client:
         return request.id
 
     async def get(self, task_id: str) -> TaskRecord:
-        """The task's current record; raises NotFound when the orchestrator has not seen it (yet)."""
-        try:
+        """The task's current record; raises NotFound when nothing of it is stored (yet).
+
+        Until the orchestrator writes a task's record (its first events wait up to MAESTRO_RECORD_LINGER_S
+        to be written together), the record is what its stored events make."""
+        with contextlib.suppress(KeyNotFoundError):
             entry = await self._records.get(task_id)
-        except KeyNotFoundError:
-            raise NotFound(f"no task {task_id}") from None
-        if entry.value is None:
+            if entry.value:
+                return codec.decode(TaskRecord, entry.value)
+        folded = lifecycle.fold(await history.read_stored(self.bus.js, task_id))
+        if folded is None:
             raise NotFound(f"no task {task_id}")
-        return codec.decode(TaskRecord, entry.value)
+        return folded
 
     async def tasks(
         self,

@@ -21,8 +21,7 @@ from maestro.bus import Bus
 from maestro.desk.desk import Desk, DeskError
 from maestro.desk.people import PeopleStore
 from maestro.errors import RemoteError, Retry
-from proto.v1 import Failed, Release, Reserve, Retrying, TaskAssignment, TimerFired
-from services.orchestrator.lifecycle import (
+from maestro.lifecycle import (
     ArmTimer,
     Command,
     Decide,
@@ -33,6 +32,7 @@ from services.orchestrator.lifecycle import (
     ReleaseHold,
     StopWork,
 )
+from proto.v1 import Failed, Release, Reserve, Retrying, TaskAssignment, TimerFired
 
 log = logging.getLogger(__name__)
 

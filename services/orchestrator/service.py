@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from maestro import history, topics
+from maestro import history, lifecycle, topics
 from maestro.bus import Bus
 from maestro.claims import IdConflict
 from maestro.deliveries import Consumer, Delivery
 from maestro.errors import Reject, Retry
+from maestro.lifecycle import Applied, Command, Duplicate, Refused
 from maestro.runtime import Service
 from maestro.tenant_labels import TenantLabels
 from proto.v1 import (
@@ -34,7 +35,7 @@ from proto.v1 import (
 )
 from proto.v1.scheduling import WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowRecord
-from services.orchestrator import lifecycle, notifier
+from services.orchestrator import notifier
 from services.orchestrator.api import routes
 from services.orchestrator.batches import KeyedBatches, Outcome
 from services.orchestrator.dispatch.dispatcher import Dispatcher
@@ -44,7 +45,6 @@ from services.orchestrator.human_queues import HumanQueues
 from services.orchestrator.human_queues import seed as seed_humans
 from services.orchestrator.lag import BacklogGauges
 from services.orchestrator.lag import refresh as refresh_backlog
-from services.orchestrator.lifecycle import Applied, Command, Duplicate, Refused
 from services.orchestrator.reviews.serving import serve_reviews
 from services.orchestrator.running import RunningGauges, RunningTasks
 from services.orchestrator.running import seed as seed_running
@@ -302,13 +302,16 @@ class Orchestrator:
 
 
 def _written_at_once(item: Item) -> bool:
-    """Whether the event's record is written without lingering: it creates the record (a client may cancel
-    or read the task right after submitting it), parks it for a person (who approves as soon as they see
-    it), or ends the task (what everyone waits for)."""
+    """Whether the event's record is written without lingering: it parks the task for a person (who approves
+    as soon as they see it) or ends the task (what everyone waits for).
+
+    The events that create a task and start it (accepted, queued, started) linger together: a task that
+    ends within the linger is written once, and one that runs longer once before its end. Until then the
+    API answers for the task from its stored events (lifecycle.fold)."""
     return isinstance(item[0], _AT_ONCE)
 
 
-_AT_ONCE = (Accepted, AwaitingApproval, Claimed, Released, Escalated, HandedOff, *ENDING_EVENTS)
+_AT_ONCE = (AwaitingApproval, Claimed, Released, Escalated, HandedOff, *ENDING_EVENTS)
 
 
 def _step_moved(current: Versioned | None, record: TaskRecord, items: list[Item]) -> bool:

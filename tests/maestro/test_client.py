@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.claims import IdConflict, digest, owner_of
 from maestro.client import open_client
+from maestro.errors import NotFound
 from maestro.settings import Settings
-from proto.v1 import TaskRequest, Timeouts
+from proto.v1 import Accepted, Decision, Queued, TaskRequest, Timeouts
 
 
 def plan(task_id: str, tenant: str = "acme", prompt: str = "Plan a CLI") -> TaskRequest:
@@ -46,3 +49,24 @@ async def test_a_request_built_with_ints_for_floats_has_the_fingerprint_the_guar
     as_the_guard_reads_it = codec.decode(TaskRequest, stored.data)
     claim = await owner_of(bus, "sdk-int")
     assert claim is not None and claim.digest == digest(as_the_guard_reads_it)
+
+
+async def test_a_task_whose_record_is_not_written_yet_is_what_its_stored_events_make(
+    bus: Bus, settings: Settings
+) -> None:
+    # No orchestrator runs: nothing writes the record, as while the task's first events linger.
+    accepted = Accepted(task_id="t-lag", tenant="acme", at=datetime.now(UTC), role="planner")
+    queued = Queued(
+        task_id="t-lag",
+        tenant="acme",
+        at=datetime.now(UTC),
+        role="planner",
+        decision=Decision(verdict="allow"),
+    )
+    async with open_client(settings) as client:
+        with pytest.raises(NotFound):
+            await client.get("t-lag")
+        for event in (accepted, queued):
+            await bus.streams.publish(topics.EVENTS.at("acme", "t-lag"), event)
+        record = await client.get("t-lag")
+    assert (record.id, record.tenant, record.state, record.role) == ("t-lag", "acme", "queued", "planner")

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from maestro import codec, topics
@@ -134,6 +135,32 @@ async def test_a_task_s_record_and_events_are_readable(api: Api, bus: Bus, setti
         "task.succeeded",
     ]
     assert all(e["task_id"] == "task-read" for e in listed)
+
+
+async def test_a_task_whose_record_lags_its_events_is_read_and_cancelled_from_its_events(
+    bus: Bus, settings: Settings
+) -> None:
+    # The orchestrator writes a task's first events together (here: not before the test ends); meanwhile the
+    # API answers from the stored events, as the record will say once written.
+    async with (
+        orchestrator(settings.with_(record_linger_s=60.0)) as port,
+        aiohttp.ClientSession() as http,
+    ):
+        api = Api(http, f"http://127.0.0.1:{port}")
+        accepted, queued, started, *_ = lifecycle("task-lagging")
+        for event in (accepted, queued, started):
+            await emit(bus, event)
+        records: KeyValue = await bus.js.key_value(topics.BUCKET_TASKS)
+        status, record = await api.call("GET", "/v1/tasks/task-lagging")
+        assert status == 200
+        assert (record["state"], record["worker"], record["labels"]) == ("running", "w-1", {"pr": "7"})
+        with pytest.raises(KeyNotFoundError):
+            await records.get("task-lagging")  # not written yet: the answer came from the events
+        status, _ = await api.call("POST", "/v1/tasks/task-lagging/cancel", json={"reason": "not needed"})
+        assert status == 202
+        await wait_record(records, "task-lagging", lambda r: r.state == "cancelled")
+        status, _ = await api.call("GET", "/v1/tasks/no-such-task")
+        assert status == 404
 
 
 async def test_an_id_is_one_task_the_same_request_again_is_202_anything_else_409(api: Api, bus: Bus) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from msgspec import structs
 
+from maestro.lifecycle import TRANSITIONS, Applied, Duplicate, Refused, step
 from proto.v1 import (
     Accepted,
     ArtifactRef,
@@ -26,7 +27,6 @@ from proto.v1 import (
     Usage,
     Violation,
 )
-from services.orchestrator.lifecycle import TRANSITIONS, Applied, Duplicate, Refused, step
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ID = "t-1"

@@ -5,6 +5,16 @@ from __future__ import annotations
 import pytest
 from msgspec import structs
 
+from maestro.lifecycle import (
+    Applied,
+    ArmTimer,
+    Decide,
+    Record,
+    Refused,
+    ReleaseHold,
+    StopWork,
+    step,
+)
 from proto.v1 import (
     APPROVAL_TIMEOUT_BY,
     AwaitingApproval,
@@ -18,16 +28,6 @@ from proto.v1 import (
     Timeouts,
     TimerFired,
     TimerKind,
-)
-from services.orchestrator.lifecycle import (
-    Applied,
-    ArmTimer,
-    Decide,
-    Record,
-    Refused,
-    ReleaseHold,
-    StopWork,
-    step,
 )
 from tests.services.orchestrator.test_lifecycle import (
     APPROVE,

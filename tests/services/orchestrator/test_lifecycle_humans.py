@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from maestro.lifecycle import Applied, ArmTimer, ExpireLease, Notify, Record, Refused, step
 from proto.v1 import (
     Claimed,
     Escalated,
@@ -17,7 +18,6 @@ from proto.v1 import (
     TimerFired,
 )
 from proto.v1.humans import HumanWork
-from services.orchestrator.lifecycle import Applied, ArmTimer, ExpireLease, Notify, Record, Refused, step
 from tests.services.orchestrator.test_lifecycle import ALLOW, ID, accepted, applied, at, run, started
 
 HUMAN = HumanWork(lease_s=60)

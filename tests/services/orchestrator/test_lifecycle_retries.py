@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from msgspec import structs
 
+from maestro.lifecycle import Applied, Record, Redispatch, Refused, backoff_s, step
 from proto.v1 import AttemptFailed, Failed, Retrying, RetryPolicy, Started, TaskRecord, Usage
 from proto.v1.tasks import NON_RETRYABLE
-from services.orchestrator.lifecycle import Applied, Record, Redispatch, Refused, backoff_s, step
 from tests.services.orchestrator.test_lifecycle import ID, at, record, succeeded
 
 POLICY = RetryPolicy(max_attempts=3, initial_backoff_s=2, multiplier=3, max_backoff_s=60, jitter=0.25)

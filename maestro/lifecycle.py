@@ -22,7 +22,7 @@ derives the same commands with the same message ids and changes nothing the seco
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -360,6 +360,18 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
 
 _STOPPED: frozenset[TaskState] = frozenset({"cancelled", "timed_out"})
 """Ended by the orchestrator, possibly while a worker still ran it: its late outcome is paid usage."""
+
+
+def fold(stored: Iterable[tuple[int, TaskEvent]]) -> TaskRecord | None:
+    """The record a task's stored events (each with its stream sequence, oldest first) make, as the
+    orchestrator folds them (without the commands it carries out): what a reader is answered with while the
+    stored record still lags the events (MAESTRO_RECORD_LINGER_S); None when they make none."""
+    record: TaskRecord | None = None
+    for seq, event in stored:
+        result = step(record, event, seq, first=record is None)
+        if isinstance(result, Applied):
+            record = result.record
+    return record
 
 
 def _after(at: datetime, seconds: float) -> datetime:
