@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from typing import TypeVar
 
 import pytest
 
@@ -18,6 +19,8 @@ from services.budget.service import SERVICE as BUDGET
 from services.guard.service import SERVICE as GUARD
 from services.orchestrator.service import SERVICE as ORCHESTRATOR
 
+T = TypeVar("T")
+
 
 async def in_state(client: Client, task_id: str, state: str, within: float = 20.0) -> TaskRecord:
     """Wait until the task's record is in `state` (what `maestro status` would show); its record."""
@@ -30,6 +33,16 @@ async def in_state(client: Client, task_id: str, state: str, within: float = 20.
             except NotFound:
                 pass
             await asyncio.sleep(0.02)
+
+
+async def recorded(ask: Callable[[], Awaitable[T]], until: Callable[[T], bool], within: float = 5.0) -> T:
+    """Ask until the answer shows what `until` looks for, and return that answer: for what reads the task
+    records (listings, the inbox, the deploy gate), which lag the task's events by up to
+    MAESTRO_RECORD_LINGER_S while a task's first events wait to be written together."""
+    async with asyncio.timeout(within):
+        while not until(answer := await ask()):  # noqa: ASYNC110 (a read of the records, not an event)
+            await asyncio.sleep(0.05)
+    return answer
 
 
 async def wait_for_budget(client: Client, within: float = 10.0) -> None:

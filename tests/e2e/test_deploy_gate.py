@@ -25,7 +25,7 @@ from maestro.client import Client
 from maestro.settings import Settings
 from proto.v1 import Queued, TaskRecord, TaskRequest
 from proto.v1.access import ALL_TENANTS, Scope
-from tests.e2e.conftest import in_state
+from tests.e2e.conftest import in_state, recorded
 from tests.e2e.test_approval_flow import PINNED, Mesh, awaiting, start
 
 MAESTRO = str(Path(sys.executable).parent / "maestro")
@@ -114,6 +114,10 @@ async def test_the_gate_refuses_a_commit_until_its_tester_task_succeeds_and_ever
     release = tmp_path / "release"
     task_id = await gated.tested(sha, f"while [ ! -e {release} ]; do sleep 0.05; done; echo 12 passed")
     await in_state(gated.client, task_id, "running")
+    # The gate reads the records (each ask is recorded as a decision): once the task's is written.
+    await recorded(
+        lambda: gated.client.tasks(tenant="acme"), lambda page: [r.id for r in page.items] == [task_id]
+    )
     running = await gated.client.deploy_gate(tenant="acme", repo=REPO, commit=sha, by="sdk-user")
     assert (running.allowed, running.outcome, running.task_id) == (False, "running", task_id)
     assert running.reason.startswith(f"tester task {task_id} is still running (since ")

@@ -7,7 +7,7 @@ import json
 
 from proto.v1 import TaskRequest
 from proto.v1.humans import AnswerField, AnswerForm, HumanWork
-from tests.e2e.conftest import in_state
+from tests.e2e.conftest import in_state, recorded
 from tests.e2e.test_api_access import Secured, secured  # noqa: F401 (the fixture)
 
 FORM = AnswerForm(fields=[AnswerField(name="decision", kind="choice", choices=["ship", "hold"])])
@@ -42,7 +42,9 @@ async def test_a_person_claims_reads_and_completes_a_task_through_the_api_as_the
     await client.submit(task)
     await in_state(client, "deploy-1", "queued")
 
-    status, inbox, _ = await secured.call("GET", "/v1/inbox?queue=ops", alice)
+    status, inbox, _ = await recorded(
+        lambda: secured.call("GET", "/v1/inbox?queue=ops", alice), lambda answer: answer[1] != []
+    )
     assert status == 200 and [r["id"] for r in inbox] == ["deploy-1"]
     assert (await secured.call("GET", "/v1/inbox", bob))[1] == []  # bob is no person yet: nothing to serve
     assert (await secured.call("GET", "/v1/inbox", reader))[0] == 403
