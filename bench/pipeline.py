@@ -44,8 +44,7 @@ validates and scans a whole structured plan: 0.5 ms more of an agent's CPU.)"""
 PROMPT = "Report on the task"
 # The hops a task goes through, as the harness sees them: (from, to, what happens in between).
 _STAGES = (
-    ("submitted", "accepted", "request stored, guard pulls it, judges it, stores Accepted"),
-    ("accepted", "queued", "guard reserves the estimate with the budget, stores Queued"),
+    ("submitted", "queued", "request stored, guard pulls it, judges it, holds its estimate, stores Queued"),
     ("queued", "started", "guard stores the assignment, an agent pulls it, stores Started"),
     ("started", "succeeded", "agent works, commits usage to the budget, stores Succeeded"),
     ("succeeded", "recorded", "orchestrator pulls Succeeded, writes the record"),

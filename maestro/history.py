@@ -12,7 +12,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from maestro import codec, topics
-from proto.v1 import TaskEvent
+from proto.v1 import TaskEvent, separate
 
 
 async def _stored(
@@ -49,8 +49,9 @@ async def _stored(
 
 
 async def _events(js: JetStreamContext, task_id: str, *, follow: bool) -> AsyncIterator[TaskEvent]:
-    async for _, event in _stored(js, task_id, follow=follow):
-        yield event
+    async for _, stored in _stored(js, task_id, follow=follow):
+        for event in separate(stored):  # an acceptance stored with its verdict is read as both
+            yield event
 
 
 async def read_events(js: JetStreamContext, task_id: str) -> list[TaskEvent]:

@@ -21,6 +21,7 @@ derives the same commands with the same message ids and changes nothing the seco
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ from proto.v1 import (
     TimedOut,
     TimerFired,
     TimerKind,
+    separate,
 )
 from proto.v1.humans import HumanWork, Notification
 from proto.v1.ids import HUMAN_PREFIX, is_human, queue_of
@@ -214,6 +216,14 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
         if record is not None:
             return Refused(f"task already exists (state {record.state})")
         return Applied(_created(event, seq), None)
+    if isinstance(event, Queued) and event.accepted is not None and record is None:
+        # Accepted and queued at once, stored as one event: the task is created, then queued. (A task whose
+        # acceptance was stored on its own before, as the budget kept it waiting, is only queued.)
+        accepted, queued = separate(event)
+        if accepted.task_id != event.task_id or not isinstance(accepted, Accepted):
+            return Refused(f"queued for task {event.task_id} with the acceptance of {accepted.task_id}")
+        result = step(_created(accepted, seq - 1), queued, seq)
+        return dataclasses.replace(result, previous=None) if isinstance(result, Applied) else result
     if record is None:
         if first and isinstance(event, Rejected):
             # As if it had been accepted with nothing known of it, then rejected.

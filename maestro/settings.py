@@ -79,7 +79,7 @@ class Settings:
     """Messages asked for in one pull."""
     record_linger_s: float = 0.5
     """How long the orchestrator may wait for more events of a task before it writes the task's record (an
-    event that parks the task for approval or ends it is written at once): the events
+    event that parks the task for approval, queues it for a person or ends it is written at once): the events
     that come within it are written once instead of once each. Events are acknowledged only once written,
     so none is lost."""
     fair_dispatch: bool = True

@@ -88,7 +88,9 @@ def _fold(held: Holding, event: TaskEvent) -> Holding:
             return replace(held, tenant=event.tenant, role=role, human=human, standing="pending")
         case AwaitingApproval():
             return replace(held, standing="pending")
-        case Queued():
+        case Queued(accepted=accepted):
+            if accepted is not None and held.standing == "unknown":
+                held = _fold(held, accepted)  # accepted and queued as one event
             return replace(held, standing="waiting")
         case Claimed(by=by, lease_until=lease_until, claim=claim):
             return replace(held, standing="claimed", by=by, lease_until=lease_until, claim=claim)

@@ -87,6 +87,7 @@ from proto.v1.tasks import (
     Timeouts,
     TimerFired,
     TimerKind,
+    separate,
 )
 from proto.v1.work import (
     CommandRun,
@@ -222,4 +223,5 @@ __all__ = [
     "WorkflowStarted",
     "new_task_id",
     "reservation_id_for",
+    "separate",
 ]

@@ -281,6 +281,10 @@ class Queued(Event, frozen=True, tag="task.queued"):
     approved_at: datetime | None = None
     approval_reason: str = ""
     """Why they approved it, as they said."""
+    accepted: Accepted | None = None
+    """The task's acceptance, when the guard stored it with the verdict as one event (a task allowed at
+    once): readers of a task's events are given it as the task.accepted event it stands for, before this one
+    (`separate`)."""
 
 
 class Started(Event, frozen=True, tag="task.started"):
@@ -454,6 +458,15 @@ TaskEvent = (
     | Escalated
     | HandedOff
 )
+
+
+def separate(event: TaskEvent) -> tuple[TaskEvent, ...]:
+    """The events one stored event stands for, in order: a Queued that carries its task's acceptance is the
+    task.accepted event, then itself without it; any other event is itself."""
+    if isinstance(event, Queued) and event.accepted is not None:
+        return event.accepted, msgspec.structs.replace(event, accepted=None)
+    return (event,)
+
 
 EVENT_KINDS: frozenset[str] = frozenset(str(t.__struct_config__.tag) for t in get_args(TaskEvent))
 """Every kind of task event, as the wire names it (`task.succeeded`)."""

@@ -14,6 +14,7 @@ from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.errors import RemoteError, Retry
 from proto.v1 import (
+    Accepted,
     Decision,
     Queued,
     Reservation,
@@ -118,9 +119,11 @@ async def queue(
     traceparent: str | None,
     approved_by: str = "",
     approval_reason: str = "",
+    accepted: Accepted | None = None,
 ) -> None:
     """Record the task as queued (with who approved it and why, when a human did), then hand it over;
-    `held` is its granted reservation, or the hold its dispatcher is to make (see `reserve`)."""
+    `held` is its granted reservation, or the hold its dispatcher is to make (see `reserve`); `accepted`,
+    the task's acceptance when it is stored with the verdict as one event."""
     if isinstance(held, Reservation):
         reservation_id, deferred = held.reservation_id, None
     else:
@@ -137,6 +140,7 @@ async def queue(
             approved_by=approved_by,
             approved_at=at if approved_by else None,
             approval_reason=approval_reason,
+            accepted=accepted,
         ),
         msg_id=topics.event_msg_id(request.id, slot),
         traceparent=traceparent,

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from maestro import claims, codec, history, topics, tracing
 from maestro.bus import Bus
 from maestro.deliveries import Consumer, Delivery
-from maestro.errors import Reject, RemoteError
+from maestro.errors import Reject, RemoteError, Retry
 from maestro.estimates import Prices
 from maestro.policy.bundle import Bundle, BundleError, load_default
 from maestro.policy.bundle_store import Policies, following
@@ -204,13 +204,16 @@ class Guard:
             retry=request.retry,
             human=request.human or (HumanWork() if is_human(request.role) else None),
         )
-        await publish(subject, accepted, msg_id=topics.event_msg_id(request.id, "accepted"))
+        accept = functools.partial(
+            publish, subject, accepted, msg_id=topics.event_msg_id(request.id, "accepted")
+        )
         verdict_id = topics.event_msg_id(request.id, "verdict")
 
         match decision.verdict:
             case "deny":
                 self._count(judgement)
                 reason = admission.reason(decision)
+                await accept()
                 await publish(
                     subject,
                     Rejected(
@@ -222,15 +225,21 @@ class Guard:
                 return
             case "approve":
                 self._count(judgement)
+                await accept()
                 await self.on_approve(request, decision, delivery)
                 return
             case "allow" | "redact":
                 pass
 
         expected = judgement.estimate
-        held = await admission.reserve(self.bus, request, expected.micro_usd, expected.tokens)
+        try:
+            held = await admission.reserve(self.bus, request, expected.micro_usd, expected.tokens)
+        except Retry:
+            await accept()  # while the budget keeps it waiting, the task reads as pending
+            raise
         now = datetime.now(UTC)
         if isinstance(held, Reservation) and not held.granted:
+            await accept()
             refused = admission.over_budget(
                 request, structs.replace(decision, estimate_micro_usd=expected.micro_usd), held
             )
@@ -250,8 +259,16 @@ class Guard:
             return
 
         self._count(judgement)
+        # Allowed and held: accepted and queued in one stored event (Queued.accepted), one write less.
         await admission.queue(
-            self.bus, request, decision, held, at=now, slot="verdict", traceparent=delivery.traceparent
+            self.bus,
+            request,
+            decision,
+            held,
+            at=now,
+            slot="verdict",
+            traceparent=delivery.traceparent,
+            accepted=accepted,
         )
 
     async def _handled_before(self, judgement: Judgement, delivery: Delivery) -> bool:

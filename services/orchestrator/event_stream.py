@@ -18,7 +18,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from maestro import codec, topics
 from maestro.bus import Bus
-from proto.v1 import ENDING_EVENTS, TaskEvent
+from proto.v1 import ENDING_EVENTS, TaskEvent, separate
 
 KEEPALIVE_S = 5.0
 """How long a followed stream stays silent before a comment line."""
@@ -92,13 +92,14 @@ async def stream_events(
             if seq <= after_seq:
                 continue  # sent again by a restarted consumer (see above): the client has it or never asked
             try:
-                event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
+                stored: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
             except codec.DecodeError:
                 continue
-            if kinds and event_kind(event) not in kinds:
-                continue
-            await response.write(frame(seq, event))
-            if until_end and isinstance(event, ENDING_EVENTS):
+            # An acceptance stored with its verdict is sent as both, under the one stream sequence.
+            for event in separate(stored):
+                if not kinds or event_kind(event) in kinds:
+                    await response.write(frame(seq, event))
+            if until_end and isinstance(stored, ENDING_EVENTS):
                 break
         await response.write_eof()
     except ConnectionResetError:

@@ -29,10 +29,12 @@ from proto.v1 import (
     Claimed,
     Escalated,
     HandedOff,
+    Queued,
     Released,
     TaskEvent,
     TaskRecord,
 )
+from proto.v1.ids import is_human
 from proto.v1.scheduling import WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowRecord
 from services.orchestrator import notifier
@@ -225,8 +227,8 @@ class Orchestrator:
     async def _apply(self, items: list[Item], *, reread: bool) -> list[Outcome]:
         first = items[0][0]
         current, fresh = (None if reread else self.store.cached(first.task_id)), False
-        if current is None and (reread or not isinstance(first, Accepted)):
-            # Accepted creates the record, so at first it skips the read: the create fails if one exists.
+        if current is None and (reread or not _creates(first)):
+            # An acceptance creates the record, so at first it skips the read: the create fails if one exists.
             current, fresh = await self.store.get(first.task_id), True
         record = current.record if current else None
         outcomes: list[Outcome] = []
@@ -301,14 +303,21 @@ class Orchestrator:
         return record, lifecycle.step(record, event, delivery.stream_seq, first=record is None)
 
 
+def _creates(event: TaskEvent) -> bool:
+    """Whether the event is a task's acceptance (alone, or stored with its verdict as one Queued event)."""
+    return isinstance(event, Accepted) or (isinstance(event, Queued) and event.accepted is not None)
+
+
 def _written_at_once(item: Item) -> bool:
     """Whether the event's record is written without lingering: it parks the task for a person (who approves
-    as soon as they see it) or ends the task (what everyone waits for).
+    as soon as they see it), queues it for a person of a human queue (whose inbox lists the records), or ends
+    the task (what everyone waits for).
 
     The events that create a task and start it (accepted, queued, started) linger together: a task that
     ends within the linger is written once, and one that runs longer once before its end. Until then the
     API answers for the task from its stored events (lifecycle.fold)."""
-    return isinstance(item[0], _AT_ONCE)
+    event = item[0]
+    return isinstance(event, _AT_ONCE) or (isinstance(event, Queued) and is_human(event.role))
 
 
 _AT_ONCE = (AwaitingApproval, Claimed, Released, Escalated, HandedOff, *ENDING_EVENTS)

@@ -124,13 +124,19 @@ export function parseFrame(text) {
   return frame;
 }
 
+/** How long after a burst of events the page reads again: the records it lists lag their events by up to
+ * the orchestrator's record linger (MAESTRO_RECORD_LINGER_S, 0.5 s). */
+const RECORD_LAG_MS = 700;
+
 /**
  * A reload that live events ask for: a burst of them is one call of `load` (after `ms` of quiet), and a new
  * one starts no sooner than four times as long after the last as that one took (at least `ms`), so a busy
- * mesh, whose listings take longer, is asked less often, never in a storm.
+ * mesh, whose listings take longer, is asked less often, never in a storm; one more call follows
+ * RECORD_LAG_MS later, when the records hold what the events said.
  */
 export function debounce(load, ms = 300) {
   let timer = null;
+  let settle = null;
   let running = false;
   let again = false;
   let took = 0;
@@ -154,7 +160,11 @@ export function debounce(load, ms = 300) {
   };
   const schedule = () => {
     clearTimeout(timer);
-    timer = setTimeout(run, Math.max(ms, 4 * took));
+    clearTimeout(settle);
+    const wait = Math.max(ms, 4 * took);
+    timer = setTimeout(run, wait);
+    // Records lag their events by up to MAESTRO_RECORD_LINGER_S: once more when that has passed.
+    settle = setTimeout(run, wait + RECORD_LAG_MS);
   };
   return schedule;
 }
