@@ -177,8 +177,13 @@ class Guard:
             seen = await claims.claim_request(self.bus, request)
         except claims.IdConflict as exc:
             raise Reject(str(exc), notify=False) from None
-        if seen is claims.Seen.AGAIN and await self._handled_before(judgement, delivery):
-            return
+        last = None
+        if seen is claims.Seen.AGAIN:
+            last = await history.last_stored(self.bus.js, topics.EVENTS.subject(request.tenant, request.id))
+            if await self._handled_before(judgement, delivery, last):
+                return
+        # Stored on its own already (the budget kept it waiting before): the verdict does not carry it again.
+        accepted_before = last is not None and isinstance(last.event, Accepted)
         decision = judgement.decision
         # From here on only the forwarded request is used: with verdict redact, it is the masked one.
         request = judgement.request
@@ -268,15 +273,16 @@ class Guard:
             at=now,
             slot="verdict",
             traceparent=delivery.traceparent,
-            accepted=accepted,
+            accepted=None if accepted_before else accepted,
         )
 
-    async def _handled_before(self, judgement: Judgement, delivery: Delivery) -> bool:
+    async def _handled_before(
+        self, judgement: Judgement, delivery: Delivery, last: history.Stored | None
+    ) -> bool:
         """Whether the guard already decided this request (it is seen again: resent, redelivered after a
         crash, or past every duplicate window); a task left queued is handed to its role again (with fair
         dispatch, with its hold for the dispatcher to make: it may never have been made)."""
         request = judgement.request
-        last = await history.last_stored(self.bus.js, topics.EVENTS.subject(request.tenant, request.id))
         if last is None or isinstance(last.event, Accepted):
             return False  # nothing decided yet: judge it (again), every step is idempotent
         event = last.event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import msgspec
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -10,7 +11,10 @@ from nats.js.errors import NotFoundError
 
 from maestro import codec, topics
 from maestro.bus import Bus
+from maestro.client import open_client
+from maestro.errors import NotFound
 from maestro.history import follow_events, read_events
+from maestro.runtime import open_bus, running_service
 from maestro.settings import Settings
 from proto.v1 import (
     Accepted,
@@ -24,6 +28,9 @@ from proto.v1 import (
     TaskRequest,
     Timeouts,
 )
+from services.budget.service import SERVICE as BUDGET
+from services.guard.service import serve
+from tests.services.agents.flow import budget_ready
 from tests.services.guard.support import running_guard
 
 AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"  # not the documented example key, which is allowlisted
@@ -293,3 +300,30 @@ async def test_a_request_that_fails_for_good_after_its_reservation_gives_the_hol
     # its own (never an outcome, the orchestrator's and the agents' kind of event).
     assert [type(e).__name__ for e in events] == ["Accepted", "Queued", "Rejected"]
     assert events[-1].reason.startswith("queued, then withdrawn: not handled")  # type: ignore[union-attr]
+
+
+async def test_while_the_budget_cannot_answer_the_task_reads_as_pending_and_is_accepted_once(
+    bus: Bus, settings: Settings
+) -> None:
+    req = request("waits-for-budget")
+    async with open_bus(settings, "maestro-guard") as guard_bus, open_client(settings) as client:
+        guarding = asyncio.create_task(serve(guard_bus))
+        try:
+            await submit(bus, req)  # no budget service yet: the guard cannot hold the estimate
+            async with asyncio.timeout(10):
+                while True:
+                    with contextlib.suppress(NotFound):
+                        if (await client.get(req.id)).state == "pending":
+                            break
+                    await asyncio.sleep(0.05)
+            async with running_service(BUDGET, settings):
+                await budget_ready(guard_bus)
+                async with asyncio.timeout(20):
+                    while (await client.get(req.id)).state == "pending":  # noqa: ASYNC110
+                        await asyncio.sleep(0.05)
+                assert (await client.get(req.id)).state == "queued"
+        finally:
+            guard_bus.lifetime.stop()
+            await asyncio.wait_for(guarding, 10)
+    # Its acceptance was stored on its own while it waited, so the verdict does not carry it again.
+    assert [type(e) for e in await read_events(bus.js, req.id)] == [Accepted, Queued]

@@ -26,6 +26,7 @@ from proto.v1 import (
     TimedOut,
     Usage,
     Violation,
+    separate,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -145,6 +146,31 @@ def test_accepted_creates_a_pending_record_with_what_the_task_is() -> None:
     assert new.created_at == new.updated_at == at(0)
     assert new.last_event_seq == 7
     assert isinstance(result, Applied) and result.previous is None and result.changed_state
+
+
+def test_a_queued_event_carrying_its_acceptance_creates_the_record_then_queues_it() -> None:
+    both = structs.replace(queued(), accepted=accepted())
+    result = step(None, both, 7)
+    new = applied(result)
+    assert (new.state, new.role, new.parent, new.labels, new.model) == (
+        "queued",
+        "implementer",
+        "t-0",
+        {"repo": "r"},
+        "m-1",
+    )
+    assert (new.reservation_id, new.created_at, new.updated_at, new.last_event_seq) == (
+        "r-1",
+        at(0),
+        at(2),
+        7,
+    )
+    assert isinstance(result, Applied) and result.previous is None
+    # Its acceptance stored on its own before (the budget kept it waiting): only queued, the same record.
+    assert run(accepted(), both) == structs.replace(new, last_event_seq=2)
+    assert separate(both) == (accepted(), queued()) and separate(queued()) == (queued(),)
+    # Another task's acceptance inside is refused.
+    assert isinstance(step(None, structs.replace(queued(), accepted=accepted(task_id="t-other")), 7), Refused)
 
 
 def test_the_happy_path_reaches_succeeded_with_every_field_set() -> None:
