@@ -280,8 +280,9 @@ class Guard:
         self, judgement: Judgement, delivery: Delivery, last: history.Stored | None
     ) -> bool:
         """Whether the guard already decided this request (it is seen again: resent, redelivered after a
-        crash, or past every duplicate window); a task left queued is handed to its role again (with fair
-        dispatch, with its hold for the dispatcher to make: it may never have been made)."""
+        crash, or past every duplicate window), by `last`, the task's last stored event; a task left queued
+        is handed to its role again (with fair dispatch, with its hold for the dispatcher to make: it may
+        never have been made)."""
         request = judgement.request
         if last is None or isinstance(last.event, Accepted):
             return False  # nothing decided yet: judge it (again), every step is idempotent
