@@ -20,10 +20,12 @@ async def test_each_clients_messages_are_counted_from_the_start_of_the_meter(tmp
             sub = await receiver.subscribe("demo")
             await receiver.flush()
             await sender.publish("demo", b"before")
+            await sender.flush()
             await sub.next_msg(timeout=5)
             meter = await MessageMeter(server.monitor_url).start()
             for _ in range(3):
                 await sender.publish("demo", b"counted")
+            await sender.flush()
             for _ in range(3):
                 await sub.next_msg(timeout=5)
             traffic = await meter.spent()
