@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -42,8 +43,12 @@ async def test_tasks_survive_a_nats_server_killed_and_restarted(
                         break
                     except Exception:
                         await asyncio.sleep(0.2)
+            back = time.monotonic()
             records = await asyncio.gather(*(client.wait(r.id, timeout=60) for r in requests))
             assert [r.state for r in records] == ["succeeded"] * len(requests)
+            # The dispatcher's reader of the waiting stream notices the lost consumer within two heartbeats:
+            # 2-4 s alone, about 19 s with nats-py's default heartbeat.
+            assert time.monotonic() - back < 12.0
     finally:
         for server in restarted:
             server.stop()
