@@ -26,7 +26,6 @@ from maestro import (
     deploy_gate,
     gates,
     history,
-    lifecycle,
     listing,
     topics,
     tracing,
@@ -146,7 +145,7 @@ class Client:
             entry = await self._records.get(task_id)
             if entry.value:
                 return codec.decode(TaskRecord, entry.value)
-        folded = lifecycle.fold(await history.read_stored(self.bus.js, task_id))
+        folded = await history.folded(self.bus.js, task_id)
         if folded is None:
             raise NotFound(f"no task {task_id}")
         return folded

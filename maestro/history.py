@@ -11,8 +11,8 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from maestro import codec, topics
-from proto.v1 import TaskEvent, separate
+from maestro import codec, lifecycle, topics
+from proto.v1 import TaskEvent, TaskRecord, separate
 
 
 async def _stored(
@@ -63,6 +63,12 @@ async def read_stored(js: JetStreamContext, task_id: str) -> list[tuple[int, Tas
     """Every event of one task stored so far with its stream sequence, oldest first (the last sequence is
     what a write that must not pass a newer event expects: Streams.publish's `after_seq`)."""
     return [stored async for stored in _stored(js, task_id, follow=False)]
+
+
+async def folded(js: JetStreamContext, task_id: str) -> TaskRecord | None:
+    """The record one task's stored events make (lifecycle.fold), or None when there are none: what a reader
+    is answered with while the stored record still lags the events (MAESTRO_RECORD_LINGER_S)."""
+    return lifecycle.fold(await read_stored(js, task_id))
 
 
 def follow_events(js: JetStreamContext, task_id: str) -> AsyncIterator[TaskEvent]:

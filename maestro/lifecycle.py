@@ -219,9 +219,11 @@ def step(record: TaskRecord | None, event: TaskEvent, seq: int, *, first: bool =
     if isinstance(event, Queued) and event.accepted is not None and record is None:
         # Accepted and queued at once, stored as one event: the task is created, then queued. (A task whose
         # acceptance was stored on its own before, as the budget kept it waiting, is only queued.)
-        accepted, queued = separate(event)
-        if accepted.task_id != event.task_id or not isinstance(accepted, Accepted):
+        accepted = event.accepted
+        if accepted.task_id != event.task_id:
             return Refused(f"queued for task {event.task_id} with the acceptance of {accepted.task_id}")
+        # Created as if stored just before, so that the Queued part at `seq` is folded, not a duplicate.
+        _, queued = separate(event)
         result = step(_created(accepted, seq - 1), queued, seq)
         return dataclasses.replace(result, previous=None) if isinstance(result, Applied) else result
     if record is None:

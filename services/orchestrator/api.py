@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from aiohttp import web
 from nats.errors import Error as NatsError
 
-from maestro import claims, codec, history, lifecycle, listing, operations, runtime, topics, tracing
+from maestro import claims, codec, history, listing, operations, runtime, topics, tracing
 from maestro.access.grants import Caller
 from maestro.access.http_auth import Gate, actor, forbidden, listing_for
 from maestro.bus import Bus
@@ -89,7 +89,7 @@ def routes(bus: Bus) -> list[web.RouteDef]:
         exist, so that another tenant's ids cannot be probed."""
         # The stored record lags the task's events by up to MAESTRO_RECORD_LINGER_S (the orchestrator writes
         # a task's first events together): until it is written, the events say what it holds.
-        record = await store.record(task_id) or lifecycle.fold(await history.read_stored(bus.js, task_id))
+        record = await store.record(task_id) or await history.folded(bus.js, task_id)
         if record is None or not caller.sees(record.tenant):
             return error(404, f"no task {task_id}")
         return record

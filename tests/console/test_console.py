@@ -18,9 +18,10 @@ from proto.v1.budget import SetBudget
 from proto.v1.humans import AnswerField, AnswerForm, HumanWork
 from proto.v1.workflows import Step, Workflow
 from tests.console.conftest import screenshot
-from tests.e2e.conftest import in_state, recorded
+from tests.e2e.conftest import in_state
 from tests.e2e.test_api_access import Secured, secured  # noqa: F401 (the fixture, on this module's settings)
 from tests.e2e.test_approval_flow import parked_task
+from tests.e2e.test_human_work_http import listed_in_inbox
 from tests.e2e.test_retries import hangs_once
 from tests.e2e.test_retry_now import waiting_for_retry
 
@@ -259,7 +260,7 @@ async def test_a_person_claims_and_answers_a_human_task_from_my_work(
     )
     await client.submit(task)
     await in_state(client, "deploy-ui", "queued")
-    await recorded(lambda: secured.call("GET", "/v1/inbox?queue=ops", alice), lambda answer: answer[1] != [])
+    await listed_in_inbox(secured, alice)
 
     await signed_in(page, secured, alice, "#/work")
     await expect(page.get_by_role("link", name="My work")).to_be_visible()
