@@ -188,8 +188,12 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         memory_bytes: int = MEMORY_BYTES,
         tenant_label: Callable[[str], str] = str,
+        resync_s: float = RESYNC_S,
     ) -> None:
         self._bus = bus
+        self._resync_s = resync_s
+        self.recounts = 0
+        """How many times the running counts were read again while a limit held tasks back."""
         self._shares = shares
         self._clock = clock
         self._ahead = ahead
@@ -220,6 +224,8 @@ class Dispatcher:
         """Tasks whose hand-over failed, put back in the queue shortly, with why (for `waits`)."""
         self._took_over = False
         """Whether the rate buckets start from the last hand-over of whoever dispatched before."""
+        self._counted = False
+        """Whether the running counts were read from the server once (at the take-over)."""
 
     async def waits(self, asked: WaitingTasks) -> WaitReasons:
         """Why each task asked about still waits for its turn (those that do not wait are left out)."""
@@ -591,9 +597,10 @@ class Dispatcher:
 
     async def _refresh_counts(self) -> None:
         while not self._bus.lifetime.stopping:
-            await self._bus.lifetime.sleep(RESYNC_S)
+            await self._bus.lifetime.sleep(self._resync_s)
             if self._held:
                 self._held = not await self._resynced()
+                self.recounts += 1
                 self._wake.set()
 
     async def _resynced(self) -> bool:
@@ -607,8 +614,15 @@ class Dispatcher:
         return True
 
     async def _resync(self) -> None:
-        """Read the running counts again: what is stored on each role's and tenant's tasks subject, plus the
-        hand-overs on their way there."""
+        """Read the running counts from the server: what is stored on each role's and tenant's tasks subject,
+        plus the hand-overs on their way there.
+
+        The first read, when this dispatcher takes over, gives the counts. Later reads only lower them: they
+        take back the tasks handed over before the take-over, whose end this dispatcher cannot match to a
+        hand-over of its own, as their agents finish them. They never raise a count, because a task stays
+        stored until its agent acks it, and that ack reaches the server after the agent's outcome has reached
+        the dispatcher (at once under load, by hundreds of milliseconds): read as running again, those tasks
+        took their slots back until the next read, and a role under load got no task for seconds."""
         self._resyncing = True
         try:
             if not self._took_over:
@@ -620,7 +634,11 @@ class Dispatcher:
             for subject, count in (info.state.subjects or {}).items():
                 role, tenant = topics.TASKS.values(subject)
                 counts[(role, tenant)] += count
-            self.queue.set_running(counts + storing)
+            if self._counted:
+                self.queue.lower_running(counts + storing)
+            else:
+                self.queue.set_running(counts + storing)
+                self._counted = True
         finally:
             self._resyncing = False
 

@@ -181,7 +181,14 @@ class FairQueue:
 
     def set_running(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Replace every (role, tenant) running count by these (a resync after a restart); absent keys: 0."""
-        self._running = {key: n for key, n in counts.items() if n > 0}
+        self._set({key: n for key, n in counts.items() if n > 0})
+
+    def lower_running(self, counts: Mapping[tuple[str, str], int]) -> None:
+        """Lower every (role, tenant) running count to at most these (absent keys: 0); none is raised."""
+        self._set({key: low for key, n in self._running.items() if (low := min(n, counts.get(key, 0))) > 0})
+
+    def _set(self, running: dict[tuple[str, str], int]) -> None:
+        self._running = running
         totals: dict[str, int] = {}
         for (_, tenant), n in self._running.items():
             totals[tenant] = totals.get(tenant, 0) + n

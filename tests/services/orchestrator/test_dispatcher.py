@@ -155,3 +155,31 @@ async def test_a_roles_backlog_consumer_counts_its_waiting_tasks_and_those_hande
 
 async def _backlog_is(bus: Bus, role: str, count: int) -> bool:
     return await _pending(bus, role) == count
+
+
+async def test_a_recount_does_not_take_back_the_slots_of_tasks_heard_ended_but_not_acked(bus: Bus) -> None:
+    """Under load an agent's ack reaches the server after its outcome reached the dispatcher: the task is
+    still stored on the tasks subject although it ended. The recount made while the slots are full must not
+    count it as running again; it did, and the role got no task until the next recount, 5 s later."""
+    tasks = [assignment(f"t-{n}") for n in range(5)]
+    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=100, resync_s=0.05)
+    running = asyncio.create_task(dispatcher.run())
+    try:
+        async with announcing(bus, ["planner"], "w-1", slots=2):
+            for task in tasks:
+                await wait_for(bus, task)
+            await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))
+            for ended in ("t-0", "t-1"):  # their agent told their end, and has not acked them yet
+                dispatcher.heard(Cancelled(task_id=ended, tenant="acme", at=datetime.now(UTC)))
+            await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 4))
+            recounts = dispatcher.recounts
+            await eventually(lambda: _more_than(dispatcher, recounts))  # made while the slots are full
+            dispatcher.heard(Cancelled(task_id="t-2", tenant="acme", at=datetime.now(UTC)))
+            await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 5))
+    finally:
+        bus.lifetime.stop()
+        await asyncio.wait_for(running, 10)
+
+
+async def _more_than(dispatcher: Dispatcher, recounts: int) -> bool:
+    return dispatcher.recounts > recounts
