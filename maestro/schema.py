@@ -113,16 +113,6 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             "picks by sequence (direct get), hands it over and deletes it",
         ),
     ),
-    "OUTCOME_NOTICES": (
-        Flow(
-            "agents",
-            "send",
-            "An outcome just stored, told at once (core NATS) so the dispatcher frees the slot",
-        ),
-        Flow(
-            "orchestrator", "receive", "The dispatcher frees the task's slot and its tenant's running count"
-        ),
-    ),
     "TASKS": (
         Flow(
             "orchestrator",

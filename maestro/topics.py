@@ -187,13 +187,6 @@ STOP_NOTICES: Topic[TaskEvent] = Topic(
     "core NATS, not stored: the Cancelled or TimedOut the orchestrator just recorded for a running task, "
     "for the worker running it to stop; the events stream keeps the record of it",
 )
-OUTCOME_NOTICES: Topic[TaskEvent] = Topic(
-    "maestro.v1.done",
-    ("role", "tenant"),
-    TaskEvent,  # type: ignore[arg-type]
-    "core NATS, not stored: the outcome event an agent just stored for a task of its role, so the dispatcher "
-    "hears at once that its slot is free (the orchestrator folds the stored event a little later)",
-)
 TIMERS: Topic[TimerFired] = Topic(
     "maestro.v1.timer",
     ("tenant", "task_id", "timer"),

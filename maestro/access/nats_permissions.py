@@ -221,7 +221,6 @@ def permissions(principal: str, inbox: str) -> Permissions:
             ),
             subscribe=(
                 own_inbox,
-                topics.OUTCOME_NOTICES.all,
                 topics.WORKFLOW_CONTROL.subject,
                 topics.DISPATCH_WAITS.subject,
                 topics.SERVICE_DISCOVERY,
@@ -244,7 +243,6 @@ def permissions(principal: str, inbox: str) -> Permissions:
                 *_reads(*own),
                 topics.js_api("STREAM", "INFO", _ANY),  # /readyz: is every stream there?
                 topics.EVENTS.all,
-                topics.OUTCOME_NOTICES.all,
                 *_endpoint_subjects(topics.BUDGET_COMMIT, topics.BUDGET_RELEASE),
                 topics.kv_filter(topics.BUCKET_WORK),
                 topics.kv_filter(topics.BUCKET_ATTEMPTS),

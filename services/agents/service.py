@@ -176,7 +176,6 @@ class Worker:
             msg_id=topics.event_msg_id(request.id, slot),
             traceparent=delivery.traceparent,
         )
-        await self.bus.streams.notify(topics.OUTCOME_NOTICES.at(request.role, request.tenant), outcome)
         self._count(request, outcome)
 
     async def _hand_off(
@@ -199,7 +198,6 @@ class Worker:
             msg_id=topics.event_msg_id(request.id, f"handoff-{handed.attempt}"),
             traceparent=delivery.traceparent,
         )
-        await self.bus.streams.notify(topics.OUTCOME_NOTICES.at(request.role, request.tenant), handed)
         self.metrics.tasks.labels(request.role, "handed_off").inc()
         log.info(
             "handed off to %s: %s",

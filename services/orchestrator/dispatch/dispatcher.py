@@ -272,10 +272,6 @@ class Dispatcher:
             pending_msgs_limit=-1,
             idle_heartbeat=WAITING_HEARTBEAT_S,
         )
-        # An agent tells its outcome at once; the same event comes again, stored, through the orchestrator.
-        notices = await self._bus.nc.subscribe(
-            topics.OUTCOME_NOTICES.all, cb=self._outcome_told, pending_msgs_limit=-1
-        )
         policy = await self._bus.js.key_value(topics.BUCKET_POLICY)
         background: list[asyncio.Task[None]] = []
         try:
@@ -307,19 +303,8 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await subscription.unsubscribe()
-            await notices.unsubscribe()
             if self._effects:
                 await asyncio.wait(self._effects)
-
-    async def _outcome_told(self, msg: Msg) -> None:
-        try:
-            event: TaskEvent = codec.decode(TaskEvent, msg.data)  # type: ignore[arg-type]
-        except codec.DecodeError:
-            return  # not stored, not ours to dead-letter: the stored event comes through the orchestrator
-        if event.task_id in self._handed:
-            # Only a task handed over, whose agent says it is done: an unstored word takes no waiting task
-            # out of the queue.
-            self.heard(event)
 
     def _worker_heard(self, key: str, value: bytes | None, _: int) -> None:
         self._capacity.offer(key, value, self._clock())
@@ -620,9 +605,9 @@ class Dispatcher:
         The first read, when this dispatcher takes over, gives the counts. Later reads only lower them: they
         take back the tasks handed over before the take-over, whose end this dispatcher cannot match to a
         hand-over of its own, as their agents finish them. They never raise a count, because a task stays
-        stored until its agent acks it, and that ack reaches the server after the agent's outcome has reached
-        the dispatcher (at once under load, by hundreds of milliseconds): read as running again, those tasks
-        took their slots back until the next read, and a role under load got no task for seconds."""
+        stored until its agent acks it, and under load that ack can reach the server hundreds of milliseconds
+        after the dispatcher heard the task's end: read as running again, those tasks took their slots back
+        until the next read, and a role under load got no task for seconds."""
         self._resyncing = True
         try:
             if not self._took_over:
