@@ -121,16 +121,19 @@ async def test_a_tenant_over_its_running_limit_waits_and_the_limit_holds_across_
     await push_scheduling(bus, "one-tester", "{max_running_per_role: {tester: 1}}")
     async with AsyncExitStack() as stack:
         client = await open_parts(settings.with_(dispatch_ahead=8), stack, agents=("w-1", "w-2"))
-        capped = [sleeper("capped", n, 0.3) for n in range(8)]
+        # The capped tenant's first two run long enough for all eight to reach the dispatcher under load.
+        capped = [sleeper("capped", n, 1.0 if n < 2 else 0.3) for n in range(8)]
         one = [sleeper("one-tester", n, 0.3) for n in range(4)]
         free = [sleeper("free", n, 0.3) for n in range(6)]
         await submit_all(client, [*capped, *one, *free])
         # Until the dispatcher's next round a task just arrived waits for its turn; then 6 wait for the limit.
         at_limit = {"tenant capped is at its limit of 2 running tasks"}
         async with asyncio.timeout(30):
-            while set((reasons := await client.waits([r.id for r in capped])).values()) != at_limit:  # noqa: ASYNC110
+            while True:
+                reasons = await client.waits([r.id for r in capped])
+                if len(reasons) == 6 and set(reasons.values()) == at_limit:
+                    break
                 await asyncio.sleep(0.05)
-        assert len(reasons) == 6
         records = await asyncio.gather(*(client.wait(r.id, timeout=60) for r in [*capped, *one, *free]))
         assert {r.state for r in records} == {"succeeded"}
         capped_spans = await spans(client, [r.id for r in capped])
