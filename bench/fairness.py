@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import mesh
+from bench import mesh, messages
 from bench.pipeline import Throughput, describe_throughput, throughput
 from maestro.embedded import running_nats_server
 from maestro.runtime import open_bus
 from maestro.settings import Settings
+from maestro.supervisor import free_port
 
 UNFAIR = "first come first served"
 DEFAULT = "fair (the default: agents' free slots, at most 256 not started)"
@@ -68,6 +69,16 @@ class FairnessResult:
         """The median of the per-round costs."""
         return statistics.median(self.costs(mode))
 
+    def messages(self, mode: str) -> float | None:
+        """The median NATS messages per task the services exchanged with the server in one mode's runs
+        (the same run after run, unlike throughput and CPU); None when the server did not count them."""
+        counts = [
+            messages.total(t.messages, leave_out=(messages.HARNESS,)).total / t.n
+            for t in self.of(mode)
+            if t.messages
+        ]
+        return statistics.median(counts) if counts else None
+
     def cpu_ms(self, mode: str) -> float:
         """The median CPU milliseconds per task of one mode, over the services and nats-server."""
         return statistics.median(
@@ -79,7 +90,9 @@ class FairnessResult:
 async def _one(n: int, fair: bool, ahead: int, prefix: str) -> Throughput:
     with tempfile.TemporaryDirectory(prefix="maestro-bench-fair-") as tmp:
         root = Path(tmp)
-        with running_nats_server(root / "jetstream", log_file=root / "nats-server.log") as server:
+        with running_nats_server(
+            root / "jetstream", log_file=root / "nats-server.log", monitor_port=free_port()
+        ) as server:
             running_mesh = mesh.running(server, root / "maestro", fair_dispatch=fair, dispatch_ahead=ahead)
             async with running_mesh as running:
                 harness = Settings(nats_url=server.url, data_dir=str(root), request_timeout_s=10.0)
@@ -108,6 +121,7 @@ def describe(result: FairnessResult) -> list[str]:
         lines += [f"  {line}" for line in describe_throughput(t)]
     unfair = result.median(UNFAIR)
     unfair_cpu = result.cpu_ms(UNFAIR)
+    unfair_messages = result.messages(UNFAIR)
     for mode in MODES:
         if mode != UNFAIR:
             per_round = ", ".join(f"{cost:.1%}" for cost in result.costs(mode))
@@ -118,6 +132,12 @@ def describe(result: FairnessResult) -> list[str]:
                 f"{per_round}: median {result.cost(mode):.1%} "
                 f"(target: under 10%); mesh CPU {cpu:.2f} ms/task beside {unfair_cpu:.2f} "
                 f"({cpu / unfair_cpu - 1:+.1%})"
+                + (
+                    f"; services' NATS messages {sent:.1f} per task beside {unfair_messages:.1f} "
+                    f"({sent - unfair_messages:+.1f})"
+                    if (sent := result.messages(mode)) is not None and unfair_messages is not None
+                    else ""
+                )
             )
     return lines
 
