@@ -22,6 +22,7 @@ from maestro.bus import Bus
 from maestro.desk.holding import Holding, Someone, claim_problem, finish_problem, holding
 from maestro.desk.people import PeopleStore
 from maestro.errors import MaestroError, WrongRevision
+from maestro.policy.policies.credentials import mask_text
 from maestro.scan import current_entries
 from proto.v1 import Claimed, Released, Succeeded, TaskAssignment, TaskRecord, TaskState
 from proto.v1.humans import Answer, answer_problem
@@ -147,8 +148,6 @@ class Desk:
             if misfit := answer_problem(held.form, answer):
                 raise DeskError(400, f"the answer does not fit the task's form: {misfit}")
             # A person's answer is scanned like an agent's output: no credential reaches the record.
-            from maestro.policy.policies.credentials import mask_text  # its program compiles on import
-
             output = mask_text(codec.encode(answer).decode())
             return Succeeded(task_id=task_id, tenant=held.tenant, at=now, worker=who.id, output=output)
 

@@ -15,6 +15,8 @@ import msgspec
 from maestro.estimates import DEFAULT_PRICES, Estimate, Prices, estimate
 from maestro.policy.bundle import Bundle, TenantPolicy
 from maestro.policy.policies import Action, Finding, budget, commands, credentials, licenses, residency
+from maestro.policy.policies.commands.shell import parsed
+from maestro.policy.policies.credentials.program import program
 from proto.v1 import Decision, TaskRequest, Verdict, Violation
 from proto.v1.ids import is_human
 
@@ -30,6 +32,14 @@ class Judgement:
     estimate: Estimate
     deciding: Violation | None = None
     """The first enforced violation whose action is the verdict (None when allowed)."""
+
+
+def warm() -> None:
+    """Build what judging takes ahead of the first request: the credentials program and the shell parser's
+    tables (about 0.3 s), which are built when first used so that processes that never judge, such as the
+    orchestrator and every CLI command, do not pay for them at start."""
+    program()
+    parsed("true")
 
 
 def strictest(verdicts: Iterable[Verdict]) -> Verdict:

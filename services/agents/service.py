@@ -26,6 +26,7 @@ from maestro.errors import Reject, RemoteError, Retry, WrongRevision
 from maestro.estimates import Prices
 from maestro.policy.bundle import load_default
 from maestro.policy.bundle_store import Policies, following
+from maestro.policy.engine import warm
 from maestro.presence import announcing
 from maestro.runtime import Service
 from proto.v1 import (
@@ -496,6 +497,7 @@ async def serve_with(bus: Bus, worker: Worker) -> None:
     for stale in await asyncio.to_thread(remove_stale_workspaces):
         log.info("removed the workspace of a worker that is gone: %s", stale)
     roles = served_roles(bus.settings.roles)
+    warm()  # the output rails judge every result with the policy families
     log.info("agent %s serving roles: %s", bus.settings.worker, ", ".join(roles))
     # Announced exactly while it takes their tasks: /readyz and `maestro up` name the roles nobody serves.
     slots = bus.settings.concurrency

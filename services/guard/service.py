@@ -27,7 +27,7 @@ from maestro.errors import Reject, RemoteError, Retry
 from maestro.estimates import Prices
 from maestro.policy.bundle import Bundle, BundleError, load_default
 from maestro.policy.bundle_store import Policies, following
-from maestro.policy.engine import Judgement, evaluate
+from maestro.policy.engine import Judgement, evaluate, warm
 from maestro.policy.policies.credentials import mask_text
 from maestro.runtime import Service
 from maestro.tenant_labels import TenantLabels
@@ -389,6 +389,7 @@ async def serve(bus: Bus) -> None:
     """Judge requests from the durable `guard` consumer, by the bundle in the KV bucket, until stop(); publish
     what it decided per tenant every MAESTRO_TALLY_S, and what is left when it stops."""
     metrics = GuardMetrics.create(bus.metrics.registry, TenantLabels(bus.settings.metrics_tenants))
+    warm()
     policies = Policies(load_default(), on_loaded=metrics.loaded, on_refused=metrics.refused)
     tally = Tally(bus.settings.worker, datetime.now(UTC))
     async with following(bus.js, policies), publishing(bus, tally):

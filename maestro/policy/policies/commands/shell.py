@@ -14,8 +14,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import bashlex
-
 from maestro.policy.policies.commands.syntax import preprocess
 from maestro.policy.policies.commands.words import Invocation, Redirect, Word
 from maestro.policy.policies.commands.wrappers import unwrap
@@ -77,6 +75,8 @@ def plain_command(source: str, max_nodes: int = 5000) -> Script:
 
 def parsed(source: str, max_nodes: int = 5000) -> Script:
     """Preprocessed shell text parsed by bashlex and walked."""
+    import bashlex  # its parser tables take 120 ms to build: paid by the processes that judge commands
+
     try:
         trees = bashlex.parse(source)
     except Exception as exc:  # bashlex raises ParsingError, NotImplementedError, AssertionError, ...

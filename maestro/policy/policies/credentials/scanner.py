@@ -20,7 +20,7 @@ import msgspec
 import re2
 
 from maestro.policy.policies import Action, Finding, Mode, Span
-from maestro.policy.policies.credentials.program import LONG_MATCH, PROGRAM, Budget, Candidate
+from maestro.policy.policies.credentials.program import LONG_MATCH, Budget, Candidate, program
 from maestro.policy.policies.credentials.rules import Rule
 from maestro.policy.policies.credentials.values import (
     basic_credentials,
@@ -125,7 +125,7 @@ def _hits(text: str, policy: CredentialsPolicy, budget: Budget, limit: int) -> l
     allow = _allowlist(tuple(policy.allow))
     disabled = {d.removeprefix("credentials.") for d in policy.disable}
     hits: list[Hit] = []
-    for candidate in PROGRAM.candidates(data, budget):
+    for candidate in program().candidates(data, budget):
         if candidate.rule.rule_id in disabled:
             continue
         hit = _confirm(text, candidate, allow, policy)
