@@ -18,7 +18,6 @@ from bench.mesh import cpu_seconds, harness_cpu_seconds
 from bench.messages import MessageMeter, Traffic, total
 from maestro import codec
 from maestro.embedded import running_nats_server
-from maestro.supervisor import free_port
 from proto.v1 import TaskRequest
 
 STREAM = "BENCH"
@@ -197,7 +196,7 @@ async def run(ns: Sequence[int], rates: Sequence[float] = (), duration_s: float 
     """Measure on a fresh embedded nats-server in a temporary folder: a throughput run of each N (with the
     CPU server and client spent), then a latency run at each rate when duration_s > 0."""
     with tempfile.TemporaryDirectory(prefix="maestro-bench-") as tmp:
-        with running_nats_server(Path(tmp) / "jetstream", monitor_port=free_port()) as server:
+        with running_nats_server(Path(tmp) / "jetstream", monitored=True) as server:
             assert server.monitor_url is not None
             results = []
             for n in ns:

@@ -26,7 +26,6 @@ from bench.pipeline import Throughput, describe_throughput, throughput
 from maestro.embedded import running_nats_server
 from maestro.runtime import open_bus
 from maestro.settings import Settings
-from maestro.supervisor import free_port
 
 UNFAIR = "first come first served"
 DEFAULT = "fair (the default: agents' free slots, at most 256 not started)"
@@ -91,7 +90,7 @@ async def _one(n: int, fair: bool, ahead: int, prefix: str) -> Throughput:
     with tempfile.TemporaryDirectory(prefix="maestro-bench-fair-") as tmp:
         root = Path(tmp)
         with running_nats_server(
-            root / "jetstream", log_file=root / "nats-server.log", monitor_port=free_port()
+            root / "jetstream", log_file=root / "nats-server.log", monitored=True
         ) as server:
             running_mesh = mesh.running(server, root / "maestro", fair_dispatch=fair, dispatch_ahead=ahead)
             async with running_mesh as running:

@@ -33,7 +33,6 @@ from maestro.bus import Bus
 from maestro.embedded import running_nats_server
 from maestro.runtime import open_bus
 from maestro.settings import Settings
-from maestro.supervisor import free_port
 from proto.v1 import LedgerView, Role, TaskRecord, TaskRequest
 
 TENANT = "bench"
@@ -275,7 +274,7 @@ async def run(plan: Plan) -> PipelineResult:
     with tempfile.TemporaryDirectory(prefix="maestro-bench-") as tmp:
         root = Path(tmp)
         with running_nats_server(
-            root / "jetstream", log_file=root / "nats-server.log", monitor_port=free_port()
+            root / "jetstream", log_file=root / "nats-server.log", monitored=True
         ) as server:
             async with mesh.running(server, root / "maestro") as running:
                 harness = Settings(nats_url=server.url, data_dir=str(root), request_timeout_s=10.0)

@@ -99,12 +99,12 @@ def nats_server_command(
     host: str,
     ports_dir: Path | None = None,
     config: Path | None = None,
-    monitor_port: int | None = None,
+    monitored: bool = False,
 ) -> list[str]:
     """The command line of a JetStream nats-server keeping its data in `store_dir` (port -1: a free one);
     with `ports_dir`, the server writes the URLs it listens on there once it does; with `config`, it runs
-    with that configuration (`maestro nats-config`'s accounts and users); with `monitor_port`, it serves its
-    HTTP monitoring there (on `host`)."""
+    with that configuration (`maestro nats-config`'s accounts and users); `monitored`, it serves its HTTP
+    monitoring too, on a free port of `host` it picks itself (named in the ports file)."""
     command = [nats_server_binary()]
     if config is not None:
         command += ["--config", str(config)]
@@ -112,15 +112,17 @@ def nats_server_command(
     command += ["--port", str(port)]
     if ports_dir is not None:
         command += ["--ports_file_dir", str(ports_dir)]
-    if monitor_port is not None:
-        command += ["--http_port", str(monitor_port)]
+    if monitored:
+        # The server picks the port: one picked here could be taken by another process before it binds,
+        # and a server that cannot serve its monitoring exits right after it started.
+        command += ["--http_port", "-1"]
     return command
 
 
-def _listening_url(ports_dir: Path, pid: int) -> str | None:
-    # The server writes the file once its client port listens; it may still be half written.
+def _listening_url(ports_dir: Path, pid: int, kind: str = "nats") -> str | None:
+    # The server writes the file once it listens on every port; it may still be half written.
     try:
-        return str(json.loads((ports_dir / f"nats-server_{pid}.ports").read_text())["nats"][0])
+        return str(json.loads((ports_dir / f"nats-server_{pid}.ports").read_text())[kind][0])
     except (OSError, ValueError, KeyError, IndexError):
         return None
 
@@ -132,14 +134,14 @@ def start_nats_server(
     host: str = "127.0.0.1",
     log_file: Path | None = None,
     config: Path | None = None,
-    monitor_port: int | None = None,
+    monitored: bool = False,
 ) -> EmbeddedServer:
     """Start nats-server with JetStream in `store_dir` (port -1: a free one), with `config` if given, and its
-    HTTP monitoring on `monitor_port` if given; raises EmbeddedServerError."""
+    HTTP monitoring on a free port when `monitored`; raises EmbeddedServerError."""
     store_dir.mkdir(parents=True, exist_ok=True)
     ports_dir = Path(tempfile.mkdtemp(prefix="maestro-ports-"))
     cmd = nats_server_command(
-        store_dir, port=port, host=host, ports_dir=ports_dir, config=config, monitor_port=monitor_port
+        store_dir, port=port, host=host, ports_dir=ports_dir, config=config, monitored=monitored
     )
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL
     try:
@@ -157,13 +159,14 @@ def start_nats_server(
                     f"nats-server exited with {process.returncode} (port {port} in use?)"
                 )
             url = _listening_url(ports_dir, process.pid)
-            if url is not None:
+            monitor_url = _listening_url(ports_dir, process.pid, "monitoring") if monitored else None
+            if url is not None and (monitor_url is not None or not monitored):
                 return EmbeddedServer(
                     url=url,
                     port=int(url.rsplit(":", 1)[1]),
                     store_dir=store_dir,
                     process=process,
-                    monitor_url=None if monitor_port is None else f"http://{host}:{monitor_port}",
+                    monitor_url=monitor_url,
                 )
             time.sleep(0.01)
         process.kill()
@@ -192,10 +195,10 @@ async def listening_url(
 
 @contextmanager
 def running_nats_server(
-    store_dir: Path, *, port: int = -1, log_file: Path | None = None, monitor_port: int | None = None
+    store_dir: Path, *, port: int = -1, log_file: Path | None = None, monitored: bool = False
 ) -> Iterator[EmbeddedServer]:
-    """Start a server for the length of a `with` block (`monitor_port`: see start_nats_server)."""
-    server = start_nats_server(store_dir, port=port, log_file=log_file, monitor_port=monitor_port)
+    """Start a server for the length of a `with` block (`monitored`: see start_nats_server)."""
+    server = start_nats_server(store_dir, port=port, log_file=log_file, monitored=monitored)
     try:
         yield server
     finally:

@@ -8,11 +8,10 @@ import nats
 
 from bench.messages import HARNESS, MessageMeter, Traffic, line, total
 from maestro.embedded import running_nats_server
-from maestro.supervisor import free_port
 
 
 async def test_each_clients_messages_are_counted_from_the_start_of_the_meter(tmp_path: Path) -> None:
-    with running_nats_server(tmp_path / "js", monitor_port=free_port()) as server:
+    with running_nats_server(tmp_path / "js", monitored=True) as server:
         assert server.monitor_url is not None
         sender = await nats.connect(server.url, name="maestro-guard")
         receiver = await nats.connect(server.url, name="bench-pipeline")
