@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerInfo
@@ -20,6 +21,8 @@ from nats.js.errors import NotFoundError
 from maestro import topics
 from maestro.topology import backlog_consumers
 from proto.v1 import ROLES
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -124,16 +127,26 @@ async def read_backlog(js: JetStreamContext, wanted: Iterable[Durable] | None = 
     Raises what the JetStream API raises when the server does not answer (TimeoutError, nats errors); a
     missing durable or stream is an answer, not an error."""
     asked = tuple(durables() if wanted is None else wanted)
-    async with asyncio.TaskGroup() as group:
-        infos = [group.create_task(_consumer_info(js, d)) for d in asked]
-        dlq = group.create_task(_stream_depth(js, topics.STREAM_DLQ))
-    read = [(d, task.result()) for d, task in zip(asked, infos, strict=True)]
+    # Every read is awaited to its end and the first failure raised alone: a task group would raise an
+    # ExceptionGroup, which the callers' `except` of the API's errors does not catch.
+    answers, (dlq,) = await asyncio.gather(
+        asyncio.gather(*(_consumer_info(js, d) for d in asked), return_exceptions=True),
+        asyncio.gather(_stream_depth(js, topics.STREAM_DLQ), return_exceptions=True),
+    )
+    read = [(d, _answer(a)) for d, a in zip(asked, answers, strict=True)]
     return Backlog(
         consumers=tuple(ConsumerLag.of(info) for _, info in read if info is not None),
         missing=tuple(d for d, info in read if info is None),
-        dlq_depth=dlq.result(),
+        dlq_depth=_answer(dlq),
         read_at=datetime.now(UTC),
     )
+
+
+def _answer(answer: _T | BaseException) -> _T:
+    """What a read gave, or what it raised raised again."""
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 async def _consumer_info(js: JetStreamContext, durable: Durable) -> ConsumerInfo | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import nats.errors
+import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from maestro import topics
@@ -71,3 +73,13 @@ def test_every_role_has_its_agents_durable_and_its_waiting_tasks_consumer() -> N
 async def _request(bus: Bus, count: int) -> None:
     for _ in range(count):
         await bus.js.publish(topics.REQUESTS.subject("acme"), b"{}")
+
+
+async def test_a_server_that_does_not_answer_is_one_nats_error_not_a_group(bus: Bus) -> None:
+    """The orchestrator's gauges and maestro doctor catch the JetStream API's errors around this read; the
+    reads of the durables once came back as an ExceptionGroup, which they did not catch, and a busy server's
+    time-outs ended the orchestrator's serving."""
+    nobody = bus.nc.jetstream(prefix="$JS.NOBODY.API", timeout=0.5)
+    with pytest.raises(nats.errors.Error) as raised:
+        await read_backlog(nobody, durables())
+    assert not isinstance(raised.value, BaseExceptionGroup)
