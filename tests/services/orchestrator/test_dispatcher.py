@@ -50,17 +50,30 @@ async def handed_over(bus: Bus, count: int) -> list[tuple[str, TaskAssignment]]:
 
 
 @asynccontextmanager
+async def running(dispatcher: Dispatcher, bus: Bus) -> AsyncIterator[Dispatcher]:
+    """`dispatcher` running for the length of a block, stopped with the bus."""
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield dispatcher
+    finally:
+        bus.lifetime.stop()
+        await asyncio.wait_for(task, 10)
+
+
+@asynccontextmanager
 async def dispatching(
     bus: Bus, *, ahead: int = 100, memory_bytes: int = 1 << 20
 ) -> AsyncIterator[Dispatcher]:
     dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=ahead, memory_bytes=memory_bytes)
-    running = asyncio.create_task(dispatcher.run())
-    try:
+    async with running(dispatcher, bus):
         async with announcing(bus, ["planner"], "w-1", slots=100):  # an agent with room, as far as it knows
             yield dispatcher
-    finally:
-        bus.lifetime.stop()
-        await asyncio.wait_for(running, 10)
+
+
+def end(dispatcher: Dispatcher, *task_ids: str) -> None:
+    """Tell the dispatcher these tasks ended (as the orchestrator does when it folds their end)."""
+    for task_id in task_ids:
+        dispatcher.heard(Cancelled(task_id=task_id, tenant="acme", at=datetime.now(UTC)))
 
 
 async def test_a_task_kept_only_by_its_place_is_read_back_handed_over_and_deleted(bus: Bus) -> None:
@@ -82,7 +95,7 @@ async def test_a_task_that_ends_while_it_waits_is_deleted_and_never_handed_over(
         await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 1))
         await wait_for(bus, second)
         await eventually(lambda: _waits(dispatcher, second.request.id))
-        dispatcher.heard(Cancelled(task_id="t-second", tenant="acme", at=datetime.now(UTC)))
+        end(dispatcher, "t-second")
         await eventually(lambda: _holds(bus, topics.STREAM_WAITING, 0))
     assert [task.request.id for _, task in await handed_over(bus, 2)] == ["t-first"]
 
@@ -106,9 +119,7 @@ async def _waits(dispatcher: Dispatcher, task_id: str) -> bool:
 
 async def test_no_more_is_handed_over_than_the_roles_agents_have_free_slots(bus: Bus) -> None:
     tasks = [assignment(f"t-{n}") for n in range(5)]
-    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=100)
-    running = asyncio.create_task(dispatcher.run())
-    try:
+    async with running(Dispatcher(bus, Shares(), CollectorRegistry(), ahead=100), bus) as dispatcher:
         for task in tasks:
             await wait_for(bus, task)
         await eventually(lambda: _waits(dispatcher, "t-4"))
@@ -117,15 +128,11 @@ async def test_no_more_is_handed_over_than_the_roles_agents_have_free_slots(bus:
             await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))
             async with announcing(bus, ["planner"], "w-2", slots=1):
                 await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 3))
-                dispatcher.heard(Cancelled(task_id="t-0", tenant="acme", at=datetime.now(UTC)))  # one ends
+                end(dispatcher, "t-0")
                 await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 4))
             # w-2 gone: two slots, three taken (t-1, t-2, t-3): one more only once two of them end
-            dispatcher.heard(Cancelled(task_id="t-1", tenant="acme", at=datetime.now(UTC)))
-            dispatcher.heard(Cancelled(task_id="t-2", tenant="acme", at=datetime.now(UTC)))
+            end(dispatcher, "t-1", "t-2")
             await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 5))
-    finally:
-        bus.lifetime.stop()
-        await asyncio.wait_for(running, 10)
 
 
 async def _pending(bus: Bus, role: str) -> int:
@@ -163,22 +170,16 @@ async def test_a_recount_does_not_take_back_the_slots_of_tasks_heard_ended_but_n
     count it as running again; it did, and the role got no task until the next recount, 5 s later."""
     tasks = [assignment(f"t-{n}") for n in range(5)]
     dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=100, resync_s=0.05)
-    running = asyncio.create_task(dispatcher.run())
-    try:
-        async with announcing(bus, ["planner"], "w-1", slots=2):
-            for task in tasks:
-                await wait_for(bus, task)
-            await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))
-            for ended in ("t-0", "t-1"):  # their agent told their end, and has not acked them yet
-                dispatcher.heard(Cancelled(task_id=ended, tenant="acme", at=datetime.now(UTC)))
-            await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 4))
-            recounts = dispatcher.recounts
-            await eventually(lambda: _more_than(dispatcher, recounts))  # made while the slots are full
-            dispatcher.heard(Cancelled(task_id="t-2", tenant="acme", at=datetime.now(UTC)))
-            await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 5))
-    finally:
-        bus.lifetime.stop()
-        await asyncio.wait_for(running, 10)
+    async with running(dispatcher, bus), announcing(bus, ["planner"], "w-1", slots=2):
+        for task in tasks:
+            await wait_for(bus, task)
+        await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))
+        end(dispatcher, "t-0", "t-1")  # their ends were heard, and their agent has not acked them yet
+        await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 4))
+        recounts = dispatcher.recounts
+        await eventually(lambda: _more_than(dispatcher, recounts))  # made while the slots are full
+        end(dispatcher, "t-2")
+        await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 5))
 
 
 async def _more_than(dispatcher: Dispatcher, recounts: int) -> bool:
