@@ -193,7 +193,7 @@ class Dispatcher:
         self._bus = bus
         self._resync_s = resync_s
         self.recounts = 0
-        """How many times the running counts were read again while a limit held tasks back."""
+        """How many recounts of the running tasks were made (or tried) while a limit held tasks back."""
         self._shares = shares
         self._clock = clock
         self._ahead = ahead
