@@ -222,10 +222,10 @@ class Dispatcher:
         """Waiting sequences of the tasks whose hold is made when they are handed over."""
         self._retrying: dict[str, str] = {}
         """Tasks whose hand-over failed, put back in the queue shortly, with why (for `waits`)."""
-        self._took_over = False
-        """Whether the rate buckets start from the last hand-over of whoever dispatched before."""
-        self._counted = False
-        """Whether the running counts were read from the server once (at the take-over)."""
+        self._taken_over = False
+        """Whether this dispatcher took over from whoever dispatched before: its rate buckets start from their
+        last hand-over, and its running counts were read from the server. Until then it hands nothing over
+        (run() waits for the first resync), so a take-over the server did not finish is simply made again."""
 
     async def waits(self, asked: WaitingTasks) -> WaitReasons:
         """Why each task asked about still waits for its turn (those that do not wait are left out)."""
@@ -610,20 +610,19 @@ class Dispatcher:
         until the next read, and a role under load got no task for seconds."""
         self._resyncing = True
         try:
-            if not self._took_over:
+            if not self._taken_over:
                 await self._take_over_buckets()
-                self._took_over = True
             storing = +self._storing
             info = await self._bus.js.stream_info(topics.STREAM_TASKS, subjects_filter=topics.TASKS.all)
             counts: Counter[tuple[str, str]] = Counter()
             for subject, count in (info.state.subjects or {}).items():
                 role, tenant = topics.TASKS.values(subject)
                 counts[(role, tenant)] += count
-            if self._counted:
+            if self._taken_over:
                 self.queue.lower_running(counts + storing)
             else:
                 self.queue.set_running(counts + storing)
-                self._counted = True
+                self._taken_over = True
         finally:
             self._resyncing = False
 
