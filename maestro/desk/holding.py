@@ -23,6 +23,7 @@ from proto.v1 import (
     Queued,
     Released,
     TaskEvent,
+    separate,
 )
 from proto.v1.humans import AnswerForm, HumanWork, Person, form_of
 from proto.v1.ids import HUMAN_PREFIX, is_human, queue_of
@@ -78,7 +79,9 @@ def holding(task_id: str, stored: list[tuple[int, TaskEvent]]) -> Holding:
     """Fold a task's events (with their stream sequences, oldest first) into who holds it."""
     held = Holding(task_id)
     for seq, event in stored:
-        held = replace(_fold(held, event), last_seq=seq)
+        for part in separate(event):  # an acceptance stored with its verdict is folded as both
+            held = _fold(held, part)
+        held = replace(held, last_seq=seq)
     return held
 
 
@@ -88,9 +91,7 @@ def _fold(held: Holding, event: TaskEvent) -> Holding:
             return replace(held, tenant=event.tenant, role=role, human=human, standing="pending")
         case AwaitingApproval():
             return replace(held, standing="pending")
-        case Queued(accepted=accepted):
-            if accepted is not None and held.standing == "unknown":
-                held = _fold(held, accepted)  # accepted and queued as one event
+        case Queued():
             return replace(held, standing="waiting")
         case Claimed(by=by, lease_until=lease_until, claim=claim):
             return replace(held, standing="claimed", by=by, lease_until=lease_until, claim=claim)
