@@ -172,6 +172,19 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
             "One subscription per worker process; the worker running the task kills its work",
         ),
     ),
+    "LEADER_NEWS": (
+        Flow(
+            "orchestrator",
+            "send",
+            "A replica that does not lead tells the leader (core NATS, a few milliseconds at a time) which "
+            "tasks started, were handed off or ended, and which records it wrote",
+        ),
+        Flow(
+            "orchestrator",
+            "receive",
+            "The leading replica's dispatcher frees slots by them; its gauges of open tasks count them",
+        ),
+    ),
     "TIMERS": (
         Flow(
             "orchestrator",
@@ -209,7 +222,11 @@ FLOWS: dict[str, tuple[Flow, ...]] = {
     ),
     "DISPATCH_WAITS": (
         Flow("client", "send", "Ask why tasks still wait for their turn (`maestro ls`, the SDK)"),
-        Flow("orchestrator", "receive", "The dispatcher answers from its queue: limits, or what goes first"),
+        Flow(
+            "orchestrator",
+            "receive",
+            "The leading replica's dispatcher answers from its queue: limits, or what goes first",
+        ),
     ),
     "WORKFLOW_EVENTS": (
         Flow("orchestrator", "send", "A workflow started, paused, resumed or ended"),
@@ -444,6 +461,11 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
         "description": "which time-out the timer is for",
         "enum": ["approval", "schedule_to_start", "start_to_close"],
         "examples": ["start_to_close"],
+    },
+    "replica": {
+        "description": "the sending orchestrator replica's name (MAESTRO_WORKER; other characters than A-Z, "
+        "a-z, 0-9, - and _ as _)",
+        "examples": ["maestro-orchestrator-7d9f-x2k4q"],
     },
     "partition": {
         "description": "the tenant's partition: zlib.crc32(tenant as UTF-8) mod the endpoint's partitions",

@@ -90,6 +90,10 @@ class Settings:
     """Most tasks per role the dispatcher hands to the agents that have not started yet. It hands over no
     more than the role's agents have free slots anyway (MAESTRO_CONCURRENCY each); this caps it when they
     have many."""
+    leader_lease_s: float = 10.0
+    """How long the orchestrator replica that leads (it runs the dispatcher and counts the open tasks) may go
+    without renewing its lease: a replica that has seen no renewal for that long takes the lead over. When the
+    leader is killed, tasks wait that long for their next hand-over; a leader that stops gives the lead up."""
     request_timeout_s: float = 5.0
     """Timeout of one request/reply call (the budget)."""
     max_request_bytes: int = 786_432
@@ -199,7 +203,7 @@ class Settings:
     notify_secret_file: str = ""
     """The file holding the secret each webhook is signed with (HMAC-SHA256, `X-Maestro-Signature-256`)."""
     worker: str = field(default_factory=_default_worker)
-    """This worker's name in events."""
+    """This process's name: an agent worker's in events, an orchestrator replica's in the leader lease."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

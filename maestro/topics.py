@@ -31,7 +31,7 @@ from proto.v1 import (
 from proto.v1.gates import GateDecided
 from proto.v1.humans import Notification
 from proto.v1.reviews import PullRequestPushed
-from proto.v1.scheduling import WaitingTasks, WaitReasons
+from proto.v1.scheduling import LeaderNews, WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowEvents, WorkflowRecord
 
 M = TypeVar("M")
@@ -186,6 +186,13 @@ STOP_NOTICES: Topic[TaskEvent] = Topic(
     TaskEvent,  # type: ignore[arg-type]
     "core NATS, not stored: the Cancelled or TimedOut the orchestrator just recorded for a running task, "
     "for the worker running it to stop; the events stream keeps the record of it",
+)
+LEADER_NEWS: Topic[LeaderNews] = Topic(
+    "maestro.v1.leader.news",
+    ("replica",),
+    LeaderNews,
+    "core NATS, not stored: what an orchestrator replica that does not lead just folded (tasks started, "
+    "freed and ended; records written), for the leading replica's dispatcher and gauges of open tasks",
 )
 TIMERS: Topic[TimerFired] = Topic(
     "maestro.v1.timer",
@@ -355,14 +362,16 @@ WORKFLOW_CONTROL: Endpoint[WorkflowControl, WorkflowRecord] = Endpoint(
     service=ORCHESTRATOR_SERVICE,
 )
 
+DISPATCHER_SERVICE = "dispatcher"
+"""The NATS micro service of the dispatcher: served by the orchestrator replica that leads, alone."""
 DISPATCH_WAITS: Endpoint[WaitingTasks, WaitReasons] = Endpoint(
     "maestro.v1.dispatch.waits",
     "dispatch-waits",
     WaitingTasks,
     WaitReasons,
     "why tasks still wait for their turn (their tenant's limits, or what goes before them), from the "
-    "orchestrator's dispatcher",
-    service=ORCHESTRATOR_SERVICE,
+    "dispatcher of the orchestrator replica that leads",
+    service=DISPATCHER_SERVICE,
 )
 
 # -- key-value buckets and object store ----------------------------------------------------------------
@@ -392,6 +401,11 @@ BUCKET_HUMAN_TASKS = "maestro_human_tasks"
 inputs and the form), for the people who claim it to read."""
 BUCKET_PEOPLE = "maestro_people"
 """Key = person_key(id): a person who does human work (a Person: skills, capacity, hours, availability)."""
+BUCKET_LEASES = "maestro_leases"
+"""Key = what is led (LEADER_KEY): who leads it now (a replica's id), renewed while it leads; a replica takes
+it over once it has seen no renewal for the lease's length (services/orchestrator/lease.py)."""
+LEADER_KEY = "orchestrator"
+"""The BUCKET_LEASES key of the orchestrator replica that runs the dispatcher and the gauges of open tasks."""
 STORE_ARTIFACTS = "maestro_artifacts"
 
 
@@ -472,10 +486,16 @@ def kv_subject(bucket: str, key: str) -> str:
     return f"$KV.{bucket}.{_check_token(key)}"
 
 
+def token_of(name: str) -> str:
+    """A name as a subject token: each character a token may not hold (`host.example.com-12`) replaced by
+    `_`."""
+    return _NOT_TOKEN.sub("_", name) or "_"
+
+
 def worker_key(role: str, worker: str) -> str:
-    """The key of one worker's announcement that it serves `role`; a worker name that is no key token
-    (`host.example.com-12`) has each other character replaced by `_`."""
-    return f"{_check_token(role)}.{_NOT_TOKEN.sub('_', worker) or '_'}"
+    """The key of one worker's announcement that it serves `role`; a worker name that is no key token has
+    each other character replaced by `_` (token_of)."""
+    return f"{_check_token(role)}.{token_of(worker)}"
 
 
 def role_of_worker_key(key: str) -> str:

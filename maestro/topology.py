@@ -220,6 +220,9 @@ def topology(settings: Settings) -> Topology:
                 ttl_s=WORKER_TTL_S,
             ),
             bucket(
+                topics.BUCKET_LEASES, "who leads what (the orchestrator replica that dispatches), renewed"
+            ),
+            bucket(
                 topics.BUCKET_DELIVERIES,
                 "GitHub webhook deliveries taken, so a redelivery starts nothing new",
                 ttl_s=DELIVERIES_TTL_S,

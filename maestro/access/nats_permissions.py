@@ -212,6 +212,9 @@ def permissions(principal: str, inbox: str) -> Permissions:
                 topics.kv_filter(topics.BUCKET_WORKFLOWS),
                 topics.kv_filter(topics.BUCKET_ATTEMPTS),
                 topics.kv_filter(topics.BUCKET_CLAIMS),
+                # Replicas run for the lead, and those that do not lead tell the leader what they fold.
+                topics.kv_filter(topics.BUCKET_LEASES),
+                topics.LEADER_NEWS.all,
                 # GitHub's webhook (services/orchestrator/hooks_api.py): each delivery queued once.
                 topics.HOOKS.all,
                 topics.kv_filter(topics.BUCKET_DELIVERIES),
@@ -223,6 +226,7 @@ def permissions(principal: str, inbox: str) -> Permissions:
                 own_inbox,
                 topics.WORKFLOW_CONTROL.subject,
                 topics.DISPATCH_WAITS.subject,
+                topics.LEADER_NEWS.all,
                 topics.SERVICE_DISCOVERY,
             ),
             publish_deny=_destructive(streams, but=(topics.STREAM_WAITING,)),

@@ -55,7 +55,7 @@ from proto.v1.ids import (
     new_task_id,
 )
 from proto.v1.reviews import HookAnswer, PullRequestPushed
-from proto.v1.scheduling import Scheduling, WaitingTasks, WaitReasons
+from proto.v1.scheduling import LeaderNews, Scheduling, WaitingTasks, WaitReasons, Written
 from proto.v1.tasks import (
     ENDING_EVENTS,
     TERMINAL_STATES,
@@ -154,6 +154,7 @@ __all__ = [
     "HookAnswer",
     "JUnitCase",
     "LateCommit",
+    "LeaderNews",
     "LedgerRecreated",
     "LedgerView",
     "MicroUsd",
@@ -221,6 +222,7 @@ __all__ = [
     "WorkflowRecord",
     "WorkflowResumed",
     "WorkflowStarted",
+    "Written",
     "new_task_id",
     "reservation_id_for",
     "separate",

@@ -6,6 +6,7 @@ same bundle and reloaded with it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from msgspec import Meta
@@ -46,3 +47,30 @@ class WaitReasons(Message, frozen=True):
     that does not wait there (handed over, ended, unknown) is left out."""
 
     reasons: dict[TaskId, str] = {}
+
+
+class Written(Message, frozen=True):
+    """A task record an orchestrator replica just wrote, as the leader's gauges of open tasks need it."""
+
+    task_id: TaskId
+    seq: int
+    """The record's last event sequence: of two news of one task, the higher is the newer."""
+    state: str
+    role: str = ""
+    deadline: datetime | None = None
+    """When a running task's start-to-close time-out falls (None: none, or not running)."""
+
+
+class LeaderNews(Message, frozen=True):
+    """What an orchestrator replica that does not lead tells the one that does (core NATS, not stored) of
+    the events and records it just folded: the leader's dispatcher frees slots by them, and its gauges of
+    open tasks count them. A news lost on the way is made up for by the dispatcher's recount and the
+    gauges' recheck (services/orchestrator/leading.py)."""
+
+    started: list[TaskId] = []
+    """Tasks whose agent reported its start."""
+    freed: list[TaskId] = []
+    """Tasks handed off to a person: their agent's slot is free, the task is not ended."""
+    ended: list[TaskId] = []
+    """Tasks that ended."""
+    written: list[Written] = []

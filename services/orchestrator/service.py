@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,21 +36,20 @@ from proto.v1 import (
     TaskRecord,
 )
 from proto.v1.ids import is_human
-from proto.v1.scheduling import WaitingTasks, WaitReasons
 from proto.v1.workflows import Workflow, WorkflowControl, WorkflowRecord
 from services.orchestrator import notifier
 from services.orchestrator.api import routes
 from services.orchestrator.batches import KeyedBatches, Outcome
-from services.orchestrator.dispatch.dispatcher import Dispatcher
+from services.orchestrator.dispatch.dispatcher import Dispatcher, DispatchMetrics
 from services.orchestrator.dispatch.shares import Shares
 from services.orchestrator.effects import Effects
 from services.orchestrator.human_queues import HumanQueues
-from services.orchestrator.human_queues import seed as seed_humans
 from services.orchestrator.lag import BacklogGauges
 from services.orchestrator.lag import refresh as refresh_backlog
+from services.orchestrator.leading import Leadership
+from services.orchestrator.lease import Lease
 from services.orchestrator.reviews.serving import serve_reviews
 from services.orchestrator.running import RunningGauges, RunningTasks
-from services.orchestrator.running import seed as seed_running
 from services.orchestrator.store import Conflict, TaskStore, Versioned
 from services.orchestrator.workflows.runner import Ended, Runner, step_of
 
@@ -182,7 +182,7 @@ class Orchestrator:
         workflows: Runner,
         linger_s: float = 0.0,
         heard: Callable[[TaskEvent], None] = lambda _: None,
-        written: Callable[[TaskRecord], None] = lambda _: None,
+        written: Callable[[TaskRecord | None, TaskRecord], None] = lambda _, __: None,
     ) -> None:
         self.store = store
         self.js = js
@@ -192,7 +192,7 @@ class Orchestrator:
         self.heard = heard
         """Told of each event as it arrives, before its record is written (the dispatcher's ears)."""
         self.written = written
-        """Told of each record once it is written (the running tasks' watch)."""
+        """Told of each record once it is written, with the one it replaced (the gauges of open tasks)."""
         # A record may lag its task's events by up to `linger_s` (its events stay unacknowledged until
         # then); an event that creates, parks or ends the task is written at once.
         self.batches: KeyedBatches[Item] = KeyedBatches(
@@ -267,7 +267,7 @@ class Orchestrator:
         await self.effects.run(commands)
         if record is not None and (current is None or record is not current.record):
             await self.store.put(record, current.revision if current else None)
-            self.written(record)
+            self.written(current.record if current else None, record)
         if record is not None and step_of(record) is not None and _step_moved(current, record, items):
             # After the record is stored, so the workflow reads this step's output when it fills in the next
             # steps; before the events are acked, so a crash here hears it again (as a duplicate) and tells
@@ -354,31 +354,28 @@ async def control_workflow(runner: Runner, order: WorkflowControl) -> WorkflowRe
         raise Reject(str(exc)) from None
 
 
-async def no_waits(_: WaitingTasks) -> WaitReasons:
-    """Without fair dispatch nothing waits for a turn: tasks go to their agents as they come."""
-    return WaitReasons()
-
-
 async def serve(bus: Bus) -> None:
-    """Apply every task event to its record and start every workflow submitted, until the bus stops."""
+    """Apply every task event to its record and start every workflow submitted, until the bus stops; run for
+    the lead, and do the leader's jobs while holding it (services/orchestrator/leading.py)."""
     tasks = TaskStore(bus)
     runner = Runner(bus, tasks)
     tenant_label = TenantLabels(bus.settings.metrics_tenants)
-    dispatcher = (
-        Dispatcher(
-            bus, Shares(), bus.metrics.registry, ahead=bus.settings.dispatch_ahead, tenant_label=tenant_label
-        )
-        if bus.settings.fair_dispatch
-        else None
-    )
     running = RunningTasks()
     bus.metrics.registry.register(RunningGauges(running, functools.partial(datetime.now, UTC)))
-    humans = HumanQueues(bus.metrics.registry)
-
-    def written(record: TaskRecord) -> None:
-        running.note(record)
-        humans.note(record)
-
+    dispatching: Callable[[], Dispatcher] | None = None
+    if bus.settings.fair_dispatch:
+        dispatch_metrics = DispatchMetrics.create(bus.metrics.registry, time.monotonic, tenant_label)
+        dispatching = functools.partial(
+            Dispatcher,
+            bus,
+            Shares(),
+            dispatch_metrics,
+            ahead=bus.settings.dispatch_ahead,
+            tenant_label=tenant_label,
+        )
+    leadership = Leadership(
+        bus, tasks, running, HumanQueues(bus.metrics.registry), dispatching, version=VERSION
+    )
     backlog = BacklogGauges()
     bus.metrics.registry.register(backlog)
     orchestrator = Orchestrator(
@@ -388,15 +385,14 @@ async def serve(bus: Bus) -> None:
         effects=Effects(bus),
         workflows=runner,
         linger_s=bus.settings.record_linger_s,
-        written=written,
-        **({"heard": dispatcher.heard} if dispatcher else {}),
+        heard=leadership.heard,
+        written=leadership.written,
     )
+    leases = await bus.js.key_value(topics.BUCKET_LEASES)
+    lease = Lease(leases, topics.LEADER_KEY, bus.settings.worker, bus.settings.leader_lease_s, bus.lifetime)
     async with asyncio.TaskGroup() as group:
-        group.create_task(seed_running(running, tasks), name="running tasks")
-        group.create_task(seed_humans(humans, tasks), name="human tasks")
+        group.create_task(lease.run(leadership.lead), name="leader lease")
         group.create_task(refresh_backlog(bus, backlog), name="backlog")
-        if dispatcher is not None:
-            group.create_task(dispatcher.run(), name="dispatcher")
         group.create_task(bus.consumers.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
         group.create_task(serve_reviews(bus, runner, tasks), name="reviews")
         group.create_task(notifier.serve(bus), name="notifier")
@@ -404,10 +400,7 @@ async def serve(bus: Bus) -> None:
             bus.calls.serve(
                 topics.ORCHESTRATOR_SERVICE,
                 VERSION,
-                [
-                    (topics.WORKFLOW_CONTROL, functools.partial(control_workflow, runner)),
-                    (topics.DISPATCH_WAITS, dispatcher.waits if dispatcher else no_waits),
-                ],
+                [(topics.WORKFLOW_CONTROL, functools.partial(control_workflow, runner))],
             )
         )
         await bus.consumers.consume_batches(EVENTS, orchestrator.handle_batch)

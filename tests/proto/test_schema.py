@@ -55,6 +55,7 @@ def test_one_json_schema_per_wire_message(files: dict[str, str]) -> None:
     expected |= {"TimerFired"}  # the body of a durable timer on maestro.v1.timer
     expected |= {"Workflow", "WorkflowEvents", "WorkflowControl", "WorkflowRecord"}
     expected |= {"WaitingTasks", "WaitReasons"}  # why tasks wait, asked of the dispatcher
+    expected |= {"LeaderNews"}  # what orchestrator replicas tell the one that leads
     expected |= {"GateDecided"}  # the deploy gate's decisions, kept for an audit
     expected |= {"PullRequestPushed"}  # GitHub's pull requests, from the webhook to the reviews
     expected |= {"Notification"}  # a human task's breached SLA, for the notifier

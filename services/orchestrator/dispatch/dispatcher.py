@@ -83,39 +83,38 @@ dropped."""
 
 @dataclass(frozen=True)
 class DispatchMetrics:
-    """How long tasks waited for their turn (per role, priority and tenant), and how many were handed over."""
+    """How long tasks waited for their turn (per role, priority and tenant), and how many wait now (the queue
+    of the dispatcher that runs, read at each scrape: none while this replica does not lead)."""
 
     waited: Histogram
+    depth: _Depth
 
     @classmethod
     def create(
-        cls,
-        registry: CollectorRegistry,
-        queue: FairQueue,
-        clock: Callable[[], float],
-        tenant_label: Callable[[str], str],
+        cls, registry: CollectorRegistry, clock: Callable[[], float], tenant_label: Callable[[str], str]
     ) -> DispatchMetrics:
-        """Register the dispatcher's metrics on `registry`, the queue's depth read at each scrape; tenants are
-        named by `tenant_label` (bounded: maestro/tenant_labels.py)."""
-        registry.register(_Depth(queue, clock, tenant_label))
+        """Register the dispatcher's metrics on `registry`; tenants are named by `tenant_label` (bounded:
+        maestro/tenant_labels.py)."""
+        depth = _Depth(clock, tenant_label)
+        registry.register(depth)
         return cls(
+            depth=depth,
             waited=Histogram(
                 "maestro_dispatch_wait_seconds",
                 "Time from a task's arrival in the waiting stream to its hand-over to its role's agents",
                 ["role", "priority", "tenant"],
                 buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800),
                 registry=registry,
-            )
+            ),
         )
 
 
 class _Depth(Collector):
-    """Tasks waiting and the oldest one's age, per role, priority and tenant, as the queue has them now."""
+    """Tasks waiting and the oldest one's age, per role, priority and tenant, as the queue of the dispatcher
+    that runs has them now."""
 
-    def __init__(
-        self, queue: FairQueue, clock: Callable[[], float], tenant_label: Callable[[str], str]
-    ) -> None:
-        self._queue = queue
+    def __init__(self, clock: Callable[[], float], tenant_label: Callable[[str], str]) -> None:
+        self.queue: FairQueue | None = None
         self._clock = clock
         self._tenant_label = tenant_label
 
@@ -130,7 +129,8 @@ class _Depth(Collector):
         now = self._clock()
         # Tenants past the named ones share a label: their counts add up, the oldest of them shows.
         labelled: dict[tuple[str, str, str], tuple[int, float]] = {}
-        for (role, priority, tenant), (count, since) in self._queue.depth().items():
+        depths = self.queue.depth() if self.queue is not None else {}
+        for (role, priority, tenant), (count, since) in depths.items():
             key = (role, str(priority), self._tenant_label(tenant))
             before, earliest = labelled.get(key, (0, since))
             labelled[key] = (before + count, min(earliest, since))
@@ -182,7 +182,7 @@ class Dispatcher:
         self,
         bus: Bus,
         shares: Shares,
-        registry: CollectorRegistry,
+        metrics: DispatchMetrics,
         *,
         ahead: int,
         clock: Callable[[], float] = time.monotonic,
@@ -198,7 +198,7 @@ class Dispatcher:
         self._clock = clock
         self._ahead = ahead
         self.queue = FairQueue(shares.of)
-        self._metrics = DispatchMetrics.create(registry, self.queue, clock, tenant_label)
+        self._metrics = metrics
         self._tenant_label = tenant_label
         self._waiting: dict[str, int] = {}
         """Task id -> its waiting sequence."""
@@ -239,18 +239,31 @@ class Dispatcher:
         return WaitReasons(reasons=reasons)
 
     def heard(self, event: TaskEvent) -> None:
-        """Take note of a task event as it arrives: a start frees room ahead of the agents, an end frees its
-        tenant's running slot, or takes the task out of the queue if it ended while waiting."""
+        """Take note of a task event as it arrives (started(), freed() or ended(); others change nothing)."""
         if isinstance(event, Started):
-            handed = self._handed.get(event.task_id)
-            if handed is not None and self._unstarted[handed.role].pop(event.task_id, None) is not None:
-                self._wake.set()
+            self.started(event.task_id)
         elif isinstance(event, HandedOff):
-            self._release(event.task_id)  # a person's now: its agent's slot and its tenant's are free
-        elif isinstance(event, ENDING_EVENTS) and not self._release(event.task_id):
-            if self._retrying.pop(event.task_id, None) is not None:
+            self.freed(event.task_id)
+        elif isinstance(event, ENDING_EVENTS):
+            self.ended(event.task_id)
+
+    def started(self, task_id: str) -> None:
+        """A task's agent started it: that frees room ahead of the agents."""
+        handed = self._handed.get(task_id)
+        if handed is not None and self._unstarted[handed.role].pop(task_id, None) is not None:
+            self._wake.set()
+
+    def freed(self, task_id: str) -> None:
+        """A task was handed off to a person: its agent's slot and its tenant's running slot are free."""
+        self._release(task_id)
+
+    def ended(self, task_id: str) -> None:
+        """A task ended: that frees its tenant's running slot, or takes it out of the queue if it ended while
+        it waited."""
+        if not self._release(task_id):
+            if self._retrying.pop(task_id, None) is not None:
                 return  # about to be put back in the queue: it will not be (_wait_again)
-            if (seq := self._waiting.pop(event.task_id, None)) is not None:
+            if (seq := self._waiting.pop(task_id, None)) is not None:
                 # Ended while it waited (cancelled, timed out): nobody needs it handed over any more.
                 self._task_at.pop(seq, None)
                 self._deferred.discard(seq)
@@ -261,7 +274,9 @@ class Dispatcher:
                 self._spawn(self._delete(seq))
 
     async def run(self) -> None:
-        """Hand tasks over until the bus stops."""
+        """Hand tasks over until the bus stops, or until cancelled (its replica no longer leads): then what it
+        was doing on the side (purges, deletions) is dropped, for the next dispatcher to do again."""
+        self._metrics.depth.queue = self.queue
         await ensure_backlog(self._bus.js)  # what autoscalers read: each role's tasks waiting here
         subscription = await self._bus.js.subscribe(
             topics.WAITING.all,
@@ -303,6 +318,11 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await subscription.unsubscribe()
+            if self._metrics.depth.queue is self.queue:
+                self._metrics.depth.queue = None
+            if self._effects and not self._bus.lifetime.stopping:
+                for effect in self._effects:
+                    effect.cancel()
             if self._effects:
                 await asyncio.wait(self._effects)
 

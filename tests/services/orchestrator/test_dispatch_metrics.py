@@ -18,7 +18,7 @@ def test_tenants_past_the_named_ones_add_up_under_other_with_the_oldest_wait() -
     registry = CollectorRegistry()
     label = TenantLabels(1)
     label("acme")  # the first tenant this process saw
-    DispatchMetrics.create(registry, queue, lambda: 100.0, label)
+    DispatchMetrics.create(registry, lambda: 100.0, label).depth.queue = queue
 
     exported = {
         (s.name, s.labels["tenant"]): s.value for family in registry.collect() for s in family.samples

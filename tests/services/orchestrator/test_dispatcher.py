@@ -4,6 +4,7 @@ subjects and deletes (services/orchestrator/dispatch/dispatcher.py; its queue is
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.presence import announcing
 from proto.v1 import Cancelled, DeadLetter, Decision, TaskAssignment, TaskRequest, WaitingTasks
-from services.orchestrator.dispatch.dispatcher import Dispatcher
+from services.orchestrator.dispatch.dispatcher import Dispatcher, DispatchMetrics
 from services.orchestrator.dispatch.shares import Shares
 from tests.maestro.test_presence import eventually
 
@@ -60,11 +61,15 @@ async def running(dispatcher: Dispatcher, bus: Bus) -> AsyncIterator[Dispatcher]
         await asyncio.wait_for(task, 10)
 
 
+def fresh_metrics() -> DispatchMetrics:
+    return DispatchMetrics.create(CollectorRegistry(), time.monotonic, str)
+
+
 @asynccontextmanager
 async def dispatching(
     bus: Bus, *, ahead: int = 100, memory_bytes: int = 1 << 20
 ) -> AsyncIterator[Dispatcher]:
-    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=ahead, memory_bytes=memory_bytes)
+    dispatcher = Dispatcher(bus, Shares(), fresh_metrics(), ahead=ahead, memory_bytes=memory_bytes)
     async with running(dispatcher, bus):
         async with announcing(bus, ["planner"], "w-1", slots=100):  # an agent with room, as far as it knows
             yield dispatcher
@@ -119,7 +124,7 @@ async def _waits(dispatcher: Dispatcher, task_id: str) -> bool:
 
 async def test_no_more_is_handed_over_than_the_roles_agents_have_free_slots(bus: Bus) -> None:
     tasks = [assignment(f"t-{n}") for n in range(5)]
-    async with running(Dispatcher(bus, Shares(), CollectorRegistry(), ahead=100), bus) as dispatcher:
+    async with running(Dispatcher(bus, Shares(), fresh_metrics(), ahead=100), bus) as dispatcher:
         for task in tasks:
             await wait_for(bus, task)
         await eventually(lambda: _waits(dispatcher, "t-4"))
@@ -143,7 +148,7 @@ async def _pending(bus: Bus, role: str) -> int:
 async def test_a_roles_backlog_consumer_counts_its_waiting_tasks_and_those_handed_over_leave_it(
     bus: Bus,
 ) -> None:
-    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=100)
+    dispatcher = Dispatcher(bus, Shares(), fresh_metrics(), ahead=100)
     running = asyncio.create_task(dispatcher.run())
     try:
         for n in range(5):
@@ -169,7 +174,7 @@ async def test_a_recount_does_not_take_back_the_slots_of_tasks_heard_ended_but_n
     still stored on the tasks subject although it ended. The recount made while the slots are full must not
     count it as running again; it did, and the role got no task until the next recount, 5 s later."""
     tasks = [assignment(f"t-{n}") for n in range(5)]
-    dispatcher = Dispatcher(bus, Shares(), CollectorRegistry(), ahead=100, resync_s=0.05)
+    dispatcher = Dispatcher(bus, Shares(), fresh_metrics(), ahead=100, resync_s=0.05)
     async with running(dispatcher, bus), announcing(bus, ["planner"], "w-1", slots=2):
         for task in tasks:
             await wait_for(bus, task)

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from proto.v1 import TaskRecord
 from services.orchestrator.human_queues import HumanQueues
+from services.orchestrator.open_tasks import written
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
@@ -26,9 +27,22 @@ def _record(task_id: str) -> TaskRecord:
     )
 
 
+class Writer:
+    """Records written one over another, as the orchestrator writes them: each told with its predecessor."""
+
+    def __init__(self, queues: HumanQueues) -> None:
+        self.queues = queues
+        self.last: dict[str, TaskRecord] = {}
+
+    def note(self, record: TaskRecord) -> None:
+        self.queues.changed(self.last.get(record.id), record)
+        self.queues.note(written(record))
+        self.last[record.id] = record
+
+
 def test_open_tasks_times_and_breaches_are_counted_per_queue() -> None:
     registry = CollectorRegistry()
-    queues = HumanQueues(registry)
+    queues = Writer(HumanQueues(registry))
     waiting = _record("a")
     queues.note(waiting)
     queues.note(_record("b"))

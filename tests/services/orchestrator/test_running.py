@@ -1,4 +1,5 @@
-"""Running tasks and those past their time-out: noted as records are written, read back once at start."""
+"""Running tasks and those past their time-out: noted as records are written (here or by another replica),
+read back once when the replica takes the lead."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from maestro.bus import Bus
 from proto.v1 import TaskRecord, Timeouts
+from services.orchestrator.open_tasks import written
 from services.orchestrator.running import RunningGauges, RunningTasks, seed
 from services.orchestrator.store import TaskStore
 
@@ -36,16 +38,16 @@ def exported(running: RunningTasks, now: datetime) -> dict[str, float]:
 
 def test_a_task_running_past_its_time_out_and_the_grace_is_overdue_until_it_ends() -> None:
     running = RunningTasks()
-    running.note(record("short", limit_s=60.0))
-    running.note(record("long", limit_s=3600.0))
-    running.note(record("untimed", limit_s=None))
-    running.note(record("queued", state="queued"))
+    running.note(written(record("short", limit_s=60.0)))
+    running.note(written(record("long", limit_s=3600.0)))
+    running.note(written(record("untimed", limit_s=None)))
+    running.note(written(record("queued", state="queued")))
     assert exported(running, T0 + timedelta(seconds=119)) == {
         "maestro_tasks_running": 3,
         "maestro_tasks_running_overdue": 0,  # past its time-out, within the grace
     }
     assert exported(running, T0 + timedelta(seconds=121))["maestro_tasks_running_overdue"] == 1
-    running.note(record("short", state="timed_out", seq=6))
+    running.note(written(record("short", state="timed_out", seq=6)))
     assert exported(running, T0 + timedelta(days=1)) == {
         "maestro_tasks_running": 2,
         "maestro_tasks_running_overdue": 1,  # the long one, a day later
@@ -56,21 +58,23 @@ def test_a_later_attempt_is_never_overdue_by_the_first_attempt_s_start() -> None
     # The record keeps when the first attempt started; a retry's own time-out runs from its own start, which
     # the record does not keep, so the gauge cannot tell it late (it counted it late before).
     running = RunningTasks()
-    running.note(structs.replace(record("retried", limit_s=60.0), attempts=2))
+    running.note(written(structs.replace(record("retried", limit_s=60.0), attempts=2)))
     assert exported(running, T0 + timedelta(hours=1)) == {
         "maestro_tasks_running": 1,
         "maestro_tasks_running_overdue": 0,
     }
 
 
-def test_records_read_back_at_start_never_undo_what_was_written_meanwhile() -> None:
+def test_notes_in_any_order_count_each_task_by_its_newest_record() -> None:
+    # Records read back from the bucket, and news from other replicas, may come after a newer record.
     running = RunningTasks()
-    running.seeding()
-    running.note(record("ended", state="succeeded", seq=9))  # written while the bucket was being read
-    running.seeded([record("ended", seq=8), record("quiet", seq=3), record("done", state="failed")])
+    running.note(written(record("ended", state="succeeded", seq=9)))
+    for late in (record("ended", seq=8), record("quiet", seq=3), record("done", state="failed")):
+        running.note(written(late))
     assert exported(running, T0)["maestro_tasks_running"] == 1  # only the quiet one
-    running.note(record("late", seq=1))  # after seeding, every record written counts again
-    assert exported(running, T0)["maestro_tasks_running"] == 2
+    running.note(written(record("quiet", state="succeeded", seq=4)))
+    running.note(written(record("late", seq=1)))
+    assert exported(running, T0)["maestro_tasks_running"] == 1  # the late one
 
 
 async def test_seed_reads_the_running_tasks_back_from_the_bucket(bus: Bus) -> None:
