@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
+from prometheus_client import Counter
 
 from maestro import codec, topics
 from maestro.bus import Bus
@@ -85,6 +86,13 @@ class Leadership:
         version: str,
     ) -> None:
         self._bus = bus
+        self._news_heard_total = Counter(
+            "maestro_leader_news_total",
+            "What the leading orchestrator replica heard from the others, by what (started, freed, ended, "
+            "written): zero with one replica",
+            ["what"],
+            registry=bus.metrics.registry,
+        )
         self._store = store
         self._running = running
         self._humans = humans
@@ -127,8 +135,8 @@ class Leadership:
 
     async def lead(self) -> None:
         """Do the leader's jobs until cancelled (the lease was lost) or the bus stops."""
-        self.leading = True
         subscription = await self._bus.nc.subscribe(topics.LEADER_NEWS.all, cb=self._news_heard)
+        self.leading = True
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(seed_running(self._running, self._store), name="running tasks")
@@ -187,6 +195,9 @@ class Leadership:
         except DecodeError as exc:
             log.warning("dropped a news on %s that does not decode: %s", msg.subject, exc)
             return
+        for what, items in (("started", news.started), ("freed", news.freed), ("ended", news.ended)):
+            self._news_heard_total.labels(what).inc(len(items))
+        self._news_heard_total.labels("written").inc(len(news.written))
         dispatcher = self.dispatcher
         if dispatcher is not None:
             for task_id in news.started:

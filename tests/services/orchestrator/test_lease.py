@@ -41,7 +41,9 @@ class Replica:
 async def running(bus: Bus, name: str) -> AsyncIterator[Replica]:
     replica = Replica(name)
     kv = await bus.js.key_value(topics.BUCKET_LEASES)
-    task = asyncio.create_task(Lease(kv, topics.LEADER_KEY, name, LENGTH_S, replica.lifetime).run(replica.led))
+    task = asyncio.create_task(
+        Lease(kv, topics.LEADER_KEY, name, LENGTH_S, replica.lifetime).run(replica.led)
+    )
     try:
         yield replica
     finally:
@@ -83,6 +85,8 @@ async def test_a_holder_whose_lease_was_taken_stops_leading(bus: Bus) -> None:
     kv = await bus.js.key_value(topics.BUCKET_LEASES)
     async with running(bus, "a") as a:
         await until(lambda: a.leading)
-        await kv.put(topics.LEADER_KEY, b"usurper")  # another replica's take-over, as a stalled holder sees it
+        await kv.put(
+            topics.LEADER_KEY, b"usurper"
+        )  # another replica's take-over, as a stalled holder sees it
         await until(lambda: not a.leading, within=LENGTH_S * 2)
         assert (await kv.get(topics.LEADER_KEY)).value == b"usurper"  # and it does not fight back at once
