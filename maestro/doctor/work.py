@@ -17,8 +17,10 @@ RECENT_DLQ_S = 3600.0
 """Dead letters newer than this make the DLQ a problem (it is growing); older ones only a warning."""
 NEWEST_REASONS = 3
 """Dead letters whose reasons a DLQ finding quotes."""
-MICRO_SERVICES = (topics.BUDGET_SERVICE, topics.ORCHESTRATOR_SERVICE)
+MICRO_SERVICES = (topics.BUDGET_SERVICE, topics.ORCHESTRATOR_SERVICE, topics.DISPATCHER_SERVICE)
 """The services that answer requests as nats micro services, so `$SRV.STATS` finds them."""
+ONE_AT_A_TIME = frozenset({topics.DISPATCHER_SERVICE})
+"""Services that one instance at most runs: the leading orchestrator replica's dispatcher."""
 
 
 def dead_letters(facts: Facts) -> Iterator[Finding]:
@@ -97,12 +99,16 @@ def services(facts: Facts) -> Iterator[Finding]:
     for name in MICRO_SERVICES:
         instances = [s for s in facts.services if s.name == name]
         if not instances:
+            yield _missing(name)
+            continue
+        if name in ONE_AT_A_TIME and len(instances) > 1:
             yield Finding(
                 "service",
                 name,
                 "problem",
-                "no instance answers $SRV.STATS",
-                f"start the {name} (maestro up starts every service; python -m services.{name} one)",
+                f"{len(instances)} orchestrator replicas lead at once (one should): tenant limits loosen",
+                "a replica that stalled longer than MAESTRO_LEADER_LEASE_S still believes it leads: "
+                "restart the replicas whose id is not in maestro_leases (maestro doctor --json lists ids)",
             )
             continue
         versions = ",".join(sorted({s.version for s in instances}))
@@ -116,6 +122,25 @@ def services(facts: Facts) -> Iterator[Finding]:
             "ok",
             f"{len(instances)} running, version {versions}: {requests} requests, {errors} errors{average}",
         )
+
+
+def _missing(name: str) -> Finding:
+    if name == topics.DISPATCHER_SERVICE:
+        return Finding(
+            "service",
+            name,
+            "problem",
+            "no orchestrator replica leads: nothing dispatches",
+            "a replica takes the lead within MAESTRO_LEADER_LEASE_S of the last leader's end: if none runs, "
+            "start the orchestrator (maestro up starts every service; python -m services.orchestrator one)",
+        )
+    return Finding(
+        "service",
+        name,
+        "problem",
+        "no instance answers $SRV.STATS",
+        f"start the {name} (maestro up starts every service; python -m services.{name} one)",
+    )
 
 
 def workers(facts: Facts, settings: Settings) -> Iterator[Finding]:

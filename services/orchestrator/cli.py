@@ -10,10 +10,11 @@ from typing import Any
 
 from maestro import arguments, codec, listing
 from maestro.client import Client, open_client
-from maestro.errors import MaestroError
+from maestro.errors import MaestroError, RemoteError
 from maestro.listing import Page
 from maestro.settings import Settings
 from maestro.terminal import printable
+from maestro.unavailable import UNAVAILABLE
 from proto.v1 import TaskRecord
 from proto.v1.workflows import WorkflowRecord
 
@@ -167,9 +168,19 @@ def _row(record: Record, waits: Mapping[str, str]) -> tuple[str, ...]:
 
 
 async def _waits(client: Client, records: Sequence[Record]) -> Mapping[str, str]:
-    """Why the queued tasks among `records` wait for their turn, as the dispatcher says."""
+    """Why the queued tasks among `records` wait for their turn, as the dispatcher says; while no orchestrator
+    replica leads (one was killed a moment ago), that each waits for one to take the lead."""
     queued = [r.id for r in records if isinstance(r, TaskRecord) and r.state == "queued"]
-    return await client.waits(queued) if queued else {}
+    if not queued:
+        return {}
+    try:
+        return await client.waits(queued)
+    except RemoteError as exc:
+        if exc.code != 503:
+            raise
+    except UNAVAILABLE:
+        pass
+    return dict.fromkeys(queued, "no dispatcher answers: an orchestrator replica takes the lead shortly")
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> None:

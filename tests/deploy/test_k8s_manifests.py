@@ -289,6 +289,8 @@ def test_prod_runs_three_nats_nodes_and_every_stream_at_three_replicas(prod: Obj
         assert {s.num_replicas for s in made.streams} == {3}
         assert {b.replicas for b in made.buckets} == {3} and {s.replicas for s in made.stores} == {3}
     assert named(prod, "Deployment", "maestro-guard")["spec"]["replicas"] > 1
+    # A second orchestrator stands by to take the lead over (services/orchestrator/lease.py).
+    assert named(prod, "Deployment", "maestro-orchestrator")["spec"]["replicas"] == 2
 
 
 def test_dev_runs_one_nats_node_without_routes_and_one_of_everything(dev: Objects) -> None:
@@ -305,6 +307,7 @@ def test_keda_scales_on_consumers_maestro_makes(prod: Objects) -> None:
     account `maestro nats-config` makes, on a consumer Maestro really creates."""
     made = {
         (topics.STREAM_REQUESTS, topics.DURABLE_GUARD),
+        (topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR),
         *((topics.STREAM_TASKS, topics.agents_durable(r)) for r in ROLES),
         *((topics.STREAM_WAITING, str(c.durable_name)) for c in topology.backlog_consumers()),
     }
@@ -314,6 +317,7 @@ def test_keda_scales_on_consumers_maestro_makes(prod: Objects) -> None:
     scaled = of_kind(prod, "ScaledObject")
     assert {s["spec"]["scaleTargetRef"]["name"] for s in scaled} == {
         "maestro-guard",
+        "maestro-orchestrator",
         "maestro-agents-models",
         "maestro-agents-tester",
     }

@@ -63,7 +63,7 @@ async def started(client: Client) -> bool:
     return (
         {d.consumer for d in backlog.missing} <= REVIEWS
         and served == set(SERVED)
-        and {topics.BUDGET_SERVICE, topics.ORCHESTRATOR_SERVICE} <= running
+        and {topics.BUDGET_SERVICE, topics.ORCHESTRATOR_SERVICE, topics.DISPATCHER_SERVICE} <= running
     )
 
 

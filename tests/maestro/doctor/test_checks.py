@@ -15,6 +15,7 @@ from maestro.discovery import EndpointStats, InstanceStats
 from maestro.doctor import checks
 from maestro.doctor.facts import READ_TASKS, Facts, Letter, OverdueHold, Server, Unread
 from maestro.doctor.findings import EXIT_HEALTHY, EXIT_PROBLEM, Finding, exit_code, unreachable
+from maestro.doctor.work import MICRO_SERVICES
 from maestro.settings import Settings
 from proto.v1 import ROLES, TaskRecord, Timeouts
 
@@ -111,7 +112,7 @@ def healthy(**changes: object) -> Facts:
         read_at=NOW,
         streams=_streams_as_made(SETTINGS),
         backlog=_backlog(),
-        services=(_instance(topics.BUDGET_SERVICE), _instance(topics.ORCHESTRATOR_SERVICE)),
+        services=tuple(_instance(name) for name in MICRO_SERVICES),
         served_roles=frozenset(ROLES),
     )
     return dataclasses.replace(facts, **changes)
@@ -325,10 +326,23 @@ def test_budget_holds_past_their_ttl_for_longer_than_two_sweeps_are_a_problem() 
 
 
 def test_a_micro_service_nobody_runs_is_a_problem() -> None:
-    facts = healthy(services=(_instance(topics.ORCHESTRATOR_SERVICE),))
+    facts = healthy(services=tuple(_instance(n) for n in MICRO_SERVICES if n != topics.BUDGET_SERVICE))
     finding = one(checks.diagnose(facts, SETTINGS), "service")
     assert (finding.subject, finding.severity) == (topics.BUDGET_SERVICE, "problem")
     assert "no instance answers $SRV.STATS" == finding.message
+
+
+def test_no_dispatcher_or_two_at_once_is_a_problem_that_says_the_lead_is_at_stake() -> None:
+    others = tuple(_instance(n) for n in (topics.BUDGET_SERVICE, topics.ORCHESTRATOR_SERVICE))
+    finding = one(checks.diagnose(healthy(services=others), SETTINGS), "service")
+    assert (finding.subject, finding.severity) == (topics.DISPATCHER_SERVICE, "problem")
+    assert finding.message == "no orchestrator replica leads: nothing dispatches"
+    two = msgspec.structs.replace(_instance(topics.DISPATCHER_SERVICE), id="dispatcher-2")
+    facts = healthy(services=(*others, _instance(topics.DISPATCHER_SERVICE), two))
+    finding = one(checks.diagnose(facts, SETTINGS), "service")
+    assert finding.severity == "problem" and finding.message.startswith(
+        "2 orchestrator replicas lead at once"
+    )
 
 
 def test_a_role_without_worker_is_a_warning_then_a_problem_once_its_tasks_queue() -> None:
