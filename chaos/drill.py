@@ -29,6 +29,8 @@ class Plan:
     """Every n-th request carries a credential and must be rejected (0: none)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """MAESTRO_* settings of the mesh beyond the chaos defaults."""
+    up_args: tuple[str, ...] = ()
+    """Arguments of `maestro up` beyond the chaos ones (`--orchestrator-replicas 2`)."""
     limits: Mapping[str, int] = field(default_factory=dict)
     """Budget limits (µUSD) set per tenant before the load."""
     fault_at: float = 0.4
@@ -84,7 +86,7 @@ async def drill(
     `planned` makes the requests (default: requests())."""
     started = time.monotonic()
     async with AsyncExitStack() as stack:
-        mesh = await stack.enter_async_context(running_mesh(workdir, plan.env))
+        mesh = await stack.enter_async_context(running_mesh(workdir, plan.env, plan.up_args))
         stage = await stack.enter_async_context(staged(mesh, workdir, plan))
         await before(stage)
         await run_load(stage, (planned or requests)(stage.load, plan), fault)

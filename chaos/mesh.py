@@ -308,8 +308,11 @@ def _banner(path: Path) -> tuple[str, str, dict[str, str]] | None:
 
 
 @asynccontextmanager
-async def running_mesh(root: Path, overrides: Mapping[str, str] | None = None) -> AsyncIterator[ChaosMesh]:
-    """`maestro up --nats-port 0 --free-ports` in `root` for the length of a block; raises MeshError.
+async def running_mesh(
+    root: Path, overrides: Mapping[str, str] | None = None, up_args: tuple[str, ...] = ()
+) -> AsyncIterator[ChaosMesh]:
+    """`maestro up --nats-port 0 --free-ports [up_args]` in `root` for the length of a block; raises
+    MeshError.
 
     With MAESTRO_NATS_URL among the overrides, the mesh uses that server (a cluster) instead of its own.
     """
@@ -317,7 +320,7 @@ async def running_mesh(root: Path, overrides: Mapping[str, str] | None = None) -
     full = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
     full.update(env)
     out, err = root / "up.out", root / "up.err"
-    up = spawn([*maestro_command(), "up", "--nats-port", "0", "--free-ports"], full, out, err)
+    up = spawn([*maestro_command(), "up", "--nats-port", "0", "--free-ports", *up_args], full, out, err)
     mesh: ChaosMesh | None = None
     try:
         loop = asyncio.get_running_loop()

@@ -66,6 +66,14 @@ def register(sub: Any) -> None:
         help="budget processes, each restarted on its own (default: %(default)s, so none is a single point)",
     )
     up.add_argument(
+        "--orchestrator-replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="orchestrator processes (default: %(default)s); the first serves the API, one of them leads and "
+        "dispatches, and another takes the lead over when it dies",
+    )
+    up.add_argument(
         "--drain-timeout",
         type=float,
         metavar="SECONDS",
@@ -110,6 +118,7 @@ async def _up(settings: Settings, args: argparse.Namespace) -> int:
             role_groups=groups,
             free_ports=args.free_ports,
             budget_replicas=args.budget_replicas,
+            orchestrator_replicas=args.orchestrator_replicas,
             drain_s=args.drain_timeout,
             stop=stop,
             nats_auth=args.nats_auth,

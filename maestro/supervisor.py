@@ -47,6 +47,7 @@ DEFAULT_PORTS = {"orchestrator": 8080, "guard": 9101, "budget": 9102, "agents": 
 DEFAULT_BUDGET_REPLICAS = 2
 """Budget processes `maestro up` runs: with two, a task's commit never waits for one to come back."""
 _MORE_BUDGET_PORTS = 9111
+_MORE_ORCHESTRATOR_PORTS = 9121
 """Default port of the second budget replica (the next ones count up), clear of the agents' 9103 on."""
 NATS_SERVER = "nats-server"
 _READY_TIMEOUT_S = 60.0
@@ -141,11 +142,14 @@ def plan_children(
     free_ports: bool,
     api_port: int,
     budget_replicas: int = DEFAULT_BUDGET_REPLICAS,
+    orchestrator_replicas: int = 1,
 ) -> list[ChildSpec]:
-    """The processes to run: guard, the budget replicas, orchestrator, and one agent process per group of
-    roles. Raises MeshError when budget_replicas is not positive."""
-    if budget_replicas < 1:
-        raise MeshError(f"budget replicas must be at least 1, not {budget_replicas}")
+    """The processes to run: guard, the budget replicas, the orchestrator replicas (the first serves the API
+    on `api_port`), and one agent process per group of roles. Raises MeshError when a count of replicas is not
+    positive."""
+    for what, replicas in (("budget", budget_replicas), ("orchestrator", orchestrator_replicas)):
+        if replicas < 1:
+            raise MeshError(f"{what} replicas must be at least 1, not {replicas}")
 
     def port(default: int) -> int:
         if free_ports:
@@ -163,6 +167,9 @@ def plan_children(
         default = DEFAULT_PORTS["budget"] if n == 1 else _MORE_BUDGET_PORTS + n - 2
         children.append(ChildSpec(name, "services.budget", port(default)))
     children.append(ChildSpec("orchestrator", "services.orchestrator", port(api_port)))
+    for n in range(2, orchestrator_replicas + 1):
+        default = _MORE_ORCHESTRATOR_PORTS + n - 2
+        children.append(ChildSpec(f"orchestrator-{n}", "services.orchestrator", port(default)))
     for i, group in enumerate(role_groups):
         name = "agents" if len(role_groups) == 1 else f"agents-{'-'.join(group)}"
         children.append(
@@ -209,6 +216,7 @@ async def running_mesh(
     free_ports: bool = False,
     child_logs: bool = False,
     budget_replicas: int = DEFAULT_BUDGET_REPLICAS,
+    orchestrator_replicas: int = 1,
     drain_s: float | None = None,
     stop: asyncio.Event | None = None,
     nats_auth: bool = False,
@@ -242,6 +250,7 @@ async def running_mesh(
                 free_ports=free_ports,
                 child_logs=child_logs,
                 budget_replicas=budget_replicas,
+                orchestrator_replicas=orchestrator_replicas,
                 drain_s=drain_s,
                 nats_auth=nats_auth,
             ) as mesh,
@@ -268,6 +277,7 @@ async def _mesh(
     free_ports: bool,
     child_logs: bool,
     budget_replicas: int,
+    orchestrator_replicas: int,
     drain_s: float | None,
     nats_auth: bool,
 ) -> AsyncIterator[Mesh]:
@@ -305,6 +315,7 @@ async def _mesh(
                     free_ports=free_ports,
                     api_port=api_port,
                     budget_replicas=budget_replicas,
+                    orchestrator_replicas=orchestrator_replicas,
                 )
                 if auth_dir is not None:
                     children = [with_credentials(child, auth_dir) for child in children]

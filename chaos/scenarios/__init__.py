@@ -37,6 +37,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         for name in ("guard", "budget", "orchestrator", "agents", "all")
     ),
     Scenario("kill-nats", "SIGKILL nats-server mid-load", kills.run_kill_nats),
+    Scenario("kill-leader", "two orchestrators: SIGKILL the one that leads mid-load", kills.run_kill_leader),
     Scenario(
         workflows.NAME,
         "diamonds and chains: orchestrator SIGKILLed 3 times, agents once, mid-workflow",

@@ -1,4 +1,5 @@
-"""SIGKILL under load: each service alone, all of them at once, and nats-server."""
+"""SIGKILL under load: each service alone, all of them at once, nats-server, and the orchestrator replica
+that leads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from chaos.drill import Fault, Plan, Stage, drill
 from chaos.invariants import Report
 from chaos.mesh import SERVICES
+from maestro import topics
 
 MID_TASK = 3
 """Task commands the agents must be running when they are killed."""
@@ -40,6 +42,20 @@ def service(name: str) -> Fault:
 async def run_kill(name: str, workdir: Path) -> Report:
     """kill-<service> and kill-all: 200 tester tasks at 25/s, the kill after 40% of them."""
     return await drill(f"kill-{name}", workdir, Plan(), service(name))
+
+
+async def kill_leader(stage: Stage) -> None:
+    """SIGKILL the orchestrator replica holding the leader lease (it runs the dispatcher): another takes the
+    lead over after one lease, and `maestro up` brings the killed one back."""
+    leases = await stage.client.bus.js.key_value(topics.BUCKET_LEASES)
+    leader = ((await leases.get(topics.LEADER_KEY)).value or b"").decode()
+    stage.notes.append(f"killed {leader}, the leader")
+    await stage.mesh.back(stage.mesh.kill(leader))
+
+
+async def run_kill_leader(workdir: Path) -> Report:
+    """kill-leader: two orchestrators, 200 tester tasks at 25/s, the leader SIGKILLed after 40% of them."""
+    return await drill("kill-leader", workdir, Plan(up_args=("--orchestrator-replicas", "2")), kill_leader)
 
 
 async def run_kill_nats(workdir: Path) -> Report:

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nats.errors
+import pytest
 
 from maestro.client import Client, open_client
 from maestro.embedded import running_nats_server
 from maestro.settings import Settings
-from maestro.supervisor import free_port, port_is_free
+from maestro.supervisor import MeshError, free_port, plan_children, port_is_free
 from proto.v1 import TERMINAL_STATES, Started, TaskRequest
 from tests.e2e.test_cli import MAESTRO, alive, children_of, command_line, env_for
 
@@ -277,6 +278,15 @@ def test_a_port_left_in_time_wait_is_free_and_a_listening_one_is_taken() -> None
         everywhere.bind(("0.0.0.0", port))
         everywhere.listen()
         assert not port_is_free(port)
+
+
+def test_more_orchestrators_run_beside_the_one_that_serves_the_api_each_by_its_own_name() -> None:
+    children = plan_children([["planner"]], free_ports=True, api_port=0, orchestrator_replicas=3)
+    orchestrators = [c for c in children if c.module == "services.orchestrator"]
+    assert [c.name for c in orchestrators] == ["orchestrator", "orchestrator-2", "orchestrator-3"]
+    assert len({c.port for c in children}) == len(children)
+    with pytest.raises(MeshError, match="orchestrator replicas must be at least 1"):
+        plan_children([["planner"]], free_ports=True, api_port=0, orchestrator_replicas=0)
 
 
 def test_a_second_up_in_the_same_data_dir_is_refused_and_the_first_keeps_its_url(tmp_path: Path) -> None:
