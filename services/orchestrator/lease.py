@@ -10,8 +10,10 @@ clocks agreeing between machines:
   so of several that try, one wins.
 - A holder that has not renewed within LOSE_AT of the length since it sent its last successful renewal
   stops what it leads: by then a contender may be about to take over.
-- A holder that stops deletes the key, so the next one takes over on its next read instead of after a
-  length.
+- A holder that stops lets what it leads finish (up to STOP_S), then deletes the key, so the next one takes
+  over on its next read instead of after a length.
+- A replica that finds the key held under its own name is that holder restarted (names are unique per
+  process: MAESTRO_WORKER, a pod's name): the holder is gone, and it takes over at once.
 
 Two replicas can still both believe they lead only if a holder's process stalls for longer than the lease
 between checking the time and acting on it; what is led is built to survive that (hand-overs carry dedup
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 
 LOSE_AT = 0.8
 """The share of the lease's length since its last renewal was sent after which a holder stops leading."""
+STOP_S = 5.0
+"""How long a holder that stops waits for what it leads to finish before it cancels it."""
 
 
 @dataclass
@@ -96,6 +100,8 @@ class Lease:
                 await self._tick(tenure)
         finally:
             if tenure is not None:
+                if self._lifetime.stopping:
+                    await asyncio.wait({tenure}, timeout=STOP_S)
                 await _ended(tenure)
             await self._release()
 
@@ -142,7 +148,10 @@ class Lease:
                 self._revision = await self._kv.create(self._key, self._holder)
             else:
                 revision = entry.revision or 0
-                if self._seen is None or self._seen.revision != revision:
+                if entry.value == self._holder:
+                    log.info("the lease on %s is held under this replica's name: taking it over", self._key)
+                    self._revision = await self._kv.update(self._key, self._holder, last=revision)
+                elif self._seen is None or self._seen.revision != revision:
                     self._seen = _Seen(revision, now)
                 elif now - self._seen.since >= self._length_s:
                     log.warning(

@@ -32,7 +32,7 @@ class Replica:
     async def led(self) -> None:
         self.tenures.append((time.monotonic(), None))
         try:
-            await asyncio.Event().wait()
+            await self.lifetime.stopped()  # as what an orchestrator leads ends once it stops
         finally:
             self.tenures[-1] = (self.tenures[-1][0], time.monotonic())
 
@@ -79,6 +79,15 @@ async def test_a_lease_left_by_a_killed_holder_is_taken_over_after_a_whole_lease
         await until(lambda: b.leading)
         assert b.tenures[0][0] - left_at >= LENGTH_S
         assert (await kv.get(topics.LEADER_KEY)).value == b"b"
+
+
+async def test_a_replica_restarted_under_the_holder_s_name_takes_the_lease_over_at_once(bus: Bus) -> None:
+    kv = await bus.js.key_value(topics.BUCKET_LEASES)
+    await kv.create(topics.LEADER_KEY, b"b")  # left by this replica's predecessor, SIGKILLed
+    left_at = time.monotonic()
+    async with running(bus, "b") as b:
+        await until(lambda: b.leading)
+        assert b.tenures[0][0] - left_at < LENGTH_S
 
 
 async def test_a_holder_whose_lease_was_taken_stops_leading(bus: Bus) -> None:
