@@ -164,7 +164,12 @@ async def wait_serving(mesh: BenchMesh, bus: Bus, timeout: float = 60.0) -> None
 
 @contextlib.asynccontextmanager
 async def running(
-    server: EmbeddedServer, data_dir: Path, *, fair_dispatch: bool = True, dispatch_ahead: int = 32
+    server: EmbeddedServer,
+    data_dir: Path,
+    *,
+    fair_dispatch: bool = True,
+    dispatch_ahead: int = 32,
+    orchestrator_replicas: int = 1,
 ) -> AsyncIterator[BenchMesh]:
     """The four services on `server` for the length of a block, started, drained and stopped by
     supervisor.running_mesh; a failure inside the block prints every service's last log lines."""
@@ -180,7 +185,11 @@ async def running(
     for name in ("maestro.supervisor", "maestro.children"):
         logging.getLogger(name).setLevel(logging.WARNING)
     async with supervisor.running_mesh(
-        settings, free_ports=True, child_logs=True, budget_replicas=1
+        settings,
+        free_ports=True,
+        child_logs=True,
+        budget_replicas=1,
+        orchestrator_replicas=orchestrator_replicas,
     ) as running_mesh:
         found = children_by_worker()
         names = [child.name for child in running_mesh.children]

@@ -110,6 +110,8 @@ class Plan:
     idle_s: float = 10.0
     """Seconds the mesh is left idle at the end while its CPU is measured."""
     warmup: int = 200
+    orchestrators: int = 1
+    """Orchestrator processes (maestro up --orchestrator-replicas)."""
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,9 @@ async def run(plan: Plan) -> PipelineResult:
         with running_nats_server(
             root / "jetstream", log_file=root / "nats-server.log", monitored=True
         ) as server:
-            async with mesh.running(server, root / "maestro") as running:
+            async with mesh.running(
+                server, root / "maestro", orchestrator_replicas=plan.orchestrators
+            ) as running:
                 harness = Settings(nats_url=server.url, data_dir=str(root), request_timeout_s=10.0)
                 async with open_bus(harness, "bench-pipeline") as bus:
                     await mesh.wait_serving(running, bus)
@@ -374,9 +378,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of each latency run (0: skip)")
     parser.add_argument("--probe", type=float, default=8.0, help="seconds per capacity probe (0: skip)")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measurement (0: skip)")
+    parser.add_argument("--orchestrators", type=int, default=1, help="orchestrator processes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    plan = Plan(tuple(args.n), tuple(args.rates), args.duration, args.probe, idle_s=args.idle)
+    plan = Plan(
+        tuple(args.n),
+        tuple(args.rates),
+        args.duration,
+        args.probe,
+        idle_s=args.idle,
+        orchestrators=args.orchestrators,
+    )
     for line in describe(asyncio.run(run(plan))):
         print(line)
 
