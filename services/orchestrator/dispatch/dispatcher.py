@@ -14,7 +14,9 @@ already handed to the agents. A tenant's running count (what its limits hold) is
 handed over and not ended; after a restart, and every few seconds while a limit holds tasks back, it is
 read again from the server: the tasks stored on its role's subjects (each kept until its agent is done).
 
-One dispatcher serves a mesh: it runs in the orchestrator, which hears every task event.
+One dispatcher serves a mesh: it runs in the orchestrator replica that leads, one dispatcher per tenure,
+and hears every task event that replica folds and, as news, those the others fold
+(services/orchestrator/leading.py).
 """
 
 from __future__ import annotations
