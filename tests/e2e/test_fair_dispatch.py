@@ -41,6 +41,15 @@ async def open_parts(
     return client
 
 
+async def open_parts_beside_orchestrators(settings: Settings, stack: AsyncExitStack) -> Client:
+    """Budget and guard in this process, two agent processes and a client, for orchestrators run apart."""
+    for service in (BUDGET, GUARD):
+        await stack.enter_async_context(running_service(service, settings))
+    for worker in ("w-1", "w-2"):
+        await stack.enter_async_context(running_service(AGENTS, settings.with_(worker=worker)))
+    return await stack.enter_async_context(open_client(settings))
+
+
 def planner(tenant: str, n: int, priority: int = 5) -> TaskRequest:
     return TaskRequest(tenant=tenant, role="planner", prompt=f"plan {n}", priority=priority)
 
@@ -259,11 +268,7 @@ async def test_the_running_and_rate_limits_hold_across_a_sigkilled_dispatcher(
     second: Process | None = None
     try:
         async with AsyncExitStack() as stack:
-            for service in (BUDGET, GUARD):
-                await stack.enter_async_context(running_service(service, settings))
-            for worker in ("w-1", "w-2"):
-                await stack.enter_async_context(running_service(AGENTS, settings.with_(worker=worker)))
-            client = await stack.enter_async_context(open_client(settings))
+            client = await open_parts_beside_orchestrators(settings, stack)
             await wait_for_ready(orchestrator)
             capped = [sleeper("capped", n, 0.4) for n in range(10)]
             paced = [planner("paced", n) for n in range(4)]

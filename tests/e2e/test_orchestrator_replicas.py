@@ -14,15 +14,11 @@ from nats.js.errors import KeyNotFoundError
 
 from maestro import topics
 from maestro.bus import Bus
-from maestro.client import open_client
-from maestro.runtime import running_service
 from maestro.settings import Settings
 from maestro.supervisor import ChildSpec, free_port, settings_env, spawn_child
-from services.agents.service import SERVICE as AGENTS
-from services.budget.service import SERVICE as BUDGET
-from services.guard.service import SERVICE as GUARD
 from tests.e2e.test_fair_dispatch import (
     most_at_once,
+    open_parts_beside_orchestrators,
     push_scheduling,
     sleeper,
     spans,
@@ -55,11 +51,7 @@ async def test_two_replicas_hold_a_running_limit_and_the_survivor_leads_after_a_
         for name, spec in replicas.items():
             processes[name] = await spawn_child(spec, env, tmp_path)
         async with AsyncExitStack() as stack:
-            for service in (BUDGET, GUARD):
-                await stack.enter_async_context(running_service(service, settings))
-            for worker in ("w-1", "w-2"):
-                await stack.enter_async_context(running_service(AGENTS, settings.with_(worker=worker)))
-            client = await stack.enter_async_context(open_client(settings))
+            client = await open_parts_beside_orchestrators(settings, stack)
             for spec in replicas.values():
                 await wait_for_ready(spec)
             first_leader = await leader(bus)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+from msgspec import structs
 from prometheus_client import CollectorRegistry
 
 from maestro.bus import Bus
@@ -18,6 +19,7 @@ from services.orchestrator.human_queues import HumanQueues
 from services.orchestrator.leading import Leadership
 from services.orchestrator.running import RunningTasks
 from services.orchestrator.store import TaskStore
+from tests.services.orchestrator.test_running import record as running_record
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
@@ -46,16 +48,7 @@ async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
 
 
 def record(task_id: str, state: str, seq: int, role: str = "planner") -> TaskRecord:
-    return TaskRecord(
-        id=task_id,
-        tenant="acme",
-        state=state,  # type: ignore[arg-type]
-        created_at=T0,
-        updated_at=T0,
-        role=role,
-        started_at=T0,
-        last_event_seq=seq,
-    )
+    return structs.replace(running_record(task_id, state, seq=seq), role=role)
 
 
 def sample(bus: Bus, what: str) -> float:
