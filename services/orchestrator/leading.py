@@ -22,7 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 from maestro import codec, topics
 from maestro.bus import Bus
@@ -86,6 +86,12 @@ class Leadership:
         version: str,
     ) -> None:
         self._bus = bus
+        self._leading_gauge = Gauge(
+            "maestro_orchestrator_leading",
+            "1 while this orchestrator replica leads (runs the dispatcher and the gauges of open tasks), "
+            "else 0: the replicas' sum is 1",
+            registry=bus.metrics.registry,
+        )
         self._news_heard_total = Counter(
             "maestro_leader_news_total",
             "What the leading orchestrator replica heard from the others, by what (started, freed, ended, "
@@ -137,6 +143,7 @@ class Leadership:
         """Do the leader's jobs until cancelled (the lease was lost) or the bus stops."""
         subscription = await self._bus.nc.subscribe(topics.LEADER_NEWS.all, cb=self._news_heard)
         self.leading = True
+        self._leading_gauge.set(1)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(seed_running(self._running, self._store), name="running tasks")
@@ -155,6 +162,7 @@ class Leadership:
                 )
         finally:
             self.leading = False
+            self._leading_gauge.set(0)
             self.dispatcher = None
             self._running.tasks.clear()
             self._humans.open.clear()

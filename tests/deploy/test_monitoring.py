@@ -47,6 +47,7 @@ PAGED_ON = {
     "MaestroApprovalsWaitingLong": "approvals waiting longer than the operator's SLA",
     "MaestroTasksStuckRunning": "tasks stuck running past their time-out",
     "MaestroServiceDown": "a service down",
+    "MaestroOrchestratorLeaderless": "no orchestrator replica leading (nothing dispatched), or two",
 }
 AWS = "AKIA" + "Z7Q3RTX5KQWE8PLM"  # not the documented example key, which is allowlisted
 TENANT = "acme"
@@ -358,6 +359,15 @@ ALERT_CASES: dict[str, tuple[dict[str, str], str, list[dict[str, str]], str]] = 
         "5m",
     ),
     "MaestroTasksStuckRunning": ({"maestro_tasks_running_overdue": "0x5 1x25"}, "12m", [{}], "8m"),
+    "MaestroOrchestratorLeaderless": (
+        {
+            'maestro_orchestrator_leading{pod="o1"}': "1x5 0x25",
+            'maestro_orchestrator_leading{pod="o2"}': "0x30",
+        },
+        "12m",
+        [{}],
+        "4m",
+    ),
     "MaestroServiceDown": (
         {'up{job="guard", pod="guard-1", app_kubernetes_io_part_of="maestro"}': "1x5 0x25"},
         "10m",

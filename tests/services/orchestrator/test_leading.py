@@ -76,7 +76,11 @@ async def test_the_leader_counts_what_another_replica_wrote_and_forgets_it_when_
         assert running.count() == 1
         assert (sample(bus, "started"), sample(bus, "ended")) == (0.0, 0.0)  # no dispatcher: no news of them
         assert follower_running.count() == 0
+        leads = bus.metrics.registry.get_sample_value("maestro_orchestrator_leading")
+        follows = other.metrics.registry.get_sample_value("maestro_orchestrator_leading")
+        assert (leads, follows) == (1.0, 0.0)
     assert (running.count(), len(humans.open)) == (0, 0)
+    assert bus.metrics.registry.get_sample_value("maestro_orchestrator_leading") == 0.0
 
 
 async def test_a_replica_that_does_not_lead_counts_nothing_itself(bus: Bus) -> None:
