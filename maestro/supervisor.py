@@ -47,8 +47,9 @@ DEFAULT_PORTS = {"orchestrator": 8080, "guard": 9101, "budget": 9102, "agents": 
 DEFAULT_BUDGET_REPLICAS = 2
 """Budget processes `maestro up` runs: with two, a task's commit never waits for one to come back."""
 _MORE_BUDGET_PORTS = 9111
-_MORE_ORCHESTRATOR_PORTS = 9121
 """Default port of the second budget replica (the next ones count up), clear of the agents' 9103 on."""
+_MORE_ORCHESTRATOR_PORTS = 9121
+"""Default port of the second orchestrator replica (the next ones count up), clear of the budget's."""
 NATS_SERVER = "nats-server"
 _READY_TIMEOUT_S = 60.0
 _SERVER_STOP_S = 10.0
