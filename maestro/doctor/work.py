@@ -107,8 +107,9 @@ def services(facts: Facts) -> Iterator[Finding]:
                 name,
                 "problem",
                 f"{len(instances)} orchestrator replicas lead at once (one should): tenant limits loosen",
-                "a replica that stalled longer than MAESTRO_LEADER_LEASE_S still believes it leads: "
-                "restart the replicas whose id is not in maestro_leases (maestro doctor --json lists ids)",
+                "a replica that stalled longer than MAESTRO_LEADER_LEASE_S leads until its next renewal "
+                "fails, within a third of a lease: if this lasts, restart the orchestrator replicas one at a "
+                "time (each gives the lead up as it stops)",
             )
             continue
         versions = ",".join(sorted({s.version for s in instances}))
