@@ -27,9 +27,9 @@ from prometheus_client import Counter, Gauge
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.codec import DecodeError
-from proto.v1 import ENDING_EVENTS, HandedOff, LeaderNews, Started, TaskEvent, TaskRecord, Written
+from proto.v1 import LeaderNews, TaskEvent, TaskRecord, Written
 from proto.v1.scheduling import WaitingTasks, WaitReasons
-from services.orchestrator.dispatch.dispatcher import Dispatcher
+from services.orchestrator.dispatch.dispatcher import Dispatcher, SlotNews, news_of
 from services.orchestrator.human_queues import HumanQueues
 from services.orchestrator.human_queues import seed as seed_humans
 from services.orchestrator.open_tasks import written
@@ -65,6 +65,10 @@ class _Pending:
 
     def __len__(self) -> int:
         return len(self.started) + len(self.freed) + len(self.ended) + len(self.written)
+
+    def told(self, news: SlotNews, task_id: str) -> None:
+        """Gather what happened to a task, under the field of LeaderNews that carries it."""
+        {"started": self.started, "freed": self.freed, "ended": self.ended}[news].append(task_id)
 
     def news(self) -> LeaderNews:
         return LeaderNews(started=self.started, freed=self.freed, ended=self.ended, written=self.written)
@@ -118,17 +122,9 @@ class Leadership:
             if self.dispatcher is not None:
                 self.dispatcher.heard(event)
             return
-        if self._dispatching is None:
-            return
-        if isinstance(event, Started):
-            self._pending.started.append(event.task_id)
-        elif isinstance(event, HandedOff):
-            self._pending.freed.append(event.task_id)
-        elif isinstance(event, ENDING_EVENTS):
-            self._pending.ended.append(event.task_id)
-        else:
-            return
-        self._gathered()
+        if self._dispatching is not None and (news := news_of(event)) is not None:
+            self._pending.told(news, event.task_id)
+            self._gathered()
 
     def written(self, previous: TaskRecord | None, record: TaskRecord) -> None:
         """A task record this replica's orchestrator just wrote over `previous` (None: created it)."""
@@ -203,17 +199,17 @@ class Leadership:
         except DecodeError as exc:
             log.warning("dropped a news on %s that does not decode: %s", msg.subject, exc)
             return
-        for what, items in (("started", news.started), ("freed", news.freed), ("ended", news.ended)):
-            self._news_heard_total.labels(what).inc(len(items))
+        told: tuple[tuple[SlotNews, list[str]], ...] = (
+            ("started", news.started),
+            ("freed", news.freed),
+            ("ended", news.ended),
+        )
+        for what, task_ids in told:
+            self._news_heard_total.labels(what).inc(len(task_ids))
+            if self.dispatcher is not None:
+                for task_id in task_ids:
+                    self.dispatcher.told(what, task_id)
         self._news_heard_total.labels("written").inc(len(news.written))
-        dispatcher = self.dispatcher
-        if dispatcher is not None:
-            for task_id in news.started:
-                dispatcher.started(task_id)
-            for task_id in news.freed:
-                dispatcher.freed(task_id)
-            for task_id in news.ended:
-                dispatcher.ended(task_id)
         for record in news.written:
             self._note(record)
 

@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -241,13 +241,13 @@ class Dispatcher:
         return WaitReasons(reasons=reasons)
 
     def heard(self, event: TaskEvent) -> None:
-        """Take note of a task event as it arrives (started(), freed() or ended(); others change nothing)."""
-        if isinstance(event, Started):
-            self.started(event.task_id)
-        elif isinstance(event, HandedOff):
-            self.freed(event.task_id)
-        elif isinstance(event, ENDING_EVENTS):
-            self.ended(event.task_id)
+        """Take note of a task event as it arrives (what news_of() says of it; others change nothing)."""
+        if (news := news_of(event)) is not None:
+            self.told(news, event.task_id)
+
+    def told(self, news: SlotNews, task_id: str) -> None:
+        """Take note of what happened to a task: started(), freed() or ended()."""
+        {"started": self.started, "freed": self.freed, "ended": self.ended}[news](task_id)
 
     def started(self, task_id: str) -> None:
         """A task's agent started it: that frees room ahead of the agents."""
@@ -661,6 +661,22 @@ class Dispatcher:
         task = asyncio.ensure_future(effect)
         self._effects.add(task)
         task.add_done_callback(self._effects.discard)
+
+
+SlotNews = Literal["started", "freed", "ended"]
+"""What a task event tells the dispatcher of the room its task takes (the fields of LeaderNews)."""
+
+
+def news_of(event: TaskEvent) -> SlotNews | None:
+    """What the event tells the dispatcher: its task started (room ahead of the agents is free), was handed
+    off to a person (its slots are free) or ended; None for any other event."""
+    if isinstance(event, Started):
+        return "started"
+    if isinstance(event, HandedOff):
+        return "freed"
+    if isinstance(event, ENDING_EVENTS):
+        return "ended"
+    return None
 
 
 def _subject_of(task: Waiting) -> str:
