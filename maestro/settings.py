@@ -82,6 +82,10 @@ class Settings:
     event that parks the task for approval, queues it for a person or ends it is written at once): the events
     that come within it are written once instead of once each. Events are acknowledged only once written,
     so none is lost."""
+    record_waiting_linger_s: float = 2.0
+    """How long the record of a task that has not started (accepted, or waiting for its turn at the
+    dispatcher) may lag its events: a task that starts within it is written at its start or end, not also as
+    queued. Readers are answered from the events meanwhile; listings show the task once it is written."""
     fair_dispatch: bool = True
     """Allowed tasks wait in the orchestrator's dispatcher, which hands them to their role's agents by
     priority, tenant weight and tenant limits (the policy bundle's scheduling); `off`: the guard hands them

@@ -181,6 +181,7 @@ class Orchestrator:
         effects: Effects,
         workflows: Runner,
         linger_s: float = 0.0,
+        waiting_linger_s: float = 0.0,
         heard: Callable[[TaskEvent], None] = lambda _: None,
         written: Callable[[TaskRecord | None, TaskRecord], None] = lambda _, __: None,
     ) -> None:
@@ -193,10 +194,17 @@ class Orchestrator:
         """Told of each event as it arrives, before its record is written (the dispatcher's ears)."""
         self.written = written
         """Told of each record once it is written, with the one it replaced (the gauges of open tasks)."""
-        # A record may lag its task's events by up to `linger_s` (its events stay unacknowledged until
-        # then); an event that creates, parks or ends the task is written at once.
+        # A record may lag its task's events by up to `linger_s`, or `waiting_linger_s` while the task has
+        # not started (its events stay unacknowledged until then); an event that parks, queues for a person
+        # or ends the task is written at once. The waiting lingers hold at most half the events' window, so
+        # the events of tasks that run keep coming.
         self.batches: KeyedBatches[Item] = KeyedBatches(
-            self._process, linger_s=linger_s, urgent=_written_at_once
+            self._process,
+            linger_s=linger_s,
+            urgent=_written_at_once,
+            patient=_before_start,
+            patient_linger_s=waiting_linger_s,
+            max_patient=(EVENTS.window or 0) // 2,
         )
 
     async def handle_batch(self, items: list[Item]) -> list[Exception | None]:
@@ -323,6 +331,14 @@ def _written_at_once(item: Item) -> bool:
 _AT_ONCE = (AwaitingApproval, Claimed, Released, Escalated, HandedOff, *ENDING_EVENTS)
 
 
+def _before_start(item: Item) -> bool:
+    """Whether the event comes before its task starts (it is accepted, or waits for its agent's turn): its
+    record may wait MAESTRO_RECORD_WAITING_LINGER_S for the task to start, and, if it ends meanwhile, is
+    written once instead of as queued first. Under a backlog at the dispatcher most tasks wait a second or
+    two: each such task was written twice."""
+    return isinstance(item[0], (Accepted, Queued))
+
+
 def _step_moved(current: Versioned | None, record: TaskRecord, items: list[Item]) -> bool:
     """Whether a workflow must hear of this step's task: it was just created, or these events end it (again,
     when they are delivered again after a crash), or add to what it cost after it ended."""
@@ -385,6 +401,7 @@ async def serve(bus: Bus) -> None:
         effects=Effects(bus),
         workflows=runner,
         linger_s=bus.settings.record_linger_s,
+        waiting_linger_s=bus.settings.record_waiting_linger_s,
         heard=leadership.heard,
         written=leadership.written,
     )
@@ -392,6 +409,7 @@ async def serve(bus: Bus) -> None:
     lease = Lease(leases, topics.LEADER_KEY, bus.settings.worker, bus.settings.leader_lease_s, bus.lifetime)
     async with asyncio.TaskGroup() as group:
         group.create_task(lease.run(leadership.lead), name="leader lease")
+        group.create_task(_hurry_when_stopping(bus, orchestrator.batches), name="hurry")
         group.create_task(refresh_backlog(bus, backlog), name="backlog")
         group.create_task(bus.consumers.consume(WORKFLOWS, functools.partial(start_workflow, runner)))
         group.create_task(serve_reviews(bus, runner, tasks), name="reviews")
@@ -404,6 +422,12 @@ async def serve(bus: Bus) -> None:
             )
         )
         await bus.consumers.consume_batches(EVENTS, orchestrator.handle_batch)
+
+
+async def _hurry_when_stopping(bus: Bus, batches: KeyedBatches[Item]) -> None:
+    """When the bus stops, write the lingering records at once, so that stopping waits for no linger."""
+    await bus.lifetime.stopped()
+    batches.hurry()
 
 
 SERVICE = Service(name="orchestrator", default_port=8080, serve=serve, routes=routes)

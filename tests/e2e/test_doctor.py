@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 
 from maestro import codec, presence, topics
 from maestro.backlog import durables, read_backlog
@@ -82,6 +84,9 @@ async def test_a_healthy_mesh_passes_and_each_injected_problem_is_then_found(
     # A tester task queues with nobody to run it.
     await mesh.submit(TaskRequest(id="t-waits", tenant="acme", role="tester", prompt="Test it"))
     await in_state(mesh, "t-waits", "queued")
+    # Doctor reads the stored records: a task that has not started is stored within the waiting linger.
+    records = await bus.js.key_value(topics.BUCKET_TASKS)
+    await eventually(lambda: _stored(records, "t-waits"))
     # A request that does not decode goes to the DLQ.
     letters = await bus.nc.subscribe(topics.DLQ.all)
     await bus.nc.publish(topics.REQUESTS.subject("acme"), b"{not json")
@@ -137,3 +142,11 @@ def test_a_server_that_cannot_be_reached_exits_2() -> None:
     assert first.startswith(f"problem  server    nats://127.0.0.1:{port}  cannot reach NATS")
     assert "-> start Maestro (maestro up) or NATS" in first
     assert verdict == "unreachable: 1 problem, 0 warnings, 0 ok"
+
+
+async def _stored(records: KeyValue, key: str) -> bool:
+    try:
+        await records.get(key)
+    except KeyNotFoundError:
+        return False
+    return True

@@ -91,3 +91,69 @@ async def test_a_lingering_batch_is_processed_once_its_linger_is_over() -> None:
     assert 0.05 <= loop.time() - began < 0.5
     assert sorted(batches_seen) == [[1], [2]]
     assert len(batches) == 0
+
+
+async def test_a_patient_batch_lingers_longer_until_an_impatient_item_cuts_it_short() -> None:
+    """Items under 10 are patient (a task's events before it starts), items over 100 urgent (its end)."""
+    batches_seen: list[list[int]] = []
+
+    async def process(key: str, items: list[int]) -> list[Outcome]:
+        batches_seen.append(items)
+        return [None] * len(items)
+
+    batches: KeyedBatches[int] = KeyedBatches(
+        process,
+        linger_s=0.05,
+        urgent=lambda n: n > 100,
+        patient=lambda n: n < 10,
+        patient_linger_s=30.0,
+        max_patient=10,
+    )
+    loop = asyncio.get_running_loop()
+    patient = [batches.enqueue("a", 1), batches.enqueue("a", 2)]
+    # A plain batch of another key, begun after the patient one, lingers its 0.05 s and is processed.
+    await asyncio.wait_for(batches.enqueue("b", 50), 1)
+    assert batches_seen == [[50]] and not any(f.done() for f in patient)
+    began = loop.time()
+    await asyncio.wait_for(asyncio.gather(*patient, batches.enqueue("a", 50)), 1)
+    assert 0.05 <= loop.time() - began < 0.5
+    assert batches_seen == [[50], [1, 2, 50]]
+
+
+async def test_past_max_patient_a_patient_batch_lingers_the_plain_length() -> None:
+    batches_seen: list[list[int]] = []
+
+    async def process(key: str, items: list[int]) -> list[Outcome]:
+        batches_seen.append(items)
+        return [None] * len(items)
+
+    batches: KeyedBatches[int] = KeyedBatches(
+        process,
+        linger_s=0.05,
+        urgent=lambda n: False,
+        patient=lambda n: True,
+        patient_linger_s=30.0,
+        max_patient=2,
+    )
+    held = [batches.enqueue(key, 1) for key in ("a", "b")]
+    await asyncio.wait_for(batches.enqueue("c", 1), 1)
+    assert batches_seen == [[1]] and not any(f.done() for f in held)
+    batches.hurry()
+    await asyncio.wait_for(asyncio.gather(*held), 1)
+    assert len(batches_seen) == 3
+
+
+async def test_hurried_batches_end_their_lingers_and_linger_no_more() -> None:
+    batches_seen: list[list[int]] = []
+
+    async def process(key: str, items: list[int]) -> list[Outcome]:
+        batches_seen.append(items)
+        return [None] * len(items)
+
+    batches: KeyedBatches[int] = KeyedBatches(process, linger_s=30.0, urgent=lambda n: False)
+    lingering = batches.enqueue("a", 1)
+    await asyncio.sleep(0)
+    assert not lingering.done()
+    batches.hurry()
+    await asyncio.wait_for(asyncio.gather(lingering, batches.enqueue("b", 2)), 1)
+    assert batches_seen == [[1], [2]]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from nats.aio.msg import Msg
+from nats.js.errors import NoKeysError
 from nats.js.kv import KeyValue
 
 from maestro import codec, history, topics
@@ -155,6 +158,71 @@ async def test_two_replicas_sharing_the_consumer_get_every_task_right(
         for task_id in ids:
             done = await wait_record(records, task_id, lambda r: r.state == "succeeded", within=20)
             assert done.output == "exit 0"
+
+
+async def test_a_task_waiting_to_start_is_written_as_it_starts_not_also_as_queued(
+    bus: Bus, records: KeyValue, settings: Settings
+) -> None:
+    """With a plain linger of 50 ms and a waiting linger longer than the test, a task accepted and queued
+    (waiting for its agent's turn) is not written while it waits: it is written once it starts (50 ms after
+    its Started), as running, and then as it ends. Under a backlog at the dispatcher that is one write less
+    per task."""
+    writes: list[bytes] = []
+
+    async def written(msg: Msg) -> None:
+        writes.append(msg.data)
+
+    sub = await bus.nc.subscribe(topics.kv_subject(topics.BUCKET_TASKS, "task-waits"), cb=written)
+    async with orchestrator(settings.with_(record_linger_s=0.05, record_waiting_linger_s=60.0)):
+        accepted, queued, started, _, succeeded = lifecycle("task-waits")
+        await emit(bus, accepted)
+        await emit(bus, queued)
+        # Another task, accepted after it and started at once, is written after the plain linger: by then
+        # the waiting task would have been written too, were its linger the plain one.
+        for event in lifecycle("task-runs")[:3]:
+            await emit(bus, event)
+        await wait_record(records, "task-runs", lambda r: r.state == "running")
+        await emit(bus, started)
+        await wait_record(records, "task-waits", lambda r: r.state == "running")
+        await wait_handled(bus, await emit(bus, succeeded))
+    await sub.unsubscribe()
+    assert [codec.decode(TaskRecord, w).state for w in writes] == ["running", "succeeded"]
+
+
+async def test_a_stopping_orchestrator_writes_its_lingering_records_at_once(
+    bus: Bus, records: KeyValue, settings: Settings
+) -> None:
+    """Lingers longer than the test: stopping writes what lingers instead of waiting them out (or leaving
+    the events for a redelivery an ack wait later)."""
+    loop = asyncio.get_running_loop()
+    async with orchestrator(settings.with_(record_linger_s=60.0, record_waiting_linger_s=60.0)):
+        for event in lifecycle("task-held")[:3]:
+            await emit(bus, event)
+        await emit(bus, lifecycle("task-new")[0])
+        # All four delivered to the orchestrator and held there, none written yet.
+        await _held(bus, 4)
+        assert not [key async for key in _keys(records)]
+        stopping = loop.time()
+    assert loop.time() - stopping < 5
+    held = codec.decode(TaskRecord, (await records.get("task-held")).value or b"")
+    new = codec.decode(TaskRecord, (await records.get("task-new")).value or b"")
+    assert (held.state, new.state) == ("running", "pending")
+
+
+async def _held(bus: Bus, count: int) -> None:
+    """Wait until the orchestrator holds `count` events delivered and not acknowledged."""
+    async with asyncio.timeout(10):
+        while True:
+            info = await bus.js.consumer_info(topics.STREAM_EVENTS, topics.DURABLE_ORCHESTRATOR)
+            if info.num_ack_pending >= count:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def _keys(records: KeyValue) -> AsyncIterator[str]:
+    with contextlib.suppress(NoKeysError):
+        for key in await records.keys():
+            yield key
 
 
 async def test_a_task_that_ends_within_the_linger_is_written_once_its_events_answering_until_then(
