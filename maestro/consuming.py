@@ -82,10 +82,12 @@ class Consumers:
         handler: BatchHandler[M],
         *,
         on_dead_letter: DeadLetterHook | None = None,
+        until: asyncio.Event | None = None,
     ) -> None:
         """As consume(), but `handler` gets every message that arrived together (one task per burst, not
         per message) and answers what became of each: None (ack) or the exception it would have raised,
-        settled by the same table."""
+        settled by the same table. With `until`, it stops (drains and returns) once that is set, instead of
+        when the lifetime stops (whoever sets it sets it then too)."""
         loop = asyncio.get_running_loop()
 
         def dispatch(group: asyncio.TaskGroup, pull: StandingPull, in_flight: _InFlight) -> _Dispatch:
@@ -106,22 +108,31 @@ class Consumers:
 
             return each
 
-        await self._consume(consumer, dispatch)
+        await self._consume(consumer, dispatch, until)
+
+    async def ensure(self, consumer: Consumer[M]) -> None:
+        """Create the durable consumer as consuming it would (nothing changes when it exists already)."""
+        await self._js.add_consumer(consumer.stream, self._config(consumer))
+
+    def _config(self, consumer: Consumer[M]) -> ConsumerConfig:
+        settings = self._settings
+        return dataclasses.replace(
+            shared_config(settings),
+            durable_name=consumer.durable,
+            name=consumer.durable,
+            filter_subject=consumer.filter_subject,
+            max_ack_pending=max(settings.max_ack_pending, consumer.window or settings.concurrency),
+        )
 
     async def _consume(
         self,
         consumer: Consumer[M],
         dispatch: Callable[[asyncio.TaskGroup, StandingPull, _InFlight], _Dispatch],
+        until: asyncio.Event | None = None,
     ) -> None:
         settings = self._settings
         window_size = consumer.window or settings.concurrency
-        config = dataclasses.replace(
-            shared_config(settings),
-            durable_name=consumer.durable,
-            name=consumer.durable,
-            filter_subject=consumer.filter_subject,
-            max_ack_pending=max(settings.max_ack_pending, window_size),
-        )
+        config = self._config(consumer)
         await self._js.add_consumer(consumer.stream, config)
         in_flight: _InFlight = {}
         window = PullWindow(
@@ -154,7 +165,7 @@ class Consumers:
                     handle = dispatch(group, pull, in_flight)
                     await pull.start()
                     try:
-                        await pull.run(self._lifetime.stop_event)
+                        await pull.run(until or self._lifetime.stop_event)
                     except BaseException:
                         await pull.close()
                         raise

@@ -1,8 +1,9 @@
 """What one orchestrator replica does for the whole mesh, and how the other replicas keep it informed.
 
-Any number of orchestrator replicas fold task events into records: they share one durable consumer, and
+Any number of orchestrator replicas can fold task events into records: they share one durable consumer, and
 every record write is a compare-and-set that folds what it missed from the events stream first, so replicas
-that race on a task converge on the stream's order. Two jobs need one view of every task, though: the
+that race on a task converge on the stream's order (the leader folds alone while it keeps up:
+services/orchestrator/folding.py). Two jobs need one view of every task, though: the
 dispatcher (one fair queue; tenant limits counted once) and the gauges of open tasks (running, human). The
 replica that holds the leader lease (services/orchestrator/lease.py) does them; the others do not.
 
@@ -110,6 +111,8 @@ class Leadership:
         self._version = version
         self._subject = topics.LEADER_NEWS.at(topics.token_of(bus.settings.worker))
         self.leading = False
+        self.lead_changed = asyncio.Event()
+        """Set each time `leading` changes (whoever waits on it clears it)."""
         self.dispatcher: Dispatcher | None = None
         """The dispatcher of this replica's tenure, while it leads and fair dispatch is on."""
         self._pending = _Pending()
@@ -139,6 +142,7 @@ class Leadership:
         """Do the leader's jobs until cancelled (the lease was lost) or the bus stops."""
         subscription = await self._bus.nc.subscribe(topics.LEADER_NEWS.all, cb=self._news_heard)
         self.leading = True
+        self.lead_changed.set()
         self._leading_gauge.set(1)
         try:
             async with asyncio.TaskGroup() as group:
@@ -158,6 +162,7 @@ class Leadership:
                 )
         finally:
             self.leading = False
+            self.lead_changed.set()
             self._leading_gauge.set(0)
             self.dispatcher = None
             self._running.tasks.clear()

@@ -43,6 +43,7 @@ from services.orchestrator.batches import KeyedBatches, Outcome
 from services.orchestrator.dispatch.dispatcher import Dispatcher, DispatchMetrics
 from services.orchestrator.dispatch.shares import Shares
 from services.orchestrator.effects import Effects
+from services.orchestrator.folding import fold_when_needed
 from services.orchestrator.human_queues import HumanQueues
 from services.orchestrator.lag import BacklogGauges
 from services.orchestrator.lag import refresh as refresh_backlog
@@ -421,7 +422,13 @@ async def serve(bus: Bus) -> None:
                 [(topics.WORKFLOW_CONTROL, functools.partial(control_workflow, runner))],
             )
         )
-        await bus.consumers.consume_batches(EVENTS, orchestrator.handle_batch)
+        await fold_when_needed(
+            bus,
+            lambda: leadership.leading,
+            leadership.lead_changed,
+            lambda until: bus.consumers.consume_batches(EVENTS, orchestrator.handle_batch, until=until),
+            EVENTS,
+        )
 
 
 async def _hurry_when_stopping(bus: Bus, batches: KeyedBatches[Item]) -> None:

@@ -1,6 +1,7 @@
-"""Two orchestrator replicas, real processes on a real nats-server: both fold events, one leads (dispatches),
-the other tells it what it folds (tests/services/orchestrator/test_leading.py); a tenant's running limit
-holds across them, and across a SIGKILL of the leader, after which the survivor leads and every task ends."""
+"""Two orchestrator replicas, real processes on a real nats-server: one leads (dispatches, and folds every
+event while it keeps up; the other folds only under a backlog, and then tells it what it folds:
+tests/services/orchestrator/test_leading.py); a tenant's running limit holds across them, and across a
+SIGKILL of the leader, after which the survivor leads and every task ends."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.e2e.test_fair_dispatch import (
     submit_all,
     wait_for_ready,
 )
+from tests.services.orchestrator.support import metric
 
 
 async def leader(bus: Bus, within: float = 30) -> str:
@@ -57,9 +59,20 @@ async def test_two_replicas_hold_a_running_limit_and_the_survivor_leads_after_a_
             first_leader = await leader(bus)
 
             before = [sleeper("capped", n, 0.2) for n in range(10)]
-            await submit_all(client, before)
-            records = await asyncio.gather(*(client.wait(r.id, timeout=60) for r in before))
+            # And a hundred quick tasks of a tenant without limits: more events than one pull asks for.
+            quick = [sleeper("free", n, 0) for n in range(100)]
+            await submit_all(client, [*before, *quick])
+            records = await asyncio.gather(*(client.wait(r.id, timeout=60) for r in [*before, *quick]))
             assert {r.state for r in records} == {"succeeded"}
+            # The leader keeps up, so it folded every event and the other none (split between replicas, a
+            # task's events cost a failed compare-and-set and a second write: orchestrator/folding.py).
+            applied = {
+                name: await metric(spec.port, "maestro_orchestrator_transitions_total", 'result="applied"')
+                for name, spec in replicas.items()
+            }
+            assert applied.pop(first_leader) >= 110 * 3 and applied == {
+                next(n for n in replicas if n != first_leader): 0
+            }
 
             # SIGKILL the leader while the next ten run and wait: the other takes the lead over.
             after = [sleeper("capped", n, 0.4) for n in range(10, 20)]
