@@ -183,8 +183,13 @@ async def run_service(
             await _run_once(service, settings, binding, stop, close_intake)
             return
         except Exception as exc:
-            if stop.is_set() or not is_unavailable(exc):
+            if not is_unavailable(exc):
                 raise
+            if stop.is_set():
+                # Told to stop while NATS did not answer (a start-up read on a loaded server, say): it stops
+                # as asked; what it held is redelivered to whoever runs next.
+                log.warning("%s: NATS did not answer (%r) as it stopped", service.name, exc)
+                return
             failures = 1 if time.monotonic() - began >= STEADY_S else failures + 1
             delay = min(0.5 * 2 ** (failures - 1), RESTART_MAX_S)
             log.warning("%s: NATS did not answer (%r); starting again in %.1f s", service.name, exc, delay)

@@ -126,3 +126,26 @@ async def test_a_run_that_failed_otherwise_ends_the_service_with_its_error(setti
     with pytest.raises(ValueError, match="a defect, not an outage"):
         await asyncio.wait_for(run_service_in_process(service, settings), 30)
     assert len(flaky.runs) == 1
+
+
+async def test_a_run_that_nats_ends_as_it_stops_stops_without_an_error(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A start-up read that times out after the stop (a loaded server while a test tears down, say) is no
+    failure of the service: it stops as asked, and says why it stopped that way."""
+    stop = asyncio.Event()
+    serving = asyncio.Event()
+
+    async def serve(bus: Bus) -> None:
+        serving.set()
+        await bus.lifetime.stopped()
+        raise nats.errors.TimeoutError
+
+    caplog.set_level(logging.WARNING, logger="maestro.runtime")
+    running = asyncio.create_task(run_service_in_process(Service("slow", 0, serve), settings, stop=stop))
+    await asyncio.wait_for(serving.wait(), 30)
+    stop.set()
+    await asyncio.wait_for(running, 30)
+    assert [r.message for r in caplog.records if "as it stopped" in r.message] == [
+        "slow: NATS did not answer (TimeoutError()) as it stopped"
+    ]
