@@ -14,19 +14,34 @@ from nats.js.errors import NotFoundError
 from maestro import codec, lifecycle, topics
 from proto.v1 import TaskEvent, TaskRecord, separate
 
+DIRECT_MOST = 32
+"""Events of one task read one request each (no consumer) before the rest are read through a consumer: a
+consumer costs the server its creation, state and deletion, and readers that poll many tasks whose records
+lag (a client waiting on thousands) made thousands of them at once, until the server refused more."""
+
 
 async def _stored(
     js: JetStreamContext, task_id: str, *, follow: bool
 ) -> AsyncIterator[tuple[int, TaskEvent]]:
+    subject = topics.EVENTS.where(task_id=task_id)
+    after = 0
+    if not follow:
+        for _ in range(DIRECT_MOST):
+            try:
+                raw = await js.get_msg(topics.STREAM_EVENTS, seq=after + 1, subject=subject, next=True)
+            except NotFoundError:
+                return
+            after = raw.seq or after + 1
+            with contextlib.suppress(codec.DecodeError):
+                yield after, codec.decode(TaskEvent, raw.data or b"")  # type: ignore[arg-type]
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE,
-        deliver_policy=DeliverPolicy.ALL,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
+        opt_start_seq=after + 1 if after else None,
         inactive_threshold=30.0,
         mem_storage=True,
     )
-    sub = await js.pull_subscribe(
-        topics.EVENTS.where(task_id=task_id), stream=topics.STREAM_EVENTS, config=config
-    )
+    sub = await js.pull_subscribe(subject, stream=topics.STREAM_EVENTS, config=config)
     try:
         if not follow and (await sub.consumer_info()).num_pending == 0:
             return
