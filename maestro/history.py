@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import NamedTuple
 
@@ -26,14 +26,16 @@ async def _stored(
     subject = topics.EVENTS.where(task_id=task_id)
     after = 0
     if not follow:
-        for _ in range(DIRECT_MOST):
-            try:
-                raw = await js.get_msg(topics.STREAM_EVENTS, seq=after + 1, subject=subject, next=True)
-            except NotFoundError:
-                return
-            after = raw.seq or after + 1
-            with contextlib.suppress(codec.DecodeError):
-                yield after, codec.decode(TaskEvent, raw.data or b"")  # type: ignore[arg-type]
+        read = 0
+        async with contextlib.aclosing(_one_by_one(js, subject, after_seq=0)) as direct:
+            async for after, read_event in direct:
+                if read_event is not None:
+                    yield after, read_event
+                read += 1
+                if read == DIRECT_MOST:
+                    break
+            else:
+                return  # all of them read: no consumer needed
     config = ConsumerConfig(
         ack_policy=AckPolicy.NONE,
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
@@ -101,18 +103,34 @@ async def stored_between(
     may lag behind it: what is missing here is taken to be missing.
     """
     found: list[tuple[int, TaskEvent]] = []
+    async with contextlib.aclosing(_one_by_one(js, subject, after_seq)) as stored:
+        async for seq, event in stored:
+            if seq >= before_seq:
+                break
+            if event is not None:
+                found.append((seq, event))
+    return found
+
+
+async def _one_by_one(
+    js: JetStreamContext, subject: str, after_seq: int
+) -> AsyncGenerator[tuple[int, TaskEvent | None], None]:
+    """Each event stored on `subject` after stream sequence `after_seq`, oldest first, with its sequence (None
+    for a message that is not a task event): one request each to the stream's leader, no consumer."""
     seq = after_seq + 1
-    while seq < before_seq:
+    while True:
         try:
             raw = await js.get_msg(topics.STREAM_EVENTS, seq=seq, subject=subject, next=True)
         except NotFoundError:
-            break
-        if raw.seq is None or raw.seq >= before_seq:
-            break
-        with contextlib.suppress(codec.DecodeError):
-            found.append((raw.seq, codec.decode(TaskEvent, raw.data or b"")))  # type: ignore[arg-type]
+            return
+        if raw.seq is None:
+            return
+        try:
+            event: TaskEvent | None = codec.decode(TaskEvent, raw.data or b"")  # type: ignore[arg-type]
+        except codec.DecodeError:
+            event = None
+        yield raw.seq, event
         seq = raw.seq + 1
-    return found
 
 
 class Stored(NamedTuple):
