@@ -19,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import nats.errors
 from nats.js.errors import NotFoundError
 from prometheus_client import Gauge
 
 from maestro.bus import Bus
-from maestro.deliveries import Consumer
+from maestro.deliveries import BatchHandler, Consumer
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M")
 
 OVERFLOW_PENDING = 1000
 """Events stored and not yet delivered to any replica past which the replicas that do not lead fold too."""
@@ -51,12 +53,12 @@ async def fold_when_needed(
     bus: Bus,
     leading: Callable[[], bool],
     lead_changed: asyncio.Event,
-    fold: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
-    events: Consumer[Any],
+    events: Consumer[M],
+    handle: BatchHandler[M],
 ) -> None:
-    """Run `fold(until)` while folds() says so, until the bus stops; `fold` returns once `until` is set
-    (it finishes the events it holds first). A fold that fails ends this (the service starts again).
-    `events` is the consumer whose backlog a replica that does not lead reads (made if missing)."""
+    """Consume `events` with `handle` while folds() says so, until the bus stops: a consumption stops once
+    its `until` is set, after the events it holds are handled. A consumption that fails ends this (the
+    service starts again). A replica that does not lead reads the consumer's backlog (made if missing)."""
     gauge = Gauge(
         "maestro_orchestrator_folding",
         "1 while this orchestrator replica folds task events into records (the leader always, the others "
@@ -76,7 +78,9 @@ async def fold_when_needed(
             wanted = folds(leading=leads, pending=pending, folding=running)
             if wanted and not running:
                 until = asyncio.Event()
-                folding = asyncio.create_task(fold(until), name="folding")
+                folding = asyncio.create_task(
+                    bus.consumers.consume_batches(events, handle, until=until), name="folding"
+                )
                 gauge.set(1)
                 log.info("folding task events (%s)", "leading" if leads else f"{pending} events wait")
             elif running and not wanted:
@@ -107,7 +111,7 @@ async def _first_of(
         waiting.cancel()
 
 
-async def _pending(bus: Bus, events: Consumer[Any]) -> int | None:
+async def _pending(bus: Bus, events: Consumer[M]) -> int | None:
     """Events stored and not yet delivered to the orchestrators' consumer; None when it cannot be read."""
     try:
         try:

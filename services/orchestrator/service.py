@@ -426,8 +426,8 @@ async def serve(bus: Bus) -> None:
             bus,
             lambda: leadership.leading,
             leadership.lead_changed,
-            lambda until: bus.consumers.consume_batches(EVENTS, orchestrator.handle_batch, until=until),
             EVENTS,
+            orchestrator.handle_batch,
         )
 
 
