@@ -91,6 +91,8 @@ class Latency:
     cpu_s: dict[str, float]
     stages_ms: tuple[tuple[str, float, float], ...] = ()
     """Per hop: name, p50 and p99 milliseconds."""
+    messages: dict[str, Traffic] | None = None
+    """NATS messages per client over the run, as the server counted them (when it was asked)."""
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,9 @@ async def latency(bus: Bus, running: BenchMesh, rate: float, duration_s: float, 
     count = max(1, int(rate * duration_s))
     acks: list[asyncio.Future[PubAck]] = []
     loop = asyncio.get_running_loop()
+    monitor = running.server.monitor_url
     async with tracker.listening(bus):
+        counted = await MessageMeter(monitor).start() if monitor else None
         cpu = CpuMeter(running)
         start = loop.time()
         for i in range(count):
@@ -209,6 +213,7 @@ async def latency(bus: Bus, running: BenchMesh, rate: float, duration_s: float, 
         await tracker.wait(timeout=max(30.0, 3 * duration_s))
         wall_s = loop.time() - start
         spent = cpu.spent()
+        traffic = await counted.spent() if counted else None
     succeeded = _waits(tracker.submitted, tracker.succeeded)
     recorded = _waits(tracker.submitted, tracker.recorded)
     return Latency(
@@ -226,6 +231,7 @@ async def latency(bus: Bus, running: BenchMesh, rate: float, duration_s: float, 
         wall_s=wall_s,
         cpu_s=spent,
         stages_ms=_stages(tracker),
+        messages=traffic,
     )
 
 
@@ -328,6 +334,7 @@ def describe_latency(lat: Latency, stages: bool = True) -> list[str]:
         f"submit->recorded p50 {lat.recorded_p50_ms:.1f} ms, p99 {lat.recorded_p99_ms:.1f} ms; "
         f"not finished {lat.unfinished}, not recorded {lat.unrecorded}",
         f"  cpu ({lat.wall_s:.0f}s wall): {cpu_line(lat.cpu_s, lat.wall_s, lat.offered)}",
+        *([f"  nats messages per task: {messages.line(lat.messages, lat.offered)}"] if lat.messages else []),
     ]
     if stages:
         lines += [f"  {p50:7.2f} ms p50 {p99:7.2f} ms p99  {name}" for name, p50, p99 in lat.stages_ms]

@@ -72,7 +72,11 @@ class PullWindow:
 
     `capacity` bounds held + owed, so no more messages arrive than there are handler slots; a request is
     sent only once `refill` slots are free, so a busy consumer asks once per `refill` messages, not once per
-    message, and at most `batch` per request.
+    message, and at most `batch` per request. One request at a time: the next is sent once the server owes
+    nothing more (the last one was filled or expired). Refills sent while one was still open piled up after
+    a burst (75 requests on the orchestrator's events consumer), each costing a heartbeat every few seconds
+    and a renewal when it expired: 15 messages a second on an idle mesh. The server serves open requests in
+    turn anyway, so one does as well.
     """
 
     capacity: int
@@ -87,9 +91,9 @@ class PullWindow:
         return self.capacity - self.held - self.owed
 
     def due(self) -> bool:
-        """Whether enough slots are free to send a request."""
+        """Whether a request should be sent: none is open and enough slots are free."""
         free = self.free
-        return free >= self.refill and free > 0
+        return self.owed == 0 and free >= self.refill and free > 0
 
     def wanted(self) -> int:
         """The size of the next request (and count it as owed), or 0 when none should be sent now."""
@@ -252,6 +256,8 @@ class StandingPull:
         if status is None:
             self.window.delivered()
             self._on_message(msg)
+            if self.window.due():  # the request is filled, and handlers finished meanwhile
+                await self._ask()
             return
         if status == _IDLE_HEARTBEAT or status == _NO_MESSAGES:
             return

@@ -48,6 +48,22 @@ def test_the_window_asks_for_its_free_slots_once_enough_are_free() -> None:
     assert window.wanted() == 4
 
 
+def test_the_window_sends_one_request_at_a_time() -> None:
+    window = PullWindow(capacity=8, refill=2, batch=4)
+    assert window.wanted() == 4
+    window.delivered()
+    window.settled()
+    window.delivered()
+    window.settled()
+    assert window.free == 6
+    assert window.wanted() == 0  # the open request still owes 2: it is served before any other would be
+    window.delivered()
+    window.delivered()
+    assert window.wanted() == 4  # filled: the next one goes
+    window.expired(4)
+    assert window.wanted() == 4  # expired unfilled: asked again at once
+
+
 def test_the_window_never_counts_below_zero() -> None:
     window = PullWindow(capacity=4, refill=1, batch=4)
     window.settled()
@@ -85,6 +101,34 @@ async def test_an_idle_consumer_keeps_one_standing_request_instead_of_polling(bu
         await bus.streams.publish(topics.REQUESTS.at("acme"), request(1), msg_id="pull-1")
         async with asyncio.timeout(2):
             await handled.wait()
+
+
+async def test_after_a_burst_an_idle_consumer_is_left_with_one_request(bus: Bus) -> None:
+    # Each request outstanding costs the server a heartbeat every few seconds and a renewal when it expires:
+    # the refills sent as handlers finished must not pile up into dozens of standing requests.
+    handled: set[str] = set()
+
+    async def handler(msg: TaskRequest, delivery: Delivery) -> None:
+        handled.add(msg.id)
+
+    count = 3 * bus.settings.concurrency
+    async with consuming(bus, bus.consumers.consume(CONSUMER, handler)):
+        await eventually(lambda: _has_waiting(bus), within=5)
+        await asyncio.gather(
+            *(
+                bus.streams.publish(topics.REQUESTS.at("acme"), request(n), msg_id=f"pull-{n}")
+                for n in range(count)
+            )
+        )
+        await eventually(lambda: _settled(bus), within=10)
+        assert len(handled) == count
+        info = await bus.js.consumer_info(CONSUMER.stream, CONSUMER.durable)
+        assert info.num_waiting == 1
+
+
+async def _settled(bus: Bus) -> bool:
+    info = await bus.js.consumer_info(CONSUMER.stream, CONSUMER.durable)
+    return info.num_pending == 0 and info.num_ack_pending == 0
 
 
 async def _has_waiting(bus: Bus) -> bool:
