@@ -9,7 +9,7 @@ import logging
 import platform
 from collections.abc import Sequence
 
-from bench import baseline, budget, capacity, coverage, fairness, guard, pipeline, targets, workflows
+from bench import baseline, budget, capacity, coverage, fairness, guard, pipeline, targets, wakeup, workflows
 
 BASELINE_LATENCY_S = 10.0
 """Longest raw hop latency run: its percentiles settle within 5,000-10,000 messages."""
@@ -53,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(baseline.describe(raw_run))
     for hop in raw.latencies:
         print(baseline.describe_latency(hop))
+    for line in wakeup.describe(asyncio.run(wakeup.run())):
+        print(line)
     plan = pipeline.Plan(
         ns=ns,
         rates=rates,

@@ -308,6 +308,18 @@ def cpu_line(cpu_s: dict[str, float], wall_s: float, tasks: int) -> str:
     )
 
 
+def messages_line(traffic: dict[str, Traffic], cpu_s: dict[str, float], tasks: int) -> str:
+    """NATS messages per task by client, and the services' CPU per message they exchanged (to read beside
+    bench/wakeup.py's floor for a message that comes alone)."""
+    exchanged = messages.total(traffic, leave_out=(messages.HARNESS,)).total
+    per_message = (
+        f"; services' CPU {1e6 * mesh.services_cpu(cpu_s) / exchanged:.0f} us per message"
+        if exchanged
+        else ""
+    )
+    return f"  nats messages per task: {messages.line(traffic, tasks)}{per_message}"
+
+
 def describe_throughput(t: Throughput) -> list[str]:
     """The lines of one throughput run."""
     ledger = t.ledger
@@ -321,7 +333,7 @@ def describe_throughput(t: Throughput) -> list[str]:
         f"(submitted in {t.submit_s:.2f}s); not finished {t.unfinished}, failed/rejected {t.ended_badly}, "
         f"records succeeded {t.records_succeeded}/{t.n}, {money}",
         f"  cpu ({t.total_s:.1f}s wall; 100% = one core): {cpu_line(t.cpu_s, t.total_s, t.n)}",
-        *([f"  nats messages per task: {messages.line(t.messages, t.n)}"] if t.messages else []),
+        *([messages_line(t.messages, t.cpu_s, t.n)] if t.messages else []),
     ]
 
 
@@ -334,7 +346,7 @@ def describe_latency(lat: Latency, stages: bool = True) -> list[str]:
         f"submit->recorded p50 {lat.recorded_p50_ms:.1f} ms, p99 {lat.recorded_p99_ms:.1f} ms; "
         f"not finished {lat.unfinished}, not recorded {lat.unrecorded}",
         f"  cpu ({lat.wall_s:.0f}s wall): {cpu_line(lat.cpu_s, lat.wall_s, lat.offered)}",
-        *([f"  nats messages per task: {messages.line(lat.messages, lat.offered)}"] if lat.messages else []),
+        *([messages_line(lat.messages, lat.cpu_s, lat.offered)] if lat.messages else []),
     ]
     if stages:
         lines += [f"  {p50:7.2f} ms p50 {p99:7.2f} ms p99  {name}" for name, p50, p99 in lat.stages_ms]
