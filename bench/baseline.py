@@ -16,6 +16,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 
 from bench.mesh import cpu_seconds, harness_cpu_seconds
 from bench.messages import MessageMeter, Traffic, total
+from bench.schedule import on_schedule
 from maestro import codec
 from maestro.embedded import running_nats_server
 from proto.v1 import TaskRequest
@@ -160,13 +161,8 @@ async def measure_latency(url: str, rate: float, duration_s: float) -> BaselineL
                     await msg.ack()
 
         consumer = asyncio.create_task(consume())
-        loop = asyncio.get_running_loop()
-        start = loop.time()
         filler = payload()
-        for i in range(count):
-            delay = start + i / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for i in on_schedule(rate, count):
             sent[i] = time.perf_counter()
             await js.publish(subject, b"%012d" % i + filler)
         await asyncio.wait_for(consumer, timeout=30)

@@ -27,6 +27,7 @@ from bench import capacity, mesh, messages
 from bench.baseline import percentile
 from bench.mesh import BenchMesh, CpuMeter
 from bench.messages import MessageMeter, Traffic
+from bench.schedule import on_schedule
 from bench.tracker import Tracker, read_ledger, record_states, settled_ledger
 from maestro import codec, topics
 from maestro.bus import Bus
@@ -203,10 +204,7 @@ async def latency(bus: Bus, running: BenchMesh, rate: float, duration_s: float, 
         counted = await MessageMeter(monitor).start() if monitor else None
         cpu = CpuMeter(running)
         start = loop.time()
-        for i in range(count):
-            delay = start + i / rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)  # the offered rate's schedule, not a wait for something
+        async for i in on_schedule(rate, count):
             acks.append(await _submit(bus, tracker, f"{prefix}{i:06d}"))
         offered_s = loop.time() - start
         await asyncio.gather(*acks)

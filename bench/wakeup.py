@@ -29,6 +29,7 @@ import uvloop
 from nats.aio.msg import Msg
 
 from bench.mesh import cpu_seconds
+from bench.schedule import on_schedule
 from maestro.embedded import dies_with_caller, running_nats_server
 from maestro.supervisor import free_port
 
@@ -76,13 +77,8 @@ async def _paced(
 ) -> WakeupCost:
     """Send one request at a time on the schedule of `rate`, each answered before the next is due."""
     count = max(1, int(rate * duration_s))
-    loop = asyncio.get_running_loop()
     before = cpu_seconds(pid)
-    start = loop.time()
-    for i in range(count):
-        delay = start + i / rate - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)  # the offered rate's schedule, not a wait for something
+    async for _ in on_schedule(rate, count):
         await ask()
     return WakeupCost(floor, rate, count, 1e6 * (cpu_seconds(pid) - before) / (2 * count))
 
