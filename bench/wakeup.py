@@ -8,21 +8,23 @@ receives or sends.
 
 A message that arrives while the process sleeps pays for the wake-up (the kernel's, the loop's, the
 client's) alone; messages that arrive together share one. Measured here (2 cores): the nats-py responder
-spends about 180 us per message at 100 requests/s and 45 us at 3,000. The mesh's services, at 100 tasks/s,
-spend about as much per message as that responder (bench/pipeline.py prints their CPU per message beside
-their message counts), so at a modest rate the cost of a task is its messages times this floor, whatever the
-code that handles them does.
+spends 170-200 us per message at 100 requests/s and about 90 us at 1,000 or more. The mesh's services, at
+100 tasks/s, spend about as much per message as that responder (bench/pipeline.py prints their CPU per
+message beside their message counts), so at a modest rate the cost of a task is its messages times this
+floor, whatever the code that handles them does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import nats
 import uvloop
@@ -32,6 +34,8 @@ from bench.mesh import cpu_seconds
 from bench.schedule import on_schedule
 from maestro.embedded import dies_with_caller, running_nats_server
 from maestro.supervisor import free_port
+
+T = TypeVar("T")
 
 RATES = (100.0, 1000.0)
 """Requests per second offered: one as lone as the mesh's hops at 100 tasks/s, one where they bunch."""
@@ -83,57 +87,60 @@ async def _paced(
     return WakeupCost(floor, rate, count, 1e6 * (cpu_seconds(pid) - before) / (2 * count))
 
 
-async def _echo_floor(rates: Sequence[float], duration_s: float) -> list[WakeupCost]:
-    port = free_port()
+@contextlib.asynccontextmanager
+async def _child(*args: str) -> AsyncIterator[int]:
+    """This module run as a child process with `args` for the block; its pid."""
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.wakeup", "--echo", str(port), preexec_fn=dies_with_caller()
+        sys.executable, "-m", "bench.wakeup", *args, preexec_fn=dies_with_caller()
     )
     try:
-        for _ in range(100):
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            except OSError:
-                await asyncio.sleep(0.05)  # the child is still starting: try again shortly
-        else:
-            raise RuntimeError(f"the echo process did not listen on port {port}")
+        yield child.pid
+    finally:
+        child.kill()
+        await child.wait()
+
+
+async def _first(attempt: Callable[[], Awaitable[T]], starting: type[Exception], what: str) -> T:
+    """What `attempt` gives once the child answers; `starting` is the error it raises until then."""
+    for _ in range(100):
+        try:
+            return await attempt()
+        except starting:
+            await asyncio.sleep(0.05)  # the child is still starting: try again shortly
+    raise RuntimeError(f"{what} did not answer")
+
+
+async def _echo_floor(rates: Sequence[float], duration_s: float) -> list[WakeupCost]:
+    port = free_port()
+    async with _child("--echo", str(port)) as pid:
+        reader, writer = await _first(
+            lambda: asyncio.open_connection("127.0.0.1", port), OSError, "the echo process"
+        )
 
         async def ask() -> None:
             writer.write(MESSAGE)
             await reader.readexactly(len(MESSAGE))
 
         try:
-            return [await _paced(child.pid, ECHO, rate, duration_s, ask) for rate in rates]
+            return [await _paced(pid, ECHO, rate, duration_s, ask) for rate in rates]
         finally:
             writer.close()
-    finally:
-        child.kill()
-        await child.wait()
 
 
 async def _responder_floor(rates: Sequence[float], duration_s: float) -> list[WakeupCost]:
     with tempfile.TemporaryDirectory(prefix="maestro-bench-") as tmp:
         with running_nats_server(Path(tmp) / "jetstream") as server:
-            child = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.wakeup", "--respond", server.url, preexec_fn=dies_with_caller()
-            )
-            nc = await nats.connect(server.url, name="bench-wakeup")
-            try:
+            async with _child("--respond", server.url) as pid:
+                nc = await nats.connect(server.url, name="bench-wakeup")
+                try:
 
-                async def ask() -> None:
-                    await nc.request(SUBJECT, MESSAGE, timeout=5)
+                    async def ask() -> None:
+                        await nc.request(SUBJECT, MESSAGE, timeout=5)
 
-                for _ in range(100):
-                    try:
-                        await ask()
-                        break
-                    except nats.errors.NoRespondersError:
-                        await asyncio.sleep(0.05)  # the child has not subscribed yet: try again shortly
-                return [await _paced(child.pid, RESPONDER, rate, duration_s, ask) for rate in rates]
-            finally:
-                await nc.close()
-                child.kill()
-                await child.wait()
+                    await _first(ask, nats.errors.NoRespondersError, "the nats-py responder")
+                    return [await _paced(pid, RESPONDER, rate, duration_s, ask) for rate in rates]
+                finally:
+                    await nc.close()
 
 
 async def run(rates: Sequence[float] = RATES, duration_s: float = 5.0) -> tuple[WakeupCost, ...]:
