@@ -11,10 +11,12 @@ import pytest
 
 from maestro.client import Client, open_client
 from maestro.errors import NotFound, RemoteError
+from maestro.presence import roles_without_worker
 from maestro.runtime import running_service
 from maestro.settings import Settings
 from proto.v1 import TaskRecord
 from services.agents.service import SERVICE as AGENTS
+from services.agents.service import served_roles
 from services.budget.service import SERVICE as BUDGET
 from services.guard.service import SERVICE as GUARD
 from services.orchestrator.service import SERVICE as ORCHESTRATOR
@@ -56,11 +58,19 @@ async def wait_for_budget(client: Client, within: float = 10.0) -> None:
                 await asyncio.sleep(0.05)
 
 
+async def wait_for_agents(client: Client, within: float = 15.0) -> None:
+    """Until the agents announce every role they serve: running_service returns before they do, and on a
+    loaded machine a first task could otherwise be answered with the warning that no agent serves its role."""
+    roles = served_roles(client.bus.settings.roles)
+    await recorded(lambda: roles_without_worker(client.bus, roles), lambda unserved: not unserved, within)
+
+
 async def open_mesh(settings: Settings, stack: AsyncExitStack) -> Client:
     for service in (BUDGET, ORCHESTRATOR, AGENTS, GUARD):
         await stack.enter_async_context(running_service(service, settings))
     client = await stack.enter_async_context(open_client(settings))
     await wait_for_budget(client)
+    await wait_for_agents(client)
     return client
 
 

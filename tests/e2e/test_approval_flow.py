@@ -24,7 +24,7 @@ from proto.v1 import ApprovalDecision, AwaitingApproval, Queued, Rejected, Succe
 from services.agents.service import SERVICE as AGENTS
 from services.budget.service import SERVICE as BUDGET
 from services.guard.service import SERVICE as GUARD
-from tests.e2e.conftest import wait_for_budget
+from tests.e2e.conftest import wait_for_agents, wait_for_budget
 from tests.services.orchestrator.support import orchestrator
 
 MAESTRO = str(Path(sys.executable).parent / "maestro")
@@ -63,6 +63,7 @@ async def start(settings: Settings, stack: AsyncExitStack) -> Mesh:
     port = await stack.enter_async_context(orchestrator(settings))
     client = await stack.enter_async_context(open_client(settings))
     await wait_for_budget(client)
+    await wait_for_agents(client)
     return Mesh(client, port)
 
 
