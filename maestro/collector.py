@@ -4,9 +4,9 @@ With CPython's defaults (a young-generation pass every 700 container allocations
 collection every few messages, and every full pass walked the objects its imports made (nats-py, aiohttp,
 prometheus_client, msgspec types: about 57,000 in the orchestrator) though none of them ever becomes
 garbage. Once the service has imported everything, those are frozen out of the collector's sight
-(gc.freeze), and the young generation is collected every YOUNG_THRESHOLD allocations. Measured through the whole pipeline on 2 cores
-(python -m bench.pipeline --n 5000, three runs each, interleaved): 2,070 -> 2,258 tasks/s (medians), the
-services' CPU 0.59-0.61 -> 0.53-0.59 ms per task.
+(gc.freeze), and the young generation is collected every YOUNG_THRESHOLD allocations. Measured through the
+whole pipeline on 2 cores (python -m bench.pipeline --n 5000, three runs each, interleaved): 2,070 -> 2,258
+tasks/s (medians), the services' CPU 0.59-0.61 -> 0.53-0.59 ms per task.
 """
 
 from __future__ import annotations
