@@ -202,15 +202,27 @@ class Streams:
         """Write a KV entry whatever is there (KeyValue.put over the cheaper path); its new revision."""
         return (await self._store(topics.kv_subject(bucket, key), value, None)).seq
 
+    async def send_all(self, relays: Sequence[Relayed]) -> list[Exception | None]:
+        """Send each message to be stored without asking for an answer (none comes back, so nothing says
+        whether the server stored it: the caller must find out otherwise); per message, the error that kept
+        it from being sent, or None."""
+        sent: list[Exception | None] = []
+        for relayed in relays:
+            try:
+                await self._nc.publish(relayed.subject, relayed.data, headers=_relay_headers(relayed))
+            except Exception as exc:
+                sent.append(exc)
+            else:
+                sent.append(None)
+        return sent
+
     async def relay_all(self, relays: Sequence[Relayed]) -> list[PubAck | Exception]:
         """Store each message, all sent before any answer is awaited (one round trip for
         the lot); what became of each, in order: its ack, or the error that stopped it."""
         sent: list[asyncio.Future[Msg] | Exception] = []
         try:
             for relayed in relays:
-                headers = {topics.HEADER_MSG_ID: relayed.msg_id}
-                if relayed.traceparent:
-                    headers[topics.HEADER_TRACEPARENT] = relayed.traceparent
+                headers = _relay_headers(relayed)
                 try:
                     sent.append(await self._replies.sent(relayed.subject, relayed.data, headers=headers))
                 except Exception as exc:
@@ -314,6 +326,13 @@ class Streams:
         except nats.errors.NoRespondersError:
             raise NoStreamResponseError from None
         return _acked(reply)
+
+
+def _relay_headers(relayed: Relayed) -> dict[str, str]:
+    headers = {topics.HEADER_MSG_ID: relayed.msg_id}
+    if relayed.traceparent:
+        headers[topics.HEADER_TRACEPARENT] = relayed.traceparent
+    return headers
 
 
 def _acked(reply: Msg) -> PubAck:

@@ -5,7 +5,12 @@ It hears of each waiting task as it is stored (an ordered consumer that starts f
 so a restart finds every one again) and keeps its place in the queue and, up to MEMORY_BYTES in all, its
 body; a task past that is read back by sequence when its turn comes. Handing one over stores it on the role's
 tasks subject for its tenant (dedup id: its waiting sequence, so a dispatcher that restarts before the next
-step hands nothing over twice) and then deletes it from the waiting stream.
+step hands nothing over twice), sent without asking the server for an answer (an ack per task was a third of
+what fair dispatch added to a task's messages); the task stays in the waiting stream until it is heard to
+start (or end), and one not heard to start within CHECK_S is handed over again, this time acked: stored
+already, the copy is dropped as a duplicate; lost on the way, it is stored now. Either way it is then deleted
+from the waiting stream, as a task handed over with an ack is at once. Tasks that were waiting already when
+this dispatcher began are handed over with an ack, since a predecessor may have handed them over before.
 
 Per role, no more tasks are handed over and not ended than the role's live agents have slots (they announce
 them in the workers bucket), and at most `ahead` of them not yet started: a task that arrives behind a
@@ -34,7 +39,7 @@ from typing import Any, Literal
 
 import nats.errors
 from nats.aio.msg import Msg
-from nats.js.api import DeliverPolicy
+from nats.js.api import DeliverPolicy, PubAck
 from nats.js.errors import KeyNotFoundError
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -74,6 +79,10 @@ WAITING_HEARTBEAT_S = 1.0
 """The heartbeat of the ordered consumer reading the waiting stream. nats-py makes the consumer again once two
 heartbeats are missed in a row. With its default of 5 s, tasks queued after a nats-server restart waited about
 18 s before they were handed over; with 1 s, they wait 2 to 4 s, for one heartbeat a second when idle."""
+CHECK_S = 5.0
+"""How long a task handed over without an ack may go unheard of (no Started) before it is handed over again
+with one: well past the time an agent with a free slot takes to start it, well within the server's dedup
+window (MAESTRO_DUPLICATE_WINDOW_S, 120 s), so that the copy of a task that was stored is dropped."""
 RETRY_S = 1.0
 """How long a task whose hand-over failed (the server did not answer) waits before it is tried again."""
 PURGE_LINGER_S = 0.1
@@ -175,6 +184,10 @@ class _Handed:
 
     role: str
     tenant: str
+    task: Waiting
+    confirm_at: float | None = None
+    """While its hand-over went without an ack and it has not been heard to start: when to hand it over again
+    with one (its place in the waiting stream is kept until then); None once that is settled."""
 
 
 class Dispatcher:
@@ -191,9 +204,14 @@ class Dispatcher:
         memory_bytes: int = MEMORY_BYTES,
         tenant_label: Callable[[str], str] = str,
         resync_s: float = RESYNC_S,
+        check_s: float = CHECK_S,
     ) -> None:
         self._bus = bus
         self._resync_s = resync_s
+        self._check_s = check_s
+        self._acked_through = 0
+        """Waiting sequences up to this one were stored before this dispatcher began: a predecessor may have
+        handed them over, so their hand-overs are acked (a duplicate then says so, not counted twice)."""
         self.recounts = 0
         """How many recounts of the running tasks were made (or tried) while a limit held tasks back."""
         self._shares = shares
@@ -240,6 +258,10 @@ class Dispatcher:
         }
         return WaitReasons(reasons=reasons)
 
+    def unconfirmed(self) -> list[str]:
+        """The tasks handed over without an ack and not yet heard to start (nor confirmed since)."""
+        return [task_id for task_id, handed in self._handed.items() if handed.confirm_at is not None]
+
     def heard(self, event: TaskEvent) -> None:
         """Take note of a task event as it arrives (what news_of() says of it; others change nothing)."""
         if (news := news_of(event)) is not None:
@@ -252,16 +274,23 @@ class Dispatcher:
     def started(self, task_id: str) -> None:
         """A task's agent started it: that frees room ahead of the agents."""
         handed = self._handed.get(task_id)
-        if handed is not None and self._unstarted[handed.role].pop(task_id, None) is not None:
+        if handed is None:
+            return
+        self._settle(handed)
+        if self._unstarted[handed.role].pop(task_id, None) is not None:
             self._wake.set()
 
     def freed(self, task_id: str) -> None:
         """A task was handed off to a person: its agent's slot and its tenant's running slot are free."""
+        if (handed := self._handed.get(task_id)) is not None:
+            self._settle(handed)
         self._release(task_id)
 
     def ended(self, task_id: str) -> None:
         """A task ended: that frees its tenant's running slot, or takes it out of the queue if it ended while
         it waited."""
+        if (handed := self._handed.get(task_id)) is not None:
+            self._settle(handed)
         if not self._release(task_id):
             if self._retrying.pop(task_id, None) is not None:
                 return  # about to be put back in the queue: it will not be (_wait_again)
@@ -280,6 +309,7 @@ class Dispatcher:
         was doing on the side (purges, deletions) is dropped, for the next dispatcher to do again."""
         self._metrics.depth.queue = self.queue
         await ensure_backlog(self._bus.js)  # what autoscalers read: each role's tasks waiting here
+        self._acked_through = (await self._bus.js.stream_info(topics.STREAM_WAITING)).state.last_seq
         subscription = await self._bus.js.subscribe(
             topics.WAITING.all,
             stream=topics.STREAM_WAITING,
@@ -306,6 +336,7 @@ class Dispatcher:
             while not await self._resynced() and not self._bus.lifetime.stopping:
                 await self._bus.lifetime.sleep(1.0)
             background.append(asyncio.create_task(self._refresh_counts()))
+            background.append(asyncio.create_task(self._confirm_unheard()))
             background.append(asyncio.create_task(self._wake_when_stopped()))
             while True:
                 await self._wake.wait()
@@ -382,7 +413,7 @@ class Dispatcher:
                     break
                 task_id = self._task_at.pop(task.seq)
                 del self._waiting[task_id]
-                self._handed[task_id] = _Handed(task.role, task.tenant)
+                self._handed[task_id] = _Handed(task.role, task.tenant, task)
                 unstarted[task_id] = now
                 self._storing[(task.role, task.tenant)] += 1
                 handing.append((task, task_id))
@@ -417,21 +448,27 @@ class Dispatcher:
                     bodies[n] = None
                 else:
                     self._deferred.discard(task.seq)
-        relays = [
-            Relayed(
-                topics.TASKS.subject(task.role, task.tenant),
-                body[0],
-                topics.dispatch_msg_id(task.seq),
-                body[1],
-            )
-            for (task, _), body in zip(handing, bodies, strict=True)
+        sending = [
+            (task, task_id, _relayed(task, body))
+            for (task, task_id), body in zip(handing, bodies, strict=True)
             if isinstance(body, tuple)
         ]
+        unacked = [(task_id, relay) for task, task_id, relay in sending if task.seq > self._acked_through]
+        acked = [relay for task, _, relay in sending if task.seq <= self._acked_through]
+        confirm_at = self._clock() + self._check_s
+        for task_id, _ in unacked:
+            # Before it is sent: its Started may be heard before the sending returns.
+            self._handed[task_id].confirm_at = confirm_at
         try:
-            acks = iter(await self._bus.streams.relay_all(relays))
+            unanswered = iter(await self._bus.streams.send_all([relay for _, relay in unacked]))
+            answered = iter(await self._bus.streams.relay_all(acked))
         finally:
             for task, _ in handing:
                 self._storing[(task.role, task.tenant)] -= 1
+        acks: Iterator[PubAck | Exception | _Unanswered] = (
+            (next(unanswered) or _SENT) if task.seq > self._acked_through else next(answered)
+            for task, _, _ in sending
+        )
         again: list[tuple[Waiting, str]] = []
         subjects: set[str] = set()
         for (task, task_id), body in zip(handing, bodies, strict=True):
@@ -442,6 +479,9 @@ class Dispatcher:
                 self._spawn(self._refuse_hold(task, task_id, refused[task.seq]))
                 continue
             ack = next(acks) if isinstance(body, tuple) else body
+            if isinstance(ack, _Unanswered):
+                self._waited(task).observe(self._clock() - task.since)
+                continue  # its place in the waiting stream is kept until it is heard to start
             if isinstance(ack, Exception):
                 if not self._bus.lifetime.stopping:
                     if isinstance(ack, RemoteError) and ack.code == 429:
@@ -471,6 +511,37 @@ class Dispatcher:
             self._spawn(self._purge(subject))
         if again:
             self._spawn(self._wait_again(again))
+
+    def _settle(self, handed: _Handed) -> None:
+        """A task handed over without an ack was heard to start or end, or its hand-over was confirmed:
+        its place in the waiting stream goes."""
+        if handed.confirm_at is None:
+            return
+        handed.confirm_at = None
+        subject = _subject_of(handed.task)
+        self._clearance.closed(subject, handed.task.seq, handed=True)
+        if subject not in self._purging:
+            self._purging.add(subject)
+            self._spawn(self._purge(subject))
+
+    async def _confirm_unheard(self) -> None:
+        """Every CHECK_S: hand over again, acked, each task handed over without an ack and not heard to start
+        since; once the server has it (stored now, or a duplicate of the copy it stored), it is settled."""
+        while not self._bus.lifetime.stopping:
+            await self._bus.lifetime.sleep(self._check_s)
+            now = self._clock()
+            due = [h for h in self._handed.values() if h.confirm_at is not None and h.confirm_at <= now]
+            bodies = [await self._body(h.task) for h in due]
+            sent = [(h, _relayed(h.task, body)) for h, body in zip(due, bodies, strict=True) if body]
+            for h, body in zip(due, bodies, strict=True):
+                if body is None:
+                    self._settle(h)  # gone from the waiting stream: nothing to hand over again
+            acks = await self._bus.streams.relay_all([relay for _, relay in sent])
+            for (h, _), ack in zip(sent, acks, strict=True):
+                if isinstance(ack, Exception):
+                    h.confirm_at = now + self._check_s  # no answer: tried again next time
+                else:
+                    self._settle(h)
 
     async def _wait_again(self, tasks: list[tuple[Waiting, str]]) -> None:
         """Put tasks whose hand-over failed back in the queue a little later."""
@@ -677,6 +748,21 @@ def news_of(event: TaskEvent) -> SlotNews | None:
     if isinstance(event, ENDING_EVENTS):
         return "ended"
     return None
+
+
+class _Unanswered:
+    """What became of a hand-over sent without an ack: nothing known yet."""
+
+
+_SENT = _Unanswered()
+
+
+def _relayed(task: Waiting, body: tuple[bytes, str | None]) -> Relayed:
+    """A waiting task's hand-over: stored on its role's tasks subject for its tenant, deduped by its waiting
+    sequence."""
+    return Relayed(
+        topics.TASKS.subject(task.role, task.tenant), body[0], topics.dispatch_msg_id(task.seq), body[1]
+    )
 
 
 def _subject_of(task: Waiting) -> str:

@@ -4,6 +4,7 @@ subjects and deletes (services/orchestrator/dispatch/dispatcher.py; its queue is
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from maestro import codec, topics
 from maestro.bus import Bus
 from maestro.presence import announcing
-from proto.v1 import Cancelled, DeadLetter, Decision, TaskAssignment, TaskRequest, WaitingTasks
+from proto.v1 import Cancelled, DeadLetter, Decision, Started, TaskAssignment, TaskRequest, WaitingTasks
 from services.orchestrator.dispatch.dispatcher import Dispatcher, DispatchMetrics
 from services.orchestrator.dispatch.shares import Shares
 from tests.maestro.test_presence import eventually
@@ -67,9 +68,11 @@ def fresh_metrics() -> DispatchMetrics:
 
 @asynccontextmanager
 async def dispatching(
-    bus: Bus, *, ahead: int = 100, memory_bytes: int = 1 << 20
+    bus: Bus, *, ahead: int = 100, memory_bytes: int = 1 << 20, check_s: float = 5.0
 ) -> AsyncIterator[Dispatcher]:
-    dispatcher = Dispatcher(bus, Shares(), fresh_metrics(), ahead=ahead, memory_bytes=memory_bytes)
+    dispatcher = Dispatcher(
+        bus, Shares(), fresh_metrics(), ahead=ahead, memory_bytes=memory_bytes, check_s=check_s
+    )
     async with running(dispatcher, bus):
         async with announcing(bus, ["planner"], "w-1", slots=100):  # an agent with room, as far as it knows
             yield dispatcher
@@ -189,3 +192,59 @@ async def test_a_recount_does_not_take_back_the_slots_of_tasks_heard_ended_but_n
 
 async def _more_than(dispatcher: Dispatcher, recounts: int) -> bool:
     return dispatcher.recounts > recounts
+
+
+def start(dispatcher: Dispatcher, task_id: str) -> None:
+    """Tell the dispatcher an agent started this task (as the orchestrator does when it folds Started)."""
+    dispatcher.heard(Started(task_id=task_id, tenant="acme", at=datetime.now(UTC), worker="w-1"))
+
+
+async def _began_with(bus: Bus, dispatcher: Dispatcher) -> None:
+    """A task queued before the dispatcher began (handed over acked, as a predecessor's may have been), seen
+    handed over and deleted: from then on, tasks queued are handed over without an ack."""
+    await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 1))
+    await eventually(lambda: _holds(bus, topics.STREAM_WAITING, 0))
+
+
+async def test_a_task_handed_over_without_an_ack_keeps_its_place_in_waiting_until_it_starts(bus: Bus) -> None:
+    await wait_for(bus, assignment("t-before"))
+    async with dispatching(bus) as dispatcher:
+        await _began_with(bus, dispatcher)
+        await wait_for(bus, assignment("t-after"))
+        await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))
+        assert await stored(bus, topics.STREAM_WAITING) == 1  # handed over, not heard to start: kept
+        start(dispatcher, "t-after")
+        await eventually(lambda: _holds(bus, topics.STREAM_WAITING, 0))
+    assert [task.request.id for _, task in await handed_over(bus, 2)] == ["t-before", "t-after"]
+
+
+async def test_a_hand_over_the_server_never_stored_is_handed_over_again_with_an_ack(bus: Bus) -> None:
+    tasks = (await bus.js.stream_info(topics.STREAM_TASKS)).config
+    await wait_for(bus, assignment("t-before"))
+    async with dispatching(bus, check_s=0.3) as dispatcher:
+        await _began_with(bus, dispatcher)
+        # The tasks stream takes no hand-over for a while: one sent without an ack is lost, nobody says so.
+        await bus.js.update_stream(dataclasses.replace(tasks, subjects=[topics.REDISPATCH.all]))
+        await wait_for(bus, assignment("t-lost"))
+        await eventually(lambda: _handed_over_unheard(dispatcher, "t-lost"))
+        await bus.js.update_stream(tasks)
+        await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))  # handed over again, and stored now
+        await eventually(lambda: _holds(bus, topics.STREAM_WAITING, 0))  # confirmed: its place goes
+    assert [task.request.id for _, task in await handed_over(bus, 2)] == ["t-before", "t-lost"]
+
+
+async def test_a_task_handed_over_without_an_ack_and_stored_is_not_stored_twice_when_confirmed(
+    bus: Bus,
+) -> None:
+    await wait_for(bus, assignment("t-before"))
+    async with dispatching(bus, check_s=0.3) as dispatcher:
+        await _began_with(bus, dispatcher)
+        await wait_for(bus, assignment("t-slow"))  # no agent starts it: it is confirmed with an ack instead
+        await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))
+        await eventually(lambda: _holds(bus, topics.STREAM_WAITING, 0))
+        assert await stored(bus, topics.STREAM_TASKS) == 2  # the confirmation was a duplicate, dropped
+    assert [task.request.id for _, task in await handed_over(bus, 3)] == ["t-before", "t-slow"]
+
+
+async def _handed_over_unheard(dispatcher: Dispatcher, task_id: str) -> bool:
+    return dispatcher.unconfirmed() == [task_id]
