@@ -456,9 +456,12 @@ class Dispatcher:
         unacked = [(task_id, relay) for task, task_id, relay in sending if task.seq > self._acked_through]
         acked = [relay for task, _, relay in sending if task.seq <= self._acked_through]
         confirm_at = self._clock() + self._check_s
+        pending: set[str] = set()  # whose place in the waiting stream goes once heard to start (or confirmed)
         for task_id, _ in unacked:
             # Before it is sent: its Started may be heard before the sending returns.
-            self._handed[task_id].confirm_at = confirm_at
+            if (handed := self._handed.get(task_id)) is not None:
+                handed.confirm_at = confirm_at
+                pending.add(task_id)
         try:
             unanswered = iter(await self._bus.streams.send_all([relay for _, relay in unacked]))
             answered = iter(await self._bus.streams.relay_all(acked))
@@ -481,8 +484,15 @@ class Dispatcher:
             ack = next(acks) if isinstance(body, tuple) else body
             if isinstance(ack, _Unanswered):
                 self._waited(task).observe(self._clock() - task.since)
+                if task_id not in pending:
+                    # It ended while its hand-over was made ready: nobody will hear it start.
+                    self._clearance.closed(_subject_of(task), task.seq, handed=True)
+                    subjects.add(_subject_of(task))
                 continue  # its place in the waiting stream is kept until it is heard to start
             if isinstance(ack, Exception):
+                # Not sent (or not stored): it waits again, and keeps its place in the waiting stream.
+                if (handed := self._handed.get(task_id)) is not None:
+                    handed.confirm_at = None
                 if not self._bus.lifetime.stopping:
                     if isinstance(ack, RemoteError) and ack.code == 429:
                         self._retrying[task_id] = f"waiting for room for its hold: {ack.description}"
@@ -531,17 +541,23 @@ class Dispatcher:
             await self._bus.lifetime.sleep(self._check_s)
             now = self._clock()
             due = [h for h in self._handed.values() if h.confirm_at is not None and h.confirm_at <= now]
-            bodies = [await self._body(h.task) for h in due]
-            sent = [(h, _relayed(h.task, body)) for h, body in zip(due, bodies, strict=True) if body]
-            for h, body in zip(due, bodies, strict=True):
+            sent: list[tuple[_Handed, Relayed]] = []
+            for handed in due:
+                try:
+                    body = await self._body(handed.task)
+                except Exception as exc:
+                    log.warning("reading back waiting task %d failed (%r)", handed.task.seq, exc)
+                    continue  # tried again next time
                 if body is None:
-                    self._settle(h)  # gone from the waiting stream: nothing to hand over again
-            acks = await self._bus.streams.relay_all([relay for _, relay in sent])
-            for (h, _), ack in zip(sent, acks, strict=True):
-                if isinstance(ack, Exception):
-                    h.confirm_at = now + self._check_s  # no answer: tried again next time
+                    self._settle(handed)  # gone from the waiting stream: nothing to hand over again
                 else:
-                    self._settle(h)
+                    sent.append((handed, _relayed(handed.task, body)))
+            acks = await self._bus.streams.relay_all([relay for _, relay in sent])
+            for (handed, _), ack in zip(sent, acks, strict=True):
+                if isinstance(ack, Exception):
+                    handed.confirm_at = now + self._check_s  # no answer: tried again next time
+                else:
+                    self._settle(handed)
 
     async def _wait_again(self, tasks: list[tuple[Waiting, str]]) -> None:
         """Put tasks whose hand-over failed back in the queue a little later."""

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from maestro import codec, topics
@@ -17,6 +18,7 @@ from maestro.bus import Bus
 from maestro.presence import announcing
 from proto.v1 import Cancelled, DeadLetter, Decision, Started, TaskAssignment, TaskRequest, WaitingTasks
 from services.orchestrator.dispatch.dispatcher import Dispatcher, DispatchMetrics
+from services.orchestrator.dispatch.fair import Waiting
 from services.orchestrator.dispatch.shares import Shares
 from tests.maestro.test_presence import eventually
 
@@ -248,3 +250,26 @@ async def test_a_task_handed_over_without_an_ack_and_stored_is_not_stored_twice_
 
 async def _handed_over_unheard(dispatcher: Dispatcher, task_id: str) -> bool:
     return dispatcher.unconfirmed() == [task_id]
+
+
+async def test_a_task_that_ends_while_its_hand_over_is_made_ready_still_leaves_the_waiting_stream(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody will hear a task start that ended while its body was read back for its hand-over: its place in
+    the waiting stream must go then, or every task after it on its subject stays there too."""
+    await wait_for(bus, assignment("t-before"))
+    async with dispatching(bus, memory_bytes=0) as dispatcher:
+        await _began_with(bus, dispatcher)
+        read_back = dispatcher._body
+
+        async def ending_meanwhile(task: Waiting) -> tuple[bytes, str | None] | None:
+            end(dispatcher, "t-ends")  # cancelled, say, while its body is on its way back
+            return await read_back(task)
+
+        monkeypatch.setattr(dispatcher, "_body", ending_meanwhile)
+        await wait_for(bus, assignment("t-ends"))
+        await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 2))
+        await wait_for(bus, assignment("t-next"))
+        await eventually(lambda: _holds(bus, topics.STREAM_TASKS, 3))
+        start(dispatcher, "t-next")
+        await eventually(lambda: _holds(bus, topics.STREAM_WAITING, 0))
