@@ -182,8 +182,6 @@ class Bodies:
 class _Handed:
     """A task this dispatcher handed over and has not heard the end of."""
 
-    role: str
-    tenant: str
     task: Waiting
     confirm_at: float | None = None
     """While its hand-over went without an ack and it has not been heard to start: when to hand it over again
@@ -277,7 +275,7 @@ class Dispatcher:
         if handed is None:
             return
         self._settle(handed)
-        if self._unstarted[handed.role].pop(task_id, None) is not None:
+        if self._unstarted[handed.task.role].pop(task_id, None) is not None:
             self._wake.set()
 
     def freed(self, task_id: str) -> None:
@@ -413,7 +411,7 @@ class Dispatcher:
                     break
                 task_id = self._task_at.pop(task.seq)
                 del self._waiting[task_id]
-                self._handed[task_id] = _Handed(task.role, task.tenant, task)
+                self._handed[task_id] = _Handed(task)
                 unstarted[task_id] = now
                 self._storing[(task.role, task.tenant)] += 1
                 handing.append((task, task_id))
@@ -449,12 +447,12 @@ class Dispatcher:
                 else:
                     self._deferred.discard(task.seq)
         sending = [
-            (task, task_id, _relayed(task, body))
+            (task_id, _relayed(task, body), task.seq <= self._acked_through)
             for (task, task_id), body in zip(handing, bodies, strict=True)
             if isinstance(body, tuple)
         ]
-        unacked = [(task_id, relay) for task, task_id, relay in sending if task.seq > self._acked_through]
-        acked = [relay for task, _, relay in sending if task.seq <= self._acked_through]
+        unacked = [(task_id, relay) for task_id, relay, acked in sending if not acked]
+        with_acks = [relay for _, relay, acked in sending if acked]
         confirm_at = self._clock() + self._check_s
         pending: set[str] = set()  # whose place in the waiting stream goes once heard to start (or confirmed)
         for task_id, _ in unacked:
@@ -464,13 +462,12 @@ class Dispatcher:
                 pending.add(task_id)
         try:
             unanswered = iter(await self._bus.streams.send_all([relay for _, relay in unacked]))
-            answered = iter(await self._bus.streams.relay_all(acked))
+            answered = iter(await self._bus.streams.relay_all(with_acks))
         finally:
             for task, _ in handing:
                 self._storing[(task.role, task.tenant)] -= 1
         acks: Iterator[PubAck | Exception | _Unanswered] = (
-            (next(unanswered) or _SENT) if task.seq > self._acked_through else next(answered)
-            for task, _, _ in sending
+            next(answered) if acked else (next(unanswered) or _SENT) for _, _, acked in sending
         )
         again: list[tuple[Waiting, str]] = []
         subjects: set[str] = set()
@@ -486,8 +483,7 @@ class Dispatcher:
                 self._waited(task).observe(self._clock() - task.since)
                 if task_id not in pending:
                     # It ended while its hand-over was made ready: nobody will hear it start.
-                    self._clearance.closed(_subject_of(task), task.seq, handed=True)
-                    subjects.add(_subject_of(task))
+                    self._clear(task)
                 continue  # its place in the waiting stream is kept until it is heard to start
             if isinstance(ack, Exception):
                 # Not sent (or not stored): it waits again, and keeps its place in the waiting stream.
@@ -516,9 +512,8 @@ class Dispatcher:
             if ack is not None:
                 self._waited(task).observe(self._clock() - task.since)
                 subjects.add(subject)
-        for subject in subjects - self._purging:
-            self._purging.add(subject)
-            self._spawn(self._purge(subject))
+        for subject in subjects:
+            self._purge_soon(subject)
         if again:
             self._spawn(self._wait_again(again))
 
@@ -528,8 +523,17 @@ class Dispatcher:
         if handed.confirm_at is None:
             return
         handed.confirm_at = None
-        subject = _subject_of(handed.task)
-        self._clearance.closed(subject, handed.task.seq, handed=True)
+        self._clear(handed.task)
+
+    def _clear(self, task: Waiting) -> None:
+        """A handed-over task's place in the waiting stream may go: purged soon with its subject's others."""
+        subject = _subject_of(task)
+        self._clearance.closed(subject, task.seq, handed=True)
+        self._purge_soon(subject)
+
+    def _purge_soon(self, subject: str) -> None:
+        """Have what was handed over from `subject` purged once the hand-overs of PURGE_LINGER_S gathered
+        (one purge at a time per subject)."""
         if subject not in self._purging:
             self._purging.add(subject)
             self._spawn(self._purge(subject))
@@ -668,8 +672,8 @@ class Dispatcher:
         handed = self._handed.pop(task_id, None)
         if handed is None:
             return False
-        self._unstarted[handed.role].pop(task_id, None)
-        self.queue.finished(handed.role, handed.tenant)
+        self._unstarted[handed.task.role].pop(task_id, None)
+        self.queue.finished(handed.task.role, handed.task.tenant)
         self._wake.set()
         return True
 
