@@ -168,11 +168,13 @@ async def running(
     data_dir: Path,
     *,
     fair_dispatch: bool = True,
-    dispatch_ahead: int = 32,
+    dispatch_ahead: int = Settings.dispatch_ahead,
     orchestrator_replicas: int = 1,
 ) -> AsyncIterator[BenchMesh]:
     """The four services on `server` for the length of a block, started, drained and stopped by
-    supervisor.running_mesh; a failure inside the block prints every service's last log lines."""
+    supervisor.running_mesh; a failure inside the block prints every service's last log lines. They run with
+    the settings a user gets by default (fair dispatch, MAESTRO_DISPATCH_AHEAD) unless a benchmark compares
+    other ones."""
     settings = Settings(
         nats_url=server.url,
         data_dir=str(data_dir),
