@@ -14,6 +14,8 @@ from bench.baseline import BaselineRun
 from bench.pipeline import PipelineResult
 from bench.workflows import WorkflowsResult
 
+THROUGHPUT_OF_RAW = 0.4
+"""The issue's bound on the pipeline's tasks/s as a share of the same-run raw JetStream msgs/s (same N)."""
 P99_SUCCEEDED_MS = {500.0: 20.0, 1000.0: 100.0}
 """The issue's bound on p99 submit -> succeeded at an offered rate (tasks/s)."""
 P99_RECORDED_MS = {500.0: 50.0}
@@ -48,12 +50,15 @@ def figures(raw: BaselineRun, pipe: PipelineResult, workflows: WorkflowsResult |
     rows = []
     for t in pipe.throughputs:
         base = raw.at_n(t.n)
+        bound = base.msgs_per_s * THROUGHPUT_OF_RAW if base is not None else None
         rows.append(
             Figure(
                 f"tasks/s, N={t.n:,} (vs raw msgs/s)",
                 t.tasks_per_s,
                 ",.0f",
                 base.msgs_per_s if base is not None else None,
+                f">= {THROUGHPUT_OF_RAW}x",
+                t.unfinished == 0 and bound is not None and t.tasks_per_s >= bound,
             )
         )
     for lat in pipe.latencies:

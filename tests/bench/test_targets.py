@@ -54,6 +54,8 @@ def test_each_figure_stands_beside_its_baseline_and_its_target() -> None:
     assert rows["tasks/s, N=5,000 (vs raw msgs/s)"].value == 1000
     assert rows["tasks/s, N=5,000 (vs raw msgs/s)"].baseline == 12500
     assert rows["tasks/s, N=20,000 (vs raw msgs/s)"].value == 2000
+    assert rows["tasks/s, N=5,000 (vs raw msgs/s)"].met is False  # 0.08 of raw
+    assert rows["tasks/s, N=20,000 (vs raw msgs/s)"].target == ">= 0.4x"
     assert rows["p99 ms submit->succeeded @500/s (vs hop)"].met is True
     assert rows["p99 ms submit->recorded @500/s (vs hop)"].met is True
     assert rows["p99 ms submit->succeeded @1,000/s (vs hop)"].met is False
@@ -83,5 +85,7 @@ def test_the_table_prints_a_line_per_figure_with_ratio_and_verdict() -> None:
 
     p99 = next(line for line in lines if line.startswith("p99 ms submit->succeeded @500/s"))
     assert p99.split()[-6:] == ["25.0", "1.0", "25.0", "<", "20", "NO"]
+    tasks = next(line for line in lines if line.startswith("tasks/s, N=20,000"))
+    assert tasks.split()[-6:] == ["2,000", "12,500", "0.160", ">=", "0.4x", "NO"]
     best = next(line for line in lines if line.startswith("highest tasks/s"))
     assert best.split()[-4:] == ["-", "-", "-", "-"]
