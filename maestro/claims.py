@@ -46,12 +46,23 @@ def digest_of_bytes(data: bytes) -> str:
     return "raw:" + hashlib.sha256(data).hexdigest()[:28]
 
 
-async def claim(bus: Bus, task_id: str, tenant: str, fingerprint: str) -> Seen:
+async def claim(
+    bus: Bus, task_id: str, tenant: str, fingerprint: str, *, claimed_by_sender: bool = False
+) -> Seen:
     """Own `task_id` for this tenant and content, or find that this same request owns it already.
+
+    `claimed_by_sender`: the request says its sender claimed the id before publishing it (the SDK, the API
+    and workflows do, `topics.HEADER_CLAIMED`), so the owner is read first instead of trying a create that
+    would fail; the word only orders the steps: what is read is checked the same way, and with no owner
+    the id is claimed here.
 
     Raises IdConflict when another tenant or other content owns it, Retry when the owner cannot be read
     right now.
     """
+    if claimed_by_sender:
+        owner = await owner_of(bus, task_id)
+        if owner is not None:
+            return _seen_again(task_id, owner, tenant, fingerprint)
     wanted = TaskClaim(tenant=tenant, digest=fingerprint)
     try:
         await bus.streams.compare_and_set(topics.BUCKET_CLAIMS, task_id, codec.encode(wanted), None)
@@ -68,6 +79,11 @@ async def claim(bus: Bus, task_id: str, tenant: str, fingerprint: str) -> Seen:
         # The entry exists (the create lost) but cannot be read yet: a leader moving in a cluster. Nothing
         # is decided; the caller tries again later.
         raise Retry(0.5, f"the claim on task id {task_id} cannot be read yet")
+    return _seen_again(task_id, owner, tenant, fingerprint)
+
+
+def _seen_again(task_id: str, owner: TaskClaim, tenant: str, fingerprint: str) -> Seen:
+    """AGAIN when `owner` is this tenant with this content; raises IdConflict otherwise."""
     if owner.tenant != tenant:
         raise IdConflict(f"task id {task_id} belongs to another tenant's task")
     if owner.digest != fingerprint:
@@ -86,6 +102,6 @@ async def owner_of(bus: Bus, task_id: str) -> TaskClaim | None:
     return codec.decode(TaskClaim, raw.data) if raw.data else None
 
 
-async def claim_request(bus: Bus, request: TaskRequest) -> Seen:
+async def claim_request(bus: Bus, request: TaskRequest, *, claimed_by_sender: bool = False) -> Seen:
     """claim() for a request that decoded; raises IdConflict as claim() does."""
-    return await claim(bus, request.id, request.tenant, digest(request))
+    return await claim(bus, request.id, request.tenant, digest(request), claimed_by_sender=claimed_by_sender)

@@ -66,6 +66,9 @@ class NotAwaitingApproval(MaestroError):
     """The task is not (or no longer) awaiting approval, or someone decided on it already."""
 
 
+_CLAIMED = {topics.HEADER_CLAIMED: "1"}
+
+
 async def publish_request(bus: Bus, request: TaskRequest, traceparent: str | None) -> None:
     """Claim the request's id and publish it for the guard (the SDK and the HTTP API submit this way).
 
@@ -82,6 +85,7 @@ async def publish_request(bus: Bus, request: TaskRequest, traceparent: str | Non
         request,
         msg_id=topics.request_msg_id(request.id, fingerprint),
         traceparent=traceparent,
+        headers=_CLAIMED,
     )
 
 

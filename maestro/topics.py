@@ -427,6 +427,9 @@ HEADER_PUSHED_BY = "Maestro-Pushed-By"
 HEADER_DEFERRED_HOLD = "Maestro-Deferred-Hold"
 """On a waiting task whose hold the dispatcher makes when it hands the task over (TaskAssignment.deferred),
 so that it need not decode the others."""
+HEADER_CLAIMED = "Maestro-Claimed"
+"""On a task request whose sender claimed its id before publishing it (maestro/client.publish_request): the
+guard reads the claim instead of trying to make it, and checks it all the same (maestro/claims.py)."""
 HEADER_EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 HEADER_SCHEDULE = "Nats-Schedule"
 """On a message to a stream that allows schedules: when to store it on its target (`@at <RFC 3339 UTC>`)."""

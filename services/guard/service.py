@@ -174,14 +174,11 @@ class Guard:
         judgement = evaluate(request, delivery.size, self.policies.current, self.prices)
         self.metrics.eval_seconds.observe(time.perf_counter() - started)
         try:
-            seen = await claims.claim_request(self.bus, request)
+            seen, last = await self._claimed(request, delivery)
         except claims.IdConflict as exc:
             raise Reject(str(exc), notify=False) from None
-        last = None
-        if seen is claims.Seen.AGAIN:
-            last = await history.last_stored(self.bus.js, topics.EVENTS.subject(request.tenant, request.id))
-            if await self._handled_before(judgement, delivery, last):
-                return
+        if seen is claims.Seen.AGAIN and await self._handled_before(judgement, delivery, last):
+            return
         # Stored on its own already (the budget kept it waiting before): the verdict does not carry it again.
         accepted_before = last is not None and isinstance(last.event, Accepted)
         decision = judgement.decision
@@ -275,6 +272,24 @@ class Guard:
             traceparent=delivery.traceparent,
             accepted=None if accepted_before else accepted,
         )
+
+    async def _claimed(
+        self, request: TaskRequest, delivery: Delivery
+    ) -> tuple[claims.Seen, history.Stored | None]:
+        """Claim the request's id (claims.claim_request) and, when it was claimed before, read the task's last
+        stored event; a request its sender says it claimed (the SDK, the API, workflows) has both read at
+        once, since its claim is there in the common case. Raises IdConflict."""
+        events = topics.EVENTS.subject(request.tenant, request.id)
+        if topics.HEADER_CLAIMED in delivery.headers:
+            seen, last = await asyncio.gather(
+                claims.claim_request(self.bus, request, claimed_by_sender=True),
+                history.last_stored(self.bus.js, events),
+            )
+            return seen, last if seen is claims.Seen.AGAIN else None
+        seen = await claims.claim_request(self.bus, request)
+        if seen is claims.Seen.NEW:
+            return seen, None
+        return seen, await history.last_stored(self.bus.js, events)
 
     async def _handled_before(
         self, judgement: Judgement, delivery: Delivery, last: history.Stored | None

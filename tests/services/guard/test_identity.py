@@ -6,12 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 
 from msgspec import structs
+from nats.aio.msg import Msg
 
 from maestro import claims, codec, topics, topology
 from maestro.bus import Bus
+from maestro.client import publish_request
 from maestro.history import read_events
 from maestro.settings import Settings
-from proto.v1 import Accepted, DeadLetter, Decision, Queued, Rejected, TaskRequest
+from proto.v1 import Accepted, DeadLetter, Decision, Queued, Rejected, TaskClaim, TaskRequest
 from tests.services.guard.support import running_guard
 from tests.services.guard.test_service import (
     AWS,
@@ -167,3 +169,67 @@ async def test_a_misspelt_field_on_the_request_subject_is_refused_with_a_readabl
     assert isinstance(rejected, Rejected)
     assert rejected.reason == "invalid request: undecodable: Object contains unknown field `comands`"
     assert await tasks_stored(bus) == 0
+
+
+async def claimed_submit(bus: Bus, req: TaskRequest, msg_id: str | None = None) -> None:
+    """Publish as a sender that says it claimed the id (what the SDK, the API and workflows send)."""
+    await bus.streams.publish(
+        topics.REQUESTS.at(req.tenant), req, msg_id=msg_id, headers={topics.HEADER_CLAIMED: "1"}
+    )
+
+
+async def test_a_request_its_sender_claimed_is_judged_once_and_queued_once_however_often_it_comes(
+    bus: Bus, settings: Settings
+) -> None:
+    req = request("sdk-1")
+    writes: list[str] = []
+
+    async def attempted(msg: Msg) -> None:
+        writes.append(msg.subject)
+
+    # Every write tried on the claim, stored or refused, as core NATS delivers it.
+    spy = await bus.nc.subscribe(topics.kv_subject(topics.BUCKET_CLAIMS, req.id), cb=attempted)
+    async with running_guard(settings):
+        await publish_request(bus, req, None)  # the SDK's path: claim, then publish with the header
+        await events_until_verdict(bus, req.id)
+        await guard_idle(bus)
+        await bus.nc.flush()
+        assert len(writes) == 1  # the SDK's; the guard read the claim instead of trying to make it again
+        await claimed_submit(bus, req)  # resent past the SDK's dedup id
+        await bus.streams.publish(topics.REQUESTS.at("acme"), req, msg_id="sdk-1-again")
+        await guard_idle(bus)
+    await spy.unsubscribe()
+    assert [type(e) for e in await read_events(bus.js, req.id)] == [Accepted, Queued]
+    assert await claims.owner_of(bus, req.id) == TaskClaim(tenant="acme", digest=claims.digest(req))
+
+
+async def test_a_request_that_says_it_was_claimed_when_nobody_did_is_claimed_by_the_guard(
+    bus: Bus, settings: Settings
+) -> None:
+    req = request("said-claimed")
+    async with running_guard(settings):
+        await claimed_submit(bus, req)
+        assert [type(e) for e in await events_until_verdict(bus, req.id)] == [Accepted, Queued]
+        await guard_idle(bus)
+    assert await claims.owner_of(bus, req.id) == TaskClaim(tenant="acme", digest=claims.digest(req))
+    assert await tasks_stored(bus) == 1
+
+
+async def test_saying_an_id_was_claimed_does_not_take_another_tenant_s_id(
+    bus: Bus, settings: Settings
+) -> None:
+    first = request("taken-1")
+    other = TaskRequest(id="taken-1", tenant="globex", role="tester", prompt="run", commands=["true"])
+    async with running_guard(settings):
+        await submit(bus, first)
+        await events_until_verdict(bus, first.id)
+        await claimed_submit(bus, other)
+        await claimed_submit(bus, request("taken-1", prompt="other content"))
+        letters = await dead_letters(bus, 2)
+        await guard_idle(bus)
+    assert sorted(letter.reason for letter in letters) == [
+        "rejected: task id taken-1 belongs to another tenant's task",
+        "rejected: task id taken-1 was already used for a request with other content",
+    ]
+    assert [type(e) for e in await read_events(bus.js, first.id)] == [Accepted, Queued]
+    assert await tasks_stored(bus) == 1
