@@ -26,6 +26,7 @@ from proto.v1.workflows import (
     WorkflowResumed,
     step_task_id,
 )
+from services.orchestrator.workflows.runner import Pause, Runner
 from tests.e2e.conftest import open_mesh
 from tests.maestro.test_presence import eventually
 
@@ -199,6 +200,39 @@ async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client, 
                 case WorkflowEnded():
                     break
     assert said == [("paused", "bob", "freeze for the release"), ("resumed", "bob", "released")]
+
+
+async def test_a_workflow_another_replica_changed_is_moved_on_from_what_that_replica_wrote(
+    mesh: Client, bus: Bus
+) -> None:
+    workflow = Workflow(
+        id="wf-replicas",
+        tenant="acme",
+        steps=[
+            Step(name="first", role="tester", prompt="Wait a little", commands=["sleep 1"]),
+            step("second", "reviewer", needs=["first"]),
+        ],
+    )
+    await mesh.run_workflow(workflow)
+
+    async def exists() -> bool:
+        try:
+            await mesh.workflow("wf-replicas")
+            return True
+        except NotFound:
+            return False
+
+    await eventually(exists)
+    # Another orchestrator replica pauses it: the one that started it still remembers its own last write.
+    other = Runner(bus)
+    assert (await other.change("wf-replicas", Pause("alice", "hold on"))).state == "paused"
+
+    async def first_ended() -> bool:
+        return (await mesh.workflow("wf-replicas")).step("first").state == "succeeded"
+
+    await eventually(first_ended, within=30)
+    record = await mesh.workflow("wf-replicas")
+    assert record.state == "paused" and record.step("second").state == "waiting"
 
 
 async def test_an_unknown_workflow_is_not_found(mesh: Client) -> None:
