@@ -154,9 +154,10 @@ async def test_cancelling_a_workflow_cancels_its_running_steps_and_ends_it(mesh:
     assert ended.value.code == 400
 
 
-async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client, bus: Bus) -> None:
+async def started_slow_pair(mesh: Client, workflow_id: str) -> None:
+    """Run a workflow whose `first` step takes a second and whose `second` needs it; return once it exists."""
     workflow = Workflow(
-        id="wf-pause",
+        id=workflow_id,
         tenant="acme",
         steps=[
             Step(name="first", role="tester", prompt="Wait a little", commands=["sleep 1"]),
@@ -167,21 +168,31 @@ async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client, 
 
     async def exists() -> bool:
         try:
-            await mesh.workflow("wf-pause")
+            await mesh.workflow(workflow_id)
             return True
         except NotFound:
             return False
 
     await eventually(exists)
+
+
+async def held_after_first(mesh: Client, workflow_id: str) -> WorkflowRecord:
+    """The record once `first` has succeeded: the write that records it is the one that would have submitted
+    `second`."""
+
+    async def first_ended() -> bool:
+        return (await mesh.workflow(workflow_id)).step("first").state == "succeeded"
+
+    await eventually(first_ended, within=30)
+    return await mesh.workflow(workflow_id)
+
+
+async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client, bus: Bus) -> None:
+    await started_slow_pair(mesh, "wf-pause")
     paused = await mesh.pause_workflow("wf-pause", by="bob", reason="freeze for the release")
     assert paused.state == "paused"
 
-    async def first_ended() -> bool:
-        return (await mesh.workflow("wf-pause")).step("first").state == "succeeded"
-
-    await eventually(first_ended, within=30)
-    # The write that records `first` ended is the one that would have submitted `second`.
-    record = await mesh.workflow("wf-pause")
+    record = await held_after_first(mesh, "wf-pause")
     assert record.state == "paused" and record.step("second").state == "waiting"
 
     await mesh.resume_workflow("wf-pause", by="bob", reason="released")
@@ -205,33 +216,12 @@ async def test_a_paused_workflow_starts_no_new_step_until_resumed(mesh: Client, 
 async def test_a_workflow_another_replica_changed_is_moved_on_from_what_that_replica_wrote(
     mesh: Client, bus: Bus
 ) -> None:
-    workflow = Workflow(
-        id="wf-replicas",
-        tenant="acme",
-        steps=[
-            Step(name="first", role="tester", prompt="Wait a little", commands=["sleep 1"]),
-            step("second", "reviewer", needs=["first"]),
-        ],
-    )
-    await mesh.run_workflow(workflow)
-
-    async def exists() -> bool:
-        try:
-            await mesh.workflow("wf-replicas")
-            return True
-        except NotFound:
-            return False
-
-    await eventually(exists)
-    # Another orchestrator replica pauses it: the one that started it still remembers its own last write.
+    await started_slow_pair(mesh, "wf-replicas")
+    # Another orchestrator replica pauses it: the one that started it wrote it last before that.
     other = Runner(bus)
     assert (await other.change("wf-replicas", Pause("alice", "hold on"))).state == "paused"
 
-    async def first_ended() -> bool:
-        return (await mesh.workflow("wf-replicas")).step("first").state == "succeeded"
-
-    await eventually(first_ended, within=30)
-    record = await mesh.workflow("wf-replicas")
+    record = await held_after_first(mesh, "wf-replicas")
     assert record.state == "paused" and record.step("second").state == "waiting"
 
 

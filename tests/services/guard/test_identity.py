@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import pytest
 from msgspec import structs
 from nats.aio.msg import Msg
 
@@ -33,15 +35,27 @@ async def dead_letters(bus: Bus, count: int) -> list[DeadLetter]:
     ]
 
 
+SAYS_CLAIMED = pytest.mark.parametrize(
+    "says_claimed", [False, True], ids=["plain", "saying-its-sender-claimed-it"]
+)
+"""A request that says its sender claimed the id (topics.HEADER_CLAIMED) is checked the same way."""
+
+
+def other_sender(bus: Bus, says_claimed: bool) -> Callable[[TaskRequest], Awaitable[object]]:
+    headers = {topics.HEADER_CLAIMED: "1"} if says_claimed else None
+    return lambda req: bus.streams.publish(topics.REQUESTS.at(req.tenant), req, headers=headers)
+
+
+@SAYS_CLAIMED
 async def test_the_same_id_from_another_tenant_is_refused_and_never_touches_the_first_task(
-    bus: Bus, settings: Settings
+    bus: Bus, settings: Settings, says_claimed: bool
 ) -> None:
     first = request("shared-1")
     other = TaskRequest(id="shared-1", tenant="globex", role="tester", prompt="run", commands=["true"])
     async with running_guard(settings):
         await submit(bus, first)
         await events_until_verdict(bus, first.id)
-        await bus.streams.publish(topics.REQUESTS.at("globex"), other)
+        await other_sender(bus, says_claimed)(other)
         (letter,) = await dead_letters(bus, 1)
         await guard_idle(bus)
     assert letter.reason == "rejected: task id shared-1 belongs to another tenant's task"
@@ -51,11 +65,14 @@ async def test_the_same_id_from_another_tenant_is_refused_and_never_touches_the_
     assert await tasks_stored(bus) == 1
 
 
-async def test_the_same_id_with_other_content_is_refused(bus: Bus, settings: Settings) -> None:
+@SAYS_CLAIMED
+async def test_the_same_id_with_other_content_is_refused(
+    bus: Bus, settings: Settings, says_claimed: bool
+) -> None:
     async with running_guard(settings):
         await submit(bus, request("same-id", prompt="first"))
         await events_until_verdict(bus, "same-id")
-        await bus.streams.publish(topics.REQUESTS.at("acme"), request("same-id", prompt="second"))
+        await other_sender(bus, says_claimed)(request("same-id", prompt="second"))
         (letter,) = await dead_letters(bus, 1)
         await guard_idle(bus)
     assert letter.reason == "rejected: task id same-id was already used for a request with other content"
@@ -212,24 +229,4 @@ async def test_a_request_that_says_it_was_claimed_when_nobody_did_is_claimed_by_
         assert [type(e) for e in await events_until_verdict(bus, req.id)] == [Accepted, Queued]
         await guard_idle(bus)
     assert await claims.owner_of(bus, req.id) == TaskClaim(tenant="acme", digest=claims.digest(req))
-    assert await tasks_stored(bus) == 1
-
-
-async def test_saying_an_id_was_claimed_does_not_take_another_tenant_s_id(
-    bus: Bus, settings: Settings
-) -> None:
-    first = request("taken-1")
-    other = TaskRequest(id="taken-1", tenant="globex", role="tester", prompt="run", commands=["true"])
-    async with running_guard(settings):
-        await submit(bus, first)
-        await events_until_verdict(bus, first.id)
-        await claimed_submit(bus, other)
-        await claimed_submit(bus, request("taken-1", prompt="other content"))
-        letters = await dead_letters(bus, 2)
-        await guard_idle(bus)
-    assert sorted(letter.reason for letter in letters) == [
-        "rejected: task id taken-1 belongs to another tenant's task",
-        "rejected: task id taken-1 was already used for a request with other content",
-    ]
-    assert [type(e) for e in await read_events(bus.js, first.id)] == [Accepted, Queued]
     assert await tasks_stored(bus) == 1
