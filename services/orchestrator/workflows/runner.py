@@ -1,10 +1,14 @@
 """Run workflows: start one, move it on when a step's task ends, pause, resume, cancel (dag.py's I/O).
 
 Every change is folded into the workflow's record by compare-and-set, one workflow at a time per process.
-What the record then calls for (steps to submit, to cancel, events) is done before the record is written:
-a crash in between is repaired by deciding again, since a step's request is claimed and published under its
-task id and content (the same request twice is one task), a cancel is one per task, and an event has a
-message id.
+What the record then calls for (steps to submit, to cancel, the escrow to give back, the workflow's end to
+announce) is done after the record is written, so nothing is done on a record another replica has changed
+meanwhile: the write fails, and the change is decided again on what the bucket holds. A crash in between
+is repaired by doing it again whenever the record is read from the bucket (a restarted or another replica
+always reads it): its `pending` steps are submitted again, and an ended workflow's escrow and end are given
+back and announced again; a step's request is claimed and published under its task id and content (the
+same request twice is one task), a cancel is one per task, and an event has a message id. The events a
+change itself makes (paused, resumed) are stored before the write, as they describe the change.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from msgspec import structs
+from nats.js.errors import NotFoundError
 
 from maestro import claims, codec, topics
 from maestro.bus import Bus
@@ -52,6 +57,7 @@ from services.orchestrator.workflows.template import context_of, render
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 5
+_ENDED_KIND = b'"kind":"workflow.ended"'
 
 
 class Ended(MaestroError):
@@ -111,23 +117,22 @@ class Runner:
         fingerprint = claims.digest(workflow)
         found = await self.store.get(workflow.id)
         if found is not None:
-            return _same(found[0], workflow, fingerprint)
+            # Started already; a start that died between its write and its first steps is finished here.
+            record = _same(found[0], workflow, fingerprint)
+            return await self._settled(found, record, {}, repair=True)
         now = datetime.now(UTC)
         record = dag.created(workflow, fingerprint, now)
         held, refusal = await self._hold(record)
         if refusal is not None:
-            record, ended = dag.refused(record, refusal, now), True
+            record = dag.refused(record, refusal, now)
         else:
             record = structs.replace(record, escrow_micro_usd=held)
-            record, ended = await self._settle(record, {}, now)
-        submitted = [s.name for s in record.steps if s.state != "waiting"]
+        first = dag.progress(record, now).record
+        submitted = [s.name for s in first.steps if s.state != "waiting"]
         started = WorkflowStarted(workflow_id=workflow.id, tenant=workflow.tenant, at=now, steps=submitted)
         await self._publish(started, "started")
-        if ended:
-            await self._release(record)
-            await self._publish(_ended(record, now), "ended")
         try:
-            await self.store.put(record, None)
+            record = await self._settled(None, record, {}, repair=False)
         except Conflict:
             found = await self.store.get(workflow.id)
             if found is None:
@@ -173,26 +178,20 @@ class Runner:
         return await self.change(order.workflow_id, change)
 
     async def _process(self, workflow_id: str, changes: list[Change]) -> list[Outcome]:
-        for _ in range(_CAS_ATTEMPTS):
-            found = await self.store.get(workflow_id)
+        for attempt in range(_CAS_ATTEMPTS):
+            # A step's news starts from what this replica wrote last (the write checks it is still so); a
+            # pause, resume or cancel, or a change that lost a write, from what the bucket holds.
+            steps_only = attempt == 0 and all(isinstance(c, StepChanged) for c in changes)
+            remembered = self.store.remembered(workflow_id) if steps_only else None
+            found = remembered or await self.store.get(workflow_id)
             if found is None:
                 missing = NotFound(f"no workflow {workflow_id}")
                 return [None if isinstance(c, StepChanged) else missing for c in changes]
-            record, revision = found
-            outcomes, events, known, changed = self._fold(record, changes)
-            now = datetime.now(UTC)
-            ended_before = record.state in WORKFLOW_ENDED
-            record, ended = await self._settle(changed, known, now)
-            await self._cancel_new(record, known)
-            if ended and not ended_before:
-                await self._release(record)
-                events.append((_ended(record, now), "ended"))
+            outcomes, events, known, changed = self._fold(found[0], changes)
             for event, slot in events:
                 await self._publish(event, slot)
-            if record == found[0]:
-                return outcomes
             try:
-                await self.store.put(record, revision)
+                await self._settled(found, changed, known, repair=remembered is None)
             except Conflict:
                 continue
             return outcomes
@@ -297,18 +296,36 @@ class Runner:
             await release_hold(self.bus, record.tenant, reservation_id_for(escrow_task_id(record.id)))
 
     # -- doing -----------------------------------------------------------------------------------------
-    async def _settle(
-        self, record: WorkflowRecord, known: Mapping[str, TaskRecord], now: datetime
-    ) -> tuple[WorkflowRecord, bool]:
-        """Decide and do until nothing more follows: submit ready steps (a refused one is rejected and
-        decided on again), cancel what the record says to."""
+    async def _settled(
+        self,
+        stored: tuple[WorkflowRecord, int] | None,
+        record: WorkflowRecord,
+        known: Mapping[str, TaskRecord],
+        *,
+        repair: bool,
+    ) -> WorkflowRecord:
+        """Decide what `record` (a change of `stored`, the record and its revision; None: a new workflow)
+        calls for, write it, then do it, until nothing more follows (a step whose request is refused is
+        rejected and decided on again). `repair`: `stored` was read from the bucket, so what a crash after
+        its write may have left undone is done again. Raises Conflict when the record changed meanwhile
+        (nothing was done)."""
+        now = datetime.now(UTC)
+        written, revision = stored if stored is not None else (None, None)
+        ended_before = written is not None and written.state in WORKFLOW_ENDED
+        again = [s.name for s in written.steps if s.state == "pending"] if repair and written else []
         for _ in range(len(record.steps) + 1):
             progress = dag.progress(record, now)
             record = progress.record
-            refused = await self._submit(record, progress.submit, known)
+            if record != written:
+                revision = await self.store.put(record, revision)
+                written = record
+            # A pending step of the record as read has had its request published, or its writer died first.
+            again = [name for name in again if record.step(name).state == "pending"]
+            refused = await self._submit(record, [*again, *progress.submit], known)
+            again = []
             await self._cancel(record, progress.cancel, known)
             if not refused:
-                return record, progress.ended
+                break
             record = structs.replace(
                 record,
                 steps=[
@@ -316,7 +333,24 @@ class Runner:
                     for s in record.steps
                 ],
             )
-        return record, record.state in WORKFLOW_ENDED  # pragma: no cover - each pass ends a step
+        await self._cancel_new(record, known)
+        if record.state in WORKFLOW_ENDED and not ended_before:
+            await self._release(record)
+            await self._publish(_ended(record, now), "ended")
+        elif record.state in WORKFLOW_ENDED and repair and not await self._announced_end(record):
+            # Ended by a write whose writer died before giving the escrow back and announcing the end.
+            await self._release(record)
+            await self._publish(_ended(record, record.finished_at or now), "ended")
+        return record
+
+    async def _announced_end(self, record: WorkflowRecord) -> bool:
+        """Whether the workflow's last stored event is its end."""
+        subject = topics.WORKFLOW_EVENTS.subject(record.tenant, record.id)
+        try:
+            last = await self.bus.js.get_msg(topics.STREAM_EVENTS, subject=subject)
+        except NotFoundError:
+            return False
+        return _ENDED_KIND in (last.data or b"")
 
     async def _submit(
         self, record: WorkflowRecord, names: list[str], known: Mapping[str, TaskRecord]
