@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -41,9 +40,11 @@ SAYS_CLAIMED = pytest.mark.parametrize(
 """A request that says its sender claimed the id (topics.HEADER_CLAIMED) is checked the same way."""
 
 
-def other_sender(bus: Bus, says_claimed: bool) -> Callable[[TaskRequest], Awaitable[object]]:
+async def send(bus: Bus, req: TaskRequest, *, says_claimed: bool, msg_id: str | None = None) -> None:
+    """Publish a request on its tenant's subject; `says_claimed`: as a sender that claimed its id first (what
+    the SDK, the API and workflows send)."""
     headers = {topics.HEADER_CLAIMED: "1"} if says_claimed else None
-    return lambda req: bus.streams.publish(topics.REQUESTS.at(req.tenant), req, headers=headers)
+    await bus.streams.publish(topics.REQUESTS.at(req.tenant), req, msg_id=msg_id, headers=headers)
 
 
 @SAYS_CLAIMED
@@ -55,7 +56,7 @@ async def test_the_same_id_from_another_tenant_is_refused_and_never_touches_the_
     async with running_guard(settings):
         await submit(bus, first)
         await events_until_verdict(bus, first.id)
-        await other_sender(bus, says_claimed)(other)
+        await send(bus, other, says_claimed=says_claimed)
         (letter,) = await dead_letters(bus, 1)
         await guard_idle(bus)
     assert letter.reason == "rejected: task id shared-1 belongs to another tenant's task"
@@ -72,7 +73,7 @@ async def test_the_same_id_with_other_content_is_refused(
     async with running_guard(settings):
         await submit(bus, request("same-id", prompt="first"))
         await events_until_verdict(bus, "same-id")
-        await other_sender(bus, says_claimed)(request("same-id", prompt="second"))
+        await send(bus, request("same-id", prompt="second"), says_claimed=says_claimed)
         (letter,) = await dead_letters(bus, 1)
         await guard_idle(bus)
     assert letter.reason == "rejected: task id same-id was already used for a request with other content"
@@ -188,13 +189,6 @@ async def test_a_misspelt_field_on_the_request_subject_is_refused_with_a_readabl
     assert await tasks_stored(bus) == 0
 
 
-async def claimed_submit(bus: Bus, req: TaskRequest, msg_id: str | None = None) -> None:
-    """Publish as a sender that says it claimed the id (what the SDK, the API and workflows send)."""
-    await bus.streams.publish(
-        topics.REQUESTS.at(req.tenant), req, msg_id=msg_id, headers={topics.HEADER_CLAIMED: "1"}
-    )
-
-
 async def test_a_request_its_sender_claimed_is_judged_once_and_queued_once_however_often_it_comes(
     bus: Bus, settings: Settings
 ) -> None:
@@ -212,7 +206,7 @@ async def test_a_request_its_sender_claimed_is_judged_once_and_queued_once_howev
         await guard_idle(bus)
         await bus.nc.flush()
         assert len(writes) == 1  # the SDK's; the guard read the claim instead of trying to make it again
-        await claimed_submit(bus, req)  # resent past the SDK's dedup id
+        await send(bus, req, says_claimed=True)  # resent past the SDK's dedup id
         await bus.streams.publish(topics.REQUESTS.at("acme"), req, msg_id="sdk-1-again")
         await guard_idle(bus)
     await spy.unsubscribe()
@@ -225,7 +219,7 @@ async def test_a_request_that_says_it_was_claimed_when_nobody_did_is_claimed_by_
 ) -> None:
     req = request("said-claimed")
     async with running_guard(settings):
-        await claimed_submit(bus, req)
+        await send(bus, req, says_claimed=True)
         assert [type(e) for e in await events_until_verdict(bus, req.id)] == [Accepted, Queued]
         await guard_idle(bus)
     assert await claims.owner_of(bus, req.id) == TaskClaim(tenant="acme", digest=claims.digest(req))
