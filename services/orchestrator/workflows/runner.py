@@ -57,7 +57,6 @@ from services.orchestrator.workflows.template import context_of, render
 log = logging.getLogger(__name__)
 
 _CAS_ATTEMPTS = 5
-_ENDED_KIND = b'"kind":"workflow.ended"'
 
 
 class Ended(MaestroError):
@@ -350,7 +349,7 @@ class Runner:
             last = await self.bus.js.get_msg(topics.STREAM_EVENTS, subject=subject)
         except NotFoundError:
             return False
-        return _ENDED_KIND in (last.data or b"")
+        return isinstance(codec.decode(topics.WORKFLOW_EVENTS.type, last.data or b""), WorkflowEnded)
 
     async def _submit(
         self, record: WorkflowRecord, names: list[str], known: Mapping[str, TaskRecord]
